@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test`. Each installs what it needs.
+SWIFT ?= swift
+export PATH := $(PATH):/opt/swift/usr/bin
+
+.PHONY: deps build test demo bench template check-template clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+test: deps check-template
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel
+
+demo: deps
+	$(SWIFT) build
+	scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/rewind"
+
+bench: deps
+	$(SWIFT) build -c release
+	Benchmarks/run.sh "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# Regenerate the copy of deploy-repo-template/ that `rewind init` carries.
+template:
+	python3 scripts/embed-template.py
+
+check-template:
+	@python3 scripts/embed-template.py --check || { echo "deploy-repo-template/ changed: run 'make template'" >&2; exit 1; }
+
+clean:
+	rm -rf .build

@@ -1,0 +1,207 @@
+import Yams
+
+/// The platforms an app can run on.
+public enum Platform: String, Sendable, Codable, CaseIterable { case process, exec }
+
+/// Settings of the `process` platform: Rewind runs and supervises the process.
+public struct ProcessSettings: Sendable, Equatable, Codable {
+    public var command: String
+    public var args: [String] = []
+    public var env: [String: String] = [:]
+    /// A fixed port, or nil to let Rewind assign one.
+    public var port: Int?
+    public var workingDirectory: String?
+}
+
+/// Settings of the `exec` platform: the user's own commands.
+public struct ExecSettings: Sendable, Equatable, Codable {
+    public var apply: [String]
+    public var observe: [String]?
+    public var health: [String]?
+    public var timeout: Duration = Duration(milliseconds: 300_000)
+}
+
+/// How to tell that an app is healthy.
+public struct HealthCheck: Sendable, Equatable, Codable {
+    /// An HTTP path checked on the app's port (expects 2xx).
+    public var http: String?
+    /// A command that exits 0 when healthy.
+    public var command: [String]?
+    public var timeout: Duration = Duration(milliseconds: 60_000)
+    public var interval: Duration = Duration(milliseconds: 1_000)
+}
+
+/// What must exist for this version to run.
+public struct Artifact: Sendable, Equatable, Codable {
+    /// An absolute path, a `file://` URL, or a path relative to the artifact root.
+    public var path: String
+    /// Optional SHA-256 of the file, hex.
+    public var sha256: String?
+}
+
+/// A database or data migration that a version carries.
+public struct Migration: Sendable, Equatable, Codable {
+    public var id: String
+    /// False for a migration that cannot be undone (dropped columns, rewritten data).
+    public var reversible: Bool
+}
+
+/// `app.yaml`: one app's desired state.
+public struct AppSpec: Sendable, Equatable, Codable {
+    public static let fileName = "app.yaml"
+    /// The largest `app.yaml` Rewind reads.
+    public static let maxBytes = 1 << 20
+
+    public var platform: Platform
+    public var version: String
+    public var process: ProcessSettings?
+    public var exec: ExecSettings?
+    public var health: HealthCheck?
+    public var artifact: Artifact?
+    /// Every migration this version has applied, oldest first (cumulative).
+    public var migrations: [Migration]
+
+    /// Ids of the migrations that cannot be undone.
+    public var irreversibleMigrations: Set<String> {
+        Set(migrations.filter { !$0.reversible }.map(\.id))
+    }
+
+    /// Parses and validates `app.yaml`.
+    public static func parse(_ text: String, file: String) -> (spec: AppSpec?, diagnostics: [Diagnostic]) {
+        let reader = YAMLReader(file: file)
+        guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else {
+            return (nil, reader.diagnostics)
+        }
+        reader.warnUnknown(map, known: ["platform", "version", "process", "exec", "health", "artifact", "migrations", "demo"], parent: "")
+        let platformText = reader.string(map, "platform", parent: "", required: true)
+        let platform = platformText.flatMap(Platform.init(rawValue:))
+        if let platformText, platform == nil {
+            reader.error(reader.value(map, "platform", parent: ""), field: "platform", "unknown platform '\(platformText)'", hint: "use one of: \(Platform.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let version = reader.string(map, "version", parent: "", required: true)
+        let process = parseProcess(reader, map, required: platform == .process)
+        let exec = parseExec(reader, map, required: platform == .exec)
+        let health = parseHealth(reader, map)
+        let artifact = parseArtifact(reader, map)
+        let migrations = parseMigrations(reader, map)
+        guard let platform, let version, !reader.diagnostics.contains(where: { $0.severity == .error }) else {
+            return (nil, reader.diagnostics)
+        }
+        let spec = AppSpec(platform: platform, version: version, process: process, exec: exec, health: health, artifact: artifact, migrations: migrations)
+        return (spec, reader.diagnostics)
+    }
+
+    private static func parseProcess(_ reader: YAMLReader, _ map: Node.Mapping, required: Bool) -> ProcessSettings? {
+        guard let node = reader.value(map, "process", parent: "", required: required), let p = reader.mapping(node, field: "process") else { return nil }
+        reader.warnUnknown(p, known: ["command", "args", "env", "port", "workingDirectory"], parent: "process")
+        let command = reader.string(p, "command", parent: "process", required: true)
+        let args = reader.stringList(p, "args", parent: "process") ?? []
+        let env = reader.stringMap(p, "env", parent: "process") ?? [:]
+        let port = reader.int(p, "port", parent: "process", range: 1...65535)
+        let workingDirectory = reader.string(p, "workingDirectory", parent: "process")
+        guard let command else { return nil }
+        return ProcessSettings(command: command, args: args, env: env, port: port, workingDirectory: workingDirectory)
+    }
+
+    private static func parseExec(_ reader: YAMLReader, _ map: Node.Mapping, required: Bool) -> ExecSettings? {
+        guard let node = reader.value(map, "exec", parent: "", required: required), let e = reader.mapping(node, field: "exec") else { return nil }
+        reader.warnUnknown(e, known: ["apply", "observe", "health", "timeout"], parent: "exec")
+        let apply = commandList(reader, e, "apply", parent: "exec", required: true)
+        var settings = ExecSettings(apply: apply ?? [])
+        settings.observe = commandList(reader, e, "observe", parent: "exec", required: false)
+        settings.health = commandList(reader, e, "health", parent: "exec", required: false)
+        if let timeout = reader.duration(e, "timeout", parent: "exec") { settings.timeout = timeout }
+        return apply == nil ? nil : settings
+    }
+
+    /// A command given as a list (argv) or as one string (run by /bin/sh -c).
+    private static func commandList(_ reader: YAMLReader, _ map: Node.Mapping, _ key: String, parent: String, required: Bool) -> [String]? {
+        guard let node = reader.value(map, key, parent: parent, required: required) else { return nil }
+        if case .scalar(let scalar) = node {
+            return ["/bin/sh", "-c", scalar.string]
+        }
+        let list = reader.stringList(map, key, parent: parent)
+        if let list, list.isEmpty {
+            reader.error(node, field: reader.join(parent, key), "command must not be empty")
+            return nil
+        }
+        return list
+    }
+
+    private static func parseHealth(_ reader: YAMLReader, _ map: Node.Mapping) -> HealthCheck? {
+        guard let node = reader.value(map, "health", parent: ""), let h = reader.mapping(node, field: "health") else { return nil }
+        reader.warnUnknown(h, known: ["http", "command", "timeout", "interval"], parent: "health")
+        var check = HealthCheck()
+        check.http = reader.string(h, "http", parent: "health")
+        if let http = check.http, !http.hasPrefix("/") {
+            reader.error(reader.value(h, "http", parent: "health"), field: "health.http", "'\(http)' is not a path", hint: "write a path such as /health")
+        }
+        check.command = commandList(reader, h, "command", parent: "health", required: false)
+        if let timeout = reader.duration(h, "timeout", parent: "health") { check.timeout = timeout }
+        if let interval = reader.duration(h, "interval", parent: "health") { check.interval = interval }
+        return check
+    }
+
+    private static func parseArtifact(_ reader: YAMLReader, _ map: Node.Mapping) -> Artifact? {
+        guard let node = reader.value(map, "artifact", parent: "") else { return nil }
+        if case .scalar(let scalar) = node { return checkedArtifact(reader, node, Artifact(path: scalar.string)) }
+        guard let a = reader.mapping(node, field: "artifact") else { return nil }
+        reader.warnUnknown(a, known: ["path", "sha256"], parent: "artifact")
+        guard let path = reader.string(a, "path", parent: "artifact", required: true) else { return nil }
+        let sha = reader.string(a, "sha256", parent: "artifact")
+        if let sha, sha.utf8.count != 64 || !sha.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) {
+            reader.error(reader.value(a, "sha256", parent: "artifact"), field: "artifact.sha256", "expected 64 lower-case hex digits")
+        }
+        return checkedArtifact(reader, node, Artifact(path: path, sha256: sha))
+    }
+
+    private static func checkedArtifact(_ reader: YAMLReader, _ node: Node, _ artifact: Artifact) -> Artifact? {
+        let path = artifact.path
+        if path.isEmpty || (path.contains("://") && !path.hasPrefix("file://")) {
+            reader.error(node, field: "artifact", "'\(path)' is not a file path", hint: "use an absolute path, a file:// URL, or a path relative to artifactRoot")
+            return nil
+        }
+        return artifact
+    }
+
+    private static func parseMigrations(_ reader: YAMLReader, _ map: Node.Mapping) -> [Migration] {
+        guard let node = reader.value(map, "migrations", parent: "") else { return [] }
+        guard case .sequence(let list) = node else {
+            reader.error(node, field: "migrations", "expected a list of {id, reversible}")
+            return []
+        }
+        var result: [Migration] = []
+        for (i, item) in list.enumerated() {
+            let field = "migrations[\(i)]"
+            guard let m = reader.mapping(item, field: field) else { continue }
+            reader.warnUnknown(m, known: ["id", "reversible"], parent: field)
+            guard let id = reader.string(m, "id", parent: field, required: true) else { continue }
+            result.append(Migration(id: id, reversible: reader.bool(m, "reversible", parent: field) ?? true))
+        }
+        return result
+    }
+
+    /// The top-level `version:` of an app.yaml without composing the whole
+    /// document: the fast path for listing thousands of releases. Nil when the
+    /// line is absent or quoted in a way this scan does not handle.
+    public static func quickVersion(_ bytes: [UInt8]) -> String? {
+        let key = Array("version:".utf8)
+        var lineStart = 0
+        while lineStart < bytes.count {
+            var lineEnd = lineStart
+            while lineEnd < bytes.count && bytes[lineEnd] != 10 { lineEnd += 1 }
+            if lineEnd - lineStart > key.count && bytes[lineStart..<(lineStart + key.count)].elementsEqual(key) {
+                var value = String(decoding: bytes[(lineStart + key.count)..<lineEnd], as: UTF8.self)
+                if let hash = value.range(of: " #") { value = String(value[..<hash.lowerBound]) }
+                value = value.trimmingSpaces
+                if value.count >= 2, let q = value.first, (q == "\"" || q == "'"), value.last == q {
+                    value = String(value.dropFirst().dropLast())
+                    if value.contains("\\") || value.contains(q) { return nil }
+                }
+                return value.isEmpty ? nil : value
+            }
+            lineStart = lineEnd + 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,43 @@
+/// A duration written as in Prometheus and Kubernetes: `90s`, `5m`, `1h30m`, `250ms`.
+public struct Duration: Sendable, Equatable, Codable, CustomStringConvertible {
+    public let milliseconds: Int64
+
+    /// Creates a duration of a number of milliseconds.
+    public init(milliseconds: Int64) { self.milliseconds = milliseconds }
+
+    /// Parses `1h30m`, `45s`, `250ms`; nil when the text is not a duration.
+    public init?(parsing text: String) {
+        let units: [(String, Int64)] = [("ms", 1), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("d", 86_400_000)]
+        var rest = Substring(text.trimmingSpaces)
+        var total: Int64 = 0
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let digits = rest.prefix { $0.isASCII && $0.isNumber }
+            guard !digits.isEmpty, digits.count <= 9, let value = Int64(digits) else { return nil }
+            rest = rest.dropFirst(digits.count)
+            guard let (unit, factor) = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
+            rest = rest.dropFirst(unit.count)
+            total += value * factor
+        }
+        milliseconds = total
+    }
+
+    /// Seconds, as a floating-point number.
+    public var seconds: Double { Double(milliseconds) / 1000 }
+
+    public var description: String {
+        if milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000)h" }
+        if milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }
+        if milliseconds % 1_000 == 0 { return "\(milliseconds / 1_000)s" }
+        return "\(milliseconds)ms"
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,88 @@
+import Yams
+
+/// A hold on one app, written by `rewind pin`.
+public struct Pin: Sendable, Equatable, Codable {
+    /// The git tree id the app is held at.
+    public var tree: String
+    /// The commit whose state was pinned.
+    public var target: String
+    public var reason: String?
+
+    /// Creates a pin.
+    public init(tree: String, target: String, reason: String?) {
+        self.tree = tree
+        self.target = target
+        self.reason = reason
+    }
+}
+
+/// `rewind.pins.yaml` at the repository root: the apps held by a pin.
+/// Absent file means no pins.
+public struct PinSet: Sendable, Equatable {
+    public static let fileName = "rewind.pins.yaml"
+    public var pins: [String: Pin] = [:]
+
+    /// An empty set.
+    public init() {}
+
+    /// Parses the pins file.
+    public static func parse(_ text: String, file: String = fileName) -> (pins: PinSet?, diagnostics: [Diagnostic]) {
+        let reader = YAMLReader(file: file)
+        guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else { return (nil, reader.diagnostics) }
+        reader.warnUnknown(map, known: ["pins"], parent: "")
+        var set = PinSet()
+        if let node = reader.value(map, "pins", parent: ""), node.null == nil, let pins = reader.mapping(node, field: "pins") {
+            for (key, value) in pins {
+                let app = key.string ?? "?"
+                let field = "pins.\(app)"
+                guard let p = reader.mapping(value, field: field) else { continue }
+                reader.warnUnknown(p, known: ["tree", "target", "reason"], parent: field)
+                let tree = reader.string(p, "tree", parent: field, required: true)
+                let target = reader.string(p, "target", parent: field, required: true)
+                for (name, id) in [("tree", tree), ("target", target)] {
+                    if let id, id.utf8.count != 40 { reader.error(value, field: "\(field).\(name)", "expected a full 40-digit object id") }
+                }
+                if let tree, let target {
+                    set.pins[app] = Pin(tree: tree, target: target, reason: reader.string(p, "reason", parent: field))
+                }
+            }
+        }
+        if reader.diagnostics.contains(where: { $0.severity == .error }) { return (nil, reader.diagnostics) }
+        return (set, reader.diagnostics)
+    }
+
+    /// The file's text, apps in name order, so that the same pins always
+    /// produce the same blob.
+    public func serialised() -> String {
+        var text = "# Apps held by `rewind pin`. Remove a hold with `rewind unpin APP`.\n"
+        guard !pins.isEmpty else { return text + "pins: {}\n" }
+        text += "pins:\n"
+        for name in pins.keys.sorted() {
+            guard let pin = pins[name] else { continue }
+            text += "  \(name):\n    tree: \(pin.tree)\n    target: \(pin.target)\n"
+            if let reason = pin.reason { text += "    reason: \(yamlQuoted(reason))\n" }
+        }
+        return text
+    }
+
+    private func yamlQuoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 { out += "\\x" + String(scalar.value, radix: 16).leftPadded(2) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

@@ -1,0 +1,156 @@
+import Yams
+
+/// Reads typed fields out of a composed YAML document, recording a
+/// diagnostic (with line and column) for every field that is wrong.
+final class YAMLReader {
+    let file: String
+    private(set) var diagnostics: [Diagnostic] = []
+
+    init(file: String) { self.file = file }
+
+    /// Composes `text`; nil (with a diagnostic) when it is not valid YAML.
+    func compose(_ text: String) -> Node? {
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                error(nil, field: "", "the file is empty", hint: "see deploy-repo-template/ for an example")
+                return nil
+            }
+            return node
+        } catch let yamlError as YamlError {
+            recordSyntaxError(yamlError)
+        } catch {
+            self.error(nil, field: "", "cannot parse YAML: \(error)")
+        }
+        return nil
+    }
+
+    private func recordSyntaxError(_ yamlError: YamlError) {
+        switch yamlError {
+        case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
+            diagnostics.append(Diagnostic(.error, file: file, line: mark.line, column: mark.column, message: "malformed YAML: \(problem)", hint: "fix the syntax at this line"))
+        case let .duplicatedKeysInMapping(duplicates, context):
+            diagnostics.append(Diagnostic(.error, file: file, line: context.mark.line, column: context.mark.column, field: duplicates.joined(separator: ", "), message: "key appears more than once", hint: "keep one of them"))
+        default:
+            diagnostics.append(Diagnostic(.error, file: file, message: "malformed YAML: \(yamlError)"))
+        }
+    }
+
+    func error(_ node: Node?, field: String, _ message: String, hint: String? = nil) {
+        diagnostics.append(Diagnostic(.error, file: file, line: node?.mark?.line, column: node?.mark?.column, field: field, message: message, hint: hint))
+    }
+
+    func warning(_ node: Node?, field: String, _ message: String, hint: String? = nil) {
+        diagnostics.append(Diagnostic(.warning, file: file, line: node?.mark?.line, column: node?.mark?.column, field: field, message: message, hint: hint))
+    }
+
+    /// The node as a mapping, or an error naming the field.
+    func mapping(_ node: Node, field: String) -> Node.Mapping? {
+        if case .mapping(let map) = node { return map }
+        error(node, field: field, "expected a mapping of keys to values")
+        return nil
+    }
+
+    /// The value under `key`, with an error when required and absent.
+    func value(_ map: Node.Mapping, _ key: String, parent: String, required: Bool = false) -> Node? {
+        for (k, v) in map where k.string == key { return v }
+        if required {
+            error(.mapping(map), field: join(parent, key), "required field is missing")
+        }
+        return nil
+    }
+
+    func string(_ map: Node.Mapping, _ key: String, parent: String, required: Bool = false) -> String? {
+        guard let node = value(map, key, parent: parent, required: required) else { return nil }
+        guard case .scalar(let scalar) = node, node.null == nil else {
+            error(node, field: join(parent, key), "expected a text value")
+            return nil
+        }
+        if required && scalar.string.isEmpty {
+            error(node, field: join(parent, key), "must not be empty")
+            return nil
+        }
+        return scalar.string
+    }
+
+    func int(_ map: Node.Mapping, _ key: String, parent: String, range: ClosedRange<Int>) -> Int? {
+        guard let node = value(map, key, parent: parent) else { return nil }
+        guard let number = node.int, range.contains(number) else {
+            error(node, field: join(parent, key), "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+            return nil
+        }
+        return number
+    }
+
+    func double(_ map: Node.Mapping, _ key: String, parent: String, required: Bool = false) -> Double? {
+        guard let node = value(map, key, parent: parent, required: required) else { return nil }
+        guard let number = node.float ?? node.int.map(Double.init) else {
+            error(node, field: join(parent, key), "expected a number")
+            return nil
+        }
+        return number
+    }
+
+    func bool(_ map: Node.Mapping, _ key: String, parent: String) -> Bool? {
+        guard let node = value(map, key, parent: parent) else { return nil }
+        guard let flag = node.bool else {
+            error(node, field: join(parent, key), "expected true or false")
+            return nil
+        }
+        return flag
+    }
+
+    func duration(_ map: Node.Mapping, _ key: String, parent: String) -> Duration? {
+        guard let node = value(map, key, parent: parent) else { return nil }
+        guard let text = node.string, let duration = Duration(parsing: text) else {
+            error(node, field: join(parent, key), "expected a duration such as 30s, 5m or 1h")
+            return nil
+        }
+        return duration
+    }
+
+    func stringList(_ map: Node.Mapping, _ key: String, parent: String) -> [String]? {
+        guard let node = value(map, key, parent: parent) else { return nil }
+        if node.null != nil { return [] }
+        guard case .sequence(let seq) = node else {
+            error(node, field: join(parent, key), "expected a list of text values")
+            return nil
+        }
+        var result: [String] = []
+        for (i, item) in seq.enumerated() {
+            guard case .scalar(let scalar) = item else {
+                error(item, field: "\(join(parent, key))[\(i)]", "expected a text value")
+                continue
+            }
+            result.append(scalar.string)
+        }
+        return result
+    }
+
+    func stringMap(_ map: Node.Mapping, _ key: String, parent: String) -> [String: String]? {
+        guard let node = value(map, key, parent: parent) else { return nil }
+        guard let inner = mapping(node, field: join(parent, key)) else { return nil }
+        var result: [String: String] = [:]
+        for (k, v) in inner {
+            guard let name = k.string, case .scalar(let scalar) = v else {
+                error(v, field: join(parent, key), "expected text keys and values")
+                continue
+            }
+            result[name] = scalar.string
+        }
+        return result
+    }
+
+    /// Warns about keys not in `known`, naming the field and the allowed keys.
+    func warnUnknown(_ map: Node.Mapping, known: [String], parent: String) {
+        for (k, _) in map {
+            let name = k.string ?? "?"
+            if !known.contains(name) {
+                warning(k, field: join(parent, name), "unknown field, ignored", hint: "allowed here: \(known.joined(separator: ", "))")
+            }
+        }
+    }
+
+    func join(_ parent: String, _ key: String) -> String {
+        parent.isEmpty ? key : "\(parent).\(key)"
+    }
+}

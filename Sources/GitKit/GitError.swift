@@ -1,0 +1,84 @@
+import CLibGit2
+
+/// An error from libgit2, carrying the C function that failed and the message
+/// libgit2 recorded for it (`git_error_last()`, read right after the call).
+public struct GitError: Error, CustomStringConvertible, Sendable {
+    /// What kind of failure this is, for callers that react to it.
+    public enum Code: Sendable, Equatable {
+        /// The object, reference or path does not exist.
+        case notFound
+        /// A compare-and-swap lost: the reference changed since it was read.
+        case modified
+        /// Another writer holds the lock on a reference or the index.
+        case locked
+        /// A name or specification is ambiguous.
+        case ambiguous
+        /// A reference or object already exists.
+        case exists
+        /// Anything else, with libgit2's raw return code.
+        case other(Int32)
+    }
+
+    /// The kind of failure.
+    public let code: Code
+    /// The libgit2 function that failed, for example `git_commit_lookup`.
+    public let function: String
+    /// libgit2's own message, or a description written by GitKit.
+    public let message: String
+
+    /// Creates an error with an explicit code and message.
+    public init(code: Code, function: String, message: String) {
+        self.code = code
+        self.function = function
+        self.message = message
+    }
+
+    public var description: String { "\(function): \(message)" }
+
+    /// Reads `git_error_last()` for a failed call. Must run on the same thread,
+    /// right after the call (the error slot is thread-local).
+    static func last(_ rc: Int32, _ function: String) -> GitError {
+        let text: String
+        if let err = git_error_last(), let cMessage = err.pointee.message {
+            text = String(cString: cMessage)
+        } else {
+            text = "libgit2 returned \(rc)"
+        }
+        let code: Code
+        switch rc {
+        case GIT_ENOTFOUND.rawValue: code = .notFound
+        case GIT_EMODIFIED.rawValue: code = .modified
+        case GIT_ELOCKED.rawValue: code = .locked
+        case GIT_EAMBIGUOUS.rawValue: code = .ambiguous
+        case GIT_EEXISTS.rawValue: code = .exists
+        default: code = .other(rc)
+        }
+        return GitError(code: code, function: function, message: text)
+    }
+}
+
+/// Throws a `GitError` when a libgit2 call returned a negative code.
+@inline(__always)
+func check(_ rc: Int32, _ function: String) throws {
+    if rc < 0 { throw GitError.last(rc, function) }
+}
+
+/// Initialises libgit2 exactly once for the process. Every entry point into
+/// GitKit calls this; it is cheap after the first time.
+public enum GitRuntime {
+    private static let initialised: Bool = {
+        git_libgit2_init()
+        // Bound the object cache and the pack windows so that walks over a
+        // long history stay within a small, predictable amount of memory.
+        _ = rewind_git_set_cache_max_size(32 * 1024 * 1024)
+        _ = rewind_git_set_mwindow_mapped_limit(64 * 1024 * 1024)
+        // Like the git CLI, trust the object database's own checksums on read.
+        _ = rewind_git_set_strict_hash_verification(0)
+        return true
+    }()
+
+    /// Ensures `git_libgit2_init` has run.
+    public static func bootstrap() {
+        _ = initialised
+    }
+}

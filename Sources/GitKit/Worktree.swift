@@ -1,0 +1,76 @@
+import CLibGit2
+
+extension Repository {
+    /// The paths of files that differ between two trees (either may be the
+    /// empty tree when nil), as `git diff --name-only` lists them.
+    public func changedPaths(from old: OID?, to new: OID?) throws -> [String] {
+        func lookup(_ id: OID?) throws -> OpaquePointer? {
+            guard var raw = id?.raw else { return nil }
+            var tree: OpaquePointer?
+            try check(git_tree_lookup(&tree, handle, &raw), "git_tree_lookup")
+            return tree
+        }
+        let oldTree = try lookup(old)
+        defer { git_tree_free(oldTree) }
+        let newTree = try lookup(new)
+        defer { git_tree_free(newTree) }
+        var diff: OpaquePointer?
+        try check(git_diff_tree_to_tree(&diff, handle, oldTree, newTree, nil), "git_diff_tree_to_tree")
+        defer { git_diff_free(diff) }
+        return (0..<git_diff_num_deltas(diff)).compactMap { i in
+            guard let delta = git_diff_get_delta(diff, i) else { return nil }
+            let file = delta.pointee.new_file.path ?? delta.pointee.old_file.path
+            return file.map { String(cString: $0) }
+        }
+    }
+
+    /// Paths under `prefixes` in the working tree or index that differ from
+    /// HEAD, untracked files included. Empty for a bare repository.
+    public func uncommittedPaths(under prefixes: [String]) throws -> [String] {
+        guard !isBare, !prefixes.isEmpty else { return [] }
+        var options = git_status_options()
+        try check(git_status_options_init(&options, UInt32(GIT_STATUS_OPTIONS_VERSION)), "git_status_options_init")
+        options.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR
+        options.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED.rawValue | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS.rawValue
+        return try withStrArray(prefixes) { pathspec in
+            options.pathspec = pathspec
+            var list: OpaquePointer?
+            try check(git_status_list_new(&list, handle, &options), "git_status_list_new")
+            defer { git_status_list_free(list) }
+            return (0..<git_status_list_entrycount(list)).compactMap { i -> String? in
+                guard let entry = git_status_byindex(list, i) else { return nil }
+                let delta = entry.pointee.index_to_workdir ?? entry.pointee.head_to_index
+                guard let path = delta?.pointee.new_file.path ?? delta?.pointee.old_file.path else { return nil }
+                return String(cString: path)
+            }
+        }
+    }
+
+    /// Updates the working tree and index from `baseline` to `target`, touching
+    /// only files that differ between the two, as `git checkout` does.
+    public func checkout(tree target: OID, from baseline: OID) throws {
+        try withTree(target) { targetTree in
+            try withTree(baseline) { baselineTree in
+                var options = git_checkout_options()
+                try check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)), "git_checkout_options_init")
+                options.checkout_strategy = GIT_CHECKOUT_SAFE.rawValue
+                options.baseline = baselineTree
+                try check(git_checkout_tree(handle, targetTree, &options), "git_checkout_tree")
+            }
+        }
+    }
+}
+
+/// Lends a `git_strarray` built from Swift strings for the duration of `body`.
+func withStrArray<T>(_ strings: [String], _ body: (git_strarray) throws -> T) rethrows -> T {
+    let pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    defer { pointers.forEach { free($0) } }
+    var mutable = pointers
+    return try mutable.withUnsafeMutableBufferPointer { buffer in
+        try body(git_strarray(strings: buffer.baseAddress, count: buffer.count))
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

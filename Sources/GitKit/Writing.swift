@@ -1,0 +1,150 @@
+import CLibGit2
+
+extension Repository {
+    /// Stores bytes as a blob.
+    public func writeBlob(_ bytes: [UInt8]) throws -> OID {
+        var oid = git_oid()
+        try bytes.withUnsafeBytes { buffer in
+            try check(git_blob_create_from_buffer(&oid, handle, buffer.baseAddress, buffer.count), "git_blob_create_from_buffer")
+        }
+        return OID(oid)
+    }
+
+    /// Writes a tree equal to `root` except at `path` (slash-separated), which
+    /// becomes `replacement` (an entry of any kind) or disappears when nil.
+    /// Directories left empty disappear, as git itself never stores them.
+    public func replacingEntry(in root: OID, path: String, with replacement: TreeEntry?) throws -> OID {
+        let components = path.split(separator: "/").map(String.init)
+        guard !components.isEmpty else {
+            throw GitError(code: .other(-1), function: "replacingEntry", message: "empty path")
+        }
+        return try replace(in: root, components[...], with: replacement, isRoot: true) ?? emptyTree()
+    }
+
+    private func replace(in tree: OID?, _ components: ArraySlice<String>, with replacement: TreeEntry?, isRoot: Bool) throws -> OID? {
+        guard let name = components.first else { return tree }
+        var builder: OpaquePointer?
+        if let tree {
+            try withTree(tree) { t in try check(git_treebuilder_new(&builder, handle, t), "git_treebuilder_new") }
+        } else {
+            try check(git_treebuilder_new(&builder, handle, nil), "git_treebuilder_new")
+        }
+        defer { git_treebuilder_free(builder) }
+
+        var newEntry: (OID, UInt32)?
+        if components.count == 1 {
+            newEntry = replacement.map { ($0.id, $0.mode) }
+        } else {
+            var childTree: OID?
+            if let existing = git_treebuilder_get(builder, name), git_tree_entry_filemode(existing) == GIT_FILEMODE_TREE {
+                childTree = OID(git_tree_entry_id(existing))
+            }
+            let newChild = try replace(in: childTree, components.dropFirst(), with: replacement, isRoot: false)
+            newEntry = newChild.map { ($0, GIT_FILEMODE_TREE.rawValue) }
+        }
+        if let (id, mode) = newEntry {
+            var raw = id.raw
+            try check(git_treebuilder_insert(nil, builder, name, &raw, git_filemode_t(mode)), "git_treebuilder_insert")
+        } else if git_treebuilder_get(builder, name) != nil {
+            try check(git_treebuilder_remove(builder, name), "git_treebuilder_remove")
+        }
+        if git_treebuilder_entrycount(builder) == 0 && !isRoot { return nil }
+        var out = git_oid()
+        try check(git_treebuilder_write(&out, builder), "git_treebuilder_write")
+        return OID(out)
+    }
+
+    /// The id of the empty tree, written if needed.
+    public func emptyTree() throws -> OID {
+        var builder: OpaquePointer?
+        try check(git_treebuilder_new(&builder, handle, nil), "git_treebuilder_new")
+        defer { git_treebuilder_free(builder) }
+        var out = git_oid()
+        try check(git_treebuilder_write(&out, builder), "git_treebuilder_write")
+        return OID(out)
+    }
+
+    /// Writes a commit object without moving any reference.
+    public func createCommit(tree: OID, parents: [OID], message: String, author: Signature, committer: Signature) throws -> OID {
+        let authorSig = try makeSignature(author)
+        defer { git_signature_free(authorSig) }
+        let committerSig = try makeSignature(committer)
+        defer { git_signature_free(committerSig) }
+        return try withTree(tree) { treePointer in
+            var parentPointers: [OpaquePointer?] = []
+            defer { parentPointers.forEach { git_commit_free($0) } }
+            for parent in parents {
+                var raw = parent.raw
+                var p: OpaquePointer?
+                try check(git_commit_lookup(&p, handle, &raw), "git_commit_lookup")
+                parentPointers.append(p)
+            }
+            var out = git_oid()
+            try parentPointers.withUnsafeMutableBufferPointer { buffer in
+                try check(
+                    git_commit_create(&out, handle, nil, authorSig, committerSig, "UTF-8", message, treePointer, buffer.count, buffer.baseAddress),
+                    "git_commit_create")
+            }
+            return OID(out)
+        }
+    }
+
+    private func makeSignature(_ s: Signature) throws -> UnsafeMutablePointer<git_signature>? {
+        var sig: UnsafeMutablePointer<git_signature>?
+        try check(git_signature_new(&sig, s.name, s.email, s.time, s.offsetMinutes), "git_signature_new")
+        return sig
+    }
+
+    /// Moves a branch with compare-and-swap: succeeds only when the reference
+    /// still points at `expected` (or does not exist yet, when `expected` is
+    /// nil). A lost race throws `GitError` with code `.modified` or `.locked`.
+    public func updateReference(_ name: String, to new: OID, expecting expected: OID?, logMessage: String) throws {
+        var target = new.raw
+        var ref: OpaquePointer?
+        if var current = expected?.raw {
+            try check(git_reference_create_matching(&ref, handle, name, &target, 1, &current, logMessage), "git_reference_create_matching")
+        } else {
+            try check(git_reference_create(&ref, handle, name, &target, 0, logMessage), "git_reference_create")
+        }
+        git_reference_free(ref)
+    }
+
+    /// Reverts `commit` against `onto` in memory, as `git revert` would
+    /// (mainline 1 for merge commits). Writes the tree on success; on
+    /// conflicts writes nothing and lists the conflicting paths.
+    public func revert(_ commit: OID, onto: OID) throws -> RevertOutcome {
+        try withCommit(commit) { revertCommit in
+            try withCommit(onto) { ourCommit in
+                let mainline: UInt32 = git_commit_parentcount(revertCommit) > 1 ? 1 : 0
+                var index: OpaquePointer?
+                try check(git_revert_commit(&index, handle, revertCommit, ourCommit, mainline, nil), "git_revert_commit")
+                defer { git_index_free(index) }
+                if git_index_has_conflicts(index) != 0 {
+                    return .conflicts(try conflictPaths(index))
+                }
+                var out = git_oid()
+                try check(git_index_write_tree_to(&out, index, handle), "git_index_write_tree_to")
+                return .tree(OID(out))
+            }
+        }
+    }
+
+    private func conflictPaths(_ index: OpaquePointer?) throws -> [String] {
+        var iterator: OpaquePointer?
+        try check(git_index_conflict_iterator_new(&iterator, index), "git_index_conflict_iterator_new")
+        defer { git_index_conflict_iterator_free(iterator) }
+        var paths: [String] = []
+        while true {
+            var ancestor: UnsafePointer<git_index_entry>?
+            var ours: UnsafePointer<git_index_entry>?
+            var theirs: UnsafePointer<git_index_entry>?
+            let rc = git_index_conflict_next(&ancestor, &ours, &theirs, iterator)
+            if rc == GIT_ITEROVER.rawValue { break }
+            try check(rc, "git_index_conflict_next")
+            if let entry = ours ?? theirs ?? ancestor, let path = entry.pointee.path {
+                paths.append(String(cString: path))
+            }
+        }
+        return paths
+    }
+}

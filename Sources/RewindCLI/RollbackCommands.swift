@@ -1,0 +1,164 @@
+import ArgumentParser
+import DeployModel
+import GitKit
+import Rollback
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options shared by the commands that write a rollback commit.
+struct WriteOptions: ParsableArguments {
+    @Option(help: "Why; recorded as the Rewind-Reason trailer.")
+    var reason: String?
+
+    @Flag(help: "Override the irreversible-migration guard (recorded as Rewind-Forced trailers).")
+    var force = false
+
+    @Flag(help: "Print the commit that would be written, and write nothing.")
+    var dryRun = false
+
+    @Option(help: "Directory for relative artifact paths (default: REWIND_ARTIFACT_ROOT, else rewind.yaml's artifactRoot).")
+    var artifactRoot: String?
+
+    @Option(help: "Output format: table (text) or json.")
+    var format: OutputFormat = .table
+
+    func request(_ operation: Operation) -> RollbackRequest {
+        var request = RollbackRequest(operation, reason: reason)
+        request.force = force
+        request.artifactRoot = artifactRoot ?? getenv("REWIND_ARTIFACT_ROOT").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        return request
+    }
+
+    /// Runs the request and reports the outcome.
+    func execute(_ operation: Operation, repoOptions: RepoOptions) throws {
+        try runReporting {
+            let repo = try repoOptions.open()
+            let result = try CommitWriter(repo: repo).run(request(operation), dryRun: dryRun)
+            report(result)
+        }
+    }
+
+    private func report(_ result: RollbackResult) {
+        switch result {
+        case .alreadyDone(let why):
+            if format == .json {
+                Terminal.print(JSON.object([("result", .string("unchanged")), ("message", .string(why))]).pretty)
+            } else {
+                Terminal.print("Nothing to do: \(why)")
+            }
+        case let .written(commit, plan, _):
+            if format == .json {
+                Terminal.print(JSON.object([
+                    ("result", .string(commit == nil ? "dry-run" : "written")), ("commit", .optional(commit?.hex)),
+                    ("parent", .string(plan.parent.hex)), ("tree", .string(plan.tree.hex)), ("message", .string(plan.message)),
+                    ("apps", .array(plan.changes.map { c in
+                        .object([("app", .string(c.app)), ("versionBefore", .optional(c.fromVersion)), ("version", .optional(c.toVersion)),
+                                 ("treeBefore", .optional(c.fromTree?.hex)), ("tree", .optional(c.toTree?.hex))])
+                    })),
+                ]).pretty)
+                return
+            }
+            if let commit {
+                Terminal.print("Wrote \(commit.short) on top of \(plan.parent.short): \(plan.message.prefix { $0 != "\n" })")
+            } else {
+                Terminal.print("Dry run: would write on top of \(plan.parent.short):\n")
+                Terminal.print(plan.message.split(separator: "\n", omittingEmptySubsequences: false).map { "    \($0)" }.joined(separator: "\n"))
+            }
+            for c in plan.changes {
+                Terminal.print("  \(c.app): \(c.fromVersion ?? "-") -> \(c.toVersion ?? "-") (tree \(c.fromTree?.short ?? "none") -> \(c.toTree?.short ?? "none"))")
+            }
+            for f in plan.forced { Terminal.print("  forced: \(f)") }
+        }
+    }
+}
+
+/// `rewind revert REV`.
+struct RevertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revert",
+        abstract: "Write the inverse of one commit on top of the branch, as `git revert` would (mainline 1 for merges).")
+
+    @OptionGroup var options: RepoOptions
+    @Argument(help: "The commit to revert.") var revision: String
+    @OptionGroup var write: WriteOptions
+
+    func run() throws { try write.execute(.revert(revision), repoOptions: options) }
+}
+
+/// `rewind rollback APP... [--to REV|#N] | --all`.
+struct RollbackCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Set apps' directories to their state at a target, in one commit.",
+        discussion: "Without --to, each app goes back to its last release that was verified healthy (a git note), else its last release before the current one that was not rolled back.")
+
+    @OptionGroup var options: RepoOptions
+    @Argument(help: "The apps to roll back.") var apps: [String] = []
+    @Flag(help: "Roll back every app.") var all = false
+    @Option(help: "The target: a revision, or #N for the app's release number N.") var to: String?
+    @OptionGroup var write: WriteOptions
+
+    func validate() throws {
+        if all && !apps.isEmpty { throw ValidationError("name apps or pass --all, not both") }
+        if !all && apps.isEmpty { throw ValidationError("name at least one app, or pass --all") }
+    }
+
+    func run() throws { try write.execute(.rollback(apps: apps, all: all, to: to.map(TargetSpec.init(parsing:))), repoOptions: options) }
+}
+
+/// `rewind pin APP [--to REV|#N]`.
+struct PinCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pin",
+        abstract: "Hold an app at a state (default: its current one), recorded in rewind.pins.yaml; with --to, roll back and hold.")
+
+    @OptionGroup var options: RepoOptions
+    @Argument(help: "The app to pin.") var app: String
+    @Option(help: "The target: a revision, or #N for the app's release number N.") var to: String?
+    @OptionGroup var write: WriteOptions
+
+    func run() throws { try write.execute(.pin(app, to: to.map(TargetSpec.init(parsing:))), repoOptions: options) }
+}
+
+/// `rewind unpin APP`.
+struct UnpinCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unpin", abstract: "Release an app's pin.")
+
+    @OptionGroup var options: RepoOptions
+    @Argument(help: "The app to unpin.") var app: String
+    @OptionGroup var write: WriteOptions
+
+    func run() throws { try write.execute(.unpin(app), repoOptions: options) }
+}
+
+/// `rewind check RANGE`.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Fail when a commit in RANGE changes a pinned app without unpinning it (for CI and pre-receive hooks).")
+
+    @OptionGroup var options: RepoOptions
+    @Argument(help: "OLD..NEW, or one revision for all of its history.") var range: String
+    @Option(help: "Output format: table or json.") var format: OutputFormat = .table
+
+    func run() throws {
+        try runReporting {
+            let repo = try options.open()
+            let violations = try RangeCheck.violations(repo, range: range)
+            if format == .json {
+                Terminal.print(JSON.array(violations.map { .object([("commit", .string($0.commit.hex)), ("app", .string($0.app)), ("summary", .string($0.summary))]) }).pretty)
+            } else if violations.isEmpty {
+                Terminal.print("ok: no commit in \(range) changes a pinned app")
+            }
+            for v in violations where format == .table {
+                Terminal.error("\(v.commit.short) \"\(v.summary)\" changes app \(v.app), which is pinned")
+            }
+            if !violations.isEmpty {
+                if format == .table { Terminal.error("hint: drop those changes, or unpin first with `rewind unpin APP`") }
+                throw ExitCode(exitStatus(for: .checkFailed))
+            }
+        }
+    }
+}

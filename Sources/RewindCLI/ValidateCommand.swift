@@ -1,0 +1,62 @@
+import ArgumentParser
+import DeployModel
+import Rollback
+
+/// `rewind validate [REV]`: is this commit a valid desired state?
+struct ValidateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "validate",
+        abstract: "Check rewind.yaml, every app.yaml and the pins at a revision (default: the branch tip).")
+
+    @OptionGroup var options: RepoOptions
+
+    @Argument(help: "The revision to check.")
+    var revision: String?
+
+    @Option(help: "Output format: table or json.")
+    var format: OutputFormat = .table
+
+    func run() throws {
+        try runReporting {
+            let repo = try options.open()
+            let commit = try revision.map(repo.resolve) ?? repo.tip()
+            var diagnostics: [Diagnostic] = []
+            var failure: RewindError?
+            var apps: [LoadedApp] = []
+            do {
+                let state = try DesiredState.load(repo, commit: commit)
+                diagnostics = state.warnings
+                apps = state.apps
+            } catch let error as RewindError where error.code == .invalidState {
+                diagnostics = error.diagnostics
+                failure = error
+            }
+            if format == .json {
+                let json = JSON.object([
+                    ("commit", .string(commit.hex)),
+                    ("valid", .bool(failure == nil)),
+                    ("apps", .array(apps.map { .object([("name", .string($0.ref.name)), ("version", .string($0.spec.version)), ("tree", .string($0.treeID.hex))]) })),
+                    ("diagnostics", .array(diagnostics.map(Self.json))),
+                ])
+                Terminal.print(json.pretty)
+            } else {
+                for d in diagnostics { Terminal.error(d.description) }
+                if failure == nil {
+                    Terminal.print("\(commit.short): valid (\(apps.count) apps: \(apps.map { "\($0.ref.name) \($0.spec.version)" }.joined(separator: ", ")))")
+                }
+            }
+            if let failure {
+                if format == .table { Terminal.error("error: \(failure.message)\nhint: \(failure.hint ?? "")") }
+                throw ExitCode(exitStatus(for: failure.code))
+            }
+        }
+    }
+
+    static func json(_ d: Diagnostic) -> JSON {
+        .object([
+            ("severity", .string(d.severity.rawValue)), ("file", .string(d.file)),
+            ("line", d.line.map { .number(Int64($0)) } ?? .null), ("column", d.column.map { .number(Int64($0)) } ?? .null),
+            ("field", .string(d.field)), ("message", .string(d.message)), ("hint", .optional(d.hint)),
+        ])
+    }
+}

@@ -1,0 +1,50 @@
+import DeployModel
+import GitKit
+
+/// What one commit did to the apps, for `rewind show`.
+public struct CommitDetails: Sendable {
+    /// One app a commit changed.
+    public struct Change: Sendable {
+        public let app: String
+        public let fromTree: OID?
+        public let toTree: OID?
+        public let fromVersion: String?
+        public let toVersion: String?
+        /// Changed files, relative to the repository root.
+        public let files: [String]
+    }
+
+    public let commit: Commit
+    public let kind: ReleaseKind
+    public let target: OID?
+    public let trailers: RollbackTrailers?
+    public let apps: [Change]
+
+    /// Compares a commit with its first parent, app by app (apps from the commit's rewind.yaml).
+    public static func load(_ repo: DeployRepository, commit id: OID) throws -> CommitDetails {
+        let commit = try gitStep("reading \(id.short)") { try repo.git.commit(id) }
+        let parentTree = try commit.parents.first.map { p in try gitStep("reading \(p.short)") { try repo.git.commit(p).tree } }
+        let config = try repo.config(tree: commit.tree)
+        let files = try gitStep("comparing with the parent") { try repo.git.changedPaths(from: parentTree, to: commit.tree) }
+        var apps: [Change] = []
+        for app in config.apps {
+            let before = try parentTree.flatMap { try repo.appTree(app, in: $0) }
+            let after = try repo.appTree(app, in: commit.tree)
+            guard before != after else { continue }
+            apps.append(Change(app: app.name, fromTree: before, toTree: after,
+                               fromVersion: repo.appSpec(appTree: before, app: app)?.version, toVersion: repo.appSpec(appTree: after, app: app)?.version,
+                               files: files.filter { $0.hasPrefix(app.path + "/") }))
+        }
+        let trailers = RollbackTrailers.parse(commit.message)
+        var kind = ReleaseKind.deploy
+        var target: OID?
+        if let trailers {
+            kind = [.revert: .rollback, .rollback: .rollback, .pin: .pin, .unpin: .unpin][trailers.action] ?? .deploy
+            target = trailers.targets.first
+        } else if let reverted = RollbackTrailers.gitRevertTarget(commit.message) {
+            kind = .rollback
+            target = reverted
+        }
+        return CommitDetails(commit: commit, kind: kind, target: target, trailers: trailers, apps: apps)
+    }
+}

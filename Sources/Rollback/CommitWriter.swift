@@ -1,0 +1,92 @@
+import DeployModel
+import GitKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The result of running a rollback operation.
+public enum RollbackResult: Sendable {
+    /// A commit was written (or, with dry-run, would be).
+    case written(commit: OID?, plan: PlannedCommit, attempts: Int)
+    /// Nothing to do; the message says why.
+    case alreadyDone(String)
+}
+
+/// Writes rollback commits: plan against the tip, write the commit object,
+/// then move the branch with compare-and-swap. A writer that loses the race
+/// re-reads the tip and plans again, so concurrent writers never lose a commit
+/// and a rollback someone else just wrote is answered "already rolled back".
+public struct CommitWriter {
+    public let repo: DeployRepository
+    /// How many times a lost race is retried before giving up.
+    public var maxAttempts = 100
+
+    /// Creates a writer for a repository.
+    public init(repo: DeployRepository) { self.repo = repo }
+
+    /// Plans and, unless `dryRun`, writes the commit for `request`.
+    public func run(_ request: RollbackRequest, dryRun: Bool = false) throws -> RollbackResult {
+        // Planning writes trees; keep them in memory so that a refusal, a
+        // dry run or a lost race leaves nothing behind in the repository.
+        try gitStep("preparing to stage objects") { try repo.git.stageObjectsInMemory() }
+        defer { repo.git.discardStagedObjects() }
+        for attempt in 1...maxAttempts {
+            repo.git.discardStagedObjects()
+            let tip = try repo.tip()
+            let planner = try Planner(repo: repo, request: request, tip: tip)
+            let plan: PlannedCommit
+            switch try planner.plan() {
+            case .alreadyDone(let why): return .alreadyDone(why)
+            case .commit(let planned): plan = planned
+            }
+            let worktree = try checkedOutWorkingTree(plan)
+            if dryRun { return .written(commit: nil, plan: plan, attempts: attempt) }
+            let now = Int64(time(nil))
+            let signature = repo.git.defaultSignature(now: now)
+            let commit = try gitStep("writing the commit") {
+                try repo.git.createCommit(tree: plan.tree, parents: [plan.parent], message: plan.message, author: signature, committer: signature)
+            }
+            try gitStep("writing the new objects") { try repo.git.persistStagedObjects() }
+            do {
+                try repo.git.updateReference(repo.branchRef, to: commit, expecting: plan.parent, logMessage: "rewind: \(plan.message.prefix { $0 != "\n" })")
+            } catch let error as GitError where Self.isLostRace(error) {
+                backoff(attempt)
+                continue
+            } catch {
+                throw RewindError.git(error, doing: "moving \(repo.branchName)")
+            }
+            if worktree {
+                try gitStep("checking out the new commit") { try repo.git.checkout(tree: plan.tree, from: plan.parentTree) }
+            }
+            return .written(commit: commit, plan: plan, attempts: attempt)
+        }
+        throw RewindError(.contention, "gave up after \(maxAttempts) attempts: \(repo.branchName) kept moving", hint: "try again; another writer is busy on this branch")
+    }
+
+    /// True when the branch is checked out in a working tree; refuses when
+    /// the files the commit changes have uncommitted changes there.
+    private func checkedOutWorkingTree(_ plan: PlannedCommit) throws -> Bool {
+        guard !repo.git.isBare, try gitStep("reading HEAD", { try repo.git.headReferenceName() }) == repo.branchRef else { return false }
+        let paths = try gitStep("comparing trees") { try repo.git.changedPaths(from: plan.parentTree, to: plan.tree) }
+        let dirty = try gitStep("reading the working tree status") { try repo.git.uncommittedPaths(under: paths) }
+        if !dirty.isEmpty {
+            throw RewindError(.dirtyWorkingTree, "uncommitted changes in the paths this rollback changes: \(dirty.prefix(10).joined(separator: ", "))\(dirty.count > 10 ? ", ..." : "")",
+                              hint: "commit or stash them (git stash), then run the command again")
+        }
+        return true
+    }
+
+    static func isLostRace(_ error: GitError) -> Bool {
+        switch error.code {
+        case .modified, .locked, .exists: return true
+        default: return error.message.contains("lock") || error.message.contains("old reference value does not match")
+        }
+    }
+
+    private func backoff(_ attempt: Int) {
+        let capped = min(attempt, 8)
+        let micros = UInt32.random(in: 500...(2_000 * UInt32(capped)))
+        usleep(micros)
+    }
+}

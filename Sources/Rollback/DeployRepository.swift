@@ -1,0 +1,107 @@
+import DeployModel
+import GitKit
+
+/// A deployment repository: a git repository plus the branch Rewind follows.
+public final class DeployRepository {
+    public let git: Repository
+    /// The full name of the followed branch, e.g. `refs/heads/main`.
+    public let branchRef: String
+
+    /// Opens the repository at `path`. The branch is `branch` when given, else
+    /// the `branch:` of the `rewind.yaml` found at HEAD, else HEAD's branch.
+    public init(path: String, branch: String? = nil) throws {
+        let git: Repository
+        do {
+            git = try Repository.open(path)
+        } catch {
+            throw RewindError(.notFound, "no git repository at \(path)", hint: "pass --repo with the path of a deployment repository, or create one with `rewind init DIR`", cause: error)
+        }
+        self.git = git
+        if let branch {
+            branchRef = branch.hasPrefix("refs/") ? branch : "refs/heads/\(branch)"
+            return
+        }
+        let head = try gitStep("reading HEAD") { try git.headReferenceName() }
+        let headCommit = try? git.resolveCommit("HEAD")
+        var configured: String?
+        if let headCommit, let text = try? Self.readText(git, tree: git.commit(headCommit).tree, path: RepoConfig.fileName),
+           let config = RepoConfig.parse(text).config {
+            configured = config.branch
+        }
+        if let configured {
+            branchRef = "refs/heads/\(configured)"
+        } else if let head {
+            branchRef = head
+        } else {
+            branchRef = "refs/heads/main"
+        }
+    }
+
+    /// The short branch name, e.g. `main`.
+    public var branchName: String {
+        branchRef.hasPrefix("refs/heads/") ? String(branchRef.dropFirst("refs/heads/".count)) : branchRef
+    }
+
+    /// The commit at the tip of the branch.
+    public func tip() throws -> OID {
+        guard let tip = try gitStep("reading \(branchRef)", { try git.referenceTarget(branchRef) }) else {
+            throw RewindError(.notFound, "branch \(branchName) has no commits", hint: "commit a rewind.yaml to it first, or pass --branch")
+        }
+        return tip
+    }
+
+    /// Resolves a user-given revision to a commit, with a helpful error.
+    public func resolve(_ revision: String) throws -> OID {
+        do {
+            return try git.resolveCommit(revision)
+        } catch {
+            throw RewindError(.notFound, "unknown revision '\(revision)'", hint: "give a commit id, a branch, or an expression such as \(branchName)~2", cause: error)
+        }
+    }
+
+    /// The text of a file in a tree; nil when absent.
+    public func text(tree: OID, path: String) throws -> String? {
+        try gitStep("reading \(path)") { try Self.readText(git, tree: tree, path: path) }
+    }
+
+    static func readText(_ git: Repository, tree: OID, path: String) throws -> String? {
+        guard let entry = try git.entry(in: tree, path: path), entry.kind == .blob else { return nil }
+        return String(decoding: try git.blob(entry.id), as: UTF8.self)
+    }
+
+    /// The `rewind.yaml` at a commit's tree.
+    public func config(tree: OID) throws -> RepoConfig {
+        guard let text = try text(tree: tree, path: RepoConfig.fileName) else {
+            throw RewindError(.invalidState, "no \(RepoConfig.fileName) at the repository root", hint: "create one; see deploy-repo-template/rewind.yaml")
+        }
+        let (config, diagnostics) = RepoConfig.parse(text)
+        guard let config else {
+            throw RewindError(.invalidState, "\(RepoConfig.fileName) is invalid", hint: "fix the errors above, then run `rewind validate`", diagnostics: diagnostics.filter { $0.severity == .error })
+        }
+        return config
+    }
+
+    /// The pins recorded in a tree (none when the file is absent).
+    public func pins(tree: OID) throws -> PinSet {
+        guard let text = try text(tree: tree, path: PinSet.fileName) else { return PinSet() }
+        let (pins, diagnostics) = PinSet.parse(text)
+        guard let pins else {
+            throw RewindError(.invalidState, "\(PinSet.fileName) is invalid", hint: "fix it by hand or restore it with git", diagnostics: diagnostics.filter { $0.severity == .error })
+        }
+        return pins
+    }
+
+    /// The git tree id of an app's directory in a tree; nil when absent.
+    public func appTree(_ app: AppRef, in tree: OID) throws -> OID? {
+        try gitStep("reading \(app.path)") {
+            guard let entry = try git.entry(in: tree, path: app.path), entry.kind == .tree else { return nil }
+            return entry.id
+        }
+    }
+
+    /// The parsed `app.yaml` of an app directory tree; nil when absent or invalid.
+    public func appSpec(appTree: OID?, app: AppRef) -> AppSpec? {
+        guard let appTree, let text = try? Self.readText(git, tree: appTree, path: AppSpec.fileName) else { return nil }
+        return AppSpec.parse(text, file: "\(app.path)/\(AppSpec.fileName)").spec
+    }
+}

@@ -1,0 +1,89 @@
+import DeployModel
+import GitKit
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The checks that run before any rollback commit is written.
+struct Guards {
+    let repo: DeployRepository
+    let config: RepoConfig
+    let artifactRoot: String?
+
+    /// Every changed app's new app.yaml must be valid and its artifact must exist.
+    func checkArtifacts(changes: [AppChange], newTree: OID) throws {
+        for change in changes {
+            guard let app = config.app(named: change.app), let tree = change.toTree else { continue }
+            let file = "\(app.path)/\(AppSpec.fileName)"
+            guard let text = try repo.text(tree: tree, path: AppSpec.fileName) else {
+                throw RewindError(.refused, "the target state of \(change.app) has no \(file)", hint: "choose a target where the app is complete")
+            }
+            let (spec, diagnostics) = AppSpec.parse(text, file: file)
+            guard let spec else {
+                throw RewindError(.refused, "the target state of \(change.app) is invalid", hint: "choose another target, or fix \(file) in a new commit",
+                                  diagnostics: diagnostics.filter { $0.severity == .error })
+            }
+            guard let artifact = spec.artifact else { continue }
+            let path = try resolve(artifact, app: change.app)
+            guard access(path, F_OK) == 0 else {
+                throw RewindError(.refused, "artifact for \(change.app) \(spec.version) is missing: \(path)",
+                                  hint: "publish the artifact first, or choose a target whose artifact exists")
+            }
+        }
+    }
+
+    private func resolve(_ artifact: Artifact, app: String) throws -> String {
+        var path = artifact.path
+        if path.hasPrefix("file://") { path = String(path.dropFirst("file://".count)) }
+        if path.hasPrefix("/") { return path }
+        guard let root = artifactRoot ?? config.artifactRoot else {
+            throw RewindError(.refused, "artifact path '\(artifact.path)' of \(app) is relative and no artifact root is set",
+                              hint: "set artifactRoot in rewind.yaml, REWIND_ARTIFACT_ROOT, or --artifact-root")
+        }
+        return root.hasSuffix("/") ? root + path : root + "/" + path
+    }
+
+    /// Refuses to undo an irreversible migration unless forced. Migrations are
+    /// cumulative in app.yaml, so those in the current state but not in the new
+    /// one are the ones a rollback would cross. Returns what was forced.
+    func checkMigrations(changes: [AppChange], force: Bool) throws -> [String] {
+        var crossed: [String] = []
+        for change in changes {
+            guard let app = config.app(named: change.app) else { continue }
+            let current = repo.appSpec(appTree: change.fromTree, app: app)?.irreversibleMigrations ?? []
+            let target = repo.appSpec(appTree: change.toTree, app: app)?.irreversibleMigrations ?? []
+            crossed += current.subtracting(target).sorted().map { "\(change.app) migration \($0) is irreversible" }
+        }
+        if !crossed.isEmpty && !force {
+            throw RewindError(.refused, "rolling back would cross an irreversible migration: \(crossed.joined(separator: "; "))",
+                              hint: "roll forward with a fix instead; a human who has checked the data may pass --force (recorded in the commit)")
+        }
+        return crossed
+    }
+}
+
+/// Chooses the default rollback target: the newest earlier release that was
+/// verified healthy (a git note under refs/notes/rewind says so), else the
+/// newest earlier release that was not itself rolled back.
+enum LastGoodRelease {
+    static let notesRef = "refs/notes/rewind"
+
+    static func find(_ releases: [Release], git: Repository) -> Release? {
+        guard let current = releases.last else { return nil }
+        let candidates = releases.dropLast().reversed().filter {
+            $0.rolledBackBy == nil && $0.tree != nil && $0.tree != current.tree
+        }
+        let hasNotes = (try? git.referenceTarget(notesRef)) != nil
+        if hasNotes, let verified = candidates.first(where: { isVerified($0, git: git) }) { return verified }
+        return candidates.first
+    }
+
+    static func isVerified(_ release: Release, git: Repository) -> Bool {
+        guard let note = try? git.note(on: release.commit, notesRef: notesRef) else { return false }
+        return note.split(separator: "\n").contains { line in
+            let words = line.split(separator: " ")
+            return (words.first == "verified" || words.first == "healthy") && words.contains("app=\(release.app)")
+        }
+    }
+}

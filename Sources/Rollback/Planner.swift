@@ -1,0 +1,211 @@
+import DeployModel
+import GitKit
+
+/// Turns a rollback request into the one commit it should write, against the
+/// current tip. Pure with respect to refs: it writes objects (trees, blobs)
+/// but never moves a reference.
+struct Planner {
+    let repo: DeployRepository
+    let request: RollbackRequest
+    let tip: OID
+    let tipTree: OID
+    let config: RepoConfig
+    let pins: PinSet
+
+    init(repo: DeployRepository, request: RollbackRequest, tip: OID) throws {
+        self.repo = repo
+        self.request = request
+        self.tip = tip
+        tipTree = try gitStep("reading the tip") { try repo.git.commit(tip).tree }
+        config = try repo.config(tree: tipTree)
+        pins = try repo.pins(tree: tipTree)
+    }
+
+    func plan() throws -> PlanOutcome {
+        switch request.operation {
+        case .revert(let revision): return try planRevert(revision)
+        case let .rollback(apps, all, target): return try planRollback(apps: all ? config.apps.map(\.name) : apps, to: target)
+        case let .pin(app, target): return try planPin(app, to: target)
+        case .unpin(let app): return try planUnpin(app)
+        }
+    }
+
+    // MARK: revert
+
+    private func planRevert(_ revision: String) throws -> PlanOutcome {
+        let target = try repo.resolve(revision)
+        let commit = try gitStep("reading \(revision)") { try repo.git.commit(target) }
+        guard try gitStep("checking ancestry", { try repo.git.isDescendant(tip, of: target) }) else {
+            throw RewindError(.notFound, "commit \(target.short) is not on branch \(repo.branchName)", hint: "revert a commit from `rewind releases` or `git log \(repo.branchName)`")
+        }
+        guard !commit.parents.isEmpty else {
+            throw RewindError(.refused, "commit \(target.short) is the first commit and cannot be reverted", hint: "roll an app back to a later commit instead")
+        }
+        let outcome = try gitStep("reverting \(target.short)") { try repo.git.revert(target, onto: tip) }
+        guard case .tree(let newTree) = outcome else {
+            if case .conflicts(let paths) = outcome {
+                throw RewindError(.conflict, "reverting \(target.short) conflicts with later commits in: \(paths.joined(separator: ", "))",
+                                  hint: "later commits changed the same lines; use `rewind rollback APP --to \(target.short)~1` to restore the app's whole state instead")
+            }
+            throw RewindError(.internalFailure, "revert produced no tree")
+        }
+        if newTree == tipTree {
+            return .alreadyDone("commit \(target.short) is already rolled back: reverting it changes nothing")
+        }
+        var message = "Revert \"\(commit.summary)\"\n\nThis reverts commit \(target.hex)"
+        message += commit.parents.count > 1 ? ", reversing\nchanges made to \(commit.parents[0].hex).\n" : ".\n"
+        return try finish(newTree: newTree, action: .revert, targets: [target], message: message)
+    }
+
+    // MARK: rollback
+
+    private func planRollback(apps names: [String], to spec: TargetSpec?) throws -> PlanOutcome {
+        guard !names.isEmpty else { throw RewindError(.usage, "name at least one app, or pass --all") }
+        var tree = tipTree
+        var targets: [OID] = []
+        var moved: [String] = []
+        var history: ReleaseHistory?
+        for name in names {
+            let app = try appRef(name)
+            if pins.pins[name] != nil {
+                throw RewindError(.refused, "app \(name) is held by a pin", hint: "move the hold with `rewind pin \(name) --to REV`, or release it with `rewind unpin \(name)`")
+            }
+            if history == nil, spec == nil || { if case .release = spec { return true } else { return false } }() {
+                history = try ReleaseHistory.load(repo, config: config, tip: tip, versionLimit: 0)
+            }
+            let (target, targetTree) = try resolveTarget(app, spec, history: history, defaultIsCurrent: false)
+            let current = try repo.appTree(app, in: tipTree)
+            if current == targetTree { continue }
+            tree = try replaceApp(app, in: tree, with: targetTree, from: target)
+            targets.append(target)
+            moved.append(name)
+        }
+        if moved.isEmpty {
+            return .alreadyDone("already rolled back: \(names.joined(separator: ", ")) \(names.count == 1 ? "is" : "are") already at the target state")
+        }
+        if Set(targets).count == 1 { targets = [targets[0]] }
+        return try finish(newTree: tree, action: .rollback, targets: targets, message: nil)
+    }
+
+    // MARK: pin / unpin
+
+    private func planPin(_ name: String, to spec: TargetSpec?) throws -> PlanOutcome {
+        let app = try appRef(name)
+        var history: ReleaseHistory?
+        if case .release = spec { history = try ReleaseHistory.load(repo, config: config, tip: tip, versionLimit: 0) }
+        let (target, targetTree) = try resolveTarget(app, spec, history: history, defaultIsCurrent: true)
+        guard let targetTree else {
+            throw RewindError(.refused, "app \(name) does not exist at \(target.short)", hint: "pin to a commit where \(app.path) exists")
+        }
+        if pins.pins[name]?.tree == targetTree.hex, try repo.appTree(app, in: tipTree) == targetTree {
+            return .alreadyDone("app \(name) is already pinned at this state")
+        }
+        var newPins = pins
+        newPins.pins[name] = Pin(tree: targetTree.hex, target: target.hex, reason: request.reason.map(RollbackTrailers.oneLine))
+        var tree = try replaceApp(app, in: tipTree, with: targetTree, from: target)
+        tree = try writePins(newPins, into: tree)
+        return try finish(newTree: tree, action: .pin, targets: [target], message: nil, pinnedApps: [name])
+    }
+
+    private func planUnpin(_ name: String) throws -> PlanOutcome {
+        _ = try appRef(name)
+        guard pins.pins[name] != nil else { return .alreadyDone("app \(name) is not pinned") }
+        var newPins = pins
+        newPins.pins[name] = nil
+        let tree = try writePins(newPins, into: tipTree)
+        return try finish(newTree: tree, action: .unpin, targets: [], message: nil, pinnedApps: [name])
+    }
+
+    // MARK: shared steps
+
+    private func appRef(_ name: String) throws -> AppRef {
+        guard let app = config.app(named: name) else {
+            throw RewindError(.notFound, "unknown app '\(name)'", hint: "apps in rewind.yaml: \(config.apps.map(\.name).joined(separator: ", "))")
+        }
+        return app
+    }
+
+    /// The commit and app tree a target names. Without a target: the current
+    /// state (pins) or the last good release before the current one (rollback).
+    private func resolveTarget(_ app: AppRef, _ spec: TargetSpec?, history: ReleaseHistory?, defaultIsCurrent: Bool) throws -> (OID, OID?) {
+        switch spec {
+        case .revision(let revision):
+            let commit = try repo.resolve(revision)
+            let tree = try gitStep("reading \(revision)") { try repo.git.commit(commit).tree }
+            return (commit, try repo.appTree(app, in: tree))
+        case .release(let number):
+            let releases = history?.of(app.name) ?? []
+            guard number >= 1, number <= releases.count else {
+                throw RewindError(.notFound, "app \(app.name) has no release #\(number)", hint: "it has releases #1 to #\(releases.count); see `rewind releases \(app.name)`")
+            }
+            return (releases[number - 1].commit, releases[number - 1].tree)
+        case nil:
+            if defaultIsCurrent { return (tip, try repo.appTree(app, in: tipTree)) }
+            let releases = history?.of(app.name) ?? []
+            guard let good = LastGoodRelease.find(releases, git: repo.git) else {
+                throw RewindError(.refused, "app \(app.name) has no earlier release to roll back to", hint: "name a target with --to REV or --to #N")
+            }
+            return (good.commit, good.tree)
+        }
+    }
+
+    private func replaceApp(_ app: AppRef, in tree: OID, with appTree: OID?, from commit: OID) throws -> OID {
+        guard let appTree else {
+            throw RewindError(.refused, "app \(app.name) does not exist at \(commit.short)", hint: "choose a target where \(app.path) exists")
+        }
+        return try gitStep("building the new tree") {
+            try repo.git.replacingEntry(in: tree, path: app.path, with: TreeEntry(name: app.path, id: appTree, kind: .tree, mode: 0o040000))
+        }
+    }
+
+    private func writePins(_ pins: PinSet, into tree: OID) throws -> OID {
+        try gitStep("writing \(PinSet.fileName)") {
+            let blob = try repo.git.writeBlob(Array(pins.serialised().utf8))
+            return try repo.git.replacingEntry(in: tree, path: PinSet.fileName, with: TreeEntry(name: PinSet.fileName, id: blob, kind: .blob, mode: 0o100644))
+        }
+    }
+
+    /// Runs the guards on the new state and composes the message.
+    private func finish(newTree: OID, action: RollbackTrailers.Action, targets: [OID], message: String?, pinnedApps: [String] = []) throws -> PlanOutcome {
+        let changes = try appChanges(to: newTree)
+        if action == .revert, let held = changes.first(where: { pins.pins[$0.app] != nil }) {
+            throw RewindError(.refused, "reverting this commit would change app \(held.app), which is held by a pin", hint: "unpin it first with `rewind unpin \(held.app)`")
+        }
+        let guards = Guards(repo: repo, config: config, artifactRoot: request.artifactRoot)
+        try guards.checkArtifacts(changes: changes, newTree: newTree)
+        let forced = try guards.checkMigrations(changes: changes, force: request.force)
+        let apps = changes.map(\.app).isEmpty ? pinnedApps : changes.map(\.app)
+        var trailers = RollbackTrailers(action: action, targets: targets, apps: apps, reason: request.reason, trigger: request.trigger,
+                                        alert: request.alert, fingerprint: request.fingerprint, forced: forced)
+        if action == .unpin { trailers.apps = pinnedApps }
+        let body = message ?? defaultMessage(action: action, changes: changes, apps: apps, targets: targets)
+        let full = body + "\n" + trailers.rendered + "\n"
+        return .commit(PlannedCommit(parent: tip, parentTree: tipTree, tree: newTree, message: full, changes: changes, forced: forced))
+    }
+
+    private func appChanges(to newTree: OID) throws -> [AppChange] {
+        try config.apps.compactMap { app in
+            let before = try repo.appTree(app, in: tipTree)
+            let after = try repo.appTree(app, in: newTree)
+            guard before != after else { return nil }
+            return AppChange(app: app.name, fromTree: before, toTree: after,
+                             fromVersion: repo.appSpec(appTree: before, app: app)?.version,
+                             toVersion: repo.appSpec(appTree: after, app: app)?.version)
+        }
+    }
+
+    private func defaultMessage(action: RollbackTrailers.Action, changes: [AppChange], apps: [String], targets: [OID]) -> String {
+        let described = changes.map { "\($0.app) to \($0.toVersion ?? $0.toTree?.short ?? "nothing")" }.joined(separator: ", ")
+        switch action {
+        case .pin where changes.isEmpty:
+            return "Pin \(apps.joined(separator: ", ")) at its current state\n"
+        case .pin:
+            return "Pin \(described)\n\nRestores the state at \(targets.first?.hex ?? "?") and holds it.\n"
+        case .unpin:
+            return "Unpin \(apps.joined(separator: ", "))\n"
+        default:
+            let from = targets.count == 1 ? "\nRestores the state at \(targets[0].hex).\n" : ""
+            return "Roll back \(described)\n\(from)"
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import DeployModel
+import GitKit
+
+/// A commit that changes a pinned app without releasing the pin.
+public struct PinViolation: Sendable, Equatable {
+    public let commit: OID
+    public let summary: String
+    public let app: String
+}
+
+/// `rewind check RANGE`: for CI and pre-receive hooks, so that bots cannot
+/// undo a pin. A commit violates a pin when its first parent pins an app,
+/// the commit still pins it, and the app's tree differs from the pinned tree.
+public enum RangeCheck {
+    /// The violations in `range` (`A..B`, or one revision for all its history), oldest first.
+    public static func violations(_ repo: DeployRepository, range: String) throws -> [PinViolation] {
+        let commits: [OID]
+        do {
+            commits = try repo.git.commits(inRange: range)
+        } catch {
+            throw RewindError(.notFound, "cannot read the range '\(range)'", hint: "give OLD..NEW with revisions that exist, for example origin/main..HEAD", cause: error)
+        }
+        var found: [PinViolation] = []
+        for id in commits {
+            let commit = try gitStep("reading \(id.short)") { try repo.git.commit(id) }
+            guard let parent = commit.parents.first else { continue }
+            let parentTree = try gitStep("reading \(parent.short)") { try repo.git.commit(parent).tree }
+            let before = try repo.pins(tree: parentTree)
+            guard !before.pins.isEmpty else { continue }
+            let after = try repo.pins(tree: commit.tree)
+            guard let config = try? repo.config(tree: commit.tree) else { continue }
+            for name in before.pins.keys.sorted() {
+                guard let still = after.pins[name], let app = config.app(named: name) else { continue }
+                let tree = try repo.appTree(app, in: commit.tree)
+                if tree?.hex != still.tree {
+                    found.append(PinViolation(commit: id, summary: commit.summary, app: name))
+                }
+            }
+        }
+        return found
+    }
+}

@@ -1,0 +1,103 @@
+import DeployModel
+import GitKit
+
+/// One commit on the first-parent chain that changed at least one watched path.
+struct ChangeRecord: Sendable {
+    var commit: OID
+    /// For each watched leaf that changed: its index, the id before and after.
+    var changes: [(leaf: Int, before: OID?, after: OID?)]
+}
+
+/// Walks the first-parent chain and reports which watched paths (app
+/// directories and the pins file) change in each commit. Compares tree ids
+/// top-down along a trie of the watched paths, so that a commit costs one
+/// commit lookup plus one tree lookup per changed directory on the way.
+struct ReleaseScanner {
+    private struct Node {
+        var name: String
+        var parent: Int
+        var children: [Int] = []
+        var leaf: Int?
+    }
+
+    private let git: Repository
+    private var nodes: [Node] = [Node(name: "", parent: -1)]
+    /// Node index of each leaf, in the order the paths were given.
+    private var leafNodes: [Int] = []
+
+    init(git: Repository, paths: [String]) {
+        self.git = git
+        for (leaf, path) in paths.enumerated() {
+            var current = 0
+            for part in path.split(separator: "/").map(String.init) {
+                if let existing = nodes[current].children.first(where: { nodes[$0].name == part }) {
+                    current = existing
+                } else {
+                    nodes.append(Node(name: part, parent: current))
+                    nodes[current].children.append(nodes.count - 1)
+                    current = nodes.count - 1
+                }
+            }
+            nodes[current].leaf = leaf
+            leafNodes.append(current)
+        }
+    }
+
+    /// The id of each node under a root tree; nil where the path is absent.
+    /// Where `known` (the ids under another root) agrees on a directory, the
+    /// ids below it are copied instead of read.
+    private func resolve(root: OID, known: [OID?]?) throws -> [OID?] {
+        var ids = [OID?](repeating: nil, count: nodes.count)
+        var same = [Bool](repeating: false, count: nodes.count)
+        ids[0] = root
+        same[0] = known?[0] == root
+        // Nodes are stored parents-first, so one pass in index order suffices.
+        for index in nodes.indices where !nodes[index].children.isEmpty {
+            let children = nodes[index].children
+            if same[index], let known {
+                for child in children { ids[child] = known[child]; same[child] = true }
+                continue
+            }
+            guard let tree = ids[index] else { continue }
+            let entries = try git.entries(in: tree, named: children.map { nodes[$0].name })
+            for (child, entry) in zip(children, entries) {
+                guard let entry else { continue }
+                let isLeaf = nodes[child].leaf != nil && nodes[child].children.isEmpty
+                guard entry.kind == .tree || isLeaf else { continue }
+                ids[child] = entry.id
+                same[child] = known?[child] == entry.id
+            }
+        }
+        return ids
+    }
+
+    /// Walks from `tip` towards the root along first parents, newest first,
+    /// stopping before `stop` (exclusive) when it is met. Returns the changes
+    /// and whether `stop` was met.
+    func scan(from tip: OID, stoppingAt stop: OID?) throws -> (records: [ChangeRecord], reachedStop: Bool) {
+        var records: [ChangeRecord] = []
+        var commit = tip
+        var step = try git.treeAndFirstParent(commit)
+        var ids = try resolve(root: step.tree, known: nil)
+        while true {
+            if commit == stop { return (records, true) }
+            var parentIDs = [OID?](repeating: nil, count: nodes.count)
+            var parentStep: (tree: OID, firstParent: OID?)?
+            if let parent = step.firstParent {
+                parentStep = try git.treeAndFirstParent(parent)
+                if let parentStep { parentIDs = try resolve(root: parentStep.tree, known: ids) }
+            }
+            var changes: [(leaf: Int, before: OID?, after: OID?)] = []
+            if parentIDs[0] != ids[0] {
+                for (leaf, node) in leafNodes.enumerated() where parentIDs[node] != ids[node] {
+                    changes.append((leaf, parentIDs[node], ids[node]))
+                }
+            }
+            if !changes.isEmpty { records.append(ChangeRecord(commit: commit, changes: changes)) }
+            guard let parent = step.firstParent, let parentStep else { return (records, false) }
+            commit = parent
+            step = parentStep
+            ids = parentIDs
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import DeployModel
+import GitKit
+
+/// Where a rollback goes: a revision, or an app's release number (`#N`).
+public enum TargetSpec: Sendable, Equatable {
+    case revision(String)
+    case release(Int)
+
+    /// Parses `#N` as a release number and anything else as a revision.
+    public init(parsing text: String) {
+        if text.hasPrefix("#"), let number = Int(text.dropFirst()) { self = .release(number) } else { self = .revision(text) }
+    }
+}
+
+/// One rollback operation.
+public enum Operation: Sendable, Equatable {
+    case revert(String)
+    case rollback(apps: [String], all: Bool, to: TargetSpec?)
+    case pin(String, to: TargetSpec?)
+    case unpin(String)
+}
+
+/// A rollback operation with everything that goes into its commit.
+public struct RollbackRequest: Sendable {
+    public var operation: Operation
+    public var reason: String?
+    public var trigger: RollbackTrailers.TriggerKind = .manual
+    public var alert: String?
+    public var fingerprint: String?
+    /// Override the irreversible-migration guard (humans only).
+    public var force = false
+    /// Directory for relative artifact paths; overrides rewind.yaml's `artifactRoot`.
+    public var artifactRoot: String?
+
+    /// Creates a request.
+    public init(_ operation: Operation, reason: String? = nil) {
+        self.operation = operation
+        self.reason = reason
+    }
+}
+
+/// How one app changes in a planned commit.
+public struct AppChange: Sendable {
+    public let app: String
+    public let fromTree: OID?
+    public let toTree: OID?
+    public let fromVersion: String?
+    public let toVersion: String?
+}
+
+/// A commit ready to be written on top of `parent`.
+public struct PlannedCommit: Sendable {
+    public let parent: OID
+    public let parentTree: OID
+    public let tree: OID
+    public let message: String
+    public let changes: [AppChange]
+    /// Guards overridden with --force, in words.
+    public let forced: [String]
+}
+
+/// What planning decided.
+public enum PlanOutcome: Sendable {
+    case commit(PlannedCommit)
+    /// Nothing to write; the message says why (already rolled back, not pinned).
+    case alreadyDone(String)
+}

@@ -1,0 +1,106 @@
+import GitKit
+
+/// What a rollback commit says about itself, as git trailers
+/// (`git interpret-trailers --parse` reads them).
+public struct RollbackTrailers: Sendable, Equatable {
+    public enum Action: String, Sendable, CaseIterable { case revert, rollback, pin, unpin }
+    public enum TriggerKind: String, Sendable, CaseIterable { case manual, alert, analysis, api }
+
+    public var action: Action
+    /// The restored commits: one, or one per app in the order of `apps`.
+    public var targets: [OID]
+    public var apps: [String]
+    public var reason: String?
+    public var trigger: TriggerKind
+    public var alert: String?
+    public var fingerprint: String?
+    /// Guards a human overrode with `--force`, in words.
+    public var forced: [String] = []
+
+    /// Creates trailers.
+    public init(action: Action, targets: [OID], apps: [String], reason: String?, trigger: TriggerKind = .manual,
+                alert: String? = nil, fingerprint: String? = nil, forced: [String] = []) {
+        self.action = action
+        self.targets = targets
+        self.apps = apps
+        self.reason = reason
+        self.trigger = trigger
+        self.alert = alert
+        self.fingerprint = fingerprint
+        self.forced = forced
+    }
+
+    /// The trailer block, one `Key: value` per line.
+    public var rendered: String {
+        var lines = ["Rewind-Action: \(action.rawValue)"]
+        lines += targets.map { "Rewind-Target: \($0.hex)" }
+        lines += apps.map { "Rewind-App: \($0)" }
+        if let reason, !reason.isEmpty { lines.append("Rewind-Reason: \(Self.oneLine(reason))") }
+        lines.append("Rewind-Trigger: \(trigger.rawValue)")
+        if let alert { lines.append("Rewind-Alert: \(Self.oneLine(alert))") }
+        if let fingerprint { lines.append("Rewind-Fingerprint: \(Self.oneLine(fingerprint))") }
+        lines += forced.map { "Rewind-Forced: \(Self.oneLine($0))" }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The restored commit for one app: its own when there is one per app,
+    /// else the single target.
+    public func target(for app: String) -> OID? {
+        if targets.count == apps.count, targets.count > 1, let i = apps.firstIndex(of: app) { return targets[i] }
+        return targets.first
+    }
+
+    /// Trailers may not span lines; collapse any whitespace run to one space.
+    static func oneLine(_ text: String) -> String {
+        text.split(whereSeparator: { $0.isNewline || $0 == "\t" }).joined(separator: " ").trimmingCharacters()
+    }
+
+    /// Reads Rewind's trailers from the last paragraph of a message; nil when
+    /// there is no `Rewind-Action`.
+    public static func parse(_ message: String) -> RollbackTrailers? {
+        var fields: [(String, String)] = []
+        for line in lastParagraph(message) {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = String(line[..<colon])
+            let value = String(line[line.index(after: colon)...]).trimmingCharacters()
+            fields.append((key, value))
+        }
+        guard let actionText = fields.first(where: { $0.0 == "Rewind-Action" })?.1, let action = Action(rawValue: actionText) else { return nil }
+        func one(_ key: String) -> String? { fields.first { $0.0 == key }?.1 }
+        return RollbackTrailers(
+            action: action,
+            targets: fields.filter { $0.0 == "Rewind-Target" }.compactMap { OID(hex: $0.1) },
+            apps: fields.filter { $0.0 == "Rewind-App" }.map(\.1),
+            reason: one("Rewind-Reason"),
+            trigger: one("Rewind-Trigger").flatMap(TriggerKind.init(rawValue:)) ?? .manual,
+            alert: one("Rewind-Alert"),
+            fingerprint: one("Rewind-Fingerprint"),
+            forced: fields.filter { $0.0 == "Rewind-Forced" }.map(\.1))
+    }
+
+    private static func lastParagraph(_ message: String) -> [Substring] {
+        let lines = message.split(separator: "\n", omittingEmptySubsequences: false)
+        var end = lines.count
+        while end > 0 && lines[end - 1].allSatisfy(\.isWhitespace) { end -= 1 }
+        var start = end
+        while start > 0 && !lines[start - 1].allSatisfy(\.isWhitespace) { start -= 1 }
+        return Array(lines[start..<end])
+    }
+
+    /// The commit named by git's own revert message, `This reverts commit <sha>.`
+    public static func gitRevertTarget(_ message: String) -> OID? {
+        let marker = "This reverts commit "
+        guard let range = message.range(of: marker) else { return nil }
+        let hex = message[range.upperBound...].prefix(40)
+        return OID(hex: String(hex))
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}

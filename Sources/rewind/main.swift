@@ -1,0 +1,3 @@
+import RewindCLI
+
+RewindCommand.main()

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building, testing, the demo and the benchmarks need, skipping
+# what is already there. Debian/Ubuntu only (apt-get); needs root or sudo.
+set -euo pipefail
+
+packages=(libgit2-dev pkg-config git python3 hyperfine time)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! command -v swift >/dev/null 2>&1; then
+  for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+    [ -x "$candidate/swift" ] && { echo "swift is at $candidate; add it to PATH"; exit 1; }
+  done
+  echo "Swift 6 is required (https://www.swift.org/install/linux/); install it and rerun." >&2
+  exit 1
+fi
