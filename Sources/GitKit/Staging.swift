@@ -24,26 +24,44 @@ extension Repository {
         if let stagingBackend { _ = git_mempack_reset(stagingBackend) }
     }
 
-    /// Writes every staged object to the object database as one pack, then
-    /// empties the stage.
-    public func persistStagedObjects() throws {
+    /// Writes the staged objects reachable from `root` (a commit or tree)
+    /// to the object database on disk, children before parents, then empties
+    /// the stage. Objects already on disk, and everything below a tree that
+    /// is, are skipped, so the cost is proportional to what is new.
+    public func persistStagedObjects(reachableFrom root: OID) throws {
         guard let stagingBackend else { return }
-        var buffer = git_buf()
-        try check(git_mempack_dump(&buffer, handle, stagingBackend), "git_mempack_dump")
-        defer { git_buf_dispose(&buffer) }
+        var disk: OpaquePointer?
+        try check(git_odb_open(&disk, gitDirectory + "objects"), "git_odb_open")
+        defer { git_odb_free(disk) }
         var odb: OpaquePointer?
         try check(git_repository_odb(&odb, handle), "git_repository_odb")
         defer { git_odb_free(odb) }
-        var writer: UnsafeMutablePointer<git_odb_writepack>?
-        try check(git_odb_write_pack(&writer, odb, nil, nil), "git_odb_write_pack")
-        guard let writer else { throw GitError(code: .other(-1), function: "git_odb_write_pack", message: "no pack writer") }
-        defer { writer.pointee.free?(writer) }
-        var stats = git_indexer_progress()
-        if let append = writer.pointee.append {
-            try check(append(writer, buffer.ptr, buffer.size, &stats), "git_odb_writepack.append")
+
+        var pending = [root]
+        var seen: Set<OID> = []
+        var missing: [OID] = []
+        while let id = pending.popLast() {
+            guard seen.insert(id).inserted else { continue }
+            var raw = id.raw
+            if git_odb_exists(disk, &raw) != 0 { continue }
+            missing.append(id)
+            var object: OpaquePointer?
+            try check(git_odb_read(&object, odb, &raw), "git_odb_read")
+            let type = git_odb_object_type(object)
+            git_odb_object_free(object)
+            if type == GIT_OBJECT_COMMIT {
+                pending.append(try commit(id).tree)
+            } else if type == GIT_OBJECT_TREE {
+                pending += try listTree(id).filter { $0.kind != .submodule }.map(\.id)
+            }
         }
-        if let commit = writer.pointee.commit {
-            try check(commit(writer, &stats), "git_odb_writepack.commit")
+        for id in missing.reversed() {
+            var raw = id.raw
+            var object: OpaquePointer?
+            try check(git_odb_read(&object, odb, &raw), "git_odb_read")
+            defer { git_odb_object_free(object) }
+            var written = git_oid()
+            try check(git_odb_write(&written, disk, git_odb_object_data(object), git_odb_object_size(object), git_odb_object_type(object)), "git_odb_write")
         }
         _ = git_mempack_reset(stagingBackend)
     }

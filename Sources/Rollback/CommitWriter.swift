@@ -47,7 +47,7 @@ public struct CommitWriter {
             let commit = try gitStep("writing the commit") {
                 try repo.git.createCommit(tree: plan.tree, parents: [plan.parent], message: plan.message, author: signature, committer: signature)
             }
-            try gitStep("writing the new objects") { try repo.git.persistStagedObjects() }
+            try gitStep("writing the new objects") { try repo.git.persistStagedObjects(reachableFrom: commit) }
             do {
                 try repo.git.updateReference(repo.branchRef, to: commit, expecting: plan.parent, logMessage: "rewind: \(plan.message.prefix { $0 != "\n" })")
             } catch let error as GitError where Self.isLostRace(error) {

@@ -25,9 +25,15 @@ public struct DesiredState: Sendable {
     /// `RewindError(.invalidState)` with every diagnostic when anything is wrong.
     public static func load(_ repo: DeployRepository, commit: OID) throws -> DesiredState {
         let tree = try gitStep("reading commit \(commit.short)") { try repo.git.commit(commit).tree }
+        return try load(repo, tree: tree, commit: commit, what: "commit \(commit.short)")
+    }
+
+    /// Loads and validates the desired state a root tree describes; `what`
+    /// names it in errors.
+    static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String) throws -> DesiredState {
         var diagnostics: [Diagnostic] = []
         guard let configText = try repo.text(tree: tree, path: RepoConfig.fileName) else {
-            throw RewindError(.invalidState, "commit \(commit.short) is not a valid desired state", hint: "add a rewind.yaml at the repository root (see deploy-repo-template/)",
+            throw RewindError(.invalidState, "\(what) is not a valid desired state", hint: "add a rewind.yaml at the repository root (see deploy-repo-template/)",
                               diagnostics: [Diagnostic(.error, file: RepoConfig.fileName, message: "file is missing")])
         }
         let (parsedConfig, configDiagnostics) = RepoConfig.parse(configText)
@@ -51,7 +57,7 @@ public struct DesiredState: Sendable {
         }
         let errors = diagnostics.filter { $0.severity == .error }
         guard errors.isEmpty, let config = parsedConfig else {
-            throw RewindError(.invalidState, "commit \(commit.short) is not a valid desired state (\(errors.count) error\(errors.count == 1 ? "" : "s"))",
+            throw RewindError(.invalidState, "\(what) is not a valid desired state (\(errors.count) error\(errors.count == 1 ? "" : "s"))",
                               hint: "fix these files in a new commit; the last valid state stays deployed", diagnostics: diagnostics)
         }
         return DesiredState(commit: commit, config: config, apps: apps, pins: pins, warnings: diagnostics)

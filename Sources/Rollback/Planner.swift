@@ -171,6 +171,9 @@ struct Planner {
         if action == .revert, let held = changes.first(where: { pins.pins[$0.app] != nil }) {
             throw RewindError(.refused, "reverting this commit would change app \(held.app), which is held by a pin", hint: "unpin it first with `rewind unpin \(held.app)`")
         }
+        // Never write an invalid desired state; a rollback that repairs a
+        // broken app is fine, one that leaves another app broken is not.
+        _ = try DesiredState.load(repo, tree: newTree, commit: tip, what: "the state this \(action.rawValue) would write")
         let guards = Guards(repo: repo, config: config, artifactRoot: request.artifactRoot)
         try guards.checkArtifacts(changes: changes, newTree: newTree)
         let forced = try guards.checkMigrations(changes: changes, force: request.force)

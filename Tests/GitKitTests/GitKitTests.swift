@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+import TestSupport
+@testable import GitKit
+
+@Suite struct GitKitTests {
+    @Test func compareAndSwapRefusesAStaleExpectation() throws {
+        try withFixtureRepo("three-apps") { fixture in
+            let repo = try Repository.open(fixture.path)
+            let tip = try repo.resolveCommit("main")
+            let older = try repo.resolveCommit("main~1")
+            let tree = try repo.commit(tip).tree
+            let sig = Signature(name: "T", email: "t@example.com", time: 1_700_000_000)
+            let commit = try repo.createCommit(tree: tree, parents: [tip], message: "x\n", author: sig, committer: sig)
+            #expect(throws: GitError.self) { try repo.updateReference("refs/heads/main", to: commit, expecting: older, logMessage: "stale") }
+            #expect(try repo.referenceTarget("refs/heads/main") == tip)
+            try repo.updateReference("refs/heads/main", to: commit, expecting: tip, logMessage: "fresh")
+            #expect(try repo.referenceTarget("refs/heads/main") == commit)
+        }
+    }
+
+    @Test func replacingEntryMatchesGitsOwnTree() throws {
+        try withFixtureRepo("three-apps") { fixture in
+            let repo = try Repository.open(fixture.path)
+            let tip = try repo.commit(try repo.resolveCommit("main")).tree
+            let old = try repo.commit(try repo.resolveCommit(fixture.commits[0])).tree
+            let oldApi = try #require(try repo.entry(in: old, path: "apps/api"))
+            let replaced = try repo.replacingEntry(in: tip, path: "apps/api", with: oldApi)
+            // The oracle: git itself, restoring the directory and writing a tree.
+            try fixture.git("rm", "-rq", "apps/api")
+            try fixture.git("checkout", fixture.commits[0], "--", "apps/api")
+            #expect(replaced.hex == (try fixture.git("write-tree")))
+            try fixture.git("reset", "-q", "--hard")
+            let removed = try repo.replacingEntry(in: tip, path: "apps/web", with: nil)
+            try fixture.git("rm", "-rq", "apps/web")
+            #expect(removed.hex == (try fixture.git("write-tree")))
+        }
+    }
+
+    @Test func stagedObjectsStayInMemoryUntilPersisted() throws {
+        try withFixtureRepo("three-apps") { fixture in
+            let repo = try Repository.open(fixture.path)
+            try repo.stageObjectsInMemory()
+            let discarded = try repo.writeBlob(Array("discarded\n".utf8))
+            #expect(try repo.blob(discarded) == Array("discarded\n".utf8))
+            repo.discardStagedObjects()
+            #expect(try run("/usr/bin/git", ["cat-file", "-e", discarded.hex], in: fixture.path).status != 0)
+            let kept = try repo.writeBlob(Array("kept\n".utf8))
+            let tip = try repo.resolveCommit("main")
+            let tree = try repo.replacingEntry(in: try repo.commit(tip).tree, path: "apps/new/file", with: TreeEntry(name: "file", id: kept, kind: .blob, mode: 0o100644))
+            let sig = Signature(name: "T", email: "t@example.com", time: 1_700_000_000)
+            let commit = try repo.createCommit(tree: tree, parents: [tip], message: "new\n", author: sig, committer: sig)
+            let looseBefore = try fixture.git("count-objects")
+            try repo.persistStagedObjects(reachableFrom: commit)
+            #expect(try fixture.git("cat-file", "-p", "\(commit.hex):apps/new/file") == "kept")
+            // Exactly the new objects: the commit, three trees (root, apps, apps/new) and the blob.
+            let count = { (text: String) in Int(text.split(separator: " ").first ?? "") ?? -1 }
+            #expect(count(try fixture.git("count-objects")) == count(looseBefore) + 5)
+            try fixture.git("update-ref", "refs/heads/main", commit.hex)
+            try fixture.git("fsck", "--full", "--strict")
+        }
+    }
+
+    @Test func oidRoundTripsAndRejectsGarbage() {
+        let hex = "0123456789abcdef0123456789abcdef01234567"
+        #expect(OID(hex: hex)?.hex == hex)
+        #expect(OID(hex: "xyz") == nil)
+        #expect(OID(hex: String(repeating: "g", count: 40)) == nil)
+    }
+}
