@@ -14,4 +14,7 @@ static inline int rewind_git_set_mwindow_mapped_limit(unsigned long bytes) {
 static inline int rewind_git_set_strict_hash_verification(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, enabled);
 }
+static inline int rewind_git_enable_caching(int enabled) {
+    return git_libgit2_opts(GIT_OPT_ENABLE_CACHING, enabled);
+}
 #endif

@@ -1,4 +1,7 @@
 import CLibGit2
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An error from libgit2, carrying the C function that failed and the message
 /// libgit2 recorded for it (`git_error_last()`, read right after the call).
@@ -71,6 +74,9 @@ public enum GitRuntime {
         // Bound the object cache and the pack windows so that walks over a
         // long history stay within a small, predictable amount of memory.
         _ = rewind_git_set_cache_max_size(32 * 1024 * 1024)
+        // libgit2's object cache costs more than it saves on long walks
+        // (most time went to its hash map); Rewind reads each object once.
+        _ = rewind_git_enable_caching(0)
         _ = rewind_git_set_mwindow_mapped_limit(64 * 1024 * 1024)
         // Like the git CLI, trust the object database's own checksums on read.
         _ = rewind_git_set_strict_hash_verification(0)

@@ -50,3 +50,42 @@ extension UInt8 {
         (48...57).contains(self) || (97...102).contains(self) || (65...70).contains(self)
     }
 }
+
+extension OID {
+    /// The 20 raw bytes.
+    public var bytes: [UInt8] { withUnsafeBytes(of: raw.id) { Array($0) } }
+
+    /// An id from 20 raw bytes; nil for the all-zero id, which names no object.
+    public init?(bytes: ArraySlice<UInt8>) {
+        guard bytes.count == 20 else { return nil }
+        var oid = git_oid()
+        let nonZero = bytes.withUnsafeBytes { source -> Bool in
+            withUnsafeMutableBytes(of: &oid.id) { $0.copyMemory(from: source) }
+            return source.contains { $0 != 0 }
+        }
+        guard nonZero else { return nil }
+        raw = oid
+    }
+}
+
+extension OID {
+    /// An id from 20 raw bytes; nil for the all-zero id.
+    public init?(rawBytes: UnsafeRawBufferPointer) {
+        guard rawBytes.count == 20, rawBytes.contains(where: { $0 != 0 }) else { return nil }
+        var oid = git_oid()
+        withUnsafeMutableBytes(of: &oid.id) { $0.copyMemory(from: rawBytes) }
+        raw = oid
+    }
+
+    /// Appends the 40 hex digits to a byte buffer (no intermediate string).
+    public func appendHex(to out: inout [UInt8]) {
+        withUnsafeBytes(of: raw.id) { bytes in
+            for byte in bytes {
+                out.append(OID.digits[Int(byte >> 4)])
+                out.append(OID.digits[Int(byte & 15)])
+            }
+        }
+    }
+
+    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
+}

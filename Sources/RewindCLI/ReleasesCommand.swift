@@ -1,4 +1,5 @@
 import ArgumentParser
+import GitKit
 import Rollback
 
 /// `rewind releases [APP]`: numbered releases per app.
@@ -33,16 +34,11 @@ struct ReleasesCommand: ParsableCommand {
             if let app, config.app(named: app) == nil {
                 throw RewindError(.notFound, "unknown app '\(app)'", hint: "apps in rewind.yaml: \(config.apps.map(\.name).joined(separator: ", "))")
             }
-            let history = try ReleaseHistory.load(repo, config: config, tip: tip, useCache: !noCache, versionLimit: limit == 0 ? nil : limit)
+            let history = try ReleaseHistory.load(repo, config: config, tip: tip, useCache: !noCache, limit: limit == 0 ? nil : limit)
             let names = app.map { [$0] } ?? config.apps.map(\.name)
-            let shown = names.map { name -> (String, [Release], Int) in
-                let all = history.of(name)
-                return (name, limit == 0 ? all : Array(all.suffix(limit)), all.count)
-            }
+            let shown = names.map { ($0, history.of($0), history.totals[$0] ?? 0) }
             if format == .json {
-                Terminal.print(JSON.array(shown.map { name, releases, total in
-                    .object([("app", .string(name)), ("total", .number(Int64(total))), ("releases", .array(releases.map(Self.json)))])
-                }).serialised)
+                Terminal.write(1, Self.json(shown))
             } else {
                 Terminal.print(table(shown))
             }
@@ -63,14 +59,48 @@ struct ReleasesCommand: ParsableCommand {
         return Table.render(["APP", "RELEASE", "COMMIT", "DATE", "KIND", "VERSION", "AUTHOR", "NOTE"], rows)
     }
 
-    static func json(_ r: Release) -> JSON {
-        .object([
-            ("number", .number(Int64(r.number))), ("commit", .string(r.commit.hex)), ("kind", .string(r.kind.rawValue)),
-            ("versionBefore", .optional(r.previousVersion)), ("version", .optional(r.version)),
-            ("tree", .optional(r.tree?.hex)), ("previousTree", .optional(r.previousTree?.hex)),
-            ("author", .string(r.author)), ("email", .string(r.email)),
-            ("date", .string(Dates.iso8601(r.time, offsetMinutes: r.offsetMinutes))),
-            ("target", .optional(r.target?.hex)), ("reverts", .bool(r.reverts)), ("rolledBackBy", .optional(r.rolledBackBy?.hex)), ("summary", .string(r.summary)),
-        ])
+    /// The JSON listing, written straight into bytes (thousands of releases).
+    static func json(_ shown: [(String, [Release], Int)]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(shown.reduce(64) { $0 + $1.1.count * 700 })
+        out.append(91)
+        for (a, (name, releases, total)) in shown.enumerated() {
+            if a > 0 { out.append(44) }
+            out += #"{"app":"#.utf8; JSON.escape(name, into: &out)
+            out += #","total":"#.utf8; out += String(total).utf8
+            out += #","releases":["#.utf8
+            for (i, r) in releases.enumerated() {
+                if i > 0 { out.append(44) }
+                out += #"{"number":"#.utf8; out += String(r.number).utf8
+                out += #","commit":"#.utf8; hex(r.commit, &out)
+                out += #","kind":""#.utf8; out += r.kind.rawValue.utf8; out.append(34)
+                out += #","versionBefore":"#.utf8; optional(r.previousVersion, &out)
+                out += #","version":"#.utf8; optional(r.version, &out)
+                out += #","tree":"#.utf8; hex(r.tree, &out)
+                out += #","previousTree":"#.utf8; hex(r.previousTree, &out)
+                out += #","author":"#.utf8; JSON.escape(r.author, into: &out)
+                out += #","email":"#.utf8; JSON.escape(r.email, into: &out)
+                out += #","date":""#.utf8; Dates.appendISO8601(r.time, offsetMinutes: r.offsetMinutes, into: &out); out.append(34)
+                out += #","target":"#.utf8; hex(r.target, &out)
+                out += #","reverts":"#.utf8; out += (r.reverts ? "true" : "false").utf8
+                out += #","rolledBackBy":"#.utf8; hex(r.rolledBackBy, &out)
+                out += #","summary":"#.utf8; JSON.escape(r.summary, into: &out)
+                out.append(125)
+            }
+            out += "]}".utf8
+        }
+        out += "]\n".utf8
+        return out
+    }
+
+    private static func optional(_ text: String?, _ out: inout [UInt8]) {
+        if let text { JSON.escape(text, into: &out) } else { out += "null".utf8 }
+    }
+
+    private static func hex(_ id: OID?, _ out: inout [UInt8]) {
+        guard let id else { out += "null".utf8; return }
+        out.append(34)
+        id.appendHex(to: &out)
+        out.append(34)
     }
 }

@@ -71,7 +71,7 @@ struct Planner {
                 throw RewindError(.refused, "app \(name) is held by a pin", hint: "move the hold with `rewind pin \(name) --to REV`, or release it with `rewind unpin \(name)`")
             }
             if history == nil, spec == nil || { if case .release = spec { return true } else { return false } }() {
-                history = try ReleaseHistory.load(repo, config: config, tip: tip, versionLimit: 0)
+                history = try ReleaseHistory.load(repo, config: config, tip: tip, details: false)
             }
             let (target, targetTree) = try resolveTarget(app, spec, history: history, defaultIsCurrent: false)
             let current = try repo.appTree(app, in: tipTree)
@@ -92,7 +92,7 @@ struct Planner {
     private func planPin(_ name: String, to spec: TargetSpec?) throws -> PlanOutcome {
         let app = try appRef(name)
         var history: ReleaseHistory?
-        if case .release = spec { history = try ReleaseHistory.load(repo, config: config, tip: tip, versionLimit: 0) }
+        if case .release = spec { history = try ReleaseHistory.load(repo, config: config, tip: tip, details: false) }
         let (target, targetTree) = try resolveTarget(app, spec, history: history, defaultIsCurrent: true)
         guard let targetTree else {
             throw RewindError(.refused, "app \(name) does not exist at \(target.short)", hint: "pin to a commit where \(app.path) exists")

@@ -1,7 +1,7 @@
 import GitKit
 
 /// What a release did to an app.
-public enum ReleaseKind: String, Sendable, Codable {
+public enum ReleaseKind: String, Sendable, Codable, CaseIterable {
     case deploy, rollback, pin, unpin
 }
 
@@ -22,22 +22,27 @@ public struct Release: Sendable {
     public let target: OID?
     /// True when this release reverts `target` (rather than restoring it).
     public let reverts: Bool
-    public let author: String
-    public let email: String
+    /// Author, email and summary are filled for the releases whose details
+    /// were asked for (see `ReleaseHistory.load`), empty otherwise.
+    public internal(set) var author: String
+    public internal(set) var email: String
     public let time: Int64
     public let offsetMinutes: Int32
-    public let summary: String
+    public internal(set) var summary: String
     /// The later commit that rolled this release back, if any.
     public var rolledBackBy: OID?
+    /// Where this release's strings live in the release index.
+    let stringOffset: Int
     /// The `version` label of app.yaml after and before this release.
-    public var version: String?
-    public var previousVersion: String?
+    public var version: String? = nil
+    public var previousVersion: String? = nil
 }
 
 /// A change record as stored in the cache: one app, one commit.
 struct ReleaseRecord: Sendable {
     var commit: OID
-    var app: String
+    /// Index of the app in the configuration the cache was built for.
+    var app: Int
     var before: OID?
     var after: OID?
     var kind: ReleaseKind
@@ -45,7 +50,6 @@ struct ReleaseRecord: Sendable {
     var revertsExactly: Bool
     var time: Int64
     var offset: Int32
-    var author: String
-    var email: String
-    var summary: String
+    /// Where author, email and summary start in the cache's string table.
+    var stringOffset: Int
 }

@@ -9,57 +9,64 @@ import GitKit
 /// directory and extended incrementally when the branch moves forward.
 public struct ReleaseHistory: Sendable {
     public let tip: OID
-    /// Releases per app, oldest first, numbered from 1.
+    /// The newest `limit` releases per app (all when no limit), oldest first.
     public private(set) var releases: [String: [Release]]
+    /// How many releases each app has in all.
+    public let totals: [String: Int]
 
-    /// Releases of one app, oldest first.
+    /// The loaded releases of one app, oldest first.
     public func of(_ app: String) -> [Release] { releases[app] ?? [] }
 
     /// Loads the history of `config`'s apps up to `tip`, using and refreshing
-    /// the cache unless `useCache` is false.
-    /// Version labels are read for the newest `versionLimit` releases of each
-    /// app (all when nil).
-    public static func load(_ repo: DeployRepository, config: RepoConfig, tip: OID, useCache: Bool = true, versionLimit: Int? = nil) throws -> ReleaseHistory {
+    /// the cache unless `useCache` is false. Only the newest `limit` releases
+    /// of each app become `Release` values (all when nil); with `details`,
+    /// their author, email, summary and version labels are filled in.
+    public static func load(_ repo: DeployRepository, config: RepoConfig, tip: OID, useCache: Bool = true, limit: Int? = nil, details: Bool = true) throws -> ReleaseHistory {
         let apps = config.apps
         let key = ([repo.branchRef] + apps.map { "\($0.name)=\($0.path)" }).joined(separator: ";")
         let cachePath = ReleaseCache.path(gitDirectory: repo.git.gitDirectory, key: key)
-        var cache = (useCache ? ReleaseCache.load(from: cachePath, key: key) : nil) ?? ReleaseCache(key: key)
+        var cache = (useCache ? ReleaseCache.load(from: cachePath, key: key, apps: apps.map(\.name)) : nil) ?? ReleaseCache(key: key)
         let changed = cache.tip != tip
         if changed {
-            let scanner = ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName])
             let (changes, reachedStop) = try gitStep("walking the history of \(repo.branchName)") {
-                try scanner.scan(from: tip, stoppingAt: cache.tip)
+                try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(from: tip, stoppingAt: cache.tip)
             }
-            if !reachedStop { cache.records = [] }
-            let fresh = try changes.reversed().flatMap { try records(repo, apps: apps, change: $0) }
-            cache.records += fresh
+            if !reachedStop {
+                cache.records = []
+                cache.strings = []
+            }
+            for change in changes.reversed() {
+                cache.records += records(repo, apps: apps, change: change, cache: &cache)
+            }
             cache.tip = tip
         }
-        var history = ReleaseHistory(tip: tip, releases: assemble(cache.records, apps: apps))
+        let (releases, totals) = assemble(cache.records, apps: apps, limit: limit)
+        var history = ReleaseHistory(tip: tip, releases: releases, totals: totals)
         let versionsBefore = cache.versions.count
-        history.fillVersions(repo, apps: apps, limit: versionLimit, versions: &cache.versions)
+        if details { history.fillDetails(repo, apps: apps, cache: &cache) }
         if useCache && (changed || cache.versions.count != versionsBefore) { cache.save(to: cachePath) }
         return history
     }
 
     /// Turns one changed commit into per-app records.
-    private static func records(_ repo: DeployRepository, apps: [AppRef], change: ChangeRecord) throws -> [ReleaseRecord] {
-        let commit = try gitStep("reading commit \(change.commit.short)") { try repo.git.commit(change.commit) }
-        let trailers = RollbackTrailers.parse(commit.message)
+    private static func records(_ repo: DeployRepository, apps: [AppRef], change: ChangeRecord, cache: inout ReleaseCache) -> [ReleaseRecord] {
+        let commit = change.header
+        let trailers = RollbackTrailers.mayCarryTrailers(commit.message) ? RollbackTrailers.parse(commit.message) : nil
         let revertTarget = trailers == nil ? RollbackTrailers.gitRevertTarget(commit.message) : nil
-        var treeChanges: [String: (OID?, OID?)] = [:]
+        var treeChanges = [(OID?, OID?)?](repeating: nil, count: apps.count)
         var pinChanges: [String: ReleaseKind] = [:]
         for (leaf, before, after) in change.changes {
             if leaf < apps.count {
-                treeChanges[apps[leaf].name] = (before, after)
+                treeChanges[leaf] = (before, after)
             } else {
                 pinChanges = pinDifferences(repo, before: before, after: after)
             }
         }
-        return apps.compactMap { app -> ReleaseRecord? in
-            let trees = treeChanges[app.name]
-            let pinKind = pinChanges[app.name]
-            guard trees != nil || pinKind != nil else { return nil }
+        var result: [ReleaseRecord] = []
+        for (index, app) in apps.enumerated() {
+            let trees = treeChanges[index]
+            let pinKind = pinChanges.isEmpty ? nil : pinChanges[app.name]
+            guard trees != nil || pinKind != nil else { continue }
             var kind: ReleaseKind = .deploy
             var target: OID?
             var exact = false
@@ -77,15 +84,14 @@ public struct ReleaseHistory: Sendable {
                 exact = true
             }
             if let pinKind, trailers == nil { kind = pinKind }
-            let (before, after) = trees ?? (nil, nil)
-            let unchangedTree = trees == nil
-            return ReleaseRecord(
-                commit: change.commit, app: app.name,
-                before: unchangedTree ? nil : before, after: unchangedTree ? nil : after,
-                kind: kind, target: target, revertsExactly: exact && !unchangedTree,
-                time: commit.author.time, offset: commit.author.offsetMinutes,
-                author: commit.author.name, email: commit.author.email, summary: commit.summary)
+            let summary = String(commit.message.prefix { $0 != "\n" })
+            let strings = cache.addStrings(author: commit.authorName, email: commit.authorEmail, summary: summary)
+            result.append(ReleaseRecord(
+                commit: change.commit, app: index, before: trees?.0 ?? nil, after: trees?.1 ?? nil,
+                kind: kind, target: target, revertsExactly: exact && trees != nil,
+                time: commit.authorTime, offset: commit.authorOffsetMinutes, stringOffset: strings))
         }
+        return result
     }
 
     /// Which apps gained (pin) or lost (unpin) an entry between two pins blobs.
@@ -101,62 +107,71 @@ public struct ReleaseHistory: Sendable {
         return result
     }
 
-    /// Numbers records per app and marks releases that later rollbacks undid.
-    static func assemble(_ records: [ReleaseRecord], apps: [AppRef]) -> [String: [Release]] {
-        var result: [String: [Release]] = [:]
-        var treeOf: [String: OID?] = [:]
-        for r in records {
-            var list = result[r.app] ?? []
+    /// Numbers records per app, marks releases that later rollbacks undid,
+    /// and materialises the newest `limit` of each app.
+    static func assemble(_ records: [ReleaseRecord], apps: [AppRef], limit: Int?) -> ([String: [Release]], [String: Int]) {
+        var perApp = [[Int32]](repeating: [], count: apps.count)
+        var trees = [OID?](repeating: nil, count: records.count)
+        var previousTrees = [OID?](repeating: nil, count: records.count)
+        var rolledBackBy = [Int32](repeating: -1, count: records.count)
+        var treeOf = [OID?](repeating: nil, count: apps.count)
+        for (index, r) in records.enumerated() where r.app < apps.count {
             let changedTree = r.before != nil || r.after != nil
-            let previous = changedTree ? r.before : (treeOf[r.app] ?? nil)
-            let current = changedTree ? r.after : previous
-            treeOf[r.app] = current
-            list.append(Release(app: r.app, number: list.count + 1, commit: r.commit, tree: current, previousTree: previous,
-                                kind: r.kind, target: r.target, reverts: r.revertsExactly, author: r.author, email: r.email, time: r.time,
-                                offsetMinutes: r.offset, summary: r.summary))
-            if r.kind == .rollback || (r.kind == .pin && changedTree) {
-                markRolledBack(&list, by: list.count - 1, exact: r.revertsExactly)
+            previousTrees[index] = changedTree ? r.before : treeOf[r.app]
+            trees[index] = changedTree ? r.after : previousTrees[index]
+            treeOf[r.app] = trees[index]
+            perApp[r.app].append(Int32(index))
+            guard r.kind == .rollback || (r.kind == .pin && changedTree) else { continue }
+            // A revert undoes exactly its target; a rollback or pin undoes every
+            // release since the last one whose tree it restored.
+            let list = perApp[r.app].dropLast()
+            if r.revertsExactly, let target = r.target, let t = list.last(where: { records[Int($0)].commit == target }) {
+                if rolledBackBy[Int(t)] < 0 { rolledBackBy[Int(t)] = Int32(index) }
+            } else if let restored = list.lastIndex(where: { trees[Int($0)] == trees[index] }) {
+                for i in list[(restored + 1)...] where rolledBackBy[Int(i)] < 0 && trees[Int(i)] != trees[index] {
+                    rolledBackBy[Int(i)] = Int32(index)
+                }
             }
-            result[r.app] = list
         }
-        for app in apps where result[app.name] == nil { result[app.name] = [] }
-        return result
+        var releases: [String: [Release]] = [:]
+        var totals: [String: Int] = [:]
+        for (a, app) in apps.enumerated() {
+            let list = perApp[a]
+            totals[app.name] = list.count
+            let first = limit.map { max(0, list.count - $0) } ?? 0
+            releases[app.name] = (first..<list.count).map { n in
+                let i = Int(list[n]), r = records[i]
+                return Release(app: app.name, number: n + 1, commit: r.commit, tree: trees[i], previousTree: previousTrees[i],
+                               kind: r.kind, target: r.target, reverts: r.revertsExactly, author: "", email: "", time: r.time,
+                               offsetMinutes: r.offset, summary: "", rolledBackBy: rolledBackBy[i] >= 0 ? records[Int(rolledBackBy[i])].commit : nil,
+                               stringOffset: r.stringOffset)
+            }
+        }
+        return (releases, totals)
     }
 
-    /// A revert undoes exactly its target; a rollback or pin undoes every
-    /// release since the last one whose tree it restored.
-    private static func markRolledBack(_ list: inout [Release], by index: Int, exact: Bool) {
-        let rollback = list[index]
-        if exact, let target = rollback.target, let t = list[..<index].lastIndex(where: { $0.commit == target }) {
-            if list[t].rolledBackBy == nil { list[t].rolledBackBy = rollback.commit }
-            return
-        }
-        guard let restored = list[..<index].lastIndex(where: { $0.tree == rollback.tree }) else { return }
-        for i in (restored + 1)..<index where list[i].rolledBackBy == nil && list[i].tree != rollback.tree {
-            list[i].rolledBackBy = rollback.commit
-        }
-    }
-
-    /// Sets `version` and `previousVersion` on every release, reading each
-    /// app tree's app.yaml once (and remembering it in `versions`).
-    mutating func fillVersions(_ repo: DeployRepository, apps: [AppRef], limit: Int?, versions: inout [OID: String]) {
+    /// Fills author, email, summary and version labels of the loaded
+    /// releases, reading each app tree's app.yaml once (and remembering it in
+    /// the cache).
+    mutating func fillDetails(_ repo: DeployRepository, apps: [AppRef], cache: inout ReleaseCache) {
         func version(_ tree: OID?) -> String? {
             guard let tree else { return nil }
-            if let known = versions[tree] { return known }
+            if let known = cache.versions[tree] { return known.isEmpty ? nil : known }
             var found = ""
             if let entry = try? repo.git.entry(in: tree, path: AppSpec.fileName), entry.kind == .blob,
                let bytes = try? repo.git.blob(entry.id) {
                 found = AppSpec.quickVersion(bytes) ?? AppSpec.parse(String(decoding: bytes, as: UTF8.self), file: AppSpec.fileName).spec?.version ?? ""
             }
-            versions[tree] = found
-            return found
+            cache.versions[tree] = found
+            return found.isEmpty ? nil : found
         }
         for app in apps {
             guard var list = releases[app.name] else { continue }
-            let first = limit.map { max(0, list.count - $0) } ?? 0
-            for i in list.indices where i >= first {
-                list[i].version = version(list[i].tree).flatMap { $0.isEmpty ? nil : $0 }
-                list[i].previousVersion = version(list[i].previousTree).flatMap { $0.isEmpty ? nil : $0 }
+            releases[app.name] = nil  // hold the only reference while mutating
+            for i in list.indices {
+                (list[i].author, list[i].email, list[i].summary) = cache.decodeStrings(at: list[i].stringOffset)
+                list[i].version = version(list[i].tree)
+                list[i].previousVersion = version(list[i].previousTree)
             }
             releases[app.name] = list
         }

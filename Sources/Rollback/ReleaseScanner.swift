@@ -4,6 +4,7 @@ import GitKit
 /// One commit on the first-parent chain that changed at least one watched path.
 struct ChangeRecord: Sendable {
     var commit: OID
+    var header: CommitHeader
     /// For each watched leaf that changed: its index, the id before and after.
     var changes: [(leaf: Int, before: OID?, after: OID?)]
 }
@@ -20,13 +21,16 @@ struct ReleaseScanner {
         var leaf: Int?
     }
 
-    private let git: Repository
+    private let reader: ObjectReader
     private var nodes: [Node] = [Node(name: "", parent: -1)]
     /// Node index of each leaf, in the order the paths were given.
     private var leafNodes: [Int] = []
 
-    init(git: Repository, paths: [String]) {
-        self.git = git
+    /// Per directory node: its children's names as bytes, and whether each may be a file.
+    private var queries: [ChildQuery] = []
+
+    init(git: Repository, paths: [String]) throws {
+        reader = try ObjectReader(git)
         for (leaf, path) in paths.enumerated() {
             var current = 0
             for part in path.split(separator: "/").map(String.init) {
@@ -40,6 +44,10 @@ struct ReleaseScanner {
             }
             nodes[current].leaf = leaf
             leafNodes.append(current)
+        }
+        queries = nodes.map { node in
+            ChildQuery(names: node.children.map { nodes[$0].name },
+                       acceptsBlob: node.children.map { nodes[$0].leaf != nil && nodes[$0].children.isEmpty })
         }
     }
 
@@ -59,13 +67,11 @@ struct ReleaseScanner {
                 continue
             }
             guard let tree = ids[index] else { continue }
-            let entries = try git.entries(in: tree, named: children.map { nodes[$0].name })
-            for (child, entry) in zip(children, entries) {
-                guard let entry else { continue }
-                let isLeaf = nodes[child].leaf != nil && nodes[child].children.isEmpty
-                guard entry.kind == .tree || isLeaf else { continue }
-                ids[child] = entry.id
-                same[child] = known?[child] == entry.id
+            let found = try reader.childIDs(of: tree, queries[index])
+            for (child, id) in zip(children, found) {
+                guard let id else { continue }
+                ids[child] = id
+                same[child] = known?[child] == id
             }
         }
         return ids
@@ -77,15 +83,16 @@ struct ReleaseScanner {
     func scan(from tip: OID, stoppingAt stop: OID?) throws -> (records: [ChangeRecord], reachedStop: Bool) {
         var records: [ChangeRecord] = []
         var commit = tip
-        var step = try git.treeAndFirstParent(commit)
+        var step = try reader.commitHeader(commit)
         var ids = try resolve(root: step.tree, known: nil)
         while true {
             if commit == stop { return (records, true) }
             var parentIDs = [OID?](repeating: nil, count: nodes.count)
-            var parentStep: (tree: OID, firstParent: OID?)?
+            var parentStep: CommitHeader?
             if let parent = step.firstParent {
-                parentStep = try git.treeAndFirstParent(parent)
-                if let parentStep { parentIDs = try resolve(root: parentStep.tree, known: ids) }
+                let header = try reader.commitHeader(parent)
+                parentStep = header
+                parentIDs = try resolve(root: header.tree, known: ids)
             }
             var changes: [(leaf: Int, before: OID?, after: OID?)] = []
             if parentIDs[0] != ids[0] {
@@ -93,7 +100,7 @@ struct ReleaseScanner {
                     changes.append((leaf, parentIDs[node], ids[node]))
                 }
             }
-            if !changes.isEmpty { records.append(ChangeRecord(commit: commit, changes: changes)) }
+            if !changes.isEmpty { records.append(ChangeRecord(commit: commit, header: step, changes: changes)) }
             guard let parent = step.firstParent, let parentStep else { return (records, false) }
             commit = parent
             step = parentStep

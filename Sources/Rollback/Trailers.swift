@@ -89,10 +89,15 @@ public struct RollbackTrailers: Sendable, Equatable {
 
     /// The commit named by git's own revert message, `This reverts commit <sha>.`
     public static func gitRevertTarget(_ message: String) -> OID? {
-        let marker = "This reverts commit "
-        guard let range = message.range(of: marker) else { return nil }
-        let hex = message[range.upperBound...].prefix(40)
-        return OID(hex: String(hex))
+        let marker = Array("This reverts commit ".utf8)
+        let bytes = Array(message.utf8)
+        guard let start = bytes.firstRange(of: marker)?.upperBound, start + 40 <= bytes.count else { return nil }
+        return OID(hex: String(decoding: bytes[start..<(start + 40)], as: UTF8.self))
+    }
+
+    /// True when a message may carry Rewind's trailers (a cheap byte search).
+    public static func mayCarryTrailers(_ message: String) -> Bool {
+        Array(message.utf8).firstRange(of: Array("Rewind-Action:".utf8)) != nil
     }
 }
 
