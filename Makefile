@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build test demo bench template check-template clean
+.PHONY: deps build release test demo bench template check-template clean
 
 deps:
 	@scripts/install-deps.sh
@@ -18,8 +18,12 @@ demo: deps
 	$(SWIFT) build
 	scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/rewind"
 
-bench: deps
-	$(SWIFT) build -c release
+# An optimised binary with the Swift runtime linked in: what you would ship.
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib
+	@echo "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+bench: release
 	Benchmarks/run.sh "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # Regenerate the copy of deploy-repo-template/ that `rewind init` carries.

@@ -6,7 +6,7 @@
 DIR becomes a git repository (with a working tree) whose branch main has
 COMMITS commits on a first-parent chain over APPS apps of 4 files each:
 - every commit bumps one app's version in app.yaml (round robin);
-- every 1000th commit (n % 1000 == 500) changes one app's values.yaml, which
+- every 1000th commit (n % 1000 == 1) changes one app's values.yaml, which
   nothing else touches for a long time: a clean revert target;
 - every 1000th commit (n % 1000 == 999) is a plain `git revert` of the
   previous commit, as an engineer would write it.
@@ -57,7 +57,7 @@ def main():
             msg = f"Revert \"{prev_name} {prev_text[0]}\"\n\nThis reverts commit {{SHA}}.\n"
             versions[prev_name] = prev_text[1]
             files.append((f"apps/{prev_name}/app.yaml", app_yaml(prev_name)))
-        elif n % 1000 == 500:
+        elif n % 1000 == 1:
             target = names[(n // 1000) % a.apps]
             values[target] += 1
             msg = f"{target}: tune values (rev {values[target]})"

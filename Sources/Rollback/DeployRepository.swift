@@ -4,6 +4,8 @@ import GitKit
 /// A deployment repository: a git repository plus the branch Rewind follows.
 public final class DeployRepository {
     public let git: Repository
+    /// Parsed rewind.yaml by the id of its blob: each is parsed once.
+    private var configs: [OID: RepoConfig] = [:]
     /// The full name of the followed branch, e.g. `refs/heads/main`.
     public let branchRef: String
 
@@ -22,14 +24,15 @@ public final class DeployRepository {
             return
         }
         let head = try gitStep("reading HEAD") { try git.headReferenceName() }
-        let headCommit = try? git.resolveCommit("HEAD")
-        var configured: String?
-        if let headCommit, let text = try? Self.readText(git, tree: git.commit(headCommit).tree, path: RepoConfig.fileName),
-           let config = RepoConfig.parse(text).config {
-            configured = config.branch
+        var found: (blob: OID, config: RepoConfig)?
+        if let headCommit = try? git.resolveCommit("HEAD"), let tree = try? git.commit(headCommit).tree,
+           let entry = try? git.entry(in: tree, path: RepoConfig.fileName), entry.kind == .blob, let bytes = try? git.blob(entry.id),
+           let config = RepoConfig.parse(String(decoding: bytes, as: UTF8.self)).config {
+            found = (entry.id, config)
         }
-        if let configured {
-            branchRef = "refs/heads/\(configured)"
+        if let found {
+            branchRef = "refs/heads/\(found.config.branch)"
+            configs[found.blob] = found.config
         } else if let head {
             branchRef = head
         } else {
@@ -71,13 +74,17 @@ public final class DeployRepository {
 
     /// The `rewind.yaml` at a commit's tree.
     public func config(tree: OID) throws -> RepoConfig {
-        guard let text = try text(tree: tree, path: RepoConfig.fileName) else {
+        let entry = try gitStep("reading \(RepoConfig.fileName)") { try git.entry(in: tree, path: RepoConfig.fileName) }
+        guard let entry, entry.kind == .blob else {
             throw RewindError(.invalidState, "no \(RepoConfig.fileName) at the repository root", hint: "create one; see deploy-repo-template/rewind.yaml")
         }
+        if let known = configs[entry.id] { return known }
+        let text = String(decoding: try gitStep("reading \(RepoConfig.fileName)") { try git.blob(entry.id) }, as: UTF8.self)
         let (config, diagnostics) = RepoConfig.parse(text)
         guard let config else {
             throw RewindError(.invalidState, "\(RepoConfig.fileName) is invalid", hint: "fix the errors above, then run `rewind validate`", diagnostics: diagnostics.filter { $0.severity == .error })
         }
+        configs[entry.id] = config
         return config
     }
 

@@ -28,9 +28,25 @@ public struct DesiredState: Sendable {
         return try load(repo, tree: tree, commit: commit, what: "commit \(commit.short)")
     }
 
+    /// Checks that a root tree is a valid desired state, without keeping the
+    /// parsed apps. App directories already known to be valid (their tree id
+    /// at that path was validated before) are not parsed again.
+    static func check(_ repo: DeployRepository, tree: OID, commit: OID, what: String) throws {
+        var known: Set<ValidAppTrees.Key>? = ValidAppTrees.load(gitDirectory: repo.git.gitDirectory)
+        let before = known?.count ?? 0
+        _ = try load(repo, tree: tree, commit: commit, what: what, knownValid: &known)
+        if let known, known.count != before { ValidAppTrees.save(known, gitDirectory: repo.git.gitDirectory) }
+    }
+
     /// Loads and validates the desired state a root tree describes; `what`
-    /// names it in errors.
+    /// names it in errors. Apps in `knownValid` are skipped (and left out of
+    /// `apps`); apps found valid are added to it.
     static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String) throws -> DesiredState {
+        var none: Set<ValidAppTrees.Key>? = nil
+        return try load(repo, tree: tree, commit: commit, what: what, knownValid: &none)
+    }
+
+    private static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String, knownValid: inout Set<ValidAppTrees.Key>?) throws -> DesiredState {
         var diagnostics: [Diagnostic] = []
         guard let configText = try repo.text(tree: tree, path: RepoConfig.fileName) else {
             throw RewindError(.invalidState, "\(what) is not a valid desired state", hint: "add a rewind.yaml at the repository root (see deploy-repo-template/)",
@@ -42,9 +58,17 @@ public struct DesiredState: Sendable {
         var pins = PinSet()
         if let config = parsedConfig {
             for app in config.apps {
+                var key: ValidAppTrees.Key?
+                if knownValid != nil, let appTree = try repo.appTree(app, in: tree) {
+                    key = ValidAppTrees.Key(tree: appTree, path: app.path)
+                    if let key, knownValid?.contains(key) == true { continue }
+                }
                 let (loaded, found) = try loadApp(repo, app: app, rootTree: tree)
                 diagnostics += found
-                if let loaded { apps.append(loaded) }
+                if let loaded {
+                    apps.append(loaded)
+                    if let key, !found.contains(where: { $0.severity == .error }) { knownValid?.insert(key) }
+                }
             }
             if let pinsText = try repo.text(tree: tree, path: PinSet.fileName) {
                 let (parsedPins, pinDiagnostics) = PinSet.parse(pinsText)
@@ -121,5 +145,53 @@ enum SymlinkCheck {
             if depth < 0 { return true }
         }
         return false
+    }
+}
+
+/// App directories known to be valid, by tree id and path, kept in
+/// `<git dir>/rewind/valid-app-trees`. An app's validity depends only on its
+/// tree and where it sits (symbolic links are judged from its path), so the
+/// answer never goes stale. Safe to delete.
+enum ValidAppTrees {
+    struct Key: Hashable {
+        let tree: OID
+        let pathHash: UInt64
+
+        init(tree: OID, path: String) {
+            self.tree = tree
+            var hash: UInt64 = 0xcbf29ce484222325
+            for byte in path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+            pathHash = hash
+        }
+
+        init(tree: OID, pathHash: UInt64) {
+            self.tree = tree
+            self.pathHash = pathHash
+        }
+    }
+
+    static func file(_ gitDirectory: String) -> String { gitDirectory + "rewind/valid-app-trees" }
+
+    static func load(gitDirectory: String) -> Set<Key> {
+        guard let bytes = FileIO.read(file(gitDirectory)) else { return [] }
+        var keys: Set<Key> = []
+        var i = 0
+        while i + 28 <= bytes.count {
+            var hash: UInt64 = 0
+            for k in 0..<8 { hash |= UInt64(bytes[i + 20 + k]) << (8 * k) }
+            if let tree = OID(bytes: bytes[i..<(i + 20)]) { keys.insert(Key(tree: tree, pathHash: hash)) }
+            i += 28
+        }
+        return keys
+    }
+
+    static func save(_ keys: Set<Key>, gitDirectory: String) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(keys.count * 28)
+        for key in keys {
+            bytes += key.tree.bytes
+            for k in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: key.pathHash >> (8 * k))) }
+        }
+        FileIO.writeAtomically(file(gitDirectory), bytes)
     }
 }

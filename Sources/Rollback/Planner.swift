@@ -35,9 +35,8 @@ struct Planner {
     private func planRevert(_ revision: String) throws -> PlanOutcome {
         let target = try repo.resolve(revision)
         let commit = try gitStep("reading \(revision)") { try repo.git.commit(target) }
-        guard try gitStep("checking ancestry", { try repo.git.isDescendant(tip, of: target) }) else {
-            throw RewindError(.notFound, "commit \(target.short) is not on branch \(repo.branchName)", hint: "revert a commit from `rewind releases` or `git log \(repo.branchName)`")
-        }
+        // Like `git revert`, the commit need not be on the branch: its
+        // inverse is merged onto the tip either way.
         guard !commit.parents.isEmpty else {
             throw RewindError(.refused, "commit \(target.short) is the first commit and cannot be reverted", hint: "roll an app back to a later commit instead")
         }
@@ -173,7 +172,7 @@ struct Planner {
         }
         // Never write an invalid desired state; a rollback that repairs a
         // broken app is fine, one that leaves another app broken is not.
-        _ = try DesiredState.load(repo, tree: newTree, commit: tip, what: "the state this \(action.rawValue) would write")
+        try DesiredState.check(repo, tree: newTree, commit: tip, what: "the state this \(action.rawValue) would write")
         let guards = Guards(repo: repo, config: config, artifactRoot: request.artifactRoot)
         try guards.checkArtifacts(changes: changes, newTree: newTree)
         let forced = try guards.checkMigrations(changes: changes, force: request.force)

@@ -196,7 +196,8 @@ enum FileIO {
             if n <= 0 { close(fd); unlink(temporary); return false }
             offset += n
         }
-        fsync(fd)
+        // No fsync: these files are caches, validated on load and rebuilt
+        // when damaged, and rename keeps readers from seeing a partial file.
         close(fd)
         if rename(temporary, path) != 0 { unlink(temporary); return false }
         return true
