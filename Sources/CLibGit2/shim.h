@@ -11,6 +11,9 @@ static inline int rewind_git_set_cache_max_size(long long bytes) {
 static inline int rewind_git_set_mwindow_mapped_limit(unsigned long bytes) {
     return git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)bytes);
 }
+static inline int rewind_git_set_mwindow_size(unsigned long bytes) {
+    return git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, (size_t)bytes);
+}
 static inline int rewind_git_set_strict_hash_verification(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, enabled);
 }

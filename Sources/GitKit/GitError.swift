@@ -77,7 +77,10 @@ public enum GitRuntime {
         // libgit2's object cache costs more than it saves on long walks
         // (most time went to its hash map); Rewind reads each object once.
         _ = rewind_git_enable_caching(0)
-        _ = rewind_git_set_mwindow_mapped_limit(64 * 1024 * 1024)
+        // Map packs in small windows (the default is 1 GiB) so that a walk
+        // over a large pack keeps little of it resident.
+        _ = rewind_git_set_mwindow_size(4 * 1024 * 1024)
+        _ = rewind_git_set_mwindow_mapped_limit(24 * 1024 * 1024)
         // Like the git CLI, trust the object database's own checksums on read.
         _ = rewind_git_set_strict_hash_verification(0)
         return true

@@ -41,7 +41,8 @@ public struct OID: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     public func hash(into hasher: inout Hasher) {
-        withUnsafeBytes(of: raw.id) { hasher.combine(bytes: $0) }
+        // Object ids are uniformly distributed: eight bytes hash well.
+        hasher.combine(withUnsafeBytes(of: raw.id) { $0.loadUnaligned(as: UInt64.self) })
     }
 }
 
@@ -79,13 +80,13 @@ extension OID {
 
     /// Appends the 40 hex digits to a byte buffer (no intermediate string).
     public func appendHex(to out: inout [UInt8]) {
-        withUnsafeBytes(of: raw.id) { bytes in
-            for byte in bytes {
-                out.append(OID.digits[Int(byte >> 4)])
-                out.append(OID.digits[Int(byte & 15)])
+        var copy = raw
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 41) { buffer in
+            // git_oid_fmt writes exactly 40 hex digits.
+            _ = git_oid_fmt(buffer.baseAddress, &copy)
+            buffer.baseAddress!.withMemoryRebound(to: UInt8.self, capacity: 40) {
+                out.append(contentsOf: UnsafeBufferPointer(start: $0, count: 40))
             }
         }
     }
-
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 }

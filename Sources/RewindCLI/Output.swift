@@ -136,15 +136,13 @@ enum Dates {
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
         let off = Int64(abs(Int(offsetMinutes)))
-        func digits(_ n: Int64, _ width: Int) {
-            var chars = [UInt8](repeating: 48, count: width)
-            var v = n
-            for i in stride(from: width - 1, through: 0, by: -1) { chars[i] = 48 + UInt8(v % 10); v /= 10 }
-            out += chars
-        }
-        digits(year, 4); out.append(45); digits(month, 2); out.append(45); digits(day, 2); out.append(84)
-        digits(rest / 3600, 2); out.append(58); digits(rest % 3600 / 60, 2); out.append(58); digits(rest % 60, 2)
-        out.append(offsetMinutes < 0 ? 45 : 43); digits(off / 60, 2); out.append(58); digits(off % 60, 2)
+        let y = max(0, min(9999, year))
+        func two(_ n: Int64) -> (UInt8, UInt8) { (48 + UInt8(truncatingIfNeeded: n / 10 % 10), 48 + UInt8(truncatingIfNeeded: n % 10)) }
+        let (mo1, mo2) = two(month), (d1, d2) = two(day), (h1, h2) = two(rest / 3600), (mi1, mi2) = two(rest % 3600 / 60)
+        let (s1, s2) = two(rest % 60), (oh1, oh2) = two(off / 60), (om1, om2) = two(off % 60)
+        let (y1, y2) = two(y / 100), (y3, y4) = two(y % 100)
+        out.append(contentsOf: [y1, y2, y3, y4, 45, mo1, mo2, 45, d1, d2, 84, h1, h2, 58, mi1, mi2, 58, s1, s2,
+                                offsetMinutes < 0 ? 45 : 43, oh1, oh2, 58, om1, om2])
     }
 }
 

@@ -16,8 +16,8 @@ struct ReleasesCommand: ParsableCommand {
     @Option(help: "Output format: table or json.")
     var format: OutputFormat = .table
 
-    @Option(help: "Show at most the newest N releases per app (0: all).")
-    var limit: Int = 256
+    @Option(help: "Show the newest N releases of each app (0: all).")
+    var limit: Int = 20
 
     @Flag(help: "Ignore and do not update the release index in the git directory.")
     var noCache = false
@@ -66,25 +66,25 @@ struct ReleasesCommand: ParsableCommand {
         out.append(91)
         for (a, (name, releases, total)) in shown.enumerated() {
             if a > 0 { out.append(44) }
-            out += #"{"app":"#.utf8; JSON.escape(name, into: &out)
-            out += #","total":"#.utf8; out += String(total).utf8
-            out += #","releases":["#.utf8
+            out.put(#"{"app":"#); JSON.escape(name, into: &out)
+            out.put(#","total":"#); out += String(total).utf8
+            out.put(#","releases":["#)
             for (i, r) in releases.enumerated() {
                 if i > 0 { out.append(44) }
-                out += #"{"number":"#.utf8; out += String(r.number).utf8
-                out += #","commit":"#.utf8; hex(r.commit, &out)
-                out += #","kind":""#.utf8; out += r.kind.rawValue.utf8; out.append(34)
-                out += #","versionBefore":"#.utf8; optional(r.previousVersion, &out)
-                out += #","version":"#.utf8; optional(r.version, &out)
-                out += #","tree":"#.utf8; hex(r.tree, &out)
-                out += #","previousTree":"#.utf8; hex(r.previousTree, &out)
-                out += #","author":"#.utf8; JSON.escape(r.author, into: &out)
-                out += #","email":"#.utf8; JSON.escape(r.email, into: &out)
-                out += #","date":""#.utf8; Dates.appendISO8601(r.time, offsetMinutes: r.offsetMinutes, into: &out); out.append(34)
-                out += #","target":"#.utf8; hex(r.target, &out)
-                out += #","reverts":"#.utf8; out += (r.reverts ? "true" : "false").utf8
-                out += #","rolledBackBy":"#.utf8; hex(r.rolledBackBy, &out)
-                out += #","summary":"#.utf8; JSON.escape(r.summary, into: &out)
+                out.put(#"{"number":"#); out += String(r.number).utf8
+                out.put(#","commit":"#); hex(r.commit, &out)
+                out.put(#","kind":""#); out += r.kind.rawValue.utf8; out.append(34)
+                out.put(#","versionBefore":"#); optional(r.previousVersion, &out)
+                out.put(#","version":"#); optional(r.version, &out)
+                out.put(#","tree":"#); hex(r.tree, &out)
+                out.put(#","previousTree":"#); hex(r.previousTree, &out)
+                out.put(#","author":"#); JSON.escape(r.author, into: &out)
+                out.put(#","email":"#); JSON.escape(r.email, into: &out)
+                out.put(#","date":""#); Dates.appendISO8601(r.time, offsetMinutes: r.offsetMinutes, into: &out); out.append(34)
+                out.put(#","target":"#); hex(r.target, &out)
+                out.put(#","reverts":"#); out += (r.reverts ? "true" : "false").utf8
+                out.put(#","rolledBackBy":"#); hex(r.rolledBackBy, &out)
+                out.put(#","summary":"#); JSON.escape(r.summary, into: &out)
                 out.append(125)
             }
             out += "]}".utf8
@@ -102,5 +102,12 @@ struct ReleasesCommand: ParsableCommand {
         out.append(34)
         id.appendHex(to: &out)
         out.append(34)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends a literal's bytes.
+    mutating func put(_ text: StaticString) {
+        text.withUTF8Buffer { append(contentsOf: $0) }
     }
 }

@@ -31,6 +31,22 @@ public struct CommitWriter {
         // dry run or a lost race leaves nothing behind in the repository.
         try gitStep("preparing to stage objects") { try repo.git.stageObjectsInMemory() }
         defer { repo.git.discardStagedObjects() }
+        let checkedOut = try !repo.git.isBare && gitStep("reading HEAD", { try repo.git.headReferenceName() }) == repo.branchRef
+        guard checkedOut else { return try attempts(request, dryRun: dryRun) }
+        // In a working tree, moving the branch and checking out the new
+        // commit must not interleave with another writer's (it would see the
+        // other's half-done checkout as uncommitted changes): like git's
+        // index.lock, Rewind's writers take turns.
+        let result = FileIO.withLock(repo.git.gitDirectory + "rewind/worktree.lock") {
+            Result { try attempts(request, dryRun: dryRun) }
+        }
+        guard let result else {
+            throw RewindError(.contention, "cannot lock \(repo.git.gitDirectory)rewind/worktree.lock", hint: "check the permissions of the git directory")
+        }
+        return try result.get()
+    }
+
+    private func attempts(_ request: RollbackRequest, dryRun: Bool) throws -> RollbackResult {
         for attempt in 1...maxAttempts {
             repo.git.discardStagedObjects()
             let tip = try repo.tip()

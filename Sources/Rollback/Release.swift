@@ -37,19 +37,3 @@ public struct Release: Sendable {
     public var version: String? = nil
     public var previousVersion: String? = nil
 }
-
-/// A change record as stored in the cache: one app, one commit.
-struct ReleaseRecord: Sendable {
-    var commit: OID
-    /// Index of the app in the configuration the cache was built for.
-    var app: Int
-    var before: OID?
-    var after: OID?
-    var kind: ReleaseKind
-    var target: OID?
-    var revertsExactly: Bool
-    var time: Int64
-    var offset: Int32
-    /// Where author, email and summary start in the cache's string table.
-    var stringOffset: Int
-}

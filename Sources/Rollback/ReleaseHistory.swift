@@ -24,32 +24,29 @@ public struct ReleaseHistory: Sendable {
     public static func load(_ repo: DeployRepository, config: RepoConfig, tip: OID, useCache: Bool = true, limit: Int? = nil, details: Bool = true) throws -> ReleaseHistory {
         let apps = config.apps
         let key = ([repo.branchRef] + apps.map { "\($0.name)=\($0.path)" }).joined(separator: ";")
-        let cachePath = ReleaseCache.path(gitDirectory: repo.git.gitDirectory, key: key)
-        var cache = (useCache ? ReleaseCache.load(from: cachePath, key: key, apps: apps.map(\.name)) : nil) ?? ReleaseCache(key: key)
-        let changed = cache.tip != tip
-        if changed {
-            let (changes, reachedStop) = try gitStep("walking the history of \(repo.branchName)") {
-                try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(from: tip, stoppingAt: cache.tip)
+        let directory = ReleaseIndex.directory(gitDirectory: repo.git.gitDirectory, key: key)
+        var index = useCache ? ReleaseIndex.load(directory: directory, key: key, appCount: apps.count)
+                             : ReleaseIndex(directory: directory, key: key, appCount: apps.count)
+        if index.tip != tip {
+            var fresh: [NewRecord] = []  // newest commit first, each commit's apps reversed
+            let reachedStop = try gitStep("walking the history of \(repo.branchName)") {
+                try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(from: tip, stoppingAt: index.tip) { change in
+                    fresh += records(repo, apps: apps, change: change).reversed()
+                }
             }
-            if !reachedStop {
-                cache.records = []
-                cache.strings = []
-            }
-            for change in changes.reversed() {
-                cache.records += records(repo, apps: apps, change: change, cache: &cache)
-            }
-            cache.tip = tip
+            if !reachedStop { index.reset() }
+            for record in fresh.reversed() { index.append(record) }
+            index.tip = tip
         }
-        let (releases, totals) = assemble(cache.records, apps: apps, limit: limit)
+        let (releases, totals) = assemble(&index, apps: apps, limit: limit)
         var history = ReleaseHistory(tip: tip, releases: releases, totals: totals)
-        let versionsBefore = cache.versions.count
-        if details { history.fillDetails(repo, apps: apps, cache: &cache) }
-        if useCache && (changed || cache.versions.count != versionsBefore) { cache.save(to: cachePath) }
+        if details { history.fillDetails(repo, apps: apps, index: &index) }
+        if useCache && index.isDirty { index.save() }
         return history
     }
 
-    /// Turns one changed commit into per-app records.
-    private static func records(_ repo: DeployRepository, apps: [AppRef], change: ChangeRecord, cache: inout ReleaseCache) -> [ReleaseRecord] {
+    /// Turns one changed commit into per-app records, in app order.
+    private static func records(_ repo: DeployRepository, apps: [AppRef], change: ChangeRecord) -> [NewRecord] {
         let commit = change.header
         let trailers = RollbackTrailers.mayCarryTrailers(commit.message) ? RollbackTrailers.parse(commit.message) : nil
         let revertTarget = trailers == nil ? RollbackTrailers.gitRevertTarget(commit.message) : nil
@@ -62,7 +59,8 @@ public struct ReleaseHistory: Sendable {
                 pinChanges = pinDifferences(repo, before: before, after: after)
             }
         }
-        var result: [ReleaseRecord] = []
+        let summary = String(commit.message.prefix { $0 != "\n" })
+        var result: [NewRecord] = []
         for (index, app) in apps.enumerated() {
             let trees = treeChanges[index]
             let pinKind = pinChanges.isEmpty ? nil : pinChanges[app.name]
@@ -84,12 +82,12 @@ public struct ReleaseHistory: Sendable {
                 exact = true
             }
             if let pinKind, trailers == nil { kind = pinKind }
-            let summary = String(commit.message.prefix { $0 != "\n" })
-            let strings = cache.addStrings(author: commit.authorName, email: commit.authorEmail, summary: summary)
-            result.append(ReleaseRecord(
-                commit: change.commit, app: index, before: trees?.0 ?? nil, after: trees?.1 ?? nil,
-                kind: kind, target: target, revertsExactly: exact && trees != nil,
-                time: commit.authorTime, offset: commit.authorOffsetMinutes, stringOffset: strings))
+            let current = change.leafIDs[index]
+            result.append(NewRecord(
+                commit: change.commit, app: index, tree: current, previousTree: trees.map { $0.0 } ?? current,
+                treeChanged: trees != nil, kind: kind, target: target, reverts: exact && trees != nil,
+                time: commit.authorTime, offset: commit.authorOffsetMinutes,
+                author: commit.authorName, email: commit.authorEmail, summary: summary))
         }
         return result
     }
@@ -107,45 +105,46 @@ public struct ReleaseHistory: Sendable {
         return result
     }
 
-    /// Numbers records per app, marks releases that later rollbacks undid,
-    /// and materialises the newest `limit` of each app.
-    static func assemble(_ records: [ReleaseRecord], apps: [AppRef], limit: Int?) -> ([String: [Release]], [String: Int]) {
-        var perApp = [[Int32]](repeating: [], count: apps.count)
-        var trees = [OID?](repeating: nil, count: records.count)
-        var previousTrees = [OID?](repeating: nil, count: records.count)
-        var rolledBackBy = [Int32](repeating: -1, count: records.count)
-        var treeOf = [OID?](repeating: nil, count: apps.count)
-        for (index, r) in records.enumerated() where r.app < apps.count {
-            let changedTree = r.before != nil || r.after != nil
-            previousTrees[index] = changedTree ? r.before : treeOf[r.app]
-            trees[index] = changedTree ? r.after : previousTrees[index]
-            treeOf[r.app] = trees[index]
-            perApp[r.app].append(Int32(index))
-            guard r.kind == .rollback || (r.kind == .pin && changedTree) else { continue }
-            // A revert undoes exactly its target; a rollback or pin undoes every
-            // release since the last one whose tree it restored.
-            let list = perApp[r.app].dropLast()
-            if r.revertsExactly, let target = r.target, let t = list.last(where: { records[Int($0)].commit == target }) {
-                if rolledBackBy[Int(t)] < 0 { rolledBackBy[Int(t)] = Int32(index) }
-            } else if let restored = list.lastIndex(where: { trees[Int($0)] == trees[index] }) {
-                for i in list[(restored + 1)...] where rolledBackBy[Int(i)] < 0 && trees[Int(i)] != trees[index] {
-                    rolledBackBy[Int(i)] = Int32(index)
+    /// Reads the newest `limit` releases of each app (all when nil) from
+    /// the end of the index, marking those that later rollbacks undid: a
+    /// revert undoes exactly its target; a rollback or pin undoes every
+    /// release since the last one whose tree it restored; when several
+    /// rollbacks cover a release, the earliest is named.
+    static func assemble(_ index: inout ReleaseIndex, apps: [AppRef], limit: Int?) -> ([String: [Release]], [String: Int]) {
+        let n = apps.count
+        let need = index.totals.map { total in limit.map { min($0, total) } ?? total }
+        var remaining = need.filter { $0 > 0 }.count
+        var collected = [[Release]](repeating: [], count: n)
+        var exactMarks = [[OID: (position: Int, by: OID)]](repeating: [:], count: n)
+        var rangeMarks = [[(restored: OID?, position: Int, by: OID)]](repeating: [], count: n)
+        var i = index.count - 1
+        while i >= 0 && remaining > 0 {
+            defer { i -= 1 }
+            guard let r = index.record(i), r.app < n, collected[r.app].count < need[r.app] else { continue }
+            let a = r.app
+            var mark = exactMarks[a][r.commit]
+            rangeMarks[a].removeAll { $0.restored == r.tree }
+            for range in rangeMarks[a] where mark == nil || range.position < (mark?.position ?? 0) {
+                mark = (range.position, range.by)
+            }
+            collected[a].append(Release(
+                app: apps[a].name, number: r.number, commit: r.commit, tree: r.tree, previousTree: r.previousTree,
+                kind: r.kind, target: r.target, reverts: r.reverts, author: "", email: "", time: r.time,
+                offsetMinutes: r.offset, summary: "", rolledBackBy: mark?.by, stringOffset: r.stringOffset))
+            if collected[a].count == need[a] { remaining -= 1 }
+            if r.kind == .rollback || (r.kind == .pin && r.treeChanged) {
+                if r.reverts, let target = r.target {
+                    exactMarks[a][target] = (i, r.commit)
+                } else {
+                    rangeMarks[a].append((r.tree, i, r.commit))
                 }
             }
         }
         var releases: [String: [Release]] = [:]
         var totals: [String: Int] = [:]
         for (a, app) in apps.enumerated() {
-            let list = perApp[a]
-            totals[app.name] = list.count
-            let first = limit.map { max(0, list.count - $0) } ?? 0
-            releases[app.name] = (first..<list.count).map { n in
-                let i = Int(list[n]), r = records[i]
-                return Release(app: app.name, number: n + 1, commit: r.commit, tree: trees[i], previousTree: previousTrees[i],
-                               kind: r.kind, target: r.target, reverts: r.revertsExactly, author: "", email: "", time: r.time,
-                               offsetMinutes: r.offset, summary: "", rolledBackBy: rolledBackBy[i] >= 0 ? records[Int(rolledBackBy[i])].commit : nil,
-                               stringOffset: r.stringOffset)
-            }
+            releases[app.name] = collected[a].reversed()
+            totals[app.name] = a < index.totals.count ? index.totals[a] : 0
         }
         return (releases, totals)
     }
@@ -153,23 +152,32 @@ public struct ReleaseHistory: Sendable {
     /// Fills author, email, summary and version labels of the loaded
     /// releases, reading each app tree's app.yaml once (and remembering it in
     /// the cache).
-    mutating func fillDetails(_ repo: DeployRepository, apps: [AppRef], cache: inout ReleaseCache) {
+    mutating func fillDetails(_ repo: DeployRepository, apps: [AppRef], index: inout ReleaseIndex) {
+        var wanted: Set<OID> = []
+        for list in releases.values {
+            for r in list {
+                if let tree = r.tree { wanted.insert(tree) }
+                if let tree = r.previousTree { wanted.insert(tree) }
+            }
+        }
+        var known = index.versions(of: wanted)
         func version(_ tree: OID?) -> String? {
             guard let tree else { return nil }
-            if let known = cache.versions[tree] { return known.isEmpty ? nil : known }
+            if let found = known[tree] { return found.isEmpty ? nil : found }
             var found = ""
             if let entry = try? repo.git.entry(in: tree, path: AppSpec.fileName), entry.kind == .blob,
                let bytes = try? repo.git.blob(entry.id) {
                 found = AppSpec.quickVersion(bytes) ?? AppSpec.parse(String(decoding: bytes, as: UTF8.self), file: AppSpec.fileName).spec?.version ?? ""
             }
-            cache.versions[tree] = found
+            known[tree] = found
+            index.remember(version: found, of: tree)
             return found.isEmpty ? nil : found
         }
         for app in apps {
             guard var list = releases[app.name] else { continue }
             releases[app.name] = nil  // hold the only reference while mutating
             for i in list.indices {
-                (list[i].author, list[i].email, list[i].summary) = cache.decodeStrings(at: list[i].stringOffset)
+                (list[i].author, list[i].email, list[i].summary) = index.strings(at: list[i].stringOffset)
                 list[i].version = version(list[i].tree)
                 list[i].previousVersion = version(list[i].previousTree)
             }

@@ -2,11 +2,13 @@ import DeployModel
 import GitKit
 
 /// One commit on the first-parent chain that changed at least one watched path.
-struct ChangeRecord: Sendable {
+struct ChangeRecord {
     var commit: OID
     var header: CommitHeader
     /// For each watched leaf that changed: its index, the id before and after.
     var changes: [(leaf: Int, before: OID?, after: OID?)]
+    /// The id of every watched leaf at this commit.
+    var leafIDs: [OID?]
 }
 
 /// Walks the first-parent chain and reports which watched paths (app
@@ -78,15 +80,15 @@ struct ReleaseScanner {
     }
 
     /// Walks from `tip` towards the root along first parents, newest first,
-    /// stopping before `stop` (exclusive) when it is met. Returns the changes
-    /// and whether `stop` was met.
-    func scan(from tip: OID, stoppingAt stop: OID?) throws -> (records: [ChangeRecord], reachedStop: Bool) {
-        var records: [ChangeRecord] = []
+    /// stopping before `stop` (exclusive) when it is met, and hands each
+    /// commit that changed a watched path to `onChange`. Returns whether
+    /// `stop` was met.
+    func scan(from tip: OID, stoppingAt stop: OID?, onChange: (ChangeRecord) throws -> Void) throws -> Bool {
         var commit = tip
         var step = try reader.commitHeader(commit)
         var ids = try resolve(root: step.tree, known: nil)
         while true {
-            if commit == stop { return (records, true) }
+            if commit == stop { return true }
             var parentIDs = [OID?](repeating: nil, count: nodes.count)
             var parentStep: CommitHeader?
             if let parent = step.firstParent {
@@ -100,8 +102,10 @@ struct ReleaseScanner {
                     changes.append((leaf, parentIDs[node], ids[node]))
                 }
             }
-            if !changes.isEmpty { records.append(ChangeRecord(commit: commit, header: step, changes: changes)) }
-            guard let parent = step.firstParent, let parentStep else { return (records, false) }
+            if !changes.isEmpty {
+                try onChange(ChangeRecord(commit: commit, header: step, changes: changes, leafIDs: leafNodes.map { ids[$0] }))
+            }
+            guard let parent = step.firstParent, let parentStep else { return false }
             commit = parent
             step = parentStep
             ids = parentIDs

@@ -51,7 +51,9 @@ import TestSupport
         try withFixtureRepo("three-apps") { repo in
             let first = try repo.rewind("releases", "--format", "json").stdout
             let cacheDir = repo.path + "/.git/rewind"
-            #expect(try FileManager.default.contentsOfDirectory(atPath: cacheDir).contains { $0.hasSuffix(".cache") })
+            let indexes = try FileManager.default.contentsOfDirectory(atPath: cacheDir).filter { $0.hasPrefix("releases-") }
+            #expect(indexes.count == 1)
+            #expect(FileManager.default.fileExists(atPath: "\(cacheDir)/\(indexes[0])/meta"))
             try repo.commitChange("api config") { try writeFile($0 + "/apps/api/config.env", "POOL=30\n") }
             let cached = try repo.rewind("releases", "--format", "json").stdout
             let uncached = try repo.rewind("releases", "--format", "json", "--no-cache").stdout
@@ -59,6 +61,14 @@ import TestSupport
             #expect(cached != first)
             try FileManager.default.removeItem(atPath: cacheDir)
             #expect(try repo.rewind("releases", "--format", "json").stdout == uncached)
+            // A damaged index is ignored and rebuilt.
+            let meta = "\(cacheDir)/\(indexes[0])/meta"
+            try Data("garbage".utf8).write(to: URL(fileURLWithPath: meta))
+            #expect(try repo.rewind("releases", "--format", "json").stdout == uncached)
+            // A history rewritten under the index: rebuilt, not extended.
+            try repo.git("reset", "-q", "--hard", "HEAD~2")
+            try repo.commitChange("different history") { try writeFile($0 + "/apps/web/x.txt", "x\n") }
+            #expect(try repo.rewind("releases", "--format", "json").stdout == (try repo.rewind("releases", "--format", "json", "--no-cache").stdout))
         }
     }
 
