@@ -9,16 +9,23 @@ public struct CommitHeader: Sendable {
     public let authorEmail: String
     public let authorTime: Int64
     public let authorOffsetMinutes: Int32
-    public let message: String
+    /// The first line of the message.
+    public let summary: String
+    /// The whole message, kept only when it contains one of the markers the
+    /// reader was asked to look for (nil otherwise).
+    public let markedMessage: String?
 }
 
 /// Reads raw objects for long history walks: no libgit2 object parsing, no
 /// strings beyond what is asked for.
 public final class ObjectReader {
     private let odb: OpaquePointer
+    private let markers: [[UInt8]]
 
-    /// Opens the object database of a repository.
-    public init(_ repository: Repository) throws {
+    /// Opens the object database of a repository. Commit messages that
+    /// contain one of `messageMarkers` are kept whole in `CommitHeader`.
+    public init(_ repository: Repository, messageMarkers: [String] = []) throws {
+        markers = messageMarkers.map { Array($0.utf8) }
         var odb: OpaquePointer?
         try check(git_repository_odb(&odb, repository.handle), "git_repository_odb")
         guard let odb else { throw GitError(code: .other(-1), function: "git_repository_odb", message: "no object database") }
@@ -40,7 +47,7 @@ public final class ObjectReader {
     /// Parses a commit's tree, first parent, author and message.
     public func commitHeader(_ id: OID) throws -> CommitHeader {
         try withObject(id) { bytes in
-            guard let header = CommitParser.parse(bytes) else {
+            guard let header = CommitParser.parse(bytes, markers: markers) else {
                 throw GitError(code: .other(-1), function: "ObjectReader.commitHeader", message: "commit \(id) cannot be parsed")
             }
             return header
@@ -62,8 +69,7 @@ public final class ObjectReader {
                 while nul < bytes.count && bytes[nul] != 0 { nul += 1 }
                 guard space < bytes.count, nul + 20 < bytes.count + 1 else { break }
                 let nameStart = space + 1, nameLength = nul - nameStart
-                if let k = query.index[ChildQuery.hash(base + nameStart, nameLength)],
-                   query.names[k].count == nameLength, memcmp(base + nameStart, query.names[k], nameLength) == 0 {
+                if let k = query.lookup(base + nameStart, nameLength) {
                     let isTree = space - i == 5 && bytes[i] == 52  // mode "40000"
                     if isTree || query.acceptsBlob[k] {
                         var oid = git_oid()
@@ -82,19 +88,43 @@ public final class ObjectReader {
 public struct ChildQuery: Sendable {
     let names: [[UInt8]]
     let acceptsBlob: [Bool]
-    let index: [UInt64: Int]
+    /// Open addressing: slot -> name index + 1 (0 = empty); a power of two
+    /// at least four times the number of names.
+    private let slots: [Int32]
 
     /// `acceptsBlob[i]` says whether name i may be a file; otherwise only
     /// directories count.
     public init(names: [String], acceptsBlob: [Bool]) {
         self.names = names.map { Array($0.utf8) }
         self.acceptsBlob = acceptsBlob
-        var index: [UInt64: Int] = [:]
-        for (i, name) in self.names.enumerated() { index[name.withUnsafeBufferPointer { Self.hash($0.baseAddress!, $0.count) }] = i }
-        self.index = index
+        var size = 8
+        while size < 4 * max(1, names.count) { size *= 2 }
+        var slots = [Int32](repeating: 0, count: size)
+        for (i, name) in self.names.enumerated() {
+            var slot = Int(truncatingIfNeeded: name.withUnsafeBufferPointer { Self.hash($0.baseAddress, $0.count) }) & (size - 1)
+            while slots[slot] != 0 { slot = (slot + 1) & (size - 1) }
+            slots[slot] = Int32(i + 1)
+        }
+        self.slots = slots
     }
 
-    static func hash(_ p: UnsafePointer<UInt8>, _ count: Int) -> UInt64 {
+    /// The index of the name equal to the `count` bytes at `p`, if any.
+    @inline(__always)
+    func lookup(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int? {
+        var slot = Int(truncatingIfNeeded: Self.hash(p, count)) & (slots.count - 1)
+        while true {
+            let entry = Int(slots[slot])
+            if entry == 0 { return nil }
+            let name = names[entry - 1]
+            if name.count == count, name.withUnsafeBufferPointer({ buffer in
+                count == 0 || (buffer.baseAddress.map { memcmp($0, p, count) == 0 } ?? false)
+            }) { return entry - 1 }
+            slot = (slot + 1) & (slots.count - 1)
+        }
+    }
+
+    static func hash(_ p: UnsafePointer<UInt8>?, _ count: Int) -> UInt64 {
+        guard let p else { return 0 }
         var h: UInt64 = 0xcbf29ce484222325
         for i in 0..<count { h = (h ^ UInt64(p[i])) &* 0x100000001b3 }
         return h
@@ -103,7 +133,7 @@ public struct ChildQuery: Sendable {
 
 /// Parses the text of a commit object.
 enum CommitParser {
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> CommitHeader? {
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, markers: [[UInt8]]) -> CommitHeader? {
         var tree: OID?
         var parent: OID?
         var author: (String, String, Int64, Int32)?
@@ -123,9 +153,27 @@ enum CommitParser {
             i = end + 1
         }
         guard let tree else { return nil }
-        let message = i < bytes.count ? String(decoding: UnsafeBufferPointer(rebasing: bytes[i...]), as: UTF8.self) : ""
+        let body = UnsafeBufferPointer(rebasing: bytes[min(i, bytes.count)...])
+        var summaryEnd = 0
+        while summaryEnd < body.count && body[summaryEnd] != 10 { summaryEnd += 1 }
+        let summary = String(decoding: UnsafeBufferPointer(rebasing: body[0..<summaryEnd]), as: UTF8.self)
+        let marked = markers.contains { contains(body, $0) } ? String(decoding: body, as: UTF8.self) : nil
         let (name, email, time, offset) = author ?? ("", "", 0, 0)
-        return CommitHeader(tree: tree, firstParent: parent, authorName: name, authorEmail: email, authorTime: time, authorOffsetMinutes: offset, message: message)
+        return CommitHeader(tree: tree, firstParent: parent, authorName: name, authorEmail: email, authorTime: time,
+                            authorOffsetMinutes: offset, summary: summary, markedMessage: marked)
+    }
+
+    private static func contains(_ haystack: UnsafeBufferPointer<UInt8>, _ needle: [UInt8]) -> Bool {
+        guard let base = haystack.baseAddress, !needle.isEmpty, haystack.count >= needle.count else { return false }
+        let first = needle[0], last = haystack.count - needle.count
+        var i = 0
+        while i <= last {
+            guard let hit = memchr(base + i, Int32(first), last - i + 1) else { return false }
+            let at = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if needle.withUnsafeBufferPointer({ memcmp(base + at, $0.baseAddress!, needle.count) }) == 0 { return true }
+            i = at + 1
+        }
+        return false
     }
 
     /// "Name <email> 1700000000 +0100"

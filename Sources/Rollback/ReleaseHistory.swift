@@ -29,9 +29,14 @@ public struct ReleaseHistory: Sendable {
                              : ReleaseIndex(directory: directory, key: key, appCount: apps.count)
         if index.tip != tip {
             var fresh: [NewRecord] = []  // newest commit first, each commit's apps reversed
-            let reachedStop = try gitStep("walking the history of \(repo.branchName)") {
-                try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(from: tip, stoppingAt: index.tip) { change in
-                    fresh += records(repo, apps: apps, change: change).reversed()
+            var reachedStop = false
+            if index.tip == nil, let whole = try walkWithCommitGraph(repo, apps: apps, tip: tip) {
+                fresh = whole
+            } else {
+                reachedStop = try gitStep("walking the history of \(repo.branchName)") {
+                    try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(from: tip, stoppingAt: index.tip) { change in
+                        fresh += records(repo, apps: apps, change: change).reversed()
+                    }
                 }
             }
             if !reachedStop { index.reset() }
@@ -45,11 +50,28 @@ public struct ReleaseHistory: Sendable {
         return history
     }
 
+    /// The whole history, with the chain taken from git's commit-graph so
+    /// that only commits that changed an app are read. Nil when there is no
+    /// usable commit-graph. (Splitting the chain across threads does not
+    /// help: libgit2 1.5 shares pack files between repository handles, and
+    /// their locks serialise the readers.)
+    private static func walkWithCommitGraph(_ repo: DeployRepository, apps: [AppRef], tip: OID) throws -> [NewRecord]? {
+        try gitStep("walking the history of \(repo.branchName)") {
+            guard let chain = try ReleaseScanner.chain(repo.git, from: tip) else { return nil }
+            var fresh: [NewRecord] = []
+            try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(chain: chain[...], boundary: nil) { change in
+                fresh += records(repo, apps: apps, change: change).reversed()
+            }
+            return fresh
+        }
+    }
+
     /// Turns one changed commit into per-app records, in app order.
     private static func records(_ repo: DeployRepository, apps: [AppRef], change: ChangeRecord) -> [NewRecord] {
         let commit = change.header
-        let trailers = RollbackTrailers.mayCarryTrailers(commit.message) ? RollbackTrailers.parse(commit.message) : nil
-        let revertTarget = trailers == nil ? RollbackTrailers.gitRevertTarget(commit.message) : nil
+        let message = commit.markedMessage
+        let trailers = message.flatMap { RollbackTrailers.mayCarryTrailers($0) ? RollbackTrailers.parse($0) : nil }
+        let revertTarget = trailers == nil ? message.flatMap(RollbackTrailers.gitRevertTarget) : nil
         var treeChanges = [(OID?, OID?)?](repeating: nil, count: apps.count)
         var pinChanges: [String: ReleaseKind] = [:]
         for (leaf, before, after) in change.changes {
@@ -59,7 +81,7 @@ public struct ReleaseHistory: Sendable {
                 pinChanges = pinDifferences(repo, before: before, after: after)
             }
         }
-        let summary = String(commit.message.prefix { $0 != "\n" })
+        let summary = commit.summary
         var result: [NewRecord] = []
         for (index, app) in apps.enumerated() {
             let trees = treeChanges[index]

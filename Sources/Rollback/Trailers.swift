@@ -95,6 +95,9 @@ public struct RollbackTrailers: Sendable, Equatable {
         return OID(hex: String(decoding: bytes[start..<(start + 40)], as: UTF8.self))
     }
 
+    /// Text whose presence in a message means it may be a rollback.
+    static let messageMarkers = ["Rewind-Action:", "This reverts commit "]
+
     /// True when a message may carry Rewind's trailers (a cheap byte search).
     public static func mayCarryTrailers(_ message: String) -> Bool {
         Array(message.utf8).firstRange(of: Array("Rewind-Action:".utf8)) != nil
