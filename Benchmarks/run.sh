@@ -57,7 +57,7 @@ hyperfine -N -w 2 -r "$runs" --export-json "$results/releases-warm.json" \
 report "releases, index + 1 new commit (20/app)" "$(median "$results/releases-warm.json" 0)" "$(median "$results/releases-warm.json" 1)" "rewind <= 50 ms"
 for n in 1 256; do
   hyperfine -N -w 2 -r "$runs" --export-json "$results/releases-warm-$n.json" \
-    --prepare "sh -c 'git -C $repo update-ref refs/heads/main $parent && $rewind releases --repo $repo --format json >/dev/null && git -C $repo update-ref refs/heads/main $tip'" \
+    --prepare "sh -c 'git -C $repo update-ref refs/heads/main $parent && $rewind releases --repo $repo --format json --limit $n >/dev/null && git -C $repo update-ref refs/heads/main $tip'" \
     "$rewind releases --repo $repo --format json --limit $n" \
     "git -C $repo log --first-parent --format=%H -- apps/app-07" >/dev/null
   report "releases, index + 1 new commit ($n/app)" "$(median "$results/releases-warm-$n.json" 0)" "$(median "$results/releases-warm-$n.json" 1)" "(information)"

@@ -28,19 +28,30 @@ public struct ReleaseHistory: Sendable {
         var index = useCache ? ReleaseIndex.load(directory: directory, key: key, appCount: apps.count)
                              : ReleaseIndex(directory: directory, key: key, appCount: apps.count)
         if index.tip != tip {
-            var fresh: [NewRecord] = []  // newest commit first, each commit's apps reversed
-            var reachedStop = false
-            if index.tip == nil, let whole = try walkWithCommitGraph(repo, apps: apps, tip: tip) {
-                fresh = whole
+            // Records are encoded into the index as the walk finds them,
+            // newest first; finishNewestFirst() orders and numbers them.
+            let scanner = try gitStep("opening the object database") { try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]) }
+            var extended = index
+            let reachedStop = try index.tip != nil && gitStep("walking the history of \(repo.branchName)") {
+                try scanner.scan(from: tip, stoppingAt: index.tip) { change in
+                    for record in records(repo, apps: apps, change: change).reversed() { extended.appendNewestFirst(record) }
+                }
+            }
+            if reachedStop {
+                index = extended
             } else {
-                reachedStop = try gitStep("walking the history of \(repo.branchName)") {
-                    try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(from: tip, stoppingAt: index.tip) { change in
-                        fresh += records(repo, apps: apps, change: change).reversed()
+                // No index yet, or the old tip is gone from the chain (history
+                // was rewritten): build it from nothing.
+                index.reset()
+                if try !walkWithCommitGraph(repo, apps: apps, tip: tip, into: &index) {
+                    _ = try gitStep("walking the history of \(repo.branchName)") {
+                        try scanner.scan(from: tip, stoppingAt: nil) { change in
+                            for record in records(repo, apps: apps, change: change).reversed() { index.appendNewestFirst(record) }
+                        }
                     }
                 }
             }
-            if !reachedStop { index.reset() }
-            for record in fresh.reversed() { index.append(record) }
+            index.finishNewestFirst()
             index.tip = tip
         }
         let (releases, totals) = assemble(&index, apps: apps, limit: limit)
@@ -51,18 +62,17 @@ public struct ReleaseHistory: Sendable {
     }
 
     /// The whole history, with the chain taken from git's commit-graph so
-    /// that only commits that changed an app are read. Nil when there is no
-    /// usable commit-graph. (Splitting the chain across threads does not
+    /// that only commits that changed an app are read. False when there is
+    /// no usable commit-graph. (Splitting the chain across threads does not
     /// help: libgit2 1.5 shares pack files between repository handles, and
     /// their locks serialise the readers.)
-    private static func walkWithCommitGraph(_ repo: DeployRepository, apps: [AppRef], tip: OID) throws -> [NewRecord]? {
+    private static func walkWithCommitGraph(_ repo: DeployRepository, apps: [AppRef], tip: OID, into index: inout ReleaseIndex) throws -> Bool {
         try gitStep("walking the history of \(repo.branchName)") {
-            guard let chain = try ReleaseScanner.chain(repo.git, from: tip) else { return nil }
-            var fresh: [NewRecord] = []
+            guard let chain = try ReleaseScanner.chain(repo.git, from: tip) else { return false }
             try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(chain: chain[...], boundary: nil) { change in
-                fresh += records(repo, apps: apps, change: change).reversed()
+                for record in records(repo, apps: apps, change: change).reversed() { index.appendNewestFirst(record) }
             }
-            return fresh
+            return true
         }
     }
 

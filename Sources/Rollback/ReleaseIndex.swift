@@ -25,6 +25,8 @@ struct ReleaseIndex {
     private var stored = Stored()
     /// Everything written from 0 on save (the index was rebuilt).
     private var rebuilt = false
+    /// Where a batch added newest first starts in `newRecords`.
+    private var batchStart: Int?
     /// Bytes not yet on disk.
     private var newRecords: [UInt8] = []
     private var newStrings: [UInt8] = []
@@ -178,9 +180,43 @@ struct ReleaseIndex {
         rebuilt = true
     }
 
-    /// Appends one record; its release number follows the app's total.
-    mutating func append(_ r: NewRecord) {
-        totals[r.app] += 1
+    /// Adds records found by a walk, newest first, without keeping them in
+    /// another form: each is encoded at once, and `finishNewestFirst()`
+    /// puts the batch in order and numbers it.
+    mutating func appendNewestFirst(_ r: NewRecord) {
+        if batchStart == nil { batchStart = newRecords.count }
+        encode(r, number: 0)
+    }
+
+    /// Reverses the batch added by `appendNewestFirst` into oldest-first order
+    /// and gives each record its release number.
+    mutating func finishNewestFirst() {
+        guard let start = batchStart else { return }
+        batchStart = nil
+        let size = Self.recordSize
+        var low = start, high = newRecords.count - size
+        newRecords.withUnsafeMutableBytes { raw in
+            var swap = [UInt8](repeating: 0, count: size)
+            while low < high {
+                swap.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[low..<(low + size)])) }
+                raw.baseAddress!.advanced(by: low).copyMemory(from: raw.baseAddress!.advanced(by: high), byteCount: size)
+                swap.withUnsafeBytes { raw.baseAddress!.advanced(by: high).copyMemory(from: $0.baseAddress!, byteCount: size) }
+                low += size
+                high -= size
+            }
+            var at = start
+            while at + size <= raw.count {
+                let app = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: at + 80, as: UInt16.self)))
+                if app < totals.count {
+                    totals[app] += 1
+                    raw.storeBytes(of: UInt32(totals[app]).littleEndian, toByteOffset: at + 96, as: UInt32.self)
+                }
+                at += size
+            }
+        }
+    }
+
+    private mutating func encode(_ r: NewRecord, number: Int) {
         let stringOffset = stored.strings + newStrings.count
         for text in [r.author, r.email, r.summary] {
             newStrings += text.utf8.map { $0 == 0 ? 32 : $0 }
@@ -195,7 +231,7 @@ struct ReleaseIndex {
         put(UInt16(r.app), 80)
         out[82] = UInt8(ReleaseKind.allCases.firstIndex(of: r.kind) ?? 0)
         out[83] = (r.reverts ? 1 : 0) | (r.tree != nil ? 2 : 0) | (r.previousTree != nil ? 4 : 0) | (r.target != nil ? 8 : 0) | (r.treeChanged ? 16 : 0)
-        put(r.time, 84); put(r.offset, 92); put(UInt32(totals[r.app]), 96); put(UInt64(stringOffset), 100)
+        put(r.time, 84); put(r.offset, 92); put(UInt32(number), 96); put(UInt64(stringOffset), 100)
         newRecords += out
     }
 
