@@ -43,11 +43,9 @@ public struct ReleaseHistory: Sendable {
                 // No index yet, or the old tip is gone from the chain (history
                 // was rewritten): build it from nothing.
                 index.reset()
-                if try !walkWithCommitGraph(repo, apps: apps, tip: tip, into: &index) {
-                    _ = try gitStep("walking the history of \(repo.branchName)") {
-                        try scanner.scan(from: tip, stoppingAt: nil) { change in
-                            for record in records(repo, apps: apps, change: change).reversed() { index.appendNewestFirst(record) }
-                        }
+                _ = try gitStep("walking the history of \(repo.branchName)") {
+                    try scanner.scan(from: tip, stoppingAt: nil) { change in
+                        for record in records(repo, apps: apps, change: change).reversed() { index.appendNewestFirst(record) }
                     }
                 }
             }
@@ -59,21 +57,6 @@ public struct ReleaseHistory: Sendable {
         if details { history.fillDetails(repo, apps: apps, index: &index) }
         if useCache && index.isDirty { index.save() }
         return history
-    }
-
-    /// The whole history, with the chain taken from git's commit-graph so
-    /// that only commits that changed an app are read. False when there is
-    /// no usable commit-graph. (Splitting the chain across threads does not
-    /// help: libgit2 1.5 shares pack files between repository handles, and
-    /// their locks serialise the readers.)
-    private static func walkWithCommitGraph(_ repo: DeployRepository, apps: [AppRef], tip: OID, into index: inout ReleaseIndex) throws -> Bool {
-        try gitStep("walking the history of \(repo.branchName)") {
-            guard let chain = try ReleaseScanner.chain(repo.git, from: tip) else { return false }
-            try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]).scan(chain: chain[...], boundary: nil) { change in
-                for record in records(repo, apps: apps, change: change).reversed() { index.appendNewestFirst(record) }
-            }
-            return true
-        }
     }
 
     /// Turns one changed commit into per-app records, in app order.

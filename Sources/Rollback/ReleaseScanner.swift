@@ -107,61 +107,10 @@ struct ReleaseScanner {
         }
     }
 
-    /// Scans a run of the first-parent chain (newest first) whose trees are
-    /// already known; `boundary` is the first parent of the run's last
-    /// commit (nil when that is a root commit). Commit objects are read only
-    /// for commits that changed a watched path.
-    func scan(chain: ArraySlice<ChainLink>, boundary: ChainLink?, onChange: (ChangeRecord) throws -> Void) throws {
-        guard let first = chain.first else { return }
-        var ids = try resolve(root: first.tree, known: nil)
-        var index = chain.startIndex
-        while index < chain.endIndex {
-            let link = chain[index]
-            let parent = index + 1 < chain.endIndex ? chain[index + 1] : boundary
-            let parentIDs = try parent.map { try resolve(root: $0.tree, known: ids) } ?? [OID?](repeating: nil, count: nodes.count)
-            let changes = differences(ids, parentIDs)
-            if !changes.isEmpty {
-                let header = try reader.commitHeader(link.commit)
-                try onChange(ChangeRecord(commit: link.commit, header: header, changes: changes, leafIDs: leafNodes.map { ids[$0] }))
-            }
-            ids = parentIDs
-            index += 1
-        }
-    }
-
     private func differences(_ ids: [OID?], _ parentIDs: [OID?]) -> [(leaf: Int, before: OID?, after: OID?)] {
         guard parentIDs[0] != ids[0] else { return [] }
         return leafNodes.enumerated().compactMap { leaf, node in
             parentIDs[node] != ids[node] ? (leaf, parentIDs[node], ids[node]) : nil
         }
     }
-
-    /// The first-parent chain from `tip` to the root, newest first, taken
-    /// from git's commit-graph file (commits newer than the graph are read
-    /// directly). Nil when there is no usable graph.
-    static func chain(_ git: Repository, from tip: OID) throws -> [ChainLink]? {
-        guard let graph = CommitGraph.open(git) else { return nil }
-        let reader = try ObjectReader(git)
-        var links: [ChainLink] = []
-        var commit: OID? = tip
-        while let current = commit, graph.position(of: current) == nil {
-            let header = try reader.commitHeader(current)
-            links.append(ChainLink(commit: current, tree: header.tree))
-            commit = header.firstParent
-            if links.count > 10_000 { return nil }  // a stale graph: walk instead
-        }
-        var position = commit.flatMap { graph.position(of: $0) }
-        while let p = position {
-            guard let id = graph.commit(at: p), let tree = graph.tree(at: p) else { return nil }
-            links.append(ChainLink(commit: id, tree: tree))
-            position = graph.firstParent(at: p)
-        }
-        return links
-    }
-}
-
-/// One commit of the first-parent chain and its root tree.
-struct ChainLink: Sendable {
-    let commit: OID
-    let tree: OID
 }

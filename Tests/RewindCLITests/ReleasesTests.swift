@@ -72,22 +72,6 @@ import TestSupport
         }
     }
 
-    @Test func commitGraphGivesTheSameReleases() throws {
-        try withFixtureRepo("three-apps") { repo in
-            #expect(try repo.rewind("revert", repo.commits[2]).status == 0)
-            try repo.git("commit-graph", "write", "--reachable")
-            // Newer than the graph: the walk reads these, then switches to it.
-            try repo.commitChange("api notes") { try writeFile($0 + "/apps/api/notes.txt", "n\n") }
-            let graph = repo.path + "/.git/objects/info/commit-graph"
-            #expect(FileManager.default.fileExists(atPath: graph))
-            let withGraph = try repo.rewind("releases", "--format", "json", "--no-cache", "--limit", "0").stdout
-            try FileManager.default.removeItem(atPath: graph)
-            let withoutGraph = try repo.rewind("releases", "--format", "json", "--no-cache", "--limit", "0").stdout
-            #expect(withGraph == withoutGraph)
-            #expect(withGraph.contains("\"kind\":\"rollback\""))
-        }
-    }
-
     @Test func showNamesTheAppsACommitChanged() throws {
         try withFixtureRepo("three-apps") { repo in
             let result = try repo.rewind("show", repo.commits[3], "--format", "json")
