@@ -26,8 +26,9 @@ public final class DeployRepository {
         let head = try gitStep("reading HEAD") { try git.headReferenceName() }
         var found: (blob: OID, config: RepoConfig)?
         if let headCommit = try? git.resolveCommit("HEAD"), let tree = try? git.commit(headCommit).tree,
-           let entry = try? git.entry(in: tree, path: RepoConfig.fileName), entry.kind == .blob, let bytes = try? git.blob(entry.id),
-           let config = RepoConfig.parse(String(decoding: bytes, as: UTF8.self)).config {
+           let entry = try? git.entry(in: tree, path: RepoConfig.fileName), entry.kind == .blob,
+           let text = try? Self.readText(git, tree: tree, path: RepoConfig.fileName),
+           let config = RepoConfig.parse(text).config {
             found = (entry.id, config)
         }
         if let found {
@@ -67,8 +68,16 @@ public final class DeployRepository {
         try gitStep("reading \(path)") { try Self.readText(git, tree: tree, path: path) }
     }
 
+    /// The largest configuration file (rewind.yaml, the pins) Rewind reads.
+    public static let maxConfigBytes = 1 << 20
+
     static func readText(_ git: Repository, tree: OID, path: String) throws -> String? {
         guard let entry = try git.entry(in: tree, path: path), entry.kind == .blob else { return nil }
+        let size = try git.blobSize(entry.id)
+        guard size <= maxConfigBytes else {
+            throw RewindError(.invalidState, "\(path) is \(size) bytes, over the limit of \(maxConfigBytes)",
+                              hint: "keep \(path) small", diagnostics: [Diagnostic(.error, file: path, message: "file is \(size) bytes, over the limit of \(maxConfigBytes)")])
+        }
         return String(decoding: try git.blob(entry.id), as: UTF8.self)
     }
 
@@ -79,7 +88,9 @@ public final class DeployRepository {
             throw RewindError(.invalidState, "no \(RepoConfig.fileName) at the repository root", hint: "create one; see deploy-repo-template/rewind.yaml")
         }
         if let known = configs[entry.id] { return known }
-        let text = String(decoding: try gitStep("reading \(RepoConfig.fileName)") { try git.blob(entry.id) }, as: UTF8.self)
+        guard let text = try text(tree: tree, path: RepoConfig.fileName) else {
+            throw RewindError(.invalidState, "no \(RepoConfig.fileName) at the repository root", hint: "create one; see deploy-repo-template/rewind.yaml")
+        }
         let (config, diagnostics) = RepoConfig.parse(text)
         guard let config else {
             throw RewindError(.invalidState, "\(RepoConfig.fileName) is invalid", hint: "fix the errors above, then run `rewind validate`", diagnostics: diagnostics.filter { $0.severity == .error })

@@ -48,7 +48,13 @@ public struct DesiredState: Sendable {
 
     private static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String, knownValid: inout Set<ValidAppTrees.Key>?) throws -> DesiredState {
         var diagnostics: [Diagnostic] = []
-        guard let configText = try repo.text(tree: tree, path: RepoConfig.fileName) else {
+        let configText: String?
+        do {
+            configText = try repo.text(tree: tree, path: RepoConfig.fileName)
+        } catch let error as RewindError where error.code == .invalidState {
+            throw RewindError(.invalidState, "\(what) is not a valid desired state", hint: error.hint, diagnostics: error.diagnostics)
+        }
+        guard let configText else {
             throw RewindError(.invalidState, "\(what) is not a valid desired state", hint: "add a rewind.yaml at the repository root (see deploy-repo-template/)",
                               diagnostics: [Diagnostic(.error, file: RepoConfig.fileName, message: "file is missing")])
         }

@@ -42,6 +42,10 @@ let breakingChanges: [BreakingChange] = [
         let text = try String(contentsOfFile: $0 + "/apps/api/app.yaml", encoding: .utf8)
         try writeFile($0 + "/apps/api/app.yaml", text + "# " + String(repeating: "x", count: 1 << 20) + "\n")
     },
+    BreakingChange(name: "rewind.yaml over 1 MiB", expected: ["rewind.yaml", "over the limit of 1048576"]) {
+        let text = try String(contentsOfFile: $0 + "/rewind.yaml", encoding: .utf8)
+        try writeFile($0 + "/rewind.yaml", text + "# " + String(repeating: "x", count: 1 << 20) + "\n")
+    },
     BreakingChange(name: "missing app.yaml", expected: ["apps/web/app.yaml", "file is missing"]) { try FileManager.default.removeItem(atPath: $0 + "/apps/web/app.yaml") },
 ]
 
