@@ -33,8 +33,9 @@ struct ReleaseIndex {
     private var newVersions: [UInt8] = []
     /// The stored records from `recordWindow.first` to the end, read on demand.
     private var recordWindow: (first: Int, bytes: [UInt8]) = (0, [])
-    /// The stored strings from `stringWindow.first` to the end, read on demand.
-    private var stringWindow: (first: Int, bytes: [UInt8]) = (0, [])
+    /// Blocks of the stored strings file, read on demand.
+    private var stringBlocks: [Int: [UInt8]] = [:]
+    private static let stringBlockSize = 1 << 16
 
     private struct Stored: Equatable {
         var records = 0, strings = 0, versions = 0
@@ -69,7 +70,6 @@ struct ReleaseIndex {
             return ReleaseIndex(directory: directory, key: key, appCount: appCount)
         }
         index.recordWindow.first = index.stored.records
-        index.stringWindow.first = index.stored.strings
         return index
     }
 
@@ -128,17 +128,41 @@ struct ReleaseIndex {
         }
     }
 
+    /// A block of the stored strings file, read on first use.
+    private mutating func stringBlock(_ block: Int) -> [UInt8] {
+        if let bytes = stringBlocks[block] { return bytes }
+        let start = block * Self.stringBlockSize
+        let count = max(0, min(Self.stringBlockSize, stored.strings - start))
+        let bytes = FileIO.read(directory + "/strings", offset: start, count: count) ?? []
+        stringBlocks[block] = bytes
+        return bytes
+    }
+
     /// Author, email and summary of a record.
     mutating func strings(at offset: Int) -> (String, String, String) {
-        let bytes: [UInt8], start: Int
-        if offset >= stored.strings {
-            (bytes, start) = (newStrings, offset - stored.strings)
-        } else {
-            if offset < stringWindow.first, let suffix = FileIO.read(directory + "/strings", offset: offset, count: stringWindow.first - offset) {
-                stringWindow = (offset, suffix + stringWindow.bytes)
+        if offset >= stored.strings { return Self.split(newStrings, from: offset - stored.strings) }
+        let block = offset / Self.stringBlockSize
+        var bytes = stringBlock(block)
+        var start = offset - block * Self.stringBlockSize
+        var next = block + 1
+        // The three strings may run into the following blocks.
+        func complete() -> Bool {
+            var nuls = 0
+            for byte in bytes[min(start, bytes.count)...] where byte == 0 {
+                nuls += 1
+                if nuls == 3 { return true }
             }
-            (bytes, start) = (stringWindow.bytes, offset - stringWindow.first)
+            return false
         }
+        while !complete(), next * Self.stringBlockSize < stored.strings {
+            bytes = Array(bytes[min(start, bytes.count)...]) + stringBlock(next)
+            start = 0
+            next += 1
+        }
+        return Self.split(bytes, from: start)
+    }
+
+    private static func split(_ bytes: [UInt8], from start: Int) -> (String, String, String) {
         var parts: [String] = []
         var i = max(0, start)
         while parts.count < 3 && i < bytes.count {
@@ -176,7 +200,7 @@ struct ReleaseIndex {
         newStrings = []
         newVersions = []
         recordWindow = (0, [])
-        stringWindow = (0, [])
+        stringBlocks = [:]
         rebuilt = true
     }
 
