@@ -73,10 +73,7 @@ public enum GitRuntime {
         git_libgit2_init()
         // Bound the object cache and the pack windows so that walks over a
         // long history stay within a small, predictable amount of memory.
-        _ = rewind_git_set_cache_max_size(32 * 1024 * 1024)
-        // libgit2's object cache costs more than it saves on long walks
-        // (most time went to its hash map); Rewind reads each object once.
-        _ = rewind_git_enable_caching(0)
+        _ = rewind_git_set_cache_max_size(16 * 1024 * 1024)
         // Map packs in small windows (the default is 1 GiB) so that a walk
         // over a large pack keeps little of it resident.
         _ = rewind_git_set_mwindow_size(4 * 1024 * 1024)
@@ -89,5 +86,17 @@ public enum GitRuntime {
     /// Ensures `git_libgit2_init` has run.
     public static func bootstrap() {
         _ = initialised
+    }
+
+    /// Runs `body` with libgit2's object cache off. For long walks that read
+    /// each object once, the cache costs more than it saves (most of the
+    /// time went to its hash map); merges, checkouts and status, which read
+    /// the same trees again and again, want it on. The switch is
+    /// process-wide: use it where nothing else reads git at the same time.
+    public static func withoutObjectCache<T>(_ body: () throws -> T) rethrows -> T {
+        bootstrap()
+        _ = rewind_git_enable_caching(0)
+        defer { _ = rewind_git_enable_caching(1) }
+        return try body()
     }
 }

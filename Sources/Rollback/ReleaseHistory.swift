@@ -28,35 +28,41 @@ public struct ReleaseHistory: Sendable {
         var index = useCache ? ReleaseIndex.load(directory: directory, key: key, appCount: apps.count)
                              : ReleaseIndex(directory: directory, key: key, appCount: apps.count)
         if index.tip != tip {
-            // Records are encoded into the index as the walk finds them,
-            // newest first; finishNewestFirst() orders and numbers them.
-            let scanner = try gitStep("opening the object database") { try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]) }
-            var extended = index
-            let reachedStop = try index.tip != nil && gitStep("walking the history of \(repo.branchName)") {
-                try scanner.scan(from: tip, stoppingAt: index.tip) { change in
-                    for record in records(repo, apps: apps, change: change).reversed() { extended.appendNewestFirst(record) }
-                }
-            }
-            if reachedStop {
-                index = extended
-            } else {
-                // No index yet, or the old tip is gone from the chain (history
-                // was rewritten): build it from nothing.
-                index.reset()
-                _ = try gitStep("walking the history of \(repo.branchName)") {
-                    try scanner.scan(from: tip, stoppingAt: nil) { change in
-                        for record in records(repo, apps: apps, change: change).reversed() { index.appendNewestFirst(record) }
-                    }
-                }
-            }
-            index.finishNewestFirst()
-            index.tip = tip
+            try GitRuntime.withoutObjectCache { try update(&index, repo, apps: apps, tip: tip) }
         }
         let (releases, totals) = assemble(&index, apps: apps, limit: limit)
         var history = ReleaseHistory(tip: tip, releases: releases, totals: totals)
         if details { history.fillDetails(repo, apps: apps, index: &index) }
         if useCache && index.isDirty { index.save() }
         return history
+    }
+
+    /// Brings the index up to `tip`: extends it when the old tip is on the
+    /// first-parent chain, else rebuilds it.
+    private static func update(_ index: inout ReleaseIndex, _ repo: DeployRepository, apps: [AppRef], tip: OID) throws {
+        // Records are encoded into the index as the walk finds them,
+        // newest first; finishNewestFirst() orders and numbers them.
+        let scanner = try gitStep("opening the object database") { try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]) }
+        var extended = index
+        let reachedStop = try index.tip != nil && gitStep("walking the history of \(repo.branchName)") {
+            try scanner.scan(from: tip, stoppingAt: index.tip) { change in
+                for record in records(repo, apps: apps, change: change).reversed() { extended.appendNewestFirst(record) }
+            }
+        }
+        if reachedStop {
+            index = extended
+        } else {
+            // No index yet, or the old tip is gone from the chain (history
+            // was rewritten): build it from nothing.
+            index.reset()
+            _ = try gitStep("walking the history of \(repo.branchName)") {
+                try scanner.scan(from: tip, stoppingAt: nil) { change in
+                    for record in records(repo, apps: apps, change: change).reversed() { index.appendNewestFirst(record) }
+                }
+            }
+        }
+        index.finishNewestFirst()
+        index.tip = tip
     }
 
     /// Turns one changed commit into per-app records, in app order.
