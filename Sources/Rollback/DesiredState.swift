@@ -165,9 +165,7 @@ enum ValidAppTrees {
 
         init(tree: OID, path: String) {
             self.tree = tree
-            var hash: UInt64 = 0xcbf29ce484222325
-            for byte in path.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
-            pathHash = hash
+            pathHash = fnv1a(path)
         }
 
         init(tree: OID, pathHash: UInt64) {

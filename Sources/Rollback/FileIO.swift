@@ -2,6 +2,13 @@
 import Glibc
 #endif
 
+/// FNV-1a, for naming cache files after their contents' keys.
+func fnv1a(_ text: String) -> UInt64 {
+    var hash: UInt64 = 0xcbf29ce484222325
+    for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
+    return hash
+}
+
 /// Small POSIX file helpers (no Foundation in the hot path).
 enum FileIO {
     /// The whole file; nil when it cannot be read.

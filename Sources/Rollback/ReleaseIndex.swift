@@ -52,9 +52,7 @@ struct ReleaseIndex {
     }
 
     static func directory(gitDirectory: String, key: String) -> String {
-        var hash: UInt64 = 0xcbf29ce484222325
-        for byte in key.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100000001b3 }
-        return gitDirectory + "rewind/releases-" + String(hash, radix: 16)
+        gitDirectory + "rewind/releases-" + String(fnv1a(key), radix: 16)
     }
 
     // MARK: reading
