@@ -33,22 +33,6 @@ extension Repository {
         }
     }
 
-    /// Only the tree and first parent of a commit: the cheap step of a
-    /// first-parent walk.
-    public func treeAndFirstParent(_ id: OID) throws -> (tree: OID, firstParent: OID?) {
-        try withCommit(id) { c in
-            let parent = git_commit_parentcount(c) > 0 ? OID(git_commit_parent_id(c, 0)) : nil
-            return (OID(git_commit_tree_id(c)), parent)
-        }
-    }
-
-    /// Looks up several names in one tree; nil where a name is absent.
-    public func entries(in tree: OID, named names: [String]) throws -> [TreeEntry?] {
-        try withTree(tree) { t in
-            names.map { name in git_tree_entry_byname(t, name).map { TreeEntry($0) } }
-        }
-    }
-
     /// The entry at a slash-separated path below a tree; nil when absent.
     public func entry(in tree: OID, path: String) throws -> TreeEntry? {
         if path.isEmpty { return TreeEntry(name: "", id: tree, kind: .tree, mode: 0o040000) }

@@ -61,6 +61,21 @@ import TestSupport
         }
     }
 
+    @Test func descendantMatchesGitMergeBaseIsAncestor() throws {
+        try withFixtureRepo("three-apps") { fixture in
+            let repo = try Repository.open(fixture.path)
+            try fixture.git("checkout", "-q", "-b", "side", fixture.commits[2])
+            try fixture.commitChange("side work") { try writeFile($0 + "/apps/web/side.txt", "s\n") }
+            let side = try repo.resolveCommit("side")
+            for commit in fixture.commits + [side.hex] {
+                let id = try #require(OID(hex: commit))
+                let tip = try repo.resolveCommit("main")
+                let oracle = try run("/usr/bin/git", ["merge-base", "--is-ancestor", commit, "main"], in: fixture.path).status == 0
+                #expect(try repo.isDescendant(tip, of: id) == oracle)
+            }
+        }
+    }
+
     @Test func oidRoundTripsAndRejectsGarbage() {
         let hex = "0123456789abcdef0123456789abcdef01234567"
         #expect(OID(hex: hex)?.hex == hex)

@@ -14,16 +14,3 @@ func releaseCommits(_ repo: FixtureRepo, app: String) throws -> [String] {
     let releases = apps.first?["releases"] as? [[String: Any]] ?? []
     return releases.compactMap { $0["commit"] as? String }
 }
-
-extension FixtureRepo {
-    /// Commits a change made by `edit` with the git CLI; returns the new commit id.
-    @discardableResult
-    func commitChange(_ message: String, _ edit: (String) throws -> Void) throws -> String {
-        try edit(path)
-        try git("add", "-A")
-        try git("commit", "-q", "-m", message)
-        return try git("rev-parse", "HEAD")
-    }
-
-    func tip() throws -> String { try git("rev-parse", "main") }
-}

@@ -19,6 +19,18 @@ public struct FixtureRepo {
         try TestSupport.rewind(arguments + ["--repo", path], environment: ["REWIND_ARTIFACT_ROOT": artifactRoot])
     }
 
+    /// Commits a change made by `edit` with the git CLI; returns the new commit id.
+    @discardableResult
+    public func commitChange(_ message: String, _ edit: (String) throws -> Void) throws -> String {
+        try edit(path)
+        try git("add", "-A")
+        try git("commit", "-q", "-m", message)
+        return try git("rev-parse", "HEAD")
+    }
+
+    /// The commit at the tip of main.
+    public func tip() throws -> String { try git("rev-parse", "main") }
+
     /// Refs and object count: equal before and after means nothing was written.
     public func snapshot() throws -> String {
         let refs = try git("for-each-ref", "--format=%(refname) %(objectname)")
