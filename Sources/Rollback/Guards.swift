@@ -11,18 +11,16 @@ struct Guards {
     let config: RepoConfig
     let artifactRoot: String?
 
-    /// Every changed app's new app.yaml must be valid and its artifact must exist.
-    func checkArtifacts(changes: [AppChange], newTree: OID) throws {
+    /// Every changed app's new app.yaml must be valid and its artifact must
+    /// exist. (The planner validates the whole new state first, so a missing
+    /// or invalid app.yaml has normally been reported in detail already.)
+    func checkArtifacts(changes: [AppChange]) throws {
         for change in changes {
-            guard let app = config.app(named: change.app), let tree = change.toTree else { continue }
-            let file = "\(app.path)/\(AppSpec.fileName)"
-            guard let text = try repo.text(tree: tree, path: AppSpec.fileName) else {
-                throw RewindError(.refused, "the target state of \(change.app) has no \(file)", hint: "choose a target where the app is complete")
-            }
-            let (spec, diagnostics) = AppSpec.parse(text, file: file)
-            guard let spec else {
-                throw RewindError(.refused, "the target state of \(change.app) is invalid", hint: "choose another target, or fix \(file) in a new commit",
-                                  diagnostics: diagnostics.filter { $0.severity == .error })
+            guard let app = config.app(named: change.app), change.toTree != nil else { continue }
+            guard let spec = change.toSpec else {
+                let file = "\(app.path)/\(AppSpec.fileName)"
+                throw RewindError(.refused, "the target state of \(change.app) has no valid \(file)",
+                                  hint: "choose a target where the app is complete; `rewind validate REV` shows what is wrong")
             }
             guard let artifact = spec.artifact else { continue }
             let path = try resolve(artifact, app: change.app)
@@ -50,9 +48,8 @@ struct Guards {
     func checkMigrations(changes: [AppChange], force: Bool) throws -> [String] {
         var crossed: [String] = []
         for change in changes {
-            guard let app = config.app(named: change.app) else { continue }
-            let current = repo.appSpec(appTree: change.fromTree, app: app)?.irreversibleMigrations ?? []
-            let target = repo.appSpec(appTree: change.toTree, app: app)?.irreversibleMigrations ?? []
+            let current = change.fromSpec?.irreversibleMigrations ?? []
+            let target = change.toSpec?.irreversibleMigrations ?? []
             crossed += current.subtracting(target).sorted().map { "\(change.app) migration \($0) is irreversible" }
         }
         if !crossed.isEmpty && !force {

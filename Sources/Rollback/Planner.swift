@@ -174,7 +174,7 @@ struct Planner {
         // broken app is fine, one that leaves another app broken is not.
         try DesiredState.check(repo, tree: newTree, commit: tip, what: "the state this \(action.rawValue) would write")
         let guards = Guards(repo: repo, config: config, artifactRoot: request.artifactRoot)
-        try guards.checkArtifacts(changes: changes, newTree: newTree)
+        try guards.checkArtifacts(changes: changes)
         let forced = try guards.checkMigrations(changes: changes, force: request.force)
         let apps = changes.map(\.app).isEmpty ? pinnedApps : changes.map(\.app)
         var trailers = RollbackTrailers(action: action, targets: targets, apps: apps, reason: request.reason, trigger: request.trigger,
@@ -190,9 +190,9 @@ struct Planner {
             let before = try repo.appTree(app, in: tipTree)
             let after = try repo.appTree(app, in: newTree)
             guard before != after else { return nil }
+            // Parsed once here; the guards and the message use these.
             return AppChange(app: app.name, fromTree: before, toTree: after,
-                             fromVersion: repo.appSpec(appTree: before, app: app)?.version,
-                             toVersion: repo.appSpec(appTree: after, app: app)?.version)
+                             fromSpec: repo.appSpec(appTree: before, app: app), toSpec: repo.appSpec(appTree: after, app: app))
         }
     }
 

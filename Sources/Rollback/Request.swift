@@ -44,8 +44,12 @@ public struct AppChange: Sendable {
     public let app: String
     public let fromTree: OID?
     public let toTree: OID?
-    public let fromVersion: String?
-    public let toVersion: String?
+    /// The parsed app.yaml before and after; nil where absent or invalid.
+    let fromSpec: AppSpec?
+    let toSpec: AppSpec?
+
+    public var fromVersion: String? { fromSpec?.version }
+    public var toVersion: String? { toSpec?.version }
 }
 
 /// A commit ready to be written on top of `parent`.
