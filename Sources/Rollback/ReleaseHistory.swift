@@ -43,23 +43,21 @@ public struct ReleaseHistory: Sendable {
         // Records are encoded into the index as the walk finds them,
         // newest first; finishNewestFirst() orders and numbers them.
         let scanner = try gitStep("opening the object database") { try ReleaseScanner(git: repo.git, paths: apps.map(\.path) + [PinSet.fileName]) }
-        var extended = index
-        let reachedStop = try index.tip != nil && gitStep("walking the history of \(repo.branchName)") {
-            try scanner.scan(from: tip, stoppingAt: index.tip) { change in
-                for record in records(repo, apps: apps, change: change).reversed() { extended.appendNewestFirst(record) }
+        func walk(stoppingAt stop: OID?, into target: inout ReleaseIndex) throws -> Bool {
+            try gitStep("walking the history of \(repo.branchName)") {
+                try scanner.scan(from: tip, stoppingAt: stop) { change in
+                    for record in records(repo, apps: apps, change: change).reversed() { target.appendNewestFirst(record) }
+                }
             }
         }
-        if reachedStop {
+        var extended = index
+        if let stop = index.tip, try walk(stoppingAt: stop, into: &extended) {
             index = extended
         } else {
             // No index yet, or the old tip is gone from the chain (history
             // was rewritten): build it from nothing.
             index.reset()
-            _ = try gitStep("walking the history of \(repo.branchName)") {
-                try scanner.scan(from: tip, stoppingAt: nil) { change in
-                    for record in records(repo, apps: apps, change: change).reversed() { index.appendNewestFirst(record) }
-                }
-            }
+            _ = try walk(stoppingAt: nil, into: &index)
         }
         index.finishNewestFirst()
         index.tip = tip

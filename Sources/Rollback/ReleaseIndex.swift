@@ -274,9 +274,17 @@ struct ReleaseIndex {
         guard let tip else { return }
         _ = FileIO.withLock(directory + "/lock") { () -> Bool in
             let current = ReleaseIndex.load(directory: directory, key: key, appCount: appCount)
-            guard rebuilt || current.tip == nil || current.stored == stored else { return false }
-            let base = rebuilt || current.tip == nil ? Stored() : stored
-            guard base == stored || (base.records == 0 && stored.records == 0) || rebuilt else { return false }
+            // Where the new bytes go: from nothing when this index holds
+            // everything in memory; after what is stored when the disk is as
+            // it was read; nowhere when another writer changed it meanwhile.
+            let base: Stored
+            if rebuilt || (current.tip == nil && stored == Stored()) {
+                base = Stored()
+            } else if current.tip != nil && current.stored == stored {
+                base = stored
+            } else {
+                return false
+            }
             guard FileIO.append(directory + "/records", at: base.records * Self.recordSize, newRecords),
                   FileIO.append(directory + "/strings", at: base.strings, newStrings),
                   FileIO.append(directory + "/versions", at: base.versions, newVersions) else { return false }
