@@ -24,6 +24,11 @@ public struct RollbackPolicy: Sendable, Equatable, Codable {
     public var window: Duration = Duration(milliseconds: 30 * 60_000)
     public var cooldown: Duration = Duration(milliseconds: 10 * 60_000)
     public var maxPerHour: Int = 3
+    /// After a release becomes healthy, how long crashes and failed health
+    /// checks still count against it (and may roll it back automatically).
+    public var soak: Duration = Duration(milliseconds: 5 * 60_000)
+    /// Exits within the soak window that make a release crash-looping.
+    public var crashLoopRestarts: Int = 3
     public var triggers: [Trigger] = []
 }
 
@@ -111,10 +116,12 @@ public struct RepoConfig: Sendable, Equatable, Codable {
     private static func parsePolicy(_ reader: YAMLReader, _ map: Node.Mapping) -> RollbackPolicy {
         var policy = RollbackPolicy()
         guard let node = reader.value(map, "policy", parent: ""), let p = reader.mapping(node, field: "policy") else { return policy }
-        reader.warnUnknown(p, known: ["window", "cooldown", "maxPerHour", "triggers"], parent: "policy")
+        reader.warnUnknown(p, known: ["window", "cooldown", "maxPerHour", "soak", "crashLoopRestarts", "triggers"], parent: "policy")
         if let window = reader.duration(p, "window", parent: "policy") { policy.window = window }
         if let cooldown = reader.duration(p, "cooldown", parent: "policy") { policy.cooldown = cooldown }
         if let max = reader.int(p, "maxPerHour", parent: "policy", range: 0...1000) { policy.maxPerHour = max }
+        if let soak = reader.duration(p, "soak", parent: "policy") { policy.soak = soak }
+        if let restarts = reader.int(p, "crashLoopRestarts", parent: "policy", range: 1...100) { policy.crashLoopRestarts = restarts }
         if let triggersNode = reader.value(p, "triggers", parent: "policy") {
             guard case .sequence(let list) = triggersNode else {
                 reader.error(triggersNode, field: "policy.triggers", "expected a list of triggers")

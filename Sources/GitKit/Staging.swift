@@ -2,8 +2,9 @@ import CLibGit2
 
 extension Repository {
     /// From now on, new objects (blobs, trees, commits) are kept in memory,
-    /// readable as usual, until `persistStagedObjects()` writes them to disk
-    /// as one pack. Objects of work that is abandoned are never written.
+    /// readable as usual, until `persistStagedObjects()` writes them to disk.
+    /// Objects of work that is abandoned are never written. This lasts for
+    /// the life of the handle: long-lived code stages on a handle of its own.
     public func stageObjectsInMemory() throws {
         guard stagingBackend == nil else { return }
         var backend: UnsafeMutablePointer<git_odb_backend>?

@@ -89,7 +89,7 @@ extension Repository {
         }
     }
 
-    private func makeSignature(_ s: Signature) throws -> UnsafeMutablePointer<git_signature>? {
+    func makeSignature(_ s: Signature) throws -> UnsafeMutablePointer<git_signature>? {
         var sig: UnsafeMutablePointer<git_signature>?
         try check(git_signature_new(&sig, s.name, s.email, s.time, s.offsetMinutes), "git_signature_new")
         return sig

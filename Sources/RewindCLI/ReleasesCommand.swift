@@ -1,6 +1,7 @@
 import ArgumentParser
 import GitKit
 import Rollback
+import SystemSupport
 
 /// `rewind releases [APP]`: numbered releases per app.
 struct ReleasesCommand: ParsableCommand {

@@ -18,6 +18,7 @@ public struct RewindCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
+            ReconcileCommand.self, StatusCommand.self,
         ])
 
     public init() {}

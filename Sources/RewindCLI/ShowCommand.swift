@@ -1,6 +1,7 @@
 import ArgumentParser
 import GitKit
 import Rollback
+import SystemSupport
 
 /// `rewind show REV`: which apps a commit changed and how.
 struct ShowCommand: ParsableCommand {

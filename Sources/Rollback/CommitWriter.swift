@@ -1,5 +1,6 @@
 import DeployModel
 import GitKit
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc

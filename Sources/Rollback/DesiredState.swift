@@ -1,5 +1,6 @@
 import DeployModel
 import GitKit
+import SystemSupport
 
 /// One app as a commit describes it.
 public struct LoadedApp: Sendable {

@@ -32,14 +32,7 @@ struct Guards {
     }
 
     private func resolve(_ artifact: Artifact, app: String) throws -> String {
-        var path = artifact.path
-        if path.hasPrefix("file://") { path = String(path.dropFirst("file://".count)) }
-        if path.hasPrefix("/") { return path }
-        guard let root = artifactRoot ?? config.artifactRoot else {
-            throw RewindError(.refused, "artifact path '\(artifact.path)' of \(app) is relative and no artifact root is set",
-                              hint: "set artifactRoot in rewind.yaml, REWIND_ARTIFACT_ROOT, or --artifact-root")
-        }
-        return root.hasSuffix("/") ? root + path : root + "/" + path
+        try Artifacts.path(of: artifact, app: app, root: artifactRoot ?? config.artifactRoot)
     }
 
     /// Refuses to undo an irreversible migration unless forced. Migrations are
@@ -57,6 +50,34 @@ struct Guards {
                               hint: "roll forward with a fix instead; a human who has checked the data may pass --force (recorded in the commit)")
         }
         return crossed
+    }
+}
+
+/// Where artifacts are.
+public enum Artifacts {
+    /// The absolute path of an artifact: absolute and file:// paths as they
+    /// are, relative ones under `root` (--artifact-root,
+    /// REWIND_ARTIFACT_ROOT, or rewind.yaml's artifactRoot).
+    public static func path(of artifact: Artifact, app: String, root: String?) throws -> String {
+        var path = artifact.path
+        if path.hasPrefix("file://") { path = String(path.dropFirst("file://".count)) }
+        if path.hasPrefix("/") { return path }
+        guard let root else {
+            throw RewindError(.refused, "artifact path '\(artifact.path)' of \(app) is relative and no artifact root is set",
+                              hint: "set artifactRoot in rewind.yaml, REWIND_ARTIFACT_ROOT, or --artifact-root")
+        }
+        return root.hasSuffix("/") ? root + path : root + "/" + path
+    }
+
+    /// Nil when the artifact exists, else what is wrong.
+    public static func problem(_ artifact: Artifact?, app: String, version: String, root: String?) -> (path: String?, problem: String?) {
+        guard let artifact else { return (nil, nil) }
+        do {
+            let path = try path(of: artifact, app: app, root: root)
+            return access(path, F_OK) == 0 ? (path, nil) : (path, "artifact for \(app) \(version) is missing: \(path)")
+        } catch {
+            return (nil, "\(error)")
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import GitKit
+import SystemSupport
 
 /// The persistent release index of one branch and one set of app paths, in
 /// `<git dir>/rewind/releases-<hash>/`. Safe to delete; rebuilt when stale.

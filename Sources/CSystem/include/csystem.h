@@ -1,0 +1,12 @@
+#ifndef REWIND_CSYSTEM_H
+#define REWIND_CSYSTEM_H
+#include <spawn.h>
+
+/// posix_spawn_file_actions_addchdir_np (glibc >= 2.29), which Swift's
+/// Glibc module does not expose.
+int rewind_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// POSIX_SPAWN_SETSID (glibc >= 2.26): the child starts a new session.
+short rewind_spawn_setsid_flag(void);
+
+#endif

@@ -1,0 +1,55 @@
+import DeployModel
+import SystemSupport
+
+/// Runs an app's commands (exec apply/observe/health, health.command) with
+/// the app's environment, in its files directory, with a timeout.
+struct CommandRunner {
+    /// The environment the reconciler was started with.
+    let baseEnvironment: [String: String]
+    /// Directories searched for programs given by name, before $PATH.
+    let searchPath: [String]
+
+    struct Outcome {
+        let status: ExitStatus?
+        let output: String
+    }
+
+    func environment(_ deployment: Deployment, extra: [String: String] = [:]) -> [String: String] {
+        var env = baseEnvironment
+        for (k, v) in deployment.rewindEnvironment { env[k] = v }
+        for (k, v) in extra { env[k] = v }
+        return env
+    }
+
+    /// Runs `command` (argv) and returns its status (nil: timed out) and output.
+    func run(_ command: [String], _ deployment: Deployment, what: String, timeout: Duration, extra: [String: String] = [:]) throws -> Outcome {
+        guard let program = command.first else { throw PlatformError("\(what) command is empty") }
+        let output = "\(deployment.logDirectory)/\(deployment.app).\(what).out"
+        FileIO.removeTree(output)
+        var options = SpawnOptions(program: resolveRelative(program, deployment), arguments: Array(command.dropFirst()),
+                                   environment: environment(deployment, extra: extra), directory: deployment.files, outputFile: output)
+        options.searchPath = searchPath
+        let status: ExitStatus?
+        do {
+            status = try Spawn.run(options, timeoutMilliseconds: timeout.milliseconds)
+        } catch let error as SpawnError {
+            throw PlatformError("\(what) command of \(deployment.app) cannot start: \(error)")
+        }
+        let text = FileIO.tail(output, maxBytes: 16_384)
+        appendToLog(deployment, what: what, status: status, output: text)
+        return Outcome(status: status, output: text)
+    }
+
+    /// A program given as `./x` or `dir/x` is relative to the app's files.
+    func resolveRelative(_ program: String, _ deployment: Deployment) -> String {
+        guard program.contains("/"), !program.hasPrefix("/") else { return program }
+        return deployment.files + "/" + program
+    }
+
+    private func appendToLog(_ deployment: Deployment, what: String, status: ExitStatus?, output: String) {
+        let header = "--- \(Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds())) \(what) \(deployment.spec.version): \(status.map { "\($0)" } ?? "timed out")\n"
+        let log = deployment.logFile
+        FileIO.makeParent(log)
+        _ = FileIO.append(log, at: FileIO.size(log) ?? 0, Array((header + output + (output.hasSuffix("\n") || output.isEmpty ? "" : "\n")).utf8))
+    }
+}

@@ -1,0 +1,70 @@
+import DeployModel
+import SystemSupport
+
+/// The `exec` platform: the user's own apply, observe and health commands
+/// (wrangler, helm, kubectl, systemctl...). Each runs in a directory holding
+/// the app's files at the commit, with REWIND_APP, REWIND_VERSION,
+/// REWIND_COMMIT, REWIND_TREE and REWIND_APP_DIR set.
+///
+/// - apply must exit 0 within `exec.timeout`;
+/// - health (`exec.health`, else `health.command`) is retried until it exits
+///   0, up to `health.timeout`;
+/// - observe, when given, runs on every full pass: it must exit 0 and print
+///   the version label or the tree id that is deployed; anything else is
+///   drift, and Rewind applies again.
+public struct ExecPlatform: PlatformDriver {
+    let commands: CommandRunner
+
+    /// A driver that runs commands with `environment` plus the app's variables.
+    public init(environment: [String: String], searchPath: [String]) {
+        commands = CommandRunner(baseEnvironment: environment, searchPath: searchPath)
+    }
+
+    public func start(_ deployment: Deployment, journal: (Instance) -> Void) throws -> Instance {
+        guard let exec = deployment.spec.exec else { throw PlatformError("\(deployment.app) has no exec settings") }
+        let outcome = try commands.run(exec.apply, deployment, what: "apply", timeout: exec.timeout)
+        guard let status = outcome.status else {
+            throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) timed out after \(exec.timeout)", output: outcome.output)
+        }
+        guard status.succeeded else {
+            throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) \(status)", output: outcome.output)
+        }
+        return Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds())
+    }
+
+    public func healthProblem(_ instance: Instance, _ deployment: Deployment) -> String? {
+        guard let command = deployment.spec.exec?.health ?? deployment.spec.health?.command else { return nil }
+        let timeout = deployment.spec.exec?.timeout ?? Duration(milliseconds: 60_000)
+        do {
+            let outcome = try commands.run(command, deployment, what: "health", timeout: timeout)
+            guard let status = outcome.status else { return "health command timed out after \(timeout)" }
+            return status.succeeded ? nil : "health command \(status)\(Self.lastLine(outcome.output))"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    public func observe(_ instance: Instance, _ deployment: Deployment, thorough: Bool) -> Observation {
+        guard thorough, let exec = deployment.spec.exec, let observe = exec.observe else { return .running }
+        do {
+            let outcome = try commands.run(observe, deployment, what: "observe", timeout: exec.timeout)
+            guard let status = outcome.status else { return .drifted("observe command timed out") }
+            guard status.succeeded else { return .drifted("observe command \(status)\(Self.lastLine(outcome.output))") }
+            let seen = outcome.output.trimmingTrailingNewlines
+            let words = Set(seen.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }).map(String.init))
+            if words.contains(deployment.spec.version) || words.contains(deployment.tree.hex) { return .running }
+            return .drifted("observe reports '\(seen.prefix(80))', expected \(deployment.spec.version)")
+        } catch {
+            return .drifted("\(error)")
+        }
+    }
+
+    public func stop(_ instance: Instance) {}
+
+    public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool { false }
+
+    static func lastLine(_ output: String) -> String {
+        guard let line = output.split(separator: "\n").last else { return "" }
+        return ": \(line.prefix(200))"
+    }
+}

@@ -1,0 +1,125 @@
+import DeployModel
+import GitKit
+import SystemSupport
+
+/// One version of one app, ready to be run by a platform driver.
+public struct Deployment: Sendable {
+    public let app: String
+    public let spec: AppSpec
+    /// The commit the app's files were taken from.
+    public let commit: OID
+    /// The app directory's tree id: its state id.
+    public let tree: OID
+    /// A directory holding the app's files at that commit.
+    public let files: String
+    /// The artifact's resolved path, when the app declares one.
+    public let artifactPath: String?
+    /// Where the driver writes the app's logs.
+    public let logDirectory: String
+
+    /// Describes a deployment.
+    public init(app: String, spec: AppSpec, commit: OID, tree: OID, files: String, artifactPath: String?, logDirectory: String) {
+        self.app = app
+        self.spec = spec
+        self.commit = commit
+        self.tree = tree
+        self.files = files
+        self.artifactPath = artifactPath
+        self.logDirectory = logDirectory
+    }
+
+    /// The log file of this app.
+    public var logFile: String { "\(logDirectory)/\(app).log" }
+
+    /// Environment variables every command and process of the app gets.
+    public var rewindEnvironment: [String: String] {
+        var env = [
+            "REWIND_APP": app, "REWIND_VERSION": spec.version, "REWIND_COMMIT": commit.hex,
+            "REWIND_TREE": tree.hex, "REWIND_APP_DIR": files,
+        ]
+        if let artifactPath { env["REWIND_ARTIFACT"] = artifactPath }
+        return env
+    }
+}
+
+/// What runs for an app right now, as the state file records it.
+public struct Instance: Sendable, Codable, Equatable {
+    /// The app tree id this instance runs.
+    public var tree: String
+    /// The commit its files came from.
+    public var commit: String
+    public var version: String
+    /// The process (process platform); nil for exec apps.
+    public var pid: Int32?
+    /// The process's start time: with the pid, it tells our process from a
+    /// later one that reuses the pid.
+    public var pidStartTime: UInt64?
+    public var port: Int?
+    /// Wall-clock milliseconds when it was started.
+    public var startedAt: Int64
+
+    /// Describes an instance.
+    public init(tree: String, commit: String, version: String, pid: Int32? = nil, pidStartTime: UInt64? = nil, port: Int? = nil, startedAt: Int64) {
+        self.tree = tree
+        self.commit = commit
+        self.version = version
+        self.pid = pid
+        self.pidStartTime = pidStartTime
+        self.port = port
+        self.startedAt = startedAt
+    }
+}
+
+/// What a driver saw when it looked at a running instance.
+public enum Observation: Sendable, Equatable {
+    case running
+    /// The process ended (crashed, or was killed by hand).
+    case exited(String)
+    /// The platform no longer runs what was applied.
+    case drifted(String)
+}
+
+/// A deployment that failed on the platform: what happened, and the last
+/// lines of output that explain it.
+public struct PlatformError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public let output: String?
+
+    /// Creates an error.
+    public init(_ message: String, output: String? = nil) {
+        self.message = message
+        self.output = output.map { $0.trimmingTrailingNewlines }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    public var description: String {
+        guard let output else { return message }
+        return message + "\n" + output.split(separator: "\n").suffix(5).map { "    | \($0)" }.joined(separator: "\n")
+    }
+}
+
+/// Runs apps on one kind of platform. Drivers are synchronous: the
+/// reconciler calls them one at a time from its loop.
+public protocol PlatformDriver {
+    /// Starts a deployment (spawns the process, or runs the apply command).
+    /// `journal` is called with the instance as soon as it exists, before
+    /// waiting for anything, so that a reconciler killed meanwhile finds it.
+    func start(_ deployment: Deployment, journal: (Instance) -> Void) throws -> Instance
+    /// Nil when the instance is healthy, else why not. `quick` asks for one
+    /// probe with a short timeout.
+    func healthProblem(_ instance: Instance, _ deployment: Deployment) -> String?
+    /// Whether the instance still runs (cheap; called every tick for
+    /// processes). `thorough` also runs slow checks (exec: observe).
+    func observe(_ instance: Instance, _ deployment: Deployment, thorough: Bool) -> Observation
+    /// Stops an instance.
+    func stop(_ instance: Instance)
+    /// True when a new instance can start while `current` still serves.
+    func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool
+}
+
+extension String {
+    var trimmingTrailingNewlines: String {
+        var s = Substring(self)
+        while let last = s.last, last == "\n" || last == "\r" || last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}

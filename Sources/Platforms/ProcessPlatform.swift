@@ -1,0 +1,112 @@
+import DeployModel
+import SystemSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The `process` platform: Rewind starts and supervises local processes.
+///
+/// Each process runs in its own session with the app's files as working
+/// directory (or `process.workingDirectory`), its output appended to
+/// `<state>/logs/<app>.log`, and PORT set to a fixed or assigned port
+/// (`$PORT` in args is replaced too). Health is an HTTP GET of `health.http`
+/// on that port (2xx), or `health.command` exiting 0; with neither, a process
+/// still running after a second is healthy. Stopping sends SIGTERM to the
+/// process group, then SIGKILL after the grace period.
+public struct ProcessPlatform: PlatformDriver {
+    let commands: CommandRunner
+    /// How long a stopped process gets between SIGTERM and SIGKILL.
+    public var graceMilliseconds: Int64 = 5_000
+
+    /// A driver whose processes get `environment` plus the app's variables;
+    /// commands given by name are looked up in `searchPath`, then $PATH.
+    public init(environment: [String: String], searchPath: [String]) {
+        commands = CommandRunner(baseEnvironment: environment, searchPath: searchPath)
+    }
+
+    public func start(_ deployment: Deployment, journal: (Instance) -> Void) throws -> Instance {
+        guard let settings = deployment.spec.process else { throw PlatformError("\(deployment.app) has no process settings") }
+        guard let port = settings.port ?? Loopback.freePort() else { throw PlatformError("no free port on 127.0.0.1 for \(deployment.app)") }
+        let portText = String(port)
+        let arguments = settings.args.map { $0.replacingPort(portText) }
+        var extra = settings.env.mapValues { $0.replacingPort(portText) }
+        extra["PORT"] = portText
+        var directory = deployment.files
+        if let wd = settings.workingDirectory { directory = wd.hasPrefix("/") ? wd : "\(deployment.files)/\(wd)" }
+        var options = SpawnOptions(program: commands.resolveRelative(settings.command, deployment), arguments: arguments,
+                                   environment: commands.environment(deployment, extra: extra), directory: directory, outputFile: deployment.logFile)
+        options.searchPath = commands.searchPath
+        let pid: pid_t
+        do {
+            pid = try Spawn.start(options)
+        } catch {
+            throw PlatformError("cannot start \(deployment.app) \(deployment.spec.version): \(error)")
+        }
+        let instance = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+                                pid: pid, pidStartTime: ProcessProbe.startTime(pid), port: port, startedAt: Clock.wallMilliseconds())
+        journal(instance)
+        return instance
+    }
+
+    public func healthProblem(_ instance: Instance, _ deployment: Deployment) -> String? {
+        if case .exited(let why) = observe(instance, deployment, thorough: false) { return why }
+        let health = deployment.spec.health
+        if let path = health?.http {
+            guard let port = instance.port else { return "no port to check \(path) on" }
+            do {
+                let response = try Loopback.get(port: port, path: path, timeoutMilliseconds: 2_000)
+                return (200..<300).contains(response.status) ? nil : "GET \(path) answered \(response.status)"
+            } catch {
+                return "GET \(path): \(error)"
+            }
+        }
+        if let command = health?.command {
+            do {
+                let outcome = try commands.run(command, deployment, what: "health", timeout: health?.timeout ?? Duration(milliseconds: 30_000),
+                                               extra: ["PORT": instance.port.map(String.init) ?? ""])
+                guard let status = outcome.status else { return "health command timed out" }
+                return status.succeeded ? nil : "health command \(status)\(ExecPlatform.lastLine(outcome.output))"
+            } catch {
+                return "\(error)"
+            }
+        }
+        return Clock.wallMilliseconds() - instance.startedAt >= 1_000 ? nil : "starting"
+    }
+
+    public func observe(_ instance: Instance, _ deployment: Deployment, thorough: Bool) -> Observation {
+        guard let pid = instance.pid else { return .exited("no process recorded") }
+        if let status = Spawn.poll(pid) {
+            return .exited(status == .exited(-1) ? "process \(pid) is gone" : "process \(pid) \(status)")
+        }
+        if let recorded = instance.pidStartTime, let actual = ProcessProbe.startTime(pid), recorded != actual {
+            return .exited("process \(pid) was replaced by another program")
+        }
+        return .running
+    }
+
+    public func stop(_ instance: Instance) {
+        guard let pid = instance.pid else { return }
+        if let ended = Spawn.poll(pid) {
+            // Our child, just reaped: its group may still hold its children.
+            if ended != .exited(-1) { kill(-pid, SIGKILL) }
+            return
+        }
+        // Never signal a pid that now belongs to someone else.
+        guard let actual = ProcessProbe.startTime(pid), instance.pidStartTime == nil || instance.pidStartTime == actual else { return }
+        Spawn.stop(pid, graceMilliseconds: graceMilliseconds)
+    }
+
+    public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool {
+        // Two versions can serve side by side unless both want the same fixed port.
+        guard let fixed = deployment.spec.process?.port else { return true }
+        return current.port != fixed
+    }
+}
+
+extension String {
+    func replacingPort(_ port: String) -> String {
+        guard contains("$") else { return self }
+        return replacing("${PORT}", with: port).replacing("$PORT", with: port)
+    }
+}

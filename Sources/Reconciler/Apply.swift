@@ -1,0 +1,202 @@
+import DeployModel
+import GitKit
+import Platforms
+import Rollback
+import SystemSupport
+
+extension Reconciler {
+    /// Step 6 for one app; a failure when the release did not make it.
+    func apply(_ step: PlannedStep, tip: OID) -> Failure? {
+        switch step.action {
+        case .none: return nil
+        case .deploy: return deploy(step, tip: tip)
+        case .verify: return verify(step, tip: tip)
+        case .observe: return correctDrift(step, tip: tip)
+        }
+    }
+
+    /// Starts the step's tree, waits until healthy, then retires the old instance.
+    func deploy(_ step: PlannedStep, tip: OID) -> Failure? {
+        let name = step.ref.name
+        let release = releaseCommit(step.ref, tree: step.tree, tip: tip)
+        let started = Clock.monotonicMilliseconds()
+        logger.info("applying \(name) \(step.spec.version) from \(release.short)")
+        guard let driver = drivers[step.spec.platform] else { return fail(name, release: release, tree: step.tree, reason: "no driver for platform \(step.spec.platform)") }
+        let deployment: Deployment
+        do {
+            deployment = try makeDeployment(step, commit: release)
+        } catch {
+            return fail(name, release: release, tree: step.tree, reason: "\(error)")
+        }
+        let previous = state.apps[name] ?? AppState()
+        let current = previous.instance
+        let overlap = current.map { driver.canOverlap(deployment, with: $0) } ?? true
+        update(name) { app in
+            if let current, previous.health == .healthy, current.tree != step.tree.hex {
+                app.lastGood = KnownGood(commit: previous.release ?? current.commit, tree: current.tree, version: current.version)
+            }
+            app.lastError = nil
+        }
+        if let current, !overlap {
+            logger.info("stopping \(name) \(current.version) first: both versions need port \(current.port.map(String.init) ?? "?")")
+            stop(current, of: name)
+        }
+        let logStart = FileIO.size(deployment.logFile) ?? 0
+        let instance: Instance
+        do {
+            instance = try driver.start(deployment) { pending in update(name) { $0.pending = pending } }
+        } catch {
+            return fail(name, release: release, tree: step.tree, reason: "\(error)")
+        }
+        update(name) { $0.pending = instance }
+        if let problem = waitHealthy(driver, instance, deployment, logStart: logStart) {
+            driver.stop(instance)
+            update(name) { $0.pending = nil }
+            return fail(name, release: release, tree: step.tree, reason: problem)
+        }
+        if let current, overlap { stop(current, of: name) }
+        confirm(step, instance: instance, deployment: deployment, release: release, tookMilliseconds: Clock.monotonicMilliseconds() - started)
+        return nil
+    }
+
+    /// Records a healthy new instance: state first, then the note.
+    private func confirm(_ step: PlannedStep, instance: Instance, deployment: Deployment, release: OID, tookMilliseconds: Int64) {
+        let name = step.ref.name
+        let now = Clock.wallMilliseconds()
+        update(name) { app in
+            app.instance = instance
+            app.pending = nil
+            app.release = release.hex
+            app.health = .healthy
+            app.healthySince = now
+            app.exits = []
+            app.restarts = 0
+            app.nextRestartAt = nil
+            app.unhealthySince = nil
+            app.lastError = nil
+        }
+        deployments[step.tree.hex] = deployment
+        var entries = [
+            NoteRecorder.Entry(outcome: "applied", app: name, fields: [("version", step.spec.version), ("tree", step.tree.short), ("duration", "\(tookMilliseconds)ms")]),
+            NoteRecorder.Entry(outcome: "healthy", app: name, fields: [("version", step.spec.version)]),
+        ]
+        entries += verification(name, release: release, now: now)
+        note(entries, on: release)
+        logger.info("\(name) \(step.spec.version) is healthy (\(tookMilliseconds) ms)")
+        AppFiles.prune(root: "\(store.filesDirectory)/\(name)", keep: Set([instance.tree, state.apps[name]?.lastGood?.tree].compactMap { $0 }))
+    }
+
+    /// A `verified` entry when `release` is a rollback commit: recovery after a rollback.
+    private func verification(_ name: String, release: OID, now: Int64) -> [NoteRecorder.Entry] {
+        guard let commit = try? repo.git.commit(release), isRollback(commit) else { return [] }
+        if state.apps[name]?.lastRollback?.rollbackCommit == release.hex { update(name) { $0.lastRollback?.healthyAt = now } }
+        logger.notice("\(name): rollback \(release.short) verified healthy")
+        return [NoteRecorder.Entry(outcome: "verified", app: name)]
+    }
+
+    /// A rollback commit that sets an app to the tree already running: check
+    /// that it is healthy, and record `verified` (or escalate).
+    private func verify(_ step: PlannedStep, tip: OID) -> Failure? {
+        let name = step.ref.name
+        guard let instance = state.apps[name]?.instance, let driver = drivers[step.spec.platform] else { return deploy(step, tip: tip) }
+        let deployment: Deployment
+        do { deployment = try makeDeployment(step, commit: tip) } catch { return fail(name, release: tip, tree: step.tree, reason: "\(error)") }
+        if let problem = waitHealthy(driver, instance, deployment) {
+            return fail(name, release: tip, tree: step.tree, reason: "still unhealthy after the rollback: \(problem)")
+        }
+        let now = Clock.wallMilliseconds()
+        update(name) { app in
+            app.release = tip.hex
+            app.health = .healthy
+        }
+        note(verification(name, release: tip, now: now), on: tip)
+        return nil
+    }
+
+    /// Full passes ask exec apps' observe command whether what runs is what was applied.
+    private func correctDrift(_ step: PlannedStep, tip: OID) -> Failure? {
+        let name = step.ref.name
+        guard let instance = state.apps[name]?.instance, let driver = drivers[step.spec.platform],
+              let deployment = try? makeDeployment(step, commit: OID(hex: instance.commit) ?? tip) else { return nil }
+        guard case .drifted(let why) = driver.observe(instance, deployment, thorough: true) else { return nil }
+        logger.warning("drift in \(name): \(why); applying \(step.spec.version) again")
+        return deploy(step, tip: tip)
+    }
+
+    /// Polls health until healthy, the process ends, or the timeout passes.
+    func waitHealthy(_ driver: any PlatformDriver, _ instance: Instance, _ deployment: Deployment, logStart: Int? = nil) -> String? {
+        let health = deployment.spec.health
+        let timeout = health?.timeout.milliseconds ?? 60_000
+        let pause = min(health?.interval.milliseconds ?? 1_000, 100)
+        let deadline = Clock.monotonicMilliseconds() + timeout
+        while let problem = driver.healthProblem(instance, deployment) {
+            if case .exited(let why) = driver.observe(instance, deployment, thorough: false) {
+                return "\(why) before becoming healthy" + logTail(deployment, from: logStart)
+            }
+            if Clock.monotonicMilliseconds() >= deadline {
+                return "not healthy within \(Duration(milliseconds: timeout)): \(problem)" + logTail(deployment, from: logStart)
+            }
+            if StopSignals.pending() { return "the reconciler was stopped while waiting for health" }
+            Clock.sleep(milliseconds: pause)
+        }
+        return nil
+    }
+
+    /// The last lines the process wrote since `start` (a byte offset in its log).
+    private func logTail(_ deployment: Deployment, from start: Int?) -> String {
+        guard deployment.spec.platform == .process, let start, let size = FileIO.size(deployment.logFile), size > start else { return "" }
+        let from = max(start, size - 2_048)
+        let text = FileIO.read(deployment.logFile, offset: from, count: size - from).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let lines = text.split(separator: "\n").suffix(3)
+        return lines.isEmpty ? "" : "; last output: " + lines.joined(separator: " | ")
+    }
+
+    /// Marks a release failed: state, note, log.
+    func fail(_ name: String, release: OID, tree: OID, reason: String) -> Failure {
+        update(name) { app in
+            app.failedTree = tree.hex
+            app.failedRelease = release.hex
+            app.lastError = reason
+            app.pending = nil
+            if app.instance == nil || app.instance?.tree == tree.hex || app.health == .starting { app.health = .failed }
+        }
+        let version = desired?.config.app(named: name).flatMap { repo.appSpec(appTree: tree, app: $0) }?.version
+        note([NoteRecorder.Entry(outcome: "failed", app: name, fields: [("version", version ?? tree.short), ("reason", reason)])], on: release)
+        logger.error("\(name) release \(release.short) failed: \(reason)")
+        return Failure(app: name, release: release, reason: reason)
+    }
+
+    func stop(_ instance: Instance, of name: String) {
+        let platform: Platform = instance.pid == nil ? .exec : .process
+        guard let driver = drivers[platform] else { return }
+        logger.info("stopping \(name) \(instance.version)")
+        driver.stop(instance)
+        update(name) { app in
+            if app.instance == instance { app.instance = nil; app.health = .stopped }
+        }
+    }
+
+    /// The files, artifact and log place of a step's tree. A missing artifact
+    /// fails here, before anything is stopped.
+    func makeDeployment(_ step: PlannedStep, commit: OID) throws -> Deployment {
+        let name = step.ref.name
+        let root = options.artifactRoot ?? desired?.config.artifactRoot
+        let (artifactPath, problem) = Artifacts.problem(step.spec.artifact, app: name, version: step.spec.version, root: root)
+        if let problem { throw PlatformError("\(problem); nothing was stopped, the running version stays") }
+        let files = try AppFiles.materialise(repo.git, tree: step.tree, root: "\(store.filesDirectory)/\(name)")
+        return Deployment(app: name, spec: step.spec, commit: commit, tree: step.tree, files: files, artifactPath: artifactPath, logDirectory: store.logDirectory)
+    }
+
+    /// The commit that introduced `tree` for this app: the oldest commit of
+    /// the run of first-parent commits ending at the tip that all have it.
+    func releaseCommit(_ ref: AppRef, tree: OID, tip: OID) -> OID {
+        var commit = tip
+        for _ in 0..<10_000 {
+            guard let parent = try? repo.git.commit(commit).parents.first,
+                  let parentTree = try? repo.git.commit(parent).tree,
+                  (try? repo.appTree(ref, in: parentTree)) == tree else { break }
+            commit = parent
+        }
+        return commit
+    }
+}

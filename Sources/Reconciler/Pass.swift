@@ -1,0 +1,201 @@
+import DeployModel
+import GitKit
+import Platforms
+import Rollback
+import SystemSupport
+
+/// What a pass decided for one app.
+struct PlannedStep {
+    enum Action: Equatable {
+        /// Run this tree on the platform.
+        case deploy
+        /// Already running: check health and record `verified` (a rollback commit).
+        case verify
+        /// Already running: look for drift (exec observe, full passes).
+        case observe
+        case none
+    }
+
+    let ref: AppRef
+    let spec: AppSpec
+    let tree: OID
+    let action: Action
+}
+
+/// A release that failed on the platform.
+struct Failure {
+    let app: String
+    let release: OID
+    let reason: String
+}
+
+extension Reconciler {
+    /// One pass over the tip (the steps in the overview at the top of
+    /// Reconciler.swift). True when it wrote a rollback commit, so that the
+    /// loop passes again at once.
+    func pass(full: Bool) -> Bool {
+        state.lastPassAt = Clock.wallMilliseconds()
+        let tip: OID
+        do {
+            tip = try repo.tip()
+        } catch {
+            reportRepositoryError(error)
+            return false
+        }
+        state.lastError = nil
+        guard ancestryHolds(tip), let desired = validDesiredState(tip) else { return false }
+        let tipChanged = state.tip != tip.hex
+        let rollbackTip = tipChanged ? rollbackApps(tip, desired) : []
+        let steps = plan(desired, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full)
+        var failures: [Failure] = []
+        for step in order(steps, desired, reverse: !rollbackTip.isEmpty) {
+            if let failure = apply(step, tip: tip) { failures.append(failure) }
+        }
+        removeAppsNoLongerDesired(desired)
+        state.tip = tip.hex
+        state.lastApplied = tip.hex
+        save()
+        for failure in failures where automaticRollback(failure) { return true }
+        return false
+    }
+
+    private func reportRepositoryError(_ error: any Error) {
+        let text = "\(error)"
+        if state.lastError != text { logger.error("cannot read the branch: \(text); retrying on the next pass") }
+        state.lastError = text
+        save()
+    }
+
+    /// Step 2: the tip must descend from the last commit acted on.
+    func ancestryHolds(_ tip: OID) -> Bool {
+        guard let anchorHex = state.lastApplied, let anchor = OID(hex: anchorHex), anchor != tip else {
+            state.halted = nil
+            return true
+        }
+        let descends = (try? repo.git.isDescendant(tip, of: anchor)) ?? false
+        if descends {
+            state.halted = nil
+            return true
+        }
+        let why = "history rewritten: the tip \(tip.short) of \(repo.branchName) does not descend from \(anchor.short), the last commit applied; "
+            + "reconciliation is halted. Check the new history, then run `rewind reconcile --accept-rewrite \(tip.short)`"
+        if state.halted != why { logger.critical("\(why)") }
+        state.halted = why
+        save()
+        return false
+    }
+
+    /// Step 3: the tip's desired state, valid as a whole, or nil (refused).
+    func validDesiredState(_ tip: OID) -> DesiredState? {
+        if let desired, desired.commit == tip { return desired }
+        do {
+            let loaded = try DesiredState.load(repo, commit: tip)
+            desired = loaded
+            state.invalid = nil
+            return loaded
+        } catch let error as RewindError {
+            let refused = RefusedCommit(commit: tip.hex, message: error.message, details: error.diagnostics.map { "\($0)" })
+            if state.invalid != refused {
+                logger.error("refusing \(tip.short): \(error.message); the last valid state stays applied\n\(refused.details.joined(separator: "\n"))")
+            }
+            state.invalid = refused
+            state.tip = tip.hex
+            save()
+            return nil
+        } catch {
+            reportRepositoryError(error)
+            return nil
+        }
+    }
+
+    /// The apps a rollback commit at the tip changes; empty when the tip is
+    /// not a rollback (Rewind's trailers, or git's own revert message).
+    func rollbackApps(_ tip: OID, _ desired: DesiredState) -> Set<String> {
+        guard let commit = try? repo.git.commit(tip), isRollback(commit) else { return [] }
+        let parentTree = commit.parents.first.flatMap { try? repo.git.commit($0).tree }
+        var changed: Set<String> = []
+        for app in desired.config.apps {
+            let now = try? repo.appTree(app, in: commit.tree)
+            let before = parentTree.flatMap { try? repo.appTree(app, in: $0) }
+            if now != before { changed.insert(app.name) }
+        }
+        return changed
+    }
+
+    func isRollback(_ commit: Commit) -> Bool {
+        if let trailers = RollbackTrailers.parse(commit.message) { return trailers.action != .unpin }
+        return RollbackTrailers.gitRevertTarget(commit.message) != nil
+    }
+
+    /// Step 4: what to do for each app.
+    func plan(_ desired: DesiredState, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool) -> [PlannedStep] {
+        var steps: [PlannedStep] = []
+        for loaded in desired.apps {
+            guard let (tree, spec) = effectiveTree(loaded, desired, tip: tip, tipChanged: tipChanged) else { continue }
+            let name = loaded.ref.name
+            var app = state.apps[name] ?? AppState()
+            if let failed = app.failedTree {
+                if failed == tree.hex { continue }
+                // The desired state moved on: forget the failure.
+                app.failedTree = nil
+                app.failedRelease = nil
+                app.needsHuman = nil
+                app.lastError = nil
+                state.apps[name] = app
+            }
+            let action: PlannedStep.Action
+            if app.instance?.tree == tree.hex {
+                if app.health == .failed || app.health == .stopped {
+                    action = .deploy
+                } else if rollbackApps.contains(name) {
+                    action = .verify
+                } else {
+                    action = full && spec.platform == .exec ? .observe : .none
+                }
+            } else {
+                action = .deploy
+            }
+            steps.append(PlannedStep(ref: loaded.ref, spec: spec, tree: tree, action: action))
+        }
+        return steps
+    }
+
+    /// The tree an app should run: its tree at the tip, or its pin's.
+    private func effectiveTree(_ loaded: LoadedApp, _ desired: DesiredState, tip: OID, tipChanged: Bool) -> (OID, AppSpec)? {
+        let name = loaded.ref.name
+        guard let pin = desired.pins.pins[name] else {
+            if state.apps[name]?.heldByPin != nil { state.apps[name]?.heldByPin = nil }
+            return (loaded.treeID, loaded.spec)
+        }
+        state.apps[name, default: AppState()].heldByPin = pin.tree
+        guard let pinTree = OID(hex: pin.tree), pinTree != loaded.treeID else { return (loaded.treeID, loaded.spec) }
+        guard let spec = repo.appSpec(appTree: pinTree, app: loaded.ref) else {
+            state.apps[name]?.lastError = "the pin holds \(name) at tree \(pinTree.short), which has no valid app.yaml; fix or remove the pin"
+            return nil
+        }
+        if tipChanged {
+            note([NoteRecorder.Entry(outcome: "held", app: name, fields: [("pin", pinTree.short), ("version", spec.version)])], on: tip)
+            logger.notice("\(name) is held by a pin at \(spec.version); the tip's change to it is not applied")
+        }
+        return (pinTree, spec)
+    }
+
+    /// Step 5: dependencies first; the reverse for a rollback commit.
+    func order(_ steps: [PlannedStep], _ desired: DesiredState, reverse: Bool) -> [PlannedStep] {
+        let names = DependencyGraph(desired.config.apps).deployOrder(steps.map(\.ref.name))
+        let byName = Dictionary(steps.map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let ordered = names.compactMap { byName[$0] }
+        return reverse ? ordered.reversed() : ordered
+    }
+
+    /// Apps gone from rewind.yaml are stopped and forgotten.
+    private func removeAppsNoLongerDesired(_ desired: DesiredState) {
+        for (name, app) in state.apps where desired.app(name) == nil {
+            if let instance = app.instance, instance.pid != nil {
+                logger.notice("stopping \(name): it is no longer in \(RepoConfig.fileName)")
+                drivers[.process]?.stop(instance)
+            }
+            state.apps[name] = nil
+        }
+    }
+}

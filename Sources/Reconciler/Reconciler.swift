@@ -1,0 +1,216 @@
+// The reconcile algorithm
+// =======================
+//
+// Rewind keeps each app's platform at what the followed branch says. One
+// reconciler owns one state directory (a lock file says so) and loops:
+//
+// - every tick (50 ms) it reads the branch's ref; a new tip starts a pass at
+//   once. A full pass also runs every 30 s to find drift;
+// - a pass runs ordered steps, each of which may stop it:
+//   1. observe the tip;
+//   2. ancestry gate: the tip must descend from the last commit acted on; a
+//      rewritten history halts until `rewind reconcile --accept-rewrite REV`;
+//   3. validation gate: the tip's desired state is valid as a whole or
+//      refused as a whole (the last good state stays, status says why);
+//   4. plan: the app's tree id (its state id) against the applied one; pins
+//      hold apps at their pinned tree ("held by pin");
+//   5. order: dependsOn first for deploys, the reverse for a rollback commit;
+//   6. apply through the platform driver and wait until healthy (timeout);
+//   7. record: the state file (atomic) and a git note per outcome;
+//   8. a release that failed may be rolled back automatically, by commit,
+//      under the policy in rewind.yaml; the next pass applies that commit;
+// - between passes it supervises: crashed processes restart with capped
+//   exponential backoff, and health is probed; a release that crash-loops or
+//   stays unhealthy during its soak window has failed (step 8 again).
+//
+// Everything is synchronous and single-threaded: libgit2 handles are not
+// thread-safe, and one loop makes kill -9 at any point easy to reason about.
+// The state is written before and after every step that starts or stops
+// something, so a restart adopts what runs and redoes what was unfinished.
+
+import DeployModel
+import GitKit
+import Logging
+import Platforms
+import Rollback
+import SystemSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a reconciler runs.
+public struct ReconcilerOptions: Sendable {
+    public var repoPath: String
+    public var branch: String?
+    /// Default: `<git dir>/rewind/state`.
+    public var stateDirectory: String?
+    /// Milliseconds between full passes (drift detection).
+    public var fullPassInterval: Int64 = 30_000
+    /// Milliseconds between two looks at the branch ref.
+    public var pollInterval: Int64 = 50
+    /// Converge once and exit.
+    public var once = false
+    /// A commit an operator accepts after a history rewrite.
+    public var acceptRewrite: String?
+    public var artifactRoot: String?
+    /// Leave process-platform apps running when the reconciler stops.
+    public var keepAppsOnExit = false
+    /// Environment passed to apps (plus their own variables).
+    public var environment: [String: String]
+    /// Directories searched for app commands given by name, before $PATH.
+    public var searchPath: [String]
+    /// The longest wait between two restarts of a crashing process.
+    public var maxRestartBackoff: Int64 = 30_000
+    /// SIGTERM to SIGKILL, for stopped processes.
+    public var stopGrace: Int64 = 5_000
+
+    /// Options with defaults.
+    public init(repoPath: String, environment: [String: String], searchPath: [String]) {
+        self.repoPath = repoPath
+        self.environment = environment
+        self.searchPath = searchPath
+    }
+}
+
+/// The reconciler: one repository, one state directory, one loop.
+public final class Reconciler {
+    let options: ReconcilerOptions
+    let repo: DeployRepository
+    let store: StateStore
+    let notes: NoteRecorder
+    let logger: Logger
+    let drivers: [Platform: any PlatformDriver]
+    var state: ReconcilerState
+    /// The validated desired state of `state.tip`.
+    var desired: DesiredState?
+    /// Deployments by app tree id, so that supervision can restart them.
+    var deployments: [String: Deployment] = [:]
+    /// When each app's health is probed next (monotonic ms).
+    var nextProbe: [String: Int64] = [:]
+    private var lock: Int32?
+
+    /// Opens the repository and the state directory, taking its lock.
+    public init(options: ReconcilerOptions, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        repo = try DeployRepository(path: options.repoPath, branch: options.branch)
+        store = StateStore(directory: options.stateDirectory ?? Self.defaultStateDirectory(repo))
+        notes = NoteRecorder(git: repo.git, host: Clock.hostName())
+        var process = ProcessPlatform(environment: options.environment, searchPath: options.searchPath)
+        process.graceMilliseconds = options.stopGrace
+        drivers = [.process: process, .exec: ExecPlatform(environment: options.environment, searchPath: options.searchPath)]
+        guard let fd = FileIO.tryLock(store.lockFile) else {
+            let pid = store.runningPid().map { " (pid \($0))" } ?? ""
+            throw StateError("another reconciler\(pid) is running on \(store.directory)", hint: "stop it first, or pass a different --state-dir", busy: true)
+        }
+        lock = fd
+        state = try store.load()
+        _ = FileIO.writeAtomically(store.pidFile, text: "\(getpid())\n")
+    }
+
+    deinit {
+        if let lock { FileIO.release(lock) }
+    }
+
+    /// `<git dir>/rewind/state`.
+    public static func defaultStateDirectory(_ repo: DeployRepository) -> String {
+        repo.git.gitDirectory + "rewind/state"
+    }
+
+    /// Runs until SIGTERM or SIGINT (or, with `once`, until converged).
+    public func run() throws {
+        StopSignals.block()
+        if let accepted = options.acceptRewrite { try accept(accepted) }
+        adoptAfterRestart()
+        var lastFull: Int64 = 0
+        var lastTip: OID?
+        while true {
+            if consumeAcceptRequest() { lastTip = nil }
+            let now = Clock.monotonicMilliseconds()
+            let tip = try? repo.tip()
+            let full = now - lastFull >= options.fullPassInterval
+            if tip != lastTip || full {
+                if full { lastFull = now }
+                lastTip = tip
+                if pass(full: full) { lastTip = nil; continue }
+            }
+            if options.once { break }
+            supervise()
+            if StopSignals.wait(milliseconds: options.pollInterval) { break }
+        }
+        shutDown()
+    }
+
+    private func shutDown() {
+        if !options.once && !options.keepAppsOnExit {
+            for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
+                guard let instance = app.instance, instance.pid != nil else { continue }
+                logger.info("stopping \(name) \(instance.version)")
+                drivers[.process]?.stop(instance)
+                state.apps[name]?.instance = nil
+                state.apps[name]?.health = .stopped
+            }
+        }
+        save()
+        if let text = FileIO.readText(store.pidFile), text.trimmingCharacters() == "\(getpid())" { FileIO.removeTree(store.pidFile) }
+    }
+
+    /// Writes the state file; a failure is logged (the next save retries).
+    func save() {
+        do { try store.save(state) } catch { logger.error("\(error)") }
+    }
+
+    /// Runs `body` on an app's state, creating it if needed, and saves.
+    func update(_ app: String, _ body: (inout AppState) -> Void) {
+        let before = state.apps[app]
+        var appState = before ?? AppState()
+        body(&appState)
+        guard appState != before else { return }
+        state.apps[app] = appState
+        save()
+    }
+
+    func note(_ entries: [NoteRecorder.Entry], on commit: OID) {
+        do { try notes.record(entries, on: commit) } catch { logger.error("cannot record a note on \(commit.short): \(error)") }
+    }
+}
+
+extension Reconciler {
+    /// After a restart: stop what was started but never confirmed, and
+    /// restart confirmed processes that are gone.
+    func adoptAfterRestart() {
+        for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
+            if let pending = app.pending {
+                logger.notice("stopping \(name) \(pending.version): started by a reconciler that did not finish")
+                drivers[.process]?.stop(pending)
+                update(name) { $0.pending = nil }
+            }
+            if let instance = app.instance, instance.pid != nil, app.health != .failed {
+                let alive = instance.pid.map { ProcessProbe.isAlive($0) && ProcessProbe.startTime($0) == instance.pidStartTime } ?? false
+                if !alive {
+                    logger.notice("\(name) \(instance.version) is not running; restarting it")
+                    update(name) { $0.health = .restarting; $0.nextRestartAt = Clock.wallMilliseconds() }
+                }
+            }
+        }
+    }
+
+    /// Accepts a rewritten history: the tip must descend from `revision` from now on.
+    func accept(_ revision: String) throws {
+        let commit = try repo.resolve(revision)
+        logger.notice("history rewrite accepted at \(commit.short)")
+        state.lastApplied = commit.hex
+        state.halted = nil
+        save()
+    }
+
+    /// `rewind reconcile --accept-rewrite` run while this reconciler holds
+    /// the lock leaves the commit in a file; take it from there.
+    private func consumeAcceptRequest() -> Bool {
+        guard let text = FileIO.readText(store.acceptFile) else { return false }
+        FileIO.removeTree(store.acceptFile)
+        do { try accept(text.trimmingCharacters()) } catch { logger.error("cannot accept the rewrite: \(error)") }
+        return true
+    }
+}

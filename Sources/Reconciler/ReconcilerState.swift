@@ -1,0 +1,158 @@
+import Platforms
+import SystemSupport
+import Yams
+
+/// How an app is doing on its platform.
+public enum Health: String, Sendable, Codable {
+    case unknown, starting, healthy, unhealthy, restarting, failed, stopped
+}
+
+/// A release that ran healthy: what an automatic rollback returns to.
+public struct KnownGood: Sendable, Codable, Equatable {
+    public var commit: String
+    public var tree: String
+    public var version: String
+}
+
+/// The timeline of the last automatic rollback of an app, in wall-clock
+/// milliseconds: failure noticed, rollback commit written, healthy again.
+public struct RollbackTimeline: Sendable, Codable, Equatable {
+    public var failedRelease: String
+    public var rollbackCommit: String?
+    public var failedAt: Int64
+    public var committedAt: Int64?
+    public var healthyAt: Int64?
+    public var reason: String
+}
+
+/// What the reconciler knows about one app.
+public struct AppState: Sendable, Codable, Equatable {
+    /// What runs, confirmed healthy (or adopted after a restart).
+    public var instance: Instance?
+    /// Started but not yet confirmed: a reconciler killed meanwhile stops it
+    /// on restart and starts again, so nothing runs twice.
+    public var pending: Instance?
+    /// The commit that introduced the running tree (the app's release).
+    public var release: String?
+    public var health: Health = .unknown
+    public var lastError: String?
+    /// The pin's tree when a pin holds the app.
+    public var heldByPin: String?
+    /// A tree that failed to deploy; not retried until the desired tree changes.
+    public var failedTree: String?
+    /// The release commit that failed.
+    public var failedRelease: String?
+    /// A problem automation must not handle (a failing rollback).
+    public var needsHuman: String?
+    /// The last release that ran healthy.
+    public var lastGood: KnownGood?
+    /// When the running instance became healthy (wall ms): the soak window starts here.
+    public var healthySince: Int64?
+    /// Exits of the running release within its soak window (wall ms).
+    public var exits: [Int64] = []
+    /// Consecutive restarts, for the backoff.
+    public var restarts: Int = 0
+    /// When the next restart may happen (wall ms).
+    public var nextRestartAt: Int64?
+    /// When health checks started failing (wall ms).
+    public var unhealthySince: Int64?
+    public var lastRollback: RollbackTimeline?
+
+    public init() {}
+}
+
+/// A commit that was refused as a whole.
+public struct RefusedCommit: Sendable, Codable, Equatable {
+    public var commit: String
+    public var message: String
+    public var details: [String]
+}
+
+/// The reconciler's state directory file: written atomically after every
+/// change, read back on start.
+public struct ReconcilerState: Sendable, Codable, Equatable {
+    public var format = 1
+    /// The last commit the reconciler acted on; the tip must descend from it.
+    public var lastApplied: String?
+    /// The tip seen last.
+    public var tip: String?
+    /// Why reconciliation is halted (a rewritten history), if it is.
+    public var halted: String?
+    /// The newest commit refused as invalid, while the tip is invalid.
+    public var invalid: RefusedCommit?
+    /// A failure reading the repository (the pass is retried).
+    public var lastError: String?
+    public var apps: [String: AppState] = [:]
+    /// Wall-clock milliseconds of the last pass.
+    public var lastPassAt: Int64?
+
+    public init() {}
+}
+
+/// Reads and writes the state directory.
+public struct StateStore: Sendable {
+    public let directory: String
+
+    /// A store in `directory`.
+    public init(directory: String) { self.directory = directory }
+
+    public var stateFile: String { directory + "/state.yaml" }
+    public var lockFile: String { directory + "/lock" }
+    public var pidFile: String { directory + "/reconciler.pid" }
+    public var acceptFile: String { directory + "/accept-rewrite" }
+    public var logDirectory: String { directory + "/logs" }
+    public var filesDirectory: String { directory + "/files" }
+
+    /// The state, or an empty one when there is no file yet. A file that
+    /// cannot be read is an error that names it.
+    public func load() throws -> ReconcilerState {
+        guard let text = FileIO.readText(stateFile) else { return ReconcilerState() }
+        do {
+            return try YAMLDecoder().decode(ReconcilerState.self, from: text)
+        } catch {
+            throw StateError("\(stateFile) cannot be read: \(error)",
+                             hint: "stop any process Rewind started for these apps, move the file aside, and start again")
+        }
+    }
+
+    /// Replaces the state file atomically.
+    public func save(_ state: ReconcilerState) throws {
+        let text: String
+        do { text = try YAMLEncoder().encode(state) } catch { throw StateError("cannot encode the state: \(error)") }
+        guard FileIO.writeAtomically(stateFile, text: text) else {
+            throw StateError("cannot write \(stateFile)", hint: "check that the state directory is writable")
+        }
+    }
+
+    /// The pid of the reconciler running on this directory, if one is.
+    public func runningPid() -> Int32? {
+        guard let text = FileIO.readText(pidFile), let pid = Int32(text.trimmingCharacters()) else { return nil }
+        return ProcessProbe.isAlive(pid) ? pid : nil
+    }
+}
+
+/// A state directory problem: what, and what to do.
+public struct StateError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public let hint: String?
+    /// True when another reconciler holds the state directory.
+    public let busy: Bool
+
+    /// Creates an error.
+    public init(_ message: String, hint: String? = nil, busy: Bool = false) {
+        self.message = message
+        self.hint = hint
+        self.busy = busy
+    }
+
+    public var description: String { hint.map { "\(message)\nhint: \($0)" } ?? message }
+}
+
+extension String {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let c = s.first, c == " " || c == "\n" || c == "\t" || c == "\r" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\n" || c == "\t" || c == "\r" { s = s.dropLast() }
+        return String(s)
+    }
+}

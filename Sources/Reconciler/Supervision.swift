@@ -1,0 +1,116 @@
+import DeployModel
+import GitKit
+import Platforms
+import SystemSupport
+
+extension Reconciler {
+    /// Between passes: restart crashed processes with capped exponential
+    /// backoff, probe health, and fail a release that crash-loops or stays
+    /// unhealthy within its soak window (which may roll it back).
+    func supervise() {
+        guard let desired else { return }
+        let policy = desired.config.policy
+        for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
+            guard let instance = app.instance, instance.pid != nil, app.health != .failed, app.health != .stopped,
+                  let ref = desired.config.app(named: name), let driver = drivers[.process],
+                  let deployment = deployment(of: instance, ref) else { continue }
+            if app.health == .restarting {
+                if Clock.wallMilliseconds() >= app.nextRestartAt ?? 0 { restart(name, deployment, driver) }
+                continue
+            }
+            switch driver.observe(instance, deployment, thorough: false) {
+            case .exited(let why), .drifted(let why):
+                if let failure = processEnded(name, why: why, policy: policy) { _ = automaticRollback(failure) }
+            case .running:
+                if let failure = probeIfDue(name, instance, deployment, driver, policy: policy) { _ = automaticRollback(failure) }
+            }
+        }
+    }
+
+    /// The deployment a running instance was started from (rebuilt after a restart).
+    func deployment(of instance: Instance, _ ref: AppRef) -> Deployment? {
+        if let known = deployments[instance.tree] { return known }
+        guard let tree = OID(hex: instance.tree), let commit = OID(hex: instance.commit),
+              let spec = repo.appSpec(appTree: tree, app: ref) else { return nil }
+        let step = PlannedStep(ref: ref, spec: spec, tree: tree, action: .none)
+        guard let deployment = try? makeDeployment(step, commit: commit) else { return nil }
+        deployments[instance.tree] = deployment
+        return deployment
+    }
+
+    /// A supervised process ended: restart it later, or, when it keeps
+    /// crashing within the soak window, fail its release.
+    private func processEnded(_ name: String, why: String, policy: RollbackPolicy) -> Failure? {
+        let now = Clock.wallMilliseconds()
+        guard var app = state.apps[name], let instance = app.instance else { return nil }
+        let soakStart = app.healthySince ?? now
+        let inSoak = now - soakStart <= policy.soak.milliseconds
+        app.exits = (app.exits + [now]).filter { $0 >= soakStart && now - $0 <= policy.soak.milliseconds }
+        if inSoak && app.exits.count >= policy.crashLoopRestarts, let tree = OID(hex: instance.tree) {
+            let release = app.release.flatMap(OID.init(hex:)) ?? tree
+            let seconds = Double(now - soakStart) / 1000
+            update(name) { $0 = app }
+            logger.error("\(name) \(instance.version) is crash-looping")
+            return fail(name, release: release, tree: tree,
+                        reason: "crash-looping: exited \(app.exits.count) times within \(Int(seconds))s of becoming healthy (last: \(why))")
+        }
+        app.restarts += 1
+        let backoff = min(500 << Int64(min(app.restarts - 1, 16)), options.maxRestartBackoff)
+        app.nextRestartAt = now + backoff
+        app.health = .restarting
+        app.lastError = "\(why); restarting in \(Duration(milliseconds: backoff))"
+        logger.warning("\(name) \(instance.version): \(why); restarting in \(backoff) ms (restart \(app.restarts))")
+        update(name) { $0 = app }
+        return nil
+    }
+
+    private func restart(_ name: String, _ deployment: Deployment, _ driver: any PlatformDriver) {
+        do {
+            let instance = try driver.start(deployment) { _ in }
+            update(name) { app in
+                app.instance = instance
+                app.health = .starting
+                app.nextRestartAt = nil
+            }
+            nextProbe[name] = 0
+            logger.info("restarted \(name) \(deployment.spec.version) (pid \(instance.pid ?? 0))")
+        } catch {
+            let backoff = min(500 << Int64(min(state.apps[name]?.restarts ?? 1, 16)), options.maxRestartBackoff)
+            update(name) { app in
+                app.restarts += 1
+                app.lastError = "\(error)"
+                app.nextRestartAt = Clock.wallMilliseconds() + backoff
+            }
+        }
+    }
+
+    /// Probes health every `health.interval` (faster while starting). A
+    /// release unhealthy for `health.timeout` within its soak window fails.
+    private func probeIfDue(_ name: String, _ instance: Instance, _ deployment: Deployment, _ driver: any PlatformDriver, policy: RollbackPolicy) -> Failure? {
+        let mono = Clock.monotonicMilliseconds()
+        guard mono >= nextProbe[name] ?? 0, var app = state.apps[name] else { return nil }
+        let interval = deployment.spec.health?.interval.milliseconds ?? 1_000
+        nextProbe[name] = mono + (app.health == .healthy ? interval : min(interval, 100))
+        let problem = driver.healthProblem(instance, deployment)
+        let now = Clock.wallMilliseconds()
+        if let problem {
+            if problem == "starting" { return nil }
+            app.unhealthySince = app.unhealthySince ?? now
+            if app.health == .healthy { logger.warning("\(name) \(instance.version) is unhealthy: \(problem)") }
+            if app.health != .starting { app.health = .unhealthy }
+            app.lastError = problem
+        } else {
+            if app.health != .healthy && app.health != .starting { logger.info("\(name) \(instance.version) is healthy again") }
+            app.health = .healthy
+            app.unhealthySince = nil
+            if app.healthySince == nil { app.healthySince = now }
+            if now - instance.startedAt >= 10_000 { app.restarts = 0 }
+        }
+        update(name) { $0 = app }
+        let timeout = deployment.spec.health?.timeout.milliseconds ?? 60_000
+        guard let since = app.unhealthySince, now - since >= timeout, let soakStart = app.healthySince,
+              now - soakStart <= policy.soak.milliseconds, let tree = OID(hex: instance.tree) else { return nil }
+        let release = app.release.flatMap(OID.init(hex:)) ?? tree
+        return fail(name, release: release, tree: tree, reason: "unhealthy for \(Duration(milliseconds: now - since)) during its soak window: \(problem ?? "")")
+    }
+}

@@ -1,0 +1,105 @@
+import ArgumentParser
+import DeployModel
+import Logging
+import Reconciler
+import Rollback
+import SystemSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `rewind reconcile`: the reconciler loop.
+struct ReconcileCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reconcile",
+        abstract: "Keep every app at what the branch says; roll back failed releases by commit.",
+        discussion: """
+            Watches the branch (a new commit is noticed within about 50 ms), applies each app's \
+            state through its platform in dependsOn order, waits until healthy, and records each \
+            outcome in the state directory and as a git note under refs/notes/rewind. A release \
+            that does not become healthy, or crash-loops in its soak window, is rolled back by a \
+            commit when rewind.yaml's policy allows. SIGTERM or SIGINT stops the loop and the \
+            processes it supervises (unless --keep-apps).
+            """)
+
+    @OptionGroup var repoOptions: RepoOptions
+
+    @Option(help: "The state directory (default: <git dir>/rewind/state).")
+    var stateDir: String?
+
+    @Flag(help: "Converge once and exit (processes keep running).")
+    var once = false
+
+    @Option(help: "Time between full passes that look for drift, e.g. 30s.")
+    var interval: String = "30s"
+
+    @Option(help: "Accept a rewritten history: the tip must descend from REV from now on.")
+    var acceptRewrite: String?
+
+    @Option(help: "Directory for relative artifact paths (default: REWIND_ARTIFACT_ROOT, else rewind.yaml's artifactRoot).")
+    var artifactRoot: String?
+
+    @Flag(help: "Leave the apps' processes running when the reconciler stops.")
+    var keepApps = false
+
+    @Option(help: "Log level: debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Duration(parsing: interval) != nil else { throw ValidationError("--interval '\(interval)' is not a duration; write for example 30s or 2m") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "rewind")
+        try runReporting {
+            var options = ReconcilerOptions(repoPath: repoOptions.repo, environment: Spawn.currentEnvironment(),
+                                            searchPath: Spawn.executableDirectory().map { [$0] } ?? [])
+            options.branch = repoOptions.branch
+            options.stateDirectory = stateDir
+            options.once = once
+            options.acceptRewrite = acceptRewrite
+            options.artifactRoot = artifactRoot ?? environmentArtifactRoot()
+            options.keepAppsOnExit = keepApps
+            options.fullPassInterval = Duration(parsing: interval)?.milliseconds ?? 30_000
+            do {
+                let reconciler = try Reconciler(options: options, logger: logger)
+                try reconciler.run()
+            } catch let error as StateError where error.busy && acceptRewrite != nil {
+                try handOver(acceptRewrite ?? "", error: error)
+            } catch let error as StateError {
+                throw RewindError(error.busy ? .contention : .internalFailure, error.message, hint: error.hint)
+            }
+        }
+    }
+
+    /// A reconciler already runs: leave the accepted commit for it and wait
+    /// until it has taken it.
+    private func handOver(_ revision: String, error: StateError) throws {
+        let repo = try repoOptions.open()
+        let commit = try repo.resolve(revision)
+        let store = StateStore(directory: stateDir ?? Reconciler.defaultStateDirectory(repo))
+        guard FileIO.writeAtomically(store.acceptFile, text: commit.hex + "\n") else {
+            throw RewindError(.internalFailure, "cannot write \(store.acceptFile)", hint: "check that the state directory is writable")
+        }
+        let deadline = Clock.monotonicMilliseconds() + 10_000
+        while FileIO.exists(store.acceptFile) {
+            if Clock.monotonicMilliseconds() > deadline {
+                throw RewindError(.contention, "the running reconciler did not take the accepted commit within 10 s", hint: "is it stuck? see its log; the request stays in \(store.acceptFile)")
+            }
+            Clock.sleep(milliseconds: 20)
+        }
+        Terminal.print("accepted \(commit.short): the running reconciler resumes from it")
+    }
+}
+
+func environmentArtifactRoot() -> String? {
+    getenv("REWIND_ARTIFACT_ROOT").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+}

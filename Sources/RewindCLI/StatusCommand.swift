@@ -1,0 +1,90 @@
+import ArgumentParser
+import Reconciler
+import Rollback
+import SystemSupport
+
+/// `rewind status`: desired against applied, per app.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show, per app, the desired and applied release, health, pin, last error and what the reconciler waits for.")
+
+    @OptionGroup var repoOptions: RepoOptions
+
+    @Option(help: "The state directory (default: <git dir>/rewind/state).")
+    var stateDir: String?
+
+    @Option(help: "Output format: table or json.")
+    var format: OutputFormat = .table
+
+    func run() throws {
+        try runReporting {
+            let repo = try repoOptions.open()
+            let report: StatusReport
+            do {
+                report = try StatusReport.build(repo: repo, stateDirectory: stateDir)
+            } catch let error as StateError {
+                throw RewindError(.internalFailure, error.message, hint: error.hint)
+            }
+            Terminal.print(format == .json ? json(report).pretty : text(report))
+        }
+    }
+
+    private func text(_ r: StatusReport) -> String {
+        var lines = ["branch \(r.branch) at \(r.tip.map { String($0.prefix(7)) } ?? "(none)"), last applied \(r.lastApplied.map { String($0.prefix(7)) } ?? "(none)"); "
+            + (r.reconcilerPid.map { "reconciler running (pid \($0))" } ?? "no reconciler running")]
+        if let halted = r.halted { lines.append("HALTED: \(halted)") }
+        if let invalid = r.invalid {
+            lines.append("REFUSED \(invalid.commit.prefix(7)): \(invalid.message)")
+            lines += invalid.details.map { "  \($0)" }
+        }
+        if let error = r.lastError { lines.append("error: \(error)") }
+        let rows = r.apps.map { a in
+            [a.name, a.desiredVersion ?? "-", a.appliedVersion.map { "\($0) (\(a.appliedCommit.map { String($0.prefix(7)) } ?? "?"))" } ?? "-",
+             a.health.rawValue, a.pin.map { "held at \($0)" } ?? "-", a.waitingFor]
+        }
+        lines.append("")
+        lines.append(Table.render(["APP", "DESIRED", "APPLIED", "HEALTH", "PIN", "WAITING FOR"], rows))
+        for a in r.apps {
+            if let error = a.lastError { lines.append("\(a.name): \(error)") }
+            if let t = a.lastRollback, let committed = t.committedAt {
+                var line = "\(a.name): automatic rollback \(t.rollbackCommit.map { String($0.prefix(7)) } ?? "?"): failure to commit \(committed - t.failedAt) ms"
+                if let healthy = t.healthyAt { line += ", commit to healthy \(healthy - committed) ms" }
+                lines.append(line)
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func json(_ r: StatusReport) -> JSON {
+        .object([
+            ("branch", .string(r.branch)), ("tip", .optional(r.tip)), ("lastApplied", .optional(r.lastApplied)),
+            ("reconcilerPid", r.reconcilerPid.map { .number(Int64($0)) } ?? .null),
+            ("halted", .optional(r.halted)),
+            ("refused", r.invalid.map { .object([("commit", .string($0.commit)), ("message", .string($0.message)), ("details", .array($0.details.map { .string($0) }))]) } ?? .null),
+            ("error", .optional(r.lastError)),
+            ("apps", .array(r.apps.map(json))),
+        ])
+    }
+
+    private func json(_ a: AppStatus) -> JSON {
+        .object([
+            ("app", .string(a.name)),
+            ("desired", .object([("version", .optional(a.desiredVersion)), ("tree", .optional(a.desiredTree))])),
+            ("applied", .object([("version", .optional(a.appliedVersion)), ("commit", .optional(a.appliedCommit)), ("tree", .optional(a.appliedTree))])),
+            ("health", .string(a.health.rawValue)),
+            ("pin", .optional(a.pin)),
+            ("lastError", .optional(a.lastError)),
+            ("waitingFor", .string(a.waitingFor)),
+            ("pid", a.pid.map { .number(Int64($0)) } ?? .null),
+            ("port", a.port.map { .number(Int64($0)) } ?? .null),
+            ("lastRollback", a.lastRollback.map { t in
+                .object([
+                    ("failedRelease", .string(t.failedRelease)), ("rollbackCommit", .optional(t.rollbackCommit)), ("reason", .string(t.reason)),
+                    ("failedAt", .number(t.failedAt)), ("committedAt", t.committedAt.map { .number($0) } ?? .null),
+                    ("healthyAt", t.healthyAt.map { .number($0) } ?? .null),
+                ])
+            } ?? .null),
+        ])
+    }
+}
