@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "RollbackTests", dependencies: ["Rollback", "GitKit", "DeployModel", "TestSupport"]),
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "DeployModel", "TestSupport"]),
+        .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
     ]
 )

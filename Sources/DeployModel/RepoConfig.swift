@@ -29,6 +29,9 @@ public struct RollbackPolicy: Sendable, Equatable, Codable {
     public var soak: Duration = Duration(milliseconds: 5 * 60_000)
     /// Exits within the soak window that make a release crash-looping.
     public var crashLoopRestarts: Int = 3
+
+    /// The default policy.
+    public init() {}
     public var triggers: [Trigger] = []
 }
 

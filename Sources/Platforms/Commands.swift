@@ -1,6 +1,10 @@
 import DeployModel
 import SystemSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Runs an app's commands (exec apply/observe/health, health.command) with
 /// the app's environment, in its files directory, with a timeout.
 struct CommandRunner {
@@ -22,7 +26,7 @@ struct CommandRunner {
     }
 
     /// Runs `command` (argv) and returns its status (nil: timed out) and output.
-    func run(_ command: [String], _ deployment: Deployment, what: String, timeout: Duration, extra: [String: String] = [:]) throws -> Outcome {
+    func run(_ command: [String], _ deployment: Deployment, what: String, timeout: Duration, extra: [String: String] = [:], started: (pid_t) -> Void = { _ in }) throws -> Outcome {
         guard let program = command.first else { throw PlatformError("\(what) command is empty") }
         let output = "\(deployment.logDirectory)/\(deployment.app).\(what).out"
         FileIO.removeTree(output)
@@ -31,7 +35,7 @@ struct CommandRunner {
         options.searchPath = searchPath
         let status: ExitStatus?
         do {
-            status = try Spawn.run(options, timeoutMilliseconds: timeout.milliseconds)
+            status = try Spawn.run(options, timeoutMilliseconds: timeout.milliseconds, started: started)
         } catch let error as SpawnError {
             throw PlatformError("\(what) command of \(deployment.app) cannot start: \(error)")
         }

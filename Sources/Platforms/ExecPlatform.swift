@@ -22,7 +22,12 @@ public struct ExecPlatform: PlatformDriver {
 
     public func start(_ deployment: Deployment, journal: (Instance) -> Void) throws -> Instance {
         guard let exec = deployment.spec.exec else { throw PlatformError("\(deployment.app) has no exec settings") }
-        let outcome = try commands.run(exec.apply, deployment, what: "apply", timeout: exec.timeout)
+        // The running apply is journaled, so that a reconciler killed
+        // meanwhile stops it on restart before applying again.
+        let outcome = try commands.run(exec.apply, deployment, what: "apply", timeout: exec.timeout) { pid in
+            journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+                             pid: pid, pidStartTime: ProcessProbe.startTime(pid), startedAt: Clock.wallMilliseconds()))
+        }
         guard let status = outcome.status else {
             throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) timed out after \(exec.timeout)", output: outcome.output)
         }
@@ -61,7 +66,8 @@ public struct ExecPlatform: PlatformDriver {
 
     public func stop(_ instance: Instance) {}
 
-    public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool { false }
+    /// An apply replaces what runs in place; nothing is stopped first.
+    public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool { true }
 
     static func lastLine(_ output: String) -> String {
         guard let line = output.split(separator: "\n").last else { return "" }

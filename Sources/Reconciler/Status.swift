@@ -61,7 +61,7 @@ public struct StatusReport: Sendable {
         }
         var status = AppStatus(name: name, desiredVersion: version, desiredTree: tree?.hex, appliedVersion: app.instance?.version,
                                appliedCommit: app.release ?? app.instance?.commit, appliedTree: app.instance?.tree, health: app.health,
-                               pin: pinVersion, lastError: app.needsHuman ?? app.lastError, waitingFor: "", pid: app.instance?.pid,
+                               pin: pinVersion, lastError: app.lastError, waitingFor: "", pid: app.instance?.pid,
                                port: app.instance?.port, lastRollback: app.lastRollback)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
         return status

@@ -115,8 +115,9 @@ public enum Spawn {
 
     /// Runs a program to completion with a timeout. The output goes to
     /// `options.outputFile`. Nil status means it timed out and was killed.
-    public static func run(_ options: SpawnOptions, timeoutMilliseconds: Int64) throws -> ExitStatus? {
+    public static func run(_ options: SpawnOptions, timeoutMilliseconds: Int64, started: (pid_t) -> Void = { _ in }) throws -> ExitStatus? {
         let pid = try start(options)
+        started(pid)
         let deadline = Clock.monotonicMilliseconds() + timeoutMilliseconds
         var pause: Int64 = 1
         while Clock.monotonicMilliseconds() < deadline {

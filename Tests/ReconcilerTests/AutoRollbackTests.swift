@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Built-in automatic rollback: failed releases become rollback commits.
+@Suite struct AutoRollbackTests {
+    @Test func aCrashLoopingReleaseIsRolledBackByOneCommit() throws {
+        try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            try h.write("apps/api/app.yaml", demoServiceYAML(version: "1.1.0", args: ["--crash-after", "300ms"]))
+            let bad = try h.commit("api 1.1.0")
+            try h.waitUntil("a rollback commit is written", timeout: 40) { try h.commits().count == 3 }
+            try h.waitHealthy("api", "1.0.0")
+            let rollback = try h.commits()[0]
+            let message = try git(["log", "-1", "--format=%B", rollback], in: h.repo)
+            #expect(message.contains("Rewind-Action: rollback"))
+            #expect(message.contains("Rewind-Trigger: analysis"))
+            #expect(message.contains("Rewind-Reason: api release \(bad.prefix(7)) failed: crash-looping"))
+            // Restarted with backoff before giving up.
+            #expect(h.log.contains("restarting in 500 ms (restart 1)"))
+            #expect(h.log.contains("restarting in 1000 ms (restart 2)"))
+            #expect(h.notes(on: bad).contains("rolled-back app=api by=\(rollback.prefix(7))"))
+            try h.waitUntil("recovery is verified") { h.notes(on: rollback).contains("verified app=api") }
+            // Settled: no second commit.
+            #expect(try h.commits().count == 3)
+        }
+    }
+
+    @Test func aFailingRollbackIsNotRolledBackAgain() throws {
+        try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
+            try h.start()
+            try h.waitHealthy("site", "1.0.0")
+            // Something outside the releases breaks health for every version.
+            _ = FileManager.default.createFile(atPath: h.root + "/broken", contents: nil)
+            try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0"))
+            let bad = try h.commit("site 1.1.0")
+            try h.waitUntil("a human is asked for", timeout: 40) { (try h.app("site")["waitingFor"] as? String ?? "").contains("a human") }
+            let commits = try h.commits()
+            #expect(commits.count == 3, "exactly one rollback commit")
+            let waiting = try h.app("site")["waitingFor"] as? String ?? ""
+            #expect(waiting.contains("rollback did not recover: likely not caused by the release"))
+            #expect(h.notes(on: bad).contains("rolled-back app=site"))
+            #expect(h.notes(on: commits[0]).contains("escalated app=site"))
+            #expect(try h.commits().count == 3)
+        }
+    }
+
+    @Test func policyLimitsAreHonoured() throws {
+        // maxPerHour 0: failures are reported, never rolled back automatically.
+        let policy = "  window: 30m\n  cooldown: 0s\n  maxPerHour: 0\n"
+        try withReconciler(apps: [try execApp("site", version: "1.0.0")], policy: policy) { h in
+            try h.start()
+            try h.waitHealthy("site", "1.0.0")
+            try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-fails.sh"))
+            try h.commit("site 1.1.0")
+            try h.waitUntil("escalated") { (try h.app("site")["waitingFor"] as? String ?? "").contains("maxPerHour") }
+            #expect(try h.commits().count == 2)
+            #expect(try h.applied("site").version == "1.0.0")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Gates and restarts: invalid commits, rewritten history, kill -9.
+@Suite struct RecoveryTests {
+    @Test func anInvalidCommitIsRefusedAndTheNextValidOneApplies() throws {
+        try withReconciler(apps: [try execApp("site", version: "1.0.0"), try execApp("blog", version: "1.0.0")]) { h in
+            try h.start()
+            try h.waitHealthy("site", "1.0.0")
+            try h.waitHealthy("blog", "1.0.0")
+            // site's change is fine, blog's app.yaml is broken: nothing of the commit applies.
+            try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0"))
+            try h.write("apps/blog/app.yaml", "platform: exec\nversion: [not, a, string\n")
+            let bad = try h.commit("broken blog")
+            try h.waitUntil("the commit is refused") { (try h.status()["refused"] as? [String: Any])?["commit"] as? String == bad }
+            let refused = try h.status()["refused"] as? [String: Any] ?? [:]
+            let details = (refused["details"] as? [String] ?? []).joined(separator: "\n")
+            #expect(details.contains("apps/blog/app.yaml:3:1: error: malformed YAML"))
+            #expect(try h.applied("site").version == "1.0.0")
+            #expect((try h.app("site")["waitingFor"] as? String ?? "").contains("a valid commit"))
+            try h.write("apps/blog/app.yaml", execAppYAML(version: "1.0.1"))
+            try h.commit("fix blog")
+            try h.waitHealthy("site", "1.1.0")
+            try h.waitHealthy("blog", "1.0.1")
+            #expect(try h.status()["refused"] is NSNull)
+        }
+    }
+
+    @Test func aRewrittenHistoryHaltsUntilAccepted() throws {
+        try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
+            try h.start()
+            try h.waitHealthy("site", "1.0.0")
+            try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0"))
+            try h.commit("site 1.1.0")
+            try h.waitHealthy("site", "1.1.0")
+            // Force-push a different history.
+            try git(["reset", "-q", "--hard", "HEAD~1"], in: h.repo)
+            try h.write("apps/site/app.yaml", execAppYAML(version: "2.0.0"))
+            let rewritten = try h.commit("site 2.0.0 on a rewritten branch")
+            try h.waitUntil("reconciliation halts") { try h.status()["halted"] as? String != nil }
+            #expect((try h.status()["halted"] as? String ?? "").contains("--accept-rewrite"))
+            #expect(try h.applied("site").version == "1.1.0")
+            let accepted = try rewind(["reconcile", "--repo", h.repo, "--state-dir", h.stateDir, "--accept-rewrite", rewritten])
+            #expect(accepted.status == 0, "\(accepted.stderr)")
+            try h.waitHealthy("site", "2.0.0")
+            #expect(try h.status()["halted"] is NSNull)
+        }
+    }
+
+    @Test func killNineMidApplyConvergesWithoutDuplicates() throws {
+        let apps = [try execApp("db", version: "1.0.0", apply: "./apply-slow.sh"),
+                    try execApp("api", version: "1.0.0", dependsOn: ["db"], apply: "./apply-slow.sh")]
+        try withReconciler(apps: apps) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            let before = try h.commits()
+            // Hold the next apply in the middle, then kill the reconciler there.
+            _ = FileManager.default.createFile(atPath: h.root + "/hold", contents: nil)
+            try h.write("apps/db/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-slow.sh"))
+            try h.write("apps/api/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-slow.sh"))
+            let upgrade = try h.commit("db and api 1.1.0")
+            try h.waitUntil("db's apply started") { (try? String(contentsOfFile: h.root + "/started.log", encoding: .utf8))?.contains("db 1.1.0") ?? false }
+            h.kill9()
+            try h.start()
+            // The restarted reconciler stops the orphaned apply, then applies again.
+            try h.waitUntil("db's apply started again") {
+                (try? String(contentsOfFile: h.root + "/started.log", encoding: .utf8))?.components(separatedBy: "db 1.1.0").count == 3
+            }
+            try FileManager.default.removeItem(atPath: h.root + "/hold")
+            try h.waitHealthy("db", "1.1.0")
+            try h.waitHealthy("api", "1.1.0")
+            let applied = try String(contentsOfFile: h.root + "/applied.log", encoding: .utf8)
+            #expect(applied.components(separatedBy: "db 1.1.0").count - 1 == 1, "db applied once: \(applied)")
+            #expect(applied.components(separatedBy: "api 1.1.0").count - 1 == 1, "api applied once: \(applied)")
+            #expect(try h.commits() == [upgrade] + before)
+            let note = h.notes(on: upgrade)
+            for outcome in ["applied app=db", "healthy app=db", "applied app=api", "healthy app=api"] {
+                #expect(note.components(separatedBy: outcome).count - 1 == 1, "\(outcome) once in:\n\(note)")
+            }
+        }
+    }
+}

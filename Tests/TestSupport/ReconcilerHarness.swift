@@ -1,0 +1,224 @@
+import Foundation
+import SystemSupport
+
+/// One app of a harness repository.
+public struct HarnessApp {
+    public var name: String
+    public var dependsOn: [String]
+    /// The whole app.yaml.
+    public var appYAML: String
+    /// Extra files in the app directory (name → text); `.sh` files are executable.
+    public var files: [String: String]
+
+    public init(_ name: String, dependsOn: [String] = [], appYAML: String, files: [String: String] = [:]) {
+        self.name = name
+        self.dependsOn = dependsOn
+        self.appYAML = appYAML
+        self.files = files
+    }
+}
+
+/// A deployment repository, an artifact root, a state directory and a
+/// `rewind reconcile` process, all under one temporary directory. `close()`
+/// stops the reconciler and every process the state file names, then
+/// deletes the directory.
+public final class ReconcilerHarness {
+    public let root: String
+    public let repo: String
+    public let artifacts: String
+    public let stateDir: String
+    public let logFile: String
+    private var reconciler: pid_t?
+    /// Every pid seen in the state file, killed at the end in case.
+    private var seenPids: Set<Int32> = []
+
+    /// Creates the repository with `apps` and the policy text (YAML under `policy:`) and commits it.
+    public init(apps: [HarnessApp], policy: String = "  window: 30m\n  cooldown: 0s\n  maxPerHour: 3\n  soak: 1m\n  crashLoopRestarts: 3\n") throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-rec-\(UUID().uuidString.prefix(8))").path
+        repo = root + "/repo"
+        artifacts = root + "/artifacts"
+        stateDir = root + "/state"
+        logFile = root + "/reconciler.log"
+        try FileManager.default.createDirectory(atPath: repo, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: artifacts, withIntermediateDirectories: true)
+        try git(["init", "-q", "-b", "main", repo], in: root)
+        var yaml = "apiVersion: rewind/v1\nbranch: main\napps:\n"
+        for app in apps {
+            yaml += "  - name: \(app.name)\n    path: apps/\(app.name)\n"
+            if !app.dependsOn.isEmpty { yaml += "    dependsOn: [\(app.dependsOn.joined(separator: ", "))]\n" }
+            try writeApp(app)
+        }
+        yaml += "policy:\n" + policy
+        try write("rewind.yaml", yaml)
+        try commit("initial")
+    }
+
+    /// Writes an app's app.yaml and files.
+    public func writeApp(_ app: HarnessApp) throws {
+        try write("apps/\(app.name)/app.yaml", app.appYAML)
+        for (name, text) in app.files { try write("apps/\(app.name)/\(name)", text, executable: name.hasSuffix(".sh")) }
+    }
+
+    /// Writes a file in the working tree.
+    public func write(_ path: String, _ text: String, executable: Bool = false) throws {
+        try writeFile(repo + "/" + path, text, executable: executable)
+    }
+
+    /// Commits everything with the git CLI (current time); returns the commit id.
+    @discardableResult
+    public func commit(_ message: String) throws -> String {
+        try git(["add", "-A"], in: repo)
+        try git(["commit", "-q", "--allow-empty", "-m", message], in: repo)
+        return try git(["rev-parse", "HEAD"], in: repo)
+    }
+
+    /// Creates an artifact file under the artifact root.
+    public func publish(_ path: String) throws { try writeFile(artifacts + "/" + path, "artifact \(path)\n") }
+
+    /// Starts `rewind reconcile` in the background.
+    public func start(_ extra: [String] = []) throws {
+        var environment = ProcessInfo.processInfo.environment
+        for (k, v) in TestEnvironment.git { environment[k] = v }
+        environment["HARNESS_DIR"] = root
+        try? FileManager.default.removeItem(atPath: stateDir + "/reconciler.pid")
+        let arguments = ["reconcile", "--repo", repo, "--state-dir", stateDir, "--artifact-root", artifacts, "--log-level", "debug"] + extra
+        // posix_spawn rather than Foundation's Process: the test reaps it itself.
+        reconciler = try Spawn.start(SpawnOptions(program: rewindBinary, arguments: arguments, environment: environment, outputFile: logFile))
+        try waitUntil("the reconciler wrote its pid", timeout: 15) { FileManager.default.fileExists(atPath: stateDir + "/reconciler.pid") }
+    }
+
+    /// Sends SIGKILL to the reconciler (its apps keep running).
+    public func kill9() {
+        guard let pid = reconciler else { return }
+        collectPids()
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        reconciler = nil
+    }
+
+    /// Stops the reconciler with SIGTERM and waits; returns its exit status.
+    @discardableResult
+    public func stop() -> Int32? {
+        guard let pid = reconciler else { return nil }
+        collectPids()
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        reconciler = nil
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+    }
+
+    /// The reconciler's log so far.
+    public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
+
+    /// `rewind status --format json`, parsed.
+    public func status() throws -> [String: Any] {
+        let result = try rewind(["status", "--repo", repo, "--state-dir", stateDir, "--format", "json"])
+        guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+            throw TestFailure("rewind status failed (\(result.status)): \(result.stderr)")
+        }
+        collectPids()
+        return object
+    }
+
+    /// One app's entry of the status.
+    public func app(_ name: String) throws -> [String: Any] {
+        let apps = try status()["apps"] as? [[String: Any]] ?? []
+        guard let app = apps.first(where: { $0["app"] as? String == name }) else { throw TestFailure("no app \(name) in status") }
+        return app
+    }
+
+    /// The applied version of an app, with its health.
+    public func applied(_ name: String) throws -> (version: String?, health: String?, pid: Int32?) {
+        let app = try app(name)
+        let applied = app["applied"] as? [String: Any]
+        return (applied?["version"] as? String, app["health"] as? String, (app["pid"] as? NSNumber)?.int32Value)
+    }
+
+    /// Polls `condition` every 20 ms until it holds, or fails after `timeout` seconds
+    /// with the reconciler's log.
+    public func waitUntil(_ what: String, timeout: Double = 30, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? condition()) == true { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        throw TestFailure("timed out after \(timeout) s waiting until \(what)\n--- reconciler log ---\n\(log.suffix(6000))")
+    }
+
+    /// Waits until an app runs `version` and is healthy.
+    public func waitHealthy(_ name: String, _ version: String, timeout: Double = 30) throws {
+        try waitUntil("\(name) runs \(version), healthy", timeout: timeout) {
+            let a = try applied(name)
+            return a.version == version && a.health == "healthy"
+        }
+    }
+
+    /// The note under refs/notes/rewind on a commit ("" when none).
+    public func notes(on commit: String) -> String {
+        (try? git(["notes", "--ref=rewind", "show", commit], in: repo)) ?? ""
+    }
+
+    /// Commit ids on main, newest first.
+    public func commits() throws -> [String] {
+        try git(["rev-list", "main"], in: repo).split(separator: "\n").map(String.init)
+    }
+
+    private func collectPids() {
+        guard let text = try? String(contentsOfFile: stateDir + "/state.yaml", encoding: .utf8) else { return }
+        for line in text.split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("pid: "), let pid = Int32(trimmed.dropFirst(5)) { seenPids.insert(pid) }
+        }
+    }
+
+    /// Stops everything and deletes the directory.
+    public func close() {
+        stop()
+        collectPids()
+        for pid in seenPids where pid > 1 {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+        }
+        try? FileManager.default.removeItem(atPath: root)
+    }
+}
+
+/// Runs `body` with a harness, closing it afterwards whatever happens.
+public func withReconciler<T>(apps: [HarnessApp], policy: String? = nil, _ body: (ReconcilerHarness) throws -> T) throws -> T {
+    let harness = try policy.map { try ReconcilerHarness(apps: apps, policy: $0) } ?? ReconcilerHarness(apps: apps)
+    defer { harness.close() }
+    return try body(harness)
+}
+
+/// An app.yaml for the demo service on the process platform.
+public func demoServiceYAML(version: String, args: [String] = [], artifact: String? = nil, healthTimeout: String = "10s", port: Int? = nil) -> String {
+    let quoted = args.map { "\"\($0)\"" }.joined(separator: ", ")
+    var yaml = "platform: process\nversion: \"\(version)\"\nprocess:\n  command: rewind-demo-service\n  args: [\(quoted)]\n"
+    if let port { yaml += "  port: \(port)\n" }
+    yaml += "health:\n  http: /health\n  timeout: \(healthTimeout)\n  interval: 200ms\n"
+    if let artifact { yaml += "artifact:\n  path: \(artifact)\n" }
+    return yaml
+}
+
+/// A script from fixtures/exec-scripts/.
+public func execScript(_ name: String) throws -> String {
+    try String(contentsOfFile: packageRoot + "/fixtures/exec-scripts/" + name, encoding: .utf8)
+}
+
+/// An app.yaml for the exec platform running fixture scripts.
+public func execAppYAML(version: String, apply: String = "./apply.sh", health: String? = "./health.sh", observe: String? = nil, timeout: String = "10s", healthTimeout: String = "2s") -> String {
+    var yaml = "platform: exec\nversion: \"\(version)\"\nexec:\n  apply: \(apply)\n  timeout: \(timeout)\n"
+    if let health { yaml += "  health: \(health)\n" }
+    if let observe { yaml += "  observe: \(observe)\n" }
+    yaml += "health:\n  timeout: \(healthTimeout)\n  interval: 100ms\n"
+    return yaml
+}
+
+/// An exec app with every fixture script in its directory.
+public func execApp(_ name: String, version: String, dependsOn: [String] = [], apply: String = "./apply.sh", observe: String? = nil, timeout: String = "10s") throws -> HarnessApp {
+    var files: [String: String] = [:]
+    for script in ["apply.sh", "apply-fails.sh", "apply-hangs.sh", "apply-slow.sh", "health.sh", "observe.sh"] { files[script] = try execScript(script) }
+    return HarnessApp(name, dependsOn: dependsOn, appYAML: execAppYAML(version: version, apply: apply, observe: observe, timeout: timeout), files: files)
+}
