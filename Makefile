@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test demo bench template check-template clean
+.PHONY: deps build release test demo demo-commands bench template check-template clean
 
 deps:
 	@scripts/install-deps.sh
@@ -17,6 +17,11 @@ test: deps check-template
 demo: deps
 	$(SWIFT) build
 	scripts/demo.sh "$$($(SWIFT) build --show-bin-path)/rewind"
+
+# The rollback commands on their own (revert, rollback, pin, check), no reconciler.
+demo-commands: deps
+	$(SWIFT) build
+	scripts/demo-commands.sh "$$($(SWIFT) build --show-bin-path)/rewind"
 
 # An optimised binary with the Swift runtime linked in: what you would ship.
 release: deps

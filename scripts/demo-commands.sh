@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: a scripted walk-through on a fresh deployment repository from
+# `make demo-commands`: a scripted walk-through of the rollback commands on a fresh deployment repository from
 # the template: a few releases, a bad one, `rewind releases`, `rewind
 # rollback`, and `git log` showing the trailers. Leaves nothing behind.
 set -euo pipefail

@@ -19,6 +19,8 @@ public struct AppStatus: Sendable {
     public var pid: Int32?
     public var port: Int?
     public var lastRollback: RollbackTimeline?
+    /// When the running instance became healthy (wall-clock ms).
+    public var healthySince: Int64?
 }
 
 /// What `rewind status` shows: the branch, the reconciler, and every app.
@@ -62,7 +64,7 @@ public struct StatusReport: Sendable {
         var status = AppStatus(name: name, desiredVersion: version, desiredTree: tree?.hex, appliedVersion: app.instance?.version,
                                appliedCommit: app.release ?? app.instance?.commit, appliedTree: app.instance?.tree, health: app.health,
                                pin: pinVersion, lastError: app.lastError, waitingFor: "", pid: app.instance?.pid,
-                               port: app.instance?.port, lastRollback: app.lastRollback)
+                               port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
         return status
     }

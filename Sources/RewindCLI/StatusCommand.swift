@@ -73,6 +73,7 @@ struct StatusCommand: ParsableCommand {
             ("desired", .object([("version", .optional(a.desiredVersion)), ("tree", .optional(a.desiredTree))])),
             ("applied", .object([("version", .optional(a.appliedVersion)), ("commit", .optional(a.appliedCommit)), ("tree", .optional(a.appliedTree))])),
             ("health", .string(a.health.rawValue)),
+            ("healthySince", a.healthySince.map { .number($0) } ?? .null),
             ("pin", .optional(a.pin)),
             ("lastError", .optional(a.lastError)),
             ("waitingFor", .string(a.waitingFor)),
