@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test demo demo-commands bench template check-template clean
+.PHONY: deps build release test demo demo-commands bench bench-reconciler template check-template clean
 
 deps:
 	@scripts/install-deps.sh
@@ -30,6 +30,11 @@ release: deps
 
 bench: release
 	Benchmarks/run.sh "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	python3 Benchmarks/reconciler.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# The reconciler's benchmarks alone (Benchmarks/reconciler.py).
+bench-reconciler: release
+	python3 Benchmarks/reconciler.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # Regenerate the copy of deploy-repo-template/ that `rewind init` carries.
 template:

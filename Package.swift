@@ -29,7 +29,7 @@ let package = Package(
             name: "Reconciler",
             dependencies: [
                 "GitKit", "DeployModel", "Rollback", "Platforms", "SystemSupport",
-                .product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(

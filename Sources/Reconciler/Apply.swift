@@ -74,6 +74,7 @@ extension Reconciler {
             app.nextRestartAt = nil
             app.unhealthySince = nil
             app.lastError = nil
+            app.observes = step.spec.exec?.observe != nil
         }
         deployments[step.tree.hex] = deployment
         var entries = [

@@ -63,6 +63,7 @@ extension Reconciler {
 
     private func writeRollback(_ failure: Failure, to good: KnownGood) -> Bool {
         let name = failure.app
+        flushNotes()
         guard let target = OID(hex: good.commit) else { return false }
         var request = RollbackRequest(.rollback(apps: [name], all: false, to: .revision(target.hex)), reason: "\(name) release \(failure.release.short) failed: \(failure.reason)")
         request.trigger = .analysis

@@ -22,35 +22,54 @@ struct NoteRecorder {
         var fields: [(String, String)] = []
     }
 
-    /// Adds `entries` to the note on `commit`, skipping any already there.
-    func record(_ entries: [Entry], on commit: OID) throws {
+    /// Renders entries as lines to queue, stamped with the time of the event.
+    func render(_ entries: [Entry], on commit: OID) -> [PendingNote] {
+        let now = Clock.wallMilliseconds()
+        return entries.map { entry in
+            var words = ["\(entry.outcome) app=\(entry.app)"]
+            for (key, value) in entry.fields { words.append("\(key)=\(quoted(value))") }
+            words.append("time=\(Clock.iso8601UTC(milliseconds: now))")
+            words.append("host=\(host)")
+            return PendingNote(commit: commit.hex, key: "\(entry.outcome) app=\(entry.app) ", line: words.joined(separator: " "))
+        }
+    }
+
+    /// Adds the queued lines to the notes of their commits, skipping lines
+    /// whose outcome and app are already there, in one notes commit chain
+    /// and one compare-and-swap of the notes ref (retried on a lost race).
+    func write(_ pending: [PendingNote]) throws {
+        var order: [String] = []
+        var byCommit: [String: [PendingNote]] = [:]
+        for note in pending {
+            if byCommit[note.commit] == nil { order.append(note.commit) }
+            byCommit[note.commit, default: []].append(note)
+        }
         for _ in 1...50 {
             let current = try git.referenceTarget(Self.notesRef)
-            let existing = try current.flatMap { try git.note(on: commit, inNotesCommit: $0) } ?? ""
-            let lines = existing.split(separator: "\n").map(String.init)
-            let fresh = entries.filter { entry in !lines.contains { $0.hasPrefix("\(entry.outcome) app=\(entry.app) ") } }
-            if fresh.isEmpty { return }
+            var head = current
             let now = Clock.wallMilliseconds()
-            let added = fresh.map { render($0, now: now) }
-            let message = (lines + added).joined(separator: "\n") + "\n"
             let signature = git.defaultSignature(now: now / 1000)
-            let notesCommit = try git.createNotesCommit(parent: current, on: commit, message: message, signature: signature)
+            for hex in order {
+                guard let commit = OID(hex: hex) else { continue }
+                let existing = try head.flatMap { try git.note(on: commit, inNotesCommit: $0) } ?? ""
+                var lines = existing.split(separator: "\n").map(String.init)
+                var added = false
+                for note in byCommit[hex] ?? [] where !lines.contains(where: { $0.hasPrefix(note.key) }) {
+                    lines.append(note.line)
+                    added = true
+                }
+                guard added else { continue }
+                head = try git.createNotesCommit(parent: head, on: commit, message: lines.joined(separator: "\n") + "\n", signature: signature)
+            }
+            guard let head, head != current else { return }
             do {
-                try git.updateReference(Self.notesRef, to: notesCommit, expecting: current, logMessage: "rewind: notes for \(commit.short)")
+                try git.updateReference(Self.notesRef, to: head, expecting: current, logMessage: "rewind: notes")
                 return
             } catch let error as GitError where error.code == .modified || error.code == .locked || error.code == .exists {
                 Clock.sleep(milliseconds: Int64.random(in: 1...10))
             }
         }
-        throw StateError("gave up writing the note on \(commit.short): \(Self.notesRef) kept moving")
-    }
-
-    private func render(_ entry: Entry, now: Int64) -> String {
-        var words = ["\(entry.outcome) app=\(entry.app)"]
-        for (key, value) in entry.fields { words.append("\(key)=\(quoted(value))") }
-        words.append("time=\(Clock.iso8601UTC(milliseconds: now))")
-        words.append("host=\(host)")
-        return words.joined(separator: " ")
+        throw StateError("gave up writing notes: \(Self.notesRef) kept moving")
     }
 
     private func quoted(_ value: String) -> String {
@@ -58,4 +77,13 @@ struct NoteRecorder {
         guard oneLine.contains(" ") || oneLine.contains("\"") || oneLine.isEmpty else { return oneLine }
         return "\"" + oneLine.replacing("\"", with: "'") + "\""
     }
+}
+
+/// A note line waiting to be written (kept in the state directory, so that a
+/// restart writes what a killed reconciler had not).
+public struct PendingNote: Sendable, Codable, Equatable {
+    public var commit: String
+    /// `<outcome> app=<name> `: a line with this prefix is written once per commit.
+    public var key: String
+    public var line: String
 }

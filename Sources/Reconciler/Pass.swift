@@ -48,8 +48,14 @@ extension Reconciler {
         let rollbackTip = tipChanged ? rollbackApps(tip, desired) : []
         let steps = plan(desired, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full)
         var failures: [Failure] = []
+        var flushed = Clock.monotonicMilliseconds()
         for step in order(steps, desired, reverse: !rollbackTip.isEmpty) {
             if let failure = apply(step, tip: tip) { failures.append(failure) }
+            // In a long pass, write notes about once a second rather than at the end only.
+            if Clock.monotonicMilliseconds() - flushed >= 1_000 {
+                flushNotes()
+                flushed = Clock.monotonicMilliseconds()
+            }
         }
         removeAppsNoLongerDesired(desired)
         state.tip = tip.hex
@@ -86,13 +92,19 @@ extension Reconciler {
     }
 
     /// Step 3: the tip's desired state, valid as a whole, or nil (refused).
-    func validDesiredState(_ tip: OID) -> DesiredState? {
+    /// A tip this state directory already validated and applied is not
+    /// parsed again.
+    func validDesiredState(_ tip: OID) -> DesiredView? {
         if let desired, desired.commit == tip { return desired }
+        if state.tip == tip.hex, state.lastApplied == tip.hex, state.invalid == nil, let view = try? DesiredView(trusted: tip, repo: repo) {
+            desired = view
+            return view
+        }
         do {
-            let loaded = try DesiredState.load(repo, commit: tip)
-            desired = loaded
+            let view = DesiredView(validated: try DesiredState.load(repo, commit: tip), repo: repo)
+            desired = view
             state.invalid = nil
-            return loaded
+            return view
         } catch let error as RewindError {
             let refused = RefusedCommit(commit: tip.hex, message: error.message, details: error.diagnostics.map { "\($0)" })
             if state.invalid != refused {
@@ -110,7 +122,7 @@ extension Reconciler {
 
     /// The apps a rollback commit at the tip changes; empty when the tip is
     /// not a rollback (Rewind's trailers, or git's own revert message).
-    func rollbackApps(_ tip: OID, _ desired: DesiredState) -> Set<String> {
+    func rollbackApps(_ tip: OID, _ desired: DesiredView) -> Set<String> {
         guard let commit = try? repo.git.commit(tip), isRollback(commit) else { return [] }
         let parentTree = commit.parents.first.flatMap { try? repo.git.commit($0).tree }
         var changed: Set<String> = []
@@ -127,61 +139,65 @@ extension Reconciler {
         return RollbackTrailers.gitRevertTarget(commit.message) != nil
     }
 
-    /// Step 4: what to do for each app.
-    func plan(_ desired: DesiredState, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool) -> [PlannedStep] {
+    /// Step 4: what to do for each app; apps with nothing to do are left out.
+    func plan(_ desired: DesiredView, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool) -> [PlannedStep] {
         var steps: [PlannedStep] = []
-        for loaded in desired.apps {
-            guard let (tree, spec) = effectiveTree(loaded, desired, tip: tip, tipChanged: tipChanged) else { continue }
-            let name = loaded.ref.name
-            var app = state.apps[name] ?? AppState()
+        for ref in desired.config.apps {
+            let name = ref.name
+            guard let tree = effectiveTree(ref, desired, tip: tip, tipChanged: tipChanged) else { continue }
+            let app = state.apps[name] ?? AppState()
             if let failed = app.failedTree {
                 if failed == tree.hex { continue }
                 // The desired state moved on: forget the failure.
-                app.failedTree = nil
-                app.failedRelease = nil
-                app.needsHuman = nil
-                app.lastError = nil
-                state.apps[name] = app
+                update(name) { app in
+                    app.failedTree = nil
+                    app.failedRelease = nil
+                    app.needsHuman = nil
+                    app.lastError = nil
+                }
             }
             let action: PlannedStep.Action
-            if app.instance?.tree == tree.hex {
-                if app.health == .failed || app.health == .stopped {
-                    action = .deploy
-                } else if rollbackApps.contains(name) {
+            if app.instance?.tree == tree.hex && app.health != .failed && app.health != .stopped {
+                if rollbackApps.contains(name) {
                     action = .verify
+                } else if full && app.observes {
+                    action = .observe
                 } else {
-                    action = full && spec.platform == .exec ? .observe : .none
+                    continue
                 }
             } else {
                 action = .deploy
             }
-            steps.append(PlannedStep(ref: loaded.ref, spec: spec, tree: tree, action: action))
+            let spec = tree == desired.trees[name] ? desired.spec(ref) : repo.appSpec(appTree: tree, app: ref)
+            guard let spec else { continue }
+            steps.append(PlannedStep(ref: ref, spec: spec, tree: tree, action: action))
         }
         return steps
     }
 
     /// The tree an app should run: its tree at the tip, or its pin's.
-    private func effectiveTree(_ loaded: LoadedApp, _ desired: DesiredState, tip: OID, tipChanged: Bool) -> (OID, AppSpec)? {
-        let name = loaded.ref.name
+    private func effectiveTree(_ ref: AppRef, _ desired: DesiredView, tip: OID, tipChanged: Bool) -> OID? {
+        let name = ref.name
+        guard let tipTree = desired.trees[name] else { return nil }
         guard let pin = desired.pins.pins[name] else {
-            if state.apps[name]?.heldByPin != nil { state.apps[name]?.heldByPin = nil }
-            return (loaded.treeID, loaded.spec)
+            if state.apps[name]?.heldByPin != nil { update(name) { $0.heldByPin = nil } }
+            return tipTree
         }
-        state.apps[name, default: AppState()].heldByPin = pin.tree
-        guard let pinTree = OID(hex: pin.tree), pinTree != loaded.treeID else { return (loaded.treeID, loaded.spec) }
-        guard let spec = repo.appSpec(appTree: pinTree, app: loaded.ref) else {
-            state.apps[name]?.lastError = "the pin holds \(name) at tree \(pinTree.short), which has no valid app.yaml; fix or remove the pin"
+        if state.apps[name]?.heldByPin != pin.tree { update(name) { $0.heldByPin = pin.tree } }
+        guard let pinTree = OID(hex: pin.tree), pinTree != tipTree else { return tipTree }
+        guard let spec = repo.appSpec(appTree: pinTree, app: ref) else {
+            update(name) { $0.lastError = "the pin holds \(name) at tree \(pinTree.short), which has no valid app.yaml; fix or remove the pin" }
             return nil
         }
         if tipChanged {
             note([NoteRecorder.Entry(outcome: "held", app: name, fields: [("pin", pinTree.short), ("version", spec.version)])], on: tip)
             logger.notice("\(name) is held by a pin at \(spec.version); the tip's change to it is not applied")
         }
-        return (pinTree, spec)
+        return pinTree
     }
 
     /// Step 5: dependencies first; the reverse for a rollback commit.
-    func order(_ steps: [PlannedStep], _ desired: DesiredState, reverse: Bool) -> [PlannedStep] {
+    func order(_ steps: [PlannedStep], _ desired: DesiredView, reverse: Bool) -> [PlannedStep] {
         let names = DependencyGraph(desired.config.apps).deployOrder(steps.map(\.ref.name))
         let byName = Dictionary(steps.map { ($0.ref.name, $0) }, uniquingKeysWith: { a, _ in a })
         let ordered = names.compactMap { byName[$0] }
@@ -189,8 +205,8 @@ extension Reconciler {
     }
 
     /// Apps gone from rewind.yaml are stopped and forgotten.
-    private func removeAppsNoLongerDesired(_ desired: DesiredState) {
-        for (name, app) in state.apps where desired.app(name) == nil {
+    private func removeAppsNoLongerDesired(_ desired: DesiredView) {
+        for (name, app) in state.apps where !desired.contains(name) {
             if let instance = app.instance, instance.pid != nil {
                 logger.notice("stopping \(name): it is no longer in \(RepoConfig.fileName)")
                 drivers[.process]?.stop(instance)

@@ -82,8 +82,10 @@ public final class Reconciler {
     let logger: Logger
     let drivers: [Platform: any PlatformDriver]
     var state: ReconcilerState
-    /// The validated desired state of `state.tip`.
-    var desired: DesiredState?
+    /// The desired state of the last valid tip.
+    var desired: DesiredView?
+    /// The state as last written to the state directory.
+    private var saved: ReconcilerState?
     /// Deployments by app tree id, so that supervision can restart them.
     var deployments: [String: Deployment] = [:]
     /// When each app's health is probed next (monotonic ms).
@@ -106,6 +108,7 @@ public final class Reconciler {
         }
         lock = fd
         state = try store.load()
+        saved = state
         _ = FileIO.writeAtomically(store.pidFile, text: "\(getpid())\n")
     }
 
@@ -135,8 +138,10 @@ public final class Reconciler {
                 lastTip = tip
                 if pass(full: full) { lastTip = nil; continue }
             }
+            flushNotes()
             if options.once { break }
             supervise()
+            flushNotes()
             if StopSignals.wait(milliseconds: options.pollInterval) { break }
         }
         shutDown()
@@ -153,12 +158,20 @@ public final class Reconciler {
             }
         }
         save()
+        flushNotes()
         if let text = FileIO.readText(store.pidFile), text.trimmingCharacters() == "\(getpid())" { FileIO.removeTree(store.pidFile) }
     }
 
-    /// Writes the state file; a failure is logged (the next save retries).
+    /// Writes what changed since the last save; a failure is logged (the
+    /// next save retries).
     func save() {
-        do { try store.save(state) } catch { logger.error("\(error)") }
+        guard state != saved else { return }
+        do {
+            try store.save(state, previous: saved)
+            saved = state
+        } catch {
+            logger.error("\(error)")
+        }
     }
 
     /// Runs `body` on an app's state, creating it if needed, and saves.
@@ -171,8 +184,22 @@ public final class Reconciler {
         save()
     }
 
+    /// Queues outcomes for the notes (kept in the state until written).
     func note(_ entries: [NoteRecorder.Entry], on commit: OID) {
-        do { try notes.record(entries, on: commit) } catch { logger.error("cannot record a note on \(commit.short): \(error)") }
+        state.pendingNotes += notes.render(entries, on: commit)
+        save()
+    }
+
+    /// Writes the queued notes: one compare-and-swap for all of them.
+    func flushNotes() {
+        guard !state.pendingNotes.isEmpty else { return }
+        do {
+            try notes.write(state.pendingNotes)
+            state.pendingNotes = []
+            save()
+        } catch {
+            logger.error("cannot write notes under \(NoteRecorder.notesRef): \(error); retrying after the next pass")
+        }
     }
 }
 

@@ -1,6 +1,6 @@
+import FoundationEssentials
 import Platforms
 import SystemSupport
-import Yams
 
 /// How an app is doing on its platform.
 public enum Health: String, Sendable, Codable {
@@ -57,6 +57,8 @@ public struct AppState: Sendable, Codable, Equatable {
     /// When health checks started failing (wall ms).
     public var unhealthySince: Int64?
     public var lastRollback: RollbackTimeline?
+    /// The running release has an exec observe command (run on full passes).
+    public var observes = false
 
     public init() {}
 }
@@ -82,45 +84,84 @@ public struct ReconcilerState: Sendable, Codable, Equatable {
     public var invalid: RefusedCommit?
     /// A failure reading the repository (the pass is retried).
     public var lastError: String?
-    public var apps: [String: AppState] = [:]
+    /// Notes not yet written under refs/notes/rewind.
+    public var pendingNotes: [PendingNote] = []
     /// Wall-clock milliseconds of the last pass.
     public var lastPassAt: Int64?
+    /// Per app; each is kept in a file of its own.
+    public var apps: [String: AppState] = [:]
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case format, lastApplied, tip, halted, invalid, lastError, pendingNotes, lastPassAt
+    }
 }
 
-/// Reads and writes the state directory.
+/// Reads and writes the state directory: `reconciler.json` for the loop,
+/// `apps/<app>.json` for each app. Each file is replaced atomically, and
+/// only files whose content changed are written, so a step costs one small
+/// write whatever the number of apps.
 public struct StateStore: Sendable {
     public let directory: String
 
     /// A store in `directory`.
     public init(directory: String) { self.directory = directory }
 
-    public var stateFile: String { directory + "/state.yaml" }
+    public var stateFile: String { directory + "/reconciler.json" }
+    public var appsDirectory: String { directory + "/apps" }
     public var lockFile: String { directory + "/lock" }
     public var pidFile: String { directory + "/reconciler.pid" }
     public var acceptFile: String { directory + "/accept-rewrite" }
     public var logDirectory: String { directory + "/logs" }
     public var filesDirectory: String { directory + "/files" }
 
-    /// The state, or an empty one when there is no file yet. A file that
-    /// cannot be read is an error that names it.
+    func appFile(_ name: String) -> String { "\(appsDirectory)/\(name).json" }
+
+    /// The state, or an empty one when there is none yet. A file that cannot
+    /// be read is an error that names it.
     public func load() throws -> ReconcilerState {
-        guard let text = FileIO.readText(stateFile) else { return ReconcilerState() }
+        var state = ReconcilerState()
+        if let bytes = FileIO.read(stateFile) { state = try decode(ReconcilerState.self, bytes, file: stateFile) }
+        for name in FileIO.list(appsDirectory) where name.hasSuffix(".json") {
+            let file = "\(appsDirectory)/\(name)"
+            guard let bytes = FileIO.read(file) else { continue }
+            state.apps[String(name.dropLast(5))] = try decode(AppState.self, bytes, file: file)
+        }
+        return state
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], file: String) throws -> T {
         do {
-            return try YAMLDecoder().decode(ReconcilerState.self, from: text)
+            return try JSONDecoder().decode(type, from: Data(bytes))
         } catch {
-            throw StateError("\(stateFile) cannot be read: \(error)",
-                             hint: "stop any process Rewind started for these apps, move the file aside, and start again")
+            throw StateError("\(file) cannot be read: \(error)",
+                             hint: "stop any process Rewind started for these apps, move the state directory aside, and start again")
         }
     }
 
-    /// Replaces the state file atomically.
-    public func save(_ state: ReconcilerState) throws {
-        let text: String
-        do { text = try YAMLEncoder().encode(state) } catch { throw StateError("cannot encode the state: \(error)") }
-        guard FileIO.writeAtomically(stateFile, text: text) else {
-            throw StateError("cannot write \(stateFile)", hint: "check that the state directory is writable")
+    /// Writes the parts of `state` that differ from `previous`.
+    public func save(_ state: ReconcilerState, previous: ReconcilerState?) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        var global = state
+        global.apps = [:]
+        var before = previous
+        before?.apps = [:]
+        if global != before || previous == nil { try write(encoder, global, to: stateFile) }
+        for (name, app) in state.apps where previous?.apps[name] != app {
+            try write(encoder, app, to: appFile(name))
+        }
+        for name in previous?.apps.keys.filter({ state.apps[$0] == nil }) ?? [] {
+            FileIO.removeTree(appFile(name))
+        }
+    }
+
+    private func write<T: Encodable>(_ encoder: JSONEncoder, _ value: T, to file: String) throws {
+        let data: Data
+        do { data = try encoder.encode(value) } catch { throw StateError("cannot encode \(file): \(error)") }
+        guard FileIO.writeAtomically(file, Array(data)) else {
+            throw StateError("cannot write \(file)", hint: "check that the state directory is writable")
         }
     }
 

@@ -166,10 +166,13 @@ public final class ReconcilerHarness {
     }
 
     private func collectPids() {
-        guard let text = try? String(contentsOfFile: stateDir + "/state.yaml", encoding: .utf8) else { return }
-        for line in text.split(separator: "\n") {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.hasPrefix("pid: "), let pid = Int32(trimmed.dropFirst(5)) { seenPids.insert(pid) }
+        let directory = stateDir + "/apps"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            guard let data = FileManager.default.contents(atPath: directory + "/" + name),
+                  let app = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { continue }
+            for key in ["instance", "pending"] {
+                if let pid = ((app[key] as? [String: Any])?["pid"] as? NSNumber)?.int32Value { seenPids.insert(pid) }
+            }
         }
     }
 

@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""`make bench-reconciler`: the reconciler's benchmarks (issue 3).
+
+    python3 Benchmarks/reconciler.py PATH-TO-REWIND [--runs N] [--only ref-to-apply,idle-pass,rollback-to-healthy,memory]
+
+1. ref update -> apply started (exec app whose apply records the time), median of N;
+2. a pass with nothing to do over 1,000 apps: CPU seconds of `rewind reconcile --once`;
+3. rollback commit written -> previous version healthy (demo service), median of N;
+4. resident memory of the reconciler supervising 50 demo-service processes.
+
+Each benchmark builds its own repository in a temporary directory and removes
+it (and every process it started) afterwards. Prints a summary with targets.
+"""
+import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+
+REWIND = os.path.realpath(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
+RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 15
+ENV = dict(os.environ, GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
+           GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.com",
+           GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL="/dev/null")
+summary = []
+
+
+def sh(*args, cwd=None, check=True):
+    return subprocess.run(args, cwd=cwd, env=ENV, check=check, capture_output=True, text=True).stdout.strip()
+
+
+def write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def new_repo(root, apps, policy="  maxPerHour: 0\n"):
+    """apps: {name: app.yaml text}; returns the repository path."""
+    repo = os.path.join(root, "repo")
+    os.makedirs(repo)
+    sh("git", "init", "-q", "-b", "main", repo)
+    config = "apiVersion: rewind/v1\nbranch: main\napps:\n" + "".join(f"  - name: {n}\n    path: apps/{n}\n" for n in apps)
+    write(f"{repo}/rewind.yaml", config + "policy:\n" + policy)
+    for name, text in apps.items():
+        write(f"{repo}/apps/{name}/app.yaml", text)
+    commit(repo, "initial")
+    return repo
+
+
+def commit(repo, message):
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "commit", "-q", "-m", message, cwd=repo)
+    return sh("git", "rev-parse", "HEAD", cwd=repo)
+
+
+def status(repo, state):
+    out = sh(REWIND, "status", "--repo", repo, "--state-dir", state, "--format", "json")
+    return {a["app"]: a for a in json.loads(out)["apps"]}
+
+
+def wait(what, condition, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+class Reconciler:
+    def __init__(self, root, repo, extra=()):
+        self.state = os.path.join(root, "state")
+        self.log = open(os.path.join(root, "reconciler.log"), "w")
+        self.process = subprocess.Popen([REWIND, "reconcile", "--repo", repo, "--state-dir", self.state, "--log-level", "warning", *extra],
+                                        env=dict(ENV, BENCH_DIR=root), stdout=self.log, stderr=self.log)
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+def ref_update_to_apply(runs):
+    root = tempfile.mkdtemp(prefix="rewind-bench-")
+    try:
+        apply = '#!/bin/sh\ndate +%s%N > "$BENCH_DIR/started-$REWIND_VERSION"\n'
+        app = lambda v: f"platform: exec\nversion: \"{v}\"\nexec:\n  apply: ./apply.sh\n"
+        repo = new_repo(root, {"site": app("0")})
+        write(f"{repo}/apps/site/apply.sh", apply, 0o755)
+        base = commit(repo, "apply script")
+        # Prepare the commits on a side branch; the benchmark only moves main.
+        sh("git", "checkout", "-q", "-b", "prepared", cwd=repo)
+        prepared = []
+        for i in range(1, runs + 1):
+            write(f"{repo}/apps/site/app.yaml", app(str(i)))
+            prepared.append(commit(repo, f"site {i}"))
+        sh("git", "checkout", "-q", "--detach", base, cwd=repo)
+        rec = Reconciler(root, repo)
+        wait("the first apply", lambda: os.path.exists(f"{root}/started-0"))
+        samples = []
+        for i, c in enumerate(prepared, start=1):
+            time.sleep(0.3)  # let the previous apply finish: each sample starts idle
+            t0 = time.time_ns()
+            sh("git", "update-ref", "refs/heads/main", c, cwd=repo)
+            marker = f"{root}/started-{i}"
+            wait(f"apply {i}", lambda: os.path.exists(marker) and os.path.getsize(marker) > 0)
+            samples.append((int(open(marker).read()) - t0) / 1e6)
+        rec.stop()
+        med = statistics.median(samples)
+        summary.append(f"ref update -> apply started: median {med:.1f} ms (min {min(samples):.1f}, max {max(samples):.1f}, n={runs}); target <= 200 ms; Argo CD polls every 180 s by default")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def idle_pass_cpu(runs):
+    root = tempfile.mkdtemp(prefix="rewind-bench-")
+    try:
+        apps = {f"app-{i:04d}": f"platform: exec\nversion: \"1.0.{i}\"\nexec:\n  apply: [\"true\"]\nhealth:\n  timeout: 5s\n" for i in range(1000)}
+        repo = new_repo(root, apps)
+        state = os.path.join(root, "state")
+        t = time.time()
+        sh(REWIND, "reconcile", "--once", "--repo", repo, "--state-dir", state, "--log-level", "warning")
+        first = time.time() - t
+        cpu, rss = [], []
+        for _ in range(runs):
+            out = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", REWIND, "reconcile", "--once", "--repo", repo, "--state-dir", state, "--log-level", "warning"],
+                                 env=ENV, capture_output=True, text=True, check=True).stderr.strip().split("\n")[-1].split()
+            cpu.append(float(out[0]) + float(out[1]))
+            rss.append(int(out[2]) / 1024)
+        converged = all(a["health"] == "healthy" for a in status(repo, state).values())
+        summary.append(f"pass with nothing to do, 1,000 exec apps: median {statistics.median(cpu):.3f} s CPU (user+sys, whole process), peak RSS {statistics.median(rss):.1f} MB, n={runs}; target <= 1 s CPU"
+                       f" (first pass applying all 1,000: {first:.1f} s wall; converged: {converged})")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def demo_app(version, extra=""):
+    return (f"platform: process\nversion: \"{version}\"\nprocess:\n  command: rewind-demo-service\n{extra}"
+            "health:\n  http: /health\n  timeout: 30s\n  interval: 1s\n")
+
+
+def rollback_to_healthy(runs):
+    root = tempfile.mkdtemp(prefix="rewind-bench-")
+    rec = None
+    try:
+        repo = new_repo(root, {"api": demo_app("1.0.0")})
+        good = sh("git", "rev-parse", "HEAD", cwd=repo)
+        rec = Reconciler(root, repo)
+        st = lambda: status(repo, rec.state)["api"]
+        runs_version = lambda v: (lambda a: a["applied"]["version"] == v and a["health"] == "healthy")(st())
+        wait("1.0.0", lambda: runs_version("1.0.0"))
+        samples = []
+        for i in range(runs):
+            write(f"{repo}/apps/api/app.yaml", demo_app(f"2.0.{i}"))
+            commit(repo, f"api 2.0.{i}")
+            wait(f"2.0.{i}", lambda: runs_version(f"2.0.{i}"))
+            t0 = time.time() * 1000
+            sh(REWIND, "rollback", "api", "--to", good, "--repo", repo, "--reason", "benchmark")
+            wait("1.0.0 again", lambda: runs_version("1.0.0"))
+            samples.append(st()["healthySince"] - t0)
+        summary.append(f"rollback commit written -> previous version healthy (demo service): median {statistics.median(samples):.0f} ms (min {min(samples):.0f}, max {max(samples):.0f}, n={runs}); target <= 3 s; seeds: 47 s average recovery")
+    finally:
+        if rec:
+            rec.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def memory_with_50_processes():
+    root = tempfile.mkdtemp(prefix="rewind-bench-")
+    rec = None
+    try:
+        repo = new_repo(root, {f"svc-{i:02d}": demo_app("1.0.0") for i in range(50)})
+        rec = Reconciler(root, repo)
+        wait("50 healthy apps", lambda: all(a["health"] == "healthy" for a in status(repo, rec.state).values()), timeout=300)
+        time.sleep(5)  # a few supervision rounds (health probes every second)
+        fields = dict(line.split(":", 1) for line in open(f"/proc/{rec.process.pid}/status").read().splitlines() if ":" in line)
+        rss, hwm = int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+        summary.append(f"reconciler memory with 50 process apps: RSS {rss:.1f} MB, peak {hwm:.1f} MB (apps excluded); target <= 50 MB")
+    finally:
+        if rec:
+            rec.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+BENCHMARKS = {
+    "ref-to-apply": lambda: ref_update_to_apply(RUNS),
+    "idle-pass": lambda: idle_pass_cpu(5),
+    "rollback-to-healthy": lambda: rollback_to_healthy(min(RUNS, 10)),
+    "memory": memory_with_50_processes,
+}
+
+if __name__ == "__main__":
+    only = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else list(BENCHMARKS)
+    for name in only:
+        BENCHMARKS[name]()
+        print(summary[-1], flush=True)
+    print("\n== summary (reconciler)")
+    print("\n".join(summary))

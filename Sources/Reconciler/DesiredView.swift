@@ -1,0 +1,55 @@
+import DeployModel
+import GitKit
+import Rollback
+
+/// The tip's desired state as a pass needs it: the config, the pins and each
+/// app's tree id, with app.yaml parsed only for the apps a pass acts on.
+///
+/// A tip seen for the first time is validated as a whole (`validated`); a
+/// tip this state directory already validated and applied is opened
+/// without parsing every app.yaml again (`trusted`), so that a pass with
+/// nothing to do costs tree lookups, not YAML parsing.
+final class DesiredView {
+    let commit: OID
+    let config: RepoConfig
+    let pins: PinSet
+    /// Each app's tree id at the commit.
+    let trees: [String: OID]
+    private let repo: DeployRepository
+    private var specs: [String: AppSpec]
+
+    /// From a state validated as a whole.
+    init(validated state: DesiredState, repo: DeployRepository) {
+        commit = state.commit
+        config = state.config
+        pins = state.pins
+        trees = Dictionary(state.apps.map { ($0.ref.name, $0.treeID) }, uniquingKeysWith: { a, _ in a })
+        specs = Dictionary(state.apps.map { ($0.ref.name, $0.spec) }, uniquingKeysWith: { a, _ in a })
+        self.repo = repo
+    }
+
+    /// From a commit validated before: reads the config, pins and trees only.
+    init(trusted commit: OID, repo: DeployRepository) throws {
+        let tree = try repo.git.commit(commit).tree
+        self.commit = commit
+        config = try repo.config(tree: tree)
+        pins = try repo.pins(tree: tree)
+        var trees: [String: OID] = [:]
+        for app in config.apps {
+            if let appTree = try repo.appTree(app, in: tree) { trees[app.name] = appTree }
+        }
+        self.trees = trees
+        specs = [:]
+        self.repo = repo
+    }
+
+    /// The app's parsed app.yaml at this commit (parsed on first use).
+    func spec(_ app: AppRef) -> AppSpec? {
+        if let known = specs[app.name] { return known }
+        let spec = repo.appSpec(appTree: trees[app.name], app: app)
+        specs[app.name] = spec
+        return spec
+    }
+
+    func contains(_ name: String) -> Bool { config.app(named: name) != nil }
+}
