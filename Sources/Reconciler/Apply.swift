@@ -52,6 +52,8 @@ extension Reconciler {
         if let problem = waitHealthy(driver, instance, deployment, logStart: logStart) {
             driver.stop(instance)
             update(name) { $0.pending = nil }
+            // Stopping the reconciler is not a failure of the release: the next start applies it again.
+            if StopSignals.pending() { return nil }
             return fail(name, release: release, tree: step.tree, reason: problem)
         }
         if let current, overlap { stop(current, of: name) }

@@ -81,3 +81,37 @@ import TestSupport
         }
     }
 }
+
+/// Bad input to the reconciler: clear errors, documented exit codes, nothing changed.
+@Suite struct ReconcilerBadInputTests {
+    @Test func aDamagedStateFileIsNamedAndNothingRuns() throws {
+        try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
+            try FileManager.default.createDirectory(atPath: h.stateDir, withIntermediateDirectories: true)
+            try "{ not json".write(toFile: h.stateDir + "/reconciler.json", atomically: true, encoding: .utf8)
+            let before = try h.commits()
+            let result = try rewind(["reconcile", "--once", "--repo", h.repo, "--state-dir", h.stateDir])
+            #expect(result.status == 70)
+            #expect(result.stderr.contains("\(h.stateDir)/reconciler.json cannot be read"))
+            #expect(result.stderr.contains("hint:"))
+            #expect(!FileManager.default.fileExists(atPath: h.root + "/applied.log"))
+            #expect(try h.commits() == before)
+        }
+    }
+
+    @Test(arguments: [["--interval", "soon"], ["--log-level", "loud"]])
+    func badOptionsAreUsageErrors(_ options: [String]) throws {
+        let result = try rewind(["reconcile", "--once", "--repo", "/nonexistent"] + options)
+        #expect(result.status == 64)
+        #expect(result.stderr.contains(options[0]))
+    }
+
+    @Test func aSecondReconcilerOnTheSameStateIsRefused() throws {
+        try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
+            try h.start()
+            try h.waitHealthy("site", "1.0.0")
+            let second = try rewind(["reconcile", "--once", "--repo", h.repo, "--state-dir", h.stateDir])
+            #expect(second.status == 5)
+            #expect(second.stderr.contains("another reconciler"))
+        }
+    }
+}
