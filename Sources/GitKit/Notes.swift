@@ -5,12 +5,7 @@ extension Repository {
     public func note(on target: OID, inNotesCommit notesCommit: OID) throws -> String? {
         try withCommit(notesCommit) { c in
             var raw = target.raw
-            var note: OpaquePointer?
-            let rc = git_note_commit_read(&note, handle, c, &raw)
-            if rc == GIT_ENOTFOUND.rawValue { return nil }
-            try check(rc, "git_note_commit_read")
-            defer { git_note_free(note) }
-            return git_note_message(note).map { String(cString: $0) }
+            return try noteMessage("git_note_commit_read") { git_note_commit_read(&$0, handle, c, &raw) }
         }
     }
 

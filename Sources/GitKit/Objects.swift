@@ -79,10 +79,15 @@ extension Repository {
     /// The note attached to a commit under `notesRef`; nil when there is none.
     public func note(on commit: OID, notesRef: String) throws -> String? {
         var raw = commit.raw
+        return try noteMessage("git_note_read") { git_note_read(&$0, handle, notesRef, &raw) }
+    }
+
+    /// Runs a libgit2 note lookup and returns the note's text (nil: no note).
+    func noteMessage(_ function: String, _ read: (inout OpaquePointer?) -> Int32) throws -> String? {
         var note: OpaquePointer?
-        let rc = git_note_read(&note, handle, notesRef, &raw)
+        let rc = read(&note)
         if rc == GIT_ENOTFOUND.rawValue { return nil }
-        try check(rc, "git_note_read")
+        try check(rc, function)
         defer { git_note_free(note) }
         return git_note_message(note).map { String(cString: $0) }
     }
