@@ -82,6 +82,40 @@ import TestSupport
     }
 }
 
+extension RecoveryTests {
+    @Test func killNineWhileAProcessStartsLeavesNoOrphan() throws {
+        try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            guard let oldPid = try h.applied("api").pid else { throw TestFailure("no pid") }
+            let gate = h.root + "/not-ready"
+            _ = FileManager.default.createFile(atPath: gate, contents: nil)
+            try h.write("apps/api/app.yaml", demoServiceYAML(version: "2.0.0", args: ["--health-fail-file", gate], healthTimeout: "60s"))
+            let upgrade = try h.commit("api 2.0.0")
+            // The new process is started and journaled, not yet healthy: kill the reconciler there.
+            var pendingPid: Int32?
+            try h.waitUntil("the new process is journaled") {
+                let data = FileManager.default.contents(atPath: h.stateDir + "/apps/api.json") ?? Data()
+                let app = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+                pendingPid = ((app?["pending"] as? [String: Any])?["pid"] as? NSNumber)?.int32Value
+                return pendingPid != nil
+            }
+            h.kill9()
+            try h.start()
+            try h.waitUntil("the unconfirmed process is stopped") { pendingPid.map { kill($0, 0) != 0 } ?? false }
+            try FileManager.default.removeItem(atPath: gate)
+            try h.waitHealthy("api", "2.0.0")
+            let newPid = try h.applied("api").pid
+            #expect(newPid != pendingPid && newPid != oldPid)
+            try h.waitUntil("the old version is stopped") { kill(oldPid, 0) != 0 }
+            #expect(try h.commits().count == 2)
+            try h.waitUntil("the notes are written") { h.notes(on: upgrade).contains("healthy app=api") }
+            let note = h.notes(on: upgrade)
+            #expect(note.components(separatedBy: "applied app=api").count == 2, "once: \(note)")
+        }
+    }
+}
+
 /// Bad input to the reconciler: clear errors, documented exit codes, nothing changed.
 @Suite struct ReconcilerBadInputTests {
     @Test func aDamagedStateFileIsNamedAndNothingRuns() throws {
