@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -21,8 +23,8 @@ let package = Package(
         ),
         .target(name: "GitKit", dependencies: ["CLibGit2"]),
         .target(name: "DeployModel", dependencies: [.product(name: "Yams", package: "Yams")]),
-        .target(name: "CSystem"),
-        .target(name: "SystemSupport", dependencies: ["CSystem"]),
+        .target(name: "CRewindSystem"),
+        .target(name: "SystemSupport", dependencies: ["CRewindSystem"]),
         .target(name: "Rollback", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
         .target(name: "Platforms", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
         .target(
@@ -33,9 +35,18 @@ let package = Package(
             ]
         ),
         .target(
-            name: "RewindCLI",
+            name: "Server",
             dependencies: [
                 "GitKit", "DeployModel", "Rollback", "Reconciler", "SystemSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "RewindCLI",
+            dependencies: [
+                "GitKit", "DeployModel", "Rollback", "Reconciler", "Server", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -47,6 +58,13 @@ let package = Package(
         .testTarget(name: "RollbackTests", dependencies: ["Rollback", "GitKit", "DeployModel", "TestSupport"]),
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "DeployModel", "TestSupport"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "Reconciler", "Rollback", "DeployModel", "SystemSupport", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
     ]
 )

@@ -53,7 +53,7 @@ extension Reconciler {
             driver.stop(instance)
             update(name) { $0.pending = nil }
             // Stopping the reconciler is not a failure of the release: the next start applies it again.
-            if StopSignals.pending() { return nil }
+            if options.stop.requested { return nil }
             return fail(name, release: release, tree: step.tree, reason: problem)
         }
         if let current, overlap { stop(current, of: name) }
@@ -85,6 +85,7 @@ extension Reconciler {
         ]
         entries += verification(name, release: release, now: now)
         note(entries, on: release)
+        options.observer.releaseApplied(app: name, outcome: "healthy")
         logger.info("\(name) \(step.spec.version) is healthy (\(tookMilliseconds) ms)")
         AppFiles.prune(root: "\(store.filesDirectory)/\(name)", keep: Set([instance.tree, state.apps[name]?.lastGood?.tree].compactMap { $0 }))
     }
@@ -92,7 +93,12 @@ extension Reconciler {
     /// A `verified` entry when `release` is a rollback commit: recovery after a rollback.
     private func verification(_ name: String, release: OID, now: Int64) -> [NoteRecorder.Entry] {
         guard let commit = try? repo.git.commit(release), isRollback(commit) else { return [] }
-        if state.apps[name]?.lastRollback?.rollbackCommit == release.hex { update(name) { $0.lastRollback?.healthyAt = now } }
+        if let timeline = state.apps[name]?.lastRollback, timeline.rollbackCommit == release.hex {
+            update(name) { $0.lastRollback?.healthyAt = now }
+            options.observer.rollbackRecovered(app: name, milliseconds: timeline.committedAt.map { now - $0 })
+        } else {
+            options.observer.rollbackRecovered(app: name, milliseconds: now - commit.committer.time * 1000)
+        }
         logger.notice("\(name): rollback \(release.short) verified healthy")
         return [NoteRecorder.Entry(outcome: "verified", app: name)]
     }
@@ -139,7 +145,7 @@ extension Reconciler {
             if Clock.monotonicMilliseconds() >= deadline {
                 return "not healthy within \(Duration(milliseconds: timeout)): \(problem)" + logTail(deployment, from: logStart)
             }
-            if StopSignals.pending() { return "the reconciler was stopped while waiting for health" }
+            if options.stop.requested { return "the reconciler was stopped while waiting for health" }
             Clock.sleep(milliseconds: pause)
         }
         return nil
@@ -165,6 +171,7 @@ extension Reconciler {
         }
         let version = desired?.config.app(named: name).flatMap { repo.appSpec(appTree: tree, app: $0) }?.version
         note([NoteRecorder.Entry(outcome: "failed", app: name, fields: [("version", version ?? tree.short), ("reason", reason)])], on: release)
+        options.observer.releaseApplied(app: name, outcome: "failed")
         logger.error("\(name) release \(release.short) failed: \(reason)")
         return Failure(app: name, release: release, reason: reason)
     }
@@ -190,16 +197,7 @@ extension Reconciler {
         return Deployment(app: name, spec: step.spec, commit: commit, tree: step.tree, files: files, artifactPath: artifactPath, logDirectory: store.logDirectory)
     }
 
-    /// The commit that introduced `tree` for this app: the oldest commit of
-    /// the run of first-parent commits ending at the tip that all have it.
     func releaseCommit(_ ref: AppRef, tree: OID, tip: OID) -> OID {
-        var commit = tip
-        for _ in 0..<10_000 {
-            guard let parent = try? repo.git.commit(commit).parents.first,
-                  let parentTree = try? repo.git.commit(parent).tree,
-                  (try? repo.appTree(ref, in: parentTree)) == tree else { break }
-            commit = parent
-        }
-        return commit
+        RollbackHistory.releaseCommit(repo, ref, tree: tree, tip: tip)
     }
 }

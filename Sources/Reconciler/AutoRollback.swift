@@ -4,22 +4,28 @@ import Rollback
 import SystemSupport
 
 /// What the automatic rollback policy decided for a failed release.
-enum AutoRollbackDecision: Equatable {
-    case rollback(to: KnownGood)
+public enum AutoRollbackDecision: Equatable, Sendable {
+    case rollback(to: KnownGood?)
     /// Not rolled back; the reason says why, and a human takes over.
     case escalate(String)
 }
 
 /// The policy of DESIGN.md, as a pure function of its inputs.
-struct AutoRollbackPolicy {
-    let policy: RollbackPolicy
+public struct AutoRollbackPolicy: Sendable {
+    public let policy: RollbackPolicy
+
+    /// The policy of a rewind.yaml.
+    public init(policy: RollbackPolicy) { self.policy = policy }
 
     /// - Parameters:
     ///   - releaseTime: when the failed release was committed (seconds).
     ///   - isRollback: the failed release is itself a rollback.
     ///   - lastGood: the release that ran healthy before it.
     ///   - recent: times of automatic rollbacks of this app in the last hour (seconds).
-    func decide(app: String, releaseTime: Int64, isRollback: Bool, failedTree: String, lastGood: KnownGood?, recent: [Int64], now: Int64) -> AutoRollbackDecision {
+    ///   - requireKnownGood: escalate when no earlier healthy release is known
+    ///     (the reconciler); false lets the rollback choose its default target (alerts).
+    public func decide(app: String, releaseTime: Int64, isRollback: Bool, failedTree: String, lastGood: KnownGood?, recent: [Int64], now: Int64,
+                       requireKnownGood: Bool = true) -> AutoRollbackDecision {
         if isRollback {
             return .escalate("rollback did not recover: likely not caused by the release; a human is needed (automation never rolls back a rollback)")
         }
@@ -27,7 +33,7 @@ struct AutoRollbackPolicy {
         if age * 1000 > policy.window.milliseconds {
             return .escalate("not rolled back automatically: the release is \(Duration(milliseconds: age * 1000)) old, older than the policy window of \(policy.window)")
         }
-        guard let lastGood, lastGood.tree != failedTree else {
+        if requireKnownGood && (lastGood == nil || lastGood?.tree == failedTree) {
             return .escalate("not rolled back automatically: no earlier healthy release of \(app) is known to return to")
         }
         if let last = recent.max(), (now - last) * 1000 < policy.cooldown.milliseconds {
@@ -37,6 +43,44 @@ struct AutoRollbackPolicy {
             return .escalate("not rolled back automatically: \(recent.count) automatic rollbacks of \(app) in the last hour reach maxPerHour (\(policy.maxPerHour))")
         }
         return .rollback(to: lastGood)
+    }
+}
+
+/// What the branch's history says about automatic rollbacks and releases.
+public enum RollbackHistory {
+    /// Commit times (seconds) of automatic rollbacks (any trigger but manual)
+    /// of `app` on the branch since `since`.
+    public static func automaticRollbacks(_ repo: DeployRepository, app: String, since: Int64) -> [Int64] {
+        var times: [Int64] = []
+        var next = try? repo.tip()
+        var steps = 0
+        while let id = next, steps < 5_000, let commit = try? repo.git.commit(id), commit.committer.time >= since {
+            if let trailers = RollbackTrailers.parse(commit.message), trailers.trigger != .manual, trailers.apps.contains(app) {
+                times.append(commit.committer.time)
+            }
+            next = commit.parents.first
+            steps += 1
+        }
+        return times
+    }
+
+    /// The commit that introduced `tree` for this app: the oldest commit of
+    /// the run of first-parent commits ending at `tip` that all have it.
+    public static func releaseCommit(_ repo: DeployRepository, _ ref: AppRef, tree: OID, tip: OID) -> OID {
+        var commit = tip
+        for _ in 0..<10_000 {
+            guard let parent = try? repo.git.commit(commit).parents.first,
+                  let parentTree = try? repo.git.commit(parent).tree,
+                  (try? repo.appTree(ref, in: parentTree)) == tree else { break }
+            commit = parent
+        }
+        return commit
+    }
+
+    /// True for a rollback commit: Rewind's trailers (but unpin), or git's revert message.
+    public static func isRollback(_ commit: Commit) -> Bool {
+        if let trailers = RollbackTrailers.parse(commit.message) { return trailers.action != .unpin }
+        return RollbackTrailers.gitRevertTarget(commit.message) != nil
     }
 }
 
@@ -51,13 +95,15 @@ extension Reconciler {
         update(name) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release.hex, failedAt: now, reason: failure.reason) }
         let decision = AutoRollbackPolicy(policy: desired.config.policy).decide(
             app: name, releaseTime: commit.committer.time, isRollback: isRollback(commit), failedTree: app.failedTree ?? "",
-            lastGood: app.lastGood, recent: recentAutomaticRollbacks(of: name, since: now / 1000 - 3600), now: now / 1000)
+            lastGood: app.lastGood, recent: RollbackHistory.automaticRollbacks(repo, app: name, since: now / 1000 - 3600), now: now / 1000)
         switch decision {
         case .escalate(let why):
             escalate(failure, why)
             return false
-        case .rollback(let good):
+        case .rollback(let good?):
             return writeRollback(failure, to: good)
+        case .rollback(nil):
+            return false
         }
     }
 
@@ -81,11 +127,14 @@ extension Reconciler {
                     app.lastRollback?.committedAt = now
                 }
                 note([NoteRecorder.Entry(outcome: "rolled-back", app: name, fields: [("by", written.short), ("to", good.version)])], on: failure.release)
+                options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "committed",
+                                                   millisecondsToCommit: state.apps[name]?.lastRollback.map { now - $0.failedAt })
                 logger.notice("rolled back \(name) to \(good.version) with commit \(written.short)")
                 return true
             case .written(nil, _, _):
                 return false
             case .alreadyDone(let why):
+                options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "already-done", millisecondsToCommit: nil)
                 logger.info("no automatic rollback of \(name): \(why)")
                 return false
             }
@@ -100,23 +149,8 @@ extension Reconciler {
 
     private func escalate(_ failure: Failure, _ why: String) {
         update(failure.app) { $0.needsHuman = why }
+        options.observer.automaticRollback(app: failure.app, trigger: "analysis", outcome: "escalated", millisecondsToCommit: nil)
         note([NoteRecorder.Entry(outcome: "escalated", app: failure.app, fields: [("reason", why)])], on: failure.release)
         logger.critical("\(failure.app): \(why)")
-    }
-
-    /// Commit times (seconds) of automatic rollbacks (any trigger but manual)
-    /// of `app` on the branch since `since`.
-    func recentAutomaticRollbacks(of app: String, since: Int64) -> [Int64] {
-        var times: [Int64] = []
-        var next = try? repo.tip()
-        var steps = 0
-        while let id = next, steps < 5_000, let commit = try? repo.git.commit(id), commit.committer.time >= since {
-            if let trailers = RollbackTrailers.parse(commit.message), trailers.trigger != .manual, trailers.apps.contains(app) {
-                times.append(commit.committer.time)
-            }
-            next = commit.parents.first
-            steps += 1
-        }
-        return times
     }
 }

@@ -34,6 +34,8 @@ extension Reconciler {
     /// Reconciler.swift). True when it wrote a rollback commit, so that the
     /// loop passes again at once.
     func pass(full: Bool) -> Bool {
+        let started = Clock.monotonicMilliseconds()
+        defer { options.observer.passFinished(milliseconds: Clock.monotonicMilliseconds() - started) }
         state.lastPassAt = Clock.wallMilliseconds()
         let tip: OID
         do {
@@ -134,10 +136,7 @@ extension Reconciler {
         return changed
     }
 
-    func isRollback(_ commit: Commit) -> Bool {
-        if let trailers = RollbackTrailers.parse(commit.message) { return trailers.action != .unpin }
-        return RollbackTrailers.gitRevertTarget(commit.message) != nil
-    }
+    func isRollback(_ commit: Commit) -> Bool { RollbackHistory.isRollback(commit) }
 
     /// Step 4: what to do for each app; apps with nothing to do are left out.
     func plan(_ desired: DesiredView, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool) -> [PlannedStep] {

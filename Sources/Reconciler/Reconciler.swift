@@ -64,6 +64,10 @@ public struct ReconcilerOptions: Sendable {
     public var maxRestartBackoff: Int64 = 30_000
     /// SIGTERM to SIGKILL, for stopped processes.
     public var stopGrace: Int64 = 5_000
+    /// How the loop is told to stop (default: SIGTERM or SIGINT).
+    public var stop: any StopCondition = SignalStop()
+    /// Told about applies, passes and rollbacks (metrics).
+    public var observer: any ReconcilerObserver = NoObserver()
 
     /// Options with defaults.
     public init(repoPath: String, environment: [String: String], searchPath: [String]) {
@@ -88,6 +92,8 @@ public final class Reconciler {
     private var saved: ReconcilerState?
     /// Deployments by app tree id, so that supervision can restart them.
     var deployments: [String: Deployment] = [:]
+    /// Called after every pass (for readiness).
+    public var onPass: () -> Void = {}
     /// When each app's health is probed next (monotonic ms).
     var nextProbe: [String: Int64] = [:]
     private var lock: Int32?
@@ -123,7 +129,6 @@ public final class Reconciler {
 
     /// Runs until SIGTERM or SIGINT (or, with `once`, until converged).
     public func run() throws {
-        StopSignals.block()
         if let accepted = options.acceptRewrite { try accept(accepted) }
         adoptAfterRestart()
         var lastFull: Int64 = 0
@@ -136,13 +141,15 @@ public final class Reconciler {
             if tip != lastTip || full {
                 if full { lastFull = now }
                 lastTip = tip
-                if pass(full: full) { lastTip = nil; continue }
+                let moved = pass(full: full)
+                onPass()
+                if moved { lastTip = nil; continue }
             }
             flushNotes()
             if options.once { break }
             supervise()
             flushNotes()
-            if StopSignals.wait(milliseconds: options.pollInterval) { break }
+            if options.stop.wait(milliseconds: options.pollInterval) { break }
         }
         shutDown()
     }

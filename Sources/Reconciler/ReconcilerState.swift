@@ -131,6 +131,12 @@ public struct StateStore: Sendable {
         return state
     }
 
+    /// One app's state; nil when there is none or it cannot be read.
+    public func loadApp(_ name: String) -> AppState? {
+        guard let bytes = FileIO.read(appFile(name)) else { return nil }
+        return try? decode(AppState.self, bytes, file: appFile(name))
+    }
+
     private func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], file: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))

@@ -25,50 +25,20 @@ struct ReconcileCommand: ParsableCommand {
 
     @OptionGroup var repoOptions: RepoOptions
 
-    @Option(help: "The state directory (default: <git dir>/rewind/state).")
-    var stateDir: String?
+    @OptionGroup var loop: LoopOptions
 
     @Flag(help: "Converge once and exit (processes keep running).")
     var once = false
 
-    @Option(help: "Time between full passes that look for drift, e.g. 30s.")
-    var interval: String = "30s"
-
     @Option(help: "Accept a rewritten history: the tip must descend from REV from now on.")
     var acceptRewrite: String?
 
-    @Option(help: "Directory for relative artifact paths (default: REWIND_ARTIFACT_ROOT, else rewind.yaml's artifactRoot).")
-    var artifactRoot: String?
-
-    @Flag(help: "Leave the apps' processes running when the reconciler stops.")
-    var keepApps = false
-
-    @Option(help: "Log level: debug, info, notice, warning, error.")
-    var logLevel: String = "info"
-
-    func validate() throws {
-        guard Duration(parsing: interval) != nil else { throw ValidationError("--interval '\(interval)' is not a duration; write for example 30s or 2m") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
-    }
-
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "rewind")
+        let logger = loop.bootstrapLogging()
         try runReporting {
-            var options = ReconcilerOptions(repoPath: repoOptions.repo, environment: Spawn.currentEnvironment(),
-                                            searchPath: Spawn.executableDirectory().map { [$0] } ?? [])
-            options.branch = repoOptions.branch
-            options.stateDirectory = stateDir
+            var options = loop.reconcilerOptions(repoOptions)
             options.once = once
             options.acceptRewrite = acceptRewrite
-            options.artifactRoot = artifactRoot ?? environmentArtifactRoot()
-            options.keepAppsOnExit = keepApps
-            options.fullPassInterval = Duration(parsing: interval)?.milliseconds ?? 30_000
             do {
                 let reconciler = try Reconciler(options: options, logger: logger)
                 try reconciler.run()
@@ -85,7 +55,7 @@ struct ReconcileCommand: ParsableCommand {
     private func handOver(_ revision: String, error: StateError) throws {
         let repo = try repoOptions.open()
         let commit = try repo.resolve(revision)
-        let store = StateStore(directory: stateDir ?? Reconciler.defaultStateDirectory(repo))
+        let store = StateStore(directory: loop.stateDir ?? Reconciler.defaultStateDirectory(repo))
         guard FileIO.writeAtomically(store.acceptFile, text: commit.hex + "\n") else {
             throw RewindError(.internalFailure, "cannot write \(store.acceptFile)", hint: "check that the state directory is writable")
         }
@@ -102,4 +72,50 @@ struct ReconcileCommand: ParsableCommand {
 
 func environmentArtifactRoot() -> String? {
     getenv("REWIND_ARTIFACT_ROOT").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+}
+
+/// What `reconcile` and `serve` share: the loop's state, pace, artifacts and logging.
+struct LoopOptions: ParsableArguments {
+    @Option(help: "The state directory (default: <git dir>/rewind/state).")
+    var stateDir: String?
+
+    @Option(help: "Time between full passes that look for drift, e.g. 30s.")
+    var interval: String = "30s"
+
+    @Option(help: "Directory for relative artifact paths (default: REWIND_ARTIFACT_ROOT, else rewind.yaml's artifactRoot).")
+    var artifactRoot: String?
+
+    @Flag(help: "Leave the apps' processes running when Rewind stops.")
+    var keepApps = false
+
+    @Option(help: "Log level: debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Duration(parsing: interval) != nil else { throw ValidationError("--interval '\(interval)' is not a duration; write for example 30s or 2m") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
+    }
+
+    /// Sends log lines at `--log-level` and above to stderr; the entry point's logger.
+    func bootstrapLogging() -> Logger {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        return Logger(label: "rewind")
+    }
+
+    /// The reconciler's options from the command line and the environment.
+    func reconcilerOptions(_ repo: RepoOptions) -> ReconcilerOptions {
+        var options = ReconcilerOptions(repoPath: repo.repo, environment: Spawn.currentEnvironment(),
+                                        searchPath: Spawn.executableDirectory().map { [$0] } ?? [])
+        options.branch = repo.branch
+        options.stateDirectory = stateDir
+        options.artifactRoot = artifactRoot ?? environmentArtifactRoot()
+        options.keepAppsOnExit = keepApps
+        options.fullPassInterval = Duration(parsing: interval)?.milliseconds ?? 30_000
+        return options
+    }
 }

@@ -1,8 +1,10 @@
 import ArgumentParser
 import Rollback
+import SystemSupport
 
 /// The `rewind` command: GitOps rollbacks as git commits.
-public struct RewindCommand: ParsableCommand {
+@available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
+public struct RewindCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "rewind",
         abstract: "GitOps rollbacks as git commits.",
@@ -18,10 +20,32 @@ public struct RewindCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
-            ReconcileCommand.self, StatusCommand.self,
+            ReconcileCommand.self, StatusCommand.self, ServeCommand.self,
         ])
 
     public init() {}
+
+    /// Call first: SIGTERM and SIGINT only raise a flag, which the
+    /// reconciler's loop (or `serve`'s shutdown watcher) polls between steps.
+    public static func prepareProcess() {
+        StopSignals.install()
+    }
+
+    /// Parses the command line and runs the chosen command, awaiting async
+    /// ones (`serve`). Spelled out because overload resolution in a
+    /// top-level `main.swift` picks the synchronous `main()`.
+    public static func runAsync() async {
+        do {
+            var command = try await asyncParseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command that reads a repository takes.

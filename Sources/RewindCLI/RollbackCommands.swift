@@ -2,6 +2,7 @@ import ArgumentParser
 import DeployModel
 import GitKit
 import Rollback
+import SystemSupport
 
 #if canImport(Glibc)
 import Glibc

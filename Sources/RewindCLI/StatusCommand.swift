@@ -26,7 +26,7 @@ struct StatusCommand: ParsableCommand {
             } catch let error as StateError {
                 throw RewindError(.internalFailure, error.message, hint: error.hint)
             }
-            Terminal.print(format == .json ? json(report).pretty : text(report))
+            Terminal.print(format == .json ? report.json.pretty : text(report))
         }
     }
 
@@ -54,38 +54,5 @@ struct StatusCommand: ParsableCommand {
             }
         }
         return lines.joined(separator: "\n")
-    }
-
-    private func json(_ r: StatusReport) -> JSON {
-        .object([
-            ("branch", .string(r.branch)), ("tip", .optional(r.tip)), ("lastApplied", .optional(r.lastApplied)),
-            ("reconcilerPid", r.reconcilerPid.map { .number(Int64($0)) } ?? .null),
-            ("halted", .optional(r.halted)),
-            ("refused", r.invalid.map { .object([("commit", .string($0.commit)), ("message", .string($0.message)), ("details", .array($0.details.map { .string($0) }))]) } ?? .null),
-            ("error", .optional(r.lastError)),
-            ("apps", .array(r.apps.map(json))),
-        ])
-    }
-
-    private func json(_ a: AppStatus) -> JSON {
-        .object([
-            ("app", .string(a.name)),
-            ("desired", .object([("version", .optional(a.desiredVersion)), ("tree", .optional(a.desiredTree))])),
-            ("applied", .object([("version", .optional(a.appliedVersion)), ("commit", .optional(a.appliedCommit)), ("tree", .optional(a.appliedTree))])),
-            ("health", .string(a.health.rawValue)),
-            ("healthySince", a.healthySince.map { .number($0) } ?? .null),
-            ("pin", .optional(a.pin)),
-            ("lastError", .optional(a.lastError)),
-            ("waitingFor", .string(a.waitingFor)),
-            ("pid", a.pid.map { .number(Int64($0)) } ?? .null),
-            ("port", a.port.map { .number(Int64($0)) } ?? .null),
-            ("lastRollback", a.lastRollback.map { t in
-                .object([
-                    ("failedRelease", .string(t.failedRelease)), ("rollbackCommit", .optional(t.rollbackCommit)), ("reason", .string(t.reason)),
-                    ("failedAt", .number(t.failedAt)), ("committedAt", t.committedAt.map { .number($0) } ?? .null),
-                    ("healthyAt", t.healthyAt.map { .number($0) } ?? .null),
-                ])
-            } ?? .null),
-        ])
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeployModel
 import Rollback
+import SystemSupport
 
 /// `rewind validate [REV]`: is this commit a valid desired state?
 struct ValidateCommand: ParsableCommand {

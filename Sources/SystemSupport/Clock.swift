@@ -1,3 +1,5 @@
+import CRewindSystem
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,34 +47,26 @@ public enum Clock {
     }
 }
 
-/// Blocks SIGINT and SIGTERM so that a loop can wait for them between ticks
-/// instead of being interrupted at an arbitrary point.
+/// SIGTERM and SIGINT, recorded by a handler that only sets a flag (so the
+/// signal never interrupts libgit2 or a write half-way, whichever thread the
+/// kernel delivers it to), and waited for by polling that flag.
 public enum StopSignals {
-    /// Blocks the stop signals for this thread (and threads it starts later).
-    public static func block() {
-        var set = stopSet()
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+    /// Installs the recording handler; call once, early.
+    public static func install() {
+        rewind_install_stop_handler()
     }
 
     /// Waits up to `milliseconds`; true when a stop signal arrived.
     public static func wait(milliseconds: Int64) -> Bool {
-        var set = stopSet()
-        var timeout = timespec(tv_sec: Int(milliseconds / 1000), tv_nsec: Int(milliseconds % 1000) * 1_000_000)
-        return sigtimedwait(&set, nil, &timeout) > 0
+        let deadline = Clock.monotonicMilliseconds() + milliseconds
+        while !pending() {
+            let left = deadline - Clock.monotonicMilliseconds()
+            if left <= 0 { return false }
+            Clock.sleep(milliseconds: min(left, 5))
+        }
+        return true
     }
 
-    /// True when a stop signal is pending (does not wait).
-    public static func pending() -> Bool {
-        var pending = sigset_t()
-        sigpending(&pending)
-        return sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1
-    }
-
-    private static func stopSet() -> sigset_t {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        return set
-    }
+    /// True when a stop signal has arrived (does not wait).
+    public static func pending() -> Bool { rewind_stop_signal() != 0 }
 }

@@ -1,4 +1,4 @@
-import CSystem
+import CRewindSystem
 
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
 import RewindCLI
 
-RewindCommand.main()
+RewindCommand.prepareProcess()
+await RewindCommand.runAsync()

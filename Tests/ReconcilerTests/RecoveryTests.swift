@@ -60,7 +60,13 @@ import TestSupport
             try h.write("apps/db/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-slow.sh"))
             try h.write("apps/api/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-slow.sh"))
             let upgrade = try h.commit("db and api 1.1.0")
-            try h.waitUntil("db's apply started") { (try? String(contentsOfFile: h.root + "/started.log", encoding: .utf8))?.contains("db 1.1.0") ?? false }
+            // Mid-apply: the apply runs and the reconciler has journaled it.
+            try h.waitUntil("db's apply is journaled") {
+                let data = FileManager.default.contents(atPath: h.stateDir + "/apps/db.json") ?? Data()
+                let app = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+                return (app?["pending"] as? [String: Any])?["pid"] != nil
+                    && ((try? String(contentsOfFile: h.root + "/started.log", encoding: .utf8))?.contains("db 1.1.0") ?? false)
+            }
             h.kill9()
             try h.start()
             // The restarted reconciler stops the orphaned apply, then applies again.

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A repository built from `fixtures/NAME/`, one commit per step directory.
-public struct FixtureRepo {
+public struct FixtureRepo: Sendable {
     /// The working tree.
     public let path: String
     /// The artifact root the fixture's artifacts were created in.
@@ -48,7 +48,19 @@ public struct FixtureRepo {
 /// mentioned by any step's app.yaml is created under the artifact root,
 /// except those listed in a step's `.missing-artifacts`.
 public func withFixtureRepo<T>(_ name: String, bare: Bool = false, _ body: (FixtureRepo) throws -> T) throws -> T {
-    try withTemporaryDirectory { tmp in
+    try withTemporaryDirectory { tmp in try body(try buildFixture(name, in: tmp, bare: bare)) }
+}
+
+/// `withFixtureRepo` for async bodies.
+public func withFixtureRepoAsync<T>(_ name: String, bare: Bool = false, _ body: (FixtureRepo) async throws -> T) async throws -> T {
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-test-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    return try await body(try buildFixture(name, in: tmp, bare: bare))
+}
+
+private func buildFixture(_ name: String, in tmp: String, bare: Bool) throws -> FixtureRepo {
+    do {
         let work = tmp + "/repo", artifacts = tmp + "/artifacts"
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
         try TestSupport.git(["init", "-q", "-b", "main", work], in: tmp)
@@ -77,7 +89,7 @@ public func withFixtureRepo<T>(_ name: String, bare: Bool = false, _ body: (Fixt
             path = tmp + "/bare.git"
             try TestSupport.git(["clone", "-q", "--bare", work, path], in: tmp)
         }
-        return try body(FixtureRepo(path: path, artifactRoot: artifacts, commits: commits))
+        return FixtureRepo(path: path, artifactRoot: artifacts, commits: commits)
     }
 }
 

@@ -75,13 +75,28 @@ public final class ReconcilerHarness {
     /// Creates an artifact file under the artifact root.
     public func publish(_ path: String) throws { try writeFile(artifacts + "/" + path, "artifact \(path)\n") }
 
+    /// Starts `rewind serve --port 0` in the background; returns its address (host:port).
+    @discardableResult
+    public func startServe(_ extra: [String] = []) throws -> String {
+        try? FileManager.default.removeItem(atPath: stateDir + "/serve.address")
+        try start(extra, command: "serve", base: ["--port", "0"])
+        var address = ""
+        try waitUntil("rewind serve listens", timeout: 20) {
+            address = ((try? String(contentsOfFile: stateDir + "/serve.address", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+            return !address.isEmpty
+        }
+        return address
+    }
+
     /// Starts `rewind reconcile` in the background.
-    public func start(_ extra: [String] = []) throws {
+    public func start(_ extra: [String] = []) throws { try start(extra, command: "reconcile", base: []) }
+
+    private func start(_ extra: [String], command: String, base: [String]) throws {
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in TestEnvironment.git { environment[k] = v }
         environment["HARNESS_DIR"] = root
         try? FileManager.default.removeItem(atPath: stateDir + "/reconciler.pid")
-        let arguments = ["reconcile", "--repo", repo, "--state-dir", stateDir, "--artifact-root", artifacts, "--log-level", "debug"] + extra
+        let arguments = [command, "--repo", repo, "--state-dir", stateDir, "--artifact-root", artifacts, "--log-level", "debug"] + base + extra
         // posix_spawn rather than Foundation's Process: the test reaps it itself.
         reconciler = try Spawn.start(SpawnOptions(program: rewindBinary, arguments: arguments, environment: environment, outputFile: logFile))
         try waitUntil("the reconciler wrote its pid", timeout: 15) { FileManager.default.fileExists(atPath: stateDir + "/reconciler.pid") }

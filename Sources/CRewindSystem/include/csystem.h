@@ -9,4 +9,12 @@ int rewind_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, cons
 /// POSIX_SPAWN_SETSID (glibc >= 2.26): the child starts a new session.
 short rewind_spawn_setsid_flag(void);
 
+
+
+/// Installs a SIGTERM and SIGINT handler that only records the request
+/// (async-signal-safe), whichever thread the kernel picks.
+void rewind_install_stop_handler(void);
+
+/// The signal received (SIGTERM or SIGINT), or 0.
+int rewind_stop_signal(void);
 #endif

@@ -1,0 +1,42 @@
+import SystemSupport
+
+extension StatusReport {
+    /// The report as JSON (`rewind status --format json`, `GET /api/v1/status`).
+    public var json: JSON {
+        let r = self
+        return .object([
+            ("branch", .string(r.branch)), ("tip", .optional(r.tip)), ("lastApplied", .optional(r.lastApplied)),
+            ("reconcilerPid", r.reconcilerPid.map { .number(Int64($0)) } ?? .null),
+            ("halted", .optional(r.halted)),
+            ("refused", r.invalid.map { .object([("commit", .string($0.commit)), ("message", .string($0.message)), ("details", .array($0.details.map { .string($0) }))]) } ?? .null),
+            ("error", .optional(r.lastError)),
+            ("apps", .array(r.apps.map(\.json))),
+        ])
+    }
+}
+
+extension AppStatus {
+    /// One app as JSON.
+    public var json: JSON {
+        let a = self
+        return .object([
+            ("app", .string(a.name)),
+            ("desired", .object([("version", .optional(a.desiredVersion)), ("tree", .optional(a.desiredTree))])),
+            ("applied", .object([("version", .optional(a.appliedVersion)), ("commit", .optional(a.appliedCommit)), ("tree", .optional(a.appliedTree))])),
+            ("health", .string(a.health.rawValue)),
+            ("healthySince", a.healthySince.map { .number($0) } ?? .null),
+            ("pin", .optional(a.pin)),
+            ("lastError", .optional(a.lastError)),
+            ("waitingFor", .string(a.waitingFor)),
+            ("pid", a.pid.map { .number(Int64($0)) } ?? .null),
+            ("port", a.port.map { .number(Int64($0)) } ?? .null),
+            ("lastRollback", a.lastRollback.map { t in
+                .object([
+                    ("failedRelease", .string(t.failedRelease)), ("rollbackCommit", .optional(t.rollbackCommit)), ("reason", .string(t.reason)),
+                    ("failedAt", .number(t.failedAt)), ("committedAt", t.committedAt.map { .number($0) } ?? .null),
+                    ("healthyAt", t.healthyAt.map { .number($0) } ?? .null),
+                ])
+            } ?? .null),
+        ])
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import DeployModel
+import Logging
+import Reconciler
+import Rollback
+import Server
+import SystemSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `rewind serve`: the reconciler plus the HTTP server.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the reconciler and the HTTP server: Alertmanager webhook, API, metrics.",
+        discussion: """
+            Binds 127.0.0.1:8484 by default. Tokens come from files or the environment \
+            (REWIND_API_TOKEN, REWIND_HOOK_TOKEN) and are never logged. SIGTERM or SIGINT shuts \
+            down gracefully: the server stops accepting, the reconciler finishes its step and \
+            stops the processes it supervises (unless --keep-apps).
+            """)
+
+    @OptionGroup var repoOptions: RepoOptions
+
+    @OptionGroup var loop: LoopOptions
+
+    @Option(help: "Address to bind.")
+    var host: String = "127.0.0.1"
+
+    @Option(help: "Port to bind (0: any free port; the address is logged and written to <state>/serve.address).")
+    var port: Int = 8484
+
+    @Option(help: "File holding the bearer token for POST /api/v1/... (else REWIND_API_TOKEN).")
+    var apiTokenFile: String?
+
+    @Option(help: "File holding the bearer token Alertmanager sends to /hooks/... (else REWIND_HOOK_TOKEN; none: hooks are open).")
+    var hookTokenFile: String?
+
+    @Option(help: "The alert label that names the app.")
+    var alertAppLabel: String = "app"
+
+    @Option(help: "Act only on alerts with this severity label (repeatable; default: any).")
+    var alertSeverity: [String] = []
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+    }
+
+    func run() async throws {
+        let logger = loop.bootstrapLogging()
+        do {
+            let repo = try repoOptions.open()
+            var reconcile = loop.reconcilerOptions(repoOptions)
+            reconcile.stateDirectory = loop.stateDir ?? Reconciler.defaultStateDirectory(repo)
+            var serve = ServeOptions(repoPath: repoOptions.repo)
+            serve.branch = repoOptions.branch
+            serve.stateDirectory = reconcile.stateDirectory
+            serve.artifactRoot = reconcile.artifactRoot
+            serve.host = host
+            serve.port = port
+            serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "--api-token-file")
+            serve.hookToken = try secret(file: hookTokenFile, environment: "REWIND_HOOK_TOKEN", what: "--hook-token-file")
+            serve.appLabel = alertAppLabel
+            serve.severities = Set(alertSeverity)
+            try await RewindServer.run(serve, reconciler: reconcile, logger: logger)
+        } catch let error as RewindError {
+            Terminal.error("error: \(error)")
+            throw ExitCode(exitStatus(for: error.code))
+        } catch let error as StateError {
+            Terminal.error("error: \(error)")
+            throw ExitCode(error.busy ? 5 : 70)
+        }
+    }
+
+    /// A token from a file (first line) or the environment; never printed.
+    private func secret(file: String?, environment: String, what: String) throws -> String? {
+        if let file {
+            guard let text = FileIO.readText(file) else {
+                throw RewindError(.usage, "cannot read \(what) \(file)", hint: "give a readable file whose first line is the token")
+            }
+            let token = String(text.split(separator: "\n").first ?? "").trimmingCharacters()
+            guard !token.isEmpty else { throw RewindError(.usage, "\(what) \(file) is empty", hint: "write the token on its first line") }
+            return token
+        }
+        return getenv(environment).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}

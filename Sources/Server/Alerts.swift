@@ -1,0 +1,85 @@
+import FoundationEssentials
+import SystemSupport
+
+/// An Alertmanager webhook body (payload version 4).
+struct AlertmanagerPayload: Decodable, Sendable {
+    let version: String
+    let groupKey: String
+    let status: String
+    let alerts: [Alert]
+
+    struct Alert: Decodable, Sendable {
+        let status: String
+        let labels: [String: String]
+        let annotations: [String: String]?
+        let startsAt: String
+        let fingerprint: String?
+    }
+
+    /// Decodes and checks a body; the error says what is wrong, for a 400.
+    static func parse(_ bytes: [UInt8]) throws(RequestError) -> AlertmanagerPayload {
+        let payload: AlertmanagerPayload
+        do {
+            payload = try JSONDecoder().decode(AlertmanagerPayload.self, from: Data(bytes))
+        } catch let DecodingError.keyNotFound(key, context) {
+            throw RequestError(400, "missing field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))' in the Alertmanager payload")
+        } catch let DecodingError.typeMismatch(_, context) {
+            throw RequestError(400, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type in the Alertmanager payload")
+        } catch {
+            throw RequestError(400, "the body is not an Alertmanager webhook payload (JSON, version 4)")
+        }
+        guard payload.version == "4" else {
+            throw RequestError(400, "unsupported Alertmanager payload version '\(payload.version)'; Rewind reads version 4")
+        }
+        return payload
+    }
+}
+
+/// What Rewind decided for one alert, as the webhook's response reports it.
+struct AlertDecision: Sendable {
+    enum Outcome: String, Sendable {
+        case rolledBack = "rolled-back"
+        case alreadyRolledBack = "already-rolled-back"
+        case duplicate, ignored, escalated, refused, failed
+    }
+
+    var alertname: String
+    var app: String?
+    var fingerprint: String?
+    var outcome: Outcome
+    var reason: String
+    var commit: String?
+}
+
+/// A request Rewind refuses: the HTTP status and a message saying what to do.
+struct RequestError: Error, Sendable {
+    let status: Int
+    let message: String
+
+    init(_ status: Int, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+}
+
+/// Alerts already handled, by (groupKey, fingerprint, startsAt), kept in the
+/// state directory so that a restart does not act on them again. Entries
+/// older than a day are forgotten.
+struct SeenAlerts {
+    private var seen: [String: Int64] = [:]
+    private let file: String
+
+    init(file: String) {
+        self.file = file
+        if let bytes = FileIO.read(file), let decoded = try? JSONDecoder().decode([String: Int64].self, from: Data(bytes)) { seen = decoded }
+    }
+
+    /// True the first time a key is offered.
+    mutating func insert(_ key: String, now: Int64) -> Bool {
+        guard seen[key] == nil else { return false }
+        seen = seen.filter { now - $0.value < 86_400_000 }
+        seen[key] = now
+        if let data = try? JSONEncoder().encode(seen) { _ = FileIO.writeAtomically(file, Array(data)) }
+        return true
+    }
+}

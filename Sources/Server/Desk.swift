@@ -1,0 +1,179 @@
+import DeployModel
+import GitKit
+import Logging
+import Reconciler
+import Rollback
+import SystemSupport
+
+/// Where alert-driven and API rollbacks are decided and written: one actor,
+/// one repository handle, one decision at a time. Concurrent copies of an
+/// alert therefore see each other: the first writes the commit, the others
+/// are duplicates. Commits go through the same `CommitWriter` as the CLI.
+actor RollbackDesk {
+    private let repo: DeployRepository
+    private let store: StateStore
+    private let options: ServeOptions
+    private let metrics: Metrics
+    private let logger: Logger
+    private var seen: SeenAlerts
+
+    init(options: ServeOptions, metrics: Metrics, logger: Logger) throws {
+        let repo = try DeployRepository(path: options.repoPath, branch: options.branch)
+        let store = StateStore(directory: options.stateDirectory ?? Reconciler.defaultStateDirectory(repo))
+        self.repo = repo
+        self.store = store
+        seen = SeenAlerts(file: store.directory + "/alerts-seen.json")
+        self.options = options
+        self.metrics = metrics
+        self.logger = logger
+    }
+
+    /// Decides every alert of a webhook body.
+    func handle(_ payload: AlertmanagerPayload, receivedAt: Int64) -> [AlertDecision] {
+        payload.alerts.map { decide($0, groupKey: payload.groupKey, receivedAt: receivedAt) }
+    }
+
+    private func decide(_ alert: AlertmanagerPayload.Alert, groupKey: String, receivedAt: Int64) -> AlertDecision {
+        let name = alert.labels["alertname"] ?? "unnamed"
+        metrics.count("rewind_alerts_received_total", [("status", alert.status)])
+        var decision = AlertDecision(alertname: name, app: alert.labels[options.appLabel], fingerprint: alert.fingerprint, outcome: .ignored, reason: "")
+        guard alert.status == "firing" else {
+            decision.reason = "resolved alerts do nothing"
+            return decision
+        }
+        guard let app = decision.app else {
+            decision.reason = "no '\(options.appLabel)' label: Rewind cannot tell which app the alert is about"
+            return decision
+        }
+        if !options.severities.isEmpty, !options.severities.contains(alert.labels["severity"] ?? "") {
+            decision.reason = "severity '\(alert.labels["severity"] ?? "")' is not one of \(options.severities.sorted().joined(separator: ", "))"
+            return decision
+        }
+        let key = "\(groupKey)|\(alert.fingerprint ?? alert.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))|\(alert.startsAt)"
+        guard seen.insert(key, now: receivedAt) else {
+            metrics.count("rewind_alerts_deduplicated_total")
+            decision.outcome = .duplicate
+            decision.reason = "already handled (same groupKey, fingerprint and startsAt)"
+            return decision
+        }
+        return rollBack(app, alert: alert, decision: decision, receivedAt: receivedAt)
+    }
+
+    /// The policy, then the rollback commit.
+    private func rollBack(_ app: String, alert: AlertmanagerPayload.Alert, decision: AlertDecision, receivedAt: Int64) -> AlertDecision {
+        var decision = decision
+        do {
+            let tip = try repo.tip()
+            let config = try repo.config(tree: try repo.git.commit(tip).tree)
+            guard let ref = config.app(named: app), let tree = try repo.appTree(ref, in: try repo.git.commit(tip).tree) else {
+                decision.reason = "unknown app '\(app)'; apps in rewind.yaml: \(config.apps.map(\.name).joined(separator: ", "))"
+                return decision
+            }
+            let release = RollbackHistory.releaseCommit(repo, ref, tree: tree, tip: tip)
+            let releaseCommit = try repo.git.commit(release)
+            let lastGood = store.loadApp(app)?.lastGood.flatMap { $0.tree == tree.hex ? nil : $0 }
+            let now = Clock.wallSeconds()
+            let verdict = AutoRollbackPolicy(policy: config.policy).decide(
+                app: app, releaseTime: releaseCommit.committer.time, isRollback: RollbackHistory.isRollback(releaseCommit), failedTree: tree.hex,
+                lastGood: lastGood, recent: RollbackHistory.automaticRollbacks(repo, app: app, since: now - 3600), now: now, requireKnownGood: false)
+            switch verdict {
+            case .escalate(let why):
+                decision.outcome = .escalated
+                decision.reason = why
+                metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "escalated")])
+                logger.critical("alert \(decision.alertname) on \(app): \(why)")
+                return decision
+            case .rollback(let good):
+                var request = RollbackRequest(.rollback(apps: [app], all: false, to: good.map { .revision($0.commit) }),
+                                              reason: "alert \(decision.alertname) firing on \(app) release \(release.short)\(alert.annotations?["summary"].map { ": \($0)" } ?? "")")
+                request.trigger = .alert
+                request.alert = decision.alertname
+                request.fingerprint = alert.fingerprint
+                request.artifactRoot = options.artifactRoot
+                return write(request, decision: decision, receivedAt: receivedAt)
+            }
+        } catch {
+            decision.outcome = .failed
+            decision.reason = "\(error)"
+            return decision
+        }
+    }
+
+    private func write(_ request: RollbackRequest, decision: AlertDecision, receivedAt: Int64) -> AlertDecision {
+        var decision = decision
+        do {
+            switch try CommitWriter(repo: repo).run(request) {
+            case .written(let commit, _, _):
+                decision.outcome = .rolledBack
+                decision.commit = commit?.hex
+                decision.reason = "rolled back by commit \(commit?.short ?? "?")"
+                metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "committed")])
+                metrics.observe("rewind_rollback_commit_seconds", [("trigger", "alert")], seconds: Double(Clock.wallMilliseconds() - receivedAt) / 1000)
+                logger.notice("alert \(decision.alertname): rolled back \(decision.app ?? "?") with commit \(commit?.short ?? "?")")
+            case .alreadyDone(let why):
+                decision.outcome = .alreadyRolledBack
+                decision.reason = why
+                metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "already-done")])
+            }
+        } catch let error as RewindError {
+            decision.outcome = error.code == .refused || error.code == .conflict ? .refused : .failed
+            decision.reason = error.message + (error.hint.map { " (\($0))" } ?? "")
+            metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", decision.outcome.rawValue)])
+        } catch {
+            decision.outcome = .failed
+            decision.reason = "\(error)"
+        }
+        return decision
+    }
+
+    /// `POST /api/v1/apps/{app}/rollback`: the CLI's rollback, with `Rewind-Trigger: api`.
+    func apiRollback(app: String, to target: String?, reason: String?) throws(RequestError) -> JSON {
+        var request = RollbackRequest(.rollback(apps: [app], all: false, to: target.map(TargetSpec.init(parsing:))), reason: reason)
+        request.trigger = .api
+        request.artifactRoot = options.artifactRoot
+        do {
+            switch try CommitWriter(repo: repo).run(request) {
+            case let .written(commit, plan, _):
+                metrics.count("rewind_rollbacks_total", [("trigger", "api"), ("outcome", "committed")])
+                return .object([("outcome", .string("rolled-back")), ("commit", .optional(commit?.hex)), ("message", .string(plan.message)),
+                                ("apps", .array(plan.changes.map { .object([("app", .string($0.app)), ("from", .optional($0.fromVersion)), ("to", .optional($0.toVersion))]) }))])
+            case .alreadyDone(let why):
+                return .object([("outcome", .string("already-rolled-back")), ("reason", .string(why))])
+            }
+        } catch let error as RewindError {
+            let status: Int
+            switch error.code {
+            case .notFound: status = 404
+            case .refused, .conflict, .dirtyWorkingTree: status = 409
+            case .invalidState: status = 422
+            case .usage: status = 400
+            case .contention: status = 503
+            default: status = 500
+            }
+            throw RequestError(status, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+        } catch {
+            throw RequestError(500, "\(error)")
+        }
+    }
+
+    /// `GET /api/v1/apps/{app}/releases`.
+    func releases(app: String?, limit: Int) throws(RequestError) -> [UInt8] {
+        do {
+            let tip = try repo.tip()
+            let config = try repo.config(tree: try repo.git.commit(tip).tree)
+            if let app, config.app(named: app) == nil { throw RequestError(404, "unknown app '\(app)'") }
+            let history = try ReleaseHistory.load(repo, config: config, tip: tip, limit: limit == 0 ? nil : limit)
+            let names = app.map { [$0] } ?? config.apps.map(\.name)
+            return ReleaseJSON.render(names.map { ($0, history.of($0), history.totals[$0] ?? 0) })
+        } catch let error as RequestError {
+            throw error
+        } catch {
+            throw RequestError(500, "\(error)")
+        }
+    }
+
+    /// `GET /api/v1/status` and `/api/v1/apps`.
+    func status() throws(RequestError) -> StatusReport {
+        do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory) } catch { throw RequestError(500, "\(error)") }
+    }
+}

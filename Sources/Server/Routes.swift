@@ -1,0 +1,142 @@
+import FoundationEssentials
+import Hummingbird
+import Reconciler
+import SystemSupport
+
+/// The HTTP surface of `rewind serve`.
+///
+///     GET  /healthz, /readyz, /metrics
+///     POST /hooks/alertmanager                 (hook token, if configured)
+///     GET  /api/v1/apps, /api/v1/status, /api/v1/apps/{app}/releases?limit=N
+///     POST /api/v1/apps/{app}/rollback         (API token; body {"to": "REV|#N", "reason": "..."})
+///
+/// Every refusal happens before any work: a missing or wrong token → 401, a
+/// body over the limit → 413 (before parsing), malformed JSON → 400.
+struct Routes {
+    let options: ServeOptions
+    let desk: RollbackDesk
+    let metrics: Metrics
+    let readiness: Readiness
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("healthz") { _, _ in respond("healthz") { text(200, "ok\n") } }
+        router.get("readyz") { _, _ in
+            respond("readyz") { readiness.isReady ? text(200, "ready\n") : text(503, "the reconciler has not finished its first pass\n") }
+        }
+        router.get("metrics") { _, _ in respond("metrics") { text(200, metrics.text(), type: "text/plain; version=0.0.4") } }
+        router.post("hooks/alertmanager") { request, _ in
+            await respondAsync("hooks/alertmanager") {
+                try authorize(request, token: options.hookToken, required: false)
+                let payload = try AlertmanagerPayload.parse(try await body(request))
+                let decisions = await desk.handle(payload, receivedAt: Clock.wallMilliseconds())
+                return json(200, .object([("decisions", .array(decisions.map(\.json)))]))
+            }
+        }
+        router.get("api/v1/status") { _, _ in await respondAsync("api/v1/status") { json(200, try await desk.status().json) } }
+        router.get("api/v1/apps") { _, _ in
+            await respondAsync("api/v1/apps") { json(200, .array(try await desk.status().apps.map(\.json))) }
+        }
+        router.get("api/v1/apps/:app/releases") { request, context in
+            await respondAsync("api/v1/apps/releases") {
+                let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 20
+                guard limit >= 0 else { throw RequestError(400, "limit must be 0 (all) or a positive number") }
+                let bytes = try await desk.releases(app: context.parameters.get("app"), limit: limit)
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            }
+        }
+        router.post("api/v1/apps/:app/rollback") { request, context in
+            await respondAsync("api/v1/apps/rollback") {
+                try authorize(request, token: options.apiToken, required: true)
+                let bytes = try await body(request)
+                let input = try RollbackInput.parse(bytes)
+                guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
+                return json(200, try await desk.apiRollback(app: app, to: input.to, reason: input.reason))
+            }
+        }
+        return router
+    }
+
+    /// Checks `Authorization: Bearer <token>` in constant time.
+    private func authorize(_ request: Request, token: String?, required: Bool) throws(RequestError) {
+        guard let token else {
+            if required { throw RequestError(401, "no API token is configured; start rewind serve with --api-token-file or REWIND_API_TOKEN") }
+            return
+        }
+        let header = request.headers[.authorization] ?? ""
+        let prefix = "Bearer "
+        guard header.hasPrefix(prefix), constantTimeEqual(Array(header.utf8.dropFirst(prefix.utf8.count)), Array(token.utf8)) else {
+            throw RequestError(401, "missing or wrong bearer token")
+        }
+    }
+
+    /// The body, refused with 413 when larger than the limit (checked on
+    /// Content-Length first, then while reading).
+    private func body(_ request: Request) async throws -> [UInt8] {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > options.bodyLimit {
+            throw RequestError(413, "request body of \(length) bytes is over the limit of \(options.bodyLimit)")
+        }
+        do {
+            var buffer = try await request.body.collect(upTo: options.bodyLimit)
+            return buffer.readBytes(length: buffer.readableBytes) ?? []
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw RequestError(413, "request body is over the limit of \(options.bodyLimit) bytes")
+        }
+    }
+
+    private func respond(_ route: String, _ body: () throws -> Response) -> Response {
+        finish(route, Result { try body() })
+    }
+
+    private func respondAsync(_ route: String, _ body: () async throws -> Response) async -> Response {
+        do { return finish(route, .success(try await body())) } catch { return finish(route, .failure(error)) }
+    }
+
+    private func finish(_ route: String, _ result: Result<Response, any Error>) -> Response {
+        let response: Response
+        switch result {
+        case .success(let r): response = r
+        case .failure(let error as RequestError): response = json(error.status, .object([("error", .string(error.message))]))
+        case .failure(let error): response = json(500, .object([("error", .string("\(error)"))]))
+        }
+        metrics.count("rewind_http_requests_total", [("route", route), ("code", String(response.status.code))])
+        return response
+    }
+}
+
+/// The body of `POST /api/v1/apps/{app}/rollback` (may be empty).
+struct RollbackInput: Decodable {
+    var to: String?
+    var reason: String?
+
+    static func parse(_ bytes: [UInt8]) throws(RequestError) -> RollbackInput {
+        if bytes.allSatisfy({ $0 == 32 || $0 == 10 || $0 == 13 || $0 == 9 }) { return RollbackInput() }
+        do { return try JSONDecoder().decode(RollbackInput.self, from: Data(bytes)) } catch {
+            throw RequestError(400, "the body must be JSON such as {\"to\": \"#3\", \"reason\": \"...\"}")
+        }
+    }
+}
+
+func text(_ status: Int, _ body: String, type: String = "text/plain; charset=utf-8") -> Response {
+    Response(status: .init(code: status), headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: body)))
+}
+
+func json(_ status: Int, _ value: JSON) -> Response {
+    Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: value.bytes(indent: nil) + [10])))
+}
+
+/// Compares two secrets without leaking where they differ through timing.
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var difference = UInt8(a.count == b.count ? 0 : 1)
+    for i in 0..<max(a.count, b.count) {
+        difference |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
+    }
+    return difference == 0
+}
+
+extension AlertDecision {
+    var json: JSON {
+        .object([("alertname", .string(alertname)), ("app", .optional(app)), ("fingerprint", .optional(fingerprint)),
+                 ("decision", .string(outcome.rawValue)), ("reason", .string(reason)), ("commit", .optional(commit))])
+    }
+}

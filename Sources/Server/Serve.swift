@@ -1,0 +1,112 @@
+import Foundation
+import Hummingbird
+import Logging
+import Reconciler
+import ServiceLifecycle
+import SystemSupport
+
+/// How `rewind serve` runs.
+public struct ServeOptions: Sendable {
+    public var repoPath: String
+    public var branch: String?
+    public var stateDirectory: String?
+    public var artifactRoot: String?
+    public var host = "127.0.0.1"
+    /// 0 lets the kernel choose; the address is logged and written to `<state>/serve.address`.
+    public var port = 8484
+    /// Bearer token for `POST /api/v1/...`; without one, those endpoints answer 401.
+    public var apiToken: String?
+    /// Bearer token for `POST /hooks/...`; without one, hooks are open (bind to loopback).
+    public var hookToken: String?
+    /// The alert label that names the app.
+    public var appLabel = "app"
+    /// Only alerts with one of these `severity` labels act (empty: all).
+    public var severities: Set<String> = []
+    /// The largest request body read; larger ones get 413 before parsing.
+    public var bodyLimit = 1 << 20
+    /// Seconds an idle or slow connection is kept.
+    public var idleTimeoutSeconds: Int64 = 30
+
+    /// Options with defaults.
+    public init(repoPath: String) { self.repoPath = repoPath }
+}
+
+/// `rewind serve`: the reconciler and the HTTP server in one process, shut
+/// down gracefully on SIGTERM or SIGINT.
+public enum RewindServer {
+    /// Runs until SIGTERM or SIGINT.
+    public static func run(_ options: ServeOptions, reconciler reconcilerOptions: ReconcilerOptions, logger: Logger) async throws {
+        let metrics = Metrics()
+        let stop = StopFlag()
+        var reconcilerOptions = reconcilerOptions
+        reconcilerOptions.stop = stop
+        reconcilerOptions.observer = metrics
+        let reconciler = ReconcilerService(options: reconcilerOptions, stop: stop, logger: logger)
+        let desk = try RollbackDesk(options: options, metrics: metrics, logger: logger)
+        let router = Routes(options: options, desk: desk, metrics: metrics, readiness: reconciler.readiness).router()
+        let addressFile = (options.stateDirectory ?? "") + "/serve.address"
+        let app = Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: .seconds(options.idleTimeoutSeconds))),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: "rewind"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? options.port
+                logger.notice("rewind serve listening on http://\(options.host):\(port)")
+                if options.stateDirectory != nil { _ = FileIO.writeAtomically(addressFile, text: "\(options.host):\(port)\n") }
+            },
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: reconciler), .init(service: app)], logger: logger))
+        // SIGTERM and SIGINT only raise a flag (see RewindCommand.prepareProcess);
+        // one thread watches it and starts the graceful shutdown.
+        let finished = AtomicFlag()
+        Thread {
+            while !finished.value {
+                if StopSignals.wait(milliseconds: 200) {
+                    logger.notice("shutting down")
+                    Task { await group.triggerGracefulShutdown() }
+                    return
+                }
+            }
+        }.start()
+        defer { finished.set() }
+        try await group.run()
+    }
+}
+
+/// Whether the reconciler has finished its first pass (`/readyz`).
+final class Readiness: Sendable {
+    private let ready = AtomicFlag()
+    var isReady: Bool { ready.value }
+    func markReady() { ready.set() }
+}
+
+/// The reconciler loop on a thread of its own (libgit2 handles and the
+/// synchronous platform drivers stay off the server's event loops).
+struct ReconcilerService: Service {
+    let options: ReconcilerOptions
+    let stop: StopFlag
+    let logger: Logger
+    let readiness = Readiness()
+
+    func run() async throws {
+        let options = options, logger = logger, readiness = readiness
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+                let thread = Thread {
+                    do {
+                        let reconciler = try Reconciler(options: options, logger: logger)
+                        reconciler.onPass = { readiness.markReady() }
+                        try reconciler.run()
+                        done.resume()
+                    } catch {
+                        done.resume(throwing: error)
+                    }
+                }
+                thread.name = "rewind-reconciler"
+                thread.start()
+            }
+        } onGracefulShutdown: {
+            stop.stop()
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import Synchronization
+
+/// How a long-running loop learns that it should stop, and waits between
+/// ticks without missing the request.
+public protocol StopCondition: Sendable {
+    /// Waits up to `milliseconds`; true when a stop was requested.
+    func wait(milliseconds: Int64) -> Bool
+    /// True when a stop was requested (does not wait).
+    var requested: Bool { get }
+}
+
+/// Stops on SIGTERM or SIGINT: `rewind reconcile`. The recording handler
+/// must be installed first (`StopSignals.install()`).
+public struct SignalStop: StopCondition {
+    public init() {}
+    public func wait(milliseconds: Int64) -> Bool { StopSignals.wait(milliseconds: milliseconds) }
+    public var requested: Bool { StopSignals.pending() }
+}
+
+/// Stops when `stop()` is called from another thread: `rewind serve`, where
+/// the service lifecycle owns the signals.
+public final class StopFlag: StopCondition {
+    private let flag = Atomic<Bool>(false)
+
+    /// A flag not yet raised.
+    public init() {}
+
+    /// Asks the loop to stop.
+    public func stop() { flag.store(true, ordering: .releasing) }
+
+    public var requested: Bool { flag.load(ordering: .acquiring) }
+
+    public func wait(milliseconds: Int64) -> Bool {
+        let deadline = Clock.monotonicMilliseconds() + milliseconds
+        while !requested {
+            let left = deadline - Clock.monotonicMilliseconds()
+            if left <= 0 { return false }
+            Clock.sleep(milliseconds: min(left, 5))
+        }
+        return true
+    }
+}
+
+/// A flag raised once, read from any thread.
+public final class AtomicFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public var value: Bool { flag.load(ordering: .acquiring) }
+    public func set() { flag.store(true, ordering: .releasing) }
+}

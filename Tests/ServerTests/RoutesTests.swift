@@ -1,0 +1,116 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Testing
+import TestSupport
+@testable import Server
+
+/// The HTTP surface through Hummingbird's testing client, on a real fixture repository.
+@Suite struct RoutesTests {
+    static let token = "test-token-\(UUID().uuidString)"
+
+    func withServer(_ body: @escaping @Sendable (FixtureRepo, any TestClientProtocol) async throws -> Void) async throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-serve-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try await withFixtureRepoAsync("three-apps") { repo in
+            var options = ServeOptions(repoPath: repo.path)
+            options.stateDirectory = tmp
+            options.artifactRoot = repo.artifactRoot
+            options.apiToken = Self.token
+            options.hookToken = Self.token
+            let metrics = Metrics()
+            let desk = try RollbackDesk(options: options, metrics: metrics, logger: Logger(label: "test"))
+            let router = Routes(options: options, desk: desk, metrics: metrics, readiness: Readiness()).router()
+            let app = Application(router: router)
+            try await app.test(.router) { client in try await body(repo, client) }
+        }
+    }
+
+    var auth: HTTPFields { [.authorization: "Bearer \(Self.token)"] }
+
+    @Test func aMissingOrWrongTokenIs401AndWritesNothing() async throws {
+        try await withServer { repo, client in
+            let before = try repo.snapshot()
+            for headers: HTTPFields in [[:], [.authorization: "Bearer nope"], [.authorization: Self.token]] {
+                try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: headers) { #expect($0.status == .unauthorized) }
+                try await client.execute(uri: "/hooks/alertmanager", method: .post, headers: headers, body: ByteBuffer(string: "{}")) { #expect($0.status == .unauthorized) }
+            }
+            #expect(try repo.snapshot() == before)
+        }
+    }
+
+    @Test func aTenMegabyteBodyIs413() async throws {
+        try await withServer { repo, client in
+            let before = try repo.snapshot()
+            let big = ByteBuffer(repeating: UInt8(ascii: "x"), count: 10 << 20)
+            try await client.execute(uri: "/hooks/alertmanager", method: .post, headers: auth, body: big) { #expect($0.status == .contentTooLarge) }
+            #expect(try repo.snapshot() == before)
+        }
+    }
+
+    @Test func malformedPayloadsAre4xxAndWriteNothing() async throws {
+        let valid = #"{"version":"4","groupKey":"g","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"A","app":"api"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"f"}]}"#
+        var corpus = ["", "{", "[]", "null", "{\"version\":\"3\",\"groupKey\":\"g\",\"status\":\"firing\",\"alerts\":[]}",
+                      #"{"version":"4","groupKey":"g","status":"firing","alerts":[{"status":"firing"}]}"#,
+                      #"{"version":"4","groupKey":1,"status":"firing","alerts":[]}"#, "\u{0}\u{1}\u{2}", String(repeating: "[", count: 10_000)]
+        // Every truncation of a valid payload.
+        for cut in stride(from: 1, to: valid.utf8.count - 1, by: 7) { corpus.append(String(decoding: Array(valid.utf8).prefix(cut), as: UTF8.self)) }
+        let payloads = corpus
+        try await withServer { repo, client in
+            let before = try repo.snapshot()
+            for body in payloads {
+                try await client.execute(uri: "/hooks/alertmanager", method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest, "\(body.prefix(40))")
+                    #expect(String(buffer: response.body).contains("error"))
+                }
+            }
+            try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: auth, body: ByteBuffer(string: "{nope")) { #expect($0.status == .badRequest) }
+            #expect(try repo.snapshot() == before)
+        }
+    }
+
+    @Test func apiListsReleasesStatusAndRollsBack() async throws {
+        try await withServer { repo, client in
+            try await client.execute(uri: "/api/v1/apps", method: .get) { response in
+                #expect(response.status == .ok)
+                let apps = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [[String: Any]] ?? []
+                #expect(apps.map { $0["app"] as? String } == ["api", "worker", "web"])
+            }
+            try await client.execute(uri: "/api/v1/apps/api/releases?limit=0", method: .get) { response in
+                let listing = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [[String: Any]] ?? []
+                let commits = (listing.first?["releases"] as? [[String: Any]] ?? []).compactMap { $0["commit"] as? String }
+                let oracle = try repo.git("log", "--first-parent", "--reverse", "--format=%H", "--", "apps/api").split(separator: "\n").map(String.init)
+                #expect(commits == oracle)
+            }
+            try await client.execute(uri: "/api/v1/apps/nope/releases", method: .get) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/v1/status", method: .get) { response in
+                let status = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect(status?["branch"] as? String == "main")
+            }
+            let tip = try repo.tip()
+            try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: auth, body: ByteBuffer(string: ##"{"to":"#1","reason":"from the API"}"##)) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("rolled-back"))
+            }
+            let message = try repo.git("log", "-1", "--format=%B")
+            #expect(message.contains("Rewind-Trigger: api"))
+            #expect(message.contains("Rewind-Reason: from the API"))
+            #expect(try repo.git("rev-parse", "HEAD~1") == tip)
+            try await client.execute(uri: "/api/v1/apps/nope/rollback", method: .post, headers: auth) { #expect($0.status == .notFound) }
+        }
+    }
+
+    @Test func metricsParseAsPrometheusText() async throws {
+        try await withServer { _, client in
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let text = String(buffer: response.body)
+                #expect(text.contains("rewind_http_requests_total{route=\"healthz\",code=\"200\"} 1"))
+                let check = try run("/usr/bin/promtool", ["check", "metrics"], stdin: text)
+                #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+            }
+        }
+    }
+}
