@@ -66,6 +66,10 @@ public struct ReconcilerOptions: Sendable {
     public var stopGrace: Int64 = 5_000
     /// How the loop is told to stop (default: SIGTERM or SIGINT).
     public var stop: any StopCondition = SignalStop()
+    /// Prometheus for `policy.triggers` (none: triggers are not evaluated).
+    public var prometheus: HTTPEndpoint?
+    /// Milliseconds between two evaluations of the triggers.
+    public var analysisInterval: Int64 = 5_000
     /// Told about applies, passes and rollbacks (metrics).
     public var observer: any ReconcilerObserver = NoObserver()
 
@@ -92,6 +96,9 @@ public final class Reconciler {
     private var saved: ReconcilerState?
     /// Deployments by app tree id, so that supervision can restart them.
     var deployments: [String: Deployment] = [:]
+    /// When the triggers are evaluated next (monotonic ms), and since when each breaches (wall ms).
+    var nextAnalysis: Int64 = 0
+    var breaches: [String: [String: Int64]] = [:]
     /// Called after every pass (for readiness).
     public var onPass: () -> Void = {}
     /// When each app's health is probed next (monotonic ms).
@@ -148,6 +155,7 @@ public final class Reconciler {
             flushNotes()
             if options.once { break }
             supervise()
+            analyse()
             flushNotes()
             if options.stop.wait(milliseconds: options.pollInterval) { break }
         }

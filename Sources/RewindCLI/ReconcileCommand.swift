@@ -88,11 +88,21 @@ struct LoopOptions: ParsableArguments {
     @Flag(help: "Leave the apps' processes running when Rewind stops.")
     var keepApps = false
 
+    @Option(help: "Prometheus for policy.triggers, e.g. http://127.0.0.1:9090 (plain http to an IPv4 address).")
+    var prometheusUrl: String?
+
+    @Option(help: "Time between two evaluations of policy.triggers.")
+    var analysisInterval: String = "5s"
+
     @Option(help: "Log level: debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
     func validate() throws {
         guard Duration(parsing: interval) != nil else { throw ValidationError("--interval '\(interval)' is not a duration; write for example 30s or 2m") }
+        guard Duration(parsing: analysisInterval) != nil else { throw ValidationError("--analysis-interval '\(analysisInterval)' is not a duration; write for example 5s") }
+        if let prometheusUrl, HTTPEndpoint(prometheusUrl) == nil {
+            throw ValidationError("--prometheus-url '\(prometheusUrl)' is not a plain http URL to an IPv4 address or localhost, such as http://127.0.0.1:9090")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
     }
 
@@ -116,6 +126,8 @@ struct LoopOptions: ParsableArguments {
         options.artifactRoot = artifactRoot ?? environmentArtifactRoot()
         options.keepAppsOnExit = keepApps
         options.fullPassInterval = Duration(parsing: interval)?.milliseconds ?? 30_000
+        options.prometheus = prometheusUrl.flatMap(HTTPEndpoint.init)
+        options.analysisInterval = Duration(parsing: analysisInterval)?.milliseconds ?? 5_000
         return options
     }
 }

@@ -30,32 +30,45 @@ public enum Loopback {
     /// GETs `path` from 127.0.0.1:`port` with HTTP/1.0; throws a readable
     /// error on refusal, timeout or a malformed answer.
     public static func get(port: Int, path: String, timeoutMilliseconds: Int64) throws -> Response {
+        try request("GET", host: "127.0.0.1", port: port, path: path, body: nil, timeoutMilliseconds: timeoutMilliseconds)
+    }
+
+    /// One HTTP/1.0 request to an IPv4 address (or localhost): plain HTTP only.
+    public static func request(_ method: String, host: String, port: Int, path: String, body: [UInt8]?, contentType: String = "application/json",
+                               headers: [String: String] = [:], timeoutMilliseconds: Int64) throws -> Response {
         let deadline = Clock.monotonicMilliseconds() + timeoutMilliseconds
+        var address = loopbackAddress(port: port)
+        let ipv4 = host == "localhost" ? "127.0.0.1" : host
+        guard inet_pton(AF_INET, ipv4, &address.sin_addr) == 1 else {
+            throw SpawnError("'\(host)' is not an IPv4 address (Rewind's HTTP client takes addresses such as 127.0.0.1)")
+        }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SpawnError("cannot create a socket") }
         defer { close(fd) }
-        var address = loopbackAddress(port: port)
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        if rc != 0 && errno != EINPROGRESS { throw SpawnError("connection to 127.0.0.1:\(port) refused") }
-        try waitFor(fd, events: Int16(POLLOUT), until: deadline, what: "connecting to 127.0.0.1:\(port)")
+        if rc != 0 && errno != EINPROGRESS { throw SpawnError("connection to \(host):\(port) refused") }
+        try waitFor(fd, events: Int16(POLLOUT), until: deadline, what: "connecting to \(host):\(port)")
         var error: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
-        if error != 0 { throw SpawnError("connection to 127.0.0.1:\(port) refused") }
-        let request = Array("GET \(path) HTTP/1.0\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n".utf8)
+        if error != 0 { throw SpawnError("connection to \(host):\(port) refused") }
+        var head = "\(method) \(path) HTTP/1.0\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
+        for (key, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(key): \(value)\r\n" }
+        if let body { head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n" }
+        let request = Array((head + "\r\n").utf8) + (body ?? [])
         var sent = 0
         while sent < request.count {
-            try waitFor(fd, events: Int16(POLLOUT), until: deadline, what: "sending to 127.0.0.1:\(port)")
+            try waitFor(fd, events: Int16(POLLOUT), until: deadline, what: "sending to \(host):\(port)")
             let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { throw SpawnError("connection to 127.0.0.1:\(port) closed while sending") }
+            if n <= 0 { throw SpawnError("connection to \(host):\(port) closed while sending") }
             sent += n
         }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while received.count < 65_536 {
-            try waitFor(fd, events: Int16(POLLIN), until: deadline, what: "waiting for 127.0.0.1:\(port)\(path)")
+            try waitFor(fd, events: Int16(POLLIN), until: deadline, what: "waiting for \(host):\(port)\(path)")
             let n = recv(fd, &buffer, buffer.count, 0)
             if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
             if n <= 0 { break }
@@ -64,7 +77,7 @@ public enum Loopback {
         let text = String(decoding: received, as: UTF8.self)
         let parts = text.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
-            throw SpawnError("127.0.0.1:\(port)\(path) gave no HTTP answer")
+            throw SpawnError("\(host):\(port)\(path) gave no HTTP answer")
         }
         let body = received.firstRange(of: Array("\r\n\r\n".utf8)).map { String(decoding: received[$0.upperBound...], as: UTF8.self) } ?? ""
         return Response(status: status, body: body)
@@ -88,4 +101,44 @@ public enum Loopback {
         address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
         return address
     }
+}
+
+/// An `http://HOST:PORT/prefix` URL, as Rewind's small HTTP client takes it.
+public struct HTTPEndpoint: Sendable, Equatable {
+    public let host: String
+    public let port: Int
+    /// The path prefix, without a trailing slash ("" for none).
+    public let prefix: String
+
+    /// Parses a URL; nil (with no guessing) for anything but plain http to an IPv4 address or localhost.
+    public init?(_ url: String) {
+        guard url.hasPrefix("http://") else { return nil }
+        let rest = url.dropFirst("http://".count)
+        let hostPort = rest.prefix { $0 != "/" }
+        var path = String(rest.dropFirst(hostPort.count))
+        while path.hasSuffix("/") { path.removeLast() }
+        let parts = hostPort.split(separator: ":")
+        guard let first = parts.first, !hostPort.contains("@") else { return nil }
+        host = String(first)
+        port = parts.count == 2 ? Int(parts[1]) ?? -1 : 80
+        prefix = path
+        var probe = in_addr()
+        guard (1...65535).contains(port), host == "localhost" || inet_pton(AF_INET, host, &probe) == 1 else { return nil }
+    }
+
+    /// Percent-encodes a query parameter value.
+    public static func encode(_ value: String) -> String {
+        var out = ""
+        for byte in value.utf8 {
+            switch byte {
+            case 48...57, 65...90, 97...122, 45, 46, 95, 126: out.append(Character(Unicode.Scalar(byte)))
+            default: out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(2)
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

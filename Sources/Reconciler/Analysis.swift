@@ -1,0 +1,127 @@
+import DeployModel
+import FoundationEssentials
+import GitKit
+import SystemSupport
+
+/// Prometheus analysis: `policy.triggers` evaluated through `/api/v1/query`
+/// during each release's soak window. A breach that lasts `for` fails the
+/// release (action rollback, which may then be rolled back automatically
+/// under the policy), or is logged (notify, log).
+struct PrometheusClient {
+    let endpoint: HTTPEndpoint
+
+    /// The value of an instant query: the first sample of a vector, or a
+    /// scalar; nil when the result is empty (no data is not a breach).
+    func value(of query: String) throws -> Double? {
+        let path = "\(endpoint.prefix)/api/v1/query?query=\(HTTPEndpoint.encode(query))"
+        let response = try Loopback.request("GET", host: endpoint.host, port: endpoint.port, path: path, body: nil, timeoutMilliseconds: 5_000)
+        let answer: QueryResponse
+        do {
+            answer = try JSONDecoder().decode(QueryResponse.self, from: Data(response.body.utf8))
+        } catch {
+            throw SpawnError("Prometheus answered \(response.status) with something that is not a query result")
+        }
+        guard answer.status == "success", let data = answer.data else {
+            throw SpawnError("Prometheus refused the query: \(answer.error ?? "status \(answer.status)")")
+        }
+        return data.value
+    }
+
+    struct QueryResponse: Decodable {
+        let status: String
+        let data: QueryData?
+        let error: String?
+    }
+
+    struct QueryData: Decodable {
+        let resultType: String
+        let value: Double?
+
+        enum Keys: String, CodingKey { case resultType, result }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: Keys.self)
+            resultType = try c.decode(String.self, forKey: .resultType)
+            switch resultType {
+            case "vector": value = try c.decode([Sample].self, forKey: .result).first?.value.number
+            case "scalar": value = try c.decode(Pair.self, forKey: .result).number
+            default: value = nil
+            }
+        }
+    }
+
+    struct Sample: Decodable { let value: Pair }
+
+    /// `[<unix time>, "<value>"]`.
+    struct Pair: Decodable {
+        let number: Double?
+        init(from decoder: any Decoder) throws {
+            var c = try decoder.unkeyedContainer()
+            _ = try c.decode(Double.self)
+            number = Double(try c.decode(String.self))
+        }
+    }
+}
+
+extension Trigger {
+    /// Whether `value` breaches the threshold.
+    func breached(by value: Double) -> Bool {
+        switch comparison {
+        case ">": return value > threshold
+        case ">=": return value >= threshold
+        case "<": return value < threshold
+        case "<=": return value <= threshold
+        default: return false
+        }
+    }
+}
+
+extension Reconciler {
+    /// Evaluates the triggers for every healthy app in its soak window, at
+    /// most once per analysis interval.
+    func analyse() {
+        guard let endpoint = options.prometheus, let desired, !desired.config.policy.triggers.isEmpty else { return }
+        let mono = Clock.monotonicMilliseconds()
+        guard mono >= nextAnalysis else { return }
+        nextAnalysis = mono + options.analysisInterval
+        let client = PrometheusClient(endpoint: endpoint)
+        let now = Clock.wallMilliseconds()
+        for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
+            guard app.health == .healthy, let since = app.healthySince, now - since <= desired.config.policy.soak.milliseconds,
+                  let instance = app.instance, let tree = OID(hex: instance.tree) else { breaches[name] = nil; continue }
+            for trigger in desired.config.policy.triggers {
+                if let failure = evaluate(trigger, app: name, client: client, now: now, release: app.release.flatMap(OID.init(hex:)) ?? tree, tree: tree) {
+                    _ = automaticRollback(failure)
+                    return
+                }
+            }
+        }
+    }
+
+    private func evaluate(_ trigger: Trigger, app: String, client: PrometheusClient, now: Int64, release: OID, tree: OID) -> Failure? {
+        let query = trigger.query.replacing("$app", with: app)
+        let value: Double?
+        do {
+            value = try client.value(of: query)
+        } catch {
+            logger.warning("trigger \(trigger.name) for \(app): \(error)")
+            return nil
+        }
+        guard let value, trigger.breached(by: value) else {
+            breaches[app]?[trigger.name] = nil
+            return nil
+        }
+        let since = breaches[app]?[trigger.name] ?? now
+        breaches[app, default: [:]][trigger.name] = since
+        guard now - since >= trigger.forDuration.milliseconds else { return nil }
+        let reason = "trigger \(trigger.name): \(value) \(trigger.comparison) \(trigger.threshold) for \(Duration(milliseconds: now - since)) during the soak window"
+        switch trigger.action {
+        case .rollback:
+            breaches[app] = nil
+            return fail(app, release: release, tree: tree, reason: reason)
+        case .notify, .log:
+            if since == now || (now - since) % 60_000 < options.analysisInterval { logger.warning("\(app): \(reason) (action \(trigger.action.rawValue))") }
+            return nil
+        }
+    }
+}

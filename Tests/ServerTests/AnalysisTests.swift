@@ -1,0 +1,47 @@
+import Foundation
+import SystemSupport
+import Testing
+import TestSupport
+
+/// policy.triggers evaluated against a real Prometheus during the soak window.
+@Suite struct AnalysisTests {
+    static let policy = """
+          window: 30m
+          cooldown: 0s
+          maxPerHour: 3
+          soak: 5m
+          triggers:
+            - name: error-rate
+              query: 'sum(rate(http_requests_total{app="$app",code="500"}[3s])) / sum(rate(http_requests_total{app="$app"}[3s]))'
+              comparison: ">"
+              threshold: 0.05
+              for: 2s
+              action: rollback
+
+        """
+
+    @Test func aBreachThatLastsRollsBackByCommit() throws {
+        guard let port = Loopback.freePort() else { throw TestFailure("no port") }
+        let yaml = { (v: String, args: [String]) in demoServiceYAML(version: v, args: args, port: port) }
+        let h = try ReconcilerHarness(apps: [HarnessApp("api", appYAML: yaml("1.0.0", []))], policy: Self.policy)
+        defer { h.close() }
+        let stack = try MonitoringStack(scrape: ["127.0.0.1:\(port)"], rules: "      - record: rewind_test_up\n        expr: up\n",
+                                        webhook: "http://127.0.0.1:9/", token: "unused")
+        defer { stack.close() }
+        try h.start(["--prometheus-url", "http://127.0.0.1:\(stack.prometheusPort)", "--analysis-interval", "500ms"])
+        try h.waitHealthy("api", "1.0.0")
+        let traffic = TrafficGenerator { port }
+        defer { traffic.stop() }
+        try h.write("apps/api/app.yaml", yaml("2.0.0", ["--fail-rate", "0.5"]))
+        let bad = try h.commit("api 2.0.0")
+        try h.waitUntil("the analysis rolls back", timeout: 90) { try h.commits().count == 3 }
+        let message = try git(["log", "-1", "--format=%B", "main"], in: h.repo)
+        #expect(message.contains("Rewind-Trigger: analysis"))
+        #expect(message.contains("Rewind-Reason: api release \(bad.prefix(7)) failed: trigger error-rate:"))
+        try h.waitHealthy("api", "1.0.0")
+        // The rollback's own soak: the error rate is back under the threshold, nothing escalates.
+        try h.waitUntil("recovery is verified") { h.notes(on: try h.commits()[0]).contains("verified app=api") }
+        #expect(try h.commits().count == 3)
+        #expect((try h.app("api")["waitingFor"] as? String) == "nothing")
+    }
+}
