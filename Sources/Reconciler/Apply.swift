@@ -100,6 +100,8 @@ extension Reconciler {
             options.observer.rollbackRecovered(app: name, milliseconds: now - commit.committer.time * 1000)
         }
         logger.notice("\(name): rollback \(release.short) verified healthy")
+        let trigger = RollbackTrailers.parse(commit.message)?.trigger.rawValue ?? "manual"
+        options.notifier?.send(RollbackEvent(.completed, app: name, trigger: trigger, commit: release.hex, reason: "\(name) is healthy again"))
         return [NoteRecorder.Entry(outcome: "verified", app: name)]
     }
 

@@ -130,6 +130,7 @@ extension Reconciler {
                 options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "committed",
                                                    millisecondsToCommit: state.apps[name]?.lastRollback.map { now - $0.failedAt })
                 logger.notice("rolled back \(name) to \(good.version) with commit \(written.short)")
+                options.notifier?.send(RollbackEvent(.started, app: name, trigger: "analysis", commit: written.hex, reason: failure.reason))
                 return true
             case .written(nil, _, _):
                 return false
@@ -150,6 +151,10 @@ extension Reconciler {
     private func escalate(_ failure: Failure, _ why: String) {
         update(failure.app) { $0.needsHuman = why }
         options.observer.automaticRollback(app: failure.app, trigger: "analysis", outcome: "escalated", millisecondsToCommit: nil)
+        if let commit = try? repo.git.commit(failure.release), isRollback(commit) {
+            options.notifier?.send(RollbackEvent(.failed, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: failure.reason))
+        }
+        options.notifier?.send(RollbackEvent(.escalated, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: why))
         note([NoteRecorder.Entry(outcome: "escalated", app: failure.app, fields: [("reason", why)])], on: failure.release)
         logger.critical("\(failure.app): \(why)")
     }

@@ -70,6 +70,8 @@ public struct ReconcilerOptions: Sendable {
     public var prometheus: HTTPEndpoint?
     /// Milliseconds between two evaluations of the triggers.
     public var analysisInterval: Int64 = 5_000
+    /// Where rollback events go (webhooks); none by default.
+    public var notifier: Notifier?
     /// Told about applies, passes and rollbacks (metrics).
     public var observer: any ReconcilerObserver = NoObserver()
 

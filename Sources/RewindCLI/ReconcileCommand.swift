@@ -94,10 +94,19 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "Time between two evaluations of policy.triggers.")
     var analysisInterval: String = "5s"
 
+    @Option(help: "Send rollback events as JSON to this webhook (repeatable; plain http).")
+    var notifyUrl: [String] = []
+
+    @Option(help: "Send rollback events to this Slack-compatible incoming webhook (repeatable; plain http).")
+    var slackUrl: [String] = []
+
     @Option(help: "Log level: debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
     func validate() throws {
+        for url in notifyUrl + slackUrl where HTTPEndpoint(url) == nil {
+            throw ValidationError("a notification URL is not a plain http URL to an IPv4 address or localhost (https is not supported yet)")
+        }
         guard Duration(parsing: interval) != nil else { throw ValidationError("--interval '\(interval)' is not a duration; write for example 30s or 2m") }
         guard Duration(parsing: analysisInterval) != nil else { throw ValidationError("--analysis-interval '\(analysisInterval)' is not a duration; write for example 5s") }
         if let prometheusUrl, HTTPEndpoint(prometheusUrl) == nil {
@@ -128,6 +137,11 @@ struct LoopOptions: ParsableArguments {
         options.fullPassInterval = Duration(parsing: interval)?.milliseconds ?? 30_000
         options.prometheus = prometheusUrl.flatMap(HTTPEndpoint.init)
         options.analysisInterval = Duration(parsing: analysisInterval)?.milliseconds ?? 5_000
+        let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
+        if !targets.isEmpty {
+            let logger = Logger(label: "rewind")
+            options.notifier = Notifier(targets: targets) { logger.warning("\($0)") }
+        }
         return options
     }
 }

@@ -15,9 +15,10 @@ actor RollbackDesk {
     private let options: ServeOptions
     private let metrics: Metrics
     private let logger: Logger
+    private let notifier: Notifier?
     private var seen: SeenAlerts
 
-    init(options: ServeOptions, metrics: Metrics, logger: Logger) throws {
+    init(options: ServeOptions, metrics: Metrics, logger: Logger, notifier: Notifier? = nil) throws {
         let repo = try DeployRepository(path: options.repoPath, branch: options.branch)
         let store = StateStore(directory: options.stateDirectory ?? Reconciler.defaultStateDirectory(repo))
         self.repo = repo
@@ -26,6 +27,7 @@ actor RollbackDesk {
         self.options = options
         self.metrics = metrics
         self.logger = logger
+        self.notifier = notifier
     }
 
     /// Decides every alert of a webhook body.
@@ -82,6 +84,7 @@ actor RollbackDesk {
                 decision.reason = why
                 metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "escalated")])
                 logger.critical("alert \(decision.alertname) on \(app): \(why)")
+                notifier?.send(RollbackEvent(.escalated, app: app, trigger: "alert", commit: release.hex, reason: why))
                 return decision
             case .rollback(let good):
                 var request = RollbackRequest(.rollback(apps: [app], all: false, to: good.map { .revision($0.commit) }),
@@ -110,6 +113,7 @@ actor RollbackDesk {
                 metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "committed")])
                 metrics.observe("rewind_rollback_commit_seconds", [("trigger", "alert")], seconds: Double(Clock.wallMilliseconds() - receivedAt) / 1000)
                 logger.notice("alert \(decision.alertname): rolled back \(decision.app ?? "?") with commit \(commit?.short ?? "?")")
+                notifier?.send(RollbackEvent(.started, app: decision.app ?? "?", trigger: "alert", commit: commit?.hex, reason: request.reason ?? decision.alertname))
             case .alreadyDone(let why):
                 decision.outcome = .alreadyRolledBack
                 decision.reason = why

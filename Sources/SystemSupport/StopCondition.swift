@@ -1,5 +1,9 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// How a long-running loop learns that it should stop, and waits between
 /// ticks without missing the request.
 public protocol StopCondition: Sendable {
@@ -47,4 +51,28 @@ public final class AtomicFlag: Sendable {
     public init() {}
     public var value: Bool { flag.load(ordering: .acquiring) }
     public func set() { flag.store(true, ordering: .releasing) }
+}
+
+/// Runs a closure on a detached thread of its own (no Foundation).
+public enum BackgroundThread {
+    public static func start(_ body: @escaping @Sendable () -> Void) {
+        let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { argument in
+            guard let argument else { return nil }
+            Unmanaged<ThreadBody>.fromOpaque(argument).takeRetainedValue().body()
+            return nil
+        }, box)
+        if rc == 0 {
+            pthread_detach(thread)
+        } else {
+            Unmanaged<ThreadBody>.fromOpaque(box).release()
+            body()
+        }
+    }
+}
+
+private final class ThreadBody: Sendable {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 }
