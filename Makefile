@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test demo demo-commands bench bench-reconciler template check-template clean
+.PHONY: deps build release test demo demo-commands bench bench-reconciler bench-serve template check-template clean
 
 deps:
 	@scripts/install-deps.sh
@@ -31,6 +31,11 @@ release: deps
 bench: release
 	Benchmarks/run.sh "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/reconciler.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	python3 Benchmarks/serve.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# rewind serve's benchmarks alone (Benchmarks/serve.py).
+bench-serve: release
+	python3 Benchmarks/serve.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # The reconciler's benchmarks alone (Benchmarks/reconciler.py).
 bench-reconciler: release

@@ -13,7 +13,7 @@ it (and every process it started) afterwards. Prints a summary with targets.
 """
 import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
 
-REWIND = os.path.realpath(sys.argv[1]) if len(sys.argv) > 1 else sys.exit(__doc__)
+REWIND = os.path.realpath(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else sys.exit(__doc__)
 RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 15
 ENV = dict(os.environ, GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
            GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.com",
