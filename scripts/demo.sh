@@ -39,7 +39,7 @@ wait_for() {
     sleep 0.05
   done
 }
-runs() { [ "$(field "$1" 'a["applied"]["version"] + " " + a["health"]')" = "$2 healthy" ]; }
+runs() { [ "$(field "$1" 'str(a["applied"]["version"]) + " " + a["health"]')" = "$2 healthy" ]; }
 moved() { [ "$(git -C "$repo" rev-parse HEAD)" != "$1" ]; }
 # since_ms APP T0: milliseconds from T0 until the app's running version became healthy.
 since_ms() { echo $(( $(field "$1" 'a["healthySince"]') - $2 )); }
@@ -89,8 +89,8 @@ show "$rewind" status --repo "$repo"
 
 step "Stop the reconciler: it stops the processes it supervises"
 kill -TERM "$reconciler_pid"; wait "$reconciler_pid" || true; reconciler_pid=""
-left=$(pgrep -f "rewind-demo-service" | while read -r p; do grep -qs "$work" "/proc/$p/environ" && echo "$p"; done || true)
-[ -z "$left" ] && echo "no process left behind" || { echo "processes left: $left" >&2; exit 1; }
+left() { pgrep -f "rewind-demo-service" | while read -r p; do grep -qs "$work" "/proc/$p/environ" && echo "$p"; done || true; }
+[ -z "$(left)" ] && echo "no process left behind" || { echo "processes left: $(left)" >&2; exit 1; }
 
 step "Measured"
 timeline=$("$rewind" status --repo "$repo" --format json | python3 -c '
@@ -102,3 +102,10 @@ echo "commit to applied (good release):      ${good_ms} ms"
 echo "commit to applied (bad release):       ${bad_ms} ms"
 echo "failure noticed to rollback commit:    ${detect_ms} ms"
 echo "rollback commit to healthy:            ${heal_ms} ms"
+
+if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null; then
+  "$(dirname "$0")/demo-monitoring.sh" "$rewind" "$repo" "$work"
+  [ -z "$(left)" ] && echo "no process left behind" || { echo "processes left: $(left)" >&2; exit 1; }
+else
+  echo "(prometheus and prometheus-alertmanager are not installed: skipping the monitoring half)"
+fi
