@@ -87,41 +87,67 @@ extension Reconciler {
         let client = PrometheusClient(endpoint: endpoint)
         let now = Clock.wallMilliseconds()
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
-            guard app.health == .healthy, let since = app.healthySince, now - since <= desired.config.policy.soak.milliseconds,
-                  let instance = app.instance, let tree = OID(hex: instance.tree) else { breaches[name] = nil; continue }
+            guard app.health == .healthy, let since = app.healthySince, let instance = app.instance, let tree = OID(hex: instance.tree) else {
+                breaches[name] = nil
+                continue
+            }
+            guard now - since <= desired.config.policy.soak.milliseconds else {
+                breaches[name] = nil
+                if let verifying = app.verifying, let release = OID(hex: verifying) {
+                    // The soak window ended before the queries came back under their thresholds.
+                    update(name) { $0.verifying = nil }
+                    let failure = fail(name, release: release, tree: tree, reason: "the triggers' queries did not come back under their thresholds within the soak window")
+                    _ = automaticRollback(failure)
+                    return
+                }
+                continue
+            }
+            let release = app.release.flatMap(OID.init(hex:)) ?? tree
+            var allClear = true
             for trigger in desired.config.policy.triggers {
-                if let failure = evaluate(trigger, app: name, client: client, now: now, release: app.release.flatMap(OID.init(hex:)) ?? tree, tree: tree) {
+                switch evaluate(trigger, app: name, client: client, now: now, release: release, tree: tree) {
+                case .clear: continue
+                case .breaching, .unknown: allClear = false
+                case .failed(let failure):
                     _ = automaticRollback(failure)
                     return
                 }
             }
+            if allClear, let verifying = app.verifying, verifying == release.hex, let commit = try? repo.git.commit(release) {
+                note(verified(name, commit: commit, now: now, what: "healthy, and its triggers' queries are under their thresholds"), on: release)
+            }
         }
     }
 
-    private func evaluate(_ trigger: Trigger, app: String, client: PrometheusClient, now: Int64, release: OID, tree: OID) -> Failure? {
+    private enum Evaluation {
+        case clear, breaching, unknown
+        case failed(Failure)
+    }
+
+    private func evaluate(_ trigger: Trigger, app: String, client: PrometheusClient, now: Int64, release: OID, tree: OID) -> Evaluation {
         let query = trigger.query.replacing("$app", with: app)
         let value: Double?
         do {
             value = try client.value(of: query)
         } catch {
             logger.warning("trigger \(trigger.name) for \(app): \(error)")
-            return nil
+            return .unknown
         }
         guard let value, trigger.breached(by: value) else {
             breaches[app]?[trigger.name] = nil
-            return nil
+            return .clear
         }
         let since = breaches[app]?[trigger.name] ?? now
         breaches[app, default: [:]][trigger.name] = since
-        guard now - since >= trigger.forDuration.milliseconds else { return nil }
+        guard now - since >= trigger.forDuration.milliseconds else { return .breaching }
         let reason = "trigger \(trigger.name): \(value) \(trigger.comparison) \(trigger.threshold) for \(Duration(milliseconds: now - since)) during the soak window"
         switch trigger.action {
         case .rollback:
             breaches[app] = nil
-            return fail(app, release: release, tree: tree, reason: reason)
+            return .failed(fail(app, release: release, tree: tree, reason: reason))
         case .notify, .log:
             if since == now || (now - since) % 60_000 < options.analysisInterval { logger.warning("\(app): \(reason) (action \(trigger.action.rawValue))") }
-            return nil
+            return .clear
         }
     }
 }

@@ -91,17 +91,30 @@ extension Reconciler {
     }
 
     /// A `verified` entry when `release` is a rollback commit: recovery after a rollback.
+    /// When Prometheus triggers apply, the queries must be back under their
+    /// thresholds too: `analyse()` records `verified` once they are.
     private func verification(_ name: String, release: OID, now: Int64) -> [NoteRecorder.Entry] {
         guard let commit = try? repo.git.commit(release), isRollback(commit) else { return [] }
-        if let timeline = state.apps[name]?.lastRollback, timeline.rollbackCommit == release.hex {
+        if options.prometheus != nil, desired?.config.policy.triggers.isEmpty == false {
+            update(name) { $0.verifying = release.hex }
+            logger.notice("\(name): rollback \(release.short) is healthy; waiting for the triggers' queries to be back under their thresholds")
+            return []
+        }
+        return verified(name, commit: commit, now: now, what: "healthy")
+    }
+
+    /// Records a verified rollback: timeline, metrics, notification, note entry.
+    func verified(_ name: String, commit: Commit, now: Int64, what: String) -> [NoteRecorder.Entry] {
+        if let timeline = state.apps[name]?.lastRollback, timeline.rollbackCommit == commit.id.hex {
             update(name) { $0.lastRollback?.healthyAt = now }
             options.observer.rollbackRecovered(app: name, milliseconds: timeline.committedAt.map { now - $0 })
         } else {
             options.observer.rollbackRecovered(app: name, milliseconds: now - commit.committer.time * 1000)
         }
-        logger.notice("\(name): rollback \(release.short) verified healthy")
+        update(name) { $0.verifying = nil }
+        logger.notice("\(name): rollback \(commit.id.short) verified (\(what))")
         let trigger = RollbackTrailers.parse(commit.message)?.trigger.rawValue ?? "manual"
-        options.notifier?.send(RollbackEvent(.completed, app: name, trigger: trigger, commit: release.hex, reason: "\(name) is healthy again"))
+        options.notifier?.send(RollbackEvent(.completed, app: name, trigger: trigger, commit: commit.id.hex, reason: "\(name) is \(what) again"))
         return [NoteRecorder.Entry(outcome: "verified", app: name)]
     }
 

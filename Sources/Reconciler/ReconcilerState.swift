@@ -59,6 +59,9 @@ public struct AppState: Sendable, Codable, Equatable {
     public var lastRollback: RollbackTimeline?
     /// The running release has an exec observe command (run on full passes).
     public var observes = false
+    /// A rollback commit that is healthy and waits for the triggers' queries
+    /// to be back under their thresholds before it is `verified`.
+    public var verifying: String?
 
     public init() {}
 }

@@ -41,8 +41,10 @@ import SystemSupport
         try h.commit("api 1.1.0")
         try h.waitHealthy("api", "1.1.0")
         let body = Self.alert()
+        // A second Alertmanager of an HA pair sends the same alert with its own receiver and URL.
+        let fromSecond = body.replacing(#""receiver":"rewind""#, with: #""receiver":"rewind","externalURL":"http://alertmanager-2:9093""#)
         let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
-            for _ in 0..<101 { group.addTask { try await post(address, "/hooks/alertmanager", body).1 } }
+            for i in 0..<101 { group.addTask { try await post(address, "/hooks/alertmanager", i == 50 ? fromSecond : body).1 } }
             return try await group.reduce(into: [String]()) { $0.append($1) }
         }
         #expect(outcomes.filter { $0.contains(#""decision":"rolled-back""#) }.count == 1)
