@@ -10,16 +10,30 @@ short rewind_spawn_setsid_flag(void) {
     return POSIX_SPAWN_SETSID;
 }
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 static volatile sig_atomic_t stop_signal = 0;
+static int stop_pipe[2] = {-1, -1};
 
 static void record_stop(int signal) {
+    int saved = errno;
     stop_signal = signal;
+    if (stop_pipe[1] >= 0) {
+        char byte = 1;
+        (void)write(stop_pipe[1], &byte, 1);
+    }
+    errno = saved;
 }
 
 void rewind_install_stop_handler(void) {
+    if (stop_pipe[0] < 0 && pipe2(stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        stop_pipe[0] = stop_pipe[1] = -1;
+    }
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = record_stop;
@@ -30,5 +44,15 @@ void rewind_install_stop_handler(void) {
 }
 
 int rewind_stop_signal(void) {
+    return stop_signal;
+}
+
+int rewind_wait_stop(int milliseconds) {
+    if (stop_signal || stop_pipe[0] < 0) {
+        if (!stop_signal && milliseconds > 0) poll(NULL, 0, milliseconds);
+        return stop_signal;
+    }
+    struct pollfd p = {stop_pipe[0], POLLIN, 0};
+    poll(&p, 1, milliseconds);
     return stop_signal;
 }

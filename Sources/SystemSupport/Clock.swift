@@ -47,24 +47,18 @@ public enum Clock {
     }
 }
 
-/// SIGTERM and SIGINT, recorded by a handler that only sets a flag (so the
-/// signal never interrupts libgit2 or a write half-way, whichever thread the
-/// kernel delivers it to), and waited for by polling that flag.
+/// SIGTERM and SIGINT, recorded by a handler that only sets a flag and
+/// writes to a self-pipe (so the signal never interrupts libgit2 or a write
+/// half-way, whichever thread the kernel delivers it to); waiters poll the pipe.
 public enum StopSignals {
     /// Installs the recording handler; call once, early.
     public static func install() {
         rewind_install_stop_handler()
     }
 
-    /// Waits up to `milliseconds`; true when a stop signal arrived.
+    /// Waits up to `milliseconds` (woken at once by the signal); true when a stop signal arrived.
     public static func wait(milliseconds: Int64) -> Bool {
-        let deadline = Clock.monotonicMilliseconds() + milliseconds
-        while !pending() {
-            let left = deadline - Clock.monotonicMilliseconds()
-            if left <= 0 { return false }
-            Clock.sleep(milliseconds: min(left, 5))
-        }
-        return true
+        rewind_wait_stop(Int32(clamping: milliseconds)) != 0
     }
 
     /// True when a stop signal has arrived (does not wait).

@@ -17,4 +17,8 @@ void rewind_install_stop_handler(void);
 
 /// The signal received (SIGTERM or SIGINT), or 0.
 int rewind_stop_signal(void);
+
+/// Waits up to `milliseconds` for a stop signal (woken at once through a
+/// self-pipe); returns the signal, or 0.
+int rewind_wait_stop(int milliseconds);
 #endif
