@@ -107,8 +107,9 @@ extension Reconciler {
     func verified(_ name: String, commit: Commit, now: Int64, what: String) -> [NoteRecorder.Entry] {
         if let timeline = state.apps[name]?.lastRollback, timeline.rollbackCommit == commit.id.hex {
             update(name) { $0.lastRollback?.healthyAt = now }
-            options.observer.rollbackRecovered(app: name, milliseconds: timeline.committedAt.map { now - $0 })
+            options.observer.rollbackRecovered(app: name, milliseconds: now - timeline.failedAt)
         } else {
+            // Written by serve or by hand: the commit's time stands for the trigger's (seconds).
             options.observer.rollbackRecovered(app: name, milliseconds: now - commit.committer.time * 1000)
         }
         update(name) { $0.verifying = nil }

@@ -8,7 +8,7 @@ public protocol ReconcilerObserver: Sendable {
     /// An automatic rollback decision: `committed`, `escalated` or `already-done`,
     /// with the time from the failure to the commit when one was written.
     func automaticRollback(app: String, trigger: String, outcome: String, millisecondsToCommit: Int64?)
-    /// A rollback commit was verified healthy, `milliseconds` after it was written.
+    /// A rollback was verified, `milliseconds` after its trigger (or its commit's time).
     func rollbackRecovered(app: String, milliseconds: Int64?)
 }
 

@@ -44,8 +44,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Act only on alerts with this severity label (repeatable; default: any).")
     var alertSeverity: [String] = []
 
+    @Option(help: "Close a connection that sends nothing for this long (mid-headers, mid-body or idle).")
+    var readTimeout: String = "10s"
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        guard let timeout = Duration(parsing: readTimeout), timeout.milliseconds > 0 else { throw ValidationError("--read-timeout '\(readTimeout)' is not a duration such as 10s") }
     }
 
     func run() async throws {
@@ -63,6 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
             serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "--api-token-file")
             serve.hookToken = try secret(file: hookTokenFile, environment: "REWIND_HOOK_TOKEN", what: "--hook-token-file")
             serve.appLabel = alertAppLabel
+            serve.readTimeoutMilliseconds = Duration(parsing: readTimeout)?.milliseconds ?? 10_000
             serve.severities = Set(alertSeverity)
             try await RewindServer.run(serve, reconciler: reconcile, logger: logger)
         } catch let error as RewindError {

@@ -23,7 +23,7 @@ public final class Metrics: ReconcilerObserver {
         "rewind_releases_applied_total": ("counter", "Releases applied, by app and outcome (healthy, failed)."),
         "rewind_rollbacks_total": ("counter", "Rollback decisions by trigger (analysis, alert, api) and outcome."),
         "rewind_rollback_commit_seconds": ("histogram", "Time from the trigger (failure, alert, request) to the rollback commit."),
-        "rewind_rollback_healthy_seconds": ("histogram", "Time from a rollback commit to its app being healthy again."),
+        "rewind_rollback_healthy_seconds": ("histogram", "Time from the trigger to the app being healthy again (for rollbacks written by serve or by hand, from the commit's time)."),
         "rewind_alerts_received_total": ("counter", "Alerts received from Alertmanager, by status."),
         "rewind_alerts_deduplicated_total": ("counter", "Alerts already handled (same groupKey, fingerprint and startsAt)."),
         "rewind_http_requests_total": ("counter", "HTTP requests by route and status code."),

@@ -24,8 +24,10 @@ public struct ServeOptions: Sendable {
     public var severities: Set<String> = []
     /// The largest request body read; larger ones get 413 before parsing.
     public var bodyLimit = 1 << 20
-    /// Seconds an idle or slow connection is kept.
-    public var idleTimeoutSeconds: Int64 = 30
+    /// Milliseconds a connection may stay silent (mid-headers, mid-body or idle) before it is closed.
+    public var readTimeoutMilliseconds: Int64 = 10_000
+    /// The largest request head (all header fields together).
+    public var maxHeaderBytes = 16 << 10
 
     /// Options with defaults.
     public init(repoPath: String) { self.repoPath = repoPath }
@@ -47,7 +49,9 @@ public enum RewindServer {
         let addressFile = (options.stateDirectory ?? "") + "/serve.address"
         let app = Application(
             router: router,
-            server: .http1(configuration: .init(idleTimeout: .seconds(options.idleTimeoutSeconds))),
+            server: .http1(configuration: .init(
+                idleTimeout: .milliseconds(options.readTimeoutMilliseconds),
+                httpDecoderConfiguration: .init(maxHeaderFieldSize: options.maxHeaderBytes, maxHeaderListSize: options.maxHeaderBytes, maxHeaderFieldCount: 100))),
             configuration: .init(address: .hostname(options.host, port: options.port), serverName: "rewind"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? options.port

@@ -128,3 +128,29 @@ import SystemSupport
 extension Loopback {
     static func freePortForTests() -> Int? { freePort() }
 }
+
+/// A client that stops sending mid-request is cut off after the read timeout.
+@Suite struct SlowClientTests {
+    @Test func aSilentConnectionIsClosed() throws {
+        let h = try ReconcilerHarness(apps: [try execApp("api", version: "1.0.0")])
+        defer { h.close() }
+        let address = try h.startServe(["--read-timeout", "500ms"])
+        guard let port = Int(address.split(separator: ":").last ?? "") else { throw TestFailure("no port") }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = UInt16(port).bigEndian
+        sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        #expect(connected == 0)
+        let partial = Array("POST /hooks/alertmanager HTTP/1.1\r\nHost: x\r\nContent-Le".utf8)
+        #expect(send(fd, partial, partial.count, 0) == partial.count)
+        let started = Date()
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&p, 1, 10_000) == 1)
+        var byte: UInt8 = 0
+        #expect(recv(fd, &byte, 1, 0) <= 0, "the server closed the connection")
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+}
