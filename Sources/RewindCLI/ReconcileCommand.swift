@@ -110,7 +110,8 @@ struct LoopOptions: ParsableArguments {
         guard Duration(parsing: interval) != nil else { throw ValidationError("--interval '\(interval)' is not a duration; write for example 30s or 2m") }
         guard Duration(parsing: analysisInterval) != nil else { throw ValidationError("--analysis-interval '\(analysisInterval)' is not a duration; write for example 5s") }
         if let prometheusUrl, HTTPEndpoint(prometheusUrl) == nil {
-            throw ValidationError("--prometheus-url '\(prometheusUrl)' is not a plain http URL to an IPv4 address or localhost, such as http://127.0.0.1:9090")
+            // Not echoed: a URL may carry credentials.
+            throw ValidationError("--prometheus-url is not a plain http URL to an IPv4 address or localhost without credentials, such as http://127.0.0.1:9090")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
     }

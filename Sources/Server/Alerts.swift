@@ -74,7 +74,11 @@ struct SeenAlerts {
         if let bytes = FileIO.read(file), let decoded = try? JSONDecoder().decode([String: Int64].self, from: Data(bytes)) { seen = decoded }
     }
 
-    /// True the first time a key is offered.
+    /// True when the key was handled before.
+    func contains(_ key: String) -> Bool { seen[key] != nil }
+
+    /// Remembers a handled key; true the first time.
+    @discardableResult
     mutating func insert(_ key: String, now: Int64) -> Bool {
         guard seen[key] == nil else { return false }
         seen = seen.filter { now - $0.value < 86_400_000 }

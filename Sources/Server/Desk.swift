@@ -52,13 +52,16 @@ actor RollbackDesk {
             return decision
         }
         let key = "\(groupKey)|\(alert.fingerprint ?? alert.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))|\(alert.startsAt)"
-        guard seen.insert(key, now: receivedAt) else {
+        guard !seen.contains(key) else {
             metrics.count("rewind_alerts_deduplicated_total")
             decision.outcome = .duplicate
             decision.reason = "already handled (same groupKey, fingerprint and startsAt)"
             return decision
         }
-        return rollBack(app, alert: alert, decision: decision, receivedAt: receivedAt)
+        let decided = rollBack(app, alert: alert, decision: decision, receivedAt: receivedAt)
+        // A failure (git, the file system) is not remembered: Alertmanager's next send retries it.
+        if decided.outcome != .failed { seen.insert(key, now: receivedAt) }
+        return decided
     }
 
     /// The policy, then the rollback commit.
