@@ -10,20 +10,34 @@ import SystemSupport
 /// reconciler, `rewind serve`) never lose each other's notes. A line is
 /// written once per outcome, app and commit: after a restart, recording the
 /// same outcome again changes nothing.
-struct NoteRecorder {
-    static let notesRef = "refs/notes/rewind"
+public struct NoteRecorder {
+    public static let notesRef = "refs/notes/rewind"
     let git: Repository
     let host: String
 
+    /// A recorder writing through `git` (a handle that does not stage
+    /// objects in memory), signing lines with `host`.
+    public init(git: Repository, host: String) {
+        self.git = git
+        self.host = host
+    }
+
     /// One outcome on one commit.
-    struct Entry {
+    public struct Entry {
         var outcome: String
         var app: String
         var fields: [(String, String)] = []
+
+        /// An outcome line's content.
+        public init(outcome: String, app: String, fields: [(String, String)] = []) {
+            self.outcome = outcome
+            self.app = app
+            self.fields = fields
+        }
     }
 
     /// Renders entries as lines to queue, stamped with the time of the event.
-    func render(_ entries: [Entry], on commit: OID) -> [PendingNote] {
+    public func render(_ entries: [Entry], on commit: OID) -> [PendingNote] {
         let now = Clock.wallMilliseconds()
         return entries.map { entry in
             var words = ["\(entry.outcome) app=\(entry.app)"]
@@ -37,7 +51,7 @@ struct NoteRecorder {
     /// Adds the queued lines to the notes of their commits, skipping lines
     /// whose outcome and app are already there, in one notes commit chain
     /// and one compare-and-swap of the notes ref (retried on a lost race).
-    func write(_ pending: [PendingNote]) throws {
+    public func write(_ pending: [PendingNote]) throws {
         var order: [String] = []
         var byCommit: [String: [PendingNote]] = [:]
         for note in pending {

@@ -87,6 +87,7 @@ actor RollbackDesk {
                 decision.reason = why
                 metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "escalated")])
                 logger.critical("alert \(decision.alertname) on \(app): \(why)")
+                recordEscalation(app: app, release: release, why: why)
                 notifier?.send(RollbackEvent(.escalated, app: app, trigger: "alert", commit: release.hex, reason: why))
                 return decision
             case .rollback(let good):
@@ -131,6 +132,17 @@ actor RollbackDesk {
             decision.reason = "\(error)"
         }
         return decision
+    }
+
+    /// An `escalated` note on the release, as the reconciler writes one. A
+    /// handle of its own: `repo` keeps new objects in memory (CommitWriter).
+    private func recordEscalation(app: String, release: OID, why: String) {
+        do {
+            let recorder = NoteRecorder(git: try Repository.open(options.repoPath), host: Clock.hostName())
+            try recorder.write(recorder.render([NoteRecorder.Entry(outcome: "escalated", app: app, fields: [("reason", why)])], on: release))
+        } catch {
+            logger.error("cannot record the escalation of \(app) as a note: \(error)")
+        }
     }
 
     /// `POST /api/v1/apps/{app}/rollback`: the CLI's rollback, with `Rewind-Trigger: api`.

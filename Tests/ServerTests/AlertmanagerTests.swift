@@ -63,6 +63,7 @@ import SystemSupport
         #expect(again.1.contains(#""decision":"escalated""#))
         #expect(again.1.contains("rollback did not recover"))
         #expect(try rollbackCommits(h).count == 1)
+        #expect(h.notes(on: try rollbackCommits(h)[0]).contains("escalated app=api"))
     }
 
     @Test func cooldownAndMaxPerHourAreHonoured() async throws {
