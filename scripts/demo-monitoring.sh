@@ -14,24 +14,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
-now_ms() { date +%s%3N; }
+demo_log="$mon/serve.log"
+. "$(dirname "$0")/demo-lib.sh"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() {
-  local what=$1 deadline=$(( $(now_ms) + $2 * 1000 )); shift 2
-  until "$@"; do
-    if (( $(now_ms) > deadline )); then echo "timed out waiting for $what" >&2; tail -20 "$mon/serve.log" >&2; exit 1; fi
-    sleep 0.1
-  done
-}
-field() {
-  "$rewind" status --repo "$repo" --format json | python3 -c '
-import json, sys
-app = next(a for a in json.load(sys.stdin)["apps"] if a["app"] == sys.argv[1])
-print(eval(sys.argv[2], {}, {"a": app}))' "$1" "$2"
-}
-runs() { [ "$(field "$1" 'str(a["applied"]["version"]) + " " + a["health"]')" = "$2 healthy" ]; }
 reverted_by_alert() { git -C "$repo" log -1 --format=%B | grep -q "Rewind-Trigger: alert"; }
 metric() { curl -s "http://$serve_address/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 resolved() { [ -n "$(metric 'rewind_alerts_received_total{status="resolved"}')" ]; }

@@ -20,26 +20,9 @@ export REWIND_ARTIFACT_ROOT="$work/artifacts"
 export GIT_AUTHOR_NAME="Dana Deployer" GIT_AUTHOR_EMAIL="dana@example.com"
 export GIT_COMMITTER_NAME="Dana Deployer" GIT_COMMITTER_EMAIL="dana@example.com"
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
-now_ms() { date +%s%3N; }
+demo_log="$work/reconciler.log"
+. "$(dirname "$0")/demo-lib.sh"
 publish() { mkdir -p "$REWIND_ARTIFACT_ROOT/$(dirname "$1")"; echo "build of $1" > "$REWIND_ARTIFACT_ROOT/$1"; }
-# field APP EXPR: a value from `rewind status --format json` for one app.
-field() {
-  "$rewind" status --repo "$repo" --format json | python3 -c '
-import json, sys
-app = next(a for a in json.load(sys.stdin)["apps"] if a["app"] == sys.argv[1])
-print(eval(sys.argv[2], {}, {"a": app}))' "$1" "$2"
-}
-# wait_for WHAT SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
-wait_for() {
-  local what=$1 deadline=$(( $(now_ms) + $2 * 1000 )); shift 2
-  until "$@"; do
-    if (( $(now_ms) > deadline )); then echo "timed out waiting for $what" >&2; tail -20 "$work/reconciler.log" >&2; exit 1; fi
-    sleep 0.05
-  done
-}
-runs() { [ "$(field "$1" 'str(a["applied"]["version"]) + " " + a["health"]')" = "$2 healthy" ]; }
 moved() { [ "$(git -C "$repo" rev-parse HEAD)" != "$1" ]; }
 # since_ms APP T0: milliseconds from T0 until the app's running version became healthy.
 since_ms() { echo $(( $(field "$1" 'a["healthySince"]') - $2 )); }

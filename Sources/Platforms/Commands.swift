@@ -36,7 +36,7 @@ struct CommandRunner {
         let status: ExitStatus?
         do {
             status = try Spawn.run(options, timeoutMilliseconds: timeout.milliseconds, started: started)
-        } catch let error as SpawnError {
+        } catch let error as SystemError {
             throw PlatformError("\(what) command of \(deployment.app) cannot start: \(error)")
         }
         let text = FileIO.tail(output, maxBytes: 16_384)

@@ -19,10 +19,10 @@ struct PrometheusClient {
         do {
             answer = try JSONDecoder().decode(QueryResponse.self, from: Data(response.body.utf8))
         } catch {
-            throw SpawnError("Prometheus answered \(response.status) with something that is not a query result")
+            throw SystemError("Prometheus answered \(response.status) with something that is not a query result")
         }
         guard answer.status == "success", let data = answer.data else {
-            throw SpawnError("Prometheus refused the query: \(answer.error ?? "status \(answer.status)")")
+            throw SystemError("Prometheus refused the query: \(answer.error ?? "status \(answer.status)")")
         }
         return data.value
     }

@@ -197,12 +197,3 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { hint.map { "\(message)\nhint: \($0)" } ?? message }
 }
-
-extension String {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let c = s.first, c == " " || c == "\n" || c == "\t" || c == "\r" { s = s.dropFirst() }
-        while let c = s.last, c == " " || c == "\n" || c == "\t" || c == "\r" { s = s.dropLast() }
-        return String(s)
-    }
-}

@@ -70,6 +70,7 @@ struct ReconcileCommand: ParsableCommand {
     }
 }
 
+/// REWIND_ARTIFACT_ROOT, when set and not empty.
 func environmentArtifactRoot() -> String? {
     getenv("REWIND_ARTIFACT_ROOT").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
 }

@@ -28,7 +28,7 @@ struct WriteOptions: ParsableArguments {
     func request(_ operation: Operation) -> RollbackRequest {
         var request = RollbackRequest(operation, reason: reason)
         request.force = force
-        request.artifactRoot = artifactRoot ?? getenv("REWIND_ARTIFACT_ROOT").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        request.artifactRoot = artifactRoot ?? environmentArtifactRoot()
         return request
     }
 

@@ -92,12 +92,3 @@ struct ServeCommand: AsyncParsableCommand {
         return getenv(environment).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
     }
 }
-
-extension String {
-    fileprivate func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
-        while let c = s.last, c.isWhitespace { s = s.dropLast() }
-        return String(s)
-    }
-}

@@ -103,12 +103,3 @@ public struct RollbackTrailers: Sendable, Equatable {
         Array(message.utf8).firstRange(of: Array("Rewind-Action:".utf8)) != nil
     }
 }
-
-extension StringProtocol {
-    func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
-        while let c = s.last, c.isWhitespace { s = s.dropLast() }
-        return String(s)
-    }
-}

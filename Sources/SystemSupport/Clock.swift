@@ -1,5 +1,3 @@
-import CRewindSystem
-
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,22 +43,4 @@ public enum Clock {
         let text = Dates.iso8601(milliseconds / 1000, offsetMinutes: 0)
         return text.hasSuffix("+00:00") ? String(text.dropLast(6)) + "Z" : text
     }
-}
-
-/// SIGTERM and SIGINT, recorded by a handler that only sets a flag and
-/// writes to a self-pipe (so the signal never interrupts libgit2 or a write
-/// half-way, whichever thread the kernel delivers it to); waiters poll the pipe.
-public enum StopSignals {
-    /// Installs the recording handler; call once, early.
-    public static func install() {
-        rewind_install_stop_handler()
-    }
-
-    /// Waits up to `milliseconds` (woken at once by the signal); true when a stop signal arrived.
-    public static func wait(milliseconds: Int64) -> Bool {
-        rewind_wait_stop(Int32(clamping: milliseconds)) != 0
-    }
-
-    /// True when a stop signal has arrived (does not wait).
-    public static func pending() -> Bool { rewind_stop_signal() != 0 }
 }

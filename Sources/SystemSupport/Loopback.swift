@@ -40,20 +40,20 @@ public enum Loopback {
         var address = loopbackAddress(port: port)
         let ipv4 = host == "localhost" ? "127.0.0.1" : host
         guard inet_pton(AF_INET, ipv4, &address.sin_addr) == 1 else {
-            throw SpawnError("'\(host)' is not an IPv4 address (Rewind's HTTP client takes addresses such as 127.0.0.1)")
+            throw SystemError("'\(host)' is not an IPv4 address (Rewind's HTTP client takes addresses such as 127.0.0.1)")
         }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SpawnError("cannot create a socket") }
+        guard fd >= 0 else { throw SystemError("cannot create a socket") }
         defer { close(fd) }
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        if rc != 0 && errno != EINPROGRESS { throw SpawnError("connection to \(host):\(port) refused") }
+        if rc != 0 && errno != EINPROGRESS { throw SystemError("connection to \(host):\(port) refused") }
         try waitFor(fd, events: Int16(POLLOUT), until: deadline, what: "connecting to \(host):\(port)")
         var error: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
-        if error != 0 { throw SpawnError("connection to \(host):\(port) refused") }
+        if error != 0 { throw SystemError("connection to \(host):\(port) refused") }
         var head = "\(method) \(path) HTTP/1.0\r\nHost: \(host):\(port)\r\nConnection: close\r\n"
         for (key, value) in headers.sorted(by: { $0.key < $1.key }) { head += "\(key): \(value)\r\n" }
         if let body { head += "Content-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n" }
@@ -62,7 +62,7 @@ public enum Loopback {
         while sent < request.count {
             try waitFor(fd, events: Int16(POLLOUT), until: deadline, what: "sending to \(host):\(port)")
             let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { throw SpawnError("connection to \(host):\(port) closed while sending") }
+            if n <= 0 { throw SystemError("connection to \(host):\(port) closed while sending") }
             sent += n
         }
         var received: [UInt8] = []
@@ -77,7 +77,7 @@ public enum Loopback {
         let text = String(decoding: received, as: UTF8.self)
         let parts = text.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, parts[0].hasPrefix("HTTP/"), let status = Int(parts[1]) else {
-            throw SpawnError("\(host):\(port)\(path) gave no HTTP answer")
+            throw SystemError("\(host):\(port)\(path) gave no HTTP answer")
         }
         let body = received.firstRange(of: Array("\r\n\r\n".utf8)).map { String(decoding: received[$0.upperBound...], as: UTF8.self) } ?? ""
         return Response(status: status, body: body)
@@ -86,11 +86,11 @@ public enum Loopback {
     private static func waitFor(_ fd: Int32, events: Int16, until deadline: Int64, what: String) throws {
         while true {
             let left = deadline - Clock.monotonicMilliseconds()
-            if left <= 0 { throw SpawnError("timed out \(what)") }
+            if left <= 0 { throw SystemError("timed out \(what)") }
             var p = pollfd(fd: fd, events: events, revents: 0)
             let rc = Glibc.poll(&p, 1, Int32(min(left, 60_000)))
             if rc > 0 { return }
-            if rc < 0 && errno != EINTR { throw SpawnError("poll failed \(what)") }
+            if rc < 0 && errno != EINTR { throw SystemError("poll failed \(what)") }
         }
     }
 

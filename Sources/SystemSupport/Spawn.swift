@@ -27,8 +27,9 @@ public struct SpawnOptions: Sendable {
     }
 }
 
-/// Why a process could not be started.
-public struct SpawnError: Error, CustomStringConvertible, Sendable {
+/// A failure of the operating system layer: a process that cannot start, a
+/// connection refused or timed out, an HTTP answer that cannot be read.
+public struct SystemError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
@@ -59,10 +60,10 @@ public enum Spawn {
     /// Starts a process; returns its pid.
     public static func start(_ options: SpawnOptions) throws -> pid_t {
         guard let path = resolve(options.program, searchPath: options.searchPath, environment: options.environment) else {
-            throw SpawnError("program '\(options.program)' not found (searched \((options.searchPath + pathEntries(options.environment)).joined(separator: ":")))")
+            throw SystemError("program '\(options.program)' not found (searched \((options.searchPath + pathEntries(options.environment)).joined(separator: ":")))")
         }
         if let directory = options.directory, access(directory, X_OK) != 0 {
-            throw SpawnError("working directory \(directory) does not exist")
+            throw SystemError("working directory \(directory) does not exist")
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -97,7 +98,7 @@ public enum Spawn {
         }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-        guard rc == 0 else { throw SpawnError("cannot start \(path): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw SystemError("cannot start \(path): \(String(cString: strerror(rc)))") }
         return pid
     }
 

@@ -1,3 +1,4 @@
+import CRewindSystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -75,4 +76,22 @@ public enum BackgroundThread {
 private final class ThreadBody: Sendable {
     let body: @Sendable () -> Void
     init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+}
+
+/// SIGTERM and SIGINT, recorded by a handler that only sets a flag and
+/// writes to a self-pipe (so the signal never interrupts libgit2 or a write
+/// half-way, whichever thread the kernel delivers it to); waiters poll the pipe.
+public enum StopSignals {
+    /// Installs the recording handler; call once, early.
+    public static func install() {
+        rewind_install_stop_handler()
+    }
+
+    /// Waits up to `milliseconds` (woken at once by the signal); true when a stop signal arrived.
+    public static func wait(milliseconds: Int64) -> Bool {
+        rewind_wait_stop(Int32(clamping: milliseconds)) != 0
+    }
+
+    /// True when a stop signal has arrived (does not wait).
+    public static func pending() -> Bool { rewind_stop_signal() != 0 }
 }

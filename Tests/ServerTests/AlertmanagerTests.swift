@@ -85,7 +85,7 @@ import SystemSupport
     }
 
     @Test func prometheusRuleFiresAlertmanagerPostsRewindReverts() async throws {
-        guard let port = Loopback.freePortForTests() else { throw TestFailure("no port") }
+        guard let port = Loopback.freePort() else { throw TestFailure("no port") }
         let yaml = { (v: String, args: [String]) in demoServiceYAML(version: v, args: args, port: port) }
         let h = try ReconcilerHarness(apps: [HarnessApp("api", appYAML: yaml("1.0.0", []))], policy: Self.policy)
         defer { h.close() }
@@ -126,9 +126,6 @@ import SystemSupport
     }
 }
 
-extension Loopback {
-    static func freePortForTests() -> Int? { freePort() }
-}
 
 /// A client that stops sending mid-request is cut off after the read timeout.
 @Suite struct SlowClientTests {

@@ -1,0 +1,24 @@
+# Helpers shared by demo.sh and demo-monitoring.sh (sourced). They use
+# $rewind (the binary), $repo (the deployment repository) and $demo_log (the
+# log shown when a wait times out).
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+now_ms() { date +%s%3N; }
+# field APP EXPR: a value from `rewind status --format json` for one app.
+field() {
+  "$rewind" status --repo "$repo" --format json | python3 -c '
+import json, sys
+app = next(a for a in json.load(sys.stdin)["apps"] if a["app"] == sys.argv[1])
+print(eval(sys.argv[2], {}, {"a": app}))' "$1" "$2"
+}
+# wait_for WHAT SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
+wait_for() {
+  local what=$1 deadline=$(( $(now_ms) + $2 * 1000 )); shift 2
+  until "$@"; do
+    if (( $(now_ms) > deadline )); then echo "timed out waiting for $what" >&2; tail -20 "$demo_log" >&2; exit 1; fi
+    sleep 0.05
+  done
+}
+# runs APP VERSION: the app runs that version and is healthy.
+runs() { [ "$(field "$1" 'str(a["applied"]["version"]) + " " + a["health"]')" = "$2 healthy" ]; }
