@@ -94,13 +94,23 @@ extension Reconciler {
     /// When Prometheus triggers apply, the queries must be back under their
     /// thresholds too: `analyse()` records `verified` once they are.
     private func verification(_ name: String, release: OID, now: Int64) -> [NoteRecorder.Entry] {
-        guard let commit = try? repo.git.commit(release), isRollback(commit) else { return [] }
+        guard let commit = try? repo.git.commit(release), isRollback(commit), !alreadyVerified(name, release) else { return [] }
         if options.prometheus != nil, desired?.config.policy.triggers.isEmpty == false {
             update(name) { $0.verifying = release.hex }
             logger.notice("\(name): rollback \(release.short) is healthy; waiting for the triggers' queries to be back under their thresholds")
             return []
         }
         return verified(name, commit: commit, now: now, what: "healthy")
+    }
+
+    /// True when `verified` was recorded for this app on this commit before
+    /// (a restart applying the rollback again): its timing, metrics and
+    /// notification stay those of the first time.
+    private func alreadyVerified(_ name: String, _ release: OID) -> Bool {
+        let key = "verified app=\(name) "
+        if state.pendingNotes.contains(where: { $0.commit == release.hex && $0.key == key }) { return true }
+        let note = (try? repo.git.note(on: release, notesRef: NoteRecorder.notesRef)) ?? nil
+        return note?.split(separator: "\n").contains { $0.hasPrefix(key) } ?? false
     }
 
     /// Records a verified rollback: timeline, metrics, notification, note entry.
