@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         .systemLibrary(
@@ -26,6 +27,10 @@ let package = Package(
         .target(name: "CRewindSystem"),
         .target(name: "SystemSupport", dependencies: ["CRewindSystem"]),
         .target(name: "Rollback", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
+        .target(
+            name: "Remote",
+            dependencies: ["GitKit", "Rollback", "SystemSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(name: "Platforms", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
         .target(
             name: "Reconciler",
@@ -37,8 +42,9 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "GitKit", "DeployModel", "Rollback", "Reconciler", "SystemSupport",
+                "GitKit", "DeployModel", "Rollback", "Reconciler", "Remote", "SystemSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -46,7 +52,7 @@ let package = Package(
         .target(
             name: "RewindCLI",
             dependencies: [
-                "GitKit", "DeployModel", "Rollback", "Reconciler", "Server", "SystemSupport",
+                "GitKit", "DeployModel", "Rollback", "Reconciler", "Server", "Remote", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -64,6 +70,10 @@ let package = Package(
                 "Server", "Reconciler", "Rollback", "DeployModel", "SystemSupport", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(
+            name: "RemoteTests",
+            dependencies: ["Server", "SystemSupport", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")]
         ),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
     ]

@@ -20,4 +20,8 @@ static inline int rewind_git_set_strict_hash_verification(int enabled) {
 static inline int rewind_git_enable_caching(int enabled) {
     return git_libgit2_opts(GIT_OPT_ENABLE_CACHING, enabled);
 }
+/* Where TLS certificate authorities are read from (a PEM file, or a directory). */
+static inline int rewind_git_set_ssl_cert_locations(const char *file, const char *path) {
+    return git_libgit2_opts(GIT_OPT_SET_SSL_CERT_LOCATIONS, file, path);
+}
 #endif

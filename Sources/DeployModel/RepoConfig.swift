@@ -29,6 +29,10 @@ public struct RollbackPolicy: Sendable, Equatable, Codable {
     public var soak: Duration = Duration(milliseconds: 5 * 60_000)
     /// Exits within the soak window that make a release crash-looping.
     public var crashLoopRestarts: Int = 3
+    /// Which commits must carry a trusted signature before they are applied:
+    /// `none`, `head` (the tip) or `all` (every new commit). The reconciler's
+    /// `--verify` can only raise it.
+    public var verify: String = "none"
 
     /// The default policy.
     public init() {}
@@ -119,12 +123,19 @@ public struct RepoConfig: Sendable, Equatable, Codable {
     private static func parsePolicy(_ reader: YAMLReader, _ map: Node.Mapping) -> RollbackPolicy {
         var policy = RollbackPolicy()
         guard let node = reader.value(map, "policy", parent: ""), let p = reader.mapping(node, field: "policy") else { return policy }
-        reader.warnUnknown(p, known: ["window", "cooldown", "maxPerHour", "soak", "crashLoopRestarts", "triggers"], parent: "policy")
+        reader.warnUnknown(p, known: ["window", "cooldown", "maxPerHour", "soak", "crashLoopRestarts", "verify", "triggers"], parent: "policy")
         if let window = reader.duration(p, "window", parent: "policy") { policy.window = window }
         if let cooldown = reader.duration(p, "cooldown", parent: "policy") { policy.cooldown = cooldown }
         if let max = reader.int(p, "maxPerHour", parent: "policy", range: 0...1000) { policy.maxPerHour = max }
         if let soak = reader.duration(p, "soak", parent: "policy") { policy.soak = soak }
         if let restarts = reader.int(p, "crashLoopRestarts", parent: "policy", range: 1...100) { policy.crashLoopRestarts = restarts }
+        if let verify = reader.string(p, "verify", parent: "policy") {
+            if ["none", "head", "all"].contains(verify) {
+                policy.verify = verify
+            } else if let node = reader.value(p, "verify", parent: "policy") {
+                reader.error(node, field: "policy.verify", "'\(verify)' is not one of none, head, all", hint: "write verify: head to require a signed tip")
+            }
+        }
         if let triggersNode = reader.value(p, "triggers", parent: "policy") {
             guard case .sequence(let list) = triggersNode else {
                 reader.error(triggersNode, field: "policy.triggers", "expected a list of triggers")

@@ -29,3 +29,50 @@ extension Repository {
         return OID(commitOut)
     }
 }
+
+extension Repository {
+    /// Every note in a notes commit: the annotated object and the note's blob.
+    public func notes(inNotesCommit notesCommit: OID) throws -> [(target: OID, blob: OID)] {
+        try withCommit(notesCommit) { c in
+            var iterator: OpaquePointer?
+            try check(git_note_commit_iterator_new(&iterator, c), "git_note_commit_iterator_new")
+            defer { git_note_iterator_free(iterator) }
+            var result: [(OID, OID)] = []
+            var blob = git_oid()
+            var target = git_oid()
+            while true {
+                let rc = git_note_next(&blob, &target, iterator)
+                if rc == GIT_ITEROVER.rawValue { break }
+                try check(rc, "git_note_next")
+                result.append((OID(target), OID(blob)))
+            }
+            return result
+        }
+    }
+
+    /// Writes a notes commit with several parents whose notes are exactly
+    /// `notes` (annotated object → text): how two notes histories that
+    /// diverged are merged. No reference moves.
+    public func createNotesMerge(parents: [OID], notes: [OID: String], message: String, signature: Signature) throws -> OID {
+        var builder: OpaquePointer?
+        try check(git_treebuilder_new(&builder, handle, nil), "git_treebuilder_new")
+        defer { git_treebuilder_free(builder) }
+        for (target, text) in notes.sorted(by: { $0.key < $1.key }) {
+            var blob = try writeBlob(Array(text.utf8)).raw
+            try check(git_treebuilder_insert(nil, builder, target.description, &blob, GIT_FILEMODE_BLOB), "git_treebuilder_insert")
+        }
+        var tree = git_oid()
+        try check(git_treebuilder_write(&tree, builder), "git_treebuilder_write")
+        return try createCommit(tree: OID(tree), parents: parents, message: message, author: signature, committer: signature)
+    }
+
+    /// The best common ancestor of two commits; nil when they share no history.
+    public func mergeBase(_ a: OID, _ b: OID) throws -> OID? {
+        var out = git_oid()
+        var ra = a.raw, rb = b.raw
+        let rc = git_merge_base(&out, handle, &ra, &rb)
+        if rc == GIT_ENOTFOUND.rawValue { return nil }
+        try check(rc, "git_merge_base")
+        return OID(out)
+    }
+}

@@ -143,3 +143,50 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension Repository {
+    /// A value from the repository's git configuration (with the global and
+    /// system files behind it); nil when unset.
+    public func configValue(_ name: String) -> String? {
+        var config: OpaquePointer?
+        guard git_repository_config_snapshot(&config, handle) == 0 else { return nil }
+        defer { git_config_free(config) }
+        var out: UnsafePointer<CChar>?
+        guard git_config_get_string(&out, config, name) == 0, let out else { return nil }
+        return String(cString: out)
+    }
+
+    /// Sets a value in the repository's own configuration file.
+    public func setConfigValue(_ name: String, _ value: String) throws {
+        var config: OpaquePointer?
+        try check(git_repository_config(&config, handle), "git_repository_config")
+        defer { git_config_free(config) }
+        try check(git_config_set_string(config, name, value), "git_config_set_string")
+    }
+}
+
+extension Repository {
+    /// The direct references whose names match a glob (`refs/heads/*`), with their targets.
+    public func references(matching glob: String) throws -> [(name: String, target: OID)] {
+        var iterator: OpaquePointer?
+        try check(git_reference_iterator_glob_new(&iterator, handle, glob), "git_reference_iterator_glob_new")
+        defer { git_reference_iterator_free(iterator) }
+        var result: [(String, OID)] = []
+        var ref: OpaquePointer?
+        while true {
+            let rc = git_reference_next(&ref, iterator)
+            if rc == GIT_ITEROVER.rawValue { break }
+            try check(rc, "git_reference_next")
+            defer { git_reference_free(ref) }
+            if let target = git_reference_target(ref), let name = git_reference_name(ref) {
+                result.append((String(cString: name), OID(target.pointee)))
+            }
+        }
+        return result
+    }
+
+    /// Points HEAD at a branch (which need not exist yet).
+    public func setHead(_ reference: String) throws {
+        try check(git_repository_set_head(handle, reference), "git_repository_set_head")
+    }
+}

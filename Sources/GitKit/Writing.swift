@@ -64,8 +64,11 @@ extension Repository {
         return OID(out)
     }
 
-    /// Writes a commit object without moving any reference.
-    public func createCommit(tree: OID, parents: [OID], message: String, author: Signature, committer: Signature) throws -> OID {
+    /// Writes a commit object without moving any reference. With `sign`,
+    /// the commit's text is handed to it and the armored signature it returns
+    /// is stored in the commit's `gpgsig` header (SSH or GPG signatures alike).
+    public func createCommit(tree: OID, parents: [OID], message: String, author: Signature, committer: Signature,
+                             sign: ((_ content: [UInt8]) throws -> String)? = nil) throws -> OID {
         let authorSig = try makeSignature(author)
         defer { git_signature_free(authorSig) }
         let committerSig = try makeSignature(committer)
@@ -80,13 +83,42 @@ extension Repository {
                 parentPointers.append(p)
             }
             var out = git_oid()
+            guard let sign else {
+                try parentPointers.withUnsafeMutableBufferPointer { buffer in
+                    try check(
+                        git_commit_create(&out, handle, nil, authorSig, committerSig, "UTF-8", message, treePointer, buffer.count, buffer.baseAddress),
+                        "git_commit_create")
+                }
+                return OID(out)
+            }
+            var content = git_buf()
+            defer { git_buf_dispose(&content) }
             try parentPointers.withUnsafeMutableBufferPointer { buffer in
                 try check(
-                    git_commit_create(&out, handle, nil, authorSig, committerSig, "UTF-8", message, treePointer, buffer.count, buffer.baseAddress),
-                    "git_commit_create")
+                    git_commit_create_buffer(&content, handle, authorSig, committerSig, "UTF-8", message, treePointer, buffer.count, buffer.baseAddress),
+                    "git_commit_create_buffer")
             }
+            let text = content.ptr.map { Array(UnsafeRawBufferPointer(start: $0, count: content.size)) } ?? []
+            let signature = try sign(text)
+            let contentString = String(decoding: text, as: UTF8.self)
+            try check(git_commit_create_with_signature(&out, handle, contentString, signature, nil), "git_commit_create_with_signature")
             return OID(out)
         }
+    }
+
+    /// The signature stored in a commit (its `gpgsig` header) and the bytes it
+    /// signs; nil for an unsigned commit.
+    public func commitSignature(_ id: OID) throws -> (signature: String, signedData: [UInt8])? {
+        var raw = id.raw
+        var signature = git_buf()
+        var data = git_buf()
+        defer { git_buf_dispose(&signature); git_buf_dispose(&data) }
+        let rc = git_commit_extract_signature(&signature, &data, handle, &raw, nil)
+        if rc == GIT_ENOTFOUND.rawValue { return nil }
+        try check(rc, "git_commit_extract_signature")
+        let text = signature.ptr.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: signature.size), as: UTF8.self) } ?? ""
+        let bytes = data.ptr.map { Array(UnsafeRawBufferPointer(start: $0, count: data.size)) } ?? []
+        return (text, bytes)
     }
 
     func makeSignature(_ s: Signature) throws -> UnsafeMutablePointer<git_signature>? {

@@ -130,6 +130,7 @@ extension Reconciler {
                 options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "committed",
                                                    millisecondsToCommit: state.apps[name]?.lastRollback.map { now - $0.failedAt })
                 logger.notice("rolled back \(name) to \(good.version) with commit \(written.short)")
+                options.onWrite()
                 options.notifier?.send(RollbackEvent(.started, app: name, trigger: "analysis", commit: written.hex, reason: failure.reason))
                 return true
             case .written(nil, _, _):

@@ -8,6 +8,8 @@ public struct RollbackEvent: Sendable {
         case completed = "rollback-completed"
         case failed = "rollback-failed"
         case escalated
+        /// A commit was not applied (its signature failed the policy).
+        case refused = "commit-refused"
     }
 
     public var kind: Kind
@@ -39,6 +41,7 @@ public struct RollbackEvent: Sendable {
         case .completed: what = ":white_check_mark: Rollback of *\(app)* verified healthy"
         case .failed: what = ":x: Rollback of *\(app)* failed"
         case .escalated: what = ":rotating_light: *\(app)* needs a human"
+        case .refused: what = ":no_entry: A commit for *\(app)* was refused"
         }
         return .object([("text", .string("\(what) (\(trigger)\(commit.map { ", commit \($0.prefix(7))" } ?? "")): \(reason)"))])
     }

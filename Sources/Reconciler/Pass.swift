@@ -45,7 +45,7 @@ extension Reconciler {
             return false
         }
         state.lastError = nil
-        guard ancestryHolds(tip), let desired = validDesiredState(tip) else { return false }
+        guard ancestryHolds(tip), let desired = validDesiredState(tip), signaturesHold(tip, desired) else { return false }
         let tipChanged = state.tip != tip.hex
         let rollbackTip = tipChanged ? rollbackApps(tip, desired) : []
         let steps = plan(desired, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full)
@@ -76,10 +76,15 @@ extension Reconciler {
 
     /// Step 2: the tip must descend from the last commit acted on.
     func ancestryHolds(_ tip: OID) -> Bool {
-        guard let anchorHex = state.lastApplied, let anchor = OID(hex: anchorHex), anchor != tip else {
+        guard let anchorHex = state.lastApplied, var anchor = OID(hex: anchorHex), anchor != tip else {
             state.halted = nil
             return true
         }
+        // A rollback commit a mirror replaced (the remote had moved; it was
+        // planned again on the remote's tip) is not part of the history: its
+        // successor descends from its parent.
+        let replaced = ReplacedCommits(gitDirectory: repo.git.gitDirectory).all()
+        while replaced.contains(anchor.hex), let parent = try? repo.git.commit(anchor).parents.first { anchor = parent }
         let descends = (try? repo.git.isDescendant(tip, of: anchor)) ?? false
         if descends {
             state.halted = nil
@@ -93,6 +98,34 @@ extension Reconciler {
         return false
     }
 
+    /// Step 3b: the signature policy (`--verify`, raised by rewind.yaml's
+    /// `policy.verify`): the tip, or every new commit, must be signed by an
+    /// allowed signer. A tip that fails is refused like an invalid one.
+    func signaturesHold(_ tip: OID, _ desired: DesiredView) -> Bool {
+        let level = max(options.verify, SignaturePolicy(rawValue: desired.config.policy.verify) ?? .none)
+        guard level != .none, verifiedTip != tip else { return true }
+        var commits = [tip]
+        if level == .all, let anchor = state.lastApplied, anchor != tip.hex, let range = try? repo.git.commits(inRange: "\(anchor)..\(tip.hex)") {
+            commits = range
+        }
+        let verifier = SignatureVerifier(allowedSigners: options.allowedSigners)
+        for commit in commits {
+            guard let problem = verifier.problem(with: commit, in: repo.git) else { continue }
+            let refused = RefusedCommit(commit: tip.hex, message: "signature policy '\(level.rawValue)': \(problem)", details: [])
+            if state.invalid != refused {
+                logger.error("refusing \(tip.short): \(refused.message); the last applied state stays")
+                let apps = desired.config.apps.map(\.name).joined(separator: ",")
+                options.notifier?.send(RollbackEvent(.refused, app: apps, trigger: "signature", commit: tip.hex, reason: refused.message))
+            }
+            state.invalid = refused
+            state.tip = tip.hex
+            save()
+            return false
+        }
+        verifiedTip = tip
+        return true
+    }
+
     /// Step 3: the tip's desired state, valid as a whole, or nil (refused).
     /// A tip this state directory already validated and applied is not
     /// parsed again.
@@ -103,7 +136,9 @@ extension Reconciler {
             return view
         }
         do {
-            let view = DesiredView(validated: try DesiredState.load(repo, commit: tip), repo: repo)
+            let loaded = try DesiredState.load(repo, commit: tip)
+            try options.limits.check(loaded, in: repo)
+            let view = DesiredView(validated: loaded, repo: repo)
             desired = view
             state.invalid = nil
             return view

@@ -74,6 +74,15 @@ public struct ReconcilerOptions: Sendable {
     public var notifier: Notifier?
     /// Told about applies, passes and rollbacks (metrics).
     public var observer: any ReconcilerObserver = NoObserver()
+    /// Which commits must carry a signature by an allowed signer (rewind.yaml's
+    /// `policy.verify` can raise it, never lower it).
+    public var verify: SignaturePolicy = .none
+    /// The OpenSSH allowed_signers file signatures are checked against.
+    public var allowedSigners: String?
+    /// Bounds on app directories; a commit over them is refused.
+    public var limits = AppLimits()
+    /// Called after the reconciler wrote a commit or notes (a mirror pushes them).
+    public var onWrite: @Sendable () -> Void = {}
 
     /// Options with defaults.
     public init(repoPath: String, environment: [String: String], searchPath: [String]) {
@@ -94,6 +103,8 @@ public final class Reconciler {
     var state: ReconcilerState
     /// The desired state of the last valid tip.
     var desired: DesiredView?
+    /// The last tip whose signatures passed the policy.
+    var verifiedTip: OID?
     /// The state as last written to the state directory.
     private var saved: ReconcilerState?
     /// Deployments by app tree id, so that supervision can restart them.
@@ -214,6 +225,7 @@ public final class Reconciler {
             try notes.write(state.pendingNotes)
             state.pendingNotes = []
             save()
+            options.onWrite()
         } catch {
             logger.error("cannot write notes under \(NoteRecorder.notesRef): \(error); retrying after the next pass")
         }

@@ -34,6 +34,10 @@ public struct StatusReport: Sendable {
     public var invalid: RefusedCommit?
     public var lastError: String?
     public var apps: [AppStatus]
+    /// For a mirror of a remote repository: the last sync and what is unpushed.
+    public var remote: RemoteSyncStatus?
+    /// Rollback commits the remote has not accepted yet (host down, or rejected).
+    public var unpushed: [Outbox.Entry] = []
 
     /// Reads the state directory and the tip's desired state.
     public static func build(repo: DeployRepository, stateDirectory: String?) throws -> StatusReport {
@@ -42,7 +46,12 @@ public struct StatusReport: Sendable {
         let tip = try? repo.tip()
         let desired = tip.flatMap { try? DesiredState.load(repo, commit: $0) }
         var report = StatusReport(branch: repo.branchName, tip: tip?.hex, lastApplied: state.lastApplied, reconcilerPid: store.runningPid(),
-                                  halted: state.halted, invalid: desired == nil ? state.invalid : nil, lastError: state.lastError, apps: [])
+                                  halted: state.halted, invalid: desired == nil || state.invalid?.commit == tip?.hex ? state.invalid : nil,
+                                  lastError: state.lastError, apps: [])
+        if repo.isMirror {
+            report.remote = RemoteSyncStatus.read(gitDirectory: repo.git.gitDirectory)
+            report.unpushed = Outbox(gitDirectory: repo.git.gitDirectory).entries()
+        }
         let names = desired?.config.apps.map(\.name) ?? state.apps.keys.sorted()
         for name in names {
             report.apps.append(appStatus(name, state.apps[name] ?? AppState(), desired: desired, repo: repo, report: report))

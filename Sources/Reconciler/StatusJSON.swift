@@ -1,3 +1,4 @@
+import Rollback
 import SystemSupport
 
 extension StatusReport {
@@ -11,6 +12,14 @@ extension StatusReport {
             ("refused", r.invalid.map { .object([("commit", .string($0.commit)), ("message", .string($0.message)), ("details", .array($0.details.map { .string($0) }))]) } ?? .null),
             ("error", .optional(r.lastError)),
             ("apps", .array(r.apps.map(\.json))),
+            ("remote", r.remote.map { remote in
+                .object([("url", .string(remote.url)), ("lastAttemptAt", .number(remote.lastAttemptAt)),
+                         ("lastSuccessAt", remote.lastSuccessAt.map { .number($0) } ?? .null), ("error", .optional(remote.lastError))])
+            } ?? .null),
+            ("unpushed", .array(r.unpushed.map { entry in
+                .object([("commit", .string(entry.commit)), ("branch", .string(String(entry.reference.dropFirst("refs/heads/".count)))),
+                         ("queuedAt", .number(entry.queuedAt)), ("error", .optional(entry.lastError))])
+            })),
         ])
     }
 }

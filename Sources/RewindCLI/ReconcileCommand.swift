@@ -2,7 +2,9 @@ import ArgumentParser
 import DeployModel
 import Logging
 import Reconciler
+import Remote
 import Rollback
+import GitKit
 import SystemSupport
 
 #if canImport(Glibc)
@@ -36,12 +38,18 @@ struct ReconcileCommand: ParsableCommand {
     func run() throws {
         let logger = loop.bootstrapLogging()
         try runReporting {
-            var options = loop.reconcilerOptions(repoOptions)
+            let sync = try loop.syncLoop(repoOptions)
+            var options = try loop.reconcilerOptions(repoOptions, mirror: sync?.mirror)
             options.once = once
             options.acceptRewrite = acceptRewrite
+            if let sync {
+                options.onWrite = { sync.trigger() }
+                if !once { sync.start(stop: options.stop) { warning, line in warning ? logger.warning("\(line)") : logger.info("\(line)") } }
+            }
             do {
                 let reconciler = try Reconciler(options: options, logger: logger)
                 try reconciler.run()
+                if once, let sync, let error = sync.mirror.sync().error { logger.warning("cannot push to \(sync.mirror.url): \(error)") }
             } catch let error as StateError where error.busy && acceptRewrite != nil {
                 try handOver(acceptRewrite ?? "", error: error)
             } catch let error as StateError {
@@ -104,7 +112,25 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "Log level: debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
+    @Option(help: "For a remote repository: how often the mirror is fetched (push webhooks fetch at once).")
+    var fetchInterval: String = "60s"
+
+    @Option(help: "Signature policy: none, head (the tip must be signed by an allowed signer) or all (every new commit). rewind.yaml's policy.verify can raise it.")
+    var verify: String = "none"
+
+    @Option(help: "OpenSSH allowed_signers file for --verify (default: $REWIND_ALLOWED_SIGNERS, else git's gpg.ssh.allowedSignersFile).")
+    var allowedSigners: String?
+
+    @Option(help: "Refuse a commit with a file larger than this many bytes in an app directory.")
+    var maxBlobSize: Int = 10 << 20
+
+    @Option(help: "Refuse a commit with more files than this in one app directory.")
+    var maxAppFiles: Int = 10_000
+
     func validate() throws {
+        guard maxBlobSize > 0, maxAppFiles > 0 else { throw ValidationError("--max-blob-size and --max-app-files must be positive") }
+        guard SignaturePolicy(rawValue: verify) != nil else { throw ValidationError("--verify '\(verify)' is not one of none, head, all") }
+        guard let fetch = Duration(parsing: fetchInterval), fetch.milliseconds > 0 else { throw ValidationError("--fetch-interval '\(fetchInterval)' is not a duration; write for example 60s") }
         for url in notifyUrl + slackUrl where HTTPEndpoint(url) == nil {
             throw ValidationError("a notification URL is not a plain http URL to an IPv4 address or localhost (https is not supported yet)")
         }
@@ -115,6 +141,21 @@ struct LoopOptions: ParsableArguments {
             throw ValidationError("--prometheus-url is not a plain http URL to an IPv4 address or localhost without credentials, such as http://127.0.0.1:9090")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
+    }
+
+    /// For a remote repository: its mirror, synced once (the first fetch
+    /// must succeed; later ones may fail while the host is down), and the
+    /// loop that keeps it in step.
+    func syncLoop(_ repo: RepoOptions) throws -> SyncLoop? {
+        guard let mirror = try repo.remote.mirror(for: repo.repo) else { return nil }
+        let report = mirror.sync()
+        if let error = report.error {
+            guard mirror.hasFetched else {
+                throw RewindError(.notFound, "cannot fetch \(mirror.url): \(error)", hint: "check the URL, the network and the credentials options (rewind reconcile --help)")
+            }
+            Terminal.error("warning: cannot sync with \(mirror.url) (\(error)); starting from the mirror as last fetched")
+        }
+        return SyncLoop(mirror: mirror, interval: Duration(parsing: fetchInterval)?.milliseconds ?? 60_000)
     }
 
     /// Sends log lines at `--log-level` and above to stderr; the entry point's logger.
@@ -129,9 +170,14 @@ struct LoopOptions: ParsableArguments {
     }
 
     /// The reconciler's options from the command line and the environment.
-    func reconcilerOptions(_ repo: RepoOptions) -> ReconcilerOptions {
-        var options = ReconcilerOptions(repoPath: repo.repo, environment: Spawn.currentEnvironment(),
+    func reconcilerOptions(_ repo: RepoOptions, mirror: Mirror?) throws -> ReconcilerOptions {
+        var options = ReconcilerOptions(repoPath: mirror?.path ?? repo.repo, environment: Spawn.currentEnvironment(),
                                         searchPath: Spawn.executableDirectory().map { [$0] } ?? [])
+        options.verify = SignaturePolicy(rawValue: verify) ?? .none
+        options.limits.maxBlobBytes = maxBlobSize
+        options.limits.maxFiles = maxAppFiles
+        options.allowedSigners = allowedSigners ?? Environment.value("REWIND_ALLOWED_SIGNERS")
+            ?? (try? Repository.open(options.repoPath))?.configValue("gpg.ssh.allowedSignersFile")
         options.branch = repo.branch
         options.stateDirectory = stateDir
         options.artifactRoot = artifactRoot ?? environmentArtifactRoot()

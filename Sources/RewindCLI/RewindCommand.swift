@@ -1,4 +1,5 @@
 import ArgumentParser
+import Remote
 import Rollback
 import SystemSupport
 
@@ -50,14 +51,90 @@ public struct RewindCommand: AsyncParsableCommand {
 
 /// Options every command that reads a repository takes.
 struct RepoOptions: ParsableArguments {
-    @Option(name: .long, help: "The deployment repository (a working tree or a bare repository).")
+    @Option(name: .long, help: ArgumentHelp(
+        "The deployment repository: a working tree or bare repository, or a remote URL (file://, git://, ssh://, user@host:path, https://).",
+        discussion: "A remote repository is kept in a local mirror (see --mirror) and fetched before each command."))
     var repo: String = "."
 
     @Option(name: .long, help: "The branch to follow (default: branch in rewind.yaml, else HEAD's branch).")
     var branch: String?
 
-    func open() throws -> DeployRepository {
-        try DeployRepository(path: repo, branch: branch)
+    @OptionGroup(title: "Remote repositories")
+    var remote: RemoteOptions
+
+    /// Opens the repository; a remote one is synced into its mirror first.
+    func open() throws -> DeployRepository { try openWithMirror().repo }
+
+    /// Opens the repository and, for a remote URL, its mirror (synced first
+    /// unless `sync` is false).
+    func openWithMirror(sync: Bool = true) throws -> (repo: DeployRepository, mirror: Mirror?) {
+        guard let mirror = try remote.mirror(for: repo) else {
+            return (try DeployRepository(path: repo, branch: branch), nil)
+        }
+        if sync {
+            let report = mirror.sync()
+            if let error = report.error {
+                guard mirror.hasFetched else {
+                    throw RewindError(.notFound, "cannot fetch \(mirror.url): \(error)", hint: "check the URL, the network and the credentials options (rewind --help)")
+                }
+                Terminal.error("warning: cannot sync with \(mirror.url) (\(error)); using the mirror as last fetched")
+            }
+        }
+        return (try DeployRepository(path: mirror.path, branch: branch), mirror)
+    }
+
+    /// The local repository Rewind reads: the path, or the mirror of a URL.
+    func localPath() throws -> String {
+        try remote.mirror(for: repo)?.path ?? repo
+    }
+}
+
+/// How Rewind reaches a remote deployment repository.
+struct RemoteOptions: ParsableArguments {
+    @Option(name: .long, help: "Where the mirror of a remote repository lives (default: $REWIND_MIRROR, else ~/.local/state/rewind/mirrors/<host-and-path>).")
+    var mirror: String?
+
+    @Option(name: .long, help: "SSH private key file (default: $REWIND_SSH_KEY).")
+    var sshKey: String?
+
+    @Option(name: .long, help: "known_hosts file SSH host keys are checked against (default: $REWIND_KNOWN_HOSTS, else ~/.ssh/known_hosts).")
+    var knownHosts: String?
+
+    @Option(name: .long, help: "HTTPS user name (default: $REWIND_GIT_USERNAME, else x-access-token with a token).")
+    var gitUsername: String?
+
+    @Option(name: .long, help: "File holding the HTTPS token or password (default: $REWIND_GIT_TOKEN_FILE; or set REWIND_GIT_TOKEN).")
+    var gitTokenFile: String?
+
+    @Option(name: .long, help: "PEM file of certificate authorities to trust for HTTPS.")
+    var gitCaFile: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "For a protected followed branch: push rollback commits to a branch of their own starting with this prefix (e.g. rewind/rollback-).",
+        discussion: "The rollback then applies once someone merges that branch."))
+    var proposalPrefix: String?
+
+    /// The mirror for `repo` when it is a remote URL; nil for a local path.
+    func mirror(for repo: String) throws -> Mirror? {
+        guard let url = try RemoteURL.parse(repo) else { return nil }
+        let env = Environment.self
+        var access = RemoteAccess(knownHosts: knownHosts ?? env.value("REWIND_KNOWN_HOSTS") ?? RemoteAccess.defaultKnownHosts)
+        access.sshKey = sshKey ?? env.value("REWIND_SSH_KEY")
+        access.username = gitUsername ?? env.value("REWIND_GIT_USERNAME")
+        if let file = gitTokenFile ?? env.value("REWIND_GIT_TOKEN_FILE") {
+            access.password = try Secret.fromFile(file, what: "token")
+        } else if let token = env.value("REWIND_GIT_TOKEN") {
+            access.password = Secret(token)
+        }
+        access.caFile = gitCaFile
+        let path = mirror ?? env.value("REWIND_MIRROR") ?? Self.defaultMirror(for: url)
+        return try Mirror(url: url, path: path, access: access, proposalPrefix: proposalPrefix)
+    }
+
+    static func defaultMirror(for url: RemoteURL) -> String {
+        let base = Environment.value("XDG_STATE_HOME") ?? ((Environment.value("HOME") ?? "/tmp") + "/.local/state")
+        let slug = String(url.text.map { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" ? $0 : "_" })
+        return "\(base)/rewind/mirrors/\(slug.suffix(100))"
     }
 }
 
@@ -88,3 +165,7 @@ func exitStatus(for code: RewindError.Code) -> Int32 {
     case .internalFailure: return 70
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeployModel
 import GitKit
+import Remote
 import Rollback
 import SystemSupport
 
@@ -35,9 +36,38 @@ struct WriteOptions: ParsableArguments {
     /// Runs the request and reports the outcome.
     func execute(_ operation: Operation, repoOptions: RepoOptions) throws {
         try runReporting {
-            let repo = try repoOptions.open()
+            let (repo, mirror) = try repoOptions.openWithMirror()
             let result = try CommitWriter(repo: repo).run(request(operation), dryRun: dryRun)
             report(result)
+            if let mirror, !dryRun, case .written(let commit?, let plan, _) = result {
+                reportPush(mirror.sync(), mirror: mirror, commit: commit, proposal: repo.proposalReference(for: plan))
+            }
+        }
+    }
+
+    /// Says whether the remote took the commit, or that it is queued.
+    private func reportPush(_ sync: SyncReport, mirror: Mirror, commit: OID, proposal: String?) {
+        let pushed = sync.pushed.contains(commit.hex)
+        let proposalBranch = proposal.map { String($0.dropFirst("refs/heads/".count)) }
+        if format == .json {
+            Terminal.print(JSON.object([
+                ("remote", .string(mirror.url.text)), ("pushed", .bool(pushed)), ("unpushed", .number(Int64(sync.unpushed))),
+                ("proposalBranch", .optional(proposalBranch)), ("replanned", .array(sync.replanned.map { .string($0) })),
+                ("alreadyDone", .array(sync.alreadyDone.map { .string($0) })), ("error", .optional(sync.error)),
+            ]).pretty)
+            return
+        }
+        if pushed, let proposalBranch {
+            Terminal.print("Pushed to \(mirror.url) on branch \(proposalBranch) (the followed branch is protected): merge it to roll back.")
+        } else if pushed {
+            Terminal.print("Pushed to \(mirror.url).")
+        } else if !sync.replanned.isEmpty {
+            Terminal.print("The remote had moved: planned again as \(sync.replanned.joined(separator: ", "))\(sync.unpushed == 0 ? " and pushed" : "").")
+        } else if let why = sync.alreadyDone.first {
+            Terminal.print("The remote had moved and needs no commit: \(why).")
+        }
+        if sync.unpushed > 0 {
+            Terminal.print("Queued, not pushed yet: \(sync.error ?? "the remote did not take it"). `rewind status` lists it as unpushed; the next sync (any rewind command, or rewind reconcile/serve) pushes it.")
         }
     }
 

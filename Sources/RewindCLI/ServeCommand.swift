@@ -38,6 +38,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "File holding the bearer token Alertmanager sends to /hooks/... (else REWIND_HOOK_TOKEN; none: hooks are open).")
     var hookTokenFile: String?
 
+    @Option(help: "File holding the secret push webhooks are signed with (else REWIND_GIT_HOOK_SECRET; none: POST /hooks/git accepts unsigned pushes).")
+    var gitHookSecretFile: String?
+
     @Option(help: "The alert label that names the app.")
     var alertAppLabel: String = "app"
 
@@ -55,10 +58,13 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = loop.bootstrapLogging()
         do {
-            let repo = try repoOptions.open()
-            var reconcile = loop.reconcilerOptions(repoOptions)
+            let sync = try loop.syncLoop(repoOptions)
+            let repo = try sync.map { try DeployRepository(path: $0.mirror.path, branch: repoOptions.branch) } ?? repoOptions.open()
+            var reconcile = try loop.reconcilerOptions(repoOptions, mirror: sync?.mirror)
             reconcile.stateDirectory = loop.stateDir ?? Reconciler.defaultStateDirectory(repo)
-            var serve = ServeOptions(repoPath: repoOptions.repo)
+            var serve = ServeOptions(repoPath: reconcile.repoPath)
+            serve.syncLoop = sync
+            serve.gitHookSecret = try secret(file: gitHookSecretFile, environment: "REWIND_GIT_HOOK_SECRET", what: "--git-hook-secret-file")
             serve.branch = repoOptions.branch
             serve.stateDirectory = reconcile.stateDirectory
             serve.artifactRoot = reconcile.artifactRoot

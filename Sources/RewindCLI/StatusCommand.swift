@@ -19,7 +19,8 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let repo = try repoOptions.open()
+            // The mirror as it is: status reads, it does not fetch or push.
+            let repo = try repoOptions.openWithMirror(sync: false).repo
             let report: StatusReport
             do {
                 report = try StatusReport.build(repo: repo, stateDirectory: stateDir)
@@ -39,6 +40,13 @@ struct StatusCommand: ParsableCommand {
             lines += invalid.details.map { "  \($0)" }
         }
         if let error = r.lastError { lines.append("error: \(error)") }
+        if let remote = r.remote {
+            lines.append("remote \(remote.url): " + (remote.lastError.map { "last sync failed: \($0)" } ?? "in sync")
+                + (remote.lastSuccessAt.map { " (last success \(Clock.iso8601UTC(milliseconds: $0)))" } ?? ""))
+        }
+        for entry in r.unpushed {
+            lines.append("unpushed \(entry.commit.prefix(7)) for \(entry.reference.dropFirst("refs/heads/".count))" + (entry.lastError.map { ": \($0)" } ?? ""))
+        }
         let rows = r.apps.map { a in
             [a.name, a.desiredVersion ?? "-", a.appliedVersion.map { "\($0) (\(a.appliedCommit.map { String($0.prefix(7)) } ?? "?"))" } ?? "-",
              a.health.rawValue, a.pin.map { "held at \($0)" } ?? "-", a.waitingFor]

@@ -61,16 +61,33 @@ public struct CommitWriter {
             if dryRun { return .written(commit: nil, plan: plan, attempts: attempt) }
             let now = Int64(time(nil))
             let signature = repo.git.defaultSignature(now: now)
+            let signer = repo.signer
             let commit = try gitStep("writing the commit") {
-                try repo.git.createCommit(tree: plan.tree, parents: [plan.parent], message: plan.message, author: signature, committer: signature)
+                try repo.git.createCommit(tree: plan.tree, parents: [plan.parent], message: plan.message, author: signature, committer: signature,
+                                          sign: signer.map { signer in { try signer.sign($0) } })
             }
             try gitStep("writing the new objects") { try repo.git.persistStagedObjects(reachableFrom: commit) }
+            // In a mirror, the request goes to the outbox before the branch
+            // moves, so that a commit the remote has not taken can be planned again.
+            let proposal = repo.proposalReference(for: plan)
+            let outbox = repo.isMirror ? Outbox(gitDirectory: repo.git.gitDirectory) : nil
+            outbox?.put(Outbox.Entry(commit: commit.description, reference: proposal ?? repo.branchRef, request: Self.pinned(request, plan),
+                                     queuedAt: Clock.wallMilliseconds(), lastError: nil))
             do {
-                try repo.git.updateReference(repo.branchRef, to: commit, expecting: plan.parent, logMessage: "rewind: \(plan.message.prefix { $0 != "\n" })")
+                if let proposal {
+                    try repo.git.updateReference(proposal, to: commit, expecting: nil, logMessage: "rewind: propose \(plan.message.prefix { $0 != "\n" })")
+                } else {
+                    try repo.git.updateReference(repo.branchRef, to: commit, expecting: plan.parent, logMessage: "rewind: \(plan.message.prefix { $0 != "\n" })")
+                }
             } catch let error as GitError where Self.isLostRace(error) {
+                outbox?.remove(commit.description)
+                if let proposal, error.code == .exists {
+                    return .alreadyDone("already proposed on \(proposal.dropFirst("refs/heads/".count))")
+                }
                 backoff(attempt)
                 continue
             } catch {
+                outbox?.remove(commit.description)
                 throw RewindError.git(error, doing: "moving \(repo.branchName)")
             }
             if worktree {
@@ -92,6 +109,22 @@ public struct CommitWriter {
                               hint: "commit or stash them (git stash), then run the command again")
         }
         return true
+    }
+
+    /// The request with its target fixed to the commit it resolved to, so
+    /// that planning it again on a remote that moved restores the same
+    /// release (and finds it "already rolled back" when someone did) rather
+    /// than going one release further back.
+    static func pinned(_ request: RollbackRequest, _ plan: PlannedCommit) -> RollbackRequest {
+        guard let trailers = RollbackTrailers.parse(plan.message), Set(trailers.targets).count == 1, let target = trailers.targets.first else { return request }
+        var pinned = request
+        switch request.operation {
+        case .rollback(let apps, let all, nil): pinned.operation = .rollback(apps: apps, all: all, to: .revision(target.hex))
+        case .rollback(let apps, let all, .release): pinned.operation = .rollback(apps: apps, all: all, to: .revision(target.hex))
+        case .pin(let app, _): pinned.operation = .pin(app, to: .revision(target.hex))
+        default: break
+        }
+        return pinned
     }
 
     static func isLostRace(_ error: GitError) -> Bool {

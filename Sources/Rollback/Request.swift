@@ -2,7 +2,7 @@ import DeployModel
 import GitKit
 
 /// Where a rollback goes: a revision, or an app's release number (`#N`).
-public enum TargetSpec: Sendable, Equatable {
+public enum TargetSpec: Sendable, Equatable, Codable {
     case revision(String)
     case release(Int)
 
@@ -13,7 +13,7 @@ public enum TargetSpec: Sendable, Equatable {
 }
 
 /// One rollback operation.
-public enum Operation: Sendable, Equatable {
+public enum Operation: Sendable, Equatable, Codable {
     case revert(String)
     case rollback(apps: [String], all: Bool, to: TargetSpec?)
     case pin(String, to: TargetSpec?)
@@ -21,7 +21,7 @@ public enum Operation: Sendable, Equatable {
 }
 
 /// A rollback operation with everything that goes into its commit.
-public struct RollbackRequest: Sendable {
+public struct RollbackRequest: Sendable, Codable {
     public var operation: Operation
     public var reason: String?
     public var trigger: RollbackTrailers.TriggerKind = .manual

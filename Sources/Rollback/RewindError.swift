@@ -57,6 +57,6 @@ extension RewindError {
 }
 
 /// Runs a GitKit call, turning its errors into a `RewindError` that says what was being done.
-func gitStep<T>(_ what: String, _ body: () throws -> T) throws -> T {
+public func gitStep<T>(_ what: String, _ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as RewindError { throw error } catch { throw RewindError.git(error, doing: what) }
 }

@@ -4,7 +4,7 @@ import GitKit
 /// (`git interpret-trailers --parse` reads them).
 public struct RollbackTrailers: Sendable, Equatable {
     public enum Action: String, Sendable, CaseIterable { case revert, rollback, pin, unpin }
-    public enum TriggerKind: String, Sendable, CaseIterable { case manual, alert, analysis, api }
+    public enum TriggerKind: String, Sendable, CaseIterable, Codable { case manual, alert, analysis, api }
 
     public var action: Action
     /// The restored commits: one, or one per app in the order of `apps`.

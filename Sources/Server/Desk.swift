@@ -2,6 +2,7 @@ import DeployModel
 import GitKit
 import Logging
 import Reconciler
+import Remote
 import Rollback
 import SystemSupport
 
@@ -118,6 +119,7 @@ actor RollbackDesk {
                 metrics.observe("rewind_rollback_commit_seconds", [("trigger", "alert")], seconds: Double(Clock.wallMilliseconds() - receivedAt) / 1000)
                 logger.notice("alert \(decision.alertname): rolled back \(decision.app ?? "?") with commit \(commit?.short ?? "?")")
                 notifier?.send(RollbackEvent(.started, app: decision.app ?? "?", trigger: "alert", commit: commit?.hex, reason: request.reason ?? decision.alertname))
+                options.syncLoop?.trigger()
             case .alreadyDone(let why):
                 decision.outcome = .alreadyRolledBack
                 decision.reason = why
@@ -154,6 +156,7 @@ actor RollbackDesk {
             switch try CommitWriter(repo: repo).run(request) {
             case let .written(commit, plan, _):
                 metrics.count("rewind_rollbacks_total", [("trigger", "api"), ("outcome", "committed")])
+                options.syncLoop?.trigger()
                 return .object([("outcome", .string("rolled-back")), ("commit", .optional(commit?.hex)), ("message", .string(plan.message)),
                                 ("apps", .array(plan.changes.map { .object([("app", .string($0.app)), ("from", .optional($0.fromVersion)), ("to", .optional($0.toVersion))]) }))])
             case .alreadyDone(let why):

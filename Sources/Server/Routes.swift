@@ -7,6 +7,7 @@ import SystemSupport
 ///
 ///     GET  /healthz, /readyz, /metrics
 ///     POST /hooks/alertmanager                 (hook token, if configured)
+///     POST /hooks/git                          (GitHub, GitLab, Gitea/Forgejo push webhooks; signature checked)
 ///     GET  /api/v1/apps, /api/v1/status, /api/v1/apps/{app}/releases?limit=N
 ///     POST /api/v1/apps/{app}/rollback         (API token; body {"to": "REV|#N", "reason": "..."})
 ///
@@ -17,6 +18,7 @@ struct Routes {
     let desk: RollbackDesk
     let metrics: Metrics
     let readiness: Readiness
+    let deliveries = SeenDeliveries()
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -31,6 +33,21 @@ struct Routes {
                 let payload = try AlertmanagerPayload.parse(try await body(request))
                 let decisions = await desk.handle(payload, receivedAt: Clock.wallMilliseconds())
                 return json(200, .object([("decisions", .array(decisions.map(\.json)))]))
+            }
+        }
+        router.post("hooks/git") { request, _ in
+            await respondAsync("hooks/git") {
+                let bytes = try await body(request)
+                let delivery = try GitPushHook.verify(headers: request.headers, body: bytes, secret: options.gitHookSecret)
+                guard deliveries.firstTime(delivery.id) else {
+                    return json(200, .object([("result", .string("duplicate")), ("delivery", .optional(delivery.id))]))
+                }
+                guard let loop = options.syncLoop else {
+                    return json(200, .object([("result", .string("local repository: nothing to fetch")), ("provider", .string(delivery.provider))]))
+                }
+                loop.trigger()
+                metrics.count("rewind_git_push_hooks_total", [("provider", delivery.provider)])
+                return json(202, .object([("result", .string("fetching")), ("provider", .string(delivery.provider)), ("delivery", .optional(delivery.id))]))
             }
         }
         router.get("api/v1/status") { _, _ in await respondAsync("api/v1/status") { json(200, try await desk.status().json) } }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Reconciler
+import Remote
 import ServiceLifecycle
 import SystemSupport
 
@@ -28,6 +29,12 @@ public struct ServeOptions: Sendable {
     public var readTimeoutMilliseconds: Int64 = 10_000
     /// The largest request head (all header fields together).
     public var maxHeaderBytes = 16 << 10
+    /// For a remote repository: keeps the mirror in step; `POST /hooks/git`
+    /// and rollback commits trigger a sync at once.
+    public var syncLoop: SyncLoop?
+    /// The secret push webhooks are signed with (GitHub, Gitea/Forgejo) or
+    /// carry (GitLab); nil: `POST /hooks/git` accepts unsigned pushes.
+    public var gitHookSecret: String?
 
     /// Options with defaults.
     public init(repoPath: String) { self.repoPath = repoPath }
@@ -43,6 +50,11 @@ public enum RewindServer {
         var reconcilerOptions = reconcilerOptions
         reconcilerOptions.stop = stop
         reconcilerOptions.observer = metrics
+        if let loop = options.syncLoop {
+            let previous = reconcilerOptions.onWrite
+            reconcilerOptions.onWrite = { previous(); loop.trigger() }
+            loop.start(stop: stop) { warning, line in warning ? logger.warning("\(line)") : logger.info("\(line)") }
+        }
         let reconciler = ReconcilerService(options: reconcilerOptions, stop: stop, logger: logger)
         let desk = try RollbackDesk(options: options, metrics: metrics, logger: logger, notifier: reconcilerOptions.notifier)
         let router = Routes(options: options, desk: desk, metrics: metrics, readiness: reconciler.readiness).router()

@@ -16,6 +16,8 @@ public struct SpawnOptions: Sendable {
     public var outputFile: String?
     /// Directories searched for a program given by name, before $PATH.
     public var searchPath: [String] = []
+    /// Standard input is read from this file (else /dev/null).
+    public var inputFile: String?
 
     /// Describes a process to start.
     public init(program: String, arguments: [String], environment: [String: String], directory: String? = nil, outputFile: String? = nil) {
@@ -68,7 +70,7 @@ public enum Spawn {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, options.inputFile ?? "/dev/null", O_RDONLY, 0)
         if let output = options.outputFile {
             FileIO.makeParent(output)
             posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
@@ -207,5 +209,15 @@ public enum ProcessProbe {
         // After the command: state is field 3, starttime field 22 (1-based).
         guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }
         return (state, start)
+    }
+}
+
+/// Reads single variables of the process environment.
+public enum Environment {
+    /// The value of `name`; nil when unset or empty.
+    public static func value(_ name: String) -> String? {
+        guard let raw = getenv(name) else { return nil }
+        let value = String(cString: raw)
+        return value.isEmpty ? nil : value
     }
 }

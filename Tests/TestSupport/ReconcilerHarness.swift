@@ -29,6 +29,11 @@ public final class ReconcilerHarness {
     public let stateDir: String
     public let logFile: String
     private var reconciler: pid_t?
+    /// When set, the reconciler follows this URL through a mirror at `mirror`
+    /// instead of reading `repo` directly.
+    public var remoteURL: String?
+    /// The mirror of `remoteURL`; `status()` reads it.
+    public var mirror: String { root + "/mirror" }
     /// Every pid seen in the state file, killed at the end in case.
     private var seenPids: Set<Int32> = []
 
@@ -96,7 +101,8 @@ public final class ReconcilerHarness {
         for (k, v) in TestEnvironment.git { environment[k] = v }
         environment["HARNESS_DIR"] = root
         try? FileManager.default.removeItem(atPath: stateDir + "/reconciler.pid")
-        let arguments = [command, "--repo", repo, "--state-dir", stateDir, "--artifact-root", artifacts, "--log-level", "debug"] + base + extra
+        let source = remoteURL.map { ["--repo", $0, "--mirror", mirror] } ?? ["--repo", repo]
+        let arguments = [command] + source + ["--state-dir", stateDir, "--artifact-root", artifacts, "--log-level", "debug"] + base + extra
         // posix_spawn rather than Foundation's Process: the test reaps it itself.
         reconciler = try Spawn.start(SpawnOptions(program: rewindBinary, arguments: arguments, environment: environment, outputFile: logFile))
         try waitUntil("the reconciler wrote its pid", timeout: 15) { FileManager.default.fileExists(atPath: stateDir + "/reconciler.pid") }
@@ -129,7 +135,7 @@ public final class ReconcilerHarness {
 
     /// `rewind status --format json`, parsed.
     public func status() throws -> [String: Any] {
-        let result = try rewind(["status", "--repo", repo, "--state-dir", stateDir, "--format", "json"])
+        let result = try rewind(["status", "--repo", remoteURL == nil ? repo : mirror, "--state-dir", stateDir, "--format", "json"])
         guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
             throw TestFailure("rewind status failed (\(result.status)): \(result.stderr)")
         }

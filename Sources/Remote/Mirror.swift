@@ -1,0 +1,312 @@
+import FoundationEssentials
+import GitKit
+import Rollback
+import SystemSupport
+
+/// What one sync with the remote did.
+public struct SyncReport: Sendable {
+    /// True when the fetch reached the remote.
+    public var fetched = false
+    /// Branches moved to what the remote has.
+    public var updated: [String] = []
+    /// Commits the remote accepted in this sync.
+    public var pushed: [String] = []
+    /// Queued rollbacks written again on top of a remote that had moved.
+    public var replanned: [String] = []
+    /// Queued rollbacks that were no longer needed, with the reason.
+    public var alreadyDone: [String] = []
+    /// Branches rollbacks were proposed on (protected followed branch).
+    public var proposed: [String] = []
+    /// Commits still waiting for the remote.
+    public var unpushed = 0
+    /// Why the sync did not finish; nil when it did.
+    public var error: String?
+
+    public init() {}
+}
+
+/// A mirror of a remote deployment repository in Rewind's state directory.
+/// Rewind reads and writes the mirror only, through libgit2, and keeps it in
+/// step with the remote:
+///
+/// - `refs/rewind/remote/heads/*` and `refs/rewind/remote/notes/*` are what
+///   the remote had at the last fetch;
+/// - `refs/heads/*` are the branches Rewind follows: the remote's, plus the
+///   rollback commits Rewind wrote that the remote has not accepted yet (each
+///   recorded with its request in the outbox);
+/// - `refs/notes/rewind` holds Rewind's notes, merged with the remote's.
+///
+/// A push is never forced. When the remote rejects one (it moved), Rewind
+/// fetches, plans the queued rollbacks again on the remote's tip (a rollback
+/// someone else already made is dropped as "already rolled back") and pushes
+/// again, a bounded number of times.
+public final class Mirror: @unchecked Sendable {
+    public let url: RemoteURL
+    /// The mirror's directory (a bare repository).
+    public let path: String
+    public let access: RemoteAccess
+    /// How many push attempts one sync makes before leaving commits queued.
+    public var maxPushAttempts = 6
+
+    static let remoteHeads = "refs/rewind/remote/heads/"
+    static let remoteNotes = "refs/rewind/remote/notes/rewind"
+    static let notesRef = "refs/notes/rewind"
+
+    /// Opens the mirror at `path` for `url`, creating it when absent. Refuses
+    /// a mirror that follows another URL. With `proposalPrefix`, rollbacks
+    /// are proposed on branches of their own instead of the followed branch.
+    public init(url: RemoteURL, path: String, access: RemoteAccess, proposalPrefix: String? = nil) throws {
+        self.url = url
+        self.path = path.hasSuffix("/") ? String(path.dropLast()) : path
+        self.access = access
+        if let caFile = access.caFile {
+            try gitStep("trusting \(caFile)") { try Repository.trustCertificateAuthorities(file: caFile) }
+        }
+        let git: Repository
+        if FileIO.exists(self.path + "/HEAD") {
+            git = try gitStep("opening the mirror \(self.path)") { try Repository.open(self.path) }
+            if let existing = git.configValue("rewind.remote"), existing != url.text {
+                throw RewindError(.usage, "the mirror \(self.path) follows \(existing), not \(url.text)",
+                                  hint: "pass another --mirror directory for this repository")
+            }
+        } else {
+            git = try gitStep("creating the mirror \(self.path)") { try Repository.create(at: self.path, bare: true) }
+        }
+        try gitStep("configuring the mirror") {
+            try git.setConfigValue("rewind.remote", url.text)
+            try git.setConfigValue("rewind.proposalPrefix", proposalPrefix ?? "")
+        }
+    }
+
+    /// The outbox of rollback commits the remote has not accepted yet.
+    public var outbox: Outbox { Outbox(gitDirectory: path + "/") }
+
+    /// True once the mirror holds the remote's branches.
+    public var hasFetched: Bool {
+        (try? Repository.open(path).references(matching: Self.remoteHeads + "*").isEmpty == false) ?? false
+    }
+
+    /// Fetches, brings the local branches up to date (planning queued
+    /// rollbacks again where the remote moved), and pushes what is queued.
+    /// Never throws: what went wrong is in the report, and in the status file.
+    @discardableResult
+    public func sync(push: Bool = true) -> SyncReport {
+        var report = SyncReport()
+        let outcome = FileIO.withLock(path + "/rewind/sync.lock") { () -> SyncReport in
+            var report = SyncReport()
+            do {
+                let git = try Repository.open(path)
+                for attempt in 1...maxPushAttempts {
+                    try fetch(git, &report)
+                    try integrate(git, &report)
+                    guard push else { break }
+                    let rejected = try publish(git, &report)
+                    if !rejected { break }
+                    if attempt == maxPushAttempts {
+                        report.error = "the remote rejected the push \(attempt) times (it keeps moving); the commits stay queued and are pushed on the next sync"
+                    } else {
+                        Clock.sleep(milliseconds: Int64(100 << min(attempt, 5)) + Int64.random(in: 0...100))
+                    }
+                }
+            } catch {
+                report.error = Self.describe(error)
+            }
+            report.unpushed = outbox.entries().count
+            if let error = report.error {
+                for var entry in outbox.entries() where entry.lastError != error {
+                    entry.lastError = error
+                    outbox.put(entry)
+                }
+            }
+            writeStatus(report)
+            return report
+        }
+        if let outcome { report = outcome } else { report.error = "cannot lock \(path)/rewind/sync.lock" }
+        return report
+    }
+
+    /// Fetches the remote's branches and notes into the remote-tracking references.
+    private func fetch(_ git: Repository, _ report: inout SyncReport) throws {
+        try git.fetch(url: url.text, refspecs: ["+refs/heads/*:\(Self.remoteHeads)*", "+refs/notes/rewind:\(Self.remoteNotes)"], hooks: access.hooks(for: url))
+        report.fetched = true
+    }
+
+    /// Moves each local branch to the remote's tip, keeps local commits the
+    /// remote lacks (queued), and plans them again where the two diverged.
+    private func integrate(_ git: Repository, _ report: inout SyncReport) throws {
+        let remote = try git.references(matching: Self.remoteHeads + "*")
+        for (name, remoteTip) in remote {
+            let local = "refs/heads/" + name.dropFirst(Self.remoteHeads.count)
+            guard let localTip = try git.referenceTarget(local) else {
+                try git.updateReference(local, to: remoteTip, expecting: nil, logMessage: "rewind: from the remote")
+                report.updated.append(local)
+                continue
+            }
+            if try localTip == remoteTip || git.isDescendant(localTip, of: remoteTip) { continue }
+            if try git.isDescendant(remoteTip, of: localTip) {
+                try git.updateReference(local, to: remoteTip, expecting: localTip, logMessage: "rewind: fast-forward to the remote")
+                report.updated.append(local)
+                continue
+            }
+            try replan(git, branch: local, localTip: localTip, remoteTip: remoteTip, &report)
+        }
+        if let head = try git.headReferenceName(), try git.referenceTarget(head) == nil,
+           let other = ["refs/heads/main", "refs/heads/master"].first(where: { (try? git.referenceTarget($0)) != nil }) ?? remote.first.map({ "refs/heads/" + $0.name.dropFirst(Self.remoteHeads.count) }) {
+            try git.setHead(other)
+        }
+        try dropDelivered(git)
+        try mergeNotes(git)
+    }
+
+    /// The followed branch and the remote diverged: Rewind's queued commits
+    /// are set aside and their requests planned again on the remote's tip.
+    private func replan(_ git: Repository, branch: String, localTip: OID, remoteTip: OID, _ report: inout SyncReport) throws {
+        let localOnly = try git.commits(inRange: "\(remoteTip)..\(localTip)")
+        let entries = outbox.entries()
+        var requests: [Outbox.Entry] = []
+        for commit in localOnly {
+            guard let entry = entries.first(where: { $0.commit == commit.description }) else {
+                report.error = "\(branch) has a commit the remote lacks that Rewind did not write (\(String(commit.description.prefix(12)))); Rewind leaves it alone: push or drop it by hand in \(path)"
+                return
+            }
+            requests.append(entry)
+        }
+        try git.updateReference(branch, to: remoteTip, expecting: localTip, logMessage: "rewind: the remote moved; planning queued rollbacks again")
+        ReplacedCommits(gitDirectory: path + "/").add(localOnly)
+        requests.forEach { outbox.remove($0.commit) }
+        let repo = try DeployRepository(path: path, branch: branch)
+        for entry in requests {
+            do {
+                switch try CommitWriter(repo: repo).run(entry.request) {
+                case .written(let commit, _, _):
+                    report.replanned.append(commit.map { String($0.description.prefix(12)) } ?? "?")
+                case .alreadyDone(let why):
+                    report.alreadyDone.append(why)
+                }
+            } catch {
+                report.error = "a queued rollback could not be planned again on the remote's \(branch): \(error)"
+            }
+        }
+    }
+
+    /// Removes outbox entries whose commits the remote has, and entries
+    /// whose commit never landed on a branch (a writer that lost its race or
+    /// crashed before moving the branch) once they are a minute old.
+    private func dropDelivered(_ git: Repository) throws {
+        let now = Clock.wallMilliseconds()
+        for entry in outbox.entries() {
+            guard let commit = OID(hex: entry.commit) else { outbox.remove(entry.commit); continue }
+            let tracking = Self.remoteHeads + entry.reference.dropFirst("refs/heads/".count)
+            if let remoteTip = try git.referenceTarget(tracking), (try? git.isDescendant(remoteTip, of: commit)) == true {
+                outbox.remove(entry.commit)
+                continue
+            }
+            let localTip = try git.referenceTarget(entry.reference)
+            let landed = try localTip.map { try git.isDescendant($0, of: commit) } ?? false
+            if !landed && now - entry.queuedAt > 60_000 { outbox.remove(entry.commit) }
+        }
+    }
+
+    /// Pushes queued commits and Rewind's notes. Returns true when the
+    /// remote rejected something (it moved), so the caller fetches and retries.
+    private func publish(_ git: Repository, _ report: inout SyncReport) throws -> Bool {
+        var specs: [String] = []
+        var tips: [String: OID] = [:]
+        for reference in Set(outbox.entries().map(\.reference)).sorted() {
+            guard let tip = try git.referenceTarget(reference) else { continue }
+            specs.append("\(reference):\(reference)")
+            tips[reference] = tip
+        }
+        let localNotes = try git.referenceTarget(Self.notesRef)
+        let remoteNotes = try git.referenceTarget(Self.remoteNotes)
+        if let localNotes, localNotes != remoteNotes {
+            specs.append("\(Self.notesRef):\(Self.notesRef)")
+            tips[Self.notesRef] = localNotes
+        }
+        guard !specs.isEmpty else { return false }
+        let rejections = try git.push(url: url.text, refspecs: specs, hooks: access.hooks(for: url))
+        var rejected = false
+        for (reference, tip) in tips {
+            if let rejection = rejections.first(where: { $0.reference == reference }) {
+                if isProposal(reference, git) {
+                    // Someone made the same proposal branch: it is proposed already.
+                    report.alreadyDone.append("already proposed on \(reference.dropFirst("refs/heads/".count)) (\(rejection.reason))")
+                    outbox.entries().filter { $0.reference == reference }.forEach { outbox.remove($0.commit) }
+                    continue
+                }
+                rejected = true
+                continue
+            }
+            let tracking = reference == Self.notesRef ? Self.remoteNotes : Self.remoteHeads + reference.dropFirst("refs/heads/".count)
+            let previous = try git.referenceTarget(tracking)
+            try? git.updateReference(tracking, to: tip, expecting: previous, logMessage: "rewind: pushed")
+            if reference != Self.notesRef {
+                for entry in outbox.entries() where entry.reference == reference {
+                    guard let commit = OID(hex: entry.commit), (try? git.isDescendant(tip, of: commit)) == true else { continue }
+                    outbox.remove(entry.commit)
+                    report.pushed.append(entry.commit)
+                    if isProposal(reference, git) { report.proposed.append(String(reference.dropFirst("refs/heads/".count))) }
+                }
+            }
+        }
+        return rejected
+    }
+
+    private func isProposal(_ reference: String, _ git: Repository) -> Bool {
+        guard let prefix = git.configValue("rewind.proposalPrefix"), !prefix.isEmpty else { return false }
+        return reference.hasPrefix("refs/heads/" + prefix)
+    }
+
+    /// Merges the remote's notes into Rewind's: fast-forward when one
+    /// contains the other, else a merge commit holding the union of both
+    /// (lines of the same note from both sides are kept once each).
+    private func mergeNotes(_ git: Repository) throws {
+        guard let remote = try git.referenceTarget(Self.remoteNotes) else { return }
+        guard let local = try git.referenceTarget(Self.notesRef) else {
+            try git.updateReference(Self.notesRef, to: remote, expecting: nil, logMessage: "rewind: notes from the remote")
+            return
+        }
+        if try local == remote || git.isDescendant(local, of: remote) { return }
+        if try git.isDescendant(remote, of: local) {
+            try git.updateReference(Self.notesRef, to: remote, expecting: local, logMessage: "rewind: notes from the remote")
+            return
+        }
+        var merged: [OID: String] = [:]
+        for (target, blob) in try git.notes(inNotesCommit: local) {
+            merged[target] = String(decoding: try git.blob(blob), as: UTF8.self)
+        }
+        for (target, blob) in try git.notes(inNotesCommit: remote) {
+            let theirs = String(decoding: try git.blob(blob), as: UTF8.self)
+            merged[target] = merged[target].map { Self.unionLines($0, theirs) } ?? theirs
+        }
+        let signature = git.defaultSignature(now: Clock.wallSeconds())
+        let commit = try git.createNotesMerge(parents: [local, remote], notes: merged, message: "rewind: merge notes from the remote\n", signature: signature)
+        try git.updateReference(Self.notesRef, to: commit, expecting: local, logMessage: "rewind: merge notes from the remote")
+    }
+
+    static func unionLines(_ mine: String, _ theirs: String) -> String {
+        var lines = mine.split(separator: "\n").map(String.init)
+        var seen = Set(lines)
+        for line in theirs.split(separator: "\n").map(String.init) where !seen.contains(line) {
+            lines.append(line)
+            seen.insert(line)
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// An error in words for status and logs; never holds credentials (URLs
+    /// with credentials are refused before anything connects).
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? GitError { return "\(error.message)" }
+        return "\(error)"
+    }
+
+    // MARK: - Status
+
+    private func writeStatus(_ report: SyncReport) {
+        let previous = RemoteSyncStatus.read(gitDirectory: path + "/")
+        let now = Clock.wallMilliseconds()
+        RemoteSyncStatus(url: url.text, lastAttemptAt: now, lastSuccessAt: report.error == nil ? now : previous?.lastSuccessAt, lastError: report.error)
+            .write(gitDirectory: path + "/")
+    }
+}

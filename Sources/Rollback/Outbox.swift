@@ -1,0 +1,104 @@
+import FoundationEssentials
+import GitKit
+import SystemSupport
+
+/// Commits Rewind wrote in a mirror of a remote repository that the remote
+/// has not accepted yet, each with the request that produced it, so that it
+/// can be planned again when the remote moved meanwhile. One file per
+/// commit under `<git dir>/rewind/outbox/`, written before the branch moves:
+/// a crash leaves at most an entry whose commit never landed (dropped on the
+/// next look), never a commit without its request.
+public struct Outbox: Sendable {
+    /// One queued commit.
+    public struct Entry: Codable, Sendable {
+        public var commit: String
+        /// The full name of the reference the commit goes to.
+        public var reference: String
+        public var request: RollbackRequest
+        /// Wall-clock milliseconds when it was written.
+        public var queuedAt: Int64
+        /// The last reason a push did not take it (host unreachable, rejected).
+        public var lastError: String?
+    }
+
+    public let directory: String
+
+    /// The outbox of the repository whose git directory is `gitDirectory`.
+    public init(gitDirectory: String) {
+        directory = gitDirectory + "rewind/outbox"
+    }
+
+    /// The entries, oldest first.
+    public func entries() -> [Entry] {
+        FileIO.list(directory).filter { $0.hasSuffix(".json") }.compactMap { name in
+            guard let bytes = FileIO.read("\(directory)/\(name)") else { return nil }
+            return try? JSONDecoder().decode(Entry.self, from: Data(bytes))
+        }.sorted { ($0.queuedAt, $0.commit) < ($1.queuedAt, $1.commit) }
+    }
+
+    /// Records an entry; false when it could not be written.
+    @discardableResult
+    public func put(_ entry: Entry) -> Bool {
+        FileIO.makeDirectory(directory)
+        guard let data = try? JSONEncoder().encode(entry) else { return false }
+        return FileIO.writeAtomically("\(directory)/\(entry.commit).json", Array(data))
+    }
+
+    /// Removes the entry for a commit.
+    public func remove(_ commit: String) {
+        unlink("\(directory)/\(commit).json")
+    }
+}
+
+/// Commits Rewind wrote in a mirror and later replaced by planning them again
+/// on a remote that had moved. The reconciler may have applied one of them;
+/// its successor does not descend from it, and that is not a rewritten history.
+public struct ReplacedCommits: Sendable {
+    public let file: String
+
+    public init(gitDirectory: String) {
+        file = gitDirectory + "rewind/replaced"
+    }
+
+    /// The replaced commits' ids.
+    public func all() -> Set<String> {
+        Set((FileIO.readText(file) ?? "").split(separator: "\n").map(String.init))
+    }
+
+    /// Adds commits to the list.
+    public func add(_ commits: [OID]) {
+        guard !commits.isEmpty else { return }
+        let text = (FileIO.readText(file) ?? "") + commits.map { "\($0)\n" }.joined()
+        FileIO.makeParent(file)
+        _ = FileIO.writeAtomically(file, text: text)
+    }
+}
+
+/// What a mirror's last sync with its remote saw, for `rewind status`.
+public struct RemoteSyncStatus: Codable, Sendable {
+    public var url: String
+    public var lastAttemptAt: Int64
+    public var lastSuccessAt: Int64?
+    public var lastError: String?
+
+    public init(url: String, lastAttemptAt: Int64, lastSuccessAt: Int64?, lastError: String?) {
+        self.url = url
+        self.lastAttemptAt = lastAttemptAt
+        self.lastSuccessAt = lastSuccessAt
+        self.lastError = lastError
+    }
+
+    /// The status of the mirror whose git directory is given; nil before its first sync.
+    public static func read(gitDirectory: String) -> RemoteSyncStatus? {
+        guard let bytes = FileIO.read(gitDirectory + "rewind/remote-status.json") else { return nil }
+        return try? JSONDecoder().decode(RemoteSyncStatus.self, from: Data(bytes))
+    }
+
+    public func write(gitDirectory: String) {
+        if let data = try? JSONEncoder().encode(self) { _ = FileIO.writeAtomically(gitDirectory + "rewind/remote-status.json", Array(data)) }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

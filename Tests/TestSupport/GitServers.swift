@@ -1,0 +1,107 @@
+import Foundation
+import SystemSupport
+
+/// `git daemon --enable=receive-pack` serving every repository under `base`
+/// on a free loopback port. `stop()` and `start()` take it down and up again
+/// on the same port (a git host that goes away and comes back).
+public final class GitDaemon {
+    public let base: String
+    public let port: Int
+    private var pid: pid_t?
+
+    public init(base: String) throws {
+        self.base = base
+        guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+        port = free
+        try start()
+    }
+
+    /// The URL of a repository under `base`.
+    public func url(_ name: String) -> String { "git://127.0.0.1:\(port)/\(name)" }
+
+    public func start() throws {
+        guard pid == nil else { return }
+        let arguments = ["daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", base]
+        pid = try Spawn.start(SpawnOptions(program: "/usr/bin/git", arguments: arguments, environment: ProcessInfo.processInfo.environment, outputFile: base + "/../git-daemon.log"))
+        try waitFor("git daemon listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
+    }
+
+    public func stop() {
+        guard let pid else { return }
+        // The daemon runs in a session of its own: stop it and its children.
+        Spawn.stop(pid, graceMilliseconds: 2_000)
+        self.pid = nil
+        try? waitFor("git daemon is gone", timeout: 10) { !Loopback.canConnect(port: port) }
+    }
+
+    deinit { stop() }
+}
+
+/// OpenSSH's sshd on a free loopback port, with a generated host key and a
+/// user key allowed to log in as the current user.
+public final class SSHServer {
+    public let directory: String
+    public let port: Int
+    public let hostKey: String
+    public let userKey: String
+    private var pid: pid_t?
+
+    public init(directory: String) throws {
+        self.directory = directory
+        guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+        port = free
+        hostKey = directory + "/host_ed25519"
+        userKey = directory + "/user_ed25519"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for key in [hostKey, userKey] {
+            let result = try run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key])
+            guard result.status == 0 else { throw TestFailure("ssh-keygen failed: \(result.stderr)") }
+        }
+        try FileManager.default.copyItem(atPath: userKey + ".pub", toPath: directory + "/authorized_keys")
+        try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+        let config = """
+            Port \(port)
+            ListenAddress 127.0.0.1
+            HostKey \(hostKey)
+            AuthorizedKeysFile \(directory)/authorized_keys
+            PidFile \(directory)/sshd.pid
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PubkeyAuthentication yes
+            PermitRootLogin prohibit-password
+            StrictModes no
+            UsePAM no
+            """
+        try writeFile(directory + "/sshd_config", config + "\n")
+        pid = try Spawn.start(SpawnOptions(program: "/usr/sbin/sshd", arguments: ["-D", "-e", "-f", directory + "/sshd_config"],
+                                           environment: ProcessInfo.processInfo.environment, outputFile: directory + "/sshd.log"))
+        try waitFor("sshd listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
+    }
+
+    /// The known_hosts line for this server's host key.
+    public func knownHostsLine() throws -> String {
+        let pub = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8).split(separator: " ")
+        return "[127.0.0.1]:\(port) \(pub[0]) \(pub[1])\n"
+    }
+
+    /// The sshd log so far.
+    public var log: String { (try? String(contentsOfFile: directory + "/sshd.log", encoding: .utf8)) ?? "" }
+
+    public func stop() {
+        guard let pid else { return }
+        Spawn.stop(pid, graceMilliseconds: 2_000)
+        self.pid = nil
+    }
+
+    deinit { stop() }
+}
+
+/// Polls `condition` every 20 ms until it holds, or throws after `timeout` seconds.
+public func waitFor(_ what: String, timeout: Double, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if (try? condition()) == true { return }
+        Thread.sleep(forTimeInterval: 0.02)
+    }
+    throw TestFailure("timed out after \(timeout) s waiting until \(what)")
+}
