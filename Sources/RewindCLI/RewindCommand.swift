@@ -15,13 +15,13 @@ public struct RewindCommand: AsyncParsableCommand {
 
             Exit codes: 0 done (or nothing to do), 1 refused (guard, conflict, dirty working tree), \
             2 invalid desired state, 3 check found violations, 4 not found, 5 gave up on contention, \
-            64 usage error, 70 internal failure.
+            6 remote unreachable or kept rejecting the push (commits stay queued), 64 usage error, 70 internal failure.
             """,
         version: "0.1.0",
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
-            ReconcileCommand.self, StatusCommand.self, ServeCommand.self,
+            ReconcileCommand.self, StatusCommand.self, ServeCommand.self, SyncCommand.self,
         ])
 
     public init() {}

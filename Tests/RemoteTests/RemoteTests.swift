@@ -140,14 +140,18 @@ private func threeReleases(_ setup: RemoteSetup) throws -> String {
             let queued = try setup.rewind(["rollback", "api", "--to", good, "--format", "json"])
             #expect(queued.status == 0, "\(queued.stderr)")
             let queuedCommit = try #require(try git(["rev-parse", "main"], in: setup.harness.mirror) as String?)
+            let down = try setup.rewind(["sync"])
+            #expect(down.status == 6)
+            #expect(down.stdout.contains("1 commit(s) still unpushed"), "\(down.stdout)")
             // Meanwhile an engineer changes web straight on the server.
             try git(["pull", "-q", "--rebase", setup.bare, "main"], in: setup.harness.repo)
             try setup.harness.write("apps/web/app.yaml", execAppYAML(version: "1.1"))
             let engineer = try setup.harness.commit("web 1.1")
             try git(["push", "-q", setup.bare, "HEAD:main"], in: setup.harness.repo)
             try setup.daemon.start()
-            let sync = try setup.rewind(["releases", "api"])
+            let sync = try setup.rewind(["sync", "--format", "json"])
             #expect(sync.status == 0, "\(sync.stderr)")
+            #expect(sync.stdout.contains("\"replanned\""), "\(sync.stdout)")
             let served = try setup.served()
             #expect(served.first?.subject.hasPrefix("Roll back api") == true, "\(served)")
             #expect(served.dropFirst().first?.id == engineer)
@@ -224,6 +228,11 @@ private func threeReleases(_ setup: RemoteSetup) throws -> String {
             let known = try releases(tmp + "/known_hosts", mirror: "m2")
             #expect(known.status == 0, "\(known.stderr)\n\(ssh.log.suffix(2000))")
             #expect(known.stdout.contains("api"))
+            // Hashed host names (ssh-keygen -H, HashKnownHosts) match too.
+            #expect(try run("/usr/bin/ssh-keygen", ["-H", "-f", tmp + "/known_hosts"]).status == 0)
+            #expect(try String(contentsOfFile: tmp + "/known_hosts", encoding: .utf8).hasPrefix("|1|"))
+            let hashed = try releases(tmp + "/known_hosts", mirror: "m2h")
+            #expect(hashed.status == 0, "\(hashed.stderr)")
             // Changed: a different key for the same host is refused.
             let other = tmp + "/other_host_key"
             _ = try run("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", other])
@@ -233,6 +242,41 @@ private func threeReleases(_ setup: RemoteSetup) throws -> String {
             #expect(changed.status == 4)
             #expect(changed.stderr.contains("CHANGED"), "\(changed.stderr)")
             #expect(try git(["for-each-ref"], in: tmp + "/m3").isEmpty)
+        }
+    }
+
+    @Test func httpsWithATokenFromAFile() throws {
+        try withTemporaryDirectory { tmp in
+            let h = try ReconcilerHarness(apps: [try execApp("api", version: "1.0")])
+            defer { h.close() }
+            try h.writeApp(try execApp("api", version: "1.1"))
+            let good = try h.commit("api 1.1")
+            try h.writeApp(try execApp("api", version: "1.2"))
+            try h.commit("api 1.2")
+            try FileManager.default.createDirectory(atPath: tmp + "/served", withIntermediateDirectories: true)
+            try git(["clone", "-q", "--bare", h.repo, tmp + "/served/deploy.git"], in: tmp)
+            let https = try HTTPSGitServer(directory: tmp + "/nginx", base: tmp + "/served")
+            defer { https.stop() }
+            let url = https.url("deploy.git")
+            try writeFile(tmp + "/token", https.token + "\n")
+            try writeFile(tmp + "/wrong-token", "not-the-token\n")
+            func rewindHTTPS(_ arguments: [String], token: String?, mirror: String) throws -> ProcessResult {
+                var extra = ["--repo", url, "--mirror", tmp + "/" + mirror, "--git-ca-file", https.certificate, "--git-username", https.username]
+                if let token { extra += ["--git-token-file", token] }
+                return try TestSupport.rewind(arguments + extra, environment: ["REWIND_ARTIFACT_ROOT": h.artifacts])
+            }
+            let anonymous = try rewindHTTPS(["releases", "api"], token: nil, mirror: "m1")
+            #expect(anonymous.status == 4)
+            #expect(anonymous.stderr.contains("credentials"), "\(anonymous.stderr)")
+            let wrong = try rewindHTTPS(["releases", "api"], token: tmp + "/wrong-token", mirror: "m2")
+            #expect(wrong.status == 4)
+            #expect(wrong.stderr.contains("authentication failed") || wrong.stderr.contains("credentials"), "\(wrong.stderr)")
+            #expect(!wrong.stderr.contains("not-the-token"))
+            let rollback = try rewindHTTPS(["rollback", "api", "--to", good], token: tmp + "/token", mirror: "m3")
+            #expect(rollback.status == 0, "\(rollback.stderr)\n\(https.log.suffix(2000))")
+            #expect(rollback.stdout.contains("Pushed to \(url)"), "\(rollback.stdout)")
+            #expect(try git(["log", "-1", "--format=%s", "main"], in: tmp + "/served/deploy.git").hasPrefix("Roll back api"))
+            for output in [anonymous, wrong, rollback] { #expect(!(output.stdout + output.stderr).contains(https.token)) }
         }
     }
 

@@ -105,3 +105,86 @@ public func waitFor(_ what: String, timeout: Double, _ condition: () throws -> B
     }
     throw TestFailure("timed out after \(timeout) s waiting until \(what)")
 }
+
+/// nginx with TLS (a self-signed certificate for `localhost`) in front of
+/// `git http-backend` through fcgiwrap, with basic authentication: the
+/// smart HTTP protocol as git hosts serve it.
+public final class HTTPSGitServer {
+    public let directory: String
+    public let port: Int
+    /// The certificate to trust (PEM).
+    public let certificate: String
+    public let username = "deploy"
+    public let token = "tok-3f9a1c77e2b54d0e"
+    private var nginx: pid_t?
+    private var fcgiwrap: pid_t?
+
+    /// Serves the repositories under `base` at https://localhost:PORT/NAME.
+    public init(directory: String, base: String) throws {
+        self.directory = directory
+        guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+        port = free
+        certificate = directory + "/cert.pem"
+        try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
+        let cert = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/key.pem", "-out", certificate,
+                                               "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"])
+        guard cert.status == 0 else { throw TestFailure("openssl req failed: \(cert.stderr)") }
+        let hash = try run("/usr/bin/openssl", ["passwd", "-apr1", token])
+        guard hash.status == 0 else { throw TestFailure("openssl passwd failed: \(hash.stderr)") }
+        try writeFile(directory + "/htpasswd", "\(username):\(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n")
+        let socket = directory + "/fcgi.sock"
+        fcgiwrap = try Spawn.start(SpawnOptions(program: "/usr/sbin/fcgiwrap", arguments: ["-c", "2", "-s", "unix:" + socket],
+                                                environment: ProcessInfo.processInfo.environment, outputFile: directory + "/fcgiwrap.log"))
+        try waitFor("fcgiwrap listens", timeout: 10) { FileManager.default.fileExists(atPath: socket) }
+        let config = """
+            daemon off;
+            user root;
+            worker_processes 1;
+            pid \(directory)/nginx.pid;
+            error_log \(directory)/error.log;
+            events { worker_connections 64; }
+            http {
+                access_log off;
+                client_body_temp_path \(directory)/tmp/body;
+                fastcgi_temp_path \(directory)/tmp/fastcgi;
+                proxy_temp_path \(directory)/tmp/proxy;
+                uwsgi_temp_path \(directory)/tmp/uwsgi;
+                scgi_temp_path \(directory)/tmp/scgi;
+                client_max_body_size 0;
+                server {
+                    listen 127.0.0.1:\(port) ssl;
+                    ssl_certificate \(certificate);
+                    ssl_certificate_key \(directory)/key.pem;
+                    location / {
+                        auth_basic "git";
+                        auth_basic_user_file \(directory)/htpasswd;
+                        include /etc/nginx/fastcgi_params;
+                        fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+                        fastcgi_param GIT_PROJECT_ROOT \(base);
+                        fastcgi_param GIT_HTTP_EXPORT_ALL "";
+                        fastcgi_param PATH_INFO $uri;
+                        fastcgi_param REMOTE_USER $remote_user;
+                        fastcgi_pass unix:\(socket);
+                    }
+                }
+            }
+            """
+        try writeFile(directory + "/nginx.conf", config + "\n")
+        nginx = try Spawn.start(SpawnOptions(program: "/usr/sbin/nginx", arguments: ["-c", directory + "/nginx.conf", "-p", directory],
+                                             environment: ProcessInfo.processInfo.environment, outputFile: directory + "/nginx.log"))
+        try waitFor("nginx listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
+    }
+
+    public func url(_ name: String) -> String { "https://localhost:\(port)/\(name)" }
+
+    /// nginx's error log so far.
+    public var log: String { (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? "" }
+
+    public func stop() {
+        for pid in [nginx, fcgiwrap].compactMap({ $0 }) { Spawn.stop(pid, graceMilliseconds: 2_000) }
+        nginx = nil
+        fcgiwrap = nil
+    }
+
+    deinit { stop() }
+}
