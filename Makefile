@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test demo demo-commands bench bench-reconciler bench-serve template check-template clean
+.PHONY: deps build release test demo demo-commands bench bench-reconciler bench-serve bench-remote template check-template clean
 
 deps:
 	@scripts/install-deps.sh
@@ -32,6 +32,11 @@ bench: release
 	Benchmarks/run.sh "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/reconciler.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/serve.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	python3 Benchmarks/remote.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# Remote repositories alone (Benchmarks/remote.py: webhook, no-op fetch, initial mirror).
+bench-remote: release
+	python3 Benchmarks/remote.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # rewind serve's benchmarks alone (Benchmarks/serve.py).
 bench-serve: release

@@ -73,7 +73,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RemoteTests",
-            dependencies: ["Server", "SystemSupport", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["Server", "Remote", "SystemSupport", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")]
         ),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
     ]

@@ -92,3 +92,6 @@ if command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/
 else
   echo "(prometheus and prometheus-alertmanager are not installed: skipping the monitoring half)"
 fi
+
+"$(dirname "$0")/demo-remote.sh" "$rewind" "$repo" "$work"
+[ -z "$(left)" ] && echo "no process left behind" || { echo "processes left: $(left)" >&2; exit 1; }
