@@ -40,13 +40,13 @@ public struct SyncReport: Sendable {
 /// fetches, plans the queued rollbacks again on the remote's tip (a rollback
 /// someone else already made is dropped as "already rolled back") and pushes
 /// again, a bounded number of times.
-public final class Mirror: @unchecked Sendable {
+public final class Mirror: Sendable {
     public let url: RemoteURL
     /// The mirror's directory (a bare repository).
     public let path: String
     public let access: RemoteAccess
     /// How many push attempts one sync makes before leaving commits queued.
-    public var maxPushAttempts = 6
+    public let maxPushAttempts = 6
 
     static let remoteHeads = "refs/rewind/remote/heads/"
     static let remoteNotes = "refs/rewind/remote/notes/rewind"
