@@ -72,9 +72,12 @@ public final class Mirror: Sendable {
         } else {
             git = try gitStep("creating the mirror \(self.path)") { try Repository.create(at: self.path, bare: true) }
         }
+        // Written only when it changes: many processes open the same mirror,
+        // and git's config file takes one writer at a time.
         try gitStep("configuring the mirror") {
-            try git.setConfigValue("rewind.remote", url.text)
-            try git.setConfigValue("rewind.proposalPrefix", proposalPrefix ?? "")
+            for (name, value) in [("rewind.remote", url.text), ("rewind.proposalPrefix", proposalPrefix ?? "")] where (git.configValue(name) ?? "") != value {
+                try git.setConfigValue(name, value)
+            }
         }
     }
 
