@@ -12,6 +12,9 @@ public struct Secret: Sendable, CustomStringConvertible, CustomDebugStringConver
     public init(_ value: String) { self.value = value }
 
     public var description: String { "<redacted>" }
+
+    /// The value itself, for the one place that must send or compare it.
+    public func reveal() -> String { value }
     public var debugDescription: String { "<redacted>" }
 
     /// The first line of a file, trimmed; throws naming the file (never its content).

@@ -2,6 +2,7 @@ import ArgumentParser
 import DeployModel
 import Logging
 import Reconciler
+import Remote
 import Rollback
 import Server
 import SystemSupport
@@ -64,14 +65,14 @@ struct ServeCommand: AsyncParsableCommand {
             reconcile.stateDirectory = loop.stateDir ?? Reconciler.defaultStateDirectory(repo)
             var serve = ServeOptions(repoPath: reconcile.repoPath)
             serve.syncLoop = sync
-            serve.gitHookSecret = try secret(file: gitHookSecretFile, environment: "REWIND_GIT_HOOK_SECRET", what: "--git-hook-secret-file")
+            serve.gitHookSecret = try secret(file: gitHookSecretFile, environment: "REWIND_GIT_HOOK_SECRET", what: "webhook secret")
             serve.branch = repoOptions.branch
             serve.stateDirectory = reconcile.stateDirectory
             serve.artifactRoot = reconcile.artifactRoot
             serve.host = host
             serve.port = port
-            serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "--api-token-file")
-            serve.hookToken = try secret(file: hookTokenFile, environment: "REWIND_HOOK_TOKEN", what: "--hook-token-file")
+            serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "API token")
+            serve.hookToken = try secret(file: hookTokenFile, environment: "REWIND_HOOK_TOKEN", what: "hook token")
             serve.appLabel = alertAppLabel
             serve.readTimeoutMilliseconds = Duration(parsing: readTimeout)?.milliseconds ?? 10_000
             serve.severities = Set(alertSeverity)
@@ -87,14 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
 
     /// A token from a file (first line) or the environment; never printed.
     private func secret(file: String?, environment: String, what: String) throws -> String? {
-        if let file {
-            guard let text = FileIO.readText(file) else {
-                throw RewindError(.usage, "cannot read \(what) \(file)", hint: "give a readable file whose first line is the token")
-            }
-            let token = String(text.split(separator: "\n").first ?? "").trimmingCharacters()
-            guard !token.isEmpty else { throw RewindError(.usage, "\(what) \(file) is empty", hint: "write the token on its first line") }
-            return token
-        }
-        return getenv(environment).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        if let file { return try Secret.fromFile(file, what: what).reveal() }
+        return Environment.value(environment)
     }
 }
