@@ -137,7 +137,7 @@ extension Reconciler {
         }
         do {
             let loaded = try DesiredState.load(repo, commit: tip)
-            try options.limits.check(loaded, in: repo)
+            try options.limits.check(loaded, in: repo, passed: &treesWithinLimits)
             let view = DesiredView(validated: loaded, repo: repo)
             desired = view
             state.invalid = nil

@@ -105,6 +105,8 @@ public final class Reconciler {
     var desired: DesiredView?
     /// The last tip whose signatures passed the policy.
     var verifiedTip: OID?
+    /// App trees already found within `options.limits` (not walked again).
+    var treesWithinLimits: Set<OID> = []
     /// The state as last written to the state directory.
     private var saved: ReconcilerState?
     /// Deployments by app tree id, so that supervision can restart them.
