@@ -1,13 +1,15 @@
-# Helpers shared by demo.sh and demo-monitoring.sh (sourced). They use
-# $rewind (the binary), $repo (the deployment repository) and $demo_log (the
-# log shown when a wait times out).
+# Helpers shared by demo.sh, demo-monitoring.sh and demo-remote.sh (sourced).
+# They use $rewind (the binary), $repo (the deployment repository; status is
+# read from $status_repo instead when set, with $state_dir when set) and
+# $demo_log (the log shown when a wait times out).
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 show() { printf '$ %s\n' "$*"; "$@"; }
 now_ms() { date +%s%3N; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # field APP EXPR: a value from `rewind status --format json` for one app.
 field() {
-  "$rewind" status --repo "$repo" --format json | python3 -c '
+  "$rewind" status --repo "${status_repo:-$repo}" ${state_dir:+--state-dir "$state_dir"} --format json | python3 -c '
 import json, sys
 app = next(a for a in json.load(sys.stdin)["apps"] if a["app"] == sys.argv[1])
 print(eval(sys.argv[2], {}, {"a": app}))' "$1" "$2"

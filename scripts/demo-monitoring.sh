@@ -16,7 +16,6 @@ trap cleanup EXIT
 
 demo_log="$mon/serve.log"
 . "$(dirname "$0")/demo-lib.sh"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 reverted_by_alert() { git -C "$repo" log -1 --format=%B | grep -q "Rewind-Trigger: alert"; }
 metric() { curl -s "http://$serve_address/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 resolved() { [ -n "$(metric 'rewind_alerts_received_total{status="resolved"}')" ]; }

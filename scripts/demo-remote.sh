@@ -21,19 +21,12 @@ cleanup() {
 trap cleanup EXIT
 
 demo_log="$remote/serve.log"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. "$(dirname "$0")/demo-lib.sh"
 git_port=$(free_port)
 url="git://127.0.0.1:$git_port/deploy.git"
 mirror="$remote/mirror"
 state="$remote/state"
-. "$(dirname "$0")/demo-lib.sh"
-# demo-lib's helpers, reading status from the mirror with this state directory.
-field() {
-  "$rewind" status --repo "$mirror" --state-dir "$state" --format json | python3 -c '
-import json, sys
-app = next(a for a in json.load(sys.stdin)["apps"] if a["app"] == sys.argv[1])
-print(eval(sys.argv[2], {}, {"a": app}))' "$1" "$2"
-}
+status_repo="$mirror" state_dir="$state"   # demo-lib's helpers read status from the mirror
 start_daemon() {
   setsid git daemon --reuseaddr --export-all --enable=receive-pack --listen=127.0.0.1 --port="$git_port" \
     --base-path="$remote/served" "$remote/served" >> "$remote/daemon.log" 2>&1 &
