@@ -29,7 +29,11 @@ let package = Package(
         .target(name: "Rollback", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
         .target(
             name: "Remote",
-            dependencies: ["GitKit", "Rollback", "SystemSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "GitKit", "Rollback", "SystemSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(name: "Platforms", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
         .target(

@@ -65,14 +65,4 @@ extension Repository {
         try check(git_treebuilder_write(&tree, builder), "git_treebuilder_write")
         return try createCommit(tree: OID(tree), parents: parents, message: message, author: signature, committer: signature)
     }
-
-    /// The best common ancestor of two commits; nil when they share no history.
-    public func mergeBase(_ a: OID, _ b: OID) throws -> OID? {
-        var out = git_oid()
-        var ra = a.raw, rb = b.raw
-        let rc = git_merge_base(&out, handle, &ra, &rb)
-        if rc == GIT_ENOTFOUND.rawValue { return nil }
-        try check(rc, "git_merge_base")
-        return OID(out)
-    }
 }

@@ -17,7 +17,7 @@ extension StatusReport {
                          ("lastSuccessAt", remote.lastSuccessAt.map { .number($0) } ?? .null), ("error", .optional(remote.lastError))])
             } ?? .null),
             ("unpushed", .array(r.unpushed.map { entry in
-                .object([("commit", .string(entry.commit)), ("branch", .string(String(entry.reference.dropFirst("refs/heads/".count)))),
+                .object([("commit", .string(entry.commit)), ("branch", .string(shortBranchName(entry.reference))),
                          ("queuedAt", .number(entry.queuedAt)), ("error", .optional(entry.lastError))])
             })),
         ])

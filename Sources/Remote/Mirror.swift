@@ -45,6 +45,8 @@ public final class Mirror: Sendable {
     /// The mirror's directory (a bare repository).
     public let path: String
     public let access: RemoteAccess
+    /// Rollbacks go to branches starting with this prefix (protected followed branch); nil: to the followed branch.
+    public let proposalPrefix: String?
     /// How many push attempts one sync makes before leaving commits queued.
     public let maxPushAttempts = 6
 
@@ -59,6 +61,7 @@ public final class Mirror: Sendable {
         self.url = url
         self.path = path.hasSuffix("/") ? String(path.dropLast()) : path
         self.access = access
+        self.proposalPrefix = proposalPrefix?.isEmpty == false ? proposalPrefix : nil
         if let caFile = access.caFile {
             try gitStep("trusting \(caFile)") { try Repository.trustCertificateAuthorities(file: caFile) }
         }
@@ -93,7 +96,7 @@ public final class Mirror: Sendable {
     /// rollbacks again where the remote moved), and pushes what is queued.
     /// Never throws: what went wrong is in the report, and in the status file.
     @discardableResult
-    public func sync(push: Bool = true) -> SyncReport {
+    public func sync() -> SyncReport {
         var report = SyncReport()
         let outcome = FileIO.withLock(path + "/rewind/sync.lock") { () -> SyncReport in
             var report = SyncReport()
@@ -102,7 +105,6 @@ public final class Mirror: Sendable {
                 for attempt in 1...maxPushAttempts {
                     try fetch(git, &report)
                     try integrate(git, &report)
-                    guard push else { break }
                     let rejected = try publish(git, &report)
                     if !rejected { break }
                     if attempt == maxPushAttempts {
@@ -114,9 +116,10 @@ public final class Mirror: Sendable {
             } catch {
                 report.error = Self.describe(error)
             }
-            report.unpushed = outbox.entries().count
+            let queued = outbox.entries()
+            report.unpushed = queued.count
             if let error = report.error {
-                for var entry in outbox.entries() where entry.lastError != error {
+                for var entry in queued where entry.lastError != error {
                     entry.lastError = error
                     outbox.put(entry)
                 }
@@ -139,7 +142,7 @@ public final class Mirror: Sendable {
     private func integrate(_ git: Repository, _ report: inout SyncReport) throws {
         let remote = try git.references(matching: Self.remoteHeads + "*")
         for (name, remoteTip) in remote {
-            let local = "refs/heads/" + name.dropFirst(Self.remoteHeads.count)
+            let local = Self.localBranch(tracking: name)
             guard let localTip = try git.referenceTarget(local) else {
                 try git.updateReference(local, to: remoteTip, expecting: nil, logMessage: "rewind: from the remote")
                 report.updated.append(local)
@@ -153,9 +156,10 @@ public final class Mirror: Sendable {
             }
             try replan(git, branch: local, localTip: localTip, remoteTip: remoteTip, &report)
         }
-        if let head = try git.headReferenceName(), try git.referenceTarget(head) == nil,
-           let other = ["refs/heads/main", "refs/heads/master"].first(where: { (try? git.referenceTarget($0)) != nil }) ?? remote.first.map({ "refs/heads/" + $0.name.dropFirst(Self.remoteHeads.count) }) {
-            try git.setHead(other)
+        // A new mirror's HEAD names main; point it at a branch the remote has.
+        if let head = try git.headReferenceName(), try git.referenceTarget(head) == nil {
+            let existing = ["refs/heads/main", "refs/heads/master"].first { (try? git.referenceTarget($0)) != nil }
+            if let other = existing ?? remote.first.map({ Self.localBranch(tracking: $0.name) }) { try git.setHead(other) }
         }
         try dropDelivered(git)
         try mergeNotes(git)
@@ -199,7 +203,7 @@ public final class Mirror: Sendable {
         let now = Clock.wallMilliseconds()
         for entry in outbox.entries() {
             guard let commit = OID(hex: entry.commit) else { outbox.remove(entry.commit); continue }
-            let tracking = Self.remoteHeads + entry.reference.dropFirst("refs/heads/".count)
+            let tracking = Self.tracking(entry.reference)
             if let remoteTip = try git.referenceTarget(tracking), (try? git.isDescendant(remoteTip, of: commit)) == true {
                 outbox.remove(entry.commit)
                 continue
@@ -213,9 +217,10 @@ public final class Mirror: Sendable {
     /// Pushes queued commits and Rewind's notes. Returns true when the
     /// remote rejected something (it moved), so the caller fetches and retries.
     private func publish(_ git: Repository, _ report: inout SyncReport) throws -> Bool {
+        let queued = outbox.entries()
         var specs: [String] = []
         var tips: [String: OID] = [:]
-        for reference in Set(outbox.entries().map(\.reference)).sorted() {
+        for reference in Set(queued.map(\.reference)).sorted() {
             guard let tip = try git.referenceTarget(reference) else { continue }
             specs.append("\(reference):\(reference)")
             tips[reference] = tip
@@ -231,33 +236,43 @@ public final class Mirror: Sendable {
         var rejected = false
         for (reference, tip) in tips {
             if let rejection = rejections.first(where: { $0.reference == reference }) {
-                if isProposal(reference, git) {
+                if isProposal(reference) {
                     // Someone made the same proposal branch: it is proposed already.
-                    report.alreadyDone.append("already proposed on \(reference.dropFirst("refs/heads/".count)) (\(rejection.reason))")
-                    outbox.entries().filter { $0.reference == reference }.forEach { outbox.remove($0.commit) }
+                    report.alreadyDone.append("already proposed on \(shortBranchName(reference)) (\(rejection.reason))")
+                    queued.filter { $0.reference == reference }.forEach { outbox.remove($0.commit) }
                     continue
                 }
                 rejected = true
                 continue
             }
-            let tracking = reference == Self.notesRef ? Self.remoteNotes : Self.remoteHeads + reference.dropFirst("refs/heads/".count)
+            let tracking = Self.tracking(reference)
             let previous = try git.referenceTarget(tracking)
             try? git.updateReference(tracking, to: tip, expecting: previous, logMessage: "rewind: pushed")
             if reference != Self.notesRef {
-                for entry in outbox.entries() where entry.reference == reference {
+                for entry in queued where entry.reference == reference {
                     guard let commit = OID(hex: entry.commit), (try? git.isDescendant(tip, of: commit)) == true else { continue }
                     outbox.remove(entry.commit)
                     report.pushed.append(entry.commit)
-                    if isProposal(reference, git) { report.proposed.append(String(reference.dropFirst("refs/heads/".count))) }
+                    if isProposal(reference) { report.proposed.append(shortBranchName(reference)) }
                 }
             }
         }
         return rejected
     }
 
-    private func isProposal(_ reference: String, _ git: Repository) -> Bool {
-        guard let prefix = git.configValue("rewind.proposalPrefix"), !prefix.isEmpty else { return false }
-        return reference.hasPrefix("refs/heads/" + prefix)
+    private func isProposal(_ reference: String) -> Bool {
+        proposalPrefix.map { reference.hasPrefix("refs/heads/" + $0) } ?? false
+    }
+
+    /// Where the remote's state of a reference is kept: `refs/heads/X` →
+    /// `refs/rewind/remote/heads/X`, Rewind's notes → the remote's notes.
+    static func tracking(_ reference: String) -> String {
+        reference == notesRef ? remoteNotes : remoteHeads + shortBranchName(reference)
+    }
+
+    /// The local branch of a remote-tracking reference: `refs/rewind/remote/heads/X` → `refs/heads/X`.
+    static func localBranch(tracking name: String) -> String {
+        "refs/heads/" + name.dropFirst(remoteHeads.count)
     }
 
     /// Merges the remote's notes into Rewind's: fast-forward when one

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 import SystemSupport
 
@@ -9,8 +10,6 @@ public final class SyncLoop: Sendable {
     /// Milliseconds between syncs when nothing triggers one.
     public let interval: Int64
     private let requested = Atomic<Int>(0)
-    private let completed = Atomic<Int>(0)
-    private let last = Mutex<SyncReport?>(nil)
 
     public init(mirror: Mirror, interval: Int64) {
         self.mirror = mirror
@@ -20,19 +19,13 @@ public final class SyncLoop: Sendable {
     /// Asks for a sync now (returns at once).
     public func trigger() { requested.add(1, ordering: .releasing) }
 
-    /// The report of the last sync; nil before the first.
-    public var lastReport: SyncReport? { last.withLock { $0 } }
-
-    /// How many syncs have finished.
-    public var syncCount: Int { completed.load(ordering: .acquiring) }
-
     /// Starts the loop on a background thread; it ends when `stop` is requested.
-    public func start(stop: any StopCondition, log: @escaping @Sendable (_ warning: Bool, _ line: String) -> Void) {
-        BackgroundThread.start { self.run(stop: stop, log: log) }
+    public func start(stop: any StopCondition, logger: Logger) {
+        BackgroundThread.start { self.run(stop: stop, logger: logger) }
     }
 
     /// Runs the loop on the calling thread until `stop` is requested.
-    public func run(stop: any StopCondition, log: @Sendable (_ warning: Bool, _ line: String) -> Void) {
+    public func run(stop: any StopCondition, logger: Logger) {
         var seen = -1
         var lastRun: Int64 = .min / 2
         var lastError: String?
@@ -43,20 +36,18 @@ public final class SyncLoop: Sendable {
                 seen = pending
                 lastRun = now
                 let report = mirror.sync()
-                last.withLock { $0 = report }
-                completed.add(1, ordering: .releasing)
                 if report.error != lastError {
                     if let error = report.error {
-                        log(true, "sync with \(mirror.url) failed: \(error) (\(report.unpushed) commit(s) unpushed)")
+                        logger.warning("sync with \(mirror.url) failed: \(error) (\(report.unpushed) commit(s) unpushed)")
                     } else if lastError != nil {
-                        log(false, "sync with \(mirror.url) works again")
+                        logger.info("sync with \(mirror.url) works again")
                     }
                     lastError = report.error
                 }
-                for commit in report.pushed { log(false, "pushed \(commit.prefix(12)) to \(mirror.url)") }
-                for commit in report.replanned { log(false, "the remote moved: rollback planned again as \(commit)") }
-                for why in report.alreadyDone { log(false, "queued rollback dropped: \(why)") }
-                for branch in report.proposed { log(false, "rollback proposed on branch \(branch): merge it to apply") }
+                for commit in report.pushed { logger.info("pushed \(commit.prefix(12)) to \(mirror.url)") }
+                for commit in report.replanned { logger.info("the remote moved: rollback planned again as \(commit)") }
+                for why in report.alreadyDone { logger.info("queued rollback dropped: \(why)") }
+                for branch in report.proposed { logger.info("rollback proposed on branch \(branch): merge it to apply") }
                 continue
             }
             _ = stop.wait(milliseconds: 10)

@@ -44,7 +44,7 @@ struct ReconcileCommand: ParsableCommand {
             options.acceptRewrite = acceptRewrite
             if let sync {
                 options.onWrite = { sync.trigger() }
-                if !once { sync.start(stop: options.stop) { warning, line in warning ? logger.warning("\(line)") : logger.info("\(line)") } }
+                if !once { sync.start(stop: options.stop, logger: logger) }
             }
             do {
                 let reconciler = try Reconciler(options: options, logger: logger)
@@ -143,19 +143,9 @@ struct LoopOptions: ParsableArguments {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
     }
 
-    /// For a remote repository: its mirror, synced once (the first fetch
-    /// must succeed; later ones may fail while the host is down), and the
-    /// loop that keeps it in step.
+    /// For a remote repository: its mirror, synced once, and the loop that keeps it in step.
     func syncLoop(_ repo: RepoOptions) throws -> SyncLoop? {
-        guard let mirror = try repo.remote.mirror(for: repo.repo) else { return nil }
-        let report = mirror.sync()
-        if let error = report.error {
-            guard mirror.hasFetched else {
-                throw RewindError(.notFound, "cannot fetch \(mirror.url): \(error)", hint: "check the URL, the network and the credentials options (rewind reconcile --help)")
-            }
-            Terminal.error("warning: cannot sync with \(mirror.url) (\(error)); starting from the mirror as last fetched")
-        }
-        return SyncLoop(mirror: mirror, interval: Duration(parsing: fetchInterval)?.milliseconds ?? 60_000)
+        try repo.syncedMirror().map { SyncLoop(mirror: $0, interval: Duration(parsing: fetchInterval)?.milliseconds ?? 60_000) }
     }
 
     /// Sends log lines at `--log-level` and above to stderr; the entry point's logger.

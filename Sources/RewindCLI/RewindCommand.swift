@@ -68,24 +68,24 @@ struct RepoOptions: ParsableArguments {
     /// Opens the repository and, for a remote URL, its mirror (synced first
     /// unless `sync` is false).
     func openWithMirror(sync: Bool = true) throws -> (repo: DeployRepository, mirror: Mirror?) {
-        guard let mirror = try remote.mirror(for: repo) else {
+        guard let mirror = try sync ? syncedMirror() : remote.mirror(for: repo) else {
             return (try DeployRepository(path: repo, branch: branch), nil)
-        }
-        if sync {
-            let report = mirror.sync()
-            if let error = report.error {
-                guard mirror.hasFetched else {
-                    throw RewindError(.notFound, "cannot fetch \(mirror.url): \(error)", hint: "check the URL, the network and the credentials options (rewind --help)")
-                }
-                Terminal.error("warning: cannot sync with \(mirror.url) (\(error)); using the mirror as last fetched")
-            }
         }
         return (try DeployRepository(path: mirror.path, branch: branch), mirror)
     }
 
-    /// The local repository Rewind reads: the path, or the mirror of a URL.
-    func localPath() throws -> String {
-        try remote.mirror(for: repo)?.path ?? repo
+    /// For a remote URL, its mirror after one sync; nil for a local path.
+    /// The first fetch must succeed; after that, a host that is down only
+    /// gets a warning, and the mirror as last fetched is used.
+    func syncedMirror() throws -> Mirror? {
+        guard let mirror = try remote.mirror(for: repo) else { return nil }
+        if let error = mirror.sync().error {
+            guard mirror.hasFetched else {
+                throw RewindError(.notFound, "cannot fetch \(mirror.url): \(error)", hint: "check the URL, the network and the credentials options (rewind --help)")
+            }
+            Terminal.error("warning: cannot sync with \(mirror.url) (\(error)); using the mirror as last fetched")
+        }
+        return mirror
     }
 }
 

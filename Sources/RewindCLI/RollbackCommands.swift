@@ -48,7 +48,7 @@ struct WriteOptions: ParsableArguments {
     /// Says whether the remote took the commit, or that it is queued.
     private func reportPush(_ sync: SyncReport, mirror: Mirror, commit: OID, proposal: String?) {
         let pushed = sync.pushed.contains(commit.hex)
-        let proposalBranch = proposal.map { String($0.dropFirst("refs/heads/".count)) }
+        let proposalBranch = proposal.map(shortBranchName)
         if format == .json {
             Terminal.print(JSON.object([
                 ("remote", .string(mirror.url.text)), ("pushed", .bool(pushed)), ("unpushed", .number(Int64(sync.unpushed))),

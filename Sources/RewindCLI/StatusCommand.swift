@@ -45,7 +45,7 @@ struct StatusCommand: ParsableCommand {
                 + (remote.lastSuccessAt.map { " (last success \(Clock.iso8601UTC(milliseconds: $0)))" } ?? ""))
         }
         for entry in r.unpushed {
-            lines.append("unpushed \(entry.commit.prefix(7)) for \(entry.reference.dropFirst("refs/heads/".count))" + (entry.lastError.map { ": \($0)" } ?? ""))
+            lines.append("unpushed \(entry.commit.prefix(7)) for \(shortBranchName(entry.reference))" + (entry.lastError.map { ": \($0)" } ?? ""))
         }
         let rows = r.apps.map { a in
             [a.name, a.desiredVersion ?? "-", a.appliedVersion.map { "\($0) (\(a.appliedCommit.map { String($0.prefix(7)) } ?? "?"))" } ?? "-",

@@ -38,7 +38,7 @@ struct SyncCommand: ParsableCommand {
                 ]).pretty)
             } else {
                 var lines = ["\(mirror.url) -> \(mirror.path): " + (report.error == nil ? "in sync" : "sync failed") + " (\(milliseconds) ms)"]
-                lines += report.updated.map { "updated \($0.dropFirst("refs/heads/".count))" }
+                lines += report.updated.map { "updated \(shortBranchName($0))" }
                 lines += report.pushed.map { "pushed \($0.prefix(12))" }
                 lines += report.replanned.map { "the remote moved: planned again as \($0)" }
                 lines += report.alreadyDone.map { "dropped: \($0)" }

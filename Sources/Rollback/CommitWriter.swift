@@ -82,7 +82,7 @@ public struct CommitWriter {
             } catch let error as GitError where Self.isLostRace(error) {
                 outbox?.remove(commit.description)
                 if let proposal, error.code == .exists {
-                    return .alreadyDone("already proposed on \(proposal.dropFirst("refs/heads/".count))")
+                    return .alreadyDone("already proposed on \(shortBranchName(proposal))")
                 }
                 backoff(attempt)
                 continue

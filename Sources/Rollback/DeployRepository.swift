@@ -65,9 +65,7 @@ public final class DeployRepository {
     }
 
     /// The short branch name, e.g. `main`.
-    public var branchName: String {
-        branchRef.hasPrefix("refs/heads/") ? String(branchRef.dropFirst("refs/heads/".count)) : branchRef
-    }
+    public var branchName: String { shortBranchName(branchRef) }
 
     /// The commit at the tip of the branch.
     public func tip() throws -> OID {
@@ -145,4 +143,10 @@ public final class DeployRepository {
         guard let appTree, let text = try? Self.readText(git, tree: appTree, path: AppSpec.fileName) else { return nil }
         return AppSpec.parse(text, file: "\(app.path)/\(AppSpec.fileName)").spec
     }
+}
+
+/// The short name of a branch: `refs/heads/main` → `main`; any other
+/// reference name is returned as it is.
+public func shortBranchName(_ reference: String) -> String {
+    reference.hasPrefix("refs/heads/") ? String(reference.dropFirst("refs/heads/".count)) : reference
 }

@@ -53,7 +53,7 @@ public enum RewindServer {
         if let loop = options.syncLoop {
             let previous = reconcilerOptions.onWrite
             reconcilerOptions.onWrite = { previous(); loop.trigger() }
-            loop.start(stop: stop) { warning, line in warning ? logger.warning("\(line)") : logger.info("\(line)") }
+            loop.start(stop: stop, logger: logger)
         }
         let reconciler = ReconcilerService(options: reconcilerOptions, stop: stop, logger: logger)
         let desk = try RollbackDesk(options: options, metrics: metrics, logger: logger, notifier: reconcilerOptions.notifier)
