@@ -99,6 +99,11 @@ public struct AppSpec: Sendable, Equatable, Codable {
         let env = reader.stringMap(p, "env", parent: "process") ?? [:]
         let port = reader.int(p, "port", parent: "process", range: 1...65535)
         let workingDirectory = reader.string(p, "workingDirectory", parent: "process")
+        if let workingDirectory, RelativePath.leaves(workingDirectory) {
+            reader.error(reader.value(p, "workingDirectory", parent: "process"), field: "process.workingDirectory",
+                         "'\(workingDirectory)' leaves the app's files", hint: "name a directory inside the app directory, such as bin or .")
+        }
+        if let command { checkProgram(reader, reader.value(p, "command", parent: "process"), command, field: "process.command") }
         guard let command else { return nil }
         return ProcessSettings(command: command, args: args, env: env, port: port, workingDirectory: workingDirectory)
     }
@@ -125,7 +130,17 @@ public struct AppSpec: Sendable, Equatable, Codable {
             reader.error(node, field: reader.join(parent, key), "command must not be empty")
             return nil
         }
+        if let program = list?.first { checkProgram(reader, node, program, field: reader.join(parent, key)) }
         return list
+    }
+
+    /// A program is a name looked up on PATH, an absolute path, or a path
+    /// inside the app's files; `../` out of them is refused, because what it
+    /// reaches depends on where the files are deployed.
+    private static func checkProgram(_ reader: YAMLReader, _ node: Node?, _ program: String, field: String) {
+        guard program.contains("/"), !program.hasPrefix("/"), RelativePath.leaves(program) else { return }
+        reader.error(node, field: field, "program '\(program)' leaves the app's files",
+                     hint: "put the program in the app directory (./bin/tool), name it on PATH, or give its absolute path")
     }
 
     private static func parseHealth(_ reader: YAMLReader, _ map: Node.Mapping) -> HealthCheck? {

@@ -21,9 +21,14 @@ public struct Pin: Sendable, Equatable, Codable {
 public struct PinSet: Sendable, Equatable {
     public static let fileName = "rewind.pins.yaml"
     public var pins: [String: Pin] = [:]
+    /// The line of each app's entry in the file it was parsed from (not
+    /// part of equality: the same holds written elsewhere are the same).
+    public var lines: [String: Int] = [:]
 
     /// An empty set.
     public init() {}
+
+    public static func == (a: PinSet, b: PinSet) -> Bool { a.pins == b.pins }
 
     /// Parses the pins file.
     public static func parse(_ text: String, file: String = fileName) -> (pins: PinSet?, diagnostics: [Diagnostic]) {
@@ -44,6 +49,7 @@ public struct PinSet: Sendable, Equatable {
                 }
                 if let tree, let target {
                     set.pins[app] = Pin(tree: tree, target: target, reason: reader.string(p, "reason", parent: field))
+                    set.lines[app] = key.mark?.line
                 }
             }
         }

@@ -39,6 +39,19 @@ public struct RollbackPolicy: Sendable, Equatable, Codable {
     public var triggers: [Trigger] = []
 }
 
+/// `limits:` in rewind.yaml: bounds on app directories that a repository
+/// sets for itself. They can only lower Rewind's own (10 MiB a file, 10,000
+/// files an app, or the reconciler's --max-blob-size and --max-app-files).
+public struct RepoLimits: Sendable, Equatable, Codable {
+    /// The largest file in an app directory, in bytes.
+    public var maxFileBytes: Int?
+    /// The most files in one app directory.
+    public var maxAppFiles: Int?
+
+    /// No limits of the repository's own.
+    public init() {}
+}
+
 /// `rewind.yaml`: the branch to follow, the apps and the rollback policy.
 public struct RepoConfig: Sendable, Equatable, Codable {
     public static let fileName = "rewind.yaml"
@@ -47,6 +60,8 @@ public struct RepoConfig: Sendable, Equatable, Codable {
     public var policy: RollbackPolicy
     /// Absolute directory that relative artifact paths are resolved against.
     public var artifactRoot: String?
+    /// The repository's own bounds on app directories.
+    public var limits = RepoLimits()
 
     /// The app with this name.
     public func app(named name: String) -> AppRef? { apps.first { $0.name == name } }
@@ -58,7 +73,7 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else {
             return (nil, reader.diagnostics)
         }
-        reader.warnUnknown(map, known: ["apiVersion", "branch", "apps", "policy", "artifactRoot"], parent: "")
+        reader.warnUnknown(map, known: ["apiVersion", "branch", "apps", "policy", "artifactRoot", "limits"], parent: "")
         let branch = reader.string(map, "branch", parent: "") ?? "main"
         if !isValidBranchName(branch) {
             reader.error(reader.value(map, "branch", parent: ""), field: "branch", "'\(branch)' is not a valid branch name", hint: "use a name such as main")
@@ -69,8 +84,11 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         }
         let apps = parseApps(reader, map)
         let policy = parsePolicy(reader, map)
+        let limits = parseLimits(reader, map)
         if reader.diagnostics.contains(where: { $0.severity == .error }) { return (nil, reader.diagnostics) }
-        return (RepoConfig(branch: branch, apps: apps, policy: policy, artifactRoot: artifactRoot), reader.diagnostics)
+        var config = RepoConfig(branch: branch, apps: apps, policy: policy, artifactRoot: artifactRoot)
+        config.limits = limits
+        return (config, reader.diagnostics)
     }
 
     private static func parseApps(_ reader: YAMLReader, _ map: Node.Mapping) -> [AppRef] {
@@ -115,9 +133,20 @@ public struct RepoConfig: Sendable, Equatable, Codable {
                 reader.error(nodes[app.name], field: "apps[\(i)].dependsOn", "unknown app '\(dep)'", hint: "name one of: \(apps.map(\.name).joined(separator: ", "))")
             }
         }
-        if let cycle = DependencyGraph(apps).cycle() {
+        // With a duplicate name the graph is ambiguous (api -> api); that
+        // error is reported already.
+        if Set(apps.map(\.name)).count == apps.count, let cycle = DependencyGraph(apps).cycle() {
             reader.error(nodes[cycle[0]], field: "apps", "dependency cycle: \(cycle.joined(separator: " -> "))", hint: "remove one of these dependsOn entries")
         }
+    }
+
+    private static func parseLimits(_ reader: YAMLReader, _ map: Node.Mapping) -> RepoLimits {
+        var limits = RepoLimits()
+        guard let node = reader.value(map, "limits", parent: ""), let l = reader.mapping(node, field: "limits") else { return limits }
+        reader.warnUnknown(l, known: ["maxFileBytes", "maxAppFiles"], parent: "limits")
+        limits.maxFileBytes = reader.int(l, "maxFileBytes", parent: "limits", range: 1...Int(Int32.max))
+        limits.maxAppFiles = reader.int(l, "maxAppFiles", parent: "limits", range: 1...10_000_000)
+        return limits
     }
 
     private static func parsePolicy(_ reader: YAMLReader, _ map: Node.Mapping) -> RollbackPolicy {

@@ -9,7 +9,9 @@ final class YAMLReader {
     init(file: String) { self.file = file }
 
     /// Composes `text`; nil (with a diagnostic) when it is not valid YAML.
-    func compose(_ text: String) -> Node? {
+    func compose(_ original: String) -> Node? {
+        // Editors on Windows write a byte-order mark; it is not part of the YAML.
+        let text = original.hasPrefix("\u{FEFF}") ? String(original.dropFirst()) : original
         do {
             guard let node = try Yams.compose(yaml: text) else {
                 error(nil, field: "", "the file is empty", hint: "see deploy-repo-template/ for an example")
@@ -17,17 +19,32 @@ final class YAMLReader {
             }
             return node
         } catch let yamlError as YamlError {
-            recordSyntaxError(yamlError)
+            recordSyntaxError(yamlError, lastLine: Self.lastLine(of: text))
         } catch {
             self.error(nil, field: "", "cannot parse YAML: \(error)")
         }
         return nil
     }
 
-    private func recordSyntaxError(_ yamlError: YamlError) {
+    /// The number of the last line that has text (a final newline ends
+    /// that line; it does not start another).
+    static func lastLine(of text: String) -> Int {
+        var lines = 1
+        var pending = false
+        for byte in text.utf8 {
+            if pending { lines += 1; pending = false }
+            if byte == UInt8(ascii: "\n") { pending = true }
+        }
+        return lines
+    }
+
+    private func recordSyntaxError(_ yamlError: YamlError, lastLine: Int) {
         switch yamlError {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
-            diagnostics.append(Diagnostic(.error, file: file, line: mark.line, column: mark.column, message: "malformed YAML: \(problem)", hint: "fix the syntax at this line"))
+            // The parser finds a problem at the end of the input on the line
+            // after the last one; report it where the file ends.
+            let (line, column) = mark.line > lastLine ? (lastLine, nil) : (mark.line, Optional(mark.column))
+            diagnostics.append(Diagnostic(.error, file: file, line: line, column: column, message: "malformed YAML: \(problem)", hint: "fix the syntax at this line"))
         case let .duplicatedKeysInMapping(duplicates, context):
             diagnostics.append(Diagnostic(.error, file: file, line: context.mark.line, column: context.mark.column, field: duplicates.joined(separator: ", "), message: "key appears more than once", hint: "keep one of them"))
         default:
@@ -85,6 +102,10 @@ final class YAMLReader {
         guard let node = value(map, key, parent: parent, required: required) else { return nil }
         guard let number = node.float ?? node.int.map(Double.init) else {
             error(node, field: join(parent, key), "expected a number")
+            return nil
+        }
+        guard number.isFinite else {
+            error(node, field: join(parent, key), "expected a finite number, not \(node.string ?? "\(number)")", hint: "write a number such as 0.05")
             return nil
         }
         return number

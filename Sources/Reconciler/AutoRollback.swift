@@ -114,12 +114,15 @@ extension Reconciler {
         var request = RollbackRequest(.rollback(apps: [name], all: false, to: .revision(target.hex)), reason: "\(name) release \(failure.release.short) failed: \(failure.reason)")
         request.trigger = .analysis
         request.artifactRoot = options.artifactRoot
+        request.undoing = [name: failure.release.hex]
         do {
             // A handle of its own: the writer keeps new objects in memory
             // for the rest of its handle's life, and the notes this
             // reconciler writes later must reach the disk.
             let writerRepo = try DeployRepository(path: options.repoPath, branch: repo.branchRef)
-            switch try CommitWriter(repo: writerRepo).run(request) {
+            var writer = CommitWriter(repo: writerRepo)
+            writer.limits = options.limits
+            switch try writer.run(request) {
             case .written(let written?, _, _):
                 let now = Clock.wallMilliseconds()
                 update(name) { app in

@@ -136,8 +136,7 @@ extension Reconciler {
             return view
         }
         do {
-            let loaded = try DesiredState.load(repo, commit: tip)
-            try options.limits.check(loaded, in: repo, passed: &treesWithinLimits)
+            let loaded = try DesiredState.load(repo, commit: tip, limits: options.limits)
             let view = DesiredView(validated: loaded, repo: repo)
             desired = view
             state.invalid = nil

@@ -56,8 +56,11 @@ public struct ReconcilerOptions: Sendable {
     public var artifactRoot: String?
     /// Leave process-platform apps running when the reconciler stops.
     public var keepAppsOnExit = false
-    /// Environment passed to apps (plus their own variables).
+    /// Environment passed to apps (plus their own variables), less
+    /// Rewind's own variables and `secretEnvironment` (see `InheritedEnvironment`).
     public var environment: [String: String]
+    /// Names (or `PREFIX*` patterns) of inherited variables apps must not see.
+    public var secretEnvironment: [String] = []
     /// Directories searched for app commands given by name, before $PATH.
     public var searchPath: [String]
     /// The longest wait between two restarts of a crashing process.
@@ -92,6 +95,13 @@ public struct ReconcilerOptions: Sendable {
     }
 }
 
+/// The environment holds Rewind's secrets: a description names the
+/// repository and state directory only, whatever prints it.
+extension ReconcilerOptions: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { "ReconcilerOptions(repo: \(repoPath), state: \(stateDirectory ?? "default"))" }
+    public var debugDescription: String { description }
+}
+
 /// The reconciler: one repository, one state directory, one loop.
 public final class Reconciler {
     let options: ReconcilerOptions
@@ -105,8 +115,6 @@ public final class Reconciler {
     var desired: DesiredView?
     /// The last tip whose signatures passed the policy.
     var verifiedTip: OID?
-    /// App trees already found within `options.limits` (not walked again).
-    var treesWithinLimits: Set<OID> = []
     /// The state as last written to the state directory.
     private var saved: ReconcilerState?
     /// Deployments by app tree id, so that supervision can restart them.
@@ -127,9 +135,10 @@ public final class Reconciler {
         repo = try DeployRepository(path: options.repoPath, branch: options.branch)
         store = StateStore(directory: options.stateDirectory ?? Self.defaultStateDirectory(repo))
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
-        var process = ProcessPlatform(environment: options.environment, searchPath: options.searchPath)
+        let inherited = InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment)
+        var process = ProcessPlatform(environment: inherited, searchPath: options.searchPath)
         process.graceMilliseconds = options.stopGrace
-        drivers = [.process: process, .exec: ExecPlatform(environment: options.environment, searchPath: options.searchPath)]
+        drivers = [.process: process, .exec: ExecPlatform(environment: inherited, searchPath: options.searchPath)]
         guard let fd = FileIO.tryLock(store.lockFile) else {
             let pid = store.runningPid().map { " (pid \($0))" } ?? ""
             throw StateError("another reconciler\(pid) is running on \(store.directory)", hint: "stop it first, or pass a different --state-dir", busy: true)

@@ -34,13 +34,13 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
             }
             let rest = text[range.upperBound...]
             let authority = String(rest.prefix { $0 != "/" })
-            if scheme == .file { return RemoteURL(text: text, scheme: .file, host: "", port: nil, user: nil) }
             var user: String?
             var hostPort = authority
             if let at = authority.lastIndex(of: "@") {
                 let userInfo = String(authority[..<at])
                 hostPort = String(authority[authority.index(after: at)...])
-                if userInfo.contains(":") || scheme == .https || scheme == .http {
+                // Only SSH has a use for a user name; a password never belongs in a URL.
+                if userInfo.contains(":") || scheme != .ssh {
                     throw RewindError(.usage, "the repository URL \(redacted(text)) has credentials in it",
                                       hint: scheme == .ssh
                                           ? "remove the password from the URL and use an SSH key (--ssh-key FILE)"
@@ -48,6 +48,7 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
                 }
                 user = userInfo
             }
+            if scheme == .file { return RemoteURL(text: text, scheme: .file, host: "", port: nil, user: nil) }
             let (host, port) = try splitHostPort(hostPort, in: text)
             guard !host.isEmpty else {
                 throw RewindError(.usage, "the repository URL \(redacted(text)) names no host", hint: "write it as \(scheme.rawValue)://HOST/PATH")
@@ -58,6 +59,11 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
         guard let colon = text.firstIndex(of: ":") else { return nil }
         let before = text[..<colon]
         guard !before.contains("/"), before.count > 1 else { return nil }
+        // user:password@host:path reads as host "user" to the colon rule.
+        if let at = text.prefix(while: { $0 != "/" }).lastIndex(of: "@"), text[..<at].contains(":") {
+            throw RewindError(.usage, "the repository URL \(redactedSCP(text)) has a password in it",
+                              hint: "remove the password from the URL and use an SSH key (--ssh-key FILE)")
+        }
         var host = String(before)
         var user: String?
         if let at = host.lastIndex(of: "@") {
@@ -85,9 +91,15 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
         return value
     }
 
+    /// An scp-style address with a `user:password@` part hidden.
+    static func redactedSCP(_ text: String) -> String {
+        guard let at = text.prefix(while: { $0 != "/" }).lastIndex(of: "@"), text[..<at].contains(":") else { return text }
+        return "***" + String(text[at...])
+    }
+
     /// The URL with anything between `://` and `@` hidden, for messages.
     public static func redacted(_ text: String) -> String {
-        guard let range = text.range(of: "://") else { return text }
+        guard let range = text.range(of: "://") else { return redactedSCP(text) }
         let rest = text[range.upperBound...]
         let authority = rest.prefix { $0 != "/" }
         guard let at = authority.lastIndex(of: "@") else { return text }

@@ -121,6 +121,9 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "OpenSSH allowed_signers file for --verify (default: $REWIND_ALLOWED_SIGNERS, else git's gpg.ssh.allowedSignersFile).")
     var allowedSigners: String?
 
+    @Option(help: ArgumentHelp("An inherited variable apps must not see (repeatable; NAME, or PREFIX* such as AWS_*). Rewind's own REWIND_* variables are never passed on.", valueName: "name"))
+    var secretEnv: [String] = []
+
     @Option(help: "Refuse a commit with a file larger than this many bytes in an app directory.")
     var maxBlobSize: Int = 10 << 20
 
@@ -163,6 +166,7 @@ struct LoopOptions: ParsableArguments {
     func reconcilerOptions(_ repo: RepoOptions, mirror: Mirror?) throws -> ReconcilerOptions {
         var options = ReconcilerOptions(repoPath: mirror?.path ?? repo.repo, environment: Spawn.currentEnvironment(),
                                         searchPath: Spawn.executableDirectory().map { [$0] } ?? [])
+        options.secretEnvironment = secretEnv
         options.verify = SignaturePolicy(rawValue: verify) ?? .none
         options.limits.maxBlobBytes = maxBlobSize
         options.limits.maxFiles = maxAppFiles

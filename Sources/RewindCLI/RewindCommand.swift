@@ -109,6 +109,9 @@ struct RemoteOptions: ParsableArguments {
     @Option(name: .long, help: "PEM file of certificate authorities to trust for HTTPS.")
     var gitCaFile: String?
 
+    @Flag(name: .long, help: "Send the git token over plain http:// (anyone on the network can read it). Without it, a token with an http:// URL is refused.")
+    var allowInsecureHttp = false
+
     @Option(name: .long, help: ArgumentHelp(
         "For a protected followed branch: push rollback commits to a branch of their own starting with this prefix (e.g. rewind/rollback-).",
         discussion: "The rollback then applies once someone merges that branch."))
@@ -125,6 +128,10 @@ struct RemoteOptions: ParsableArguments {
             access.password = try Secret.fromFile(file, what: "token")
         } else if let token = env.value("REWIND_GIT_TOKEN") {
             access.password = Secret(token)
+        }
+        if url.scheme == .http, access.password != nil, !allowInsecureHttp {
+            throw RewindError(.usage, "refusing to send the git token over plain http to \(url.host): anyone on the network could read it",
+                              hint: "use an https:// URL, or pass --allow-insecure-http if this network is trusted")
         }
         access.caFile = gitCaFile
         let path = mirror ?? env.value("REWIND_MIRROR") ?? Self.defaultMirror(for: url)

@@ -65,6 +65,8 @@ struct WriteOptions: ParsableArguments {
             Terminal.print("The remote had moved: planned again as \(sync.replanned.joined(separator: ", "))\(sync.unpushed == 0 ? " and pushed" : "").")
         } else if let why = sync.alreadyDone.first {
             Terminal.print("The remote had moved and needs no commit: \(why).")
+        } else if sync.unpushed == 0 && sync.error == nil {
+            Terminal.print("The remote has this commit already (another writer pushed the same rollback).")
         }
         if sync.unpushed > 0 {
             Terminal.print("Queued, not pushed yet: \(sync.error ?? "the remote did not take it"). `rewind status` lists it as unpushed; the next sync (any rewind command, or rewind reconcile/serve) pushes it.")
@@ -88,6 +90,7 @@ struct WriteOptions: ParsableArguments {
                         .object([("app", .string(c.app)), ("versionBefore", .optional(c.fromVersion)), ("version", .optional(c.toVersion)),
                                  ("treeBefore", .optional(c.fromTree?.hex)), ("tree", .optional(c.toTree?.hex))])
                     })),
+                    ("skipped", .array(plan.skipped.map { .string($0) })),
                 ]).pretty)
                 return
             }
@@ -101,6 +104,7 @@ struct WriteOptions: ParsableArguments {
                 Terminal.print("  \(c.app): \(c.fromVersion ?? "-") -> \(c.toVersion ?? "-") (tree \(c.fromTree?.short ?? "none") -> \(c.toTree?.short ?? "none"))")
             }
             for f in plan.forced { Terminal.print("  forced: \(f)") }
+            for s in plan.skipped { Terminal.print("  left alone: \(s)") }
         }
     }
 }

@@ -22,6 +22,9 @@ public struct CommitWriter {
     public let repo: DeployRepository
     /// How many times a lost race is retried before giving up.
     public var maxAttempts = 100
+    /// The limits the new state must meet: the reconciler's, so that it
+    /// never refuses what was written.
+    public var limits = AppLimits()
 
     /// Creates a writer for a repository.
     public init(repo: DeployRepository) { self.repo = repo }
@@ -47,11 +50,12 @@ public struct CommitWriter {
         return try result.get()
     }
 
-    private func attempts(_ request: RollbackRequest, dryRun: Bool) throws -> RollbackResult {
+    private func attempts(_ original: RollbackRequest, dryRun: Bool) throws -> RollbackResult {
+        var request = original
         for attempt in 1...maxAttempts {
             repo.git.discardStagedObjects()
             let tip = try repo.tip()
-            let planner = try Planner(repo: repo, request: request, tip: tip)
+            let planner = try Planner(repo: repo, request: request, tip: tip, limits: limits)
             let plan: PlannedCommit
             switch try planner.plan() {
             case .alreadyDone(let why): return .alreadyDone(why)
@@ -84,6 +88,9 @@ public struct CommitWriter {
                 if let proposal, error.code == .exists {
                     return .alreadyDone("already proposed on \(shortBranchName(proposal))")
                 }
+                // The default target was resolved against the release this
+                // command set out to undo: plan again with that same target.
+                request = Self.pinned(request, plan)
                 backoff(attempt)
                 continue
             } catch {
@@ -116,8 +123,9 @@ public struct CommitWriter {
     /// release (and finds it "already rolled back" when someone did) rather
     /// than going one release further back.
     static func pinned(_ request: RollbackRequest, _ plan: PlannedCommit) -> RollbackRequest {
-        guard let trailers = RollbackTrailers.parse(plan.message), Set(trailers.targets).count == 1, let target = trailers.targets.first else { return request }
         var pinned = request
+        if pinned.undoing == nil, !plan.undoing.isEmpty { pinned.undoing = plan.undoing.mapValues(\.hex) }
+        guard let trailers = RollbackTrailers.parse(plan.message), Set(trailers.targets).count == 1, let target = trailers.targets.first else { return pinned }
         switch request.operation {
         case .rollback(let apps, let all, nil): pinned.operation = .rollback(apps: apps, all: all, to: .revision(target.hex))
         case .rollback(let apps, let all, .release): pinned.operation = .rollback(apps: apps, all: all, to: .revision(target.hex))

@@ -24,30 +24,33 @@ public struct DesiredState: Sendable {
 
     /// Loads and validates the desired state at `commit`. Throws
     /// `RewindError(.invalidState)` with every diagnostic when anything is wrong.
-    public static func load(_ repo: DeployRepository, commit: OID) throws -> DesiredState {
+    /// App directories must also be within `limits` (lowered by the
+    /// commit's own rewind.yaml `limits`).
+    public static func load(_ repo: DeployRepository, commit: OID, limits: AppLimits = AppLimits()) throws -> DesiredState {
         let tree = try gitStep("reading commit \(commit.short)") { try repo.git.commit(commit).tree }
-        return try load(repo, tree: tree, commit: commit, what: "commit \(commit.short)")
+        return try load(repo, tree: tree, commit: commit, what: "commit \(commit.short)", limits: limits)
     }
 
     /// Checks that a root tree is a valid desired state, without keeping the
     /// parsed apps. App directories already known to be valid (their tree id
     /// at that path was validated before) are not parsed again.
-    static func check(_ repo: DeployRepository, tree: OID, commit: OID, what: String) throws {
+    static func check(_ repo: DeployRepository, tree: OID, commit: OID, what: String, limits: AppLimits) throws {
         var known: Set<ValidAppTrees.Key>? = ValidAppTrees.load(gitDirectory: repo.git.gitDirectory)
         let before = known?.count ?? 0
-        _ = try load(repo, tree: tree, commit: commit, what: what, knownValid: &known)
+        _ = try load(repo, tree: tree, commit: commit, what: what, limits: limits, knownValid: &known)
         if let known, known.count != before { ValidAppTrees.save(known, gitDirectory: repo.git.gitDirectory) }
     }
 
     /// Loads and validates the desired state a root tree describes; `what`
     /// names it in errors. Apps in `knownValid` are skipped (and left out of
     /// `apps`); apps found valid are added to it.
-    static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String) throws -> DesiredState {
+    static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String, limits: AppLimits) throws -> DesiredState {
         var none: Set<ValidAppTrees.Key>? = nil
-        return try load(repo, tree: tree, commit: commit, what: what, knownValid: &none)
+        return try load(repo, tree: tree, commit: commit, what: what, limits: limits, knownValid: &none)
     }
 
-    private static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String, knownValid: inout Set<ValidAppTrees.Key>?) throws -> DesiredState {
+    private static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String, limits requested: AppLimits,
+                             knownValid: inout Set<ValidAppTrees.Key>?) throws -> DesiredState {
         var diagnostics: [Diagnostic] = []
         let configText: String?
         do {
@@ -64,13 +67,14 @@ public struct DesiredState: Sendable {
         var apps: [LoadedApp] = []
         var pins = PinSet()
         if let config = parsedConfig {
+            let limits = requested.lowered(by: config)
             for app in config.apps {
                 var key: ValidAppTrees.Key?
                 if knownValid != nil, let appTree = try repo.appTree(app, in: tree) {
-                    key = ValidAppTrees.Key(tree: appTree, path: app.path)
+                    key = ValidAppTrees.Key(tree: appTree, path: app.path + "\u{0}" + limits.cacheKey)
                     if let key, knownValid?.contains(key) == true { continue }
                 }
-                let (loaded, found) = try loadApp(repo, app: app, rootTree: tree)
+                let (loaded, found) = try loadApp(repo, app: app, rootTree: tree, limits: limits)
                 diagnostics += found
                 if let loaded {
                     apps.append(loaded)
@@ -81,8 +85,8 @@ public struct DesiredState: Sendable {
                 let (parsedPins, pinDiagnostics) = PinSet.parse(pinsText)
                 diagnostics += pinDiagnostics
                 pins = parsedPins ?? PinSet()
-                for name in pins.pins.keys where config.app(named: name) == nil {
-                    diagnostics.append(Diagnostic(.error, file: PinSet.fileName, field: "pins.\(name)", message: "pins an unknown app", hint: "remove the entry or add the app to rewind.yaml"))
+                for name in pins.pins.keys.sorted() {
+                    if let problem = try pinProblem(repo, name: name, pins: pins, config: config) { diagnostics.append(problem) }
                 }
             }
         }
@@ -94,7 +98,34 @@ public struct DesiredState: Sendable {
         return DesiredState(commit: commit, config: config, apps: apps, pins: pins, warnings: diagnostics)
     }
 
-    private static func loadApp(_ repo: DeployRepository, app: AppRef, rootTree: OID) throws -> (LoadedApp?, [Diagnostic]) {
+    /// A pin must name a known app, and hold it at that app's directory as
+    /// it was at the pin's target commit: a hand-edited tree that does not
+    /// exist, or another app's tree, would leave the app undeployable.
+    private static func pinProblem(_ repo: DeployRepository, name: String, pins: PinSet, config: RepoConfig) throws -> Diagnostic? {
+        guard let pin = pins.pins[name] else { return nil }
+        let line = pins.lines[name]
+        func problem(_ field: String, _ message: String, _ hint: String) -> Diagnostic {
+            Diagnostic(.error, file: PinSet.fileName, line: line, field: "pins.\(name)\(field)", message: message, hint: hint)
+        }
+        let repin = "run `rewind pin \(name) --to REV` to write a correct hold, or `rewind unpin \(name)`"
+        guard let app = config.app(named: name) else {
+            return problem("", "pins an unknown app", "remove the entry or add the app to rewind.yaml")
+        }
+        guard let target = OID(hex: pin.target), let commit = try? repo.git.commit(target) else {
+            return problem(".target", "commit \(pin.target) does not exist in this repository", repin)
+        }
+        guard let tree = OID(hex: pin.tree), (try? repo.git.listTree(tree)) != nil else {
+            return problem(".tree", "tree \(pin.tree) does not exist in this repository", repin)
+        }
+        let atTarget = try repo.appTree(app, in: commit.tree)
+        guard atTarget == tree else {
+            let actual = atTarget.map { "its directory there is tree \($0.hex)" } ?? "\(app.path) does not exist there"
+            return problem(".tree", "tree \(pin.tree) is not \(name)'s directory at the pinned commit \(target.short): \(actual)", repin)
+        }
+        return nil
+    }
+
+    private static func loadApp(_ repo: DeployRepository, app: AppRef, rootTree: OID, limits: AppLimits) throws -> (LoadedApp?, [Diagnostic]) {
         let file = "\(app.path)/\(AppSpec.fileName)"
         let entry = try gitStep("reading \(app.path)") { try repo.git.entry(in: rootTree, path: app.path) }
         guard let entry else {
@@ -104,8 +135,13 @@ public struct DesiredState: Sendable {
             let what = entry.kind == .symlink ? "a symbolic link" : "not a directory"
             return (nil, [Diagnostic(.error, file: app.path, field: "apps.\(app.name).path", message: "'\(app.path)' is \(what)", hint: "an app must be a real directory in the repository")])
         }
-        var diagnostics = try SymlinkCheck.escapingLinks(repo.git, tree: entry.id, directory: app.path)
-        guard let specEntry = try gitStep("reading \(file)", { try repo.git.entry(in: entry.id, path: AppSpec.fileName) }), specEntry.kind == .blob else {
+        var diagnostics = try AppTreeCheck.problems(repo.git, tree: entry.id, directory: app.path, limits: limits)
+        let specEntry = try gitStep("reading \(file)") { try repo.git.entry(in: entry.id, path: AppSpec.fileName) }
+        if let specEntry, specEntry.kind == .symlink {
+            diagnostics.append(Diagnostic(.error, file: file, message: "file is a symbolic link", hint: "app.yaml must be a regular file in the app directory; replace the link with the file itself"))
+            return (nil, diagnostics)
+        }
+        guard let specEntry, specEntry.kind == .blob else {
             diagnostics.append(Diagnostic(.error, file: file, message: "file is missing", hint: "every app directory needs an app.yaml (see deploy-repo-template/)"))
             return (nil, diagnostics)
         }
@@ -119,39 +155,6 @@ public struct DesiredState: Sendable {
         diagnostics += specDiagnostics
         guard let spec else { return (nil, diagnostics) }
         return (LoadedApp(ref: app, treeID: entry.id, spec: spec), diagnostics)
-    }
-}
-
-/// Finds symbolic links whose target leaves the repository.
-enum SymlinkCheck {
-    static func escapingLinks(_ git: Repository, tree: OID, directory: String) throws -> [Diagnostic] {
-        var found: [Diagnostic] = []
-        var pending: [(OID, String)] = [(tree, directory)]
-        while let (current, path) = pending.popLast() {
-            for entry in try gitStep("listing \(path)", { try git.listTree(current) }) {
-                let child = "\(path)/\(entry.name)"
-                switch entry.kind {
-                case .tree: pending.append((entry.id, child))
-                case .symlink:
-                    let target = String(decoding: try gitStep("reading \(child)") { try git.blob(entry.id) }, as: UTF8.self)
-                    if leavesRepository(target: target, linkDirectory: path) {
-                        found.append(Diagnostic(.error, file: child, message: "symbolic link to '\(target)' leaves the repository", hint: "replace the link with the file itself, or point it inside the repository"))
-                    }
-                default: continue
-                }
-            }
-        }
-        return found
-    }
-
-    static func leavesRepository(target: String, linkDirectory: String) -> Bool {
-        if target.hasPrefix("/") { return true }
-        var depth = linkDirectory.split(separator: "/").count
-        for part in target.split(separator: "/", omittingEmptySubsequences: true) {
-            if part == ".." { depth -= 1 } else if part != "." { depth += 1 }
-            if depth < 0 { return true }
-        }
-        return false
     }
 }
 

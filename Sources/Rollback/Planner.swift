@@ -11,10 +11,13 @@ struct Planner {
     let tipTree: OID
     let config: RepoConfig
     let pins: PinSet
+    /// What the new state's app directories must stay within.
+    let limits: AppLimits
 
-    init(repo: DeployRepository, request: RollbackRequest, tip: OID) throws {
+    init(repo: DeployRepository, request: RollbackRequest, tip: OID, limits: AppLimits) throws {
         self.repo = repo
         self.request = request
+        self.limits = limits
         self.tip = tip
         tipTree = try gitStep("reading the tip") { try repo.git.commit(tip).tree }
         config = try repo.config(tree: tipTree)
@@ -63,27 +66,75 @@ struct Planner {
         var tree = tipTree
         var targets: [OID] = []
         var moved: [String] = []
-        var history: ReleaseHistory?
+        var skipped: [String] = []
+        var undoing: [String: OID] = [:]
+        let needsHistory: Bool
+        switch spec {
+        case nil, .release: needsHistory = true
+        case .revision: needsHistory = request.undoing != nil
+        }
+        let history = needsHistory ? try ReleaseHistory.load(repo, config: config, tip: tip, details: false) : nil
         for name in names {
             let app = try appRef(name)
             if pins.pins[name] != nil {
                 throw RewindError(.refused, "app \(name) is held by a pin", hint: "move the hold with `rewind pin \(name) --to REV`, or release it with `rewind unpin \(name)`")
             }
-            if history == nil, spec == nil || { if case .release = spec { return true } else { return false } }() {
-                history = try ReleaseHistory.load(repo, config: config, tip: tip, details: false)
+            let releases = history?.of(name) ?? []
+            let current = Self.currentRelease(releases)
+            if let why = try alreadyRolledBack(app, current: current, releases: releases, spec: spec) {
+                skipped.append(why)
+                continue
             }
             let (target, targetTree) = try resolveTarget(app, spec, history: history, defaultIsCurrent: false)
-            let current = try repo.appTree(app, in: tipTree)
-            if current == targetTree { continue }
+            let currentTree = try repo.appTree(app, in: tipTree)
+            if currentTree == targetTree { continue }
             tree = try replaceApp(app, in: tree, with: targetTree, from: target)
             targets.append(target)
             moved.append(name)
+            if let current { undoing[name] = current.commit }
         }
         if moved.isEmpty {
+            if !skipped.isEmpty { return .alreadyDone(skipped.joined(separator: "; ")) }
             return .alreadyDone("already rolled back: \(names.joined(separator: ", ")) \(names.count == 1 ? "is" : "are") already at the target state")
         }
         if Set(targets).count == 1 { targets = [targets[0]] }
-        return try finish(newTree: tree, action: .rollback, targets: targets, message: nil)
+        guard case .commit(var planned) = try finish(newTree: tree, action: .rollback, targets: targets, message: nil) else {
+            return .alreadyDone("nothing to change")
+        }
+        planned.undoing = undoing
+        planned.skipped = skipped
+        return .commit(planned)
+    }
+
+    /// The app's newest release that changed its tree (pin and unpin
+    /// commits that only move the hold do not count).
+    static func currentRelease(_ releases: [Release]) -> Release? {
+        releases.last { $0.tree != $0.previousTree }
+    }
+
+    /// Why an app needs no rollback by this request, or nil when it does:
+    /// with the default target, its current release is already a rollback
+    /// (rolling back is idempotent: running it again must not go one release
+    /// further back); when planning again, someone else rolled back the
+    /// release this request set out to undo.
+    private func alreadyRolledBack(_ app: AppRef, current: Release?, releases: [Release], spec: TargetSpec?) throws -> String? {
+        guard let current, current.kind == .rollback || current.kind == .pin else { return nil }
+        switch spec {
+        case nil: break
+        case .revision, .release:
+            guard let undoing = request.undoing?[app.name], undoing != current.commit.hex else { return nil }
+        }
+        let summary = (try? repo.git.commit(current.commit).summary) ?? ""
+        let version = repo.appSpec(appTree: current.tree, app: app)?.version ?? current.tree?.short ?? "nothing"
+        let restored = current.target.flatMap { target in releases.last { $0.commit == target && $0.tree == current.tree } }
+        let position = restored.map { " (release #\($0.number))" } ?? ""
+        var why = "\(app.name) is already rolled back: \(current.commit.short) \"\(RollbackTrailers.oneLine(summary))\" (release #\(current.number)) set it to \(version)\(position)"
+        if let further = LastGoodRelease.find(releases, git: repo.git) {
+            why += "; to go further back, run `rewind rollback \(app.name) --to #\(further.number)`"
+        } else {
+            why += "; there is no earlier release to go back to"
+        }
+        return why
     }
 
     // MARK: pin / unpin
@@ -172,7 +223,7 @@ struct Planner {
         }
         // Never write an invalid desired state; a rollback that repairs a
         // broken app is fine, one that leaves another app broken is not.
-        try DesiredState.check(repo, tree: newTree, commit: tip, what: "the state this \(action.rawValue) would write")
+        try DesiredState.check(repo, tree: newTree, commit: tip, what: "the state this \(action.rawValue) would write", limits: limits)
         let guards = Guards(repo: repo, config: config, artifactRoot: request.artifactRoot)
         try guards.checkArtifacts(changes: changes)
         let forced = try guards.checkMigrations(changes: changes, force: request.force)

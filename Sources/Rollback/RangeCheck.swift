@@ -10,7 +10,9 @@ public struct PinViolation: Sendable, Equatable {
 
 /// `rewind check RANGE`: for CI and pre-receive hooks, so that bots cannot
 /// undo a pin. A commit violates a pin when its first parent pins an app,
-/// the commit still pins it, and the app's tree differs from the pinned tree.
+/// the commit still pins it, and it changes the app's tree to one other than
+/// the pinned tree. Commits that leave the app alone are never blamed, even
+/// when the app had drifted from its pin earlier.
 public enum RangeCheck {
     /// The violations in `range` (`A..B`, or one revision for all its history), oldest first.
     public static func violations(_ repo: DeployRepository, range: String) throws -> [PinViolation] {
@@ -32,6 +34,7 @@ public enum RangeCheck {
             for name in before.pins.keys.sorted() {
                 guard let still = after.pins[name], let app = config.app(named: name) else { continue }
                 let tree = try repo.appTree(app, in: commit.tree)
+                guard tree != (try repo.appTree(app, in: parentTree)) else { continue }
                 if tree?.hex != still.tree {
                     found.append(PinViolation(commit: id, summary: commit.summary, app: name))
                 }

@@ -31,6 +31,11 @@ public struct RollbackRequest: Sendable, Codable {
     public var force = false
     /// Directory for relative artifact paths; overrides rewind.yaml's `artifactRoot`.
     public var artifactRoot: String?
+    /// For each app, the release (commit) this request set out to undo, set
+    /// once the default target is resolved. When planning again (a lost
+    /// race, a remote that moved), an app whose current release is no longer
+    /// this one but a rollback was rolled back by someone else meanwhile.
+    public var undoing: [String: String]?
 
     /// Creates a request.
     public init(_ operation: Operation, reason: String? = nil) {
@@ -61,6 +66,10 @@ public struct PlannedCommit: Sendable {
     public let changes: [AppChange]
     /// Guards overridden with --force, in words.
     public let forced: [String]
+    /// For each rolled-back app, the release this commit undoes.
+    public var undoing: [String: OID] = [:]
+    /// Apps named in the request that this commit leaves alone, and why.
+    public var skipped: [String] = []
 }
 
 /// What planning decided.

@@ -104,7 +104,7 @@ public struct SignatureVerifier: Sendable {
 
 /// Runs a helper program to completion (30 s at most), its output to `log`.
 private func runTool(_ program: String, _ arguments: [String], log: String, input: String? = nil) throws -> ExitStatus {
-    var options = SpawnOptions(program: program, arguments: arguments, environment: Spawn.currentEnvironment(), outputFile: log)
+    var options = SpawnOptions(program: program, arguments: arguments, environment: InheritedEnvironment.forApps(Spawn.currentEnvironment()), outputFile: log)
     options.inputFile = input
     guard let status = try Spawn.run(options, timeoutMilliseconds: 30_000) else {
         throw RewindError(.internalFailure, "\(program) did not finish within 30 s")

@@ -98,6 +98,7 @@ actor RollbackDesk {
                 request.alert = decision.alertname
                 request.fingerprint = alert.fingerprint
                 request.artifactRoot = options.artifactRoot
+                request.undoing = [app: release.hex]
                 return write(request, decision: decision, receivedAt: receivedAt)
             }
         } catch {

@@ -98,6 +98,18 @@ final class Readiness: Sendable {
 
 /// The reconciler loop on a thread of its own (libgit2 handles and the
 /// synchronous platform drivers stay off the server's event loops).
+/// Logged by the service group at debug level: says which, never the
+/// options (they hold the environment, and with it secrets).
+extension ReconcilerService: CustomStringConvertible {
+    var description: String { "ReconcilerService(\(options.repoPath))" }
+}
+
+/// Tokens and the webhook secret never appear in a description.
+extension ServeOptions: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { "ServeOptions(\(host):\(port), repo: \(repoPath))" }
+    public var debugDescription: String { description }
+}
+
 struct ReconcilerService: Service {
     let options: ReconcilerOptions
     let stop: StopFlag

@@ -221,3 +221,26 @@ public enum Environment {
         return value.isEmpty ? nil : value
     }
 }
+
+/// What apps inherit of Rewind's own environment.
+///
+/// Rewind's variables (`REWIND_*`: API and hook tokens, git credentials,
+/// the webhook secret, signing keys) stay with Rewind; a deployed process or
+/// command gets its app's documented `REWIND_*` deployment variables, which
+/// the platform adds afterwards, and nothing else of Rewind's. Names in a
+/// deny-list (`--secret-env`) are removed too: an exact name, or a prefix
+/// ending in `*` such as `AWS_*`.
+public enum InheritedEnvironment {
+    /// `environment` without Rewind's variables and the denied names.
+    public static func forApps(_ environment: [String: String], deny: [String] = []) -> [String: String] {
+        environment.filter { name, _ in !isWithheld(name, deny: deny) }
+    }
+
+    /// True when apps must not see the variable `name`.
+    public static func isWithheld(_ name: String, deny: [String]) -> Bool {
+        if name.hasPrefix("REWIND_") { return true }
+        return deny.contains { pattern in
+            pattern.hasSuffix("*") ? name.hasPrefix(pattern.dropLast()) : name == pattern
+        }
+    }
+}

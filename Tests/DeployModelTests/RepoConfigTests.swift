@@ -28,7 +28,9 @@ private let goodConfig = """
     ("apps:\n  - name: api\n    path: apps/api\n    dependsOn: [db]\n", "apps[0].dependsOn", 2, "unknown app 'db'"),
     ("apps:\n  - name: a\n    path: a\n    dependsOn: [b]\n  - name: b\n    path: b\n    dependsOn: [a]\n", "apps", 2, "dependency cycle: a -> b -> a"),
     ("apps:\n  - path: apps/api\n", "apps[0].name", 2, "required field is missing"),
-    ("apps: [\n", "", 2, "malformed YAML"),
+    // A problem at the end of the input is on the last line, not the one after it.
+    ("apps: [\n", "", 1, "malformed YAML"),
+    ("apps:\n  - name: api\n    path: [apps\n", "", 3, "malformed YAML"),
     ("apps:\n  - name: api\n    path: apps/api\npolicy:\n  window: soon\n", "policy.window", 5, "expected a duration"),
     ("apps:\n  - name: api\n    path: apps/api\n  - name: sub\n    path: apps/api/sub\n", "apps[1].path", 4, "overlaps"),
     ("branch: main\n", "apps", 1, "required field is missing"),

@@ -16,7 +16,8 @@ import TestSupport
             try h.waitUntil("the commit is refused") { (try h.status()["refused"] as? [String: Any])?["commit"] as? String == bad }
             let refused = try h.status()["refused"] as? [String: Any] ?? [:]
             let details = (refused["details"] as? [String] ?? []).joined(separator: "\n")
-            #expect(details.contains("apps/blog/app.yaml:3:1: error: malformed YAML"))
+            // The file has two lines: the problem at its end is on the last one.
+            #expect(details.contains("apps/blog/app.yaml:2: error: malformed YAML"), "\(details)")
             #expect(try h.applied("site").version == "1.0.0")
             #expect((try h.app("site")["waitingFor"] as? String ?? "").contains("a valid commit"))
             try h.write("apps/blog/app.yaml", execAppYAML(version: "1.0.1"))

@@ -34,6 +34,30 @@ import TestSupport
         }
     }
 
+    /// Twenty writers with the default target, each with its own mirror:
+    /// one commit, and the losers plan again against the release they set
+    /// out to undo, finding it rolled back.
+    @Test func twentyDefaultWritersThroughAGitDaemonMakeOneCommit() throws {
+        try withRemote(apps: [try execApp("api", version: "1.0")]) { setup in
+            _ = try threeReleases(setup)
+            let results = ResultsBox()
+            let (url, root, artifacts) = (setup.url, setup.harness.root, setup.harness.artifacts)
+            DispatchQueue.concurrentPerform(iterations: 20) { i in
+                let result = try? RemoteSetup.rewind(["rollback", "api"], url: url, mirror: root + "/mirror-\(i)", artifacts: artifacts)
+                results.append("\(result?.status ?? -1)|\(result?.stdout ?? "")|\(result?.stderr ?? "")")
+            }
+            for result in results.all { #expect(result.hasPrefix("0|"), "\(result)") }
+            let rollbacks = try setup.served().filter { $0.subject.hasPrefix("Roll back api") }
+            #expect(rollbacks.count == 1, "\(rollbacks)")
+            #expect(try git(["show", "main:apps/api/app.yaml"], in: setup.bare).contains("version: \"1.1\""), "\(results.all)")
+            // The writers that lost say so, in any of the ways a loser can learn it;
+            // writers that planned in the same second wrote the very same commit.
+            let losers = results.all.filter { $0.contains("already rolled back") || $0.contains("needs no commit") }
+            let same = results.all.filter { $0.contains("The remote has this commit already") }
+            #expect(losers.count + same.count == 19, "\(results.all.filter { !$0.contains("already rolled back") && !$0.contains("needs no commit") })")
+        }
+    }
+
     @Test func rollbackWhileTheHostIsDownIsAppliedQueuedAndPushedOnce() throws {
         try withRemote(apps: [try execApp("api", version: "1.0")]) { setup in
             let good = try threeReleases(setup)

@@ -6,8 +6,22 @@ import TestSupport
 struct BreakingChange: CustomTestStringConvertible, Sendable {
     let name: String
     let expected: [String]
+    /// What must not be said (spurious follow-on errors).
+    var unexpected: [String] = []
     let edit: @Sendable (String) throws -> Void
     var testDescription: String { name }
+
+    init(name: String, expected: [String], unexpected: [String] = [], edit: @escaping @Sendable (String) throws -> Void) {
+        self.name = name
+        self.expected = expected
+        self.unexpected = unexpected
+        self.edit = edit
+    }
+}
+
+/// A pins file holding `app` at `tree`, pinned from `target`.
+private func writePin(_ work: String, app: String, tree: String, target: String) throws {
+    try writeFile(work + "/rewind.pins.yaml", "pins:\n  \(app):\n    tree: \(tree)\n    target: \(target)\n")
 }
 
 private func replace(_ file: String, _ old: String, _ new: String) throws {
@@ -23,7 +37,7 @@ let breakingChanges: [BreakingChange] = [
     BreakingChange(name: "missing app directory", expected: ["apps.db.path", "'apps/db' does not exist"]) {
         try replace($0 + "/rewind.yaml", "apps:\n", "apps:\n  - name: db\n    path: apps/db\n")
     },
-    BreakingChange(name: "duplicate app", expected: ["rewind.yaml:", "duplicate app 'api'"]) {
+    BreakingChange(name: "duplicate app", expected: ["rewind.yaml:", "duplicate app 'api'"], unexpected: ["dependency cycle"]) {
         try replace($0 + "/rewind.yaml", "apps:\n", "apps:\n  - name: api\n    path: apps/api2\n")
     },
     BreakingChange(name: "path with ..", expected: ["apps[1].path", "contains '..'"]) { try replace($0 + "/rewind.yaml", "path: apps/worker", "path: apps/../../worker") },
@@ -32,8 +46,46 @@ let breakingChanges: [BreakingChange] = [
         try FileManager.default.removeItem(atPath: $0 + "/apps/web")
         try FileManager.default.createSymbolicLink(atPath: $0 + "/apps/web", withDestinationPath: "api")
     },
-    BreakingChange(name: "symlink leaving the repository", expected: ["apps/api/secrets", "leaves the repository"]) {
+    BreakingChange(name: "symlink leaving the app directory", expected: ["apps/api/secrets", "leaves the app directory"]) {
         try FileManager.default.createSymbolicLink(atPath: $0 + "/apps/api/secrets", withDestinationPath: "../../../etc/passwd")
+    },
+    // Valid relative to the repository, but three levels deeper once deployed
+    // it would reach the repository's .git/config: judged from the app's root.
+    BreakingChange(name: "symlink that leaves the app once deployed", expected: ["apps/api/d1/d2/d3/d4/repo-config", "leaves the app directory"]) {
+        try FileManager.default.createDirectory(atPath: $0 + "/apps/api/d1/d2/d3/d4", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: $0 + "/apps/api/d1/d2/d3/d4/repo-config", withDestinationPath: "../../../../../config")
+    },
+    BreakingChange(name: "symlink through another symlink", expected: ["apps/api/via", "leaves the app directory"]) {
+        try FileManager.default.createSymbolicLink(atPath: $0 + "/apps/api/up", withDestinationPath: "../..")
+        try FileManager.default.createSymbolicLink(atPath: $0 + "/apps/api/via", withDestinationPath: "up/..")
+    },
+    BreakingChange(name: "app.yaml is a symlink", expected: ["apps/web/app.yaml", "is a symbolic link"], unexpected: ["file is missing"]) {
+        try FileManager.default.removeItem(atPath: $0 + "/apps/web/app.yaml")
+        try FileManager.default.createSymbolicLink(atPath: $0 + "/apps/web/app.yaml", withDestinationPath: "../api/app.yaml")
+    },
+    BreakingChange(name: "command out of the app's files", expected: ["apps/api/app.yaml:6:", "process.command", "leaves the app's files"]) {
+        try replace($0 + "/apps/api/app.yaml", "command: rewind-demo-service", "command: ../../../../bin/sh")
+    },
+    BreakingChange(name: "working directory out of the app's files", expected: ["process.workingDirectory", "leaves the app's files"]) {
+        try replace($0 + "/apps/api/app.yaml", "  command: rewind-demo-service", "  command: rewind-demo-service\n  workingDirectory: ../../..")
+    },
+    BreakingChange(name: "exec command out of the app's files", expected: ["exec.apply", "leaves the app's files"]) {
+        try replace($0 + "/apps/web/app.yaml", "apply: ./deploy.sh", "apply: [../../../usr/bin/env]")
+    },
+    BreakingChange(name: "NaN threshold", expected: ["policy.triggers[0].threshold", "finite number"]) {
+        try replace($0 + "/rewind.yaml", "policy:\n", "policy:\n  triggers:\n    - name: errors\n      query: up\n      threshold: .nan\n")
+    },
+    BreakingChange(name: "file over the size limit", expected: ["apps/api/big.bin", "over the limit of 4096"]) {
+        try replace($0 + "/rewind.yaml", "policy:\n", "limits:\n  maxFileBytes: 4096\npolicy:\n")
+        try writeFile($0 + "/apps/api/big.bin", String(repeating: "x", count: 5000))
+    },
+    BreakingChange(name: "pin to a tree that does not exist", expected: ["rewind.pins.yaml:2:", "pins.api.tree", "does not exist"]) { work in
+        let head = try git(["rev-parse", "HEAD"], in: work)
+        try writePin(work, app: "api", tree: String(repeating: "1", count: 40), target: head)
+    },
+    BreakingChange(name: "pin to another app's tree", expected: ["rewind.pins.yaml:2:", "pins.api.tree", "is not api's directory"]) { work in
+        let head = try git(["rev-parse", "HEAD"], in: work)
+        try writePin(work, app: "api", tree: try git(["rev-parse", "HEAD:apps/worker"], in: work), target: head)
     },
     BreakingChange(name: "dependency cycle", expected: ["dependency cycle: api -> worker -> api"]) {
         try replace($0 + "/rewind.yaml", "path: apps/api\n", "path: apps/api\n    dependsOn: [worker]\n")
@@ -58,6 +110,7 @@ let breakingChanges: [BreakingChange] = [
             let result = try repo.rewind("validate")
             #expect(result.status == 2)
             for text in change.expected { #expect(result.stderr.contains(text), "\(result.stderr)") }
+            for text in change.unexpected { #expect(!result.stderr.contains(text), "\(result.stderr)") }
             let json = try repo.rewind("validate", "--format", "json")
             #expect(json.status == 2)
             #expect((try parseJSON(json.stdout) as? [String: Any])?["valid"] as? Bool == false)

@@ -34,6 +34,23 @@ private func runConcurrently(_ argumentLists: [[String]], environment: [String: 
         }
     }
 
+    /// Without --to, each writer resolves the default target against the
+    /// release it set out to undo; the losers find it rolled back already
+    /// instead of going one release further back each.
+    @Test func twentyDefaultWritersOnABareRepositoryMakeOneCommit() throws {
+        try withFixtureRepo("three-apps", bare: true) { repo in
+            let tip = try repo.tip()
+            let args = Array(repeating: ["rollback", "api", "--repo", repo.path], count: 20)
+            let results = try runConcurrently(args, environment: ["REWIND_ARTIFACT_ROOT": repo.artifactRoot])
+            #expect(results.allSatisfy { $0.status == 0 }, "\(results.map(\.stderr))")
+            #expect(results.filter { $0.stdout.hasPrefix("Wrote ") }.count == 1)
+            #expect(results.filter { $0.stdout.contains("already rolled back") }.count == 19, "\(results.map(\.stdout))")
+            #expect(try repo.git("rev-list", "--count", "\(tip)..main") == "1")
+            #expect(try repo.git("rev-parse", "main:apps/api") == (try repo.git("rev-parse", "\(repo.commits[3]):apps/api")))
+            try repo.git("fsck", "--full", "--strict")
+        }
+    }
+
     @Test func twentyWritersDifferentAppsAllLand() throws {
         try withTemporaryDirectory { tmp in
             let repo = tmp + "/repo"

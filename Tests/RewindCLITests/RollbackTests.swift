@@ -15,6 +15,48 @@ import TestSupport
         }
     }
 
+    /// Seed 002: running the rollback again produces the same result.
+    @Test func aRepeatedDefaultRollbackWritesNothingAndSaysHowToGoFurther() throws {
+        try withFixtureRepo("three-apps") { repo in
+            let first = try repo.rewind("rollback", "api")
+            #expect(first.status == 0, "\(first.stderr)")
+            let rollback = try repo.tip()
+            let again = try repo.rewind("rollback", "api")
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(again.stdout.contains("api is already rolled back: \(rollback.prefix(7))"), "\(again.stdout)")
+            #expect(again.stdout.contains("set it to 1.2.0"))
+            #expect(again.stdout.contains("rewind rollback api --to #2"), "\(again.stdout)")
+            #expect(try repo.tip() == rollback)
+            let json = try repo.rewind("rollback", "api", "--format", "json")
+            #expect(json.status == 0)
+            let object = try parseJSON(json.stdout) as? [String: Any]
+            #expect(object?["result"] as? String == "unchanged")
+            // Going further back is an explicit choice.
+            let further = try repo.rewind("rollback", "api", "--to", "#1")
+            #expect(further.status == 0, "\(further.stderr)")
+            #expect(further.stdout.contains("api: 1.2.0 -> 1.0.0"))
+            // A plain `git revert` is a rollback too.
+            try repo.git("revert", "--no-edit", "HEAD")
+            let afterRevert = try repo.rewind("rollback", "api")
+            #expect(afterRevert.status == 0)
+            #expect(afterRevert.stdout.contains("already rolled back"))
+        }
+    }
+
+    /// Naming several apps: the ones already rolled back are left alone and
+    /// said so, the others are rolled back.
+    @Test func aDefaultRollbackOfSeveralAppsSkipsTheOnesRolledBackAlready() throws {
+        try withFixtureRepo("three-apps") { repo in
+            #expect(try repo.rewind("rollback", "api").status == 0)
+            let both = try repo.rewind("rollback", "api", "web")
+            #expect(both.status == 0, "\(both.stderr)")
+            #expect(both.stdout.contains("web: 1.1.0 -> 1.0.0"), "\(both.stdout)")
+            #expect(both.stdout.contains("left alone: api is already rolled back"))
+            #expect(try repo.git("log", "-1", "--format=%B").contains("Rewind-App: web"))
+            #expect(try !repo.git("log", "-1", "--format=%B").contains("Rewind-App: api"))
+        }
+    }
+
     @Test func rollbackToARevisionAndAll() throws {
         try withFixtureRepo("three-apps") { repo in
             let result = try repo.rewind("rollback", "--all", "--to", repo.commits[0], "--force")

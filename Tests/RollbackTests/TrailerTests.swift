@@ -26,7 +26,15 @@ func recognisesGitRevertMessages(message: String, recognised: Bool) {
     #expect(RollbackTrailers.parse(message) == nil)
 }
 
-@Test(arguments: [("apps/a", "../b", false), ("apps/a", "../../x", false), ("apps/a", "../../../etc", true), ("apps/a", "/etc/passwd", true), ("apps/a", "./../../..", true)])
-func symlinkEscapes(directory: String, target: String, escapes: Bool) {
-    #expect(SymlinkCheck.leavesRepository(target: target, linkDirectory: directory) == escapes)
+/// Links are resolved as in the deployed copy of the app: from the app
+/// directory's own root, following the app's other links.
+@Test(arguments: [
+    ("conf", "other/file", false), ("d1/conf", "../file", false), ("conf", "../shared", true),
+    ("d1/d2/d3/d4/repo-config", "../../../../../config", true), ("conf", "/etc/passwd", true),
+    ("conf", "./../..", true), ("a", "b/..", true), ("loop", "loop", true),
+])
+func symlinkLeavesTheApp(link: String, target: String, leaves: Bool) {
+    // "b" is itself a link out of the app; "a -> b/.." goes through it.
+    let links = [link: target, "b": "../.."]
+    #expect(AppTreeCheck.leavesApp(link: link, links: links) == leaves)
 }

@@ -36,6 +36,8 @@ public final class ReconcilerHarness {
     public var mirror: String { root + "/mirror" }
     /// Every pid seen in the state file, killed at the end in case.
     private var seenPids: Set<Int32> = []
+    /// Added to the reconciler's environment when it starts.
+    public var extraEnvironment: [String: String] = [:]
 
     /// Creates the repository with `apps` and the policy text (YAML under `policy:`) and commits it.
     public init(apps: [HarnessApp], policy: String = "  window: 30m\n  cooldown: 0s\n  maxPerHour: 3\n  soak: 1m\n  crashLoopRestarts: 3\n") throws {
@@ -100,6 +102,7 @@ public final class ReconcilerHarness {
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in TestEnvironment.git { environment[k] = v }
         environment["HARNESS_DIR"] = root
+        for (k, v) in extraEnvironment { environment[k] = v }
         try? FileManager.default.removeItem(atPath: stateDir + "/reconciler.pid")
         let source = remoteURL.map { ["--repo", $0, "--mirror", mirror] } ?? ["--repo", repo]
         let arguments = [command] + source + ["--state-dir", stateDir, "--artifact-root", artifacts, "--log-level", "debug"] + base + extra
