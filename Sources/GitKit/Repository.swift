@@ -39,6 +39,8 @@ public final class Repository {
 
     /// True for a repository without a working tree.
     public var isBare: Bool { git_repository_is_bare(handle) != 0 }
+    /// True for a shallow clone (its history ends in grafted commits).
+    public var isShallow: Bool { git_repository_is_shallow(handle) == 1 }
 
     /// The `.git` directory (or the repository itself when bare), with a trailing slash.
     public var gitDirectory: String { String(cString: git_repository_path(handle)) }

@@ -41,7 +41,7 @@ public struct NoteRecorder {
         let now = Clock.wallMilliseconds()
         return entries.map { entry in
             var words = ["\(entry.outcome) app=\(entry.app)"]
-            for (key, value) in entry.fields { words.append("\(key)=\(quoted(value))") }
+            for (key, value) in entry.fields { words.append("\(key)=\(quoted(Bounded.text(value, limit: Bounded.maxReasonLength)))") }
             words.append("time=\(Clock.iso8601UTC(milliseconds: now))")
             words.append("host=\(host)")
             return PendingNote(commit: commit.hex, key: "\(entry.outcome) app=\(entry.app) ", line: words.joined(separator: " "))

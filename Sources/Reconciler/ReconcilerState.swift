@@ -144,7 +144,7 @@ public struct StateStore: Sendable {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch {
-            throw StateError("\(file) cannot be read: \(error)",
+            throw StateError("\(file) cannot be read: \(DecodingProblem.describe(error))",
                              hint: "stop any process Rewind started for these apps, move the state directory aside, and start again")
         }
     }

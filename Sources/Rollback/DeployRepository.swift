@@ -19,6 +19,12 @@ public final class DeployRepository {
             throw RewindError(.notFound, "no git repository at \(path)", hint: "pass --repo with the path of a deployment repository, or create one with `rewind init DIR`", cause: error)
         }
         self.git = git
+        // Releases, rollback targets and ancestry need the whole history; a
+        // shallow clone ends in commits whose parents are missing.
+        if git.isShallow {
+            throw RewindError(.notFound, "the repository at \(path) is a shallow clone: Rewind needs the whole history of the branch",
+                              hint: "run `git fetch --unshallow` in it (in CI, clone with full depth, e.g. fetch-depth: 0)")
+        }
         if let branch {
             branchRef = branch.hasPrefix("refs/") ? branch : "refs/heads/\(branch)"
             return
@@ -70,7 +76,12 @@ public final class DeployRepository {
     /// The commit at the tip of the branch.
     public func tip() throws -> OID {
         guard let tip = try gitStep("reading \(branchRef)", { try git.referenceTarget(branchRef) }) else {
-            throw RewindError(.notFound, "branch \(branchName) has no commits", hint: "commit a rewind.yaml to it first, or pass --branch")
+            let branches = ((try? git.references(matching: "refs/heads/*")) ?? []).map { shortBranchName($0.name) }.sorted()
+            if branches.isEmpty {
+                throw RewindError(.notFound, "branch \(branchName) has no commits", hint: "commit a rewind.yaml to it first, or pass --branch")
+            }
+            let listed = branches.prefix(20).joined(separator: ", ") + (branches.count > 20 ? ", … (\(branches.count) in all)" : "")
+            throw RewindError(.notFound, "branch \(branchName) does not exist", hint: "pass --branch with one of: \(listed)")
         }
         return tip
     }

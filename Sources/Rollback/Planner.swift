@@ -1,5 +1,6 @@
 import DeployModel
 import GitKit
+import SystemSupport
 
 /// Turns a rollback request into the one commit it should write, against the
 /// current tip. Pure with respect to refs: it writes objects (trees, blobs)
@@ -151,7 +152,7 @@ struct Planner {
             return .alreadyDone("app \(name) is already pinned at this state")
         }
         var newPins = pins
-        newPins.pins[name] = Pin(tree: targetTree.hex, target: target.hex, reason: request.reason.map(RollbackTrailers.oneLine))
+        newPins.pins[name] = Pin(tree: targetTree.hex, target: target.hex, reason: request.reason.map { RollbackTrailers.oneLine($0, limit: Bounded.maxReasonLength) })
         var tree = try replaceApp(app, in: tipTree, with: targetTree, from: target)
         tree = try writePins(newPins, into: tree)
         return try finish(newTree: tree, action: .pin, targets: [target], message: nil, pinnedApps: [name])

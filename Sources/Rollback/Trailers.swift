@@ -1,4 +1,5 @@
 import GitKit
+import SystemSupport
 
 /// What a rollback commit says about itself, as git trailers
 /// (`git interpret-trailers --parse` reads them).
@@ -35,11 +36,11 @@ public struct RollbackTrailers: Sendable, Equatable {
         var lines = ["Rewind-Action: \(action.rawValue)"]
         lines += targets.map { "Rewind-Target: \($0.hex)" }
         lines += apps.map { "Rewind-App: \($0)" }
-        if let reason, !reason.isEmpty { lines.append("Rewind-Reason: \(Self.oneLine(reason))") }
+        if let reason, !reason.isEmpty { lines.append("Rewind-Reason: \(Self.oneLine(reason, limit: Bounded.maxReasonLength))") }
         lines.append("Rewind-Trigger: \(trigger.rawValue)")
         if let alert { lines.append("Rewind-Alert: \(Self.oneLine(alert))") }
         if let fingerprint { lines.append("Rewind-Fingerprint: \(Self.oneLine(fingerprint))") }
-        lines += forced.map { "Rewind-Forced: \(Self.oneLine($0))" }
+        lines += forced.map { "Rewind-Forced: \(Self.oneLine($0, limit: Bounded.maxReasonLength))" }
         return lines.joined(separator: "\n")
     }
 
@@ -50,9 +51,10 @@ public struct RollbackTrailers: Sendable, Equatable {
         return targets.first
     }
 
-    /// Trailers may not span lines; collapse any whitespace run to one space.
-    static func oneLine(_ text: String) -> String {
-        text.split(whereSeparator: { $0.isNewline || $0 == "\t" }).joined(separator: " ").trimmingCharacters()
+    /// Trailers may not span lines; collapse any whitespace run to one space,
+    /// and cut the value visibly at `limit` characters.
+    static func oneLine(_ text: String, limit: Int = Bounded.maxValueLength) -> String {
+        Bounded.text(text.split(whereSeparator: { $0.isNewline || $0 == "\t" }).joined(separator: " ").trimmingCharacters(), limit: limit)
     }
 
     /// Reads Rewind's trailers from the last paragraph of a message; nil when

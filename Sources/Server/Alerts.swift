@@ -1,4 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FoundationEssentials
+import Rollback
+import Reconciler
 import SystemSupport
 
 /// An Alertmanager webhook body (payload version 4).
@@ -21,10 +26,11 @@ struct AlertmanagerPayload: Decodable, Sendable {
         let payload: AlertmanagerPayload
         do {
             payload = try JSONDecoder().decode(AlertmanagerPayload.self, from: Data(bytes))
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw RequestError(400, "missing field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))' in the Alertmanager payload")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw RequestError(400, "field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type in the Alertmanager payload")
+        } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
+                throw RequestError(400, "the body is not an Alertmanager webhook payload (JSON, version 4)")
+            }
+            throw RequestError(400, "in the Alertmanager payload, \(DecodingProblem.describe(error))")
         } catch {
             throw RequestError(400, "the body is not an Alertmanager webhook payload (JSON, version 4)")
         }
@@ -60,6 +66,15 @@ struct RequestError: Error, Sendable {
         self.status = status
         self.message = message
     }
+
+    /// What a client may read of an unexpected error: Rewind's own errors
+    /// say what is wrong in words; anything else (a library's error type)
+    /// stays in the log.
+    static func publicText(_ error: any Error) -> String {
+        if let error = error as? RewindError { return Bounded.text("\(error)", limit: 4_096) }
+        if let error = error as? StateError { return Bounded.text("\(error)", limit: 4_096) }
+        return "internal error; the server log has the details"
+    }
 }
 
 /// Alerts already handled, by (groupKey, fingerprint, startsAt), kept in the
@@ -69,9 +84,22 @@ struct SeenAlerts {
     private var seen: [String: Int64] = [:]
     private let file: String
 
+    /// Set when the file was damaged: it was moved aside, and this says where.
+    private(set) var damaged: String?
+
     init(file: String) {
         self.file = file
-        if let bytes = FileIO.read(file), let decoded = try? JSONDecoder().decode([String: Int64].self, from: Data(bytes)) { seen = decoded }
+        guard let bytes = FileIO.read(file) else { return }
+        do {
+            seen = try JSONDecoder().decode([String: Int64].self, from: Data(bytes))
+        } catch {
+            // Alerts seen before may be acted on again (Alertmanager resends):
+            // say so, and keep the damaged file for a look.
+            let aside = file + ".damaged-\(Clock.wallMilliseconds())"
+            let moved = rename(file, aside) == 0
+            damaged = "\(file) is damaged (\(DecodingProblem.describe(error))) and was \(moved ? "moved to \(aside)" : "left in place")"
+                + "; alerts handled before may be handled again, but a rollback already written is found already rolled back"
+        }
     }
 
     /// True when the key was handled before.

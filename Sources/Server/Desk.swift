@@ -29,6 +29,7 @@ actor RollbackDesk {
         self.metrics = metrics
         self.logger = logger
         self.notifier = notifier
+        if let damaged = seen.damaged { logger.warning("\(damaged)") }
     }
 
     /// Decides every alert of a webhook body.
@@ -37,9 +38,11 @@ actor RollbackDesk {
     }
 
     private func decide(_ alert: AlertmanagerPayload.Alert, groupKey: String, receivedAt: Int64) -> AlertDecision {
-        let name = alert.labels["alertname"] ?? "unnamed"
-        metrics.count("rewind_alerts_received_total", [("status", alert.status)])
-        var decision = AlertDecision(alertname: name, app: alert.labels[options.appLabel], fingerprint: alert.fingerprint, outcome: .ignored, reason: "")
+        // Labels come from outside: bounded before they reach a trailer, a note, a log line or the response.
+        let name = Bounded.text(alert.labels["alertname"] ?? "unnamed")
+        metrics.count("rewind_alerts_received_total", [("status", ["firing", "resolved"].contains(alert.status) ? alert.status : "other")])
+        var decision = AlertDecision(alertname: name, app: alert.labels[options.appLabel].map { Bounded.text($0) },
+                                     fingerprint: alert.fingerprint.map { Bounded.text($0) }, outcome: .ignored, reason: "")
         guard alert.status == "firing" else {
             decision.reason = "resolved alerts do nothing"
             return decision
@@ -49,7 +52,7 @@ actor RollbackDesk {
             return decision
         }
         if !options.severities.isEmpty, !options.severities.contains(alert.labels["severity"] ?? "") {
-            decision.reason = "severity '\(alert.labels["severity"] ?? "")' is not one of \(options.severities.sorted().joined(separator: ", "))"
+            decision.reason = "severity '\(Bounded.text(alert.labels["severity"] ?? ""))' is not one of \(options.severities.sorted().joined(separator: ", "))"
             return decision
         }
         let key = "\(groupKey)|\(alert.fingerprint ?? alert.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))|\(alert.startsAt)"
@@ -96,14 +99,15 @@ actor RollbackDesk {
                                               reason: "alert \(decision.alertname) firing on \(app) release \(release.short)\(alert.annotations?["summary"].map { ": \($0)" } ?? "")")
                 request.trigger = .alert
                 request.alert = decision.alertname
-                request.fingerprint = alert.fingerprint
+                request.fingerprint = decision.fingerprint
                 request.artifactRoot = options.artifactRoot
                 request.undoing = [app: release.hex]
                 return write(request, decision: decision, receivedAt: receivedAt)
             }
         } catch {
             decision.outcome = .failed
-            decision.reason = "\(error)"
+            logger.error("alert \(decision.alertname): \(error)")
+            decision.reason = RequestError.publicText(error)
             return decision
         }
     }
@@ -132,7 +136,8 @@ actor RollbackDesk {
             metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", decision.outcome.rawValue)])
         } catch {
             decision.outcome = .failed
-            decision.reason = "\(error)"
+            logger.error("alert \(decision.alertname): \(error)")
+            decision.reason = RequestError.publicText(error)
         }
         return decision
     }
@@ -175,7 +180,7 @@ actor RollbackDesk {
             }
             throw RequestError(status, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
         } catch {
-            throw RequestError(500, "\(error)")
+            logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
     }
 
@@ -191,12 +196,12 @@ actor RollbackDesk {
         } catch let error as RequestError {
             throw error
         } catch {
-            throw RequestError(500, "\(error)")
+            logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
     }
 
     /// `GET /api/v1/status` and `/api/v1/apps`.
     func status() throws(RequestError) -> StatusReport {
-        do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory) } catch { throw RequestError(500, "\(error)") }
+        do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
     }
 }

@@ -1,5 +1,7 @@
 import FoundationEssentials
 import Hummingbird
+import Logging
+import NIOCore
 import Reconciler
 import SystemSupport
 
@@ -18,6 +20,7 @@ struct Routes {
     let desk: RollbackDesk
     let metrics: Metrics
     let readiness: Readiness
+    let logger: Logger
     let deliveries = SeenDeliveries()
 
     func router() -> Router<BasicRequestContext> {
@@ -98,6 +101,11 @@ struct Routes {
             return buffer.readBytes(length: buffer.readableBytes) ?? []
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw RequestError(413, "request body is over the limit of \(options.bodyLimit) bytes")
+        } catch is NIOTooManyBytesError {
+            // A chunked body has no Content-Length: the limit is found while reading.
+            throw RequestError(413, "request body is over the limit of \(options.bodyLimit) bytes")
+        } catch {
+            throw RequestError(400, "the request body could not be read")
         }
     }
 
@@ -114,7 +122,10 @@ struct Routes {
         switch result {
         case .success(let r): response = r
         case .failure(let error as RequestError): response = json(error.status, .object([("error", .string(error.message))]))
-        case .failure(let error): response = json(500, .object([("error", .string("\(error)"))]))
+        case .failure(let error):
+            // Internal error types stay in the log; the client learns only that it failed.
+            logger.error("\(route): \(error)")
+            response = json(500, .object([("error", .string("internal error; the server log has the details"))]))
         }
         metrics.count("rewind_http_requests_total", [("route", route), ("code", String(response.status.code))])
         return response

@@ -57,7 +57,7 @@ public enum RewindServer {
         }
         let reconciler = ReconcilerService(options: reconcilerOptions, stop: stop, logger: logger)
         let desk = try RollbackDesk(options: options, metrics: metrics, logger: logger, notifier: reconcilerOptions.notifier)
-        let router = Routes(options: options, desk: desk, metrics: metrics, readiness: reconciler.readiness).router()
+        let router = Routes(options: options, desk: desk, metrics: metrics, readiness: reconciler.readiness, logger: logger).router()
         let addressFile = (options.stateDirectory ?? "") + "/serve.address"
         let app = Application(
             router: router,

@@ -7,3 +7,64 @@ extension StringProtocol {
         return String(s)
     }
 }
+
+/// Bounds text from outside (alert labels, reasons, names) before it goes
+/// into a trailer, a note, a log line or a response.
+public enum Bounded {
+    /// The longest value Rewind writes into a trailer, a note or a log line.
+    /// Names and labels: alert names, fingerprints, label values.
+    public static let maxValueLength = 256
+    /// Reasons: Rewind-Reason, Rewind-Forced, and reasons in notes.
+    public static let maxReasonLength = 1_024
+
+    /// `text` cut to at most `limit` characters; a cut is visible: it ends in
+    /// "…" and states the full length.
+    public static func text(_ text: String, limit: Int = maxValueLength) -> String {
+        guard text.count > limit else { return text }
+        let suffix = "… (\(text.count) characters in all)"
+        return String(text.prefix(max(0, limit - suffix.count))) + suffix
+    }
+}
+
+/// Says in words what a `DecodingError` found: the field and the problem,
+/// not Swift's debug description.
+public enum DecodingProblem {
+    /// For example "field apps.api.pid is not a number", or "it is not valid JSON".
+    public static func describe(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "it cannot be decoded" }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "field '\(path(context.codingPath + [key]))' is missing"
+        case .typeMismatch(let type, let context):
+            return "field '\(path(context.codingPath))' is not \(name(of: type))"
+        case .valueNotFound(let type, let context):
+            return "field '\(path(context.codingPath))' is null where \(name(of: type)) belongs"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "it is not valid JSON" : "field '\(path(context.codingPath))' has an invalid value"
+        @unknown default:
+            return "it cannot be decoded"
+        }
+    }
+
+    private static func path(_ keys: [any CodingKey]) -> String {
+        guard !keys.isEmpty else { return "(top level)" }
+        var text = ""
+        for key in keys {
+            if let index = key.intValue { text += "[\(index)]" } else { text += (text.isEmpty ? "" : ".") + key.stringValue }
+        }
+        return text
+    }
+
+    private static func name(of type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "text"
+        case is Int.Type, is Int32.Type, is Int64.Type, is UInt64.Type, is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default:
+            let text = "\(type)"
+            if text.hasPrefix("Array") { return "a list" }
+            if text.hasPrefix("Dictionary") { return "an object" }
+            return "the expected kind of value"
+        }
+    }
+}

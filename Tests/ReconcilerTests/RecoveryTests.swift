@@ -139,6 +139,18 @@ extension RecoveryTests {
         }
     }
 
+    /// A state file that is JSON but not Rewind's names the field, not Swift's DecodingError.
+    @Test func aStateFileWithAWrongFieldNamesTheField() throws {
+        try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
+            try FileManager.default.createDirectory(atPath: h.stateDir + "/apps", withIntermediateDirectories: true)
+            try #"{"instance": {"tree": 7}}"#.write(toFile: h.stateDir + "/apps/site.json", atomically: true, encoding: .utf8)
+            let result = try rewind(["reconcile", "--once", "--repo", h.repo, "--state-dir", h.stateDir])
+            #expect(result.status == 70)
+            #expect(result.stderr.contains("\(h.stateDir)/apps/site.json cannot be read: field 'instance.tree' is not text"), "\(result.stderr)")
+            #expect(!result.stderr.contains("DecodingError") && !result.stderr.contains("codingPath"))
+        }
+    }
+
     @Test(arguments: [["--interval", "soon"], ["--log-level", "loud"]])
     func badOptionsAreUsageErrors(_ options: [String]) throws {
         let result = try rewind(["reconcile", "--once", "--repo", "/nonexistent"] + options)

@@ -18,10 +18,18 @@ struct RemoteURLTests {
 
     @Test func credentialsAndBadURLsAreRefused() {
         for url in ["https://user:token@example.com/x.git", "https://token@example.com/x.git", "ssh://git:pw@example.com/x.git",
-                    "ftp://example.com/x", "ssh://example.com:99999/x", "https:///x.git"] {
+                    "ftp://example.com/x", "ssh://example.com:99999/x", "https:///x.git",
+                    "file://user:secret@/srv/deploy.git", "file://secret@/srv/deploy.git", "git://user:secret@example.com/x.git",
+                    "git://user@example.com/x.git", "http://user:secret@example.com/x.git", "user:secret@example.com:ops/deploy.git"] {
             #expect(throws: (any Error).self, "\(url)") { try RemoteURL.parse(url) }
         }
         #expect(RemoteURL.redacted("https://user:token@example.com/x.git") == "https://***@example.com/x.git")
+        #expect(RemoteURL.redacted("user:secret@example.com:ops/deploy.git") == "***@example.com:ops/deploy.git")
+        #expect(RemoteURL.redacted("git@example.com:ops/deploy.git") == "git@example.com:ops/deploy.git")
+        // The refusal itself never holds the secret.
+        for url in ["file://user:secret@/srv/deploy.git", "user:secret@example.com:ops/deploy.git"] {
+            do { _ = try RemoteURL.parse(url) } catch { #expect(!"\(error)".contains("secret"), "\(error)") }
+        }
     }
 
     @Test func knownHostsPatterns() {

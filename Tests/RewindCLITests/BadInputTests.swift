@@ -190,6 +190,87 @@ let breakingChanges: [BreakingChange] = [
         }
     }
 
+    /// What the reconciler would refuse is refused before it is written.
+    @Test func aRollbackToACommitOverTheLimitsIsRefusedAndValidateSaysWhy() throws {
+        try withFixtureRepo("three-apps") { repo in
+            let big = try repo.commitChange("api with a big file") { try writeFile($0 + "/apps/api/dump.bin", String(repeating: "x", count: 11 << 20)) }
+            try repo.commitChange("drop it") { try FileManager.default.removeItem(atPath: $0 + "/apps/api/dump.bin") }
+            let validate = try repo.rewind("validate", big)
+            #expect(validate.status == 2)
+            #expect(validate.stderr.contains("apps/api/dump.bin") && validate.stderr.contains("over the limit of 10485760"), "\(validate.stderr)")
+            let before = try repo.snapshot()
+            let rollback = try repo.rewind("rollback", "api", "--to", big)
+            #expect(rollback.status == 2, "\(rollback.stdout)\(rollback.stderr)")
+            #expect(rollback.stderr.contains("over the limit"))
+            #expect(try repo.snapshot() == before)
+        }
+    }
+
+    /// `rewind check` blames the commits that change a pinned app, not the
+    /// unrelated ones after the app drifted from its pin.
+    @Test func checkBlamesOnlyCommitsThatChangeThePinnedApp() throws {
+        try withFixtureRepo("three-apps") { repo in
+            #expect(try repo.rewind("pin", "api", "--to", "#3").status == 0)
+            let pinCommit = try repo.tip()
+            let drift = try repo.commitChange("bump api") { try writeFile($0 + "/apps/api/config.env", "POOL=99\n") }
+            let worker = try repo.commitChange("worker only") { try writeFile($0 + "/apps/worker/config.env", "THREADS=4\n") }
+            let check = try repo.rewind("check", "\(pinCommit)..main")
+            #expect(check.status == 3)
+            #expect(check.stderr.contains(String(drift.prefix(7))))
+            #expect(!check.stderr.contains(String(worker.prefix(7))), "\(check.stderr)")
+            #expect(try repo.rewind("check", "\(drift)..main").status == 0)
+        }
+    }
+
+    @Test func aBranchThatDoesNotExistIsNamedWithTheBranchesThatDo() throws {
+        try withFixtureRepo("three-apps") { repo in
+            let result = try repo.rewind("releases", "--branch", "nope")
+            #expect(result.status == 4)
+            #expect(result.stderr.contains("branch nope does not exist") && result.stderr.contains("main"), "\(result.stderr)")
+        }
+    }
+
+    @Test func aShallowCloneIsNamedAsSuch() throws {
+        try withFixtureRepo("three-apps") { repo in
+            let shallow = repo.path + "-shallow"
+            defer { try? FileManager.default.removeItem(atPath: shallow) }
+            try git(["clone", "-q", "--depth", "2", "file://" + repo.path, shallow], in: repo.path)
+            let result = try rewind(["releases", "--repo", shallow])
+            #expect(result.status == 4)
+            #expect(result.stderr.contains("shallow clone") && result.stderr.contains("git fetch --unshallow"), "\(result.stderr)")
+        }
+    }
+
+    @Test func aByteOrderMarkIsAccepted() throws {
+        try withFixtureRepo("three-apps") { repo in
+            try repo.commitChange("BOMs") { work in
+                for file in ["/rewind.yaml", "/apps/api/app.yaml"] {
+                    try writeFile(work + file, "\u{FEFF}" + (try String(contentsOfFile: work + file, encoding: .utf8)))
+                }
+            }
+            let result = try repo.rewind("validate")
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+    }
+
+    @Test func aGitTokenIsNotSentOverPlainHTTP() throws {
+        let result = try rewind(["releases", "--repo", "http://127.0.0.1:1/deploy.git", "--mirror", "/tmp/rewind-never-\(UUID().uuidString)"],
+                                environment: ["REWIND_GIT_TOKEN": "plain-http-token-1234"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("--allow-insecure-http"), "\(result.stderr)")
+        #expect(!result.stderr.contains("plain-http-token-1234"))
+    }
+
+    @Test func aPasswordInAFileURLIsRefusedAndNeverWritten() throws {
+        try withTemporaryDirectory { tmp in
+            let result = try rewind(["releases", "--repo", "file://admin:hunter2secret@/srv/deploy.git"], environment: ["XDG_STATE_HOME": tmp])
+            #expect(result.status == 64)
+            #expect(result.stderr.contains("credentials"), "\(result.stderr)")
+            #expect(!result.stderr.contains("hunter2secret") && !result.stdout.contains("hunter2secret"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: tmp).isEmpty, "no mirror is made")
+        }
+    }
+
     @Test func notARepository() throws {
         try withTemporaryDirectory { tmp in
             let result = try rewind(["releases", "--repo", tmp])

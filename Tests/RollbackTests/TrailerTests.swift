@@ -38,3 +38,17 @@ func symlinkLeavesTheApp(link: String, target: String, leaves: Bool) {
     let links = [link: target, "b": "../.."]
     #expect(AppTreeCheck.leavesApp(link: link, links: links) == leaves)
 }
+
+/// Values from outside are cut visibly, with their full length, so that a
+/// 100 kB alert name cannot become a 100 kB trailer.
+@Test func trailerValuesAreBounded() throws {
+    let huge = String(repeating: "A", count: 100_000)
+    let trailers = RollbackTrailers(action: .rollback, targets: [a], apps: ["api"], reason: huge, trigger: .alert, alert: huge, fingerprint: huge, forced: [huge])
+    for line in trailers.rendered.split(separator: "\n") {
+        #expect(line.count <= 1_024 + 20, "\(line.prefix(40))")
+    }
+    #expect(trailers.rendered.contains("… (100000 characters in all)"))
+    let parsed = try #require(RollbackTrailers.parse("Roll back\n\n" + trailers.rendered + "\n"))
+    #expect(parsed.alert?.count == 256)
+    #expect(parsed.reason?.count == 1_024)
+}

@@ -21,7 +21,7 @@ import TestSupport
             options.hookToken = Self.token
             let metrics = Metrics()
             let desk = try RollbackDesk(options: options, metrics: metrics, logger: Logger(label: "test"))
-            let router = Routes(options: options, desk: desk, metrics: metrics, readiness: Readiness()).router()
+            let router = Routes(options: options, desk: desk, metrics: metrics, readiness: Readiness(), logger: Logger(label: "test")).router()
             let app = Application(router: router)
             try await app.test(.router) { client in try await body(repo, client) }
         }
