@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test demo demo-commands bench bench-reconciler bench-serve bench-remote template check-template clean
+.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote template check-template clean
 
 deps:
 	@scripts/install-deps.sh
@@ -13,6 +13,11 @@ build: deps
 test: deps check-template
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel
+
+# libFuzzer on every parser of outside input, FUZZ_SECONDS each (default 60);
+# fails on a crash, leak or timeout. `make test` runs the corpora only.
+fuzz: deps
+	scripts/fuzz.sh
 
 demo: deps
 	$(SWIFT) build

@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .executable(name: "rewind", targets: ["rewind"]),
         .executable(name: "rewind-demo-service", targets: ["rewind-demo-service"]),
+        // For the libFuzzer executables of Fuzz/ (`make fuzz`), not a public API.
+        .library(name: "RewindFuzzTargets", targets: ["FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -61,10 +63,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "FuzzTargets", dependencies: ["DeployModel", "GitKit", "Rollback", "Remote", "Reconciler", "Server", "SystemSupport"]),
         .executableTarget(name: "rewind", dependencies: ["RewindCLI"]),
         .executableTarget(name: "rewind-demo-service", dependencies: ["SystemSupport"]),
         .testTarget(name: "GitKitTests", dependencies: ["GitKit", "TestSupport"]),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "DeployModel", "TestSupport"]),
         .testTarget(name: "RollbackTests", dependencies: ["Rollback", "GitKit", "DeployModel", "TestSupport"]),
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "DeployModel", "TestSupport"]),

@@ -17,19 +17,36 @@ public struct Duration: Sendable, Equatable, Codable, CustomStringConvertible {
             rest = rest.dropFirst(digits.count)
             guard let (unit, factor) = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }
             rest = rest.dropFirst(unit.count)
-            total += value * factor
+            // "999999999d" repeated would overflow: not a duration either.
+            let (part, overflowMultiplying) = value.multipliedReportingOverflow(by: factor)
+            let (sum, overflowAdding) = total.addingReportingOverflow(part)
+            guard !overflowMultiplying, !overflowAdding, sum <= Self.longest else { return nil }
+            total = sum
         }
         milliseconds = total
     }
 
+    /// The longest duration written (about 31 years): anything longer is a mistake.
+    public static let longest: Int64 = 1_000_000_000_000
+
     /// Seconds, as a floating-point number.
     public var seconds: Double { Double(milliseconds) / 1000 }
 
+    /// The largest unit that divides it (`90s`, `2h`), else hours, minutes,
+    /// seconds and milliseconds together (`288h1ms`): always text that parses back.
     public var description: String {
+        if milliseconds == 0 { return "0s" }
         if milliseconds % 3_600_000 == 0 { return "\(milliseconds / 3_600_000)h" }
-        if milliseconds % 60_000 == 0 { return "\(milliseconds / 60_000)m" }
-        if milliseconds % 1_000 == 0 { return "\(milliseconds / 1_000)s" }
-        return "\(milliseconds)ms"
+        if milliseconds % 60_000 == 0, milliseconds / 60_000 <= 999_999_999 { return "\(milliseconds / 60_000)m" }
+        if milliseconds % 1_000 == 0, milliseconds / 1_000 <= 999_999_999 { return "\(milliseconds / 1_000)s" }
+        if milliseconds <= 999_999_999 { return "\(milliseconds)ms" }
+        var text = ""
+        var rest = milliseconds
+        for (unit, size) in [("h", Int64(3_600_000)), ("m", 60_000), ("s", 1_000), ("ms", 1)] where rest >= size {
+            text += "\(rest / size)\(unit)"
+            rest %= size
+        }
+        return text
     }
 }
 

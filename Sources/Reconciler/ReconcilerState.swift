@@ -125,11 +125,11 @@ public struct StateStore: Sendable {
     /// be read is an error that names it.
     public func load() throws -> ReconcilerState {
         var state = ReconcilerState()
-        if let bytes = FileIO.read(stateFile) { state = try decode(ReconcilerState.self, bytes, file: stateFile) }
+        if let bytes = FileIO.read(stateFile) { state = try Self.decode(ReconcilerState.self, bytes, file: stateFile) }
         for name in FileIO.list(appsDirectory) where name.hasSuffix(".json") {
             let file = "\(appsDirectory)/\(name)"
             guard let bytes = FileIO.read(file) else { continue }
-            state.apps[String(name.dropLast(5))] = try decode(AppState.self, bytes, file: file)
+            state.apps[String(name.dropLast(5))] = try Self.decode(AppState.self, bytes, file: file)
         }
         return state
     }
@@ -137,10 +137,11 @@ public struct StateStore: Sendable {
     /// One app's state; nil when there is none or it cannot be read.
     public func loadApp(_ name: String) -> AppState? {
         guard let bytes = FileIO.read(appFile(name)) else { return nil }
-        return try? decode(AppState.self, bytes, file: appFile(name))
+        return try? Self.decode(AppState.self, bytes, file: appFile(name))
     }
 
-    private func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], file: String) throws -> T {
+    /// Decodes one state file's bytes; the error names `file` and the field.
+    public static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], file: String) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(bytes))
         } catch {

@@ -84,6 +84,14 @@ enum KnownHosts {
             return "the SSH host key of \(name) (\(key.type) \(fingerprint)) cannot be checked: no known_hosts file at \(file). "
                 + "If you trust this key, add it: \(keyscan) (compare the fingerprint with the one the host's administrator publishes), or pass --known-hosts FILE"
         }
+        return problem(with: key, for: url, text: text, file: file)
+    }
+
+    /// The same check against the text of a known_hosts file (`file` names it in messages).
+    static func problem(with key: HostKey, for url: RemoteURL, text: String, file: String) -> String? {
+        let name = url.knownHostsName
+        let fingerprint = "SHA256:" + Data(SHA256.hash(data: key.blob)).base64EncodedString().filter { $0 != "=" }
+        let keyscan = "ssh-keyscan\(url.port.map { " -p \($0)" } ?? "") -t \(key.type) \(url.host) >> \(file)"
         let encoded = Data(key.blob).base64EncodedString()
         var sameTypeOtherKey: Int?
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

@@ -24,6 +24,12 @@ import TestSupport
             try h.waitUntil("recovery is verified") { h.notes(on: rollback).contains("verified app=api") }
             // Settled: no second commit.
             #expect(try h.commits().count == 3)
+            // An engineer's plain rollback after the reconciler's writes nothing and says why.
+            let manual = try rewind(["rollback", "api", "--repo", h.repo], environment: ["REWIND_ARTIFACT_ROOT": h.artifacts])
+            #expect(manual.status == 0, "\(manual.stderr)")
+            #expect(manual.stdout.contains("api is already rolled back: \(rollback.prefix(7))"), "\(manual.stdout)")
+            #expect(manual.stdout.contains("set it to 1.0.0"))
+            #expect(try h.commits().count == 3)
         }
     }
 

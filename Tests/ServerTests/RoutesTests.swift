@@ -101,6 +101,23 @@ import TestSupport
         }
     }
 
+    /// The API's default rollback is idempotent like the CLI's.
+    @Test func aRepeatedDefaultAPIRollbackWritesNothing() async throws {
+        try await withServer { repo, client in
+            try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: auth) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("rolled-back"))
+            }
+            let tip = try repo.tip()
+            try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: auth) { response in
+                #expect(response.status == .ok)
+                let body = String(buffer: response.body)
+                #expect(body.contains("already-rolled-back") && body.contains("--to #"), "\(body)")
+            }
+            #expect(try repo.tip() == tip)
+        }
+    }
+
     @Test func metricsParseAsPrometheusText() async throws {
         try await withServer { _, client in
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }

@@ -1,0 +1,128 @@
+import DeployModel
+import GitKit
+import Reconciler
+import Remote
+import Rollback
+import Server
+import SystemSupport
+
+/// One entry point per parser of outside input. The libFuzzer executables
+/// under Fuzz/ call these with mutated bytes (`make fuzz`); the normal test
+/// suite runs every file of `fixtures/fuzz/<target>/` through them, so the
+/// corpora stay valid and every crash found stays fixed.
+///
+/// Each entry point must return for any input: a crash, a hang or a failed
+/// invariant (`check`) is a finding.
+public enum FuzzTargets {
+    /// The targets by name; `fixtures/fuzz/<name>/` is each one's seed corpus.
+    public static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
+        ("rewind-yaml", rewindYAML), ("app-yaml", appYAML), ("pins", pins),
+        ("alertmanager", alertmanager), ("git-push", gitPush), ("known-hosts", knownHosts),
+        ("trailers", trailers), ("notes", notes), ("durations", durations),
+        ("remote-urls", remoteURLs), ("state", state),
+    ]
+
+    /// The target called `name`.
+    public static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? {
+        all.first { $0.name == name }?.run
+    }
+
+    /// A failed invariant: trap, so that libFuzzer records the input.
+    static func check(_ condition: Bool, _ what: @autoclosure () -> String) {
+        if !condition { preconditionFailure("fuzz invariant failed: \(what())") }
+    }
+
+    static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    /// A config is returned exactly when there is no error; every
+    /// diagnostic names the file.
+    static func rewindYAML(_ bytes: [UInt8]) {
+        let (config, diagnostics) = RepoConfig.parse(text(bytes))
+        check((config == nil) == diagnostics.contains { $0.severity == .error }, "config iff no error")
+        check(diagnostics.allSatisfy { $0.file == RepoConfig.fileName }, "diagnostics name rewind.yaml")
+    }
+
+    static func appYAML(_ bytes: [UInt8]) {
+        let (spec, diagnostics) = AppSpec.parse(text(bytes), file: "apps/x/app.yaml")
+        check((spec == nil) == diagnostics.contains { $0.severity == .error }, "spec iff no error")
+        if let spec { _ = AppSpec.quickVersion(bytes).map { check($0 == spec.version, "quickVersion agrees with the parser") } }
+    }
+
+    /// Parsing what `serialised()` wrote gives the same pins back.
+    static func pins(_ bytes: [UInt8]) {
+        guard let set = PinSet.parse(text(bytes)).pins else { return }
+        check(PinSet.parse(set.serialised()).pins == set, "pins round-trip")
+    }
+
+    static func alertmanager(_ bytes: [UInt8]) { _ = WebhookInputs.alertmanager(bytes) }
+
+    /// Header lines (`Name: value`) up to an empty line, then the body.
+    static func gitPush(_ bytes: [UInt8]) {
+        let all = text(bytes)
+        let (head, body) = all.split(separator: "\n\n", maxSplits: 1, omittingEmptySubsequences: false).map(String.init).splitPair()
+        var headers: [(String, String)] = []
+        for line in head.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers.append((String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters()))
+        }
+        let accepted = WebhookInputs.gitPush(headers: headers, body: Array(body.utf8), secret: "fuzz-secret")
+        // Without the secret nothing forged passes, so only inputs that carry
+        // the GitLab token itself may be accepted.
+        check(!accepted || headers.contains { $0.0.lowercased() == "x-gitlab-token" || $0.0.lowercased().hasSuffix("signature") || $0.0.lowercased().hasSuffix("signature-256") },
+              "an unsigned push is refused")
+        _ = WebhookInputs.gitPush(headers: headers, body: Array(body.utf8), secret: nil)
+    }
+
+    static func knownHosts(_ bytes: [UInt8]) {
+        guard let url = try? RemoteURL.parse("ssh://git@example.com:2222/deploy.git") else { return }
+        let key = HostKey(type: "ssh-ed25519", blob: Array("fuzz-host-key".utf8))
+        _ = RemoteInputs.knownHostsProblem(text: text(bytes), url: url, key: key)
+    }
+
+    /// Trailers that parse render and parse to the same values.
+    static func trailers(_ bytes: [UInt8]) {
+        let message = text(bytes)
+        _ = RollbackTrailers.gitRevertTarget(message)
+        guard let parsed = RollbackTrailers.parse(message) else { return }
+        let again = RollbackTrailers.parse("x\n\n" + parsed.rendered + "\n")
+        check(again?.action == parsed.action && again?.targets == parsed.targets, "trailers round-trip")
+    }
+
+    static func notes(_ bytes: [UInt8]) {
+        for line in NoteLine.parseAll(text(bytes)) {
+            check(!line.app.isEmpty && !line.outcome.isEmpty, "a parsed line has an outcome and an app")
+        }
+    }
+
+    /// A duration that parses is never negative and prints as something that parses to it.
+    static func durations(_ bytes: [UInt8]) {
+        guard let duration = Duration(parsing: text(bytes)) else { return }
+        check(duration.milliseconds >= 0, "durations are not negative")
+        check(Duration(parsing: duration.description)?.milliseconds == duration.milliseconds, "\(duration) round-trips")
+    }
+
+    /// A URL that parses holds no password; one that does not parse never
+    /// echoes what stood between `://` and `@`.
+    static func remoteURLs(_ bytes: [UInt8]) {
+        let input = text(bytes)
+        do {
+            guard let url = try RemoteURL.parse(input) else { return }
+            check(url.scheme == .ssh || url.user == nil, "only SSH URLs carry a user")
+        } catch {
+            _ = "\(error)"
+        }
+        _ = RemoteURL.redacted(input)
+    }
+
+    static func state(_ bytes: [UInt8]) {
+        _ = try? StateStore.decode(AppState.self, bytes, file: "apps/x.json")
+        _ = try? StateStore.decode(ReconcilerState.self, bytes, file: "reconciler.json")
+    }
+}
+
+extension Array where Element == String {
+    /// The first element and the rest joined back (a header block and a body).
+    fileprivate func splitPair() -> (String, String) {
+        (first ?? "", count > 1 ? self[1] : "")
+    }
+}
