@@ -85,36 +85,51 @@ public enum RollbackHistory {
 }
 
 extension Reconciler {
-    /// Step 8: rolls a failed release back by commit when the policy allows,
-    /// through the same code as `rewind rollback`. True when a commit was written.
-    func automaticRollback(_ failure: Failure) -> Bool {
-        guard let desired, let commit = try? repo.git.commit(failure.release) else { return false }
-        let name = failure.app
-        let app = state.apps[name] ?? AppState()
-        let now = Clock.wallMilliseconds()
-        update(name) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release.hex, failedAt: now, reason: failure.reason) }
-        let decision = AutoRollbackPolicy(policy: desired.config.policy).decide(
-            app: name, releaseTime: commit.committer.time, isRollback: isRollback(commit), failedTree: app.failedTree ?? "",
-            lastGood: app.lastGood, recent: RollbackHistory.automaticRollbacks(repo, app: name, since: now / 1000 - 3600), now: now / 1000)
-        switch decision {
-        case .escalate(let why):
-            escalate(failure, why)
-            return false
-        case .rollback(let good?):
-            return writeRollback(failure, to: good)
-        case .rollback(nil):
-            return false
+    /// Step 8 for one failure (supervision, analysis): see `automaticRollback(_:)` for several.
+    func automaticRollback(_ failure: Failure) -> Bool { automaticRollback([failure]) }
+
+    /// Step 8: every failure found together (one pass over a release, one
+    /// round of supervision) goes to the policy, through the same code as
+    /// `rewind rollback`. The apps it allows are rolled back by **one**
+    /// commit, a target for each; each app it refuses, or whose rollback a
+    /// guard refuses, is escalated with the reason. No failed app is left
+    /// behind unsaid. True when a commit was written.
+    func automaticRollback(_ failures: [Failure]) -> Bool {
+        guard let desired else { return false }
+        var approved: [(failure: Failure, good: KnownGood)] = []
+        for failure in failures {
+            guard let commit = try? repo.git.commit(failure.release) else { continue }
+            let name = failure.app
+            let app = state.apps[name] ?? AppState()
+            let now = Clock.wallMilliseconds()
+            update(name) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release.hex, failedAt: now, reason: failure.reason) }
+            let decision = AutoRollbackPolicy(policy: desired.config.policy).decide(
+                app: name, releaseTime: commit.committer.time, isRollback: isRollback(commit), failedTree: app.failedTree ?? "",
+                lastGood: app.lastGood, recent: RollbackHistory.automaticRollbacks(repo, app: name, since: now / 1000 - 3600), now: now / 1000)
+            switch decision {
+            case .escalate(let why): escalate(failure, why)
+            case .rollback(let good?): approved.append((failure, good))
+            case .rollback(nil): continue
+            }
         }
+        guard !approved.isEmpty else { return false }
+        flushNotes()
+        return writeRollback(approved)
     }
 
-    private func writeRollback(_ failure: Failure, to good: KnownGood) -> Bool {
-        let name = failure.app
-        flushNotes()
-        guard let target = OID(hex: good.commit) else { return false }
-        var request = RollbackRequest(.rollback(apps: [name], all: false, to: .revision(target.hex)), reason: "\(name) release \(failure.release.short) failed: \(failure.reason)")
+    private func request(for approved: [(failure: Failure, good: KnownGood)]) -> RollbackRequest {
+        let names = approved.map(\.failure.app)
+        let reason = approved.map { "\($0.failure.app) release \($0.failure.release.short) failed: \($0.failure.reason)" }.joined(separator: "; ")
+        let targets = approved.count == 1 ? TargetSpec.revision(approved[0].good.commit)
+                                          : .perApp(Dictionary(approved.map { ($0.failure.app, $0.good.commit) }, uniquingKeysWith: { a, _ in a }))
+        var request = RollbackRequest(.rollback(apps: names, all: false, to: targets), reason: reason)
         request.trigger = .analysis
         request.artifactRoot = options.artifactRoot
-        request.undoing = [name: failure.release.hex]
+        request.undoing = Dictionary(approved.map { ($0.failure.app, $0.failure.release.hex) }, uniquingKeysWith: { a, _ in a })
+        return request
+    }
+
+    private func writeRollback(_ candidates: [(failure: Failure, good: KnownGood)]) -> Bool {
         do {
             // A handle of its own: the writer keeps new objects in memory
             // for the rest of its handle's life, and the notes this
@@ -122,34 +137,61 @@ extension Reconciler {
             let writerRepo = try DeployRepository(path: options.repoPath, branch: repo.branchRef)
             var writer = CommitWriter(repo: writerRepo)
             writer.limits = options.limits
-            switch try writer.run(request) {
-            case .written(let written?, _, _):
-                let now = Clock.wallMilliseconds()
-                update(name) { app in
-                    app.lastRollback?.rollbackCommit = written.hex
-                    app.lastRollback?.committedAt = now
+            var approved = candidates
+            if approved.count > 1 {
+                // One app's guard must not hold back the others: plan each
+                // alone first, and escalate the ones refused.
+                approved = approved.filter { candidate in
+                    do {
+                        _ = try writer.run(request(for: [candidate]), dryRun: true)
+                        return true
+                    } catch {
+                        escalate(candidate.failure, refusal(error))
+                        return false
+                    }
                 }
-                note([NoteRecorder.Entry(outcome: "rolled-back", app: name, fields: [("by", written.short), ("to", good.version)])], on: failure.release)
-                options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "committed",
-                                                   millisecondsToCommit: state.apps[name]?.lastRollback.map { now - $0.failedAt })
-                logger.notice("rolled back \(name) to \(good.version) with commit \(written.short)")
-                options.onWrite()
-                options.notifier?.send(RollbackEvent(.started, app: name, trigger: "analysis", commit: written.hex, reason: failure.reason))
+                guard !approved.isEmpty else { return false }
+            }
+            switch try writer.run(request(for: approved)) {
+            case .written(let written?, _, _):
+                recordRollback(approved, commit: written)
                 return true
             case .written(nil, _, _):
                 return false
             case .alreadyDone(let why):
-                options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "already-done", millisecondsToCommit: nil)
-                logger.info("no automatic rollback of \(name): \(why)")
+                for (failure, _) in approved {
+                    options.observer.automaticRollback(app: failure.app, trigger: "analysis", outcome: "already-done", millisecondsToCommit: nil)
+                    logger.info("no automatic rollback of \(failure.app): \(why)")
+                }
                 return false
             }
-        } catch let error as RewindError {
-            escalate(failure, "automatic rollback refused: \(error.message)\(error.hint.map { " (\($0))" } ?? "")")
-            return false
         } catch {
-            escalate(failure, "automatic rollback failed: \(error)")
+            for (failure, _) in candidates { escalate(failure, refusal(error)) }
             return false
         }
+    }
+
+    private func refusal(_ error: any Error) -> String {
+        if let error = error as? RewindError { return "automatic rollback refused: \(error.message)\(error.hint.map { " (\($0))" } ?? "")" }
+        return "automatic rollback failed: \(error)"
+    }
+
+    /// The commit's timings, notes and notifications, for each app it rolled back.
+    private func recordRollback(_ approved: [(failure: Failure, good: KnownGood)], commit written: OID) {
+        let now = Clock.wallMilliseconds()
+        for (failure, good) in approved {
+            let name = failure.app
+            update(name) { app in
+                app.lastRollback?.rollbackCommit = written.hex
+                app.lastRollback?.committedAt = now
+            }
+            note([NoteRecorder.Entry(outcome: "rolled-back", app: name, fields: [("by", written.short), ("to", good.version)])], on: failure.release)
+            options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "committed",
+                                               millisecondsToCommit: state.apps[name]?.lastRollback.map { now - $0.failedAt })
+            logger.notice("rolled back \(name) to \(good.version) with commit \(written.short)")
+            options.notifier?.send(RollbackEvent(.started, app: name, trigger: "analysis", commit: written.hex, reason: failure.reason))
+        }
+        options.onWrite()
     }
 
     private func escalate(_ failure: Failure, _ why: String) {

@@ -63,8 +63,9 @@ extension Reconciler {
         state.tip = tip.hex
         state.lastApplied = tip.hex
         save()
-        for failure in failures where automaticRollback(failure) { return true }
-        return false
+        // Every failure of the pass at once: one commit for the apps the
+        // policy rolls back, an escalation for each of the others.
+        return failures.isEmpty ? false : automaticRollback(failures)
     }
 
     private func reportRepositoryError(_ error: any Error) {

@@ -10,6 +10,8 @@ extension Reconciler {
     func supervise() {
         guard let desired else { return }
         let policy = desired.config.policy
+        var failures: [Failure] = []
+        defer { if !failures.isEmpty { _ = automaticRollback(failures) } }
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
             guard let instance = app.instance, instance.pid != nil, app.health != .failed, app.health != .stopped,
                   let ref = desired.config.app(named: name), let driver = drivers[.process],
@@ -20,9 +22,9 @@ extension Reconciler {
             }
             switch driver.observe(instance, deployment, thorough: false) {
             case .exited(let why), .drifted(let why):
-                if let failure = processEnded(name, why: why, policy: policy) { _ = automaticRollback(failure) }
+                if let failure = processEnded(name, why: why, policy: policy) { failures.append(failure) }
             case .running:
-                if let failure = probeIfDue(name, instance, deployment, driver, policy: policy) { _ = automaticRollback(failure) }
+                if let failure = probeIfDue(name, instance, deployment, driver, policy: policy) { failures.append(failure) }
             }
         }
     }

@@ -72,7 +72,7 @@ struct Planner {
         let needsHistory: Bool
         switch spec {
         case nil, .release: needsHistory = true
-        case .revision: needsHistory = request.undoing != nil
+        case .revision, .perApp: needsHistory = request.undoing != nil
         }
         let history = needsHistory ? try ReleaseHistory.load(repo, config: config, tip: tip, details: false) : nil
         for name in names {
@@ -122,7 +122,7 @@ struct Planner {
         guard let current, current.kind == .rollback || current.kind == .pin else { return nil }
         switch spec {
         case nil: break
-        case .revision, .release:
+        case .revision, .release, .perApp:
             guard let undoing = request.undoing?[app.name], undoing != current.commit.hex else { return nil }
         }
         let summary = (try? repo.git.commit(current.commit).summary) ?? ""
@@ -180,6 +180,11 @@ struct Planner {
     /// state (pins) or the last good release before the current one (rollback).
     private func resolveTarget(_ app: AppRef, _ spec: TargetSpec?, history: ReleaseHistory?, defaultIsCurrent: Bool) throws -> (OID, OID?) {
         switch spec {
+        case .perApp(let revisions):
+            guard let revision = revisions[app.name] else {
+                throw RewindError(.usage, "no target given for app \(app.name)", hint: "name a revision for every app")
+            }
+            return try resolveTarget(app, .revision(revision), history: history, defaultIsCurrent: defaultIsCurrent)
         case .revision(let revision):
             let commit = try repo.resolve(revision)
             let tree = try gitStep("reading \(revision)") { try repo.git.commit(commit).tree }

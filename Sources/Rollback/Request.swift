@@ -5,6 +5,8 @@ import GitKit
 public enum TargetSpec: Sendable, Equatable, Codable {
     case revision(String)
     case release(Int)
+    /// A revision for each app (automatic rollbacks of several failed apps in one commit).
+    case perApp([String: String])
 
     /// Parses `#N` as a release number and anything else as a revision.
     public init(parsing text: String) {

@@ -33,6 +33,42 @@ import TestSupport
         }
     }
 
+    /// A newcomer's case: one commit changes two apps and both fail. Both
+    /// are rolled back by one commit, and git and the platform agree.
+    @Test func twoAppsFailingInOneReleaseAreRolledBackByOneCommit() throws {
+        let apps = [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0")), HarnessApp("worker", appYAML: demoServiceYAML(version: "2.1.0"))]
+        try withReconciler(apps: apps) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            try h.waitHealthy("worker", "2.1.0")
+            try h.write("apps/api/app.yaml", demoServiceYAML(version: "1.1.0", args: ["--health", "fail"], healthTimeout: "1s"))
+            try h.write("apps/worker/app.yaml", demoServiceYAML(version: "2.9.0", args: ["--health", "fail"], healthTimeout: "1s"))
+            let bad = try h.commit("api 1.1.0 and worker 2.9.0")
+            try h.waitUntil("a rollback commit is written", timeout: 40) { try h.commits().count == 3 }
+            try h.waitHealthy("api", "1.0.0")
+            try h.waitHealthy("worker", "2.1.0")
+            let rollback = try h.commits()[0]
+            let message = try git(["log", "-1", "--format=%B", rollback], in: h.repo)
+            #expect(message.contains("Rewind-App: api") && message.contains("Rewind-App: worker"), "\(message)")
+            #expect(message.contains("Rewind-Trigger: analysis"))
+            // Git names what runs.
+            #expect(try git(["show", "main:apps/api/app.yaml"], in: h.repo).contains("1.0.0"))
+            #expect(try git(["show", "main:apps/worker/app.yaml"], in: h.repo).contains("2.1.0"))
+            let notes = h.notes(on: bad)
+            #expect(notes.contains("rolled-back app=api by=\(rollback.prefix(7))") && notes.contains("rolled-back app=worker by=\(rollback.prefix(7))"), "\(notes)")
+            try h.waitUntil("both recoveries are verified") {
+                let verified = h.notes(on: rollback)
+                return verified.contains("verified app=api") && verified.contains("verified app=worker")
+            }
+            // No late duplicate: the count holds over a further second of passes.
+            let deadline = Date().addingTimeInterval(1.5)
+            while Date() < deadline {
+                #expect(try h.commits().count == 3)
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+    }
+
     @Test func aFailingRollbackIsNotRolledBackAgain() throws {
         try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
             try h.start()
