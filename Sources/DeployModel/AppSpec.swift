@@ -205,13 +205,23 @@ public struct AppSpec: Sendable, Equatable, Codable {
         while lineStart < bytes.count {
             var lineEnd = lineStart
             while lineEnd < bytes.count && bytes[lineEnd] != 10 { lineEnd += 1 }
+            // A flow collection at the top reads lines differently: leave it to the parser.
+            if bytes[lineStart] == UInt8(ascii: "{") || bytes[lineStart] == UInt8(ascii: "[") { return nil }
             if lineEnd - lineStart > key.count && bytes[lineStart..<(lineStart + key.count)].elementsEqual(key) {
-                var value = String(decoding: bytes[(lineStart + key.count)..<lineEnd], as: UTF8.self)
+                let raw = bytes[(lineStart + key.count)..<lineEnd]
+                // Only plain ASCII: tabs, control characters and other
+                // whitespace are where a quick scan and YAML could differ.
+                guard raw.allSatisfy({ ($0 >= 0x20 && $0 < 0x7f) || $0 == 13 }) else { return nil }
+                // An indented next line continues the value (or comments it): the parser decides.
+                if lineEnd + 1 < bytes.count, bytes[lineEnd + 1] == UInt8(ascii: " ") || bytes[lineEnd + 1] == 9 { return nil }
+                var value = String(decoding: raw, as: UTF8.self)
                 if let hash = value.range(of: " #") { value = String(value[..<hash.lowerBound]) }
                 value = value.trimmingSpaces
-                if value.count >= 2, let q = value.first, (q == "\"" || q == "'"), value.last == q {
+                guard let first = value.first, !"&*!|>[]{}%@`,#?:-".contains(first) else { return nil }
+                if first == "\"" || first == "'" {
+                    guard value.count >= 2, value.last == first else { return nil }
                     value = String(value.dropFirst().dropLast())
-                    if value.contains("\\") || value.contains(q) { return nil }
+                    if value.contains("\\") || value.contains(first) { return nil }
                 }
                 return value.isEmpty ? nil : value
             }

@@ -20,13 +20,15 @@ public struct ExecPlatform: PlatformDriver {
         commands = CommandRunner(baseEnvironment: environment, searchPath: searchPath)
     }
 
-    public func start(_ deployment: Deployment, journal: (Instance) -> Void) throws -> Instance {
+    public func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance {
         guard let exec = deployment.spec.exec else { throw PlatformError("\(deployment.app) has no exec settings") }
+        // The intent first: nothing runs that the state cannot name.
+        try journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds()))
         // The running apply is journaled, so that a reconciler killed
         // meanwhile stops it on restart before applying again.
         let outcome = try commands.run(exec.apply, deployment, what: "apply", timeout: exec.timeout) { pid in
-            journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
-                             pid: pid, pidStartTime: ProcessProbe.startTime(pid), startedAt: Clock.wallMilliseconds()))
+            try? journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+                                  pid: pid, pidStartTime: ProcessProbe.startTime(pid), startedAt: Clock.wallMilliseconds()))
         }
         guard let status = outcome.status else {
             throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) timed out after \(exec.timeout)", output: outcome.output)

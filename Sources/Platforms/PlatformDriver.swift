@@ -57,6 +57,10 @@ public struct Instance: Sendable, Codable, Equatable {
     public var port: Int?
     /// Wall-clock milliseconds when it was started.
     public var startedAt: Int64
+    /// Set in the process's environment (`REWIND_LAUNCH`) and recorded
+    /// before it is spawned: a reconciler killed before it recorded the pid
+    /// finds the process by it after a restart.
+    public var launch: String?
 
     /// Describes an instance.
     public init(tree: String, commit: String, version: String, pid: Int32? = nil, pidStartTime: UInt64? = nil, port: Int? = nil, startedAt: Int64) {
@@ -101,9 +105,11 @@ public struct PlatformError: Error, CustomStringConvertible, Sendable {
 /// reconciler calls them one at a time from its loop.
 public protocol PlatformDriver {
     /// Starts a deployment (spawns the process, or runs the apply command).
-    /// `journal` is called with the instance as soon as it exists, before
-    /// waiting for anything, so that a reconciler killed meanwhile finds it.
-    func start(_ deployment: Deployment, journal: (Instance) -> Void) throws -> Instance
+    /// `journal` is called with what is about to start before anything
+    /// starts, then with the instance as soon as it exists, so that a
+    /// reconciler killed meanwhile finds it. When `journal` throws (the
+    /// state cannot be written), nothing is started, or what was is stopped.
+    func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance
     /// Nil when the instance is healthy, else why not. `quick` asks for one
     /// probe with a short timeout.
     func healthProblem(_ instance: Instance, _ deployment: Deployment) -> String?

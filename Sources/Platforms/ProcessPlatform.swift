@@ -25,13 +25,20 @@ public struct ProcessPlatform: PlatformDriver {
         commands = CommandRunner(baseEnvironment: environment, searchPath: searchPath)
     }
 
-    public func start(_ deployment: Deployment, journal: (Instance) -> Void) throws -> Instance {
+    public func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance {
         guard let settings = deployment.spec.process else { throw PlatformError("\(deployment.app) has no process settings") }
         guard let port = settings.port ?? Loopback.freePort() else { throw PlatformError("no free port on 127.0.0.1 for \(deployment.app)") }
         let portText = String(port)
         let arguments = settings.args.map { $0.replacingPort(portText) }
         var extra = settings.env.mapValues { $0.replacingPort(portText) }
         extra["PORT"] = portText
+        // The intent first: what is about to start, and the token that finds it.
+        let launch = ProcessProbe.launchToken()
+        extra[ProcessProbe.launchVariable] = launch
+        var intent = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+                              port: port, startedAt: Clock.wallMilliseconds())
+        intent.launch = launch
+        try journal(intent)
         var directory = deployment.files
         if let wd = settings.workingDirectory { directory = wd.hasPrefix("/") ? wd : "\(deployment.files)/\(wd)" }
         var options = SpawnOptions(program: commands.resolveRelative(settings.command, deployment), arguments: arguments,
@@ -43,9 +50,17 @@ public struct ProcessPlatform: PlatformDriver {
         } catch {
             throw PlatformError("cannot start \(deployment.app) \(deployment.spec.version): \(error)")
         }
-        let instance = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+        var instance = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
                                 pid: pid, pidStartTime: ProcessProbe.startTime(pid), port: port, startedAt: Clock.wallMilliseconds())
-        journal(instance)
+        instance.launch = launch
+        TestHook.killPoint("after-spawn")
+        do {
+            try journal(instance)
+        } catch {
+            // Never leave a process running that the state does not name.
+            Spawn.stop(pid, graceMilliseconds: graceMilliseconds)
+            throw error
+        }
         return instance
     }
 
@@ -86,7 +101,11 @@ public struct ProcessPlatform: PlatformDriver {
     }
 
     public func stop(_ instance: Instance) {
-        guard let pid = instance.pid else { return }
+        guard let pid = instance.pid else {
+            // Started, but killed before the pid was recorded: find it by its launch token.
+            for orphan in instance.launch.map(ProcessProbe.processes(withLaunch:)) ?? [] { Spawn.stop(orphan, graceMilliseconds: graceMilliseconds) }
+            return
+        }
         if let ended = Spawn.poll(pid) {
             // Our child, just reaped: its group may still hold its children.
             if ended != .exited(-1) { kill(-pid, SIGKILL) }

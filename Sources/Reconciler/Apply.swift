@@ -44,7 +44,10 @@ extension Reconciler {
         let logStart = FileIO.size(deployment.logFile) ?? 0
         let instance: Instance
         do {
-            instance = try driver.start(deployment) { pending in update(name) { $0.pending = pending } }
+            instance = try driver.start(deployment) { pending in try record(name) { $0.pending = pending } }
+        } catch is StateError {
+            // Nothing was started (or it was stopped again): the loop stops and says why.
+            return nil
         } catch {
             return fail(name, release: release, tree: step.tree, reason: "\(error)")
         }
@@ -191,6 +194,7 @@ extension Reconciler {
         update(name) { app in
             app.failedTree = tree.hex
             app.failedRelease = release.hex
+            app.undecidedFailure = release.hex
             app.lastError = reason
             app.pending = nil
             if app.instance == nil || app.instance?.tree == tree.hex || app.health == .starting { app.health = .failed }

@@ -112,9 +112,21 @@ extension Reconciler {
             case .rollback(nil): continue
             }
         }
-        guard !approved.isEmpty else { return false }
+        guard !approved.isEmpty else {
+            decided(failures)
+            return false
+        }
         flushNotes()
+        TestHook.killPoint("before-rollback-commit")
+        defer { decided(failures) }
         return writeRollback(approved)
+    }
+
+    /// The failures' rollbacks are decided (written, already done, or escalated).
+    private func decided(_ failures: [Failure]) {
+        for failure in failures where state.apps[failure.app]?.undecidedFailure == failure.release.hex {
+            update(failure.app) { $0.undecidedFailure = nil }
+        }
     }
 
     private func request(for approved: [(failure: Failure, good: KnownGood)]) -> RollbackRequest {

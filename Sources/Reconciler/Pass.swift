@@ -53,6 +53,7 @@ extension Reconciler {
         var flushed = Clock.monotonicMilliseconds()
         for step in order(steps, desired, reverse: !rollbackTip.isEmpty) {
             if let failure = apply(step, tip: tip) { failures.append(failure) }
+            if fatal != nil { return false }
             // In a long pass, write notes about once a second rather than at the end only.
             if Clock.monotonicMilliseconds() - flushed >= 1_000 {
                 flushNotes()
@@ -63,6 +64,13 @@ extension Reconciler {
         state.tip = tip.hex
         state.lastApplied = tip.hex
         save()
+        // A failure recorded by a reconciler killed before it decided on a
+        // rollback is decided now.
+        for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) where !failures.contains(where: { $0.app == name }) {
+            guard let undecided = app.undecidedFailure, let release = OID(hex: undecided), app.failedRelease == undecided else { continue }
+            logger.notice("\(name) release \(release.short) failed before a restart; deciding on its rollback now")
+            failures.append(Failure(app: name, release: release, reason: app.lastError ?? "failed"))
+        }
         // Every failure of the pass at once: one commit for the apps the
         // policy rolls back, an escalation for each of the others.
         return failures.isEmpty ? false : automaticRollback(failures)

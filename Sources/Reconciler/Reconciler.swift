@@ -126,6 +126,9 @@ public final class Reconciler {
     public var onPass: () -> Void = {}
     /// When each app's health is probed next (monotonic ms).
     var nextProbe: [String: Int64] = [:]
+    /// Set when the state could not record an intent: nothing more is
+    /// started, and the loop stops with this error.
+    var fatal: StateError?
     private var lock: Int32?
 
     /// Opens the repository and the state directory, taking its lock.
@@ -174,6 +177,11 @@ public final class Reconciler {
                 lastTip = tip
                 let moved = pass(full: full)
                 onPass()
+                if let fatal {
+                    logger.critical("\(fatal.message); stopping: nothing is started that the state cannot record")
+                    shutDown()
+                    throw fatal
+                }
                 if moved { lastTip = nil; continue }
             }
             flushNotes()
@@ -210,6 +218,21 @@ public final class Reconciler {
             saved = state
         } catch {
             logger.error("\(error)")
+        }
+    }
+
+    /// Like `update`, but the change must reach the disk: for intents
+    /// recorded before a side effect (a process about to start).
+    func record(_ app: String, _ body: (inout AppState) -> Void) throws {
+        var appState = state.apps[app] ?? AppState()
+        body(&appState)
+        state.apps[app] = appState
+        do {
+            try store.save(state, previous: saved)
+            saved = state
+        } catch let error as StateError {
+            fatal = error
+            throw error
         }
     }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FoundationEssentials
 import Platforms
 import SystemSupport
@@ -57,6 +60,10 @@ public struct AppState: Sendable, Codable, Equatable {
     /// When health checks started failing (wall ms).
     public var unhealthySince: Int64?
     public var lastRollback: RollbackTimeline?
+    /// A failed release (commit) whose automatic rollback has not been
+    /// decided yet: recorded with the failure, so that a reconciler killed
+    /// before deciding decides after its restart.
+    public var undecidedFailure: String?
     /// The running release has an exec observe command (run on full passes).
     public var observes = false
     /// A rollback commit that is healthy and waits for the triggers' queries
@@ -171,7 +178,8 @@ public struct StateStore: Sendable {
         let data: Data
         do { data = try encoder.encode(value) } catch { throw StateError("cannot encode \(file): \(error)") }
         guard FileIO.writeAtomically(file, Array(data)) else {
-            throw StateError("cannot write \(file)", hint: "check that the state directory is writable")
+            let cause = String(cString: strerror(errno))
+            throw StateError("cannot write \(file): \(cause)", hint: "check that the state directory is writable and that \(file) is a file")
         }
     }
 

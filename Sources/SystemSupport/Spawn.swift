@@ -190,6 +190,26 @@ public enum Spawn {
 
 /// Facts about processes that may not be this one's children.
 public enum ProcessProbe {
+    /// The variable a started process carries its launch token in.
+    public static let launchVariable = "REWIND_LAUNCH"
+
+    /// A fresh token for one start.
+    public static func launchToken() -> String {
+        (0..<4).map { _ in String(UInt32.random(in: 0...UInt32.max), radix: 16) }.joined()
+    }
+
+    /// The processes whose environment holds `REWIND_LAUNCH=<token>`.
+    public static func processes(withLaunch token: String) -> [pid_t] {
+        let wanted = Array("\(launchVariable)=\(token)".utf8)
+        var found: [pid_t] = []
+        for entry in FileIO.list("/proc") {
+            guard let pid = pid_t(entry), pid > 1, pid != getpid(),
+                  let environ = FileIO.readUntilEnd("/proc/\(entry)/environ", limit: 1 << 20) else { continue }
+            if environ.split(separator: 0).contains(where: { $0.elementsEqual(wanted) }) { found.append(pid) }
+        }
+        return found
+    }
+
     /// True when a process with this pid exists (and is not a zombie).
     public static func isAlive(_ pid: pid_t) -> Bool {
         guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
@@ -219,6 +239,16 @@ public enum Environment {
         guard let raw = getenv(name) else { return nil }
         let value = String(cString: raw)
         return value.isEmpty ? nil : value
+    }
+}
+
+/// Named points where a test can have the process killed (kill -9), to
+/// prove that a restart converges from there. Enabled only by
+/// `REWIND_TEST_KILL_AT=<point>` in the environment.
+public enum TestHook {
+    /// Kills this process with SIGKILL when `REWIND_TEST_KILL_AT` names `point`.
+    public static func killPoint(_ point: String) {
+        if Environment.value("REWIND_TEST_KILL_AT") == point { kill(getpid(), SIGKILL) }
     }
 }
 

@@ -49,6 +49,9 @@ func reportsBadAppSpecsPrecisely(text: String, field: String, line: Int, message
 @Test(arguments: [
     ("version: 1.2.3\n", "1.2.3"), ("platform: x\nversion: \"2.0\"\n", "2.0"), ("version: '3' # note\n", "3"),
     ("  version: nested\n", nil), ("name: x\n", nil),
+    // Found by `make fuzz` (fixtures/fuzz/app-yaml/crash-1353…): YAML folds an
+    // indented next line into the value ("3.0.2 1.0.0"); the quick scan must not guess.
+    ("version: 3.0.2\n 1.0.0\n", nil), ("version: 1.0\t# tab comment\n", nil), ("version: &v 1.0\n", nil), ("version: 1.0\u{00A0}\n", nil),
 ] as [(String, String?)])
 func quickVersionMatchesTheParser(text: String, expected: String?) {
     #expect(AppSpec.quickVersion(Array(text.utf8)) == expected)

@@ -121,6 +121,32 @@ public final class ReconcilerHarness {
         reconciler = nil
     }
 
+    /// Waits until the reconciler ends by itself (a test kill point, an
+    /// error); its wait status's signal or exit code, nil on timeout.
+    public func waitForExit(timeout: Double = 30) -> (signal: Int32, code: Int32)? {
+        guard let pid = reconciler else { return nil }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                collectPids()
+                reconciler = nil
+                return (status & 0x7f, (status >> 8) & 0xff)
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return nil
+    }
+
+    /// Processes whose environment holds `NAME=value` exactly (to find orphans).
+    public static func processes(withEnvironment entry: String) -> [Int32] {
+        let wanted = Data(entry.utf8)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name in
+            guard let pid = Int32(name), let data = FileManager.default.contents(atPath: "/proc/\(name)/environ") else { return nil }
+            return data.split(separator: 0).contains { Data($0) == wanted } ? pid : nil
+        }
+    }
+
     /// Stops the reconciler with SIGTERM and waits; returns its exit status.
     @discardableResult
     public func stop() -> Int32? {
