@@ -8,8 +8,9 @@ show() { printf '$ %s\n' "$*"; "$@"; }
 now_ms() { date +%s%3N; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # field APP EXPR: a value from `rewind status --format json` for one app.
+# (status exits 7 when something needs a human; the report is the same.)
 field() {
-  "$rewind" status --repo "${status_repo:-$repo}" ${state_dir:+--state-dir "$state_dir"} --format json | python3 -c '
+  { "$rewind" status --repo "${status_repo:-$repo}" ${state_dir:+--state-dir "$state_dir"} --format json || [ $? -eq 7 ]; } | python3 -c '
 import json, sys
 app = next(a for a in json.load(sys.stdin)["apps"] if a["app"] == sys.argv[1])
 print(eval(sys.argv[2], {}, {"a": app}))' "$1" "$2"

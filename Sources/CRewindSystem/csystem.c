@@ -6,6 +6,10 @@ int rewind_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, cons
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
 
+int rewind_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+
 short rewind_spawn_setsid_flag(void) {
     return POSIX_SPAWN_SETSID;
 }

@@ -278,7 +278,11 @@ extension Reconciler {
             }
             if let instance = app.instance, instance.pid != nil, app.health != .failed {
                 let alive = instance.pid.map { ProcessProbe.isAlive($0) && ProcessProbe.startTime($0) == instance.pidStartTime } ?? false
-                if !alive {
+                if !alive && options.once {
+                    // --once does not supervise: this pass starts it again, as a deploy.
+                    logger.notice("\(name) \(instance.version) is not running; starting it again")
+                    update(name) { $0.health = .stopped }
+                } else if !alive {
                     logger.notice("\(name) \(instance.version) is not running; restarting it")
                     update(name) { $0.health = .restarting; $0.nextRestartAt = Clock.wallMilliseconds() }
                 }

@@ -123,6 +123,21 @@ public struct StateStore: Sendable {
     public var lockFile: String { directory + "/lock" }
     public var pidFile: String { directory + "/reconciler.pid" }
     public var acceptFile: String { directory + "/accept-rewrite" }
+    /// Escalations decided outside the reconciler (the alert desk of `rewind serve`), by app.
+    public var escalationsFile: String { directory + "/escalations.json" }
+
+    /// The escalations the alert desk recorded, by app (empty when none or unreadable).
+    public func escalations() -> [String: Escalation] {
+        guard let bytes = FileIO.read(escalationsFile) else { return [:] }
+        return (try? JSONDecoder().decode([String: Escalation].self, from: Data(bytes))) ?? [:]
+    }
+
+    /// Records that a human must look at `app`'s `release` (one writer: the serve that holds the lock).
+    public func recordEscalation(app: String, release: String, reason: String) {
+        var all = escalations()
+        all[app] = Escalation(release: release, reason: reason, at: Clock.wallMilliseconds())
+        if let data = try? JSONEncoder().encode(all) { _ = FileIO.writeAtomically(escalationsFile, Array(data)) }
+    }
     public var logDirectory: String { directory + "/logs" }
     public var filesDirectory: String { directory + "/files" }
 
@@ -188,6 +203,13 @@ public struct StateStore: Sendable {
         guard let text = FileIO.readText(pidFile), let pid = Int32(text.trimmingCharacters()) else { return nil }
         return ProcessProbe.isAlive(pid) ? pid : nil
     }
+}
+
+/// A release a human must look at, and why.
+public struct Escalation: Sendable, Codable, Equatable {
+    public var release: String
+    public var reason: String
+    public var at: Int64
 }
 
 /// A state directory problem: what, and what to do.

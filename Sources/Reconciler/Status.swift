@@ -21,6 +21,12 @@ public struct AppStatus: Sendable {
     public var lastRollback: RollbackTimeline?
     /// When the running instance became healthy (wall-clock ms).
     public var healthySince: Int64?
+    /// Why a human must act (an escalation), when one must.
+    public var needsHuman: String?
+    /// When the health was last observed (wall-clock ms); with no reconciler
+    /// running it is not current.
+    public var healthObservedAt: Int64?
+    public var healthIsLive = false
 }
 
 /// What `rewind status` shows: the branch, the reconciler, and every app.
@@ -39,6 +45,15 @@ public struct StatusReport: Sendable {
     /// Rollback commits the remote has not accepted yet (host down, or rejected).
     public var unpushed: [Outbox.Entry] = []
 
+    /// What needs a human: a halt, a refused tip, or an escalated app.
+    public var needsHuman: [String] {
+        var found: [String] = []
+        if let halted { found.append(halted) }
+        if let invalid { found.append("tip \(invalid.commit.prefix(7)) is refused: \(invalid.message)") }
+        for app in apps { if let why = app.needsHuman { found.append("\(app.name): \(why)") } }
+        return found
+    }
+
     /// Reads the state directory and the tip's desired state.
     public static func build(repo: DeployRepository, stateDirectory: String?) throws -> StatusReport {
         let store = StateStore(directory: stateDirectory ?? Reconciler.defaultStateDirectory(repo))
@@ -53,8 +68,18 @@ public struct StatusReport: Sendable {
             report.unpushed = Outbox(gitDirectory: repo.git.gitDirectory).entries()
         }
         let names = desired?.config.apps.map(\.name) ?? state.apps.keys.sorted()
+        let escalations = store.escalations()
         for name in names {
-            report.apps.append(appStatus(name, state.apps[name] ?? AppState(), desired: desired, repo: repo, report: report))
+            let app = state.apps[name] ?? AppState()
+            var status = appStatus(name, app, desired: desired, repo: repo, report: report)
+            // The desk's escalation holds while the app runs the release it was about.
+            if status.needsHuman == nil, let escalation = escalations[name], escalation.release == (app.release ?? app.instance?.commit) {
+                status.needsHuman = escalation.reason
+                status.waitingFor = "a human: \(escalation.reason)"
+            }
+            status.healthObservedAt = state.lastPassAt
+            status.healthIsLive = report.reconcilerPid != nil
+            report.apps.append(status)
         }
         return report
     }
@@ -73,7 +98,7 @@ public struct StatusReport: Sendable {
         var status = AppStatus(name: name, desiredVersion: version, desiredTree: tree?.hex, appliedVersion: app.instance?.version,
                                appliedCommit: app.release ?? app.instance?.commit, appliedTree: app.instance?.tree, health: app.health,
                                pin: pinVersion, lastError: app.lastError, waitingFor: "", pid: app.instance?.pid,
-                               port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince)
+                               port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: app.needsHuman)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
         return status
     }

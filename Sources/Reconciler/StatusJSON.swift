@@ -11,6 +11,7 @@ extension StatusReport {
             ("halted", .optional(r.halted)),
             ("refused", r.invalid.map { .object([("commit", .string($0.commit)), ("message", .string($0.message)), ("details", .array($0.details.map { .string($0) }))]) } ?? .null),
             ("error", .optional(r.lastError)),
+            ("needsHuman", .array(r.needsHuman.map { .string($0) })),
             ("apps", .array(r.apps.map(\.json))),
             ("remote", r.remote.map { remote in
                 .object([("url", .string(remote.url)), ("lastAttemptAt", .number(remote.lastAttemptAt)),
@@ -33,6 +34,9 @@ extension AppStatus {
             ("desired", .object([("version", .optional(a.desiredVersion)), ("tree", .optional(a.desiredTree))])),
             ("applied", .object([("version", .optional(a.appliedVersion)), ("commit", .optional(a.appliedCommit)), ("tree", .optional(a.appliedTree))])),
             ("health", .string(a.health.rawValue)),
+            ("healthIsLive", .bool(a.healthIsLive)),
+            ("healthObservedAt", a.healthObservedAt.map { .number($0) } ?? .null),
+            ("needsHuman", .optional(a.needsHuman)),
             ("healthySince", a.healthySince.map { .number($0) } ?? .null),
             ("pin", .optional(a.pin)),
             ("lastError", .optional(a.lastError)),

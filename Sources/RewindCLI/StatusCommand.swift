@@ -28,6 +28,8 @@ struct StatusCommand: ParsableCommand {
                 throw RewindError(.internalFailure, error.message, hint: error.hint)
             }
             Terminal.print(format == .json ? report.json.pretty : text(report))
+            // Like `kubectl rollout status`: scripts can tell that someone must act.
+            if !report.needsHuman.isEmpty { throw ExitCode(7) }
         }
     }
 
@@ -49,7 +51,8 @@ struct StatusCommand: ParsableCommand {
         }
         let rows = r.apps.map { a in
             [a.name, a.desiredVersion ?? "-", a.appliedVersion.map { "\($0) (\(a.appliedCommit.map { String($0.prefix(7)) } ?? "?"))" } ?? "-",
-             a.health.rawValue, a.pin.map { "held at \($0)" } ?? "-", a.waitingFor]
+             a.healthIsLive || a.healthObservedAt == nil ? a.health.rawValue
+                 : "\(a.health.rawValue) (last seen \(Clock.iso8601UTC(milliseconds: a.healthObservedAt ?? 0)))", a.pin.map { "held at \($0)" } ?? "-", a.waitingFor]
         }
         lines.append("")
         lines.append(Table.render(["APP", "DESIRED", "APPLIED", "HEALTH", "PIN", "WAITING FOR"], rows))

@@ -92,6 +92,7 @@ actor RollbackDesk {
                 metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "escalated")])
                 logger.critical("alert \(decision.alertname) on \(app): \(why)")
                 recordEscalation(app: app, release: release, why: why)
+                store.recordEscalation(app: app, release: release.hex, reason: why)
                 notifier?.send(RollbackEvent(.escalated, app: app, trigger: "alert", commit: release.hex, reason: why))
                 return decision
             case .rollback(let good):

@@ -45,6 +45,17 @@ public struct ServeOptions: Sendable {
 public enum RewindServer {
     /// Runs until SIGTERM or SIGINT.
     public static func run(_ options: ServeOptions, reconciler reconcilerOptions: ReconcilerOptions, logger: Logger) async throws {
+        // Refused before anything binds or writes serve.address: the running
+        // serve's address stays as it is.
+        if let directory = options.stateDirectory {
+            let store = StateStore(directory: directory)
+            FileIO.makeDirectory(directory)
+            guard let fd = FileIO.tryLock(store.lockFile) else {
+                let pid = store.runningPid().map { " (pid \($0))" } ?? ""
+                throw StateError("another reconciler\(pid) is running on \(directory)", hint: "stop it first, or pass a different --state-dir", busy: true)
+            }
+            FileIO.release(fd)
+        }
         let metrics = Metrics()
         let stop = StopFlag()
         var reconcilerOptions = reconcilerOptions

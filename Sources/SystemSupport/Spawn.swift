@@ -78,6 +78,7 @@ public enum Spawn {
             posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
         }
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        rewind_spawn_file_actions_addclosefrom(&actions, 3)
         if let directory = options.directory { rewind_spawn_file_actions_addchdir(&actions, directory) }
 
         var attributes = posix_spawnattr_t()

@@ -85,6 +85,9 @@ import TestSupport
             #expect(h.notes(on: bad).contains("rolled-back app=site"))
             #expect(h.notes(on: commits[0]).contains("escalated app=site"))
             #expect(try h.commits().count == 3)
+            let status = try rewind(["status", "--repo", h.repo, "--state-dir", h.stateDir, "--format", "json"])
+            #expect(status.status == 7, "an escalation needs a human")
+            #expect(status.stdout.contains("\"needsHuman\""))
         }
     }
 

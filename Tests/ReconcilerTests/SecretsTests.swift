@@ -33,6 +33,12 @@ import TestSupport
             try h.waitHealthy("job", "1.0")
             let pid = try #require(try h.applied("api").pid)
             let environ = try #require(FileManager.default.contents(atPath: "/proc/\(pid)/environ"))
+            // Nor any of Rewind's open files: pipes, sockets, the state directory's lock.
+            let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap { Int($0) }
+            for fd in fds where fd > 2 {
+                let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")) ?? ""
+                #expect(target.hasPrefix("socket:"), "the app inherited fd \(fd) -> \(target)")
+            }
             var seen = [("process", Self.variables(String(decoding: environ, as: UTF8.self)))]
             for file in ["apply-env.txt", "health-env.txt"] {
                 seen.append((file, Self.variables(try String(contentsOfFile: h.root + "/" + file, encoding: .utf8))))

@@ -64,6 +64,11 @@ import SystemSupport
         #expect(again.1.contains("rollback did not recover"))
         #expect(try rollbackCommits(h).count == 1)
         #expect(h.notes(on: try rollbackCommits(h)[0]).contains("escalated app=api"))
+        // Status says a human is needed, not healthy / nothing, and exits 7.
+        let status = try rewind(["status", "--repo", h.repo, "--state-dir", h.stateDir])
+        #expect(status.status == 7, "\(status.stdout)")
+        #expect(status.stdout.contains("a human: rollback did not recover"), "\(status.stdout)")
+        #expect((try h.app("api")["needsHuman"] as? String)?.contains("rollback did not recover") == true)
     }
 
     @Test func cooldownAndMaxPerHourAreHonoured() async throws {

@@ -165,7 +165,8 @@ public final class ReconcilerHarness {
     /// `rewind status --format json`, parsed.
     public func status() throws -> [String: Any] {
         let result = try rewind(["status", "--repo", remoteURL == nil ? repo : mirror, "--state-dir", stateDir, "--format", "json"])
-        guard result.status == 0, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
+        // 7: something needs a human (an escalation, a halt, a refused tip); the report is the same.
+        guard result.status == 0 || result.status == 7, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
             throw TestFailure("rewind status failed (\(result.status)): \(result.stderr)")
         }
         collectPids()

@@ -7,6 +7,9 @@
 int rewind_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
 /// POSIX_SPAWN_SETSID (glibc >= 2.26): the child starts a new session.
+/// Closes every descriptor from `from` up in the child: an app inherits
+/// nothing of Rewind's (pipes, sockets, the state directory's lock).
+int rewind_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 short rewind_spawn_setsid_flag(void);
 
 
