@@ -25,6 +25,28 @@ struct CommandRunner {
         return env
     }
 
+    /// Starts `command` without waiting; `collect` reads its outcome once it ended.
+    func launch(_ command: [String], _ deployment: Deployment, what: String) throws -> (pid: pid_t, output: String) {
+        guard let program = command.first else { throw PlatformError("\(what) command is empty") }
+        let output = "\(deployment.logDirectory)/\(deployment.app).\(what).out"
+        FileIO.removeTree(output)
+        var options = SpawnOptions(program: resolveRelative(program, deployment), arguments: Array(command.dropFirst()),
+                                   environment: environment(deployment), directory: deployment.files, outputFile: output)
+        options.searchPath = searchPath
+        do {
+            return (try Spawn.start(options), output)
+        } catch let error as SystemError {
+            throw PlatformError("\(what) command of \(deployment.app) cannot start: \(error)")
+        }
+    }
+
+    /// The outcome of a launched command that ended with `status` (nil: timed out), logged.
+    func collect(_ deployment: Deployment, what: String, output: String, status: ExitStatus?) -> Outcome {
+        let text = FileIO.tail(output, maxBytes: 16_384)
+        appendToLog(deployment, what: what, status: status, output: text)
+        return Outcome(status: status, output: text)
+    }
+
     /// Runs `command` (argv) and returns its status (nil: timed out) and output.
     func run(_ command: [String], _ deployment: Deployment, what: String, timeout: Duration, extra: [String: String] = [:], started: (pid_t) -> Void = { _ in }) throws -> Outcome {
         guard let program = command.first else { throw PlatformError("\(what) command is empty") }

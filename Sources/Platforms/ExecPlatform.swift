@@ -39,6 +39,45 @@ public struct ExecPlatform: PlatformDriver {
         return Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds())
     }
 
+    /// An apply command under way (`beginApply`), polled with `poll`.
+    public struct ApplyInProgress: Sendable {
+        public let pid: Int32
+        let output: String
+        let deadline: Int64
+        let deployment: Deployment
+    }
+
+    /// Starts the apply command without waiting for it, so that several
+    /// apps' applies can run at once; the intent and the pid are journaled.
+    public func beginApply(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> ApplyInProgress {
+        guard let exec = deployment.spec.exec else { throw PlatformError("\(deployment.app) has no exec settings") }
+        try journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds()))
+        let (pid, output) = try commands.launch(exec.apply, deployment, what: "apply")
+        try? journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+                              pid: pid, pidStartTime: ProcessProbe.startTime(pid), startedAt: Clock.wallMilliseconds()))
+        return ApplyInProgress(pid: pid, output: output, deadline: Clock.monotonicMilliseconds() + exec.timeout.milliseconds, deployment: deployment)
+    }
+
+    /// Nil while the apply runs; the instance once it succeeded; throws when
+    /// it failed or timed out (and is then stopped).
+    public func poll(_ apply: ApplyInProgress) throws -> Instance? {
+        let deployment = apply.deployment
+        let timeout = deployment.spec.exec?.timeout ?? Duration(milliseconds: 300_000)
+        var status = Spawn.poll(apply.pid)
+        if status == nil {
+            guard Clock.monotonicMilliseconds() >= apply.deadline else { return nil }
+            _ = Spawn.stop(apply.pid, graceMilliseconds: 2_000)
+            status = nil
+            let outcome = commands.collect(deployment, what: "apply", output: apply.output, status: nil)
+            throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) timed out after \(timeout)", output: outcome.output)
+        }
+        let outcome = commands.collect(deployment, what: "apply", output: apply.output, status: status)
+        if let status, !status.succeeded {
+            throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) \(status)", output: outcome.output)
+        }
+        return Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds())
+    }
+
     public func healthProblem(_ instance: Instance, _ deployment: Deployment) -> String? {
         guard let command = deployment.spec.exec?.health ?? deployment.spec.health?.command else { return nil }
         let timeout = deployment.spec.exec?.timeout ?? Duration(milliseconds: 60_000)

@@ -15,18 +15,57 @@ extension Reconciler {
         }
     }
 
-    /// Starts the step's tree, waits until healthy, then retires the old instance.
+    /// Starts the step's tree, waits until healthy, then retires the old
+    /// instance: one app on its own (drift correction, a rollback to verify
+    /// that is not running). A pass deploys its waves with `runWaves`.
     func deploy(_ step: PlannedStep, tip: OID) -> Failure? {
+        switch begin(step, tip: tip, background: false) {
+        case .finished(let failure):
+            return failure
+        case .waiting(var deploy):
+            while true {
+                if let outcome = check(&deploy) { return finish(deploy, problem: outcome) }
+                Clock.sleep(milliseconds: 10)
+            }
+        }
+    }
+
+    /// A deploy under way: started, waiting to become healthy.
+    struct InFlight {
+        let step: PlannedStep
+        let release: OID
+        let driver: any PlatformDriver
+        /// Nil while an exec apply still runs (`applying`).
+        var instance: Instance?
+        var applying: ExecPlatform.ApplyInProgress?
+        let deployment: Deployment
+        let current: Instance?
+        let overlap: Bool
+        let logStart: Int
+        let startedAt: Int64
+        var deadline: Int64
+        var nextProbe: Int64
+    }
+
+    enum Begun {
+        case waiting(InFlight)
+        /// Done already: failed (or nothing was started).
+        case finished(Failure?)
+    }
+
+    /// Everything up to the start of the new instance; the wait is `check`'s.
+    /// With `background`, an exec apply is started without waiting for it.
+    func begin(_ step: PlannedStep, tip: OID, background: Bool) -> Begun {
         let name = step.ref.name
         let release = releaseCommit(step.ref, tree: step.tree, tip: tip)
         let started = Clock.monotonicMilliseconds()
         logger.info("applying \(name) \(step.spec.version) from \(release.short)")
-        guard let driver = drivers[step.spec.platform] else { return fail(name, release: release, tree: step.tree, reason: "no driver for platform \(step.spec.platform)") }
+        guard let driver = drivers[step.spec.platform] else { return .finished(fail(name, release: release, tree: step.tree, reason: "no driver for platform \(step.spec.platform)")) }
         let deployment: Deployment
         do {
             deployment = try makeDeployment(step, commit: release)
         } catch {
-            return fail(name, release: release, tree: step.tree, reason: "\(error)")
+            return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
         }
         let previous = state.apps[name] ?? AppState()
         let current = previous.instance
@@ -42,26 +81,84 @@ extension Reconciler {
             stop(current, of: name)
         }
         let logStart = FileIO.size(deployment.logFile) ?? 0
+        let timeout = deployment.spec.health?.timeout.milliseconds ?? 60_000
+        if background, let exec = driver as? ExecPlatform {
+            do {
+                let applying = try exec.beginApply(deployment) { pending in try record(name) { $0.pending = pending } }
+                return .waiting(InFlight(step: step, release: release, driver: driver, instance: nil, applying: applying, deployment: deployment, current: current,
+                                         overlap: overlap, logStart: logStart, startedAt: started, deadline: Clock.monotonicMilliseconds() + timeout, nextProbe: 0))
+            } catch is StateError {
+                return .finished(nil)
+            } catch {
+                return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
+            }
+        }
         let instance: Instance
         do {
             instance = try driver.start(deployment) { pending in try record(name) { $0.pending = pending } }
         } catch is StateError {
             // Nothing was started (or it was stopped again): the loop stops and says why.
-            return nil
+            return .finished(nil)
         } catch {
-            return fail(name, release: release, tree: step.tree, reason: "\(error)")
+            return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
         }
         update(name) { $0.pending = instance }
-        if let problem = waitHealthy(driver, instance, deployment, logStart: logStart) {
-            driver.stop(instance)
+        return .waiting(InFlight(step: step, release: release, driver: driver, instance: instance, applying: nil, deployment: deployment, current: current,
+                                 overlap: overlap, logStart: logStart, startedAt: started, deadline: Clock.monotonicMilliseconds() + timeout, nextProbe: 0))
+    }
+
+    /// One look at a deploy under way: nil while it is still starting, else
+    /// its outcome (nil inside: healthy; else the problem).
+    func check(_ deploy: inout InFlight) -> String?? {
+        let now = Clock.monotonicMilliseconds()
+        if options.stop.requested { return .some("the reconciler was stopped while waiting for health") }
+        if let applying = deploy.applying, let exec = deploy.driver as? ExecPlatform {
+            do {
+                guard let instance = try exec.poll(applying) else { return nil }
+                deploy.instance = instance
+                deploy.applying = nil
+                deploy.deadline = now + (deploy.deployment.spec.health?.timeout.milliseconds ?? 60_000)
+                update(deploy.step.ref.name) { $0.pending = instance }
+            } catch {
+                return .some("\(error)")
+            }
+        }
+        guard let instance = deploy.instance, now >= deploy.nextProbe else { return nil }
+        deploy.nextProbe = now + min(deploy.deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
+        guard let problem = deploy.driver.healthProblem(instance, deploy.deployment) else { return .some(nil) }
+        if case .exited(let why) = deploy.driver.observe(instance, deploy.deployment, thorough: false) {
+            return .some("\(why) before becoming healthy" + logTail(deploy.deployment, from: deploy.logStart))
+        }
+        if now >= deploy.deadline {
+            let timeout = deploy.deployment.spec.health?.timeout.milliseconds ?? 60_000
+            return .some("not healthy within \(Duration(milliseconds: timeout)): \(problem)" + logTail(deploy.deployment, from: deploy.logStart))
+        }
+        return nil
+    }
+
+    /// Confirms a healthy deploy and retires the old instance, or stops the new one.
+    func finish(_ deploy: InFlight, problem: String?) -> Failure? {
+        let name = deploy.step.ref.name
+        if let problem {
+            if let instance = deploy.instance { deploy.driver.stop(instance) }
             update(name) { $0.pending = nil }
             // Stopping the reconciler is not a failure of the release: the next start applies it again.
             if options.stop.requested { return nil }
-            return fail(name, release: release, tree: step.tree, reason: problem)
+            return fail(name, release: deploy.release, tree: deploy.step.tree, reason: problem)
         }
-        if let current, overlap { stop(current, of: name) }
-        confirm(step, instance: instance, deployment: deployment, release: release, tookMilliseconds: Clock.monotonicMilliseconds() - started)
+        guard let instance = deploy.instance else { return nil }
+        if let current = deploy.current, deploy.overlap { stop(current, of: name) }
+        confirm(deploy.step, instance: instance, deployment: deploy.deployment, release: deploy.release,
+                tookMilliseconds: Clock.monotonicMilliseconds() - deploy.startedAt)
         return nil
+    }
+
+    /// A deploy the new tip no longer wants: stopped, not failed.
+    func abandon(_ deploy: InFlight) {
+        logger.notice("\(deploy.step.ref.name): the tip moved on; stopped waiting for \(deploy.step.spec.version)")
+        if let instance = deploy.instance { deploy.driver.stop(instance) }
+        if let applying = deploy.applying { _ = Spawn.stop(applying.pid, graceMilliseconds: 2_000) }
+        update(deploy.step.ref.name) { $0.pending = nil }
     }
 
     /// Records a healthy new instance: state first, then the note.

@@ -49,17 +49,8 @@ extension Reconciler {
         let tipChanged = state.tip != tip.hex
         let rollbackTip = tipChanged ? rollbackApps(tip, desired) : []
         let steps = plan(desired, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full)
-        var failures: [Failure] = []
-        var flushed = Clock.monotonicMilliseconds()
-        for step in order(steps, desired, reverse: !rollbackTip.isEmpty) {
-            if let failure = apply(step, tip: tip) { failures.append(failure) }
-            if fatal != nil { return false }
-            // In a long pass, write notes about once a second rather than at the end only.
-            if Clock.monotonicMilliseconds() - flushed >= 1_000 {
-                flushNotes()
-                flushed = Clock.monotonicMilliseconds()
-            }
-        }
+        var failures = runWaves(steps, desired, reverse: !rollbackTip.isEmpty, tip: tip)
+        if fatal != nil { return false }
         removeAppsNoLongerDesired(desired)
         state.tip = tip.hex
         state.lastApplied = tip.hex

@@ -84,6 +84,9 @@ public struct ReconcilerOptions: Sendable {
     public var allowedSigners: String?
     /// Bounds on app directories; a commit over them is refused.
     public var limits = AppLimits()
+    /// How many apps of one dependency wave are started and waited for at
+    /// once (1: one at a time, in dependency order).
+    public var concurrency = 8
     /// Called after the reconciler wrote a commit or notes (a mirror pushes them).
     public var onWrite: @Sendable () -> Void = {}
 

@@ -124,6 +124,9 @@ struct LoopOptions: ParsableArguments {
     @Option(help: ArgumentHelp("An inherited variable apps must not see (repeatable; NAME, or PREFIX* such as AWS_*). Rewind's own REWIND_* variables are never passed on.", valueName: "name"))
     var secretEnv: [String] = []
 
+    @Option(help: "How many apps of one dependency wave are started and waited for at once (1: one at a time).")
+    var concurrency: Int = 8
+
     @Option(help: "Refuse a commit with a file larger than this many bytes in an app directory.")
     var maxBlobSize: Int = 10 << 20
 
@@ -131,6 +134,7 @@ struct LoopOptions: ParsableArguments {
     var maxAppFiles: Int = 10_000
 
     func validate() throws {
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be 1 or more") }
         guard maxBlobSize > 0, maxAppFiles > 0 else { throw ValidationError("--max-blob-size and --max-app-files must be positive") }
         guard SignaturePolicy(rawValue: verify) != nil else { throw ValidationError("--verify '\(verify)' is not one of none, head, all") }
         guard let fetch = Duration(parsing: fetchInterval), fetch.milliseconds > 0 else { throw ValidationError("--fetch-interval '\(fetchInterval)' is not a duration; write for example 60s") }
@@ -167,6 +171,7 @@ struct LoopOptions: ParsableArguments {
         var options = ReconcilerOptions(repoPath: mirror?.path ?? repo.repo, environment: Spawn.currentEnvironment(),
                                         searchPath: Spawn.executableDirectory().map { [$0] } ?? [])
         options.secretEnvironment = secretEnv
+        options.concurrency = concurrency
         options.verify = SignaturePolicy(rawValue: verify) ?? .none
         options.limits.maxBlobBytes = maxBlobSize
         options.limits.maxFiles = maxAppFiles

@@ -13,6 +13,7 @@
 //   --health ok|fail
 //   --health-fail-file P   /health fails while file P exists
 //   --crash-after D        exit with status 1 after D (e.g. 2s)
+//   --ready-after D        /health fails for the first D after start (a slow start)
 //   --latency D            delay added to every / request
 
 import SystemSupport
@@ -34,11 +35,12 @@ struct Settings {
     var healthFailFile: String?
     var crashAfterMilliseconds: Int64?
     var latencyMilliseconds: Int64 = 0
+    var readyAfterMilliseconds: Int64 = 0
 
     static func parse(_ arguments: [String], environment: [String: String]) -> Result<Settings, UsageError> {
         var s = Settings()
         var values: [String: String] = [:]
-        for key in ["name", "port", "fail-rate", "health", "health-fail-file", "crash-after", "latency"] {
+        for key in ["name", "port", "fail-rate", "health", "health-fail-file", "crash-after", "latency", "ready-after"] {
             let envKey = "DEMO_" + key.uppercased().replacing("-", with: "_")
             if let value = environment[envKey] { values[key] = value }
         }
@@ -60,6 +62,7 @@ struct Settings {
             case "health": guard value == "ok" || value == "fail" else { return .failure(UsageError(message: "--health: use ok or fail")) }; s.healthFails = value == "fail"
             case "health-fail-file": s.healthFailFile = value
             case "crash-after": guard let d = milliseconds(value) else { return .failure(UsageError(message: "--crash-after: '\(value)' is not a duration such as 2s")) }; s.crashAfterMilliseconds = d
+            case "ready-after": guard let d = milliseconds(value) else { return .failure(UsageError(message: "--ready-after: '\(value)' is not a duration such as 2s")) }; s.readyAfterMilliseconds = d
             case "latency": guard let d = milliseconds(value) else { return .failure(UsageError(message: "--latency: '\(value)' is not a duration such as 50ms")) }; s.latencyMilliseconds = d
             default: return .failure(UsageError(message: "unknown option --\(key)"))
             }
@@ -113,11 +116,13 @@ struct Service {
     let settings: Settings
     var metrics = Metrics()
     var served = 0
+    let startedAt = Clock.monotonicMilliseconds()
 
     mutating func respond(to path: String) -> (Int, String, String) {
         switch path {
         case "/health":
-            let failing = settings.healthFails || settings.healthFailFile.map { access($0, F_OK) == 0 } ?? false
+            let starting = Clock.monotonicMilliseconds() - startedAt < settings.readyAfterMilliseconds
+            let failing = starting || settings.healthFails || settings.healthFailFile.map { access($0, F_OK) == 0 } ?? false
             return failing ? (500, "text/plain", "unhealthy\n") : (200, "text/plain", "ok \(settings.name) \(settings.version)\n")
         case "/metrics":
             return (200, "text/plain; version=0.0.4", metrics.text(settings))

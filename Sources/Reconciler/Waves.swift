@@ -1,0 +1,94 @@
+import DeployModel
+import GitKit
+import SystemSupport
+
+extension Reconciler {
+    /// Steps 6 and 7 for a whole pass, in dependency waves: the apps whose
+    /// dependencies are satisfied start together (at most
+    /// `options.concurrency` applies running at once: exec apply commands;
+    /// a process starts at once) and are waited for together;
+    /// the next wave starts when this one is done. Everything stays on the
+    /// reconciler's one thread: starting a process is quick, and waiting is
+    /// polling each one's health in turn, so libgit2 handles never cross
+    /// threads. A new tip noticed during a wait stops the waits it makes
+    /// moot (their apps change again) and ends the pass after the wave, so
+    /// that the next pass plans against the new tip. Returns the failures.
+    func runWaves(_ steps: [PlannedStep], _ desired: DesiredView, reverse: Bool, tip: OID) -> [Failure] {
+        var failures: [Failure] = []
+        var flushed = Clock.monotonicMilliseconds()
+        var tipMoved = false
+        for wave in waves(steps, desired, reverse: reverse) {
+            var queue = wave[...]
+            var inFlight: [InFlight] = []
+            var nextTipCheck: Int64 = 0
+            while !queue.isEmpty || !inFlight.isEmpty {
+                // --concurrency 1: one app at a time, started and waited for, as before waves.
+                func busy() -> Int { options.concurrency <= 1 ? inFlight.count : inFlight.filter { $0.applying != nil }.count }
+                while busy() < max(1, options.concurrency), let step = queue.popFirst() {
+                    if step.action == .deploy {
+                        switch begin(step, tip: tip, background: options.concurrency > 1) {
+                        case .waiting(let deploy): inFlight.append(deploy)
+                        case .finished(let failure): failures += failure.map { [$0] } ?? []
+                        }
+                    } else if let failure = apply(step, tip: tip) {
+                        failures.append(failure)
+                    }
+                    if fatal != nil { return failures }
+                }
+                var waiting: [InFlight] = []
+                for var deploy in inFlight {
+                    if let outcome = check(&deploy) {
+                        if let failure = finish(deploy, problem: outcome) { failures.append(failure) }
+                    } else {
+                        waiting.append(deploy)
+                    }
+                }
+                inFlight = waiting
+                let now = Clock.monotonicMilliseconds()
+                if !inFlight.isEmpty && now >= nextTipCheck {
+                    nextTipCheck = now + 50
+                    if let newTip = try? repo.tip(), newTip != tip {
+                        tipMoved = true
+                        inFlight = inFlight.filter { deploy in
+                            guard wantedAgain(deploy.step, at: newTip) else { abandon(deploy); return false }
+                            return true
+                        }
+                        queue = queue.filter { wantedAgain($0, at: newTip) }[...]
+                    }
+                }
+                // In a long pass, write notes about once a second rather than at the end only.
+                if now - flushed >= 1_000 {
+                    flushNotes()
+                    flushed = now
+                }
+                if !inFlight.isEmpty { Clock.sleep(milliseconds: 5) }
+            }
+            if tipMoved { break }
+        }
+        return failures
+    }
+
+    /// The steps in waves: each app after the apps of the same pass it
+    /// depends on (apps already running count as satisfied); a rollback
+    /// commit's waves run in reverse.
+    func waves(_ steps: [PlannedStep], _ desired: DesiredView, reverse: Bool) -> [[PlannedStep]] {
+        let ordered = order(steps, desired, reverse: false)
+        let names = Set(ordered.map(\.ref.name))
+        var level: [String: Int] = [:]
+        for step in ordered {
+            let deps = step.ref.dependsOn.filter(names.contains)
+            level[step.ref.name] = (deps.compactMap { level[$0] }.max() ?? -1) + 1
+        }
+        var waves: [[PlannedStep]] = Array(repeating: [], count: (level.values.max() ?? -1) + 1)
+        for step in ordered { waves[level[step.ref.name] ?? 0].append(step) }
+        return reverse ? waves.reversed() : waves
+    }
+
+    /// True when the app still wants the step's tree at `newTip` (its tree
+    /// there, or its pin's): a wait for it is not moot.
+    private func wantedAgain(_ step: PlannedStep, at newTip: OID) -> Bool {
+        guard let tree = try? repo.git.commit(newTip).tree else { return true }
+        if let pins = try? repo.pins(tree: tree), let pin = pins.pins[step.ref.name] { return pin.tree == step.tree.hex }
+        return (try? repo.appTree(step.ref, in: tree)) == step.tree
+    }
+}
