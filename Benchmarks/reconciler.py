@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """`make bench-reconciler`: the reconciler's benchmarks (issue 3).
 
-    python3 Benchmarks/reconciler.py PATH-TO-REWIND [--runs N] [--only ref-to-apply,idle-pass,rollback-to-healthy,memory]
+    python3 Benchmarks/reconciler.py PATH-TO-REWIND [--runs N] [--only ref-to-apply,idle-pass,rollback-to-healthy,memory,waves] [--quick]
+
+(--quick: the waves benchmark without its 200-second --concurrency 1 run.)
 
 1. ref update -> apply started (exec app whose apply records the time), median of N;
 2. a pass with nothing to do over 1,000 apps: CPU seconds of `rewind reconcile --once`;
 3. rollback commit written -> previous version healthy (demo service), median of N;
-4. resident memory of the reconciler supervising 50 demo-service processes.
+4. resident memory of the reconciler supervising 50 demo-service processes;
+5. one commit changes 100 process apps in 2 dependency waves, each 2 s to
+   become healthy: commit -> all healthy, default --concurrency against
+   --concurrency 1 (one at a time) in the same run.
 
 Each benchmark builds its own repository in a temporary directory and removes
 it (and every process it started) afterwards. Prints a summary with targets.
 """
-import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import json, os, random, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 REWIND = os.path.realpath(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else sys.exit(__doc__)
 RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 15
@@ -56,12 +61,12 @@ def status(repo, state):
     return {a["app"]: a for a in json.loads(out)["apps"]}
 
 
-def wait(what, condition, timeout=120):
+def wait(what, condition, timeout=120, pause=0.01):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if condition():
             return
-        time.sleep(0.01)
+        time.sleep(pause)
     raise SystemExit(f"timed out waiting for {what}")
 
 
@@ -97,7 +102,10 @@ def ref_update_to_apply(runs):
         wait("the first apply", lambda: os.path.exists(f"{root}/started-0"))
         samples = []
         for i, c in enumerate(prepared, start=1):
-            time.sleep(0.3)  # let the previous apply finish: each sample starts idle
+            # Let the previous apply finish, so that each sample starts idle; the
+            # random part samples every phase of the 50 ms ref poll (a fixed
+            # pause locks onto one phase and gives 10 or 55 ms depending on the run).
+            time.sleep(0.3 + random.uniform(0, 0.05))
             t0 = time.time_ns()
             sh("git", "update-ref", "refs/heads/main", c, cwd=repo)
             marker = f"{root}/started-{i}"
@@ -189,7 +197,46 @@ def memory_with_50_processes():
         shutil.rmtree(root, ignore_errors=True)
 
 
+def waves(concurrency_runs):
+    """100 demo services, b-NN depending on a-NN; all move to a version that takes 2 s to become healthy."""
+    def apps(version, ready):
+        return {f"{w}-{i:02d}": demo_app(version, f"  args: [\"--ready-after\", \"{ready}\"]\n") for w in "ab" for i in range(50)}
+    results = {}
+    for label, extra in [("default concurrency (8)", ()), ("--concurrency 1", ("--concurrency", "1"))][:concurrency_runs]:
+        root = tempfile.mkdtemp(prefix="rewind-bench-")
+        rec = None
+        try:
+            repo = new_repo(root, apps("1", "0s"))
+            config = "apiVersion: rewind/v1\nbranch: main\napps:\n" + "".join(
+                f"  - name: {n}\n    path: apps/{n}\n" + (f"    dependsOn: [a-{n[2:]}]\n" if n.startswith("b") else "") for n in apps("1", "0s"))
+            write(f"{repo}/rewind.yaml", config + "policy:\n  maxPerHour: 0\n")
+            commit(repo, "b depends on a")
+            rec = Reconciler(root, repo, extra)
+            at = lambda v: all(a["applied"]["version"] == v and a["health"] == "healthy" for a in status(repo, rec.state).values())
+            wait("100 apps at 1", lambda: at("1"), timeout=600)
+            for name, text in apps("2", "2s").items():
+                write(f"{repo}/apps/{name}/app.yaml", text)
+            t0 = time.time() * 1000
+            commit(repo, "everything 2, slow to start")
+            # Polled slowly: the time comes from the apps' healthySince, and a
+            # `rewind status` every 10 ms would compete with the reconciler for the 2 cores.
+            wait("100 apps at 2", lambda: at("2"), timeout=900, pause=0.5)
+            took = max(a["healthySince"] for a in status(repo, rec.state).values()) - t0
+            results[label] = took
+            print(f"  {label}: {took / 1000:.1f} s", flush=True)
+        finally:
+            if rec:
+                rec.stop()
+            shutil.rmtree(root, ignore_errors=True)
+    default = results.get("default concurrency (8)")
+    line = f"100 process apps in 2 waves, 2 s each to become healthy, commit -> all healthy: {default / 1000:.1f} s with the default concurrency; target <= 5 s"
+    if "--concurrency 1" in results:
+        line += f"; --concurrency 1: {results['--concurrency 1'] / 1000:.1f} s (ratio {default / results['--concurrency 1']:.3f})"
+    summary.append(line)
+
+
 BENCHMARKS = {
+    "waves": lambda: waves(1 if "--quick" in sys.argv else 2),
     "ref-to-apply": lambda: ref_update_to_apply(RUNS),
     "idle-pass": lambda: idle_pass_cpu(5),
     "rollback-to-healthy": lambda: rollback_to_healthy(min(RUNS, 10)),

@@ -23,12 +23,11 @@ public struct ExecPlatform: PlatformDriver {
     public func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance {
         guard let exec = deployment.spec.exec else { throw PlatformError("\(deployment.app) has no exec settings") }
         // The intent first: nothing runs that the state cannot name.
-        try journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds()))
+        try journal(Instance.exec(deployment))
         // The running apply is journaled, so that a reconciler killed
         // meanwhile stops it on restart before applying again.
         let outcome = try commands.run(exec.apply, deployment, what: "apply", timeout: exec.timeout) { pid in
-            try? journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
-                                  pid: pid, pidStartTime: ProcessProbe.startTime(pid), startedAt: Clock.wallMilliseconds()))
+            try? journal(Instance.exec(deployment, applyPid: pid))
         }
         guard let status = outcome.status else {
             throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) timed out after \(exec.timeout)", output: outcome.output)
@@ -36,7 +35,7 @@ public struct ExecPlatform: PlatformDriver {
         guard status.succeeded else {
             throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) \(status)", output: outcome.output)
         }
-        return Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds())
+        return Instance.exec(deployment)
     }
 
     /// An apply command under way (`beginApply`), polled with `poll`.
@@ -51,10 +50,9 @@ public struct ExecPlatform: PlatformDriver {
     /// apps' applies can run at once; the intent and the pid are journaled.
     public func beginApply(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> ApplyInProgress {
         guard let exec = deployment.spec.exec else { throw PlatformError("\(deployment.app) has no exec settings") }
-        try journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds()))
+        try journal(Instance.exec(deployment))
         let (pid, output) = try commands.launch(exec.apply, deployment, what: "apply")
-        try? journal(Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
-                              pid: pid, pidStartTime: ProcessProbe.startTime(pid), startedAt: Clock.wallMilliseconds()))
+        try? journal(Instance.exec(deployment, applyPid: pid))
         return ApplyInProgress(pid: pid, output: output, deadline: Clock.monotonicMilliseconds() + exec.timeout.milliseconds, deployment: deployment)
     }
 
@@ -75,7 +73,7 @@ public struct ExecPlatform: PlatformDriver {
         if let status, !status.succeeded {
             throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) \(status)", output: outcome.output)
         }
-        return Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: Clock.wallMilliseconds())
+        return Instance.exec(deployment)
     }
 
     public func healthProblem(_ instance: Instance, _ deployment: Deployment) -> String? {
@@ -113,5 +111,15 @@ public struct ExecPlatform: PlatformDriver {
     static func lastLine(_ output: String) -> String {
         guard let line = output.split(separator: "\n").last else { return "" }
         return ": \(line.prefix(200))"
+    }
+}
+
+extension Instance {
+    /// An exec app's instance; while its apply runs, the apply's pid.
+    static func exec(_ deployment: Deployment, applyPid: Int32? = nil) -> Instance {
+        var instance = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+                                pid: applyPid, pidStartTime: applyPid.flatMap(ProcessProbe.startTime), startedAt: Clock.wallMilliseconds())
+        instance.platform = .exec
+        return instance
     }
 }

@@ -61,6 +61,12 @@ public struct Instance: Sendable, Codable, Equatable {
     /// before it is spawned: a reconciler killed before it recorded the pid
     /// finds the process by it after a restart.
     public var launch: String?
+    /// The platform that runs it (recorded by the driver; older state files
+    /// lack it: a pid then means the process platform).
+    public var platform: Platform?
+
+    /// The platform, as recorded or as older state files imply it.
+    public var runsOn: Platform { platform ?? (pid == nil ? .exec : .process) }
 
     /// Describes an instance.
     public init(tree: String, commit: String, version: String, pid: Int32? = nil, pidStartTime: UInt64? = nil, port: Int? = nil, startedAt: Int64) {

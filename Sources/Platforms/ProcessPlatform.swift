@@ -38,6 +38,7 @@ public struct ProcessPlatform: PlatformDriver {
         var intent = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
                               port: port, startedAt: Clock.wallMilliseconds())
         intent.launch = launch
+        intent.platform = .process
         try journal(intent)
         var directory = deployment.files
         if let wd = settings.workingDirectory { directory = wd.hasPrefix("/") ? wd : "\(deployment.files)/\(wd)" }
@@ -53,6 +54,7 @@ public struct ProcessPlatform: PlatformDriver {
         var instance = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
                                 pid: pid, pidStartTime: ProcessProbe.startTime(pid), port: port, startedAt: Clock.wallMilliseconds())
         instance.launch = launch
+        instance.platform = .process
         TestHook.killPoint("after-spawn")
         do {
             try journal(instance)

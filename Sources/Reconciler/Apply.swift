@@ -304,8 +304,7 @@ extension Reconciler {
     }
 
     func stop(_ instance: Instance, of name: String) {
-        let platform: Platform = instance.pid == nil ? .exec : .process
-        guard let driver = drivers[platform] else { return }
+        guard let driver = drivers[instance.runsOn] else { return }
         logger.info("stopping \(name) \(instance.version)")
         driver.stop(instance)
         update(name) { app in

@@ -1,4 +1,5 @@
 import GitKit
+import Rollback
 import SystemSupport
 
 /// Records what happened on the platform as git notes under
@@ -11,7 +12,7 @@ import SystemSupport
 /// written once per outcome, app and commit: after a restart, recording the
 /// same outcome again changes nothing.
 public struct NoteRecorder {
-    public static let notesRef = "refs/notes/rewind"
+    public static let notesRef = NoteLine.notesRef
     let git: Repository
     let host: String
 

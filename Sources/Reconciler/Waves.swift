@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DeployModel
 import GitKit
 import SystemSupport
@@ -36,12 +39,20 @@ extension Reconciler {
                     if fatal != nil { return failures }
                 }
                 var waiting: [InFlight] = []
+                var done: [(InFlight, String?)] = []
                 for var deploy in inFlight {
-                    if let outcome = check(&deploy) {
-                        if let failure = finish(deploy, problem: outcome) { failures.append(failure) }
-                    } else {
-                        waiting.append(deploy)
+                    if let outcome = check(&deploy) { done.append((deploy, outcome)) } else { waiting.append(deploy) }
+                }
+                // The old versions of the apps that became healthy together are
+                // told to stop together; each is then reaped as it is retired.
+                for (deploy, problem) in done where problem == nil && deploy.overlap {
+                    if let current = deploy.current, current.runsOn == .process, let pid = current.pid,
+                       ProcessProbe.startTime(pid) == current.pidStartTime {
+                        kill(-pid, SIGTERM)
                     }
+                }
+                for (deploy, problem) in done {
+                    if let failure = finish(deploy, problem: problem) { failures.append(failure) }
                 }
                 inFlight = waiting
                 let now = Clock.monotonicMilliseconds()

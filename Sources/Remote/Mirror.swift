@@ -52,7 +52,7 @@ public final class Mirror: Sendable {
 
     static let remoteHeads = "refs/rewind/remote/heads/"
     static let remoteNotes = "refs/rewind/remote/notes/rewind"
-    static let notesRef = "refs/notes/rewind"
+    static let notesRef = NoteLine.notesRef
 
     /// Opens the mirror at `path` for `url`, creating it when absent. Refuses
     /// a mirror that follows another URL. With `proposalPrefix`, rollbacks

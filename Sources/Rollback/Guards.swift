@@ -85,7 +85,7 @@ public enum Artifacts {
 /// verified healthy (a git note under refs/notes/rewind says so), else the
 /// newest earlier release that was not itself rolled back.
 enum LastGoodRelease {
-    static let notesRef = "refs/notes/rewind"
+    static let notesRef = NoteLine.notesRef
 
     static func find(_ releases: [Release], git: Repository) -> Release? {
         guard let current = releases.last else { return nil }

@@ -1,6 +1,9 @@
 /// One line of a note under `refs/notes/rewind`:
 /// `<outcome> app=<name> key=value key="a value with spaces" ...`.
 public struct NoteLine: Sendable, Equatable {
+    /// The notes ref Rewind writes outcomes under: the one place it is named.
+    public static let notesRef = "refs/notes/rewind"
+
     public var outcome: String
     public var app: String
     /// The other fields, in order (without `app`).
