@@ -81,7 +81,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RemoteTests",
-            dependencies: ["Server", "Remote", "SystemSupport", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["Remote", "SystemSupport", "TestSupport"]
         ),
         .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
     ]

@@ -82,14 +82,3 @@ final class ResultsBox: Sendable {
     func append(_ value: String) { values.withLock { $0.append(value) } }
     var all: [String] { values.withLock { $0 } }
 }
-
-import HTTPTypes
-import SystemSupport
-
-enum HTTPFieldsForTest {
-    static func make(_ values: [String: String]) -> HTTPFields {
-        var fields = HTTPFields()
-        for (name, value) in values { if let name = HTTPField.Name(name) { fields[name] = value } }
-        return fields
-    }
-}
