@@ -59,7 +59,7 @@ public struct NoteRecorder {
             if byCommit[note.commit] == nil { order.append(note.commit) }
             byCommit[note.commit, default: []].append(note)
         }
-        for _ in 1...50 {
+        let written = try retryLostRaces(attempts: 50) { _ -> Bool? in
             let current = try git.referenceTarget(Self.notesRef)
             var head = current
             let now = Clock.wallMilliseconds()
@@ -76,14 +76,15 @@ public struct NoteRecorder {
                 guard added else { continue }
                 head = try git.createNotesCommit(parent: head, on: commit, message: lines.joined(separator: "\n") + "\n", signature: signature)
             }
-            guard let head, head != current else { return }
+            guard let head, head != current else { return true }
             do {
                 try git.updateReference(Self.notesRef, to: head, expecting: current, logMessage: "rewind: notes")
-                return
+                return true
             } catch let error as GitError where error.code == .modified || error.code == .locked || error.code == .exists {
-                Clock.sleep(milliseconds: Int64.random(in: 1...10))
+                return nil
             }
         }
+        if written != nil { return }
         throw StateError("gave up writing notes: \(Self.notesRef) kept moving")
     }
 

@@ -122,7 +122,7 @@ public final class Notifier: Sendable {
                 continue
             }
             log("notification target #\(delivery.target + 1) answered \(status.map(String.init) ?? "nothing"); retrying")
-            delivery.due = Clock.monotonicMilliseconds() + 500 << Int64(delivery.attempt - 1)
+            delivery.due = Clock.monotonicMilliseconds() + Backoff(base: 500, cap: 8_000).delay(attempt: delivery.attempt)
             queue.withLock { $0.insert(delivery, at: 0) }
         }
     }

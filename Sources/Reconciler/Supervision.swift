@@ -29,6 +29,9 @@ extension Reconciler {
         }
     }
 
+    /// Restarts of a crashed process: 0.5 s, 1 s, 2 s... up to `maxRestartBackoff`.
+    var restartBackoff: Backoff { Backoff(base: 500, cap: options.maxRestartBackoff) }
+
     /// The deployment a running instance was started from (rebuilt after a restart).
     func deployment(of instance: Instance, _ ref: AppRef) -> Deployment? {
         if let known = deployments[instance.tree] { return known }
@@ -57,7 +60,7 @@ extension Reconciler {
                         reason: "crash-looping: exited \(app.exits.count) times within \(Int(seconds))s of becoming healthy (last: \(why))")
         }
         app.restarts += 1
-        let backoff = min(500 << Int64(min(app.restarts - 1, 16)), options.maxRestartBackoff)
+        let backoff = restartBackoff.delay(attempt: app.restarts)
         app.nextRestartAt = now + backoff
         app.health = .restarting
         app.lastError = "\(why); restarting in \(Duration(milliseconds: backoff))"
@@ -77,7 +80,7 @@ extension Reconciler {
             nextProbe[name] = 0
             logger.info("restarted \(name) \(deployment.spec.version) (pid \(instance.pid ?? 0))")
         } catch {
-            let backoff = min(500 << Int64(min(state.apps[name]?.restarts ?? 1, 16)), options.maxRestartBackoff)
+            let backoff = restartBackoff.delay(attempt: (state.apps[name]?.restarts ?? 1) + 1)
             update(name) { app in
                 app.restarts += 1
                 app.lastError = "\(error)"

@@ -110,7 +110,7 @@ public final class Mirror: Sendable {
                     if attempt == maxPushAttempts {
                         report.error = "the remote rejected the push \(attempt) times (it keeps moving); the commits stay queued and are pushed on the next sync"
                     } else {
-                        Clock.sleep(milliseconds: Int64(100 << min(attempt, 5)) + Int64.random(in: 0...100))
+                        Clock.sleep(milliseconds: Backoff(base: 200, cap: 3_200, randomized: true).delay(attempt: attempt))
                     }
                 }
             } catch {

@@ -52,7 +52,7 @@ public struct CommitWriter {
 
     private func attempts(_ original: RollbackRequest, dryRun: Bool) throws -> RollbackResult {
         var request = original
-        for attempt in 1...maxAttempts {
+        let result = try retryLostRaces(attempts: maxAttempts) { attempt -> RollbackResult? in
             repo.git.discardStagedObjects()
             let tip = try repo.tip()
             let planner = try Planner(repo: repo, request: request, tip: tip, limits: limits)
@@ -91,8 +91,7 @@ public struct CommitWriter {
                 // The default target was resolved against the release this
                 // command set out to undo: plan again with that same target.
                 request = Self.pinned(request, plan)
-                backoff(attempt)
-                continue
+                return nil
             } catch {
                 outbox?.remove(commit.description)
                 throw RewindError.git(error, doing: "moving \(repo.branchName)")
@@ -102,6 +101,7 @@ public struct CommitWriter {
             }
             return .written(commit: commit, plan: plan, attempts: attempt)
         }
+        if let result { return result }
         throw RewindError(.contention, "gave up after \(maxAttempts) attempts: \(repo.branchName) kept moving", hint: "try again; another writer is busy on this branch")
     }
 
@@ -142,9 +142,4 @@ public struct CommitWriter {
         }
     }
 
-    private func backoff(_ attempt: Int) {
-        let capped = min(attempt, 8)
-        let micros = UInt32.random(in: 500...(2_000 * UInt32(capped)))
-        usleep(micros)
-    }
 }
