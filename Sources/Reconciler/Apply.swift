@@ -180,8 +180,8 @@ extension Reconciler {
         }
         deployments[step.tree.hex] = deployment
         var entries = [
-            NoteRecorder.Entry(outcome: "applied", app: name, fields: [("version", step.spec.version), ("tree", step.tree.short), ("duration", "\(tookMilliseconds)ms")]),
-            NoteRecorder.Entry(outcome: "healthy", app: name, fields: [("version", step.spec.version)]),
+            NoteRecorder.Entry(outcome: .applied, app: name, fields: [("version", step.spec.version), ("tree", step.tree.short), ("duration", "\(tookMilliseconds)ms")]),
+            NoteRecorder.Entry(outcome: .healthy, app: name, fields: [("version", step.spec.version)]),
         ]
         entries += verification(name, release: release, now: now)
         note(entries, on: release)
@@ -226,7 +226,7 @@ extension Reconciler {
         logger.notice("\(name): rollback \(commit.id.short) verified (\(what))")
         let trigger = RollbackTrailers.parse(commit.message)?.trigger.rawValue ?? "manual"
         options.notifier?.send(RollbackEvent(.completed, app: name, trigger: trigger, commit: commit.id.hex, reason: "\(name) is \(what) again"))
-        return [NoteRecorder.Entry(outcome: "verified", app: name)]
+        return [NoteRecorder.Entry(outcome: .verified, app: name)]
     }
 
     /// A rollback commit that sets an app to the tree already running: check
@@ -297,7 +297,7 @@ extension Reconciler {
             if app.instance == nil || app.instance?.tree == tree.hex || app.health == .starting { app.health = .failed }
         }
         let version = desired?.config.app(named: name).flatMap { repo.appSpec(appTree: tree, app: $0) }?.version
-        note([NoteRecorder.Entry(outcome: "failed", app: name, fields: [("version", version ?? tree.short), ("reason", reason)])], on: release)
+        note([NoteRecorder.Entry(outcome: .failed, app: name, fields: [("version", version ?? tree.short), ("reason", reason)])], on: release)
         options.observer.releaseApplied(app: name, outcome: "failed")
         logger.error("\(name) release \(release.short) failed: \(reason)")
         return Failure(app: name, release: release, reason: reason)

@@ -197,7 +197,7 @@ extension Reconciler {
                 app.lastRollback?.rollbackCommit = written.hex
                 app.lastRollback?.committedAt = now
             }
-            note([NoteRecorder.Entry(outcome: "rolled-back", app: name, fields: [("by", written.short), ("to", good.version)])], on: failure.release)
+            note([NoteRecorder.Entry(outcome: .rolledBack, app: name, fields: [("by", written.short), ("to", good.version)])], on: failure.release)
             options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "committed",
                                                millisecondsToCommit: state.apps[name]?.lastRollback.map { now - $0.failedAt })
             logger.notice("rolled back \(name) to \(good.version) with commit \(written.short)")
@@ -213,7 +213,7 @@ extension Reconciler {
             options.notifier?.send(RollbackEvent(.failed, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: failure.reason))
         }
         options.notifier?.send(RollbackEvent(.escalated, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: why))
-        note([NoteRecorder.Entry(outcome: "escalated", app: failure.app, fields: [("reason", why)])], on: failure.release)
+        note([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], on: failure.release)
         logger.critical("\(failure.app): \(why)")
     }
 }

@@ -25,12 +25,12 @@ public struct NoteRecorder {
 
     /// One outcome on one commit.
     public struct Entry {
-        var outcome: String
+        var outcome: NoteOutcome
         var app: String
         var fields: [(String, String)] = []
 
         /// An outcome line's content.
-        public init(outcome: String, app: String, fields: [(String, String)] = []) {
+        public init(outcome: NoteOutcome, app: String, fields: [(String, String)] = []) {
             self.outcome = outcome
             self.app = app
             self.fields = fields
@@ -41,11 +41,11 @@ public struct NoteRecorder {
     public func render(_ entries: [Entry], on commit: OID) -> [PendingNote] {
         let now = Clock.wallMilliseconds()
         return entries.map { entry in
-            var words = ["\(entry.outcome) app=\(entry.app)"]
+            var words = ["\(entry.outcome.rawValue) app=\(entry.app)"]
             for (key, value) in entry.fields { words.append("\(key)=\(quoted(Bounded.text(value, limit: Bounded.maxReasonLength)))") }
             words.append("time=\(Clock.iso8601UTC(milliseconds: now))")
             words.append("host=\(host)")
-            return PendingNote(commit: commit.hex, key: "\(entry.outcome) app=\(entry.app) ", line: words.joined(separator: " "))
+            return PendingNote(commit: commit.hex, key: "\(entry.outcome.rawValue) app=\(entry.app) ", line: words.joined(separator: " "))
         }
     }
 

@@ -223,7 +223,7 @@ extension Reconciler {
             return nil
         }
         if tipChanged {
-            note([NoteRecorder.Entry(outcome: "held", app: name, fields: [("pin", pinTree.short), ("version", spec.version)])], on: tip)
+            note([NoteRecorder.Entry(outcome: .held, app: name, fields: [("pin", pinTree.short), ("version", spec.version)])], on: tip)
             logger.notice("\(name) is held by a pin at \(spec.version); the tip's change to it is not applied")
         }
         return pinTree

@@ -99,6 +99,6 @@ enum LastGoodRelease {
 
     static func isVerified(_ release: Release, git: Repository) -> Bool {
         guard let note = try? git.note(on: release.commit, notesRef: notesRef) else { return false }
-        return NoteLine.parseAll(note).contains { ($0.outcome == "verified" || $0.outcome == "healthy") && $0.app == release.app }
+        return NoteLine.parseAll(note).contains { ($0.known == .verified || $0.known == .healthy) && $0.app == release.app }
     }
 }

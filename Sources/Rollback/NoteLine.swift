@@ -1,3 +1,9 @@
+/// What a note line says happened to an app's release.
+public enum NoteOutcome: String, Sendable, CaseIterable {
+    case applied, healthy, failed, verified, held, escalated
+    case rolledBack = "rolled-back"
+}
+
 /// One line of a note under `refs/notes/rewind`:
 /// `<outcome> app=<name> key=value key="a value with spaces" ...`.
 public struct NoteLine: Sendable, Equatable {
@@ -13,6 +19,9 @@ public struct NoteLine: Sendable, Equatable {
         public var key: String
         public var value: String
     }
+
+    /// The outcome, when it is one Rewind writes.
+    public var known: NoteOutcome? { NoteOutcome(rawValue: outcome) }
 
     /// The value of the first field named `key`.
     public func value(_ key: String) -> String? { fields.first { $0.key == key }?.value }

@@ -148,7 +148,7 @@ actor RollbackDesk {
     private func recordEscalation(app: String, release: OID, why: String) {
         do {
             let recorder = NoteRecorder(git: try Repository.open(options.repoPath), host: Clock.hostName())
-            try recorder.write(recorder.render([NoteRecorder.Entry(outcome: "escalated", app: app, fields: [("reason", why)])], on: release))
+            try recorder.write(recorder.render([NoteRecorder.Entry(outcome: .escalated, app: app, fields: [("reason", why)])], on: release))
         } catch {
             logger.error("cannot record the escalation of \(app) as a note: \(error)")
         }
