@@ -171,7 +171,7 @@ struct Planner {
 
     private func appRef(_ name: String) throws -> AppRef {
         guard let app = config.app(named: name) else {
-            throw RewindError(.notFound, "unknown app '\(name)'", hint: "apps in rewind.yaml: \(config.apps.map(\.name).joined(separator: ", "))")
+            throw RewindError(.notFound, "unknown app '\(Bounded.text(name))'", hint: "apps in rewind.yaml: \(config.apps.map(\.name).joined(separator: ", "))")
         }
         return app
     }

@@ -190,7 +190,7 @@ actor RollbackDesk {
         do {
             let tip = try repo.tip()
             let config = try repo.config(tree: try repo.git.commit(tip).tree)
-            if let app, config.app(named: app) == nil { throw RequestError(404, "unknown app '\(app)'") }
+            if let app, config.app(named: app) == nil { throw RequestError(404, "unknown app '\(Bounded.text(app))'") }
             let history = try ReleaseHistory.load(repo, config: config, tip: tip, limit: limit == 0 ? nil : limit)
             let names = app.map { [$0] } ?? config.apps.map(\.name)
             return ReleaseJSON.render(names.map { ($0, history.of($0), history.totals[$0] ?? 0) })

@@ -115,6 +115,12 @@ import TestSupport
                 #expect(body.contains("already-rolled-back") && body.contains("--to #"), "\(body)")
             }
             #expect(try repo.tip() == tip)
+            // A name from the path is not echoed at full length.
+            let long = String(repeating: "n", count: 5_000)
+            try await client.execute(uri: "/api/v1/apps/\(long)/rollback", method: .post, headers: auth) { response in
+                #expect(response.status == .notFound)
+                #expect(response.body.readableBytes < 1_000, "\(response.body.readableBytes) bytes")
+            }
         }
     }
 
