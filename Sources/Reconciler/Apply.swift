@@ -124,7 +124,9 @@ extension Reconciler {
             }
         }
         guard let instance = deploy.instance, now >= deploy.nextProbe else { return nil }
-        deploy.nextProbe = now + min(deploy.deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
+        // Quick probes in the first second (a refused connection costs nothing), then every interval, at most 100 ms apart.
+        let steady = min(deploy.deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
+        deploy.nextProbe = now + (now - deploy.startedAt < 1_000 ? min(steady, 10) : steady)
         guard let problem = deploy.driver.healthProblem(instance, deploy.deployment) else { return .some(nil) }
         if case .exited(let why) = deploy.driver.observe(instance, deploy.deployment, thorough: false) {
             return .some("\(why) before becoming healthy" + logTail(deploy.deployment, from: deploy.logStart))
