@@ -14,19 +14,28 @@
 //      refused as a whole (the last good state stays, status says why);
 //   4. plan: the app's tree id (its state id) against the applied one; pins
 //      hold apps at their pinned tree ("held by pin");
-//   5. order: dependsOn first for deploys, the reverse for a rollback commit;
-//   6. apply through the platform driver and wait until healthy (timeout);
+//   5. order in dependency waves: apps whose dependsOn are satisfied form a
+//      wave; the waves run in reverse for a rollback commit;
+//   6. apply each wave through the platform drivers and wait until its apps
+//      are healthy (timeout), together: processes start at once, exec
+//      applies run in the background (at most --concurrency), health is
+//      polled in turn (Waves.swift); a new tip stops the waits it makes moot;
 //   7. record: the state file (atomic) and a git note per outcome;
-//   8. a release that failed may be rolled back automatically, by commit,
-//      under the policy in rewind.yaml; the next pass applies that commit;
+//   8. the releases that failed in the pass go to the policy in rewind.yaml
+//      together: one rollback commit for the apps it allows, an escalation
+//      for each of the others; the next pass applies that commit;
 // - between passes it supervises: crashed processes restart with capped
 //   exponential backoff, and health is probed; a release that crash-loops or
 //   stays unhealthy during its soak window has failed (step 8 again).
 //
-// Everything is synchronous and single-threaded: libgit2 handles are not
-// thread-safe, and one loop makes kill -9 at any point easy to reason about.
-// The state is written before and after every step that starts or stops
-// something, so a restart adopts what runs and redoes what was unfinished.
+// Everything is synchronous and single-threaded, waves included: libgit2
+// handles are not thread-safe, so they never leave this thread (waiting for
+// several apps is polling, not threads), and one loop makes kill -9 at any
+// point easy to reason about. Each intent is recorded before its side
+// effect (a process before its spawn, with a launch token; a failure before
+// its rollback is decided), so a restart adopts what runs, stops what was
+// never recorded as running, and decides what was left undecided; what the
+// state cannot record is not started.
 
 import DeployModel
 import GitKit
