@@ -21,21 +21,15 @@ public struct ExecPlatform: PlatformDriver {
     }
 
     public func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance {
-        guard let exec = deployment.spec.exec else { throw PlatformError("\(deployment.app) has no exec settings") }
-        // The intent first: nothing runs that the state cannot name.
-        try journal(Instance.exec(deployment))
         // The running apply is journaled, so that a reconciler killed
         // meanwhile stops it on restart before applying again.
-        let outcome = try commands.run(exec.apply, deployment, what: "apply", timeout: exec.timeout) { pid in
-            try? journal(Instance.exec(deployment, applyPid: pid))
+        let applying = try beginApply(deployment, journal: journal)
+        var pause: Int64 = 1
+        while true {
+            if let instance = try poll(applying) { return instance }
+            Clock.sleep(milliseconds: pause)
+            pause = min(pause * 2, 20)
         }
-        guard let status = outcome.status else {
-            throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) timed out after \(exec.timeout)", output: outcome.output)
-        }
-        guard status.succeeded else {
-            throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) \(status)", output: outcome.output)
-        }
-        return Instance.exec(deployment)
     }
 
     /// An apply command under way (`beginApply`), polled with `poll`.
@@ -60,17 +54,15 @@ public struct ExecPlatform: PlatformDriver {
     /// it failed or timed out (and is then stopped).
     public func poll(_ apply: ApplyInProgress) throws -> Instance? {
         let deployment = apply.deployment
-        let timeout = deployment.spec.exec?.timeout ?? Duration(milliseconds: 300_000)
-        var status = Spawn.poll(apply.pid)
-        if status == nil {
+        guard let status = Spawn.poll(apply.pid) else {
             guard Clock.monotonicMilliseconds() >= apply.deadline else { return nil }
             _ = Spawn.stop(apply.pid, graceMilliseconds: 2_000)
-            status = nil
             let outcome = commands.collect(deployment, what: "apply", output: apply.output, status: nil)
+            let timeout = deployment.spec.exec?.timeout ?? Duration(milliseconds: 300_000)
             throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) timed out after \(timeout)", output: outcome.output)
         }
         let outcome = commands.collect(deployment, what: "apply", output: apply.output, status: status)
-        if let status, !status.succeeded {
+        guard status.succeeded else {
             throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) \(status)", output: outcome.output)
         }
         return Instance.exec(deployment)

@@ -113,9 +113,22 @@ public struct ProcessPlatform: PlatformDriver {
             if ended != .exited(-1) { kill(-pid, SIGKILL) }
             return
         }
-        // Never signal a pid that now belongs to someone else.
-        guard let actual = ProcessProbe.startTime(pid), instance.pidStartTime == nil || instance.pidStartTime == actual else { return }
+        guard isStill(instance) else { return }
         Spawn.stop(pid, graceMilliseconds: graceMilliseconds)
+    }
+
+    /// Tells an instance's process group to stop, without waiting for it:
+    /// several old versions retire at once, and `stop` then reaps each.
+    public func requestStop(_ instance: Instance) {
+        guard let pid = instance.pid, isStill(instance) else { return }
+        kill(-pid, SIGTERM)
+    }
+
+    /// True while the instance's pid is still its process: never signal a
+    /// pid that now belongs to someone else.
+    private func isStill(_ instance: Instance) -> Bool {
+        guard let pid = instance.pid, let actual = ProcessProbe.startTime(pid) else { return false }
+        return instance.pidStartTime == nil || instance.pidStartTime == actual
     }
 
     public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool {

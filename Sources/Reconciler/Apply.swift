@@ -81,7 +81,7 @@ extension Reconciler {
             stop(current, of: name)
         }
         let logStart = FileIO.size(deployment.logFile) ?? 0
-        let timeout = deployment.spec.health?.timeout.milliseconds ?? 60_000
+        let timeout = Self.healthTimeout(deployment)
         if background, let exec = driver as? ExecPlatform {
             do {
                 let applying = try exec.beginApply(deployment) { pending in try record(name) { $0.pending = pending } }
@@ -117,7 +117,7 @@ extension Reconciler {
                 guard let instance = try exec.poll(applying) else { return nil }
                 deploy.instance = instance
                 deploy.applying = nil
-                deploy.deadline = now + (deploy.deployment.spec.health?.timeout.milliseconds ?? 60_000)
+                deploy.deadline = now + Self.healthTimeout(deploy.deployment)
                 update(deploy.step.ref.name) { $0.pending = instance }
             } catch {
                 return .some("\(error)")
@@ -127,13 +127,22 @@ extension Reconciler {
         // Quick probes in the first second (a refused connection costs nothing), then every interval, at most 100 ms apart.
         let steady = min(deploy.deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
         deploy.nextProbe = now + (now - deploy.startedAt < 1_000 ? min(steady, 10) : steady)
-        guard let problem = deploy.driver.healthProblem(instance, deploy.deployment) else { return .some(nil) }
-        if case .exited(let why) = deploy.driver.observe(instance, deploy.deployment, thorough: false) {
-            return .some("\(why) before becoming healthy" + logTail(deploy.deployment, from: deploy.logStart))
+        return probe(deploy.driver, instance, deploy.deployment, deadline: deploy.deadline, logStart: deploy.logStart)
+    }
+
+    /// How long a new instance has to become healthy.
+    static func healthTimeout(_ deployment: Deployment) -> Int64 { deployment.spec.health?.timeout.milliseconds ?? 60_000 }
+
+    /// One health probe of an instance that is to become healthy by
+    /// `deadline`: nil while it may still, else its outcome (nil inside:
+    /// healthy; else the problem).
+    private func probe(_ driver: any PlatformDriver, _ instance: Instance, _ deployment: Deployment, deadline: Int64, logStart: Int?) -> String?? {
+        guard let problem = driver.healthProblem(instance, deployment) else { return .some(nil) }
+        if case .exited(let why) = driver.observe(instance, deployment, thorough: false) {
+            return .some("\(why) before becoming healthy" + logTail(deployment, from: logStart))
         }
-        if now >= deploy.deadline {
-            let timeout = deploy.deployment.spec.health?.timeout.milliseconds ?? 60_000
-            return .some("not healthy within \(Duration(milliseconds: timeout)): \(problem)" + logTail(deploy.deployment, from: deploy.logStart))
+        if Clock.monotonicMilliseconds() >= deadline {
+            return .some("not healthy within \(Duration(milliseconds: Self.healthTimeout(deployment))): \(problem)" + logTail(deployment, from: logStart))
         }
         return nil
     }
@@ -262,21 +271,13 @@ extension Reconciler {
 
     /// Polls health until healthy, the process ends, or the timeout passes.
     func waitHealthy(_ driver: any PlatformDriver, _ instance: Instance, _ deployment: Deployment, logStart: Int? = nil) -> String? {
-        let health = deployment.spec.health
-        let timeout = health?.timeout.milliseconds ?? 60_000
-        let pause = min(health?.interval.milliseconds ?? 1_000, 100)
-        let deadline = Clock.monotonicMilliseconds() + timeout
-        while let problem = driver.healthProblem(instance, deployment) {
-            if case .exited(let why) = driver.observe(instance, deployment, thorough: false) {
-                return "\(why) before becoming healthy" + logTail(deployment, from: logStart)
-            }
-            if Clock.monotonicMilliseconds() >= deadline {
-                return "not healthy within \(Duration(milliseconds: timeout)): \(problem)" + logTail(deployment, from: logStart)
-            }
+        let deadline = Clock.monotonicMilliseconds() + Self.healthTimeout(deployment)
+        let pause = min(deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
+        while true {
+            if let outcome = probe(driver, instance, deployment, deadline: deadline, logStart: logStart) { return outcome }
             if options.stop.requested { return "the reconciler was stopped while waiting for health" }
             Clock.sleep(milliseconds: pause)
         }
-        return nil
     }
 
     /// The last lines the process wrote since `start` (a byte offset in its log).

@@ -1,8 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DeployModel
 import GitKit
+import Platforms
 import SystemSupport
 
 extension Reconciler {
@@ -46,10 +44,7 @@ extension Reconciler {
                 // The old versions of the apps that became healthy together are
                 // told to stop together; each is then reaped as it is retired.
                 for (deploy, problem) in done where problem == nil && deploy.overlap {
-                    if let current = deploy.current, current.runsOn == .process, let pid = current.pid,
-                       ProcessProbe.startTime(pid) == current.pidStartTime {
-                        kill(-pid, SIGTERM)
-                    }
+                    if let current = deploy.current, current.runsOn == .process { (drivers[.process] as? ProcessPlatform)?.requestStop(current) }
                 }
                 for (deploy, problem) in done {
                     if let failure = finish(deploy, problem: problem) { failures.append(failure) }
