@@ -71,7 +71,10 @@ let package = Package(
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "DeployModel", "TestSupport"]),
         .testTarget(name: "RollbackTests", dependencies: ["Rollback", "GitKit", "DeployModel", "TestSupport"]),
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
-        .testTarget(name: "ReconcilerTests", dependencies: ["Reconciler", "DeployModel", "TestSupport"]),
+        .testTarget(
+            name: "ReconcilerTests",
+            dependencies: ["Reconciler", "Platforms", "GitKit", "DeployModel", "SystemSupport", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "ServerTests",
             dependencies: [

@@ -12,7 +12,7 @@ import SystemSupport
 /// - observe, when given, runs on every full pass: it must exit 0 and print
 ///   the version label or the tree id that is deployed; anything else is
 ///   drift, and Rewind applies again.
-public struct ExecPlatform: PlatformDriver {
+public struct ExecPlatform {
     let commands: CommandRunner
 
     /// A driver that runs commands with `environment` plus the app's variables.
@@ -23,7 +23,7 @@ public struct ExecPlatform: PlatformDriver {
     public func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance {
         // The running apply is journaled, so that a reconciler killed
         // meanwhile stops it on restart before applying again.
-        let applying = try beginApply(deployment, journal: journal)
+        let applying = try startInBackground(deployment, journal: journal)
         var pause: Int64 = 1
         while true {
             if let instance = try poll(applying) { return instance }
@@ -32,31 +32,25 @@ public struct ExecPlatform: PlatformDriver {
         }
     }
 
-    /// An apply command under way (`beginApply`), polled with `poll`.
-    public struct ApplyInProgress: Sendable {
-        public let pid: Int32
-        let output: String
-        let deadline: Int64
-        let deployment: Deployment
-    }
-
     /// Starts the apply command without waiting for it, so that several
     /// apps' applies can run at once; the intent and the pid are journaled.
-    public func beginApply(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> ApplyInProgress {
+    public func startInBackground(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> PendingStart {
         guard let exec = deployment.spec.exec else { throw PlatformError("\(deployment.app) has no exec settings") }
         try journal(Instance.exec(deployment))
         let (pid, output) = try commands.launch(exec.apply, deployment, what: "apply")
         try? journal(Instance.exec(deployment, applyPid: pid))
-        return ApplyInProgress(pid: pid, output: output, deadline: Clock.monotonicMilliseconds() + exec.timeout.milliseconds, deployment: deployment)
+        return PendingStart(pid: pid, output: output, deadline: Clock.monotonicMilliseconds() + exec.timeout.milliseconds, deployment: deployment)
     }
 
     /// Nil while the apply runs; the instance once it succeeded; throws when
     /// it failed or timed out (and is then stopped).
-    public func poll(_ apply: ApplyInProgress) throws -> Instance? {
+    public func poll(_ apply: PendingStart) throws -> Instance? {
+        if let started = apply.started { return started }
         let deployment = apply.deployment
-        guard let status = Spawn.poll(apply.pid) else {
+        guard let pid = apply.pid else { return nil }
+        guard let status = Spawn.poll(pid) else {
             guard Clock.monotonicMilliseconds() >= apply.deadline else { return nil }
-            _ = Spawn.stop(apply.pid, graceMilliseconds: 2_000)
+            _ = Spawn.stop(pid, graceMilliseconds: 2_000)
             let outcome = commands.collect(deployment, what: "apply", output: apply.output, status: nil)
             let timeout = deployment.spec.exec?.timeout ?? Duration(milliseconds: 300_000)
             throw PlatformError("apply of \(deployment.app) \(deployment.spec.version) timed out after \(timeout)", output: outcome.output)
@@ -95,7 +89,21 @@ public struct ExecPlatform: PlatformDriver {
         }
     }
 
-    public func stop(_ instance: Instance) {}
+    /// An applied exec app is not stopped (its apply put it somewhere
+    /// else); an apply command still running (its pid is recorded while it
+    /// runs) is, if that pid is still its process.
+    public func stop(_ instance: Instance) {
+        guard let pid = instance.pid, let started = ProcessProbe.startTime(pid), instance.pidStartTime == nil || instance.pidStartTime == started else { return }
+        _ = Spawn.stop(pid, graceMilliseconds: 2_000)
+    }
+
+    /// Stops an apply command that is no longer wanted.
+    public func cancel(_ pending: PendingStart) {
+        if let pid = pending.pid { _ = Spawn.stop(pid, graceMilliseconds: 2_000) }
+    }
+
+    /// An exec app runs where its apply put it: nothing to look for after a restart.
+    public func isRunning(_ instance: Instance) -> Bool { true }
 
     /// An apply replaces what runs in place; nothing is stopped first.
     public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool { true }

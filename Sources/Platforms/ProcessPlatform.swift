@@ -14,7 +14,7 @@ import Glibc
 /// on that port (2xx), or `health.command` exiting 0; with neither, a process
 /// still running after a second is healthy. Stopping sends SIGTERM to the
 /// process group, then SIGKILL after the grace period.
-public struct ProcessPlatform: PlatformDriver {
+public struct ProcessPlatform {
     let commands: CommandRunner
     /// How long a stopped process gets between SIGTERM and SIGKILL.
     public var graceMilliseconds: Int64 = 5_000
@@ -122,6 +122,12 @@ public struct ProcessPlatform: PlatformDriver {
     public func requestStop(_ instance: Instance) {
         guard let pid = instance.pid, isStill(instance) else { return }
         kill(-pid, SIGTERM)
+    }
+
+    /// True when the instance's process still runs (a reconciler restarted and adopts it).
+    public func isRunning(_ instance: Instance) -> Bool {
+        guard let pid = instance.pid else { return false }
+        return ProcessProbe.isAlive(pid) && ProcessProbe.startTime(pid) == instance.pidStartTime
     }
 
     /// True while the instance's pid is still its process: never signal a

@@ -81,11 +81,11 @@ extension Reconciler {
     /// most once per analysis interval.
     func analyse() {
         guard let endpoint = options.prometheus, let desired, !desired.config.policy.triggers.isEmpty else { return }
-        let mono = Clock.monotonicMilliseconds()
+        let mono = clock.monotonicMilliseconds()
         guard mono >= nextAnalysis else { return }
         nextAnalysis = mono + options.analysisInterval
         let client = PrometheusClient(endpoint: endpoint)
-        let now = Clock.wallMilliseconds()
+        let now = clock.wallMilliseconds()
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
             guard app.health == .healthy, let since = app.healthySince, let instance = app.instance, let tree = OID(hex: instance.tree) else {
                 breaches[name] = nil

@@ -25,7 +25,7 @@ extension Reconciler {
         case .waiting(var deploy):
             while true {
                 if let outcome = check(&deploy) { return finish(deploy, problem: outcome) }
-                Clock.sleep(milliseconds: 10)
+                clock.sleep(milliseconds: 10)
             }
         }
     }
@@ -35,9 +35,9 @@ extension Reconciler {
         let step: PlannedStep
         let release: OID
         let driver: any PlatformDriver
-        /// Nil while an exec apply still runs (`applying`).
+        /// Nil while a background start still runs (`applying`).
         var instance: Instance?
-        var applying: ExecPlatform.ApplyInProgress?
+        var applying: PendingStart?
         let deployment: Deployment
         let current: Instance?
         let overlap: Bool
@@ -58,7 +58,7 @@ extension Reconciler {
     func begin(_ step: PlannedStep, tip: OID, background: Bool) -> Begun {
         let name = step.ref.name
         let release = releaseCommit(step.ref, tree: step.tree, tip: tip)
-        let started = Clock.monotonicMilliseconds()
+        let started = clock.monotonicMilliseconds()
         logger.info("applying \(name) \(step.spec.version) from \(release.short)")
         guard let driver = drivers[step.spec.platform] else { return .finished(fail(name, release: release, tree: step.tree, reason: "no driver for platform \(step.spec.platform)")) }
         let deployment: Deployment
@@ -82,11 +82,11 @@ extension Reconciler {
         }
         let logStart = FileIO.size(deployment.logFile) ?? 0
         let timeout = Self.healthTimeout(deployment)
-        if background, let exec = driver as? ExecPlatform {
+        if background {
             do {
-                let applying = try exec.beginApply(deployment) { pending in try record(name) { $0.pending = pending } }
+                let applying = try driver.startInBackground(deployment) { pending in try record(name) { $0.pending = pending } }
                 return .waiting(InFlight(step: step, release: release, driver: driver, instance: nil, applying: applying, deployment: deployment, current: current,
-                                         overlap: overlap, logStart: logStart, startedAt: started, deadline: Clock.monotonicMilliseconds() + timeout, nextProbe: 0))
+                                         overlap: overlap, logStart: logStart, startedAt: started, deadline: clock.monotonicMilliseconds() + timeout, nextProbe: 0))
             } catch is StateError {
                 return .finished(nil)
             } catch {
@@ -104,17 +104,17 @@ extension Reconciler {
         }
         update(name) { $0.pending = instance }
         return .waiting(InFlight(step: step, release: release, driver: driver, instance: instance, applying: nil, deployment: deployment, current: current,
-                                 overlap: overlap, logStart: logStart, startedAt: started, deadline: Clock.monotonicMilliseconds() + timeout, nextProbe: 0))
+                                 overlap: overlap, logStart: logStart, startedAt: started, deadline: clock.monotonicMilliseconds() + timeout, nextProbe: 0))
     }
 
     /// One look at a deploy under way: nil while it is still starting, else
     /// its outcome (nil inside: healthy; else the problem).
     func check(_ deploy: inout InFlight) -> String?? {
-        let now = Clock.monotonicMilliseconds()
+        let now = clock.monotonicMilliseconds()
         if options.stop.requested { return .some("the reconciler was stopped while waiting for health") }
-        if let applying = deploy.applying, let exec = deploy.driver as? ExecPlatform {
+        if let applying = deploy.applying {
             do {
-                guard let instance = try exec.poll(applying) else { return nil }
+                guard let instance = try deploy.driver.poll(applying) else { return nil }
                 deploy.instance = instance
                 deploy.applying = nil
                 deploy.deadline = now + Self.healthTimeout(deploy.deployment)
@@ -141,7 +141,7 @@ extension Reconciler {
         if case .exited(let why) = driver.observe(instance, deployment, thorough: false) {
             return .some("\(why) before becoming healthy" + logTail(deployment, from: logStart))
         }
-        if Clock.monotonicMilliseconds() >= deadline {
+        if clock.monotonicMilliseconds() >= deadline {
             return .some("not healthy within \(Duration(milliseconds: Self.healthTimeout(deployment))): \(problem)" + logTail(deployment, from: logStart))
         }
         return nil
@@ -160,7 +160,7 @@ extension Reconciler {
         guard let instance = deploy.instance else { return nil }
         if let current = deploy.current, deploy.overlap { stop(current, of: name) }
         confirm(deploy.step, instance: instance, deployment: deploy.deployment, release: deploy.release,
-                tookMilliseconds: Clock.monotonicMilliseconds() - deploy.startedAt)
+                tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt)
         return nil
     }
 
@@ -168,14 +168,14 @@ extension Reconciler {
     func abandon(_ deploy: InFlight) {
         logger.notice("\(deploy.step.ref.name): the tip moved on; stopped waiting for \(deploy.step.spec.version)")
         if let instance = deploy.instance { deploy.driver.stop(instance) }
-        if let applying = deploy.applying { _ = Spawn.stop(applying.pid, graceMilliseconds: 2_000) }
+        if let applying = deploy.applying { deploy.driver.cancel(applying) }
         update(deploy.step.ref.name) { $0.pending = nil }
     }
 
     /// Records a healthy new instance: state first, then the note.
     private func confirm(_ step: PlannedStep, instance: Instance, deployment: Deployment, release: OID, tookMilliseconds: Int64) {
         let name = step.ref.name
-        let now = Clock.wallMilliseconds()
+        let now = clock.wallMilliseconds()
         update(name) { app in
             app.instance = instance
             app.pending = nil
@@ -250,7 +250,7 @@ extension Reconciler {
         if let problem = waitHealthy(driver, instance, deployment) {
             return fail(name, release: tip, tree: step.tree, reason: "still unhealthy after the rollback: \(problem)")
         }
-        let now = Clock.wallMilliseconds()
+        let now = clock.wallMilliseconds()
         update(name) { app in
             app.release = tip.hex
             app.health = .healthy
@@ -271,12 +271,12 @@ extension Reconciler {
 
     /// Polls health until healthy, the process ends, or the timeout passes.
     func waitHealthy(_ driver: any PlatformDriver, _ instance: Instance, _ deployment: Deployment, logStart: Int? = nil) -> String? {
-        let deadline = Clock.monotonicMilliseconds() + Self.healthTimeout(deployment)
+        let deadline = clock.monotonicMilliseconds() + Self.healthTimeout(deployment)
         let pause = min(deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
         while true {
             if let outcome = probe(driver, instance, deployment, deadline: deadline, logStart: logStart) { return outcome }
             if options.stop.requested { return "the reconciler was stopped while waiting for health" }
-            Clock.sleep(milliseconds: pause)
+            clock.sleep(milliseconds: pause)
         }
     }
 

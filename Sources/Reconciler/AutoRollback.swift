@@ -101,7 +101,7 @@ extension Reconciler {
             guard let commit = try? repo.git.commit(failure.release) else { continue }
             let name = failure.app
             let app = state.apps[name] ?? AppState()
-            let now = Clock.wallMilliseconds()
+            let now = clock.wallMilliseconds()
             update(name) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release.hex, failedAt: now, reason: failure.reason) }
             let decision = AutoRollbackPolicy(policy: desired.config.policy).decide(
                 app: name, releaseTime: commit.committer.time, isRollback: isRollback(commit), failedTree: app.failedTree ?? "",
@@ -190,7 +190,7 @@ extension Reconciler {
 
     /// The commit's timings, notes and notifications, for each app it rolled back.
     private func recordRollback(_ approved: [(failure: Failure, good: KnownGood)], commit written: OID) {
-        let now = Clock.wallMilliseconds()
+        let now = clock.wallMilliseconds()
         for (failure, good) in approved {
             let name = failure.app
             update(name) { app in

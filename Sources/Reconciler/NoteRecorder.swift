@@ -38,8 +38,7 @@ public struct NoteRecorder {
     }
 
     /// Renders entries as lines to queue, stamped with the time of the event.
-    public func render(_ entries: [Entry], on commit: OID) -> [PendingNote] {
-        let now = Clock.wallMilliseconds()
+    public func render(_ entries: [Entry], on commit: OID, now: Int64 = Clock.wallMilliseconds()) -> [PendingNote] {
         return entries.map { entry in
             var words = ["\(entry.outcome.rawValue) app=\(entry.app)"]
             for (key, value) in entry.fields { words.append("\(key)=\(quoted(Bounded.text(value, limit: Bounded.maxReasonLength)))") }

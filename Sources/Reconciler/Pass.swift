@@ -34,9 +34,9 @@ extension Reconciler {
     /// Reconciler.swift). True when it wrote a rollback commit, so that the
     /// loop passes again at once.
     func pass(full: Bool) -> Bool {
-        let started = Clock.monotonicMilliseconds()
-        defer { options.observer.passFinished(milliseconds: Clock.monotonicMilliseconds() - started) }
-        state.lastPassAt = Clock.wallMilliseconds()
+        let started = clock.monotonicMilliseconds()
+        defer { options.observer.passFinished(milliseconds: clock.monotonicMilliseconds() - started) }
+        state.lastPassAt = clock.wallMilliseconds()
         let tip: OID
         do {
             tip = try repo.tip()
@@ -240,9 +240,9 @@ extension Reconciler {
     /// Apps gone from rewind.yaml are stopped and forgotten.
     private func removeAppsNoLongerDesired(_ desired: DesiredView) {
         for (name, app) in state.apps where !desired.contains(name) {
-            if let instance = app.instance, instance.pid != nil {
+            if let instance = app.instance, let driver = drivers[instance.runsOn] {
                 logger.notice("stopping \(name): it is no longer in \(RepoConfig.fileName)")
-                drivers[.process]?.stop(instance)
+                driver.stop(instance)
             }
             state.apps[name] = nil
         }

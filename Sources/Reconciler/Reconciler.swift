@@ -122,6 +122,7 @@ public final class Reconciler {
     let notes: NoteRecorder
     let logger: Logger
     let drivers: [Platform: any PlatformDriver]
+    let clock: any ReconcilerClock
     var state: ReconcilerState
     /// The desired state of the last valid tip.
     var desired: DesiredView?
@@ -144,16 +145,16 @@ public final class Reconciler {
     private var lock: Int32?
 
     /// Opens the repository and the state directory, taking its lock.
-    public init(options: ReconcilerOptions, logger: Logger) throws {
+    /// `drivers` default to the process and exec platforms (`standardDrivers`).
+    public init(options: ReconcilerOptions, logger: Logger, drivers: [Platform: any PlatformDriver]? = nil,
+                clock: any ReconcilerClock = SystemClock()) throws {
         self.options = options
         self.logger = logger
+        self.clock = clock
         repo = try DeployRepository(path: options.repoPath, branch: options.branch)
         store = StateStore(directory: options.stateDirectory ?? Self.defaultStateDirectory(repo))
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
-        let inherited = InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment)
-        var process = ProcessPlatform(environment: inherited, searchPath: options.searchPath)
-        process.graceMilliseconds = options.stopGrace
-        drivers = [.process: process, .exec: ExecPlatform(environment: inherited, searchPath: options.searchPath)]
+        self.drivers = drivers ?? Self.standardDrivers(options)
         guard let fd = FileIO.tryLock(store.lockFile) else {
             let pid = store.runningPid().map { " (pid \($0))" } ?? ""
             throw StateError("another reconciler\(pid) is running on \(store.directory)", hint: "stop it first, or pass a different --state-dir", busy: true)
@@ -162,6 +163,15 @@ public final class Reconciler {
         state = try store.load()
         saved = state
         _ = FileIO.writeAtomically(store.pidFile, text: "\(getpid())\n")
+    }
+
+    /// The process and exec platforms, with the apps' environment (less
+    /// Rewind's secrets) and the options' search path and stop grace.
+    public static func standardDrivers(_ options: ReconcilerOptions) -> [Platform: any PlatformDriver] {
+        let inherited = InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment)
+        var process = ProcessPlatform(environment: inherited, searchPath: options.searchPath)
+        process.graceMilliseconds = options.stopGrace
+        return [.process: process, .exec: ExecPlatform(environment: inherited, searchPath: options.searchPath)]
     }
 
     deinit {
@@ -181,7 +191,7 @@ public final class Reconciler {
         var lastTip: OID?
         while true {
             if consumeAcceptRequest() { lastTip = nil }
-            let now = Clock.monotonicMilliseconds()
+            let now = clock.monotonicMilliseconds()
             let tip = try? repo.tip()
             let full = now - lastFull >= options.fullPassInterval
             if tip != lastTip || full {
@@ -209,9 +219,9 @@ public final class Reconciler {
     private func shutDown() {
         if !options.once && !options.keepAppsOnExit {
             for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
-                guard let instance = app.instance, instance.pid != nil else { continue }
+                guard let instance = app.instance, instance.runsOn == .process else { continue }
                 logger.info("stopping \(name) \(instance.version)")
-                drivers[.process]?.stop(instance)
+                drivers[instance.runsOn]?.stop(instance)
                 state.apps[name]?.instance = nil
                 state.apps[name]?.health = .stopped
             }
@@ -260,7 +270,7 @@ public final class Reconciler {
 
     /// Queues outcomes for the notes (kept in the state until written).
     func note(_ entries: [NoteRecorder.Entry], on commit: OID) {
-        state.pendingNotes += notes.render(entries, on: commit)
+        state.pendingNotes += notes.render(entries, on: commit, now: clock.wallMilliseconds())
         save()
     }
 
@@ -285,18 +295,18 @@ extension Reconciler {
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
             if let pending = app.pending {
                 logger.notice("stopping \(name) \(pending.version): started by a reconciler that did not finish")
-                drivers[.process]?.stop(pending)
+                drivers[pending.runsOn]?.stop(pending)
                 update(name) { $0.pending = nil }
             }
-            if let instance = app.instance, instance.pid != nil, app.health != .failed {
-                let alive = instance.pid.map { ProcessProbe.isAlive($0) && ProcessProbe.startTime($0) == instance.pidStartTime } ?? false
+            if let instance = app.instance, instance.runsOn == .process, app.health != .failed, let driver = drivers[instance.runsOn] {
+                let alive = driver.isRunning(instance)
                 if !alive && options.once {
                     // --once does not supervise: this pass starts it again, as a deploy.
                     logger.notice("\(name) \(instance.version) is not running; starting it again")
                     update(name) { $0.health = .stopped }
                 } else if !alive {
                     logger.notice("\(name) \(instance.version) is not running; restarting it")
-                    update(name) { $0.health = .restarting; $0.nextRestartAt = Clock.wallMilliseconds() }
+                    update(name) { $0.health = .restarting; $0.nextRestartAt = clock.wallMilliseconds() }
                 }
             }
         }

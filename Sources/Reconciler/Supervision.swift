@@ -13,11 +13,11 @@ extension Reconciler {
         var failures: [Failure] = []
         defer { if !failures.isEmpty { _ = automaticRollback(failures) } }
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
-            guard let instance = app.instance, instance.pid != nil, app.health != .failed, app.health != .stopped,
-                  let ref = desired.config.app(named: name), let driver = drivers[.process],
+            guard let instance = app.instance, instance.runsOn == .process, app.health != .failed, app.health != .stopped,
+                  let ref = desired.config.app(named: name), let driver = drivers[instance.runsOn],
                   let deployment = deployment(of: instance, ref) else { continue }
             if app.health == .restarting {
-                if Clock.wallMilliseconds() >= app.nextRestartAt ?? 0 { restart(name, deployment, driver) }
+                if clock.wallMilliseconds() >= app.nextRestartAt ?? 0 { restart(name, deployment, driver) }
                 continue
             }
             switch driver.observe(instance, deployment, thorough: false) {
@@ -46,7 +46,7 @@ extension Reconciler {
     /// A supervised process ended: restart it later, or, when it keeps
     /// crashing within the soak window, fail its release.
     private func processEnded(_ name: String, why: String, policy: RollbackPolicy) -> Failure? {
-        let now = Clock.wallMilliseconds()
+        let now = clock.wallMilliseconds()
         guard var app = state.apps[name], let instance = app.instance else { return nil }
         let soakStart = app.healthySince ?? now
         let inSoak = now - soakStart <= policy.soak.milliseconds
@@ -84,7 +84,7 @@ extension Reconciler {
             update(name) { app in
                 app.restarts += 1
                 app.lastError = "\(error)"
-                app.nextRestartAt = Clock.wallMilliseconds() + backoff
+                app.nextRestartAt = clock.wallMilliseconds() + backoff
             }
         }
     }
@@ -92,12 +92,12 @@ extension Reconciler {
     /// Probes health every `health.interval` (faster while starting). A
     /// release unhealthy for `health.timeout` within its soak window fails.
     private func probeIfDue(_ name: String, _ instance: Instance, _ deployment: Deployment, _ driver: any PlatformDriver, policy: RollbackPolicy) -> Failure? {
-        let mono = Clock.monotonicMilliseconds()
+        let mono = clock.monotonicMilliseconds()
         guard mono >= nextProbe[name] ?? 0, var app = state.apps[name] else { return nil }
         let interval = deployment.spec.health?.interval.milliseconds ?? 1_000
         nextProbe[name] = mono + (app.health == .healthy ? interval : min(interval, 100))
         let problem = driver.healthProblem(instance, deployment)
-        let now = Clock.wallMilliseconds()
+        let now = clock.wallMilliseconds()
         if let problem {
             if problem == "starting" { return nil }
             app.unhealthySince = app.unhealthySince ?? now

@@ -16,7 +16,7 @@ extension Reconciler {
     /// that the next pass plans against the new tip. Returns the failures.
     func runWaves(_ steps: [PlannedStep], _ desired: DesiredView, reverse: Bool, tip: OID) -> [Failure] {
         var failures: [Failure] = []
-        var flushed = Clock.monotonicMilliseconds()
+        var flushed = clock.monotonicMilliseconds()
         var tipMoved = false
         for wave in waves(steps, desired, reverse: reverse) {
             var queue = wave[...]
@@ -44,13 +44,13 @@ extension Reconciler {
                 // The old versions of the apps that became healthy together are
                 // told to stop together; each is then reaped as it is retired.
                 for (deploy, problem) in done where problem == nil && deploy.overlap {
-                    if let current = deploy.current, current.runsOn == .process { (drivers[.process] as? ProcessPlatform)?.requestStop(current) }
+                    if let current = deploy.current { drivers[current.runsOn]?.requestStop(current) }
                 }
                 for (deploy, problem) in done {
                     if let failure = finish(deploy, problem: problem) { failures.append(failure) }
                 }
                 inFlight = waiting
-                let now = Clock.monotonicMilliseconds()
+                let now = clock.monotonicMilliseconds()
                 if !inFlight.isEmpty && now >= nextTipCheck {
                     nextTipCheck = now + 50
                     if let newTip = try? repo.tip(), newTip != tip {
@@ -67,7 +67,7 @@ extension Reconciler {
                     flushNotes()
                     flushed = now
                 }
-                if !inFlight.isEmpty { Clock.sleep(milliseconds: 5) }
+                if !inFlight.isEmpty { clock.sleep(milliseconds: 5) }
             }
             if tipMoved { break }
         }

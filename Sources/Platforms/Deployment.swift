@@ -107,25 +107,33 @@ public struct PlatformError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Runs apps on one kind of platform. Drivers are synchronous: the
-/// reconciler calls them one at a time from its loop.
-public protocol PlatformDriver {
-    /// Starts a deployment (spawns the process, or runs the apply command).
-    /// `journal` is called with what is about to start before anything
-    /// starts, then with the instance as soon as it exists, so that a
-    /// reconciler killed meanwhile finds it. When `journal` throws (the
-    /// state cannot be written), nothing is started, or what was is stopped.
-    func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance
-    /// Nil when the instance is healthy, else why not. `quick` asks for one
-    /// probe with a short timeout.
-    func healthProblem(_ instance: Instance, _ deployment: Deployment) -> String?
-    /// Whether the instance still runs (cheap; called every tick for
-    /// processes). `thorough` also runs slow checks (exec: observe).
-    func observe(_ instance: Instance, _ deployment: Deployment, thorough: Bool) -> Observation
-    /// Stops an instance.
-    func stop(_ instance: Instance)
-    /// True when a new instance can start while `current` still serves.
-    func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool
+/// A start that runs in the background (an exec app's apply command):
+/// polled until it ends. A driver that starts at once returns it started.
+public struct PendingStart: Sendable {
+    /// Set when the start is complete already.
+    public let started: Instance?
+    /// The apply command's process while it runs.
+    public let pid: Int32?
+    let output: String
+    let deadline: Int64
+    public let deployment: Deployment
+
+    /// A start that completed at once.
+    public init(started: Instance, deployment: Deployment) {
+        self.started = started
+        pid = nil
+        output = ""
+        deadline = 0
+        self.deployment = deployment
+    }
+
+    init(pid: Int32, output: String, deadline: Int64, deployment: Deployment) {
+        started = nil
+        self.pid = pid
+        self.output = output
+        self.deadline = deadline
+        self.deployment = deployment
+    }
 }
 
 extension String {
