@@ -95,7 +95,6 @@ extension Reconciler {
                 breaches[name] = nil
                 if let verifying = app.verifying, let release = OID(hex: verifying) {
                     // The soak window ended before the queries came back under their thresholds.
-                    update(name) { $0.verifying = nil }
                     let failure = fail(name, release: release, tree: tree, reason: "the triggers' queries did not come back under their thresholds within the soak window")
                     _ = automaticRollback(failure)
                     return
@@ -114,7 +113,7 @@ extension Reconciler {
                 }
             }
             if allClear, let verifying = app.verifying, verifying == release.hex, let commit = try? repo.git.commit(release) {
-                note(verified(name, commit: commit, now: now, what: "healthy, and its triggers' queries are under their thresholds"), on: release)
+                record(.verified(app: name, commit, what: "healthy, and its triggers' queries are under their thresholds"))
             }
         }
     }

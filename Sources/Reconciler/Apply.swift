@@ -70,12 +70,11 @@ extension Reconciler {
         let previous = state.apps[name] ?? AppState()
         let current = previous.instance
         let overlap = current.map { driver.canOverlap(deployment, with: $0) } ?? true
-        update(name) { app in
-            if let current, previous.health == .healthy, current.tree != step.tree.hex {
-                app.lastGood = KnownGood(commit: previous.release ?? current.commit, tree: current.tree, version: current.version)
-            }
-            app.lastError = nil
+        let lastGood = current.flatMap { current in
+            previous.health == .healthy && current.tree != step.tree.hex
+                ? KnownGood(commit: previous.release ?? current.commit, tree: current.tree, version: current.version) : nil
         }
+        record(.deploying(app: name, lastGood: lastGood))
         if let current, !overlap {
             logger.info("stopping \(name) \(current.version) first: both versions need port \(current.port.map(String.init) ?? "?")")
             stop(current, of: name)
@@ -84,7 +83,7 @@ extension Reconciler {
         let timeout = Self.healthTimeout(deployment)
         if background {
             do {
-                let applying = try driver.startInBackground(deployment) { pending in try record(name) { $0.pending = pending } }
+                let applying = try driver.startInBackground(deployment) { pending in try journal(name, pending) }
                 return .waiting(InFlight(step: step, release: release, driver: driver, instance: nil, applying: applying, deployment: deployment, current: current,
                                          overlap: overlap, logStart: logStart, startedAt: started, deadline: clock.monotonicMilliseconds() + timeout, nextProbe: 0))
             } catch is StateError {
@@ -95,14 +94,14 @@ extension Reconciler {
         }
         let instance: Instance
         do {
-            instance = try driver.start(deployment) { pending in try record(name) { $0.pending = pending } }
+            instance = try driver.start(deployment) { pending in try journal(name, pending) }
         } catch is StateError {
             // Nothing was started (or it was stopped again): the loop stops and says why.
             return .finished(nil)
         } catch {
             return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
         }
-        update(name) { $0.pending = instance }
+        record(.pending(app: name, instance))
         return .waiting(InFlight(step: step, release: release, driver: driver, instance: instance, applying: nil, deployment: deployment, current: current,
                                  overlap: overlap, logStart: logStart, startedAt: started, deadline: clock.monotonicMilliseconds() + timeout, nextProbe: 0))
     }
@@ -118,7 +117,7 @@ extension Reconciler {
                 deploy.instance = instance
                 deploy.applying = nil
                 deploy.deadline = now + Self.healthTimeout(deploy.deployment)
-                update(deploy.step.ref.name) { $0.pending = instance }
+                record(.pending(app: deploy.step.ref.name, instance))
             } catch {
                 return .some("\(error)")
             }
@@ -152,66 +151,35 @@ extension Reconciler {
         let name = deploy.step.ref.name
         if let problem {
             if let instance = deploy.instance { deploy.driver.stop(instance) }
-            update(name) { $0.pending = nil }
+            record(.pending(app: name, nil))
             // Stopping the reconciler is not a failure of the release: the next start applies it again.
             if options.stop.requested { return nil }
             return fail(name, release: deploy.release, tree: deploy.step.tree, reason: problem)
         }
         guard let instance = deploy.instance else { return nil }
         if let current = deploy.current, deploy.overlap { stop(current, of: name) }
-        confirm(deploy.step, instance: instance, deployment: deploy.deployment, release: deploy.release,
-                tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt)
+        record(.healthy(deploy.step, instance, deploy.deployment, release: deploy.release, tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt))
+        verification(name, release: deploy.release)
         return nil
     }
 
     /// A deploy the new tip no longer wants: stopped, not failed.
     func abandon(_ deploy: InFlight) {
-        logger.notice("\(deploy.step.ref.name): the tip moved on; stopped waiting for \(deploy.step.spec.version)")
         if let instance = deploy.instance { deploy.driver.stop(instance) }
         if let applying = deploy.applying { deploy.driver.cancel(applying) }
-        update(deploy.step.ref.name) { $0.pending = nil }
+        record(.abandoned(app: deploy.step.ref.name, version: deploy.step.spec.version))
     }
 
-    /// Records a healthy new instance: state first, then the note.
-    private func confirm(_ step: PlannedStep, instance: Instance, deployment: Deployment, release: OID, tookMilliseconds: Int64) {
-        let name = step.ref.name
-        let now = clock.wallMilliseconds()
-        update(name) { app in
-            app.instance = instance
-            app.pending = nil
-            app.release = release.hex
-            app.health = .healthy
-            app.healthySince = now
-            app.exits = []
-            app.restarts = 0
-            app.nextRestartAt = nil
-            app.unhealthySince = nil
-            app.lastError = nil
-            app.observes = step.spec.exec?.observe != nil
-        }
-        deployments[step.tree.hex] = deployment
-        var entries = [
-            NoteRecorder.Entry(outcome: .applied, app: name, fields: [("version", step.spec.version), ("tree", step.tree.short), ("duration", "\(tookMilliseconds)ms")]),
-            NoteRecorder.Entry(outcome: .healthy, app: name, fields: [("version", step.spec.version)]),
-        ]
-        entries += verification(name, release: release, now: now)
-        note(entries, on: release)
-        options.observer.releaseApplied(app: name, outcome: "healthy")
-        logger.info("\(name) \(step.spec.version) is healthy (\(tookMilliseconds) ms)")
-        AppFiles.prune(root: "\(store.filesDirectory)/\(name)", keep: Set([instance.tree, state.apps[name]?.lastGood?.tree].compactMap { $0 }))
-    }
-
-    /// A `verified` entry when `release` is a rollback commit: recovery after a rollback.
+    /// Records `verified` when `release` is a rollback commit: recovery after a rollback.
     /// When Prometheus triggers apply, the queries must be back under their
     /// thresholds too: `analyse()` records `verified` once they are.
-    private func verification(_ name: String, release: OID, now: Int64) -> [NoteRecorder.Entry] {
-        guard let commit = try? repo.git.commit(release), isRollback(commit), !alreadyVerified(name, release) else { return [] }
+    func verification(_ name: String, release: OID) {
+        guard let commit = try? repo.git.commit(release), RollbackHistory.isRollback(commit), !alreadyVerified(name, release) else { return }
         if options.prometheus != nil, desired?.config.policy.triggers.isEmpty == false {
-            update(name) { $0.verifying = release.hex }
-            logger.notice("\(name): rollback \(release.short) is healthy; waiting for the triggers' queries to be back under their thresholds")
-            return []
+            record(.awaitingTriggers(app: name, rollback: release))
+        } else {
+            record(.verified(app: name, commit, what: "healthy"))
         }
-        return verified(name, commit: commit, now: now, what: "healthy")
     }
 
     /// True when `verified` was recorded for this app on this commit before
@@ -224,22 +192,6 @@ extension Reconciler {
         return note?.split(separator: "\n").contains { $0.hasPrefix(key) } ?? false
     }
 
-    /// Records a verified rollback: timeline, metrics, notification, note entry.
-    func verified(_ name: String, commit: Commit, now: Int64, what: String) -> [NoteRecorder.Entry] {
-        if let timeline = state.apps[name]?.lastRollback, timeline.rollbackCommit == commit.id.hex {
-            update(name) { $0.lastRollback?.healthyAt = now }
-            options.observer.rollbackRecovered(app: name, milliseconds: now - timeline.failedAt)
-        } else {
-            // Written by serve or by hand: the commit's time stands for the trigger's (seconds).
-            options.observer.rollbackRecovered(app: name, milliseconds: now - commit.committer.time * 1000)
-        }
-        update(name) { $0.verifying = nil }
-        logger.notice("\(name): rollback \(commit.id.short) verified (\(what))")
-        let trigger = RollbackTrailers.parse(commit.message)?.trigger.rawValue ?? "manual"
-        options.notifier?.send(RollbackEvent(.completed, app: name, trigger: trigger, commit: commit.id.hex, reason: "\(name) is \(what) again"))
-        return [NoteRecorder.Entry(outcome: .verified, app: name)]
-    }
-
     /// A rollback commit that sets an app to the tree already running: check
     /// that it is healthy, and record `verified` (or escalate).
     private func verify(_ step: PlannedStep, tip: OID) -> Failure? {
@@ -250,12 +202,8 @@ extension Reconciler {
         if let problem = waitHealthy(driver, instance, deployment) {
             return fail(name, release: tip, tree: step.tree, reason: "still unhealthy after the rollback: \(problem)")
         }
-        let now = clock.wallMilliseconds()
-        update(name) { app in
-            app.release = tip.hex
-            app.health = .healthy
-        }
-        note(verification(name, release: tip, now: now), on: tip)
+        record(.running(app: name, release: tip))
+        verification(name, release: tip)
         return nil
     }
 
@@ -289,30 +237,18 @@ extension Reconciler {
         return lines.isEmpty ? "" : "; last output: " + lines.joined(separator: " | ")
     }
 
-    /// Marks a release failed: state, note, log.
+    /// A release failed: recorded, and returned for the policy.
     func fail(_ name: String, release: OID, tree: OID, reason: String) -> Failure {
-        update(name) { app in
-            app.failedTree = tree.hex
-            app.failedRelease = release.hex
-            app.undecidedFailure = release.hex
-            app.lastError = reason
-            app.pending = nil
-            if app.instance == nil || app.instance?.tree == tree.hex || app.health == .starting { app.health = .failed }
-        }
-        let version = desired?.config.app(named: name).flatMap { repo.appSpec(appTree: tree, app: $0) }?.version
-        note([NoteRecorder.Entry(outcome: .failed, app: name, fields: [("version", version ?? tree.short), ("reason", reason)])], on: release)
-        options.observer.releaseApplied(app: name, outcome: "failed")
-        logger.error("\(name) release \(release.short) failed: \(reason)")
-        return Failure(app: name, release: release, reason: reason)
+        let failure = Failure(app: name, release: release, reason: reason)
+        record(.failed(failure, tree: tree))
+        return failure
     }
 
     func stop(_ instance: Instance, of name: String) {
         guard let driver = drivers[instance.runsOn] else { return }
         logger.info("stopping \(name) \(instance.version)")
         driver.stop(instance)
-        update(name) { app in
-            if app.instance == instance { app.instance = nil; app.health = .stopped }
-        }
+        record(.stopped(app: name, instance))
     }
 
     /// The files, artifact and log place of a step's tree. A missing artifact

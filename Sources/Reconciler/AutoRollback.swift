@@ -84,136 +84,207 @@ public enum RollbackHistory {
     }
 }
 
+/// A release that failed, as `AutomaticRollback` takes it.
+public struct FailedRelease: Sendable {
+    public let app: String
+    public let release: OID
+    /// Why it failed, as notes and notifications say it.
+    public let reason: String
+    /// What the rollback commit's reason says of it.
+    public let summary: String
+    /// The release to return to; nil lets the rollback choose its default target.
+    public let lastGood: KnownGood?
+    /// The app's tree in the failed release.
+    public let failedTree: String
+
+    public init(app: String, release: OID, reason: String, summary: String, lastGood: KnownGood?, failedTree: String) {
+        self.app = app
+        self.release = release
+        self.reason = reason
+        self.summary = summary
+        self.lastGood = lastGood
+        self.failedTree = failedTree
+    }
+}
+
+/// What became of one failed release.
+public enum RollbackVerdict: Sendable, Equatable {
+    /// Rolled back by this commit.
+    case committed(OID)
+    /// Someone rolled it back already (the reason says who).
+    case alreadyDone(String)
+    /// The policy did not allow it: a human takes over.
+    case escalated(String)
+    /// A guard or the planner refused the rollback: a human takes over.
+    case refused(String)
+    /// Git or the file system failed; trying again may work.
+    case failed(String)
+}
+
+/// Where escalations are written down: the reconciler's state, or the alert
+/// desk's escalations file; both add an `escalated` note.
+public protocol EscalationLog {
+    func escalated(_ failure: FailedRelease, _ why: String)
+}
+
+/// The one automatic rollback: the reconciler's failed releases and the
+/// alert desk's firing alerts both come here. It decides each failure by
+/// the policy (with the branch's history of automatic rollbacks), writes
+/// **one** commit for the ones it allows (an app whose rollback a guard
+/// refuses is left out and refused alone), and records each escalation.
+/// Commits go through `CommitWriter`, as `rewind rollback`'s do.
+public struct AutomaticRollback {
+    public let repoPath: String
+    public let branch: String?
+    public var trigger: RollbackTrailers.TriggerKind
+    /// Escalate when no earlier healthy release is known (the reconciler);
+    /// alerts let the rollback choose its default target.
+    public var requireKnownGood = true
+    public var alert: String?
+    public var fingerprint: String?
+    public var artifactRoot: String?
+    public var limits = AppLimits()
+    /// Called after the decisions and before the commit is written.
+    public var willWrite: () -> Void = {}
+
+    public init(repoPath: String, branch: String?, trigger: RollbackTrailers.TriggerKind) {
+        self.repoPath = repoPath
+        self.branch = branch
+        self.trigger = trigger
+    }
+
+    /// Decides and rolls back `failures` together; `history` reads the
+    /// branch (release times, earlier automatic rollbacks); `now` is wall ms.
+    public func run(_ failures: [FailedRelease], policy: RollbackPolicy, history: DeployRepository, now: Int64,
+                    escalations: any EscalationLog) -> [(FailedRelease, RollbackVerdict)] {
+        var verdicts: [(FailedRelease, RollbackVerdict)] = []
+        var approved: [FailedRelease] = []
+        for failure in failures {
+            guard let commit = try? history.git.commit(failure.release) else {
+                verdicts.append((failure, .failed("release \(failure.release.short) of \(failure.app) is not in the repository")))
+                continue
+            }
+            let decision = AutoRollbackPolicy(policy: policy).decide(
+                app: failure.app, releaseTime: commit.committer.time, isRollback: RollbackHistory.isRollback(commit), failedTree: failure.failedTree,
+                lastGood: failure.lastGood, recent: RollbackHistory.automaticRollbacks(history, app: failure.app, since: now / 1000 - 3600),
+                now: now / 1000, requireKnownGood: requireKnownGood)
+            switch decision {
+            case .escalate(let why):
+                escalations.escalated(failure, why)
+                verdicts.append((failure, .escalated(why)))
+            case .rollback:
+                approved.append(failure)
+            }
+        }
+        guard !approved.isEmpty else { return verdicts }
+        do {
+            // A handle of its own: the writer keeps new objects in memory for
+            // the rest of its handle's life, and notes the caller writes
+            // later through its own handle must reach the disk.
+            var writer = CommitWriter(repo: try DeployRepository(path: repoPath, branch: branch))
+            writer.limits = limits
+            if approved.count > 1 {
+                // One app's guard must not hold back the others: plan each
+                // alone first; the ones refused are refused alone.
+                approved = approved.filter { failure in
+                    do {
+                        _ = try writer.run(request(for: [failure]), dryRun: true)
+                        return true
+                    } catch {
+                        verdicts.append((failure, verdict(error, failure, escalations)))
+                        return false
+                    }
+                }
+                guard !approved.isEmpty else { return verdicts }
+            }
+            willWrite()
+            switch try writer.run(request(for: approved)) {
+            case .written(let written?, _, _):
+                verdicts += approved.map { ($0, .committed(written)) }
+            case .written(nil, _, _):
+                verdicts += approved.map { ($0, .failed("the rollback was planned but not written")) }
+            case .alreadyDone(let why):
+                verdicts += approved.map { ($0, .alreadyDone(why)) }
+            }
+        } catch {
+            verdicts += approved.map { ($0, verdict(error, $0, escalations)) }
+        }
+        return verdicts
+    }
+
+    private func request(for approved: [FailedRelease]) -> RollbackRequest {
+        let targets: TargetSpec?
+        if approved.count == 1 {
+            targets = approved[0].lastGood.map { .revision($0.commit) }
+        } else {
+            targets = .perApp(Dictionary(approved.compactMap { failure in failure.lastGood.map { (failure.app, $0.commit) } }, uniquingKeysWith: { a, _ in a }))
+        }
+        var request = RollbackRequest(.rollback(apps: approved.map(\.app), all: false, to: targets), reason: approved.map(\.summary).joined(separator: "; "))
+        request.trigger = trigger
+        request.alert = alert
+        request.fingerprint = fingerprint
+        request.artifactRoot = artifactRoot
+        request.undoing = Dictionary(approved.map { ($0.app, $0.release.hex) }, uniquingKeysWith: { a, _ in a })
+        return request
+    }
+
+    /// A refusal (escalated: a human takes over) or a failure (retried).
+    private func verdict(_ error: any Error, _ failure: FailedRelease, _ escalations: any EscalationLog) -> RollbackVerdict {
+        guard let error = error as? RewindError, error.code != .contention else { return .failed("\(error)") }
+        let why = "automatic rollback refused: \(error.message)\(error.hint.map { " (\($0))" } ?? "")"
+        escalations.escalated(failure, why)
+        return .refused(why)
+    }
+}
+
 extension Reconciler {
     /// Step 8 for one failure (supervision, analysis): see `automaticRollback(_:)` for several.
     func automaticRollback(_ failure: Failure) -> Bool { automaticRollback([failure]) }
 
     /// Step 8: every failure found together (one pass over a release, one
-    /// round of supervision) goes to the policy, through the same code as
-    /// `rewind rollback`. The apps it allows are rolled back by **one**
-    /// commit, a target for each; each app it refuses, or whose rollback a
-    /// guard refuses, is escalated with the reason. No failed app is left
-    /// behind unsaid. True when a commit was written.
+    /// round of supervision) goes to `AutomaticRollback`, the service serve's
+    /// alert desk uses too: one commit for the apps it allows, an escalation
+    /// for each of the others. No failed app is left behind unsaid. True
+    /// when a commit was written.
     func automaticRollback(_ failures: [Failure]) -> Bool {
         guard let desired else { return false }
-        var approved: [(failure: Failure, good: KnownGood)] = []
-        for failure in failures {
-            guard let commit = try? repo.git.commit(failure.release) else { continue }
-            let name = failure.app
-            let app = state.apps[name] ?? AppState()
-            let now = clock.wallMilliseconds()
-            update(name) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release.hex, failedAt: now, reason: failure.reason) }
-            let decision = AutoRollbackPolicy(policy: desired.config.policy).decide(
-                app: name, releaseTime: commit.committer.time, isRollback: isRollback(commit), failedTree: app.failedTree ?? "",
-                lastGood: app.lastGood, recent: RollbackHistory.automaticRollbacks(repo, app: name, since: now / 1000 - 3600), now: now / 1000)
-            switch decision {
-            case .escalate(let why): escalate(failure, why)
-            case .rollback(let good?): approved.append((failure, good))
-            case .rollback(nil): continue
-            }
+        failures.forEach { record(.failureNoticed($0)) }
+        var service = AutomaticRollback(repoPath: options.repoPath, branch: repo.branchRef, trigger: .analysis)
+        service.artifactRoot = options.artifactRoot
+        service.limits = options.limits
+        service.willWrite = { [self] in
+            flushNotes()
+            TestHook.killPoint("before-rollback-commit")
         }
-        guard !approved.isEmpty else {
-            decided(failures)
-            return false
+        let failed = failures.map { failure in
+            let app = state.apps[failure.app] ?? AppState()
+            return FailedRelease(app: failure.app, release: failure.release, reason: failure.reason,
+                                 summary: "\(failure.app) release \(failure.release.short) failed: \(failure.reason)",
+                                 lastGood: app.lastGood, failedTree: app.failedTree ?? "")
         }
-        flushNotes()
-        TestHook.killPoint("before-rollback-commit")
-        defer { decided(failures) }
-        return writeRollback(approved)
-    }
-
-    /// The failures' rollbacks are decided (written, already done, or escalated).
-    private func decided(_ failures: [Failure]) {
-        for failure in failures where state.apps[failure.app]?.undecidedFailure == failure.release.hex {
-            update(failure.app) { $0.undecidedFailure = nil }
-        }
-    }
-
-    private func request(for approved: [(failure: Failure, good: KnownGood)]) -> RollbackRequest {
-        let names = approved.map(\.failure.app)
-        let reason = approved.map { "\($0.failure.app) release \($0.failure.release.short) failed: \($0.failure.reason)" }.joined(separator: "; ")
-        let targets = approved.count == 1 ? TargetSpec.revision(approved[0].good.commit)
-                                          : .perApp(Dictionary(approved.map { ($0.failure.app, $0.good.commit) }, uniquingKeysWith: { a, _ in a }))
-        var request = RollbackRequest(.rollback(apps: names, all: false, to: targets), reason: reason)
-        request.trigger = .analysis
-        request.artifactRoot = options.artifactRoot
-        request.undoing = Dictionary(approved.map { ($0.failure.app, $0.failure.release.hex) }, uniquingKeysWith: { a, _ in a })
-        return request
-    }
-
-    private func writeRollback(_ candidates: [(failure: Failure, good: KnownGood)]) -> Bool {
-        do {
-            // A handle of its own: the writer keeps new objects in memory
-            // for the rest of its handle's life, and the notes this
-            // reconciler writes later must reach the disk.
-            let writerRepo = try DeployRepository(path: options.repoPath, branch: repo.branchRef)
-            var writer = CommitWriter(repo: writerRepo)
-            writer.limits = options.limits
-            var approved = candidates
-            if approved.count > 1 {
-                // One app's guard must not hold back the others: plan each
-                // alone first, and escalate the ones refused.
-                approved = approved.filter { candidate in
-                    do {
-                        _ = try writer.run(request(for: [candidate]), dryRun: true)
-                        return true
-                    } catch {
-                        escalate(candidate.failure, refusal(error))
-                        return false
-                    }
-                }
-                guard !approved.isEmpty else { return false }
-            }
-            switch try writer.run(request(for: approved)) {
-            case .written(let written?, _, _):
-                recordRollback(approved, commit: written)
-                return true
-            case .written(nil, _, _):
-                return false
+        var wrote = false
+        for (failed, verdict) in service.run(failed, policy: desired.config.policy, history: repo, now: clock.wallMilliseconds(), escalations: self) {
+            let failure = Failure(app: failed.app, release: failed.release, reason: failed.reason)
+            switch verdict {
+            case .committed(let commit):
+                if let good = failed.lastGood { record(.rolledBack(failure, commit: commit, to: good)) }
+                wrote = true
             case .alreadyDone(let why):
-                for (failure, _) in approved {
-                    options.observer.automaticRollback(app: failure.app, trigger: "analysis", outcome: "already-done", millisecondsToCommit: nil)
-                    logger.info("no automatic rollback of \(failure.app): \(why)")
-                }
-                return false
+                record(.rollbackAlreadyDone(failure, why))
+            case .escalated, .refused:
+                break  // recorded through `escalated(_:_:)`
+            case .failed(let why):
+                record(.escalated(failure, "automatic rollback failed: \(why)"))
             }
-        } catch {
-            for (failure, _) in candidates { escalate(failure, refusal(error)) }
-            return false
+            record(.decided(failure))
         }
+        if wrote { options.onWrite() }
+        return wrote
     }
+}
 
-    private func refusal(_ error: any Error) -> String {
-        if let error = error as? RewindError { return "automatic rollback refused: \(error.message)\(error.hint.map { " (\($0))" } ?? "")" }
-        return "automatic rollback failed: \(error)"
-    }
-
-    /// The commit's timings, notes and notifications, for each app it rolled back.
-    private func recordRollback(_ approved: [(failure: Failure, good: KnownGood)], commit written: OID) {
-        let now = clock.wallMilliseconds()
-        for (failure, good) in approved {
-            let name = failure.app
-            update(name) { app in
-                app.lastRollback?.rollbackCommit = written.hex
-                app.lastRollback?.committedAt = now
-            }
-            note([NoteRecorder.Entry(outcome: .rolledBack, app: name, fields: [("by", written.short), ("to", good.version)])], on: failure.release)
-            options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "committed",
-                                               millisecondsToCommit: state.apps[name]?.lastRollback.map { now - $0.failedAt })
-            logger.notice("rolled back \(name) to \(good.version) with commit \(written.short)")
-            options.notifier?.send(RollbackEvent(.started, app: name, trigger: "analysis", commit: written.hex, reason: failure.reason))
-        }
-        options.onWrite()
-    }
-
-    private func escalate(_ failure: Failure, _ why: String) {
-        update(failure.app) { $0.needsHuman = why }
-        options.observer.automaticRollback(app: failure.app, trigger: "analysis", outcome: "escalated", millisecondsToCommit: nil)
-        if let commit = try? repo.git.commit(failure.release), isRollback(commit) {
-            options.notifier?.send(RollbackEvent(.failed, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: failure.reason))
-        }
-        options.notifier?.send(RollbackEvent(.escalated, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: why))
-        note([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], on: failure.release)
-        logger.critical("\(failure.app): \(why)")
+extension Reconciler: EscalationLog {
+    public func escalated(_ failure: FailedRelease, _ why: String) {
+        record(.escalated(Failure(app: failure.app, release: failure.release, reason: failure.reason), why))
     }
 }

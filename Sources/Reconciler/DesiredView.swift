@@ -17,6 +17,8 @@ final class DesiredView {
     let trees: [String: OID]
     private let repo: DeployRepository
     private var specs: [String: AppSpec]
+    /// Other trees' app.yaml (pins, older releases), by tree id.
+    private var treeSpecs: [String: AppSpec?] = [:]
 
     /// From a state validated as a whole.
     init(validated state: DesiredState, repo: DeployRepository) {
@@ -48,6 +50,16 @@ final class DesiredView {
         if let known = specs[app.name] { return known }
         let spec = repo.appSpec(appTree: trees[app.name], app: app)
         specs[app.name] = spec
+        return spec
+    }
+
+    /// The app.yaml of one of the app's trees (the tip's, or a pin's); the
+    /// same tree always gives the same answer.
+    func spec(_ app: AppRef, tree: OID) -> AppSpec? {
+        if tree == trees[app.name] { return spec(app) }
+        if let known = treeSpecs[tree.hex] { return known }
+        let spec = repo.appSpec(appTree: tree, app: app)
+        treeSpecs[tree.hex] = spec
         return spec
     }
 

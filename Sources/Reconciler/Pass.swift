@@ -29,10 +29,19 @@ struct Failure {
     let reason: String
 }
 
+/// What a pass plans: the steps for the apps with something to do, and
+/// what it found out while planning (pins, forgotten failures).
+struct Plan {
+    var steps: [PlannedStep] = []
+    var outcomes: [Outcome] = []
+}
+
 extension Reconciler {
     /// One pass over the tip (the steps in the overview at the top of
-    /// Reconciler.swift). True when it wrote a rollback commit, so that the
-    /// loop passes again at once.
+    /// Reconciler.swift): gates, each returning a result; a pure plan; the
+    /// waves; then the failures to the policy. `record` and `summarise`
+    /// write down what each returned. True when it wrote a rollback commit,
+    /// so that the loop passes again at once.
     func pass(full: Bool) -> Bool {
         let started = clock.monotonicMilliseconds()
         defer { options.observer.passFinished(milliseconds: clock.monotonicMilliseconds() - started) }
@@ -41,15 +50,19 @@ extension Reconciler {
         do {
             tip = try repo.tip()
         } catch {
-            reportRepositoryError(error)
-            return false
+            return summarise(.retry("\(error)"), of: .observe, tip: nil)
         }
-        state.lastError = nil
-        guard ancestryHolds(tip), let desired = validDesiredState(tip), signaturesHold(tip, desired) else { return false }
+        _ = summarise(.proceed, of: .observe, tip: tip)
+        let gates: [(Gate, (OID) -> GateResult)] = [(.ancestry, ancestryGate), (.validation, validationGate), (.signature, signatureGate)]
+        for (gate, check) in gates {
+            guard summarise(check(tip), of: gate, tip: tip) else { return false }
+        }
+        guard let desired else { return false }
         let tipChanged = state.tip != tip.hex
         let rollbackTip = tipChanged ? rollbackApps(tip, desired) : []
-        let steps = plan(desired, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full)
-        var failures = runWaves(steps, desired, reverse: !rollbackTip.isEmpty, tip: tip)
+        let plan = Self.plan(desired, state: state, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full)
+        plan.outcomes.forEach(record)
+        var failures = runWaves(plan.steps, desired, reverse: !rollbackTip.isEmpty, tip: tip)
         if fatal != nil { return false }
         removeAppsNoLongerDesired(desired)
         state.tip = tip.hex
@@ -67,43 +80,26 @@ extension Reconciler {
         return failures.isEmpty ? false : automaticRollback(failures)
     }
 
-    private func reportRepositoryError(_ error: any Error) {
-        let text = "\(error)"
-        if state.lastError != text { logger.error("cannot read the branch: \(text); retrying on the next pass") }
-        state.lastError = text
-        save()
-    }
-
-    /// Step 2: the tip must descend from the last commit acted on.
-    func ancestryHolds(_ tip: OID) -> Bool {
-        guard let anchorHex = state.lastApplied, var anchor = OID(hex: anchorHex), anchor != tip else {
-            state.halted = nil
-            return true
-        }
+    /// Gate 2: the tip must descend from the last commit acted on.
+    func ancestryGate(_ tip: OID) -> GateResult {
+        guard let anchorHex = state.lastApplied, var anchor = OID(hex: anchorHex), anchor != tip else { return .proceed }
         // A rollback commit a mirror replaced (the remote had moved; it was
         // planned again on the remote's tip) is not part of the history: its
         // successor descends from its parent.
         let replaced = ReplacedCommits(gitDirectory: repo.git.gitDirectory).all()
         while replaced.contains(anchor.hex), let parent = try? repo.git.commit(anchor).parents.first { anchor = parent }
-        let descends = (try? repo.git.isDescendant(tip, of: anchor)) ?? false
-        if descends {
-            state.halted = nil
-            return true
-        }
-        let why = "history rewritten: the tip \(tip.short) of \(repo.branchName) does not descend from \(anchor.short), the last commit applied; "
-            + "reconciliation is halted. Check the new history, then run `rewind reconcile --accept-rewrite \(tip.short)`"
-        if state.halted != why { logger.critical("\(why)") }
-        state.halted = why
-        save()
-        return false
+        if (try? repo.git.isDescendant(tip, of: anchor)) ?? false { return .proceed }
+        return .halted("history rewritten: the tip \(tip.short) of \(repo.branchName) does not descend from \(anchor.short), the last commit applied; "
+            + "reconciliation is halted. Check the new history, then run `rewind reconcile --accept-rewrite \(tip.short)`")
     }
 
-    /// Step 3b: the signature policy (`--verify`, raised by rewind.yaml's
+    /// Gate 3b: the signature policy (`--verify`, raised by rewind.yaml's
     /// `policy.verify`): the tip, or every new commit, must be signed by an
     /// allowed signer. A tip that fails is refused like an invalid one.
-    func signaturesHold(_ tip: OID, _ desired: DesiredView) -> Bool {
+    func signatureGate(_ tip: OID) -> GateResult {
+        guard let desired else { return .proceed }
         let level = max(options.verify, SignaturePolicy(rawValue: desired.config.policy.verify) ?? .none)
-        guard level != .none, verifiedTip != tip else { return true }
+        guard level != .none, verifiedTip != tip else { return .proceed }
         var commits = [tip]
         if level == .all, let anchor = state.lastApplied, anchor != tip.hex, let range = try? repo.git.commits(inRange: "\(anchor)..\(tip.hex)") {
             commits = range
@@ -111,55 +107,36 @@ extension Reconciler {
         let verifier = SignatureVerifier(allowedSigners: options.allowedSigners)
         for commit in commits {
             guard let problem = verifier.problem(with: commit, in: repo.git) else { continue }
-            let refused = RefusedCommit(commit: tip.hex, message: "signature policy '\(level.rawValue)': \(problem)", details: [])
-            if state.invalid != refused {
-                logger.error("refusing \(tip.short): \(refused.message); the last applied state stays")
-                let apps = desired.config.apps.map(\.name).joined(separator: ",")
-                options.notifier?.send(RollbackEvent(.refused, app: apps, trigger: "signature", commit: tip.hex, reason: refused.message))
-            }
-            state.invalid = refused
-            state.tip = tip.hex
-            save()
-            return false
+            return .refused(RefusedCommit(commit: tip.hex, message: "signature policy '\(level.rawValue)': \(problem)", details: []))
         }
         verifiedTip = tip
-        return true
+        return .proceed
     }
 
-    /// Step 3: the tip's desired state, valid as a whole, or nil (refused).
-    /// A tip this state directory already validated and applied is not
-    /// parsed again.
-    func validDesiredState(_ tip: OID) -> DesiredView? {
-        if let desired, desired.commit == tip { return desired }
+    /// Gate 3: the tip's desired state, valid as a whole (kept in `desired`),
+    /// or refused. A tip this state directory already validated and applied
+    /// is not parsed again.
+    func validationGate(_ tip: OID) -> GateResult {
+        if let desired, desired.commit == tip { return .proceed }
         if state.tip == tip.hex, state.lastApplied == tip.hex, state.invalid == nil, let view = try? DesiredView(trusted: tip, repo: repo) {
             desired = view
-            return view
+            return .proceed
         }
         do {
             let loaded = try DesiredState.load(repo, commit: tip, limits: options.limits)
-            let view = DesiredView(validated: loaded, repo: repo)
-            desired = view
-            state.invalid = nil
-            return view
+            desired = DesiredView(validated: loaded, repo: repo)
+            return .proceed
         } catch let error as RewindError {
-            let refused = RefusedCommit(commit: tip.hex, message: error.message, details: error.diagnostics.map { "\($0)" })
-            if state.invalid != refused {
-                logger.error("refusing \(tip.short): \(error.message); the last valid state stays applied\n\(refused.details.joined(separator: "\n"))")
-            }
-            state.invalid = refused
-            state.tip = tip.hex
-            save()
-            return nil
+            return .refused(RefusedCommit(commit: tip.hex, message: error.message, details: error.diagnostics.map { "\($0)" }))
         } catch {
-            reportRepositoryError(error)
-            return nil
+            return .retry("\(error)")
         }
     }
 
     /// The apps a rollback commit at the tip changes; empty when the tip is
     /// not a rollback (Rewind's trailers, or git's own revert message).
     func rollbackApps(_ tip: OID, _ desired: DesiredView) -> Set<String> {
-        guard let commit = try? repo.git.commit(tip), isRollback(commit) else { return [] }
+        guard let commit = try? repo.git.commit(tip), RollbackHistory.isRollback(commit) else { return [] }
         let parentTree = commit.parents.first.flatMap { try? repo.git.commit($0).tree }
         var changed: Set<String> = []
         for app in desired.config.apps {
@@ -170,24 +147,19 @@ extension Reconciler {
         return changed
     }
 
-    func isRollback(_ commit: Commit) -> Bool { RollbackHistory.isRollback(commit) }
-
-    /// Step 4: what to do for each app; apps with nothing to do are left out.
-    func plan(_ desired: DesiredView, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool) -> [PlannedStep] {
-        var steps: [PlannedStep] = []
+    /// Step 4: what to do for each app (apps with nothing to do are left
+    /// out), from the desired state and the recorded state alone: nothing
+    /// is changed here; what planning found out comes back as outcomes.
+    static func plan(_ desired: DesiredView, state: ReconcilerState, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool) -> Plan {
+        var plan = Plan()
         for ref in desired.config.apps {
             let name = ref.name
-            guard let tree = effectiveTree(ref, desired, tip: tip, tipChanged: tipChanged) else { continue }
             let app = state.apps[name] ?? AppState()
+            guard let tree = effectiveTree(ref, desired, app: app, tip: tip, tipChanged: tipChanged, into: &plan) else { continue }
             if let failed = app.failedTree {
                 if failed == tree.hex { continue }
                 // The desired state moved on: forget the failure.
-                update(name) { app in
-                    app.failedTree = nil
-                    app.failedRelease = nil
-                    app.needsHuman = nil
-                    app.lastError = nil
-                }
+                plan.outcomes.append(.failureForgotten(app: name))
             }
             let action: PlannedStep.Action
             if app.instance?.tree == tree.hex && app.health != .failed && app.health != .stopped {
@@ -201,31 +173,27 @@ extension Reconciler {
             } else {
                 action = .deploy
             }
-            let spec = tree == desired.trees[name] ? desired.spec(ref) : repo.appSpec(appTree: tree, app: ref)
-            guard let spec else { continue }
-            steps.append(PlannedStep(ref: ref, spec: spec, tree: tree, action: action))
+            guard let spec = desired.spec(ref, tree: tree) else { continue }
+            plan.steps.append(PlannedStep(ref: ref, spec: spec, tree: tree, action: action))
         }
-        return steps
+        return plan
     }
 
     /// The tree an app should run: its tree at the tip, or its pin's.
-    private func effectiveTree(_ ref: AppRef, _ desired: DesiredView, tip: OID, tipChanged: Bool) -> OID? {
+    private static func effectiveTree(_ ref: AppRef, _ desired: DesiredView, app: AppState, tip: OID, tipChanged: Bool, into plan: inout Plan) -> OID? {
         let name = ref.name
         guard let tipTree = desired.trees[name] else { return nil }
         guard let pin = desired.pins.pins[name] else {
-            if state.apps[name]?.heldByPin != nil { update(name) { $0.heldByPin = nil } }
+            if app.heldByPin != nil { plan.outcomes.append(.pin(app: name, tree: nil)) }
             return tipTree
         }
-        if state.apps[name]?.heldByPin != pin.tree { update(name) { $0.heldByPin = pin.tree } }
+        if app.heldByPin != pin.tree { plan.outcomes.append(.pin(app: name, tree: pin.tree)) }
         guard let pinTree = OID(hex: pin.tree), pinTree != tipTree else { return tipTree }
-        guard let spec = repo.appSpec(appTree: pinTree, app: ref) else {
-            update(name) { $0.lastError = "the pin holds \(name) at tree \(pinTree.short), which has no valid app.yaml; fix or remove the pin" }
+        guard let spec = desired.spec(ref, tree: pinTree) else {
+            plan.outcomes.append(.pinInvalid(app: name, "the pin holds \(name) at tree \(pinTree.short), which has no valid app.yaml; fix or remove the pin"))
             return nil
         }
-        if tipChanged {
-            note([NoteRecorder.Entry(outcome: .held, app: name, fields: [("pin", pinTree.short), ("version", spec.version)])], on: tip)
-            logger.notice("\(name) is held by a pin at \(spec.version); the tip's change to it is not applied")
-        }
+        if tipChanged { plan.outcomes.append(.held(app: name, pinTree: pinTree, version: spec.version, tip: tip)) }
         return pinTree
     }
 
@@ -239,12 +207,12 @@ extension Reconciler {
 
     /// Apps gone from rewind.yaml are stopped and forgotten.
     private func removeAppsNoLongerDesired(_ desired: DesiredView) {
-        for (name, app) in state.apps where !desired.contains(name) {
+        for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) where !desired.contains(name) {
             if let instance = app.instance, let driver = drivers[instance.runsOn] {
                 logger.notice("stopping \(name): it is no longer in \(RepoConfig.fileName)")
                 driver.stop(instance)
             }
-            state.apps[name] = nil
+            record(.removed(app: name))
         }
     }
 }

@@ -6,14 +6,19 @@
 //
 // - every tick (50 ms) it reads the branch's ref; a new tip starts a pass at
 //   once. A full pass also runs every 30 s to find drift;
-// - a pass runs ordered steps, each of which may stop it:
+// - a pass runs ordered steps. The gates (1-3) each return a `GateResult`:
+//   proceed, halted (a human must act), refused (invalid) or retry (after a
+//   growing delay); `summarise` records it. The other steps return
+//   `Outcome`s, and `record` (Record.swift) is the one place outcomes become
+//   the state file, notes, metrics, notifications and log lines:
 //   1. observe the tip;
 //   2. ancestry gate: the tip must descend from the last commit acted on; a
 //      rewritten history halts until `rewind reconcile --accept-rewrite REV`;
 //   3. validation gate: the tip's desired state is valid as a whole or
 //      refused as a whole (the last good state stays, status says why);
 //   4. plan: the app's tree id (its state id) against the applied one; pins
-//      hold apps at their pinned tree ("held by pin");
+//      hold apps at their pinned tree ("held by pin"). `plan` is a pure
+//      function of the desired state and the recorded state;
 //   5. order in dependency waves: apps whose dependsOn are satisfied form a
 //      wave; the waves run in reverse for a rollback commit;
 //   6. apply each wave through the platform drivers and wait until its apps
@@ -21,12 +26,16 @@
 //      applies run in the background (at most --concurrency), health is
 //      polled in turn (Waves.swift); a new tip stops the waits it makes moot;
 //   7. record: the state file (atomic) and a git note per outcome;
-//   8. the releases that failed in the pass go to the policy in rewind.yaml
-//      together: one rollback commit for the apps it allows, an escalation
-//      for each of the others; the next pass applies that commit;
+//   8. the releases that failed in the pass go to `AutomaticRollback` (the
+//      service serve's alert desk uses too) together: the policy in
+//      rewind.yaml decides, one rollback commit for the apps it allows, an
+//      escalation for each of the others; the next pass applies that commit;
 // - between passes it supervises: crashed processes restart with capped
 //   exponential backoff, and health is probed; a release that crash-loops or
 //   stays unhealthy during its soak window has failed (step 8 again).
+//
+// The platform drivers (`PlatformDriver`) and the clock are passed in, so
+// unit tests run all of this on a fake platform and a manual clock.
 //
 // Everything is synchronous and single-threaded, waves included: libgit2
 // handles are not thread-safe, so they never leave this thread (waiting for
@@ -139,6 +148,11 @@ public final class Reconciler {
     public var onPass: () -> Void = {}
     /// When each app's health is probed next (monotonic ms).
     var nextProbe: [String: Int64] = [:]
+    /// After a pass could not read the repository: the failures in a row,
+    /// and when (monotonic ms) a pass tries again.
+    var retry: (attempt: Int, at: Int64)?
+    /// Repository reads that failed are retried after 1 s, 2 s... up to 30 s.
+    static let retryBackoff = Backoff(base: 1_000, cap: 30_000)
     /// Set when the state could not record an intent: nothing more is
     /// started, and the loop stops with this error.
     var fatal: StateError?
@@ -194,7 +208,8 @@ public final class Reconciler {
             let now = clock.monotonicMilliseconds()
             let tip = try? repo.tip()
             let full = now - lastFull >= options.fullPassInterval
-            if tip != lastTip || full {
+            let retryDue = retry.map { now >= $0.at } ?? false
+            if tip != lastTip || full || retryDue {
                 if full { lastFull = now }
                 lastTip = tip
                 let moved = pass(full: full)
@@ -243,12 +258,10 @@ public final class Reconciler {
         }
     }
 
-    /// Like `update`, but the change must reach the disk: for intents
-    /// recorded before a side effect (a process about to start).
-    func record(_ app: String, _ body: (inout AppState) -> Void) throws {
-        var appState = state.apps[app] ?? AppState()
-        body(&appState)
-        state.apps[app] = appState
+    /// Records what is about to start or has just started (`pending`); the
+    /// change must reach the disk before the side effect, so this throws.
+    func journal(_ app: String, _ pending: Instance) throws {
+        state.apps[app, default: AppState()].pending = pending
         do {
             try store.save(state, previous: saved)
             saved = state
@@ -256,16 +269,6 @@ public final class Reconciler {
             fatal = error
             throw error
         }
-    }
-
-    /// Runs `body` on an app's state, creating it if needed, and saves.
-    func update(_ app: String, _ body: (inout AppState) -> Void) {
-        let before = state.apps[app]
-        var appState = before ?? AppState()
-        body(&appState)
-        guard appState != before else { return }
-        state.apps[app] = appState
-        save()
     }
 
     /// Queues outcomes for the notes (kept in the state until written).
@@ -296,18 +299,11 @@ extension Reconciler {
             if let pending = app.pending {
                 logger.notice("stopping \(name) \(pending.version): started by a reconciler that did not finish")
                 drivers[pending.runsOn]?.stop(pending)
-                update(name) { $0.pending = nil }
+                record(.pending(app: name, nil))
             }
             if let instance = app.instance, instance.runsOn == .process, app.health != .failed, let driver = drivers[instance.runsOn] {
                 let alive = driver.isRunning(instance)
-                if !alive && options.once {
-                    // --once does not supervise: this pass starts it again, as a deploy.
-                    logger.notice("\(name) \(instance.version) is not running; starting it again")
-                    update(name) { $0.health = .stopped }
-                } else if !alive {
-                    logger.notice("\(name) \(instance.version) is not running; restarting it")
-                    update(name) { $0.health = .restarting; $0.nextRestartAt = clock.wallMilliseconds() }
-                }
+                if !alive { record(.lost(app: name, instance, restart: !options.once)) }
             }
         }
     }

@@ -47,45 +47,25 @@ extension Reconciler {
     /// crashing within the soak window, fail its release.
     private func processEnded(_ name: String, why: String, policy: RollbackPolicy) -> Failure? {
         let now = clock.wallMilliseconds()
-        guard var app = state.apps[name], let instance = app.instance else { return nil }
+        guard let app = state.apps[name], let instance = app.instance else { return nil }
         let soakStart = app.healthySince ?? now
         let inSoak = now - soakStart <= policy.soak.milliseconds
-        app.exits = (app.exits + [now]).filter { $0 >= soakStart && now - $0 <= policy.soak.milliseconds }
-        if inSoak && app.exits.count >= policy.crashLoopRestarts, let tree = OID(hex: instance.tree) {
+        let exits = (app.exits + [now]).filter { $0 >= soakStart && now - $0 <= policy.soak.milliseconds }
+        if inSoak && exits.count >= policy.crashLoopRestarts, let tree = OID(hex: instance.tree) {
             let release = app.release.flatMap(OID.init(hex:)) ?? tree
-            let seconds = Double(now - soakStart) / 1000
-            update(name) { $0 = app }
-            logger.error("\(name) \(instance.version) is crash-looping")
+            record(.crashLooping(app: name, exits: exits))
             return fail(name, release: release, tree: tree,
-                        reason: "crash-looping: exited \(app.exits.count) times within \(Int(seconds))s of becoming healthy (last: \(why))")
+                        reason: "crash-looping: exited \(exits.count) times within \(Int(Double(now - soakStart) / 1000))s of becoming healthy (last: \(why))")
         }
-        app.restarts += 1
-        let backoff = restartBackoff.delay(attempt: app.restarts)
-        app.nextRestartAt = now + backoff
-        app.health = .restarting
-        app.lastError = "\(why); restarting in \(Duration(milliseconds: backoff))"
-        logger.warning("\(name) \(instance.version): \(why); restarting in \(backoff) ms (restart \(app.restarts))")
-        update(name) { $0 = app }
+        record(.restarting(app: name, why: why, backoffMilliseconds: restartBackoff.delay(attempt: app.restarts + 1), exits: exits))
         return nil
     }
 
     private func restart(_ name: String, _ deployment: Deployment, _ driver: any PlatformDriver) {
         do {
-            let instance = try driver.start(deployment) { _ in }
-            update(name) { app in
-                app.instance = instance
-                app.health = .starting
-                app.nextRestartAt = nil
-            }
-            nextProbe[name] = 0
-            logger.info("restarted \(name) \(deployment.spec.version) (pid \(instance.pid ?? 0))")
+            record(.restarted(app: name, try driver.start(deployment) { _ in }))
         } catch {
-            let backoff = restartBackoff.delay(attempt: (state.apps[name]?.restarts ?? 1) + 1)
-            update(name) { app in
-                app.restarts += 1
-                app.lastError = "\(error)"
-                app.nextRestartAt = clock.wallMilliseconds() + backoff
-            }
+            record(.restartFailed(app: name, "\(error)", backoffMilliseconds: restartBackoff.delay(attempt: (state.apps[name]?.restarts ?? 1) + 1)))
         }
     }
 
@@ -93,27 +73,15 @@ extension Reconciler {
     /// release unhealthy for `health.timeout` within its soak window fails.
     private func probeIfDue(_ name: String, _ instance: Instance, _ deployment: Deployment, _ driver: any PlatformDriver, policy: RollbackPolicy) -> Failure? {
         let mono = clock.monotonicMilliseconds()
-        guard mono >= nextProbe[name] ?? 0, var app = state.apps[name] else { return nil }
+        guard mono >= nextProbe[name] ?? 0, let before = state.apps[name] else { return nil }
         let interval = deployment.spec.health?.interval.milliseconds ?? 1_000
-        nextProbe[name] = mono + (app.health == .healthy ? interval : min(interval, 100))
+        nextProbe[name] = mono + (before.health == .healthy ? interval : min(interval, 100))
         let problem = driver.healthProblem(instance, deployment)
+        if problem == "starting" { return nil }
+        record(.probed(app: name, instance, problem: problem))
         let now = clock.wallMilliseconds()
-        if let problem {
-            if problem == "starting" { return nil }
-            app.unhealthySince = app.unhealthySince ?? now
-            if app.health == .healthy { logger.warning("\(name) \(instance.version) is unhealthy: \(problem)") }
-            if app.health != .starting { app.health = .unhealthy }
-            app.lastError = problem
-        } else {
-            if app.health != .healthy && app.health != .starting { logger.info("\(name) \(instance.version) is healthy again") }
-            app.health = .healthy
-            app.unhealthySince = nil
-            if app.healthySince == nil { app.healthySince = now }
-            if now - instance.startedAt >= 10_000 { app.restarts = 0 }
-        }
-        update(name) { $0 = app }
         let timeout = deployment.spec.health?.timeout.milliseconds ?? 60_000
-        guard let since = app.unhealthySince, now - since >= timeout, let soakStart = app.healthySince,
+        guard let app = state.apps[name], let since = app.unhealthySince, now - since >= timeout, let soakStart = app.healthySince,
               now - soakStart <= policy.soak.milliseconds, let tree = OID(hex: instance.tree) else { return nil }
         let release = app.release.flatMap(OID.init(hex:)) ?? tree
         return fail(name, release: release, tree: tree, reason: "unhealthy for \(Duration(milliseconds: now - since)) during its soak window: \(problem ?? "")")

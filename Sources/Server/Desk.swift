@@ -9,8 +9,16 @@ import SystemSupport
 /// Where alert-driven and API rollbacks are decided and written: one actor,
 /// one repository handle, one decision at a time. Concurrent copies of an
 /// alert therefore see each other: the first writes the commit, the others
-/// are duplicates. Commits go through the same `CommitWriter` as the CLI.
+/// are duplicates. Alerts go through `AutomaticRollback`, the reconciler's
+/// own automatic rollback; commits through the same `CommitWriter` as the CLI.
+///
+/// The actor runs on a thread of its own (`GitThread`), not on Swift's
+/// cooperative pool: its libgit2 calls, lock waits and retry sleeps block,
+/// and its handles stay on one thread.
 actor RollbackDesk {
+    private let thread: GitThread
+    nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
+
     private let repo: DeployRepository
     private let store: StateStore
     private let options: ServeOptions
@@ -20,6 +28,8 @@ actor RollbackDesk {
     private var seen: SeenAlerts
 
     init(options: ServeOptions, metrics: Metrics, logger: Logger, notifier: Notifier? = nil) throws {
+        guard let thread = GitThread() else { throw RequestError(500, "cannot start the alert desk's thread: the system has no thread to give") }
+        self.thread = thread
         let repo = try DeployRepository(path: options.repoPath, branch: options.branch)
         let store = StateStore(directory: options.stateDirectory ?? Reconciler.defaultStateDirectory(repo))
         self.repo = repo
@@ -68,9 +78,11 @@ actor RollbackDesk {
         return decided
     }
 
-    /// The policy, then the rollback commit.
+    /// The policy, then the rollback commit: `AutomaticRollback`.
     private func rollBack(_ app: String, alert: AlertmanagerPayload.Alert, decision: AlertDecision, receivedAt: Int64) -> AlertDecision {
         var decision = decision
+        let failed: FailedRelease
+        let policy: RollbackPolicy
         do {
             let tip = try repo.tip()
             let config = try repo.config(tree: try repo.git.commit(tip).tree)
@@ -79,79 +91,50 @@ actor RollbackDesk {
                 return decision
             }
             let release = RollbackHistory.releaseCommit(repo, ref, tree: tree, tip: tip)
-            let releaseCommit = try repo.git.commit(release)
-            let lastGood = store.loadApp(app)?.lastGood.flatMap { $0.tree == tree.hex ? nil : $0 }
-            let now = Clock.wallSeconds()
-            let verdict = AutoRollbackPolicy(policy: config.policy).decide(
-                app: app, releaseTime: releaseCommit.committer.time, isRollback: RollbackHistory.isRollback(releaseCommit), failedTree: tree.hex,
-                lastGood: lastGood, recent: RollbackHistory.automaticRollbacks(repo, app: app, since: now - 3600), now: now, requireKnownGood: false)
-            switch verdict {
-            case .escalate(let why):
-                decision.outcome = .escalated
-                decision.reason = why
-                metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "escalated")])
-                logger.critical("alert \(decision.alertname) on \(app): \(why)")
-                recordEscalation(app: app, release: release, why: why)
-                store.recordEscalation(app: app, release: release.hex, reason: why)
-                notifier?.send(RollbackEvent(.escalated, app: app, trigger: "alert", commit: release.hex, reason: why))
-                return decision
-            case .rollback(let good):
-                var request = RollbackRequest(.rollback(apps: [app], all: false, to: good.map { .revision($0.commit) }),
-                                              reason: "alert \(decision.alertname) firing on \(app) release \(release.short)\(alert.annotations?["summary"].map { ": \($0)" } ?? "")")
-                request.trigger = .alert
-                request.alert = decision.alertname
-                request.fingerprint = decision.fingerprint
-                request.artifactRoot = options.artifactRoot
-                request.undoing = [app: release.hex]
-                return write(request, decision: decision, receivedAt: receivedAt)
-            }
+            let summary = alert.annotations?["summary"].map { ": \($0)" } ?? ""
+            failed = FailedRelease(app: app, release: release, reason: "alert \(decision.alertname) firing", summary: "alert \(decision.alertname) firing on \(app) release \(release.short)\(summary)",
+                                   lastGood: store.loadApp(app)?.lastGood.flatMap { $0.tree == tree.hex ? nil : $0 }, failedTree: tree.hex)
+            policy = config.policy
         } catch {
             decision.outcome = .failed
             logger.error("alert \(decision.alertname): \(error)")
             decision.reason = RequestError.publicText(error)
             return decision
         }
-    }
-
-    private func write(_ request: RollbackRequest, decision: AlertDecision, receivedAt: Int64) -> AlertDecision {
-        var decision = decision
-        do {
-            switch try CommitWriter(repo: repo).run(request) {
-            case .written(let commit, _, _):
-                decision.outcome = .rolledBack
-                decision.commit = commit?.hex
-                decision.reason = "rolled back by commit \(commit?.short ?? "?")"
-                metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "committed")])
-                metrics.observe("rewind_rollback_commit_seconds", [("trigger", "alert")], seconds: Double(Clock.wallMilliseconds() - receivedAt) / 1000)
-                logger.notice("alert \(decision.alertname): rolled back \(decision.app ?? "?") with commit \(commit?.short ?? "?")")
-                notifier?.send(RollbackEvent(.started, app: decision.app ?? "?", trigger: "alert", commit: commit?.hex, reason: request.reason ?? decision.alertname))
-                options.syncLoop?.trigger()
-            case .alreadyDone(let why):
-                decision.outcome = .alreadyRolledBack
-                decision.reason = why
-                metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", "already-done")])
-            }
-        } catch let error as RewindError {
-            decision.outcome = error.code == .refused || error.code == .conflict ? .refused : .failed
-            decision.reason = error.message + (error.hint.map { " (\($0))" } ?? "")
-            metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", decision.outcome.rawValue)])
-        } catch {
+        var service = AutomaticRollback(repoPath: options.repoPath, branch: repo.branchRef, trigger: .alert)
+        service.requireKnownGood = false
+        service.alert = decision.alertname
+        service.fingerprint = decision.fingerprint
+        service.artifactRoot = options.artifactRoot
+        let escalations = DeskEscalations(store: store, repoPath: options.repoPath, logger: logger, notifier: notifier, alertname: decision.alertname)
+        let verdict = service.run([failed], policy: policy, history: repo, now: Clock.wallMilliseconds(), escalations: escalations).first?.1
+            ?? .failed("no decision")
+        switch verdict {
+        case .committed(let commit):
+            decision.outcome = .rolledBack
+            decision.commit = commit.hex
+            decision.reason = "rolled back by commit \(commit.short)"
+            metrics.observe("rewind_rollback_commit_seconds", [("trigger", "alert")], seconds: Double(Clock.wallMilliseconds() - receivedAt) / 1000)
+            logger.notice("alert \(decision.alertname): rolled back \(app) with commit \(commit.short)")
+            notifier?.send(RollbackEvent(.started, app: app, trigger: "alert", commit: commit.hex, reason: failed.summary))
+            options.syncLoop?.trigger()
+        case .alreadyDone(let why):
+            decision.outcome = .alreadyRolledBack
+            decision.reason = why
+        case .escalated(let why):
+            decision.outcome = .escalated
+            decision.reason = why
+        case .refused(let why):
+            decision.outcome = .refused
+            decision.reason = why
+        case .failed(let why):
             decision.outcome = .failed
-            logger.error("alert \(decision.alertname): \(error)")
-            decision.reason = RequestError.publicText(error)
+            logger.error("alert \(decision.alertname): \(why)")
+            decision.reason = "internal error"
         }
+        let counted: [AlertDecision.Outcome: String] = [.rolledBack: "committed", .alreadyRolledBack: "already-done", .escalated: "escalated", .refused: "refused", .failed: "failed"]
+        metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", counted[decision.outcome] ?? decision.outcome.rawValue)])
         return decision
-    }
-
-    /// An `escalated` note on the release, as the reconciler writes one. A
-    /// handle of its own: `repo` keeps new objects in memory (CommitWriter).
-    private func recordEscalation(app: String, release: OID, why: String) {
-        do {
-            let recorder = NoteRecorder(git: try Repository.open(options.repoPath), host: Clock.hostName())
-            try recorder.write(recorder.render([NoteRecorder.Entry(outcome: .escalated, app: app, fields: [("reason", why)])], on: release))
-        } catch {
-            logger.error("cannot record the escalation of \(app) as a note: \(error)")
-        }
     }
 
     /// `POST /api/v1/apps/{app}/rollback`: the CLI's rollback, with `Rewind-Trigger: api`.
@@ -204,5 +187,29 @@ actor RollbackDesk {
     /// `GET /api/v1/status` and `/api/v1/apps`.
     func status() throws(RequestError) -> StatusReport {
         do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
+    }
+}
+
+/// The desk's escalations: an `escalated` note on the release (as the
+/// reconciler writes one), the state directory's escalations file (status
+/// shows the app as needing a human), a notification and a log line.
+struct DeskEscalations: EscalationLog {
+    let store: StateStore
+    let repoPath: String
+    let logger: Logger
+    let notifier: Notifier?
+    let alertname: String
+
+    func escalated(_ failure: FailedRelease, _ why: String) {
+        logger.critical("alert \(alertname) on \(failure.app): \(why)")
+        do {
+            // A handle of its own: the desk's keeps new objects in memory (CommitWriter).
+            let recorder = NoteRecorder(git: try Repository.open(repoPath), host: Clock.hostName())
+            try recorder.write(recorder.render([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], on: failure.release))
+        } catch {
+            logger.error("cannot record the escalation of \(failure.app) as a note: \(error)")
+        }
+        store.recordEscalation(app: failure.app, release: failure.release.hex, reason: why)
+        notifier?.send(RollbackEvent(.escalated, app: failure.app, trigger: "alert", commit: failure.release.hex, reason: why))
     }
 }
