@@ -41,7 +41,7 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "GitKit", "DeployModel", "Rollback", "Platforms", "SystemSupport",
+                "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -89,8 +89,8 @@ public enum FuzzTargets {
     }
 
     static func notes(_ bytes: [UInt8]) {
-        for line in NoteLine.parseAll(text(bytes)) {
-            check(!line.app.isEmpty && !line.outcome.isEmpty, "a parsed line has an outcome and an app")
+        for line in ReleaseNote.parseAll(text(bytes)) {
+            check(!line.app.isEmpty && line.line.hasPrefix(line.key), "a parsed line has an outcome and an app")
         }
     }
 

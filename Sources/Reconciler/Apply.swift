@@ -186,9 +186,9 @@ extension Reconciler {
     /// (a restart applying the rollback again): its timing, metrics and
     /// notification stay those of the first time.
     private func alreadyVerified(_ name: String, _ release: OID) -> Bool {
-        let key = "verified app=\(name) "
+        let key = ReleaseNote.key(.verified, app: name)
         if state.pendingNotes.contains(where: { $0.commit == release.hex && $0.key == key }) { return true }
-        let note = (try? repo.git.note(on: release, notesRef: NoteRecorder.notesRef)) ?? nil
+        let note = (try? repo.git.note(on: release, notesRef: ReleaseNote.notesRef)) ?? nil
         return note?.split(separator: "\n").contains { $0.hasPrefix(key) } ?? false
     }
 

@@ -1,5 +1,6 @@
 import DeployModel
 import GitKit
+import Remote
 import Rollback
 import SystemSupport
 
@@ -181,7 +182,7 @@ public struct AutomaticRollback {
             // A handle of its own: the writer keeps new objects in memory for
             // the rest of its handle's life, and notes the caller writes
             // later through its own handle must reach the disk.
-            var writer = CommitWriter(repo: try DeployRepository(path: repoPath, branch: branch))
+            var writer = CommitWriter(journaling: try DeployRepository(path: repoPath, branch: branch))
             writer.limits = limits
             if approved.count > 1 {
                 // One app's guard must not hold back the others: plan each

@@ -12,7 +12,6 @@ import SystemSupport
 /// written once per outcome, app and commit: after a restart, recording the
 /// same outcome again changes nothing.
 public struct NoteRecorder {
-    public static let notesRef = NoteLine.notesRef
     let git: Repository
     let host: String
 
@@ -39,12 +38,9 @@ public struct NoteRecorder {
 
     /// Renders entries as lines to queue, stamped with the time of the event.
     public func render(_ entries: [Entry], on commit: OID, now: Int64 = Clock.wallMilliseconds()) -> [PendingNote] {
-        return entries.map { entry in
-            var words = ["\(entry.outcome.rawValue) app=\(entry.app)"]
-            for (key, value) in entry.fields { words.append("\(key)=\(quoted(Bounded.text(value, limit: Bounded.maxReasonLength)))") }
-            words.append("time=\(Clock.iso8601UTC(milliseconds: now))")
-            words.append("host=\(host)")
-            return PendingNote(commit: commit.hex, key: "\(entry.outcome.rawValue) app=\(entry.app) ", line: words.joined(separator: " "))
+        entries.map { entry in
+            let note = ReleaseNote(entry.outcome, app: entry.app, fields: entry.fields, time: now, host: host)
+            return PendingNote(commit: commit.hex, key: note.key, line: note.line)
         }
     }
 
@@ -59,7 +55,7 @@ public struct NoteRecorder {
             byCommit[note.commit, default: []].append(note)
         }
         let written = try retryLostRaces(attempts: 50) { _ -> Bool? in
-            let current = try git.referenceTarget(Self.notesRef)
+            let current = try git.referenceTarget(ReleaseNote.notesRef)
             var head = current
             let now = Clock.wallMilliseconds()
             let signature = git.defaultSignature(now: now / 1000)
@@ -77,20 +73,14 @@ public struct NoteRecorder {
             }
             guard let head, head != current else { return true }
             do {
-                try git.updateReference(Self.notesRef, to: head, expecting: current, logMessage: "rewind: notes")
+                try git.updateReference(ReleaseNote.notesRef, to: head, expecting: current, logMessage: "rewind: notes")
                 return true
             } catch let error as GitError where error.code == .modified || error.code == .locked || error.code == .exists {
                 return nil
             }
         }
         if written != nil { return }
-        throw StateError("gave up writing notes: \(Self.notesRef) kept moving")
-    }
-
-    private func quoted(_ value: String) -> String {
-        let oneLine = value.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
-        guard oneLine.contains(" ") || oneLine.contains("\"") || oneLine.isEmpty else { return oneLine }
-        return "\"" + oneLine.replacing("\"", with: "'") + "\""
+        throw StateError("gave up writing notes: \(ReleaseNote.notesRef) kept moving")
     }
 }
 

@@ -1,6 +1,7 @@
 import DeployModel
 import GitKit
 import Platforms
+import Remote
 import Rollback
 import SystemSupport
 

@@ -286,7 +286,7 @@ public final class Reconciler {
             save()
             options.onWrite()
         } catch {
-            logger.error("cannot write notes under \(NoteRecorder.notesRef): \(error); retrying after the next pass")
+            logger.error("cannot write notes under \(ReleaseNote.notesRef): \(error); retrying after the next pass")
         }
     }
 }

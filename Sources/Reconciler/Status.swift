@@ -1,5 +1,6 @@
 import DeployModel
 import GitKit
+import Remote
 import Rollback
 import SystemSupport
 

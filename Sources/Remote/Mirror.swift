@@ -52,7 +52,6 @@ public final class Mirror: Sendable {
 
     static let remoteHeads = "refs/rewind/remote/heads/"
     static let remoteNotes = "refs/rewind/remote/notes/rewind"
-    static let notesRef = NoteLine.notesRef
 
     /// Opens the mirror at `path` for `url`, creating it when absent. Refuses
     /// a mirror that follows another URL. With `proposalPrefix`, rollbacks
@@ -102,16 +101,14 @@ public final class Mirror: Sendable {
             var report = SyncReport()
             do {
                 let git = try Repository.open(path)
-                for attempt in 1...maxPushAttempts {
+                // A rejected push is a lost race: fetch, plan again, push again.
+                let pushed = try retryLostRaces(attempts: maxPushAttempts, backoff: Backoff(base: 200, cap: 3_200, randomized: true)) { _ -> Bool? in
                     try fetch(git, &report)
                     try integrate(git, &report)
-                    let rejected = try publish(git, &report)
-                    if !rejected { break }
-                    if attempt == maxPushAttempts {
-                        report.error = "the remote rejected the push \(attempt) times (it keeps moving); the commits stay queued and are pushed on the next sync"
-                    } else {
-                        Clock.sleep(milliseconds: Backoff(base: 200, cap: 3_200, randomized: true).delay(attempt: attempt))
-                    }
+                    return try publish(git, &report) ? nil : true
+                }
+                if pushed == nil {
+                    report.error = "the remote rejected the push \(maxPushAttempts) times (it keeps moving); the commits stay queued and are pushed on the next sync"
                 }
             } catch {
                 report.error = Self.describe(error)
@@ -133,7 +130,7 @@ public final class Mirror: Sendable {
 
     /// Fetches the remote's branches and notes into the remote-tracking references.
     private func fetch(_ git: Repository, _ report: inout SyncReport) throws {
-        try git.fetch(url: url.text, refspecs: ["+refs/heads/*:\(Self.remoteHeads)*", "+refs/notes/rewind:\(Self.remoteNotes)"], hooks: access.hooks(for: url))
+        try git.fetch(url: url.text, refspecs: ["+refs/heads/*:\(Self.remoteHeads)*", "+\(ReleaseNote.notesRef):\(Self.remoteNotes)"], hooks: access.hooks(for: url))
         report.fetched = true
     }
 
@@ -184,7 +181,7 @@ public final class Mirror: Sendable {
         let repo = try DeployRepository(path: path, branch: branch)
         for entry in requests {
             do {
-                switch try CommitWriter(repo: repo).run(entry.request) {
+                switch try CommitWriter(journaling: repo).run(entry.request) {
                 case .written(let commit, _, _):
                     report.replanned.append(commit.map { String($0.description.prefix(12)) } ?? "?")
                 case .alreadyDone(let why):
@@ -225,11 +222,11 @@ public final class Mirror: Sendable {
             specs.append("\(reference):\(reference)")
             tips[reference] = tip
         }
-        let localNotes = try git.referenceTarget(Self.notesRef)
+        let localNotes = try git.referenceTarget(ReleaseNote.notesRef)
         let remoteNotes = try git.referenceTarget(Self.remoteNotes)
         if let localNotes, localNotes != remoteNotes {
-            specs.append("\(Self.notesRef):\(Self.notesRef)")
-            tips[Self.notesRef] = localNotes
+            specs.append("\(ReleaseNote.notesRef):\(ReleaseNote.notesRef)")
+            tips[ReleaseNote.notesRef] = localNotes
         }
         guard !specs.isEmpty else { return false }
         let rejections = try git.push(url: url.text, refspecs: specs, hooks: access.hooks(for: url))
@@ -248,7 +245,7 @@ public final class Mirror: Sendable {
             let tracking = Self.tracking(reference)
             let previous = try git.referenceTarget(tracking)
             try? git.updateReference(tracking, to: tip, expecting: previous, logMessage: "rewind: pushed")
-            if reference != Self.notesRef {
+            if reference != ReleaseNote.notesRef {
                 for entry in queued where entry.reference == reference {
                     guard let commit = OID(hex: entry.commit), (try? git.isDescendant(tip, of: commit)) == true else { continue }
                     outbox.remove(entry.commit)
@@ -267,7 +264,7 @@ public final class Mirror: Sendable {
     /// Where the remote's state of a reference is kept: `refs/heads/X` →
     /// `refs/rewind/remote/heads/X`, Rewind's notes → the remote's notes.
     static func tracking(_ reference: String) -> String {
-        reference == notesRef ? remoteNotes : remoteHeads + shortBranchName(reference)
+        reference == ReleaseNote.notesRef ? remoteNotes : remoteHeads + shortBranchName(reference)
     }
 
     /// The local branch of a remote-tracking reference: `refs/rewind/remote/heads/X` → `refs/heads/X`.
@@ -280,13 +277,13 @@ public final class Mirror: Sendable {
     /// (lines of the same note from both sides are kept once each).
     private func mergeNotes(_ git: Repository) throws {
         guard let remote = try git.referenceTarget(Self.remoteNotes) else { return }
-        guard let local = try git.referenceTarget(Self.notesRef) else {
-            try git.updateReference(Self.notesRef, to: remote, expecting: nil, logMessage: "rewind: notes from the remote")
+        guard let local = try git.referenceTarget(ReleaseNote.notesRef) else {
+            try git.updateReference(ReleaseNote.notesRef, to: remote, expecting: nil, logMessage: "rewind: notes from the remote")
             return
         }
         if try local == remote || git.isDescendant(local, of: remote) { return }
         if try git.isDescendant(remote, of: local) {
-            try git.updateReference(Self.notesRef, to: remote, expecting: local, logMessage: "rewind: notes from the remote")
+            try git.updateReference(ReleaseNote.notesRef, to: remote, expecting: local, logMessage: "rewind: notes from the remote")
             return
         }
         var merged: [OID: String] = [:]
@@ -299,7 +296,7 @@ public final class Mirror: Sendable {
         }
         let signature = git.defaultSignature(now: Clock.wallSeconds())
         let commit = try git.createNotesMerge(parents: [local, remote], notes: merged, message: "rewind: merge notes from the remote\n", signature: signature)
-        try git.updateReference(Self.notesRef, to: commit, expecting: local, logMessage: "rewind: merge notes from the remote")
+        try git.updateReference(ReleaseNote.notesRef, to: commit, expecting: local, logMessage: "rewind: merge notes from the remote")
     }
 
     static func unionLines(_ mine: String, _ theirs: String) -> String {

@@ -37,10 +37,10 @@ struct WriteOptions: ParsableArguments {
     func execute(_ operation: Operation, repoOptions: RepoOptions) throws {
         try runReporting {
             let (repo, mirror) = try repoOptions.openWithMirror()
-            let result = try CommitWriter(repo: repo).run(request(operation), dryRun: dryRun)
+            let result = try CommitWriter(journaling: repo).run(request(operation), dryRun: dryRun)
             report(result)
             if let mirror, !dryRun, case .written(let commit?, let plan, _) = result {
-                reportPush(mirror.sync(), mirror: mirror, commit: commit, proposal: repo.proposalReference(for: plan))
+                reportPush(mirror.sync(), mirror: mirror, commit: commit, proposal: MirrorJournal(repo)?.proposal(for: plan))
             }
         }
     }

@@ -14,6 +14,21 @@ public enum RollbackResult: Sendable {
     case alreadyDone(String)
 }
 
+/// Where a writer's commits go, and what is kept about each before the
+/// branch moves: a mirror's journal (Remote's `MirrorJournal`) queues each
+/// commit with its request for the push, and sends commits for a protected
+/// branch to a proposal branch. A plain repository has none.
+public protocol CommitJournal {
+    /// The new branch a planned commit is proposed on instead of moving the
+    /// followed branch; nil: the followed branch moves.
+    func proposal(for plan: PlannedCommit) -> String?
+    /// Called before `reference` moves to `commit`, with the request that
+    /// planned it (its target resolved).
+    func willMove(_ reference: String, to commit: OID, request: RollbackRequest)
+    /// The reference did not move after all (a lost race, an error).
+    func didNotMove(_ commit: OID)
+}
+
 /// Writes rollback commits: plan against the tip, write the commit object,
 /// then move the branch with compare-and-swap. A writer that loses the race
 /// re-reads the tip and plans again, so concurrent writers never lose a commit
@@ -25,6 +40,8 @@ public struct CommitWriter {
     /// The limits the new state must meet: the reconciler's, so that it
     /// never refuses what was written.
     public var limits = AppLimits()
+    /// Told about each commit before its branch moves (a mirror's outbox).
+    public var journal: (any CommitJournal)?
 
     /// Creates a writer for a repository.
     public init(repo: DeployRepository) { self.repo = repo }
@@ -73,10 +90,8 @@ public struct CommitWriter {
             try gitStep("writing the new objects") { try repo.git.persistStagedObjects(reachableFrom: commit) }
             // In a mirror, the request goes to the outbox before the branch
             // moves, so that a commit the remote has not taken can be planned again.
-            let proposal = repo.proposalReference(for: plan)
-            let outbox = repo.isMirror ? Outbox(gitDirectory: repo.git.gitDirectory) : nil
-            outbox?.put(Outbox.Entry(commit: commit.description, reference: proposal ?? repo.branchRef, request: Self.pinned(request, plan),
-                                     queuedAt: Clock.wallMilliseconds(), lastError: nil))
+            let proposal = journal?.proposal(for: plan)
+            journal?.willMove(proposal ?? repo.branchRef, to: commit, request: Self.pinned(request, plan))
             do {
                 if let proposal {
                     try repo.git.updateReference(proposal, to: commit, expecting: nil, logMessage: "rewind: propose \(plan.message.prefix { $0 != "\n" })")
@@ -84,7 +99,7 @@ public struct CommitWriter {
                     try repo.git.updateReference(repo.branchRef, to: commit, expecting: plan.parent, logMessage: "rewind: \(plan.message.prefix { $0 != "\n" })")
                 }
             } catch let error as GitError where Self.isLostRace(error) {
-                outbox?.remove(commit.description)
+                journal?.didNotMove(commit)
                 if let proposal, error.code == .exists {
                     return .alreadyDone("already proposed on \(shortBranchName(proposal))")
                 }
@@ -93,7 +108,7 @@ public struct CommitWriter {
                 request = Self.pinned(request, plan)
                 return nil
             } catch {
-                outbox?.remove(commit.description)
+                journal?.didNotMove(commit)
                 throw RewindError.git(error, doing: "moving \(repo.branchName)")
             }
             if worktree {

@@ -50,26 +50,6 @@ public final class DeployRepository {
     /// Signs the commits Rewind writes here; nil: they are not signed.
     public lazy var signer: SSHCommitSigner? = SSHCommitSigner.configured(for: git)
 
-    /// True for a mirror of a remote repository that Rewind keeps: commits
-    /// written here are queued in the outbox and pushed.
-    public var isMirror: Bool { git.configValue("rewind.remote") != nil }
-
-    /// With a protected followed branch, rollback commits go to a branch of
-    /// their own that starts with this prefix (`rewind/rollback-`), for review.
-    public var proposalPrefix: String? {
-        guard isMirror, let prefix = git.configValue("rewind.proposalPrefix"), !prefix.isEmpty else { return nil }
-        return prefix
-    }
-
-    /// The branch a planned commit is proposed on when the followed branch
-    /// is protected: named after the apps and the tip it was planned on, so
-    /// that the same rollback proposed twice is one branch.
-    public func proposalReference(for plan: PlannedCommit) -> String? {
-        guard let prefix = proposalPrefix else { return nil }
-        let apps = plan.changes.map(\.app).prefix(3).joined(separator: "+")
-        return "refs/heads/\(prefix)\(apps.isEmpty ? "change" : apps)-\(String(plan.parent.description.prefix(7)))"
-    }
-
     /// The short branch name, e.g. `main`.
     public var branchName: String { shortBranchName(branchRef) }
 

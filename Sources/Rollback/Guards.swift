@@ -85,20 +85,19 @@ public enum Artifacts {
 /// verified healthy (a git note under refs/notes/rewind says so), else the
 /// newest earlier release that was not itself rolled back.
 enum LastGoodRelease {
-    static let notesRef = NoteLine.notesRef
 
     static func find(_ releases: [Release], git: Repository) -> Release? {
         guard let current = releases.last else { return nil }
         let candidates = releases.dropLast().reversed().filter {
             $0.rolledBackBy == nil && $0.tree != nil && $0.tree != current.tree
         }
-        let hasNotes = (try? git.referenceTarget(notesRef)) != nil
+        let hasNotes = (try? git.referenceTarget(ReleaseNote.notesRef)) != nil
         if hasNotes, let verified = candidates.first(where: { isVerified($0, git: git) }) { return verified }
         return candidates.first
     }
 
     static func isVerified(_ release: Release, git: Repository) -> Bool {
-        guard let note = try? git.note(on: release.commit, notesRef: notesRef) else { return false }
-        return NoteLine.parseAll(note).contains { ($0.known == .verified || $0.known == .healthy) && $0.app == release.app }
+        guard let note = try? git.note(on: release.commit, notesRef: ReleaseNote.notesRef) else { return false }
+        return ReleaseNote.parseAll(note).contains { ($0.outcome == .verified || $0.outcome == .healthy) && $0.app == release.app }
     }
 }

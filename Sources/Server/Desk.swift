@@ -143,7 +143,7 @@ actor RollbackDesk {
         request.trigger = .api
         request.artifactRoot = options.artifactRoot
         do {
-            switch try CommitWriter(repo: repo).run(request) {
+            switch try CommitWriter(journaling: repo).run(request) {
             case let .written(commit, plan, _):
                 metrics.count("rewind_rollbacks_total", [("trigger", "api"), ("outcome", "committed")])
                 options.syncLoop?.trigger()

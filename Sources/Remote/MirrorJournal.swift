@@ -1,6 +1,55 @@
 import FoundationEssentials
 import GitKit
+import Rollback
 import SystemSupport
+
+/// What a commit writer keeps in a mirror of a remote repository: each
+/// commit in the outbox (with its request) before the branch moves, and,
+/// for a protected followed branch, the proposal branch the commit goes to
+/// instead. Everything Rewind knows about its mirrors lives in this module.
+public struct MirrorJournal: CommitJournal {
+    public let gitDirectory: String
+    /// Proposal branches start with this (`rewind/rollback-`); nil: commits go to the branch.
+    public let proposalPrefix: String?
+
+    /// The journal of `repo` when it is a mirror Rewind keeps; nil otherwise.
+    public init?(_ repo: DeployRepository) {
+        guard repo.isMirror else { return nil }
+        gitDirectory = repo.git.gitDirectory
+        proposalPrefix = repo.git.configValue("rewind.proposalPrefix").flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    public var outbox: Outbox { Outbox(gitDirectory: gitDirectory) }
+
+    /// The branch a planned commit is proposed on when the followed branch
+    /// is protected: named after the apps and the tip it was planned on, so
+    /// that the same rollback proposed twice is one branch.
+    public func proposal(for plan: PlannedCommit) -> String? {
+        guard let prefix = proposalPrefix else { return nil }
+        let apps = plan.changes.map(\.app).prefix(3).joined(separator: "+")
+        return "refs/heads/\(prefix)\(apps.isEmpty ? "change" : apps)-\(String(plan.parent.description.prefix(7)))"
+    }
+
+    public func willMove(_ reference: String, to commit: OID, request: RollbackRequest) {
+        outbox.put(Outbox.Entry(commit: commit.description, reference: reference, request: request, queuedAt: Clock.wallMilliseconds(), lastError: nil))
+    }
+
+    public func didNotMove(_ commit: OID) { outbox.remove(commit.description) }
+}
+
+extension DeployRepository {
+    /// True for a mirror of a remote repository that Rewind keeps: commits
+    /// written here are queued in the outbox and pushed.
+    public var isMirror: Bool { git.configValue("rewind.remote") != nil }
+}
+
+extension CommitWriter {
+    /// A writer for `repo` that journals through its mirror when it is one.
+    public init(journaling repo: DeployRepository) {
+        self.init(repo: repo)
+        journal = MirrorJournal(repo)
+    }
+}
 
 /// Commits Rewind wrote in a mirror of a remote repository that the remote
 /// has not accepted yet, each with the request that produced it, so that it

@@ -1,0 +1,111 @@
+import SystemSupport
+
+/// What a note line says happened to an app's release.
+public enum NoteOutcome: String, Sendable, CaseIterable {
+    case applied, healthy, failed, verified, held, escalated
+    case rolledBack = "rolled-back"
+}
+
+/// One line of a note under `refs/notes/rewind`: what happened to an app's
+/// release, where and when.
+///
+///     applied app=api version=1.5.0 tree=4f2a9c1 duration=840ms time=2026-11-21T19:30:07Z host=deploy-1
+///
+/// The one type that writes (`line`) and reads (`parse`) these lines.
+public struct ReleaseNote: Sendable, Equatable {
+    /// The notes ref Rewind writes outcomes under: the one place it is named.
+    public static let notesRef = "refs/notes/rewind"
+
+    public var outcome: NoteOutcome
+    public var app: String
+    /// The other fields, in order (without `app`); a written line ends with `time` and `host`.
+    public var fields: [Field]
+
+    public struct Field: Sendable, Equatable {
+        public var key: String
+        public var value: String
+
+        public init(_ key: String, _ value: String) {
+            self.key = key
+            self.value = value
+        }
+    }
+
+    /// A line to write: the outcome's fields, then when and where.
+    public init(_ outcome: NoteOutcome, app: String, fields: [(String, String)] = [], time: Int64, host: String) {
+        self.outcome = outcome
+        self.app = app
+        self.fields = fields.map { Field($0.0, Bounded.text($0.1, limit: Bounded.maxReasonLength)) }
+            + [Field("time", Clock.iso8601UTC(milliseconds: time)), Field("host", host)]
+    }
+
+    private init(outcome: NoteOutcome, app: String, parsed fields: [Field]) {
+        self.outcome = outcome
+        self.app = app
+        self.fields = fields
+    }
+
+    /// What a line of this outcome for this app starts with: a note holds
+    /// one line per outcome and app.
+    public static func key(_ outcome: NoteOutcome, app: String) -> String { "\(outcome.rawValue) app=\(app) " }
+
+    public var key: String { Self.key(outcome, app: app) }
+
+    /// The line as written: values with spaces or quotes are quoted (a
+    /// quote inside becomes an apostrophe), on one line.
+    public var line: String {
+        ([key.dropLast().description] + fields.map { "\($0.key)=\(Self.quoted($0.value))" }).joined(separator: " ")
+    }
+
+    private static func quoted(_ value: String) -> String {
+        let oneLine = value.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        guard oneLine.contains(" ") || oneLine.contains("\"") || oneLine.isEmpty else { return oneLine }
+        return "\"" + oneLine.replacing("\"", with: "'") + "\""
+    }
+
+    /// The value of the first field named `key`.
+    public func value(_ key: String) -> String? { fields.first { $0.key == key }?.value }
+
+    /// Parses one line; nil when it is not a Rewind note line (hand-written
+    /// text, a damaged line, an outcome this version does not know): such
+    /// lines are skipped, never fatal.
+    public static func parse<S: StringProtocol>(_ line: S) -> ReleaseNote? {
+        var words: [String] = []
+        var current = ""
+        var quoted = false
+        var inWord = false
+        for ch in line {
+            if quoted {
+                if ch == "\"" { quoted = false } else { current.append(ch) }
+            } else if ch == "\"" {
+                quoted = true
+                inWord = true
+            } else if ch == " " || ch == "\t" {
+                if inWord { words.append(current) }
+                current = ""
+                inWord = false
+            } else {
+                current.append(ch)
+                inWord = true
+            }
+        }
+        guard !quoted else { return nil }
+        if inWord { words.append(current) }
+        guard let outcome = words.first.flatMap(NoteOutcome.init(rawValue:)) else { return nil }
+        var app: String?
+        var fields: [Field] = []
+        for word in words.dropFirst() {
+            guard let equals = word.firstIndex(of: "="), equals != word.startIndex else { return nil }
+            let key = String(word[..<equals])
+            let value = String(word[word.index(after: equals)...])
+            if key == "app" && app == nil { app = value } else { fields.append(Field(key, value)) }
+        }
+        guard let app, !app.isEmpty else { return nil }
+        return ReleaseNote(outcome: outcome, app: app, parsed: fields)
+    }
+
+    /// Every line of a note's text that parses.
+    public static func parseAll(_ text: String) -> [ReleaseNote] {
+        text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).compactMap { parse($0) }
+    }
+}
