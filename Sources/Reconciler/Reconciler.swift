@@ -9,7 +9,7 @@
 // - a pass runs ordered steps. The gates (1-3) each return a `GateResult`:
 //   proceed, halted (a human must act), refused (invalid) or retry (after a
 //   growing delay); `summarise` records it. The other steps return
-//   `Outcome`s, and `record` (Record.swift) is the one place outcomes become
+//   `Outcome`s. `record` (Record.swift) is the one place results become
 //   the state file, notes, metrics, notifications and log lines:
 //   1. observe the tip;
 //   2. ancestry gate: the tip must descend from the last commit acted on; a

@@ -80,47 +80,15 @@ enum Outcome {
     case lost(app: String, Instance, restart: Bool)
     /// A supervision probe: nil when healthy, else the problem.
     case probed(app: String, Instance, problem: String?)
+    /// What a gate of the pass said about the tip.
+    case gate(Gate, GateResult, tip: OID?)
 }
 
 extension Reconciler {
-    /// Records a gate's result: the state's halted, refused or error line,
-    /// logged and notified when it changes, or cleared by the gate that set
-    /// it. True when the pass goes on.
+    /// Records a gate's result (`record(.gate)`); true when the pass goes on.
     func summarise(_ result: GateResult, of gate: Gate, tip: OID?) -> Bool {
-        switch result {
-        case .proceed:
-            switch gate {
-            case .observe:
-                state.lastError = nil
-                retry = nil
-            case .ancestry: state.halted = nil
-            case .validation: state.invalid = nil
-            case .signature: break
-            }
-            return true
-        case .halted(let why):
-            if state.halted != why { logger.critical("\(why)") }
-            state.halted = why
-        case .refused(let refused):
-            if state.invalid != refused {
-                let details = refused.details.isEmpty ? "" : "\n" + refused.details.joined(separator: "\n")
-                logger.error("refusing \(tip?.short ?? "the tip"): \(refused.message); the last valid state stays applied\(details)")
-                if gate != .validation {
-                    let apps = desired?.config.apps.map(\.name).joined(separator: ",") ?? ""
-                    options.notifier?.send(RollbackEvent(.refused, app: apps, trigger: "signature", commit: tip?.hex, reason: refused.message))
-                }
-            }
-            state.invalid = refused
-            if let tip { state.tip = tip.hex }
-        case .retry(let why):
-            let attempt = (retry?.attempt ?? 0) + 1
-            let delay = Self.retryBackoff.delay(attempt: attempt)
-            if state.lastError != why { logger.error("cannot read the branch: \(why); retrying in \(Duration(milliseconds: delay))") }
-            retry = (attempt, clock.monotonicMilliseconds() + delay)
-            state.lastError = why
-        }
-        save()
-        return false
+        record(.gate(gate, result, tip: tip))
+        return result == .proceed
     }
 
     /// The one place outcomes become state, notes, metrics, notifications
@@ -128,6 +96,8 @@ extension Reconciler {
     func record(_ outcome: Outcome) {
         let now = clock.wallMilliseconds()
         switch outcome {
+        case let .gate(gate, result, tip):
+            recordGate(gate, result, tip: tip)
         case let .deploying(name, lastGood):
             update(name) { app in
                 if let lastGood { app.lastGood = lastGood }
@@ -293,6 +263,44 @@ extension Reconciler {
                 }
             }
         }
+    }
+
+    /// A gate's result: the state's halted, refused or error line, logged
+    /// and notified when it changes, or cleared by the gate that sets it.
+    private func recordGate(_ gate: Gate, _ result: GateResult, tip: OID?) {
+        switch result {
+        case .proceed:
+            switch gate {
+            case .observe:
+                state.lastError = nil
+                retry = nil
+            case .ancestry: state.halted = nil
+            case .validation: state.invalid = nil
+            case .signature: break
+            }
+            return
+        case .halted(let why):
+            if state.halted != why { logger.critical("\(why)") }
+            state.halted = why
+        case .refused(let refused):
+            if state.invalid != refused {
+                let details = refused.details.isEmpty ? "" : "\n" + refused.details.joined(separator: "\n")
+                logger.error("refusing \(tip?.short ?? "the tip"): \(refused.message); the last valid state stays applied\(details)")
+                if gate != .validation {
+                    let apps = desired?.config.apps.map(\.name).joined(separator: ",") ?? ""
+                    options.notifier?.send(RollbackEvent(.refused, app: apps, trigger: "signature", commit: tip?.hex, reason: refused.message))
+                }
+            }
+            state.invalid = refused
+            if let tip { state.tip = tip.hex }
+        case .retry(let why):
+            let attempt = (retry?.attempt ?? 0) + 1
+            let delay = Self.retryBackoff.delay(attempt: attempt)
+            if state.lastError != why { logger.error("cannot read the branch: \(why); retrying in \(Duration(milliseconds: delay))") }
+            retry = (attempt, clock.monotonicMilliseconds() + delay)
+            state.lastError = why
+        }
+        save()
     }
 
     /// Runs `body` on an app's state, creating it if needed, and saves
