@@ -60,15 +60,25 @@ public struct StatusReport: Sendable {
         let store = StateStore(directory: stateDirectory ?? Reconciler.defaultStateDirectory(repo))
         let state = try store.load()
         let tip = try? repo.tip()
-        let desired = tip.flatMap { try? DesiredState.load(repo, commit: $0) }
+        var desired: DesiredState?
+        var refused = state.invalid
+        if let tip {
+            do {
+                desired = try DesiredState.load(repo, commit: tip)
+                if refused?.commit != tip.hex { refused = nil }
+            } catch let error as RewindError where error.code == .invalidState {
+                // Refused whether or not a reconciler has seen it yet.
+                if refused?.commit != tip.hex { refused = RefusedCommit(commit: tip.hex, message: error.message, details: error.diagnostics.map { "\($0)" }) }
+            } catch {}
+        }
         var report = StatusReport(branch: repo.branchName, tip: tip?.hex, lastApplied: state.lastApplied, reconcilerPid: store.runningPid(),
-                                  halted: state.halted, invalid: desired == nil || state.invalid?.commit == tip?.hex ? state.invalid : nil,
-                                  lastError: state.lastError, apps: [])
+                                  halted: state.halted, invalid: refused, lastError: state.lastError, apps: [])
         if repo.isMirror {
             report.remote = RemoteSyncStatus.read(gitDirectory: repo.git.gitDirectory)
             report.unpushed = Outbox(gitDirectory: repo.git.gitDirectory).entries()
         }
-        let names = desired?.config.apps.map(\.name) ?? state.apps.keys.sorted()
+        let names = desired?.config.apps.map(\.name) ?? (state.apps.isEmpty ? tip.flatMap { repo.newestValidConfig(from: $0) }?.config.apps.map(\.name) : nil)
+            ?? state.apps.keys.sorted()
         let escalations = store.escalations()
         for name in names {
             let app = state.apps[name] ?? AppState()

@@ -31,7 +31,8 @@ struct ReleasesCommand: ParsableCommand {
         try runReporting {
             let repo = try options.open()
             let tip = try repo.tip()
-            let config = try repo.config(tree: try repo.git.commit(tip).tree)
+            let (config, warning) = try repo.configForListing(at: tip)
+            if let warning { Terminal.error(warning) }
             if let app, config.app(named: app) == nil {
                 throw RewindError(.notFound, "unknown app '\(app)'", hint: "apps in rewind.yaml: \(config.apps.map(\.name).joined(separator: ", "))")
             }

@@ -40,6 +40,7 @@ struct StatusCommand: ParsableCommand {
         if let invalid = r.invalid {
             lines.append("REFUSED \(invalid.commit.prefix(7)): \(invalid.message)")
             lines += invalid.details.map { "  \($0)" }
+            lines.append("  repair: fix the files in a new commit, or undo the commit that broke them (`rewind revert HEAD` for the tip)")
         }
         if let error = r.lastError { lines.append("error: \(error)") }
         if let remote = r.remote {

@@ -105,7 +105,7 @@ public final class DeployRepository {
         }
         let (config, diagnostics) = RepoConfig.parse(text)
         guard let config else {
-            throw RewindError(.invalidState, "\(RepoConfig.fileName) is invalid", hint: "fix the errors above, then run `rewind validate`", diagnostics: diagnostics.filter { $0.severity == .error })
+            throw RewindError(.invalidState, "\(RepoConfig.fileName) is invalid", hint: Self.repairHint, diagnostics: diagnostics.filter { $0.severity == .error })
         }
         configs[entry.id] = config
         return config
@@ -119,6 +119,38 @@ public final class DeployRepository {
             throw RewindError(.invalidState, "\(PinSet.fileName) is invalid", hint: "fix it by hand or restore it with git", diagnostics: diagnostics.filter { $0.severity == .error })
         }
         return pins
+    }
+
+    /// What to do about a broken desired state.
+    public static let repairHint = "fix the errors above, then run `rewind validate`; if the tip's commit broke it, `rewind revert HEAD` repairs the branch"
+
+    /// The newest valid rewind.yaml on the first-parent line from `commit`
+    /// (itself first), with the commit it is from; nil when none of the
+    /// 1,000 newest is valid. A broken tip must not stop the commands that
+    /// list or repair it: they take the apps from here.
+    public func newestValidConfig(from commit: OID) -> (config: RepoConfig, commit: OID)? {
+        var next: OID? = commit
+        for _ in 0..<1_000 {
+            guard let id = next, let current = try? git.commit(id) else { return nil }
+            if let config = try? config(tree: current.tree) { return (config, id) }
+            next = current.parents.first
+        }
+        return nil
+    }
+
+    /// The apps to list at `tip`: its rewind.yaml, or, when that is broken,
+    /// the newest valid one, with a warning that names the broken file and
+    /// says how to repair it.
+    public func configForListing(at tip: OID) throws -> (config: RepoConfig, warning: String?) {
+        do {
+            return (try config(tree: try gitStep("reading the tip") { try git.commit(tip).tree }), nil)
+        } catch let error as RewindError where error.code == .invalidState {
+            guard let fallback = newestValidConfig(from: tip) else { throw error }
+            let problem = error.diagnostics.first.map { "\($0)" } ?? error.message
+            return (fallback.config, "warning: \(RepoConfig.fileName) at the tip \(tip.short) is invalid (\(problem)); "
+                + "listing the apps of \(fallback.commit.short), the newest commit whose \(RepoConfig.fileName) is valid. "
+                + "`rewind revert HEAD` repairs the branch if the tip broke it")
+        }
     }
 
     /// The git tree id of an app's directory in a tree; nil when absent.

@@ -93,7 +93,8 @@ public struct DesiredState: Sendable {
         let errors = diagnostics.filter { $0.severity == .error }
         guard errors.isEmpty, let config = parsedConfig else {
             throw RewindError(.invalidState, "\(what) is not a valid desired state (\(errors.count) error\(errors.count == 1 ? "" : "s"))",
-                              hint: "fix these files in a new commit; the last valid state stays deployed", diagnostics: diagnostics)
+                              hint: "fix these files in a new commit, or undo the commit that broke them with `rewind revert REV` (`rewind revert HEAD` for the tip); the last valid state stays deployed",
+                              diagnostics: diagnostics)
         }
         return DesiredState(commit: commit, config: config, apps: apps, pins: pins, warnings: diagnostics)
     }

@@ -21,8 +21,19 @@ struct Planner {
         self.limits = limits
         self.tip = tip
         tipTree = try gitStep("reading the tip") { try repo.git.commit(tip).tree }
-        config = try repo.config(tree: tipTree)
-        pins = try repo.pins(tree: tipTree)
+        do {
+            let tipConfig = try repo.config(tree: tipTree)
+            pins = try repo.pins(tree: tipTree)
+            config = tipConfig
+        } catch let error as RewindError where error.code == .invalidState {
+            // A broken tip must not stop the rollback that repairs it: plan
+            // with the newest valid rewind.yaml (for a revert of the commit
+            // that broke it, its parent's). `finish` checks the state the
+            // commit would write as a whole, so nothing invalid is written.
+            guard let fallback = repo.newestValidConfig(from: tip) else { throw error }
+            config = fallback.config
+            pins = (try? repo.pins(tree: tipTree)) ?? PinSet()
+        }
     }
 
     func plan() throws -> PlanOutcome {
