@@ -22,6 +22,7 @@ struct ShowCommand: ParsableCommand {
             let repo = try options.open()
             let id = try repo.resolve(revision)
             let details = try CommitDetails.load(repo, commit: id)
+            if let warning = details.warning { Terminal.error(warning) }
             if format == .json {
                 Terminal.print(json(details).pretty)
             } else {

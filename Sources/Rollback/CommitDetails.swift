@@ -19,12 +19,17 @@ public struct CommitDetails: Sendable {
     public let target: OID?
     public let trailers: RollbackTrailers?
     public let apps: [Change]
+    /// Set when the commit's rewind.yaml is broken (see `load`).
+    public var warning: String?
 
-    /// Compares a commit with its first parent, app by app (apps from the commit's rewind.yaml).
+    /// Compares a commit with its first parent, app by app (apps from the
+    /// commit's rewind.yaml; when that is broken, from the newest valid one
+    /// before it, and `warning` says so: a broken commit is what one most
+    /// needs to see).
     public static func load(_ repo: DeployRepository, commit id: OID) throws -> CommitDetails {
         let commit = try gitStep("reading \(id.short)") { try repo.git.commit(id) }
         let parentTree = try commit.parents.first.map { p in try gitStep("reading \(p.short)") { try repo.git.commit(p).tree } }
-        let config = try repo.config(tree: commit.tree)
+        let (config, warning) = try repo.configForListing(at: id, naming: "")
         let files = try gitStep("comparing with the parent") { try repo.git.changedPaths(from: parentTree, to: commit.tree) }
         var apps: [Change] = []
         for app in config.apps {
@@ -45,6 +50,8 @@ public struct CommitDetails: Sendable {
             kind = .rollback
             target = reverted
         }
-        return CommitDetails(commit: commit, kind: kind, target: target, trailers: trailers, apps: apps)
+        var details = CommitDetails(commit: commit, kind: kind, target: target, trailers: trailers, apps: apps)
+        details.warning = warning
+        return details
     }
 }

@@ -141,13 +141,13 @@ public final class DeployRepository {
     /// The apps to list at `tip`: its rewind.yaml, or, when that is broken,
     /// the newest valid one, with a warning that names the broken file and
     /// says how to repair it.
-    public func configForListing(at tip: OID) throws -> (config: RepoConfig, warning: String?) {
+    public func configForListing(at tip: OID, naming what: String = "the tip ") throws -> (config: RepoConfig, warning: String?) {
         do {
             return (try config(tree: try gitStep("reading the tip") { try git.commit(tip).tree }), nil)
         } catch let error as RewindError where error.code == .invalidState {
             guard let fallback = newestValidConfig(from: tip) else { throw error }
             let problem = error.diagnostics.first.map { "\($0)" } ?? error.message
-            return (fallback.config, "warning: \(RepoConfig.fileName) at the tip \(tip.short) is invalid (\(problem)); "
+            return (fallback.config, "warning: \(RepoConfig.fileName) at \(what)\(tip.short) is invalid (\(problem)); "
                 + "listing the apps of \(fallback.commit.short), the newest commit whose \(RepoConfig.fileName) is valid. "
                 + "`rewind revert HEAD` repairs the branch if the tip broke it")
         }

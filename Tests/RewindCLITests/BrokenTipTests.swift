@@ -19,6 +19,10 @@ import TestSupport
             #expect(releases.status == 0, "\(releases.stderr)")
             #expect(releases.stdout.contains("1.3.0"))
             #expect(releases.stderr.contains("rewind.yaml at the tip \(broken.prefix(7)) is invalid") && releases.stderr.contains("rewind revert HEAD"), "\(releases.stderr)")
+            // The broken commit can be shown.
+            let show = try repo.rewind("show", "HEAD")
+            #expect(show.status == 0, "\(show.stderr)")
+            #expect(show.stderr.contains("rewind.yaml at \(broken.prefix(7)) is invalid"), "\(show.stderr)")
             // Status names the refused tip and needs a human, without a reconciler.
             let status = try repo.rewind("status")
             #expect(status.status == 7, "\(status.stdout)\(status.stderr)")
