@@ -28,6 +28,8 @@ public struct AppStatus: Sendable {
     /// running it is not current.
     public var healthObservedAt: Int64?
     public var healthIsLive = false
+    /// The desired release failed on the platform (set while the desired tree is the failed one).
+    public var failed: String?
 }
 
 /// What `rewind status` shows: the branch, the reconciler, and every app.
@@ -111,6 +113,7 @@ public struct StatusReport: Sendable {
                                pin: pinVersion, lastError: app.lastError, waitingFor: "", pid: app.instance?.pid,
                                port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: app.needsHuman)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
+        if let failedTree = app.failedTree, failedTree == tree?.hex { status.failed = app.lastError ?? "failed" }
         return status
     }
 

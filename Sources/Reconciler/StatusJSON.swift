@@ -37,6 +37,7 @@ extension AppStatus {
             ("healthIsLive", .bool(a.healthIsLive)),
             ("healthObservedAt", a.healthObservedAt.map { .number($0) } ?? .null),
             ("needsHuman", .optional(a.needsHuman)),
+            ("failed", .optional(a.failed)),
             ("healthySince", a.healthySince.map { .number($0) } ?? .null),
             ("pin", .optional(a.pin)),
             ("lastError", .optional(a.lastError)),

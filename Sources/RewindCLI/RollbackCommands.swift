@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeployModel
 import GitKit
+import Reconciler
 import Remote
 import Rollback
 import SystemSupport
@@ -26,6 +27,11 @@ struct WriteOptions: ParsableArguments {
     @Option(help: "Output format: table (text) or json.")
     var format: OutputFormat = .table
 
+    @Flag(help: "After writing, wait until the apps it changes run it and are healthy (exit codes as `rewind wait`).")
+    var wait = false
+
+    @OptionGroup var waiting: WaitOptions
+
     func request(_ operation: Operation) -> RollbackRequest {
         var request = RollbackRequest(operation, reason: reason)
         request.force = force
@@ -41,6 +47,10 @@ struct WriteOptions: ParsableArguments {
             report(result)
             if let mirror, !dryRun, case .written(let commit?, let plan, _) = result {
                 reportPush(mirror.sync(), mirror: mirror, commit: commit, proposal: MirrorJournal(repo)?.proposal(for: plan))
+            }
+            // Nothing to roll out when the commit changes no app (a pin at the current state).
+            if wait, !dryRun, case .written(let commit?, let plan, _) = result, !plan.changes.isEmpty {
+                try waiting.wait(for: WaitCondition(apps: plan.changes.map(\.app)), in: repo, since: commit, format: format)
             }
         }
     }

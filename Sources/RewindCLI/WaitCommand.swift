@@ -1,0 +1,116 @@
+import ArgumentParser
+import DeployModel
+import GitKit
+import Reconciler
+import Rollback
+import SystemSupport
+
+/// `rewind wait`: until the apps run the tip's desired state and are healthy.
+struct WaitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wait",
+        abstract: "Wait until apps run the tip's desired state and are healthy (like kubectl rollout status).",
+        discussion: """
+            Exits 0 when every app named (default: all) runs the tip's desired state and is healthy; \
+            7 when a human must act (an escalation, a halted reconciler, a refused tip); 8 when a \
+            release failed or automation rolled it back; 9 when --timeout passed first. Reads the \
+            reconciler's state directory; a reconciler must be running to make progress.
+            """)
+
+    @Argument(help: "Apps to wait for (default: every app).")
+    var apps: [String] = []
+
+    @Flag(help: "Wait for health only (with --synced: both, the default).")
+    var healthy = false
+
+    @Flag(help: "Wait for the desired state to be applied only (with --healthy: both, the default).")
+    var synced = false
+
+    @OptionGroup var waiting: WaitOptions
+
+    @OptionGroup var repoOptions: RepoOptions
+
+    @Option(help: "Output format: table (text) or json.")
+    var format: OutputFormat = .table
+
+    func run() throws {
+        try runReporting {
+            let repo = try repoOptions.openWithMirror(sync: false).repo
+            let condition = WaitCondition(apps: apps, synced: synced || !healthy, healthy: healthy || !synced)
+            let since = try repo.tip()
+            try waiting.wait(for: condition, in: repo, since: since, format: format)
+        }
+    }
+}
+
+/// How long, and on which state directory, a command waits.
+struct WaitOptions: ParsableArguments {
+    @Option(help: "Give up after this long (exit 9), e.g. 90s, 5m.")
+    var timeout: String = "5m"
+
+    @Option(help: "The state directory (default: <git dir>/rewind/state).")
+    var stateDir: String?
+
+    func validate() throws {
+        guard Duration(parsing: timeout) != nil else { throw ValidationError("--timeout '\(timeout)' is not a duration (e.g. 90s, 5m, 1h)") }
+    }
+
+    /// Polls the status every 50 ms until `condition` holds, fails, or the
+    /// timeout passes; prints each change, then the outcome. Throws the
+    /// outcome's exit code when it is not 0.
+    func wait(for condition: WaitCondition, in repo: DeployRepository, since: OID, format: OutputFormat) throws {
+        let deadline = Clock.monotonicMilliseconds() + (Duration(parsing: timeout)?.milliseconds ?? 300_000)
+        var shown: [String: String] = [:]
+        var verdict = WaitVerdict.waiting([:])
+        var report: StatusReport?
+        let stop = SignalStop()
+        while true {
+            let current: StatusReport
+            do {
+                current = try StatusReport.build(repo: repo, stateDirectory: stateDir)
+            } catch let error as StateError {
+                throw RewindError(.internalFailure, error.message, hint: error.hint)
+            }
+            report = current
+            let rolledBack = (try? repo.tip()).map { condition.automaticRollbacks(repo, since: since, tip: $0) } ?? [:]
+            verdict = condition.judge(current, rolledBack: rolledBack)
+            guard case .waiting(let apps) = verdict else { break }
+            if format == .table {
+                for (app, what) in apps.sorted(by: { $0.key < $1.key }) where shown[app] != what {
+                    Terminal.print("waiting for \(app.isEmpty ? "" : "\(app): ")\(what)")
+                }
+                if current.reconcilerPid == nil && shown.isEmpty { Terminal.print("note: no reconciler is running on this state directory; nothing will change until one does") }
+            }
+            shown = apps
+            if Clock.monotonicMilliseconds() >= deadline { break }
+            if stop.wait(milliseconds: 50) { throw ExitCode(130) }
+        }
+        let result: String
+        let message: String
+        switch verdict {
+        case .done:
+            result = "done"
+            let names = condition.apps.isEmpty ? (report?.apps.map(\.name) ?? []) : condition.apps
+            message = "\(names.joined(separator: ", ")): " + [condition.synced ? "\(names.count == 1 ? "runs" : "run") the desired state of \(since.short)" : nil,
+                                                                 condition.healthy ? "healthy" : nil].compactMap { $0 }.joined(separator: ", ")
+        case .waiting(let apps):
+            result = "timeout"
+            message = "timed out after \(timeout) waiting for " + apps.sorted(by: { $0.key < $1.key }).map { "\($0.key): \($0.value)" }.joined(separator: "; ")
+        case .failed(_, let why):
+            result = "failed"
+            message = why
+        case .needsHuman(let why):
+            result = "needs-human"
+            message = "a human must act: \(why)"
+        }
+        if format == .json {
+            Terminal.print(JSON.object([("result", .string(result)), ("message", .string(message)),
+                                        ("apps", .array((report?.apps ?? []).filter { condition.apps.isEmpty || condition.apps.contains($0.name) }.map(\.json)))]).pretty)
+        } else if verdict == .done {
+            Terminal.print(message)
+        } else {
+            Terminal.error("error: \(message)")
+        }
+        if verdict.exitCode != 0 { throw ExitCode(verdict.exitCode) }
+    }
+}
