@@ -139,6 +139,8 @@ public struct StateStore: Sendable {
         if let data = try? JSONEncoder().encode(all) { _ = FileIO.writeAtomically(escalationsFile, Array(data)) }
     }
     public var logDirectory: String { directory + "/logs" }
+    /// Where an app's output is captured (as `Deployment.logFile` names it).
+    public func logFile(_ app: String) -> String { "\(logDirectory)/\(app).log" }
     public var filesDirectory: String { directory + "/files" }
 
     func appFile(_ name: String) -> String { "\(appsDirectory)/\(name).json" }

@@ -30,6 +30,12 @@ public struct AppStatus: Sendable {
     public var healthIsLive = false
     /// The desired release failed on the platform (set while the desired tree is the failed one).
     public var failed: String?
+    /// When the running instance was started (wall-clock ms).
+    public var startedAt: Int64?
+    /// Consecutive restarts of a crashing process.
+    public var restarts = 0
+    /// Where the app's output is captured (`rewind logs APP`).
+    public var logFile: String?
 }
 
 /// What `rewind status` shows: the branch, the reconciler, and every app.
@@ -91,6 +97,7 @@ public struct StatusReport: Sendable {
                 status.waitingFor = "a human: \(escalation.reason)"
             }
             status.healthObservedAt = state.lastPassAt
+            status.logFile = store.logFile(name)
             status.healthIsLive = report.reconcilerPid != nil
             report.apps.append(status)
         }
@@ -114,6 +121,8 @@ public struct StatusReport: Sendable {
                                port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: app.needsHuman)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
         if let failedTree = app.failedTree, failedTree == tree?.hex { status.failed = app.lastError ?? "failed" }
+        status.startedAt = app.instance?.startedAt
+        status.restarts = app.restarts
         return status
     }
 

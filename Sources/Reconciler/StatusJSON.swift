@@ -44,6 +44,9 @@ extension AppStatus {
             ("waitingFor", .string(a.waitingFor)),
             ("pid", a.pid.map { .number(Int64($0)) } ?? .null),
             ("port", a.port.map { .number(Int64($0)) } ?? .null),
+            ("startedAt", a.startedAt.map { .number($0) } ?? .null),
+            ("restarts", .number(Int64(a.restarts))),
+            ("logFile", .optional(a.logFile)),
             ("lastRollback", a.lastRollback.map { t in
                 .object([
                     ("failedRelease", .string(t.failedRelease)), ("rollbackCommit", .optional(t.rollbackCommit)), ("reason", .string(t.reason)),

@@ -21,7 +21,7 @@ public struct RewindCommand: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
-            ReconcileCommand.self, StatusCommand.self, WaitCommand.self, ServeCommand.self, SyncCommand.self,
+            ReconcileCommand.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, ServeCommand.self, SyncCommand.self,
         ])
 
     public init() {}

@@ -11,7 +11,7 @@ struct ShowCommand: ParsableCommand {
 
     @OptionGroup var options: RepoOptions
 
-    @Argument(help: "The commit to show.")
+    @Argument(help: "The commit to show, or APP#N: the app's release number N (see `rewind releases APP`).")
     var revision: String
 
     @Option(help: "Output format: table or json.")
@@ -20,7 +20,7 @@ struct ShowCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             let repo = try options.open()
-            let id = try repo.resolve(revision)
+            let id = try Self.resolve(revision, in: repo)
             let details = try CommitDetails.load(repo, commit: id)
             if let warning = details.warning { Terminal.error(warning) }
             if format == .json {
@@ -55,5 +55,19 @@ struct ShowCommand: ParsableCommand {
                          ("treeBefore", .optional(c.fromTree?.hex)), ("tree", .optional(c.toTree?.hex)), ("files", .array(c.files.map { .string($0) }))])
             })),
         ])
+    }
+
+    /// A revision, or `APP#N` for an app's release N.
+    static func resolve(_ revision: String, in repo: DeployRepository) throws -> OID {
+        guard let hash = revision.lastIndex(of: "#"), let number = Int(revision[revision.index(after: hash)...]) else { return try repo.resolve(revision) }
+        let app = String(revision[..<hash])
+        let tip = try repo.tip()
+        let config = try repo.configForListing(at: tip).config
+        guard config.app(named: app) != nil else { return try repo.resolve(revision) }
+        let releases = try ReleaseHistory.load(repo, config: config, tip: tip, details: false).of(app)
+        guard number >= 1, number <= releases.count else {
+            throw RewindError(.notFound, "app \(app) has no release #\(number)", hint: "it has releases #1 to #\(releases.count); see `rewind releases \(app)`")
+        }
+        return releases[number - 1].commit
     }
 }

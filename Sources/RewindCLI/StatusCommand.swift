@@ -9,6 +9,9 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show, per app, the desired and applied release, health, pin, last error and what the reconciler waits for.")
 
+    @Argument(help: "One app, for its detail: process, restarts, log file, health history, last error.")
+    var app: String?
+
     @OptionGroup var repoOptions: RepoOptions
 
     @Option(help: "The state directory (default: <git dir>/rewind/state).")
@@ -26,6 +29,15 @@ struct StatusCommand: ParsableCommand {
                 report = try StatusReport.build(repo: repo, stateDirectory: stateDir)
             } catch let error as StateError {
                 throw RewindError(.internalFailure, error.message, hint: error.hint)
+            }
+            if let app {
+                guard let status = report.apps.first(where: { $0.name == app }) else {
+                    throw RewindError(.notFound, "unknown app '\(Bounded.text(app))'", hint: "apps in rewind.yaml: \(report.apps.map(\.name).joined(separator: ", "))")
+                }
+                let history = Self.history(repo, app: app)
+                Terminal.print(format == .json ? detailJSON(status, history).pretty : detail(status, history))
+                if status.needsHuman != nil || report.halted != nil || report.invalid != nil { throw ExitCode(7) }
+                return
             }
             Terminal.print(format == .json ? report.json.pretty : text(report))
             // Like `kubectl rollout status`: scripts can tell that someone must act.
@@ -66,5 +78,59 @@ struct StatusCommand: ParsableCommand {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// One outcome from the notes of the app's releases.
+    struct Event {
+        let time: String
+        let outcome: String
+        let release: String
+        let fields: [ReleaseNote.Field]
+    }
+
+    /// What the notes of the app's newest releases say happened, oldest first.
+    static func history(_ repo: DeployRepository, app: String, releases limit: Int = 10) -> [Event] {
+        guard let tip = try? repo.tip(), let config = try? repo.configForListing(at: tip).config,
+              let history = try? ReleaseHistory.load(repo, config: config, tip: tip, limit: limit, details: false) else { return [] }
+        var events: [Event] = []
+        for release in history.of(app) {
+            guard let text = (try? repo.git.note(on: release.commit, notesRef: ReleaseNote.notesRef)) ?? nil else { continue }
+            for note in ReleaseNote.parseAll(text) where note.app == app {
+                events.append(Event(time: note.value("time") ?? "", outcome: note.outcome.rawValue, release: release.commit.short,
+                                    fields: note.fields.filter { $0.key != "time" && $0.key != "host" }))
+            }
+        }
+        return events.sorted { $0.time < $1.time }
+    }
+
+    private func detail(_ a: AppStatus, _ history: [Event]) -> String {
+        var lines = [
+            "app:         \(a.name)",
+            "desired:     \(a.desiredVersion ?? "-")\(a.desiredTree.map { " (tree \($0.prefix(7)))" } ?? "")\(a.pin.map { ", held by a pin at \($0)" } ?? "")",
+            "applied:     \(a.appliedVersion.map { "\($0) (\(a.appliedCommit.map { String($0.prefix(7)) } ?? "?"))" } ?? "-")",
+            "health:      \(a.health.rawValue)" + (a.healthIsLive || a.healthObservedAt == nil ? "" : " (last seen \(Clock.iso8601UTC(milliseconds: a.healthObservedAt ?? 0)))")
+                + (a.healthySince.map { ", healthy since \(Clock.iso8601UTC(milliseconds: $0))" } ?? ""),
+            "process:     " + (a.pid.map { "pid \($0)" } ?? "-") + (a.port.map { ", port \($0)" } ?? "")
+                + (a.startedAt.map { ", started \(Clock.iso8601UTC(milliseconds: $0))" } ?? ""),
+            "restarts:    \(a.restarts)",
+            "log:         \(a.logFile ?? "-") (rewind logs \(a.name))",
+            "waiting for: \(a.waitingFor.isEmpty ? "nothing" : a.waitingFor)",
+        ]
+        if let error = a.lastError { lines.append("last error:  \(error)") }
+        if let human = a.needsHuman { lines.append("NEEDS A HUMAN: \(human)") }
+        lines.append("")
+        lines.append(history.isEmpty ? "No outcomes recorded in the notes of its recent releases." : "History (notes of its recent releases):")
+        let rows = history.suffix(20).map { e in [e.time, e.release, e.outcome, e.fields.map { "\($0.key)=\($0.value)" }.joined(separator: " ")] }
+        if !rows.isEmpty { lines.append(Table.render(["TIME", "RELEASE", "OUTCOME", "DETAIL"], rows)) }
+        return lines.joined(separator: "\n")
+    }
+
+    private func detailJSON(_ a: AppStatus, _ history: [Event]) -> JSON {
+        guard case .object(var fields) = a.json else { return a.json }
+        fields.append(("history", .array(history.map { e in
+            .object([("time", .string(e.time)), ("release", .string(e.release)), ("outcome", .string(e.outcome)),
+                     ("fields", .object(e.fields.map { ($0.key, JSON.string($0.value)) }))])
+        })))
+        return .object(fields)
     }
 }
