@@ -144,3 +144,11 @@ public struct StatusReport: Sendable {
         return "nothing"
     }
 }
+
+extension StatusReport {
+    /// The same report with only `apps`.
+    public init(copying report: StatusReport, apps: [AppStatus]) {
+        self = report
+        self.apps = apps
+    }
+}

@@ -3,6 +3,10 @@ import Reconciler
 import Rollback
 import SystemSupport
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `rewind status`: desired against applied, per app.
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,6 +24,9 @@ struct StatusCommand: ParsableCommand {
     @Option(help: "Output format: table or json.")
     var format: OutputFormat = .table
 
+    @Flag(help: "Keep watching: redraw on each change on a terminal; otherwise a line per app that changed (with --format json, an object per line).")
+    var watch = false
+
     func run() throws {
         try runReporting {
             // The mirror as it is: status reads, it does not fetch or push.
@@ -30,6 +37,7 @@ struct StatusCommand: ParsableCommand {
             } catch let error as StateError {
                 throw RewindError(.internalFailure, error.message, hint: error.hint)
             }
+            if watch { return try watchChanges(repo) }
             if let app {
                 guard let status = report.apps.first(where: { $0.name == app }) else {
                     throw RewindError(.notFound, "unknown app '\(Bounded.text(app))'", hint: "apps in rewind.yaml: \(report.apps.map(\.name).joined(separator: ", "))")
@@ -132,5 +140,44 @@ struct StatusCommand: ParsableCommand {
                      ("fields", .object(e.fields.map { ($0.key, JSON.string($0.value)) }))])
         })))
         return .object(fields)
+    }
+
+    /// `--watch`: polls every 100 ms until interrupted.
+    private func watchChanges(_ repo: DeployRepository) throws {
+        let terminal = isatty(1) == 1 && format == .table
+        var shown: [String: String] = [:]
+        var drawn = ""
+        let stop = SignalStop()
+        repeat {
+            let report: StatusReport
+            do {
+                report = try StatusReport.build(repo: repo, stateDirectory: stateDir)
+            } catch let error as StateError {
+                throw RewindError(.internalFailure, error.message, hint: error.hint)
+            }
+            let apps = report.apps.filter { app == nil || $0.name == app }
+            if terminal {
+                let screen = text(StatusReport(copying: report, apps: apps))
+                if screen != drawn {
+                    Terminal.write(1, Array(("\u{1B}[H\u{1B}[2J" + screen + "\n").utf8))
+                    drawn = screen
+                }
+                continue
+            }
+            let now = Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds())
+            var lines: [(String, String)] = [("", [report.halted.map { "halted: \($0)" }, report.invalid.map { "refused \($0.commit.prefix(7)): \($0.message)" }]
+                .compactMap { $0 }.joined(separator: "; "))]
+            for a in apps {
+                let line = format == .json ? a.json.serialised
+                    : "\(a.name) desired=\(a.desiredVersion ?? "-") applied=\(a.appliedVersion ?? "-") health=\(a.health.rawValue)"
+                        + (a.needsHuman.map { " needs-human=\"\($0)\"" } ?? "") + " waiting-for=\"\(a.waitingFor)\""
+                lines.append((a.name, line))
+            }
+            for (key, line) in lines where shown[key] != line {
+                shown[key] = line
+                if key.isEmpty && line.isEmpty { continue }
+                Terminal.print(format == .json ? line : "\(now) \(line)")
+            }
+        } while !stop.wait(milliseconds: 100)
     }
 }

@@ -64,4 +64,25 @@ import TestSupport
             try h.waitUntil("the new version's output follows") { ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("api 1.1.0 listening") }
         }
     }
+
+    /// `status --watch` into a file (not a terminal): a line per app that changed.
+    @Test func statusWatchStreamsALinePerChange() throws {
+        try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0")), HarnessApp("web", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            try h.waitHealthy("web", "1.0.0")
+            let output = h.root + "/watch.out"
+            let watcher = try Spawn.start(SpawnOptions(program: rewindBinary, arguments: ["status", "--watch", "--repo", h.repo, "--state-dir", h.stateDir],
+                                                       environment: ProcessInfo.processInfo.environment, outputFile: output))
+            defer { _ = Spawn.stop(watcher, graceMilliseconds: 2_000) }
+            func text() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+            try h.waitUntil("the first lines") { text().contains("web desired=1.0.0 applied=1.0.0 health=healthy") }
+            try h.write("apps/api/app.yaml", demoServiceYAML(version: "1.1.0"))
+            try h.commit("api 1.1.0")
+            try h.waitUntil("the change is streamed") { text().contains("api desired=1.1.0 applied=1.1.0 health=healthy") }
+            // Only what changed: web's line is not repeated.
+            #expect(text().components(separatedBy: "web desired=").count - 1 == 1, "\(text())")
+            #expect(text().split(separator: "\n").allSatisfy { $0.hasPrefix("20") }, "each line starts with its time")
+        }
+    }
 }
