@@ -24,6 +24,35 @@ extension Repository {
         }
     }
 
+    /// The unified diff (as `git diff OLD NEW -- PATHS` prints it, with
+    /// three lines of context) between two trees, limited to `paths` (none:
+    /// everything). Binary files are named, not printed.
+    public func unifiedDiff(from old: OID?, to new: OID?, paths: [String] = []) throws -> String {
+        func lookup(_ id: OID?) throws -> OpaquePointer? {
+            guard var raw = id?.raw else { return nil }
+            var tree: OpaquePointer?
+            try check(git_tree_lookup(&tree, handle, &raw), "git_tree_lookup")
+            return tree
+        }
+        let oldTree = try lookup(old)
+        defer { git_tree_free(oldTree) }
+        let newTree = try lookup(new)
+        defer { git_tree_free(newTree) }
+        var options = git_diff_options()
+        try check(git_diff_options_init(&options, UInt32(GIT_DIFF_OPTIONS_VERSION)), "git_diff_options_init")
+        return try withStrArray(paths) { pathspec in
+            options.pathspec = pathspec
+            var diff: OpaquePointer?
+            try check(git_diff_tree_to_tree(&diff, handle, oldTree, newTree, &options), "git_diff_tree_to_tree")
+            defer { git_diff_free(diff) }
+            var buffer = git_buf()
+            defer { git_buf_dispose(&buffer) }
+            try check(git_diff_to_buf(&buffer, diff, GIT_DIFF_FORMAT_PATCH), "git_diff_to_buf")
+            guard let bytes = buffer.ptr else { return "" }
+            return String(decoding: UnsafeRawBufferPointer(start: bytes, count: buffer.size), as: UTF8.self)
+        }
+    }
+
     /// Paths under `prefixes` in the working tree or index that differ from
     /// HEAD, untracked files included. Empty for a bare repository.
     public func uncommittedPaths(under prefixes: [String]) throws -> [String] {

@@ -36,3 +36,35 @@ enum Table {
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
 }
+
+/// Colour on a terminal; none when stdout is not one, under `NO_COLOR`
+/// (any value, https://no-color.org), or with `TERM=dumb`.
+enum Colour {
+    static let enabled: Bool = {
+        guard isatty(1) == 1, getenv("NO_COLOR") == nil else { return false }
+        return getenv("TERM").map { String(cString: $0) != "dumb" } ?? false
+    }()
+
+    static func paint(_ text: String, _ code: String) -> String { enabled ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+
+    /// A unified diff with added lines green, removed red, hunks cyan.
+    static func diff(_ patch: String) -> String {
+        guard enabled else { return patch }
+        return patch.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            if line.hasPrefix("+++") || line.hasPrefix("---") || line.hasPrefix("diff ") || line.hasPrefix("index ") { return paint(String(line), "1") }
+            if line.hasPrefix("+") { return paint(String(line), "32") }
+            if line.hasPrefix("-") { return paint(String(line), "31") }
+            if line.hasPrefix("@@") { return paint(String(line), "36") }
+            return String(line)
+        }.joined(separator: "\n")
+    }
+}
+
+extension String {
+    /// Without the newlines at its end.
+    var withoutTrailingNewlines: String {
+        var text = Substring(self)
+        while text.last == "\n" { text = text.dropLast() }
+        return String(text)
+    }
+}

@@ -19,7 +19,7 @@ public struct RewindCommand: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self,
+            InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self, DiffCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
             ReconcileCommand.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, ServeCommand.self, SyncCommand.self,
         ])

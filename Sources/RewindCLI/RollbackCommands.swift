@@ -43,7 +43,9 @@ struct WriteOptions: ParsableArguments {
     func execute(_ operation: Operation, repoOptions: RepoOptions) throws {
         try runReporting {
             let (repo, mirror) = try repoOptions.openWithMirror()
-            let result = try CommitWriter(journaling: repo).run(request(operation), dryRun: dryRun)
+            var writer = CommitWriter(journaling: repo)
+            writer.diffs = true
+            let result = try writer.run(request(operation), dryRun: dryRun)
             report(result)
             if let mirror, !dryRun, case .written(let commit?, let plan, _) = result {
                 reportPush(mirror.sync(), mirror: mirror, commit: commit, proposal: MirrorJournal(repo)?.proposal(for: plan))
@@ -101,6 +103,8 @@ struct WriteOptions: ParsableArguments {
                                  ("treeBefore", .optional(c.fromTree?.hex)), ("tree", .optional(c.toTree?.hex))])
                     })),
                     ("skipped", .array(plan.skipped.map { .string($0) })),
+                    ("guardsChecked", .array(plan.guardsChecked.map { .string($0) })),
+                    ("diffs", .array(plan.diffs.map { .object([("app", .string($0.app)), ("diff", .string($0.diff))]) })),
                 ]).pretty)
                 return
             }
@@ -115,6 +119,10 @@ struct WriteOptions: ParsableArguments {
             }
             for f in plan.forced { Terminal.print("  forced: \(f)") }
             for s in plan.skipped { Terminal.print("  left alone: \(s)") }
+            if !plan.guardsChecked.isEmpty { Terminal.print("Guards checked:\n" + plan.guardsChecked.map { "  ok: \($0)" }.joined(separator: "\n")) }
+            for (app, diff) in plan.diffs where !diff.isEmpty {
+                Terminal.print("\n\(app == PinSet.fileName ? app : "\(app):") \(commit == nil ? "would change" : "changed")\n" + Colour.diff(diff.withoutTrailingNewlines))
+            }
         }
     }
 }

@@ -42,6 +42,8 @@ public struct CommitWriter {
     public var limits = AppLimits()
     /// Told about each commit before its branch moves (a mirror's outbox).
     public var journal: (any CommitJournal)?
+    /// Attach each changed app's unified diff to the plan (`PlannedCommit.diffs`).
+    public var diffs = false
 
     /// Creates a writer for a repository.
     public init(repo: DeployRepository) { self.repo = repo }
@@ -72,7 +74,7 @@ public struct CommitWriter {
         let result = try retryLostRaces(attempts: maxAttempts) { attempt -> RollbackResult? in
             repo.git.discardStagedObjects()
             let tip = try repo.tip()
-            let planner = try Planner(repo: repo, request: request, tip: tip, limits: limits)
+            let planner = try Planner(repo: repo, request: request, tip: tip, limits: limits, diffs: diffs)
             let plan: PlannedCommit
             switch try planner.plan() {
             case .alreadyDone(let why): return .alreadyDone(why)

@@ -14,7 +14,10 @@ struct Guards {
     /// Every changed app's new app.yaml must be valid and its artifact must
     /// exist. (The planner validates the whole new state first, so a missing
     /// or invalid app.yaml has normally been reported in detail already.)
-    func checkArtifacts(changes: [AppChange]) throws {
+    /// Returns what it checked, in words.
+    @discardableResult
+    func checkArtifacts(changes: [AppChange]) throws -> [String] {
+        var checked: [String] = []
         for change in changes {
             guard let app = config.app(named: change.app), change.toTree != nil else { continue }
             guard let spec = change.toSpec else {
@@ -28,7 +31,9 @@ struct Guards {
                 throw RewindError(.refused, "artifact for \(change.app) \(spec.version) is missing: \(path)",
                                   hint: "publish the artifact first, or choose a target whose artifact exists")
             }
+            checked.append("artifact of \(change.app) \(spec.version) is present: \(path)")
         }
+        return checked
     }
 
     private func resolve(_ artifact: Artifact, app: String) throws -> String {

@@ -14,9 +14,12 @@ struct Planner {
     let pins: PinSet
     /// What the new state's app directories must stay within.
     let limits: AppLimits
+    /// Attach each changed app's unified diff to the plan.
+    let diffs: Bool
 
-    init(repo: DeployRepository, request: RollbackRequest, tip: OID, limits: AppLimits) throws {
+    init(repo: DeployRepository, request: RollbackRequest, tip: OID, limits: AppLimits, diffs: Bool = false) throws {
         self.repo = repo
+        self.diffs = diffs
         self.request = request
         self.limits = limits
         self.tip = tip
@@ -241,16 +244,30 @@ struct Planner {
         // Never write an invalid desired state; a rollback that repairs a
         // broken app is fine, one that leaves another app broken is not.
         try DesiredState.check(repo, tree: newTree, commit: tip, what: "the state this \(action.rawValue) would write", limits: limits)
+        var checked = ["the whole new state is valid (rewind.yaml, every app.yaml, the pins)"]
         let guards = Guards(repo: repo, config: config, artifactRoot: request.artifactRoot)
-        try guards.checkArtifacts(changes: changes)
+        checked += try guards.checkArtifacts(changes: changes)
         let forced = try guards.checkMigrations(changes: changes, force: request.force)
+        checked.append(forced.isEmpty ? "no irreversible migration is crossed" : "irreversible migrations crossed with --force: \(forced.joined(separator: "; "))")
+        if action == .revert { checked.append("no app held by a pin changes") }
         let apps = changes.map(\.app).isEmpty ? pinnedApps : changes.map(\.app)
         var trailers = RollbackTrailers(action: action, targets: targets, apps: apps, reason: request.reason, trigger: request.trigger,
                                         alert: request.alert, fingerprint: request.fingerprint, forced: forced)
         if action == .unpin { trailers.apps = pinnedApps }
         let body = message ?? defaultMessage(action: action, changes: changes, apps: apps, targets: targets)
         let full = body + "\n" + trailers.rendered + "\n"
-        return .commit(PlannedCommit(parent: tip, parentTree: tipTree, tree: newTree, message: full, changes: changes, forced: forced))
+        var planned = PlannedCommit(parent: tip, parentTree: tipTree, tree: newTree, message: full, changes: changes, forced: forced)
+        planned.guardsChecked = checked
+        if diffs {
+            var paths = changes.compactMap { change in config.app(named: change.app).map { (change.app, $0.path) } }
+            if try repo.git.entry(in: tipTree, path: PinSet.fileName)?.id != repo.git.entry(in: newTree, path: PinSet.fileName)?.id {
+                paths.append((PinSet.fileName, PinSet.fileName))
+            }
+            planned.diffs = try paths.map { app, path in
+                (app, try gitStep("comparing \(path)") { try repo.git.unifiedDiff(from: tipTree, to: newTree, paths: [path]) })
+            }
+        }
+        return .commit(planned)
     }
 
     private func appChanges(to newTree: OID) throws -> [AppChange] {

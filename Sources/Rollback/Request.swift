@@ -72,6 +72,11 @@ public struct PlannedCommit: Sendable {
     public var undoing: [String: OID] = [:]
     /// Apps named in the request that this commit leaves alone, and why.
     public var skipped: [String] = []
+    /// The guards this commit passed, in words.
+    public var guardsChecked: [String] = []
+    /// With `CommitWriter.diffs`: the unified diff of each changed app's
+    /// files (and of the pins file, under its name), in the order of `changes`.
+    public var diffs: [(app: String, diff: String)] = []
 }
 
 /// What planning decided.
