@@ -226,6 +226,7 @@ public struct AutomaticRollback {
         request.fingerprint = fingerprint
         request.artifactRoot = artifactRoot
         request.undoing = Dictionary(approved.map { ($0.app, $0.release.hex) }, uniquingKeysWith: { a, _ in a })
+        request.actor = "rewind@\(Clock.hostName())"
         return request
     }
 

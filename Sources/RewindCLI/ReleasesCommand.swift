@@ -39,25 +39,29 @@ struct ReleasesCommand: ParsableCommand {
             let history = try ReleaseHistory.load(repo, config: config, tip: tip, useCache: !noCache, limit: limit == 0 ? nil : limit)
             let names = app.map { [$0] } ?? config.apps.map(\.name)
             let shown = names.map { ($0, history.of($0), history.totals[$0] ?? 0) }
+            let notes = NoteCache(repo)
+            let outcome = { (release: Release) in ReleaseOutcome.of(release, in: repo, notes: notes) }
             if format == .json {
-                Terminal.write(1, ReleaseJSON.render(shown))
+                Terminal.write(1, ReleaseJSON.render(shown, outcome: outcome))
             } else {
-                Terminal.print(table(shown))
+                Terminal.print(table(shown, outcome))
             }
         }
     }
 
-    private func table(_ shown: [(String, [Release], Int)]) -> String {
+    private func table(_ shown: [(String, [Release], Int)], _ outcome: (Release) -> ReleaseOutcome) -> String {
         var rows: [[String]] = []
         for (_, releases, _) in shown {
             for r in releases {
                 var note = r.summary
                 if let target = r.target, r.kind != .deploy { note = "(\(r.reverts ? "reverts" : "back to") \(target.short)) " + note }
                 if let by = r.rolledBackBy { note = "[rolled back by \(by.short)] " + note }
+                let o = outcome(r)
                 rows.append([r.app, "#\(r.number)", r.commit.short, Dates.iso8601(r.time, offsetMinutes: r.offsetMinutes), r.kind.rawValue,
-                             "\(r.previousVersion ?? "-") -> \(r.version ?? "-")", r.author, String(note.prefix(72))])
+                             "\(r.previousVersion ?? "-") -> \(r.version ?? "-")", o.outcome?.rawValue ?? "-", o.trigger ?? "-",
+                             o.reason.map { String($0.prefix(48)) } ?? "-", r.author, String(note.prefix(72))])
             }
         }
-        return Table.render(["APP", "RELEASE", "COMMIT", "DATE", "KIND", "VERSION", "AUTHOR", "NOTE"], rows)
+        return Table.render(["APP", "RELEASE", "COMMIT", "DATE", "KIND", "VERSION", "OUTCOME", "TRIGGER", "REASON", "AUTHOR", "NOTE"], rows)
     }
 }

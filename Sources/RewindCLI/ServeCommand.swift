@@ -36,6 +36,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "File holding the bearer token for POST /api/v1/... (else REWIND_API_TOKEN).")
     var apiTokenFile: String?
 
+    @Option(help: "The API token's name: API rollbacks record it as their Rewind-Actor trailer.")
+    var apiTokenName: String = "api-token"
+
     @Option(help: "File holding the bearer token Alertmanager sends to /hooks/... (else REWIND_HOOK_TOKEN; none: hooks are open).")
     var hookTokenFile: String?
 
@@ -72,6 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
             serve.host = host
             serve.port = port
             serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "API token")
+            serve.apiTokenName = apiTokenName
             serve.hookToken = try secret(file: hookTokenFile, environment: "REWIND_HOOK_TOKEN", what: "hook token")
             serve.appLabel = alertAppLabel
             serve.readTimeoutMilliseconds = Duration(parsing: readTimeout)?.milliseconds ?? 10_000

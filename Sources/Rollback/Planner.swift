@@ -254,6 +254,7 @@ struct Planner {
         var trailers = RollbackTrailers(action: action, targets: targets, apps: apps, reason: request.reason, trigger: request.trigger,
                                         alert: request.alert, fingerprint: request.fingerprint, forced: forced)
         if action == .unpin { trailers.apps = pinnedApps }
+        trailers.actor = request.actor
         let body = message ?? defaultMessage(action: action, changes: changes, apps: apps, targets: targets)
         let full = body + "\n" + trailers.rendered + "\n"
         var planned = PlannedCommit(parent: tip, parentTree: tipTree, tree: newTree, message: full, changes: changes, forced: forced)

@@ -5,7 +5,9 @@ import SystemSupport
 /// `[{app, total, releases: [...]}]`.
 public enum ReleaseJSON {
     /// The JSON listing, written straight into bytes (thousands of releases).
-    public static func render(_ shown: [(String, [Release], Int)]) -> [UInt8] {
+    /// With `outcome`, each release also carries `outcome`, `outcomeAt`,
+    /// `trigger`, `reason` and `actor`.
+    public static func render(_ shown: [(String, [Release], Int)], outcome: ((Release) -> ReleaseOutcome)? = nil) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(shown.reduce(64) { $0 + $1.1.count * 700 })
         out.append(91)
@@ -30,6 +32,14 @@ public enum ReleaseJSON {
                 out.put(#","reverts":"#); out += (r.reverts ? "true" : "false").utf8
                 out.put(#","rolledBackBy":"#); hex(r.rolledBackBy, &out)
                 out.put(#","summary":"#); JSON.escape(r.summary, into: &out)
+                if let outcome {
+                    let o = outcome(r)
+                    out.put(#","outcome":"#); optional(o.outcome?.rawValue, &out)
+                    out.put(#","outcomeAt":"#); optional(o.at, &out)
+                    out.put(#","trigger":"#); optional(o.trigger, &out)
+                    out.put(#","reason":"#); optional(o.reason, &out)
+                    out.put(#","actor":"#); optional(o.actor, &out)
+                }
                 out.append(125)
             }
             out += "]}".utf8

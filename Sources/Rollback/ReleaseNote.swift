@@ -1,9 +1,12 @@
 import SystemSupport
 
 /// What a note line says happened to an app's release.
+/// In the order of a release's life, so that of two lines recorded in the
+/// same second the later stage is the outcome.
 public enum NoteOutcome: String, Sendable, CaseIterable {
-    case applied, healthy, failed, verified, held, escalated
+    case held, applied, healthy, failed
     case rolledBack = "rolled-back"
+    case verified, escalated
 }
 
 /// One line of a note under `refs/notes/rewind`: what happened to an app's

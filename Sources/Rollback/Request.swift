@@ -38,6 +38,8 @@ public struct RollbackRequest: Sendable, Codable {
     /// race, a remote that moved), an app whose current release is no longer
     /// this one but a rollback was rolled back by someone else meanwhile.
     public var undoing: [String: String]?
+    /// Who acts, for the `Rewind-Actor` trailer (automation, the API).
+    public var actor: String?
 
     /// Creates a request.
     public init(_ operation: Operation, reason: String? = nil) {

@@ -17,6 +17,9 @@ public struct RollbackTrailers: Sendable, Equatable {
     public var fingerprint: String?
     /// Guards a human overrode with `--force`, in words.
     public var forced: [String] = []
+    /// Who acted, when it is not the commit's author: `rewind@HOST` for
+    /// automation, the API token's name for the API.
+    public var actor: String?
 
     /// Creates trailers.
     public init(action: Action, targets: [OID], apps: [String], reason: String?, trigger: TriggerKind = .manual,
@@ -31,16 +34,23 @@ public struct RollbackTrailers: Sendable, Equatable {
         self.forced = forced
     }
 
-    /// The trailer block, one `Key: value` per line.
+    /// The trailer block, one `Key: value` per line. With one target per
+    /// app, each `Rewind-Target` names its app after the commit
+    /// (`Rewind-Target: <sha> api`), so the pairing does not hang on order.
     public var rendered: String {
         var lines = ["Rewind-Action: \(action.rawValue)"]
-        lines += targets.map { "Rewind-Target: \($0.hex)" }
+        if targets.count > 1 && targets.count == apps.count {
+            lines += zip(targets, apps).map { "Rewind-Target: \($0.hex) \($1)" }
+        } else {
+            lines += targets.map { "Rewind-Target: \($0.hex)" }
+        }
         lines += apps.map { "Rewind-App: \($0)" }
         if let reason, !reason.isEmpty { lines.append("Rewind-Reason: \(Self.oneLine(reason, limit: Bounded.maxReasonLength))") }
         lines.append("Rewind-Trigger: \(trigger.rawValue)")
         if let alert { lines.append("Rewind-Alert: \(Self.oneLine(alert))") }
         if let fingerprint { lines.append("Rewind-Fingerprint: \(Self.oneLine(fingerprint))") }
         lines += forced.map { "Rewind-Forced: \(Self.oneLine($0, limit: Bounded.maxReasonLength))" }
+        if let actor, !actor.isEmpty { lines.append("Rewind-Actor: \(Self.oneLine(actor))") }
         return lines.joined(separator: "\n")
     }
 
@@ -69,15 +79,27 @@ public struct RollbackTrailers: Sendable, Equatable {
         }
         guard let actionText = fields.first(where: { $0.0 == "Rewind-Action" })?.1, let action = Action(rawValue: actionText) else { return nil }
         func one(_ key: String) -> String? { fields.first { $0.0 == key }?.1 }
-        return RollbackTrailers(
+        // `Rewind-Target: <sha>` or `Rewind-Target: <sha> <app>`: pairs that
+        // name their app are put in the order of the apps.
+        let targetWords = fields.filter { $0.0 == "Rewind-Target" }.map { $0.1.split(separator: " ", maxSplits: 1).map(String.init) }
+        let apps = fields.filter { $0.0 == "Rewind-App" }.map(\.1)
+        var targets = targetWords.compactMap { $0.first.flatMap(OID.init(hex:)) }
+        let named = Dictionary(targetWords.compactMap { words -> (String, OID)? in
+            guard words.count == 2, let id = OID(hex: words[0]) else { return nil }
+            return (words[1], id)
+        }, uniquingKeysWith: { a, _ in a })
+        if !named.isEmpty, apps.allSatisfy({ named[$0] != nil }) { targets = apps.compactMap { named[$0] } }
+        var parsed = RollbackTrailers(
             action: action,
-            targets: fields.filter { $0.0 == "Rewind-Target" }.compactMap { OID(hex: $0.1) },
-            apps: fields.filter { $0.0 == "Rewind-App" }.map(\.1),
+            targets: targets,
+            apps: apps,
             reason: one("Rewind-Reason"),
             trigger: one("Rewind-Trigger").flatMap(TriggerKind.init(rawValue:)) ?? .manual,
             alert: one("Rewind-Alert"),
             fingerprint: one("Rewind-Fingerprint"),
             forced: fields.filter { $0.0 == "Rewind-Forced" }.map(\.1))
+        parsed.actor = one("Rewind-Actor")
+        return parsed
     }
 
     private static func lastParagraph(_ message: String) -> [Substring] {

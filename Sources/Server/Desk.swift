@@ -142,6 +142,7 @@ actor RollbackDesk {
         var request = RollbackRequest(.rollback(apps: [app], all: false, to: target.map(TargetSpec.init(parsing:))), reason: reason)
         request.trigger = .api
         request.artifactRoot = options.artifactRoot
+        request.actor = options.apiTokenName
         do {
             switch try CommitWriter(journaling: repo).run(request) {
             case let .written(commit, plan, _):
@@ -172,11 +173,12 @@ actor RollbackDesk {
     func releases(app: String?, limit: Int) throws(RequestError) -> [UInt8] {
         do {
             let tip = try repo.tip()
-            let config = try repo.config(tree: try repo.git.commit(tip).tree)
+            let config = try repo.configForListing(at: tip).config
             if let app, config.app(named: app) == nil { throw RequestError(404, "unknown app '\(Bounded.text(app))'") }
             let history = try ReleaseHistory.load(repo, config: config, tip: tip, limit: limit == 0 ? nil : limit)
             let names = app.map { [$0] } ?? config.apps.map(\.name)
-            return ReleaseJSON.render(names.map { ($0, history.of($0), history.totals[$0] ?? 0) })
+            let notes = NoteCache(repo)
+            return ReleaseJSON.render(names.map { ($0, history.of($0), history.totals[$0] ?? 0) }, outcome: { [repo] in ReleaseOutcome.of($0, in: repo, notes: notes) })
         } catch let error as RequestError {
             throw error
         } catch {

@@ -17,6 +17,8 @@ public struct ServeOptions: Sendable {
     public var port = 8484
     /// Bearer token for `POST /api/v1/...`; without one, those endpoints answer 401.
     public var apiToken: String?
+    /// Who API rollbacks are recorded as acting (`Rewind-Actor`).
+    public var apiTokenName = "api-token"
     /// Bearer token for `POST /hooks/...`; without one, hooks are open (bind to loopback).
     public var hookToken: String?
     /// The alert label that names the app.

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 @testable import GitKit
 @testable import Rollback
 
@@ -51,4 +52,25 @@ func symlinkLeavesTheApp(link: String, target: String, leaves: Bool) {
     let parsed = try #require(RollbackTrailers.parse("Roll back\n\n" + trailers.rendered + "\n"))
     #expect(parsed.alert?.count == 256)
     #expect(parsed.reason?.count == 1_024)
+}
+
+/// Each target names its app, so the pairing survives any order of the
+/// lines; git's own trailer parser reads them; the actor is kept.
+@Test func perAppTargetsNameTheirAppAndGitReadsThem() throws {
+    var trailers = RollbackTrailers(action: .rollback, targets: [a, b], apps: ["api", "web"], reason: "x", trigger: .analysis)
+    trailers.actor = "rewind@deploy-1"
+    let rendered = trailers.rendered
+    #expect(rendered.contains("Rewind-Target: \(a.hex) api") && rendered.contains("Rewind-Target: \(b.hex) web"), "\(rendered)")
+    #expect(rendered.contains("Rewind-Actor: rewind@deploy-1"))
+    // Lines in another order: still paired by name.
+    let lines = rendered.split(separator: "\n").map(String.init)
+    let shuffled = lines.filter { !$0.hasPrefix("Rewind-Target") } + lines.filter { $0.hasPrefix("Rewind-Target") }.reversed()
+    let parsed = try #require(RollbackTrailers.parse("Roll back\n\n" + shuffled.joined(separator: "\n") + "\n"))
+    #expect(parsed.target(for: "api") == a && parsed.target(for: "web") == b)
+    #expect(parsed.actor == "rewind@deploy-1")
+    let git = try TestSupport.run("/usr/bin/git", ["interpret-trailers", "--parse"], stdin: "Roll back\n\n" + rendered + "\n")
+    #expect(git.stdout.contains("Rewind-Target: \(a.hex) api") && git.stdout.contains("Rewind-Actor: rewind@deploy-1"), "\(git.stdout)")
+    // The older form (targets in the order of the apps) still reads.
+    let old = "Roll back\n\nRewind-Action: rollback\nRewind-Target: \(a.hex)\nRewind-Target: \(b.hex)\nRewind-App: api\nRewind-App: web\n"
+    #expect(try #require(RollbackTrailers.parse(old)).target(for: "web") == b)
 }
