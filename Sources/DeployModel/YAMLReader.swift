@@ -166,9 +166,35 @@ final class YAMLReader {
         for (k, _) in map {
             let name = k.string ?? "?"
             if !known.contains(name) {
-                warning(k, field: join(parent, name), "unknown field, ignored", hint: "allowed here: \(known.joined(separator: ", "))")
+                let guess = Self.nearest(name, in: known).map { "did you mean '\($0)'? " } ?? ""
+                warning(k, field: join(parent, name), "unknown field, ignored", hint: "\(guess)allowed here: \(known.joined(separator: ", "))")
             }
         }
+    }
+
+    /// The known name closest to a misspelt one (`helth` → `health`): at
+    /// most two edits away, and fewer than half its letters.
+    static func nearest(_ name: String, in known: [String]) -> String? {
+        let lowered = name.lowercased()
+        let scored = known.map { ($0, editDistance(lowered, $0.lowercased())) }.filter { $0.1 <= 2 && $0.1 * 2 < max(name.count, 2) }
+        return scored.min { $0.1 < $1.1 }?.0
+    }
+
+    /// Levenshtein distance, with a swap of two neighbours counted as one edit.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let x = Array(a), y = Array(b)
+        if x.isEmpty || y.isEmpty { return max(x.count, y.count) }
+        var d = [[Int]](repeating: [Int](repeating: 0, count: y.count + 1), count: x.count + 1)
+        for i in 0...x.count { d[i][0] = i }
+        for j in 0...y.count { d[0][j] = j }
+        for i in 1...x.count {
+            for j in 1...y.count {
+                let cost = x[i - 1] == y[j - 1] ? 0 : 1
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+                if i > 1, j > 1, x[i - 1] == y[j - 2], x[i - 2] == y[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
+            }
+        }
+        return d[x.count][y.count]
     }
 
     func join(_ parent: String, _ key: String) -> String {

@@ -53,6 +53,27 @@ extension Repository {
         }
     }
 
+    /// The tree the working tree would commit (as `git add -A` stages it,
+    /// ignored files left out), built without changing anything on disk:
+    /// the repository's index is read back afterwards, and the new objects
+    /// go where new objects go (`stageObjectsInMemory` keeps them in memory).
+    public func workingTreeTree() throws -> OID {
+        var index: OpaquePointer?
+        try check(git_repository_index(&index, handle), "git_repository_index")
+        defer {
+            _ = git_index_read(index, 1)
+            git_index_free(index)
+        }
+        try withStrArray(["*"]) { paths in
+            var pathspec = paths
+            try check(git_index_add_all(index, &pathspec, 0, nil, nil), "git_index_add_all")
+            try check(git_index_update_all(index, &pathspec, nil, nil), "git_index_update_all")
+        }
+        var raw = git_oid()
+        try check(git_index_write_tree(&raw, index), "git_index_write_tree")
+        return OID(raw)
+    }
+
     /// Paths under `prefixes` in the working tree or index that differ from
     /// HEAD, untracked files included. Empty for a bare repository.
     public func uncommittedPaths(under prefixes: [String]) throws -> [String] {

@@ -14,6 +14,16 @@ struct ValidateCommand: ParsableCommand {
     @Argument(help: "The revision to check.")
     var revision: String?
 
+    @Flag(help: "Check the working tree's files as they are, committed or not (as `git add -A` would stage them): for pre-commit hooks.")
+    var worktree = false
+
+    @Flag(help: "Warnings (unknown fields) are errors.")
+    var strict = false
+
+    func validate() throws {
+        if worktree && revision != nil { throw ValidationError("--worktree checks the working tree; it takes no revision") }
+    }
+
     @Option(help: "Output format: table or json.")
     var format: OutputFormat = .table
 
@@ -25,16 +35,30 @@ struct ValidateCommand: ParsableCommand {
             var failure: RewindError?
             var apps: [LoadedApp] = []
             do {
-                let state = try DesiredState.load(repo, commit: commit)
+                let state: DesiredState
+                if worktree {
+                    guard !repo.git.isBare else { throw RewindError(.usage, "--worktree needs a working tree; \(options.repo) is a bare repository") }
+                    // Objects for the working tree's files stay in memory: nothing on disk changes.
+                    try gitStep("preparing to stage objects") { try repo.git.stageObjectsInMemory() }
+                    defer { repo.git.discardStagedObjects() }
+                    let tree = try gitStep("reading the working tree") { try repo.git.workingTreeTree() }
+                    state = try DesiredState.load(repo, tree: tree, commit: commit, what: "the working tree", limits: AppLimits())
+                } else {
+                    state = try DesiredState.load(repo, commit: commit)
+                }
                 diagnostics = state.warnings
                 apps = state.apps
+                if strict, !state.warnings.isEmpty {
+                    failure = RewindError(.invalidState, "\(worktree ? "the working tree" : "commit \(commit.short)") has \(state.warnings.count) warning\(state.warnings.count == 1 ? "" : "s"), errors under --strict",
+                                          hint: "fix the fields named above")
+                }
             } catch let error as RewindError where error.code == .invalidState {
                 diagnostics = error.diagnostics
                 failure = error
             }
             if format == .json {
                 let json = JSON.object([
-                    ("commit", .string(commit.hex)),
+                    ("commit", worktree ? .null : .string(commit.hex)),
                     ("valid", .bool(failure == nil)),
                     ("apps", .array(apps.map { .object([("name", .string($0.ref.name)), ("version", .string($0.spec.version)), ("tree", .string($0.treeID.hex))]) })),
                     ("diagnostics", .array(diagnostics.map(Self.json))),
@@ -43,7 +67,7 @@ struct ValidateCommand: ParsableCommand {
             } else {
                 for d in diagnostics { Terminal.error(d.description) }
                 if failure == nil {
-                    Terminal.print("\(commit.short): valid (\(apps.count) apps: \(apps.map { "\($0.ref.name) \($0.spec.version)" }.joined(separator: ", ")))")
+                    Terminal.print("\(worktree ? "working tree" : commit.short): valid (\(apps.count) apps: \(apps.map { "\($0.ref.name) \($0.spec.version)" }.joined(separator: ", ")))")
                 }
             }
             if let failure {

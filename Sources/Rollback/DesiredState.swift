@@ -44,7 +44,7 @@ public struct DesiredState: Sendable {
     /// Loads and validates the desired state a root tree describes; `what`
     /// names it in errors. Apps in `knownValid` are skipped (and left out of
     /// `apps`); apps found valid are added to it.
-    static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String, limits: AppLimits) throws -> DesiredState {
+    public static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String, limits: AppLimits) throws -> DesiredState {
         var none: Set<ValidAppTrees.Key>? = nil
         return try load(repo, tree: tree, commit: commit, what: what, limits: limits, knownValid: &none)
     }
