@@ -166,22 +166,29 @@ final class YAMLReader {
         for (k, _) in map {
             let name = k.string ?? "?"
             if !known.contains(name) {
-                let guess = Self.nearest(name, in: known).map { "did you mean '\($0)'? " } ?? ""
+                let guess = Spelling.nearest(name, in: known).map { "did you mean '\($0)'? " } ?? ""
                 warning(k, field: join(parent, name), "unknown field, ignored", hint: "\(guess)allowed here: \(known.joined(separator: ", "))")
             }
         }
     }
 
+    func join(_ parent: String, _ key: String) -> String {
+        parent.isEmpty ? key : "\(parent).\(key)"
+    }
+}
+
+/// Guesses for misspelt names: fields, commands.
+public enum Spelling {
     /// The known name closest to a misspelt one (`helth` → `health`): at
     /// most two edits away, and fewer than half its letters.
-    static func nearest(_ name: String, in known: [String]) -> String? {
+    public static func nearest(_ name: String, in known: [String]) -> String? {
         let lowered = name.lowercased()
         let scored = known.map { ($0, editDistance(lowered, $0.lowercased())) }.filter { $0.1 <= 2 && $0.1 * 2 < max(name.count, 2) }
         return scored.min { $0.1 < $1.1 }?.0
     }
 
     /// Levenshtein distance, with a swap of two neighbours counted as one edit.
-    static func editDistance(_ a: String, _ b: String) -> Int {
+    public static func editDistance(_ a: String, _ b: String) -> Int {
         let x = Array(a), y = Array(b)
         if x.isEmpty || y.isEmpty { return max(x.count, y.count) }
         var d = [[Int]](repeating: [Int](repeating: 0, count: y.count + 1), count: x.count + 1)
@@ -195,9 +202,5 @@ final class YAMLReader {
             }
         }
         return d[x.count][y.count]
-    }
-
-    func join(_ parent: String, _ key: String) -> String {
-        parent.isEmpty ? key : "\(parent).\(key)"
     }
 }

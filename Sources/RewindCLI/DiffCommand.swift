@@ -15,16 +15,17 @@ struct DiffCommand: ParsableCommand {
     @Argument(help: "The state to compare to (same forms).")
     var to: String
 
-    @Argument(help: "Only this app.")
+    @Argument(help: "Only this app.", completion: AppNames.completion)
     var app: String?
-
-    @OptionGroup var options: RepoOptions
 
     @Option(help: "Output format: table (text) or json.")
     var format: OutputFormat = .table
 
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
+
     func run() throws {
-        try runReporting {
+        try runReporting(format: format) {
             let repo = try options.open()
             let old = try ShowCommand.resolve(from, in: repo)
             let new = try ShowCommand.resolve(to, in: repo)

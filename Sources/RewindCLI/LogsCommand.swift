@@ -9,7 +9,7 @@ struct LogsCommand: ParsableCommand {
         commandName: "logs",
         abstract: "Print an app's captured output (<state>/logs/APP.log): every version's, in order.")
 
-    @Argument(help: "The app.")
+    @Argument(help: "The app.", completion: AppNames.completion)
     var app: String
 
     @Flag(name: .shortAndLong, help: "Keep printing what the app writes, until interrupted.")
@@ -21,6 +21,7 @@ struct LogsCommand: ParsableCommand {
     @Option(help: "The state directory (default: <git dir>/rewind/state).")
     var stateDir: String?
 
+    // Last: the shared repository options come after the command's own in --help.
     @OptionGroup var repoOptions: RepoOptions
 
     func validate() throws {

@@ -25,8 +25,6 @@ struct ReconcileCommand: ParsableCommand {
             processes it supervises (unless --keep-apps).
             """)
 
-    @OptionGroup var repoOptions: RepoOptions
-
     @OptionGroup var loop: LoopOptions
 
     @Flag(help: "Converge once and exit (processes keep running).")
@@ -34,6 +32,9 @@ struct ReconcileCommand: ParsableCommand {
 
     @Option(help: "Accept a rewritten history: the tip must descend from REV from now on.")
     var acceptRewrite: String?
+
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var repoOptions: RepoOptions
 
     func run() throws {
         let logger = loop.bootstrapLogging()

@@ -9,9 +9,7 @@ struct ReleasesCommand: ParsableCommand {
         commandName: "releases",
         abstract: "List each app's releases: commits on the branch's first-parent chain that changed the app.")
 
-    @OptionGroup var options: RepoOptions
-
-    @Argument(help: "Only this app.")
+    @Argument(help: "Only this app.", completion: AppNames.completion)
     var app: String?
 
     @Option(help: "Output format: table or json.")
@@ -23,12 +21,15 @@ struct ReleasesCommand: ParsableCommand {
     @Flag(help: "Ignore and do not update the release index in the git directory.")
     var noCache = false
 
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
+
     func validate() throws {
         guard limit >= 0 else { throw ValidationError("--limit must be 0 (all) or a positive number") }
     }
 
     func run() throws {
-        try runReporting {
+        try runReporting(format: format) {
             let repo = try options.open()
             let tip = try repo.tip()
             let (config, warning) = try repo.configForListing(at: tip)
@@ -57,7 +58,7 @@ struct ReleasesCommand: ParsableCommand {
                 if let target = r.target, r.kind != .deploy { note = "(\(r.reverts ? "reverts" : "back to") \(target.short)) " + note }
                 if let by = r.rolledBackBy { note = "[rolled back by \(by.short)] " + note }
                 let o = outcome(r)
-                rows.append([r.app, "#\(r.number)", r.commit.short, Dates.iso8601(r.time, offsetMinutes: r.offsetMinutes), r.kind.rawValue,
+                rows.append([r.app, "#\(r.number)", r.commit.short, Dates.utc(r.time), r.kind.rawValue,
                              "\(r.previousVersion ?? "-") -> \(r.version ?? "-")", o.outcome?.rawValue ?? "-", o.trigger ?? "-",
                              o.reason.map { String($0.prefix(48)) } ?? "-", r.author, String(note.prefix(72))])
             }

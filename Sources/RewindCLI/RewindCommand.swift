@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeployModel
 import Remote
 import Rollback
 import SystemSupport
@@ -36,6 +37,7 @@ public struct RewindCommand: AsyncParsableCommand {
     /// ones (`serve`). Spelled out because overload resolution in a
     /// top-level `main.swift` picks the synchronous `main()`.
     public static func runAsync() async {
+        suggestForUnknownCommand(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try await asyncParseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {
@@ -49,6 +51,18 @@ public struct RewindCommand: AsyncParsableCommand {
     }
 }
 
+extension RewindCommand {
+    /// `rewind rolback api`: says which command was meant, and exits 64.
+    static func suggestForUnknownCommand(_ arguments: [String]) {
+        guard let first = arguments.first, !first.hasPrefix("-"), first != "help" else { return }
+        let names = configuration.subcommands.compactMap { $0.configuration.commandName }
+        guard !names.contains(first) else { return }
+        let guess = Spelling.nearest(first, in: names).map { "; did you mean '\($0)'?" } ?? ""
+        Terminal.error("error: unknown command '\(Bounded.text(first, limit: 64))'\(guess)\nhint: `rewind --help` lists the commands")
+        Glibc.exit(64)
+    }
+}
+
 /// Options every command that reads a repository takes.
 struct RepoOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
@@ -59,8 +73,8 @@ struct RepoOptions: ParsableArguments {
     @Option(name: .long, help: "The branch to follow (default: branch in rewind.yaml, else HEAD's branch).")
     var branch: String?
 
-    @OptionGroup(title: "Remote repositories")
-    var remote: RemoteOptions
+    // Untitled: ArgumentParser lists titled groups before a command's own options.
+    @OptionGroup var remote: RemoteOptions
 
     /// Opens the repository; a remote one is synced into its mirror first.
     func open() throws -> DeployRepository { try openWithMirror().repo }
@@ -152,11 +166,19 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 
 /// Runs a command body, printing Rewind's errors to stderr and exiting with
 /// the documented code.
-func runReporting(_ body: () throws -> Void) throws {
+func runReporting(format: OutputFormat = .table, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as RewindError {
-        Terminal.error("error: \(error)")
+        if format == .json {
+            // Under --format json, errors are JSON too (on stdout, where the result would be).
+            Terminal.print(JSON.object([("error", .object([
+                ("code", .string("\(error.code)")), ("exitCode", .number(Int64(exitStatus(for: error.code)))), ("message", .string(error.message)),
+                ("hint", .optional(error.hint)), ("diagnostics", .array(error.diagnostics.map { .string("\($0)") })),
+            ]))]).pretty)
+        } else {
+            Terminal.error("error: \(error)")
+        }
         throw ExitCode(exitStatus(for: error.code))
     }
 }
@@ -176,3 +198,20 @@ func exitStatus(for code: RewindError.Code) -> Int32 {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Shell completion of app names (`rewind --generate-completion-script bash`):
+/// the apps of the tip's rewind.yaml in `--repo` (default `.`); remote
+/// URLs are not opened for a completion.
+enum AppNames {
+    static let completion = CompletionKind.custom { words, _, prefix in
+        let path = words.firstIndex(of: "--repo").flatMap { words.indices.contains($0 + 1) ? words[$0 + 1] : nil } ?? "."
+        return names(repo: path).filter { $0.hasPrefix(prefix) }
+    }
+
+    static func names(repo path: String) -> [String] {
+        guard !path.contains("://"), !path.contains("@"),
+              let repo = try? DeployRepository(path: path, branch: nil), let tip = try? repo.tip(),
+              let config = try? repo.configForListing(at: tip).config else { return [] }
+        return config.apps.map(\.name)
+    }
+}

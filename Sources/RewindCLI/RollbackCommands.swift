@@ -15,9 +15,6 @@ struct WriteOptions: ParsableArguments {
     @Option(help: "Why; recorded as the Rewind-Reason trailer.")
     var reason: String?
 
-    @Flag(help: "Override the irreversible-migration guard (recorded as Rewind-Forced trailers).")
-    var force = false
-
     @Flag(help: "Print the commit that would be written, and write nothing.")
     var dryRun = false
 
@@ -32,7 +29,7 @@ struct WriteOptions: ParsableArguments {
 
     @OptionGroup var waiting: WaitOptions
 
-    func request(_ operation: Operation) -> RollbackRequest {
+    func request(_ operation: Operation, force: Bool) -> RollbackRequest {
         var request = RollbackRequest(operation, reason: reason)
         request.force = force
         request.artifactRoot = artifactRoot ?? environmentArtifactRoot()
@@ -40,12 +37,13 @@ struct WriteOptions: ParsableArguments {
     }
 
     /// Runs the request and reports the outcome.
-    func execute(_ operation: Operation, repoOptions: RepoOptions) throws {
-        try runReporting {
+    /// `force`: the commands that can cross a migration take `--force`; unpin does not.
+    func execute(_ operation: Operation, repoOptions: RepoOptions, force: Bool = false) throws {
+        try runReporting(format: format) {
             let (repo, mirror) = try repoOptions.openWithMirror()
             var writer = CommitWriter(journaling: repo)
             writer.diffs = true
-            let result = try writer.run(request(operation), dryRun: dryRun)
+            let result = try writer.run(request(operation, force: force), dryRun: dryRun)
             report(result)
             if let mirror, !dryRun, case .written(let commit?, let plan, _) = result {
                 reportPush(mirror.sync(), mirror: mirror, commit: commit, proposal: MirrorJournal(repo)?.proposal(for: plan))
@@ -133,11 +131,14 @@ struct RevertCommand: ParsableCommand {
         commandName: "revert",
         abstract: "Write the inverse of one commit on top of the branch, as `git revert` would (mainline 1 for merges).")
 
-    @OptionGroup var options: RepoOptions
     @Argument(help: "The commit to revert.") var revision: String
+    @Flag(help: "Override the irreversible-migration guard (recorded as Rewind-Forced trailers).") var force = false
     @OptionGroup var write: WriteOptions
 
-    func run() throws { try write.execute(.revert(revision), repoOptions: options) }
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
+
+    func run() throws { try write.execute(.revert(revision), repoOptions: options, force: force) }
 }
 
 /// `rewind rollback APP... [--to REV|#N] | --all`.
@@ -147,18 +148,21 @@ struct RollbackCommand: ParsableCommand {
         abstract: "Set apps' directories to their state at a target, in one commit.",
         discussion: "Without --to, each app goes back to its last release that was verified healthy (a git note), else its last release before the current one that was not rolled back.")
 
-    @OptionGroup var options: RepoOptions
-    @Argument(help: "The apps to roll back.") var apps: [String] = []
+    @Argument(help: "The apps to roll back.", completion: AppNames.completion) var apps: [String] = []
     @Flag(help: "Roll back every app.") var all = false
-    @Option(help: "The target: a revision, or #N for the app's release number N.") var to: String?
+    @Option(help: "The target: a revision, #N for the app's release number N, or a version label (the app's newest release with it).") var to: String?
+    @Flag(help: "Override the irreversible-migration guard (recorded as Rewind-Forced trailers).") var force = false
     @OptionGroup var write: WriteOptions
+
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
 
     func validate() throws {
         if all && !apps.isEmpty { throw ValidationError("name apps or pass --all, not both") }
         if !all && apps.isEmpty { throw ValidationError("name at least one app, or pass --all") }
     }
 
-    func run() throws { try write.execute(.rollback(apps: apps, all: all, to: to.map(TargetSpec.init(parsing:))), repoOptions: options) }
+    func run() throws { try write.execute(.rollback(apps: apps, all: all, to: to.map(TargetSpec.init(parsing:))), repoOptions: options, force: force) }
 }
 
 /// `rewind pin APP [--to REV|#N]`.
@@ -167,21 +171,26 @@ struct PinCommand: ParsableCommand {
         commandName: "pin",
         abstract: "Hold an app at a state (default: its current one), recorded in rewind.pins.yaml; with --to, roll back and hold.")
 
-    @OptionGroup var options: RepoOptions
-    @Argument(help: "The app to pin.") var app: String
-    @Option(help: "The target: a revision, or #N for the app's release number N.") var to: String?
+    @Argument(help: "The app to pin.", completion: AppNames.completion) var app: String
+    @Option(help: "The target: a revision, #N for the app's release number N, or a version label (the app's newest release with it).") var to: String?
+    @Flag(help: "Override the irreversible-migration guard (recorded as Rewind-Forced trailers).") var force = false
     @OptionGroup var write: WriteOptions
 
-    func run() throws { try write.execute(.pin(app, to: to.map(TargetSpec.init(parsing:))), repoOptions: options) }
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
+
+    func run() throws { try write.execute(.pin(app, to: to.map(TargetSpec.init(parsing:))), repoOptions: options, force: force) }
 }
 
 /// `rewind unpin APP`.
 struct UnpinCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "unpin", abstract: "Release an app's pin.")
 
-    @OptionGroup var options: RepoOptions
-    @Argument(help: "The app to unpin.") var app: String
+    @Argument(help: "The app to unpin.", completion: AppNames.completion) var app: String
     @OptionGroup var write: WriteOptions
+
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
 
     func run() throws { try write.execute(.unpin(app), repoOptions: options) }
 }
@@ -192,12 +201,14 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Fail when a commit in RANGE changes a pinned app without unpinning it (for CI and pre-receive hooks).")
 
-    @OptionGroup var options: RepoOptions
     @Argument(help: "OLD..NEW, or one revision for all of its history.") var range: String
     @Option(help: "Output format: table or json.") var format: OutputFormat = .table
 
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
+
     func run() throws {
-        try runReporting {
+        try runReporting(format: format) {
             let repo = try options.open()
             let violations = try RangeCheck.violations(repo, range: range)
             if format == .json {

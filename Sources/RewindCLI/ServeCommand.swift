@@ -23,8 +23,6 @@ struct ServeCommand: AsyncParsableCommand {
             stops the processes it supervises (unless --keep-apps).
             """)
 
-    @OptionGroup var repoOptions: RepoOptions
-
     @OptionGroup var loop: LoopOptions
 
     @Option(help: "Address to bind.")
@@ -53,6 +51,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "Close a connection that sends nothing for this long (mid-headers, mid-body or idle).")
     var readTimeout: String = "10s"
+
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var repoOptions: RepoOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }

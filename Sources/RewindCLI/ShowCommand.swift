@@ -9,16 +9,17 @@ struct ShowCommand: ParsableCommand {
         commandName: "show",
         abstract: "Show which apps a commit changed (against its first parent) and how.")
 
-    @OptionGroup var options: RepoOptions
-
     @Argument(help: "The commit to show, or APP#N: the app's release number N (see `rewind releases APP`).")
     var revision: String
 
     @Option(help: "Output format: table or json.")
     var format: OutputFormat = .table
 
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
+
     func run() throws {
-        try runReporting {
+        try runReporting(format: format) {
             let repo = try options.open()
             let id = try Self.resolve(revision, in: repo)
             let details = try CommitDetails.load(repo, commit: id)
@@ -33,7 +34,7 @@ struct ShowCommand: ParsableCommand {
 
     private func text(_ d: CommitDetails) -> String {
         var lines = ["commit \(d.commit.id.hex)", "Author: \(d.commit.author.name) <\(d.commit.author.email)>",
-                     "Date:   \(Dates.iso8601(d.commit.author.time, offsetMinutes: d.commit.author.offsetMinutes))",
+                     "Date:   \(Dates.utc(d.commit.author.time))",
                      "Kind:   \(d.kind.rawValue)\(d.target.map { " of \($0.hex)" } ?? "")", "", "    \(d.commit.summary)", ""]
         if d.apps.isEmpty { lines.append("No app changed.") }
         for change in d.apps {
@@ -48,7 +49,7 @@ struct ShowCommand: ParsableCommand {
         .object([
             ("commit", .string(d.commit.id.hex)), ("parents", .array(d.commit.parents.map { .string($0.hex) })),
             ("author", .string(d.commit.author.name)), ("email", .string(d.commit.author.email)),
-            ("date", .string(Dates.iso8601(d.commit.author.time, offsetMinutes: d.commit.author.offsetMinutes))),
+            ("date", .string(Dates.utc(d.commit.author.time))),
             ("summary", .string(d.commit.summary)), ("kind", .string(d.kind.rawValue)), ("target", .optional(d.target?.hex)),
             ("apps", .array(d.apps.map { c in
                 .object([("app", .string(c.app)), ("versionBefore", .optional(c.fromVersion)), ("version", .optional(c.toVersion)),

@@ -13,10 +13,8 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show, per app, the desired and applied release, health, pin, last error and what the reconciler waits for.")
 
-    @Argument(help: "One app, for its detail: process, restarts, log file, health history, last error.")
+    @Argument(help: "One app, for its detail: process, restarts, log file, health history, last error.", completion: AppNames.completion)
     var app: String?
-
-    @OptionGroup var repoOptions: RepoOptions
 
     @Option(help: "The state directory (default: <git dir>/rewind/state).")
     var stateDir: String?
@@ -27,8 +25,11 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Keep watching: redraw on each change on a terminal; otherwise a line per app that changed (with --format json, an object per line).")
     var watch = false
 
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var repoOptions: RepoOptions
+
     func run() throws {
-        try runReporting {
+        try runReporting(format: format) {
             // The mirror as it is: status reads, it does not fetch or push.
             let repo = try repoOptions.openWithMirror(sync: false).repo
             let report: StatusReport

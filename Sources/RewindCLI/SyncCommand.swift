@@ -15,13 +15,14 @@ struct SyncCommand: ParsableCommand {
             (the commits stay queued).
             """)
 
-    @OptionGroup var repoOptions: RepoOptions
-
     @Option(help: "Output format: table or json.")
     var format: OutputFormat = .table
 
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var repoOptions: RepoOptions
+
     func run() throws {
-        try runReporting {
+        try runReporting(format: format) {
             guard let mirror = try repoOptions.remote.mirror(for: repoOptions.repo) else {
                 throw RewindError(.usage, "\(repoOptions.repo) is a local repository: there is nothing to sync", hint: "pass the URL of a remote repository with --repo")
             }

@@ -9,8 +9,6 @@ struct ValidateCommand: ParsableCommand {
         commandName: "validate",
         abstract: "Check rewind.yaml, every app.yaml and the pins at a revision (default: the branch tip).")
 
-    @OptionGroup var options: RepoOptions
-
     @Argument(help: "The revision to check.")
     var revision: String?
 
@@ -20,6 +18,9 @@ struct ValidateCommand: ParsableCommand {
     @Flag(help: "Warnings (unknown fields) are errors.")
     var strict = false
 
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var options: RepoOptions
+
     func validate() throws {
         if worktree && revision != nil { throw ValidationError("--worktree checks the working tree; it takes no revision") }
     }
@@ -28,7 +29,7 @@ struct ValidateCommand: ParsableCommand {
     var format: OutputFormat = .table
 
     func run() throws {
-        try runReporting {
+        try runReporting(format: format) {
             let repo = try options.open()
             let commit = try revision.map(repo.resolve) ?? repo.tip()
             var diagnostics: [Diagnostic] = []

@@ -17,7 +17,7 @@ struct WaitCommand: ParsableCommand {
             reconciler's state directory; a reconciler must be running to make progress.
             """)
 
-    @Argument(help: "Apps to wait for (default: every app).")
+    @Argument(help: "Apps to wait for (default: every app).", completion: AppNames.completion)
     var apps: [String] = []
 
     @Flag(help: "Wait for health only (with --synced: both, the default).")
@@ -28,13 +28,14 @@ struct WaitCommand: ParsableCommand {
 
     @OptionGroup var waiting: WaitOptions
 
-    @OptionGroup var repoOptions: RepoOptions
-
     @Option(help: "Output format: table (text) or json.")
     var format: OutputFormat = .table
 
+    // Last: the shared repository options come after the command's own in --help.
+    @OptionGroup var repoOptions: RepoOptions
+
     func run() throws {
-        try runReporting {
+        try runReporting(format: format) {
             let repo = try repoOptions.openWithMirror(sync: false).repo
             let condition = WaitCondition(apps: apps, synced: synced || !healthy, healthy: healthy || !synced)
             let since = try repo.tip()

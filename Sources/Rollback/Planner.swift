@@ -200,7 +200,19 @@ struct Planner {
             }
             return try resolveTarget(app, .revision(revision), history: history, defaultIsCurrent: defaultIsCurrent)
         case .revision(let revision):
-            let commit = try repo.resolve(revision)
+            let commit: OID
+            do {
+                commit = try repo.resolve(revision)
+            } catch let error as RewindError where error.code == .notFound {
+                // Not a revision: a version label, the app's newest release with it.
+                let releases = try ReleaseHistory.load(repo, config: config, tip: tip).of(app.name)
+                guard let release = releases.last(where: { $0.version == revision && $0.tree != nil }) else {
+                    let versions = Array(Set(releases.compactMap(\.version))).sorted()
+                    throw RewindError(.notFound, "'\(Bounded.text(revision, limit: 64))' is neither a revision nor a version of \(app.name)",
+                                      hint: "give a commit, #N (see `rewind releases \(app.name)`), or one of its versions: \(versions.suffix(10).joined(separator: ", "))")
+                }
+                return (release.commit, release.tree)
+            }
             let tree = try gitStep("reading \(revision)") { try repo.git.commit(commit).tree }
             return (commit, try repo.appTree(app, in: tree))
         case .release(let number):

@@ -27,7 +27,7 @@ public enum ReleaseJSON {
                 out.put(#","previousTree":"#); hex(r.previousTree, &out)
                 out.put(#","author":"#); JSON.escape(r.author, into: &out)
                 out.put(#","email":"#); JSON.escape(r.email, into: &out)
-                out.put(#","date":""#); Dates.appendISO8601(r.time, offsetMinutes: r.offsetMinutes, into: &out); out.append(34)
+                out.put(#","date":""#); Dates.appendUTC(r.time, into: &out); out.append(34)
                 out.put(#","target":"#); hex(r.target, &out)
                 out.put(#","reverts":"#); out += (r.reverts ? "true" : "false").utf8
                 out.put(#","rolledBackBy":"#); hex(r.rolledBackBy, &out)

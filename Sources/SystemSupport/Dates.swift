@@ -31,4 +31,19 @@ public enum Dates {
         out.append(contentsOf: [y1, y2, y3, y4, 45, mo1, mo2, 45, d1, d2, 84, h1, h2, 58, mi1, mi2, 58, s1, s2,
                                 offsetMinutes < 0 ? 45 : 43, oh1, oh2, 58, om1, om2])
     }
+
+    /// `2026-11-21T18:30:07Z`: RFC 3339 in UTC, the one form Rewind prints
+    /// times in (tables and JSON).
+    public static func utc(_ seconds: Int64) -> String {
+        var out: [UInt8] = []
+        appendUTC(seconds, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `utc`, appended as bytes.
+    public static func appendUTC(_ seconds: Int64, into out: inout [UInt8]) {
+        appendISO8601(seconds, offsetMinutes: 0, into: &out)
+        out.removeLast(6)
+        out.append(90)
+    }
 }
