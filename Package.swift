@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(
@@ -38,10 +41,20 @@ let package = Package(
             ]
         ),
         .target(name: "Platforms", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
+        // The HTTP client for Prometheus and notifications (health probes stay on loopback).
+        .target(
+            name: "WebClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .target(
             name: "Reconciler",
             dependencies: [
-                "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport",
+                "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "WebClient",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -68,6 +81,7 @@ let package = Package(
         .executableTarget(name: "rewind-demo-service", dependencies: ["SystemSupport"]),
         .testTarget(name: "GitKitTests", dependencies: ["GitKit", "TestSupport"]),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
+        .testTarget(name: "WebClientTests", dependencies: ["WebClient", "SystemSupport", "TestSupport"]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "DeployModel", "TestSupport"]),
         .testTarget(name: "RollbackTests", dependencies: ["Rollback", "GitKit", "DeployModel", "TestSupport"]),
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),

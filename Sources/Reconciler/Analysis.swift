@@ -2,22 +2,23 @@ import DeployModel
 import FoundationEssentials
 import GitKit
 import SystemSupport
+import WebClient
 
 /// Prometheus analysis: `policy.triggers` evaluated through `/api/v1/query`
 /// during each release's soak window. A breach that lasts `for` fails the
 /// release (action rollback, which may then be rolled back automatically
 /// under the policy), or is logged (notify, log).
 struct PrometheusClient {
-    let endpoint: HTTPEndpoint
+    let endpoint: WebURL
+    let caFile: String?
 
     /// The value of an instant query: the first sample of a vector, or a
     /// scalar; nil when the result is empty (no data is not a breach).
     func value(of query: String) throws -> Double? {
-        let path = "\(endpoint.prefix)/api/v1/query?query=\(HTTPEndpoint.encode(query))"
-        let response = try Loopback.request("GET", host: endpoint.host, port: endpoint.port, path: path, body: nil, timeoutMilliseconds: 5_000)
+        let response = try WebClient.shared(caFile: caFile).request("GET", endpoint, path: "/api/v1/query?query=\(HTTPEndpoint.encode(query))", timeoutMilliseconds: 5_000)
         let answer: QueryResponse
         do {
-            answer = try JSONDecoder().decode(QueryResponse.self, from: Data(response.body.utf8))
+            answer = try JSONDecoder().decode(QueryResponse.self, from: Data(response.body))
         } catch {
             throw SystemError("Prometheus answered \(response.status) with something that is not a query result")
         }
@@ -84,7 +85,7 @@ extension Reconciler {
         let mono = clock.monotonicMilliseconds()
         guard mono >= nextAnalysis else { return }
         nextAnalysis = mono + options.analysisInterval
-        let client = PrometheusClient(endpoint: endpoint)
+        let client = PrometheusClient(endpoint: endpoint, caFile: options.caFile)
         let now = clock.wallMilliseconds()
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
             guard app.health == .healthy, let since = app.healthySince, let instance = app.instance, let tree = OID(hex: instance.tree) else {

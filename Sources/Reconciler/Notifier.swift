@@ -1,5 +1,6 @@
 import Synchronization
 import SystemSupport
+import WebClient
 
 /// A rollback event sent to notification webhooks.
 public struct RollbackEvent: Sendable {
@@ -54,15 +55,13 @@ public struct RollbackEvent: Sendable {
 public final class Notifier: Sendable {
     /// A destination: where, and in which format.
     public struct Target: Sendable {
-        public let endpoint: HTTPEndpoint
-        public let path: String
+        public let url: WebURL
         public let slack: Bool
 
-        /// Parses a plain-http URL; nil when Rewind's client cannot reach it.
+        /// Parses an http(s) URL; nil when it is not one.
         public init?(url: String, slack: Bool) {
-            guard let endpoint = HTTPEndpoint(url) else { return nil }
-            self.endpoint = endpoint
-            path = endpoint.prefix.isEmpty ? "/" : endpoint.prefix
+            guard let parsed = WebURL(url) else { return nil }
+            self.url = parsed
             self.slack = slack
         }
     }
@@ -77,11 +76,14 @@ public final class Notifier: Sendable {
     private let targets: [Target]
     private let queue = Mutex<[Delivery]>([])
     private let log: @Sendable (String) -> Void
+    private let caFile: String?
 
-    /// A notifier for `targets`; `log` receives delivery failures (without URLs).
-    public init(targets: [Target], log: @escaping @Sendable (String) -> Void) {
+    /// A notifier for `targets`; `log` receives delivery failures (without
+    /// URLs' paths); `caFile` adds certificate authorities for https.
+    public init(targets: [Target], caFile: String? = nil, log: @escaping @Sendable (String) -> Void) {
         self.targets = targets
         self.log = log
+        self.caFile = caFile
         guard !targets.isEmpty else { return }
         BackgroundThread.start { [self] in self.deliverForever() }
     }
@@ -113,15 +115,21 @@ public final class Notifier: Sendable {
                 continue
             }
             let target = targets[delivery.target]
-            let status = try? Loopback.request("POST", host: target.endpoint.host, port: target.endpoint.port, path: target.path,
-                                               body: delivery.body, timeoutMilliseconds: 5_000).status
-            if let status, (200..<300).contains(status) { continue }
+            var outcome: String
+            do {
+                let status = try WebClient.shared(caFile: caFile).request("POST", target.url, body: delivery.body, timeoutMilliseconds: 5_000).status
+                if (200..<300).contains(status) { continue }
+                outcome = "answered \(status)"
+            } catch {
+                // The error names scheme, host and port only: a webhook's path is often its secret.
+                outcome = "failed: \(error)"
+            }
             delivery.attempt += 1
             guard delivery.attempt < 6 else {
-                log("notification target #\(delivery.target + 1) gave up after 6 attempts")
+                log("notification target #\(delivery.target + 1) (\(target.url)) gave up after 6 attempts; last: \(outcome)")
                 continue
             }
-            log("notification target #\(delivery.target + 1) answered \(status.map(String.init) ?? "nothing"); retrying")
+            log("notification target #\(delivery.target + 1) (\(target.url)) \(outcome); retrying")
             delivery.due = Clock.monotonicMilliseconds() + Backoff(base: 500, cap: 8_000).delay(attempt: delivery.attempt)
             queue.withLock { $0.insert(delivery, at: 0) }
         }

@@ -52,6 +52,7 @@ import Logging
 import Platforms
 import Rollback
 import SystemSupport
+import WebClient
 
 #if canImport(Glibc)
 import Glibc
@@ -88,7 +89,9 @@ public struct ReconcilerOptions: Sendable {
     /// How the loop is told to stop (default: SIGTERM or SIGINT).
     public var stop: any StopCondition = SignalStop()
     /// Prometheus for `policy.triggers` (none: triggers are not evaluated).
-    public var prometheus: HTTPEndpoint?
+    public var prometheus: WebURL?
+    /// Certificate authorities to trust for https:// Prometheus, besides the system's.
+    public var caFile: String?
     /// Milliseconds between two evaluations of the triggers.
     public var analysisInterval: Int64 = 5_000
     /// Where rollback events go (webhooks); none by default.

@@ -2,6 +2,7 @@ import ArgumentParser
 import DeployModel
 import Logging
 import Reconciler
+import WebClient
 import Remote
 import Rollback
 import GitKit
@@ -98,16 +99,19 @@ struct LoopOptions: ParsableArguments {
     @Flag(help: "Leave the apps' processes running when Rewind stops.")
     var keepApps = false
 
-    @Option(help: "Prometheus for policy.triggers, e.g. http://127.0.0.1:9090 (plain http to an IPv4 address).")
+    @Option(help: "Prometheus for policy.triggers, e.g. http://prometheus:9090 or https://prometheus.example.com.")
     var prometheusUrl: String?
+
+    @Option(help: "A PEM file of certificate authorities to trust for https:// Prometheus and webhook URLs, besides the system's.")
+    var caFile: String?
 
     @Option(help: "Time between two evaluations of policy.triggers.")
     var analysisInterval: String = "5s"
 
-    @Option(help: "Send rollback events as JSON to this webhook (repeatable; plain http).")
+    @Option(help: "Send rollback events as JSON to this webhook (repeatable; http or https).")
     var notifyUrl: [String] = []
 
-    @Option(help: "Send rollback events to this Slack-compatible incoming webhook (repeatable; plain http).")
+    @Option(help: "Send rollback events to this Slack-compatible incoming webhook (repeatable; http or https).")
     var slackUrl: [String] = []
 
     @Option(help: "Log level: debug, info, notice, warning, error.")
@@ -139,14 +143,16 @@ struct LoopOptions: ParsableArguments {
         guard maxBlobSize > 0, maxAppFiles > 0 else { throw ValidationError("--max-blob-size and --max-app-files must be positive") }
         guard SignaturePolicy(rawValue: verify) != nil else { throw ValidationError("--verify '\(verify)' is not one of none, head, all") }
         guard let fetch = Duration(parsing: fetchInterval), fetch.milliseconds > 0 else { throw ValidationError("--fetch-interval '\(fetchInterval)' is not a duration; write for example 60s") }
-        for url in notifyUrl + slackUrl where HTTPEndpoint(url) == nil {
-            throw ValidationError("a notification URL is not a plain http URL to an IPv4 address or localhost (https is not supported yet)")
+        for url in notifyUrl + slackUrl where WebURL(url) == nil {
+            // Not echoed: a webhook URL's path is often its secret.
+            throw ValidationError("a notification URL is not an http:// or https:// URL with a host (and without credentials before the host)")
         }
+        if let caFile, FileIO.read(caFile) == nil { throw ValidationError("--ca-file \(caFile) cannot be read") }
         guard Duration(parsing: interval) != nil else { throw ValidationError("--interval '\(interval)' is not a duration; write for example 30s or 2m") }
         guard Duration(parsing: analysisInterval) != nil else { throw ValidationError("--analysis-interval '\(analysisInterval)' is not a duration; write for example 5s") }
-        if let prometheusUrl, HTTPEndpoint(prometheusUrl) == nil {
+        if let prometheusUrl, WebURL(prometheusUrl) == nil {
             // Not echoed: a URL may carry credentials.
-            throw ValidationError("--prometheus-url is not a plain http URL to an IPv4 address or localhost without credentials, such as http://127.0.0.1:9090")
+            throw ValidationError("--prometheus-url is not an http:// or https:// URL with a host and without credentials, such as http://prometheus:9090")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
     }
@@ -183,12 +189,13 @@ struct LoopOptions: ParsableArguments {
         options.artifactRoot = artifactRoot ?? environmentArtifactRoot()
         options.keepAppsOnExit = keepApps
         options.fullPassInterval = Duration(parsing: interval)?.milliseconds ?? 30_000
-        options.prometheus = prometheusUrl.flatMap(HTTPEndpoint.init)
+        options.prometheus = prometheusUrl.flatMap(WebURL.init)
+        options.caFile = caFile
         options.analysisInterval = Duration(parsing: analysisInterval)?.milliseconds ?? 5_000
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
         if !targets.isEmpty {
             let logger = Logger(label: "rewind")
-            options.notifier = Notifier(targets: targets) { logger.warning("\($0)") }
+            options.notifier = Notifier(targets: targets, caFile: caFile) { logger.warning("\($0)") }
         }
         return options
     }

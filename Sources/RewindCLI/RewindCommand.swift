@@ -16,7 +16,8 @@ public struct RewindCommand: AsyncParsableCommand {
 
             Exit codes: 0 done (or nothing to do), 1 refused (guard, conflict, dirty working tree), \
             2 invalid desired state, 3 check found violations, 4 not found, 5 gave up on contention, \
-            6 remote unreachable or kept rejecting the push (commits stay queued), 64 usage error, 70 internal failure.
+            6 remote unreachable or kept rejecting the push (commits stay queued), 7 something needs a human (status, wait), \
+            8 a release failed or was rolled back (wait), 9 timed out (wait), 64 usage error, 70 internal failure.
             """,
         version: "0.1.0",
         subcommands: [

@@ -3,7 +3,7 @@ import SystemSupport
 import Testing
 import TestSupport
 
-/// policy.triggers evaluated against a real Prometheus during the soak window.
+/// policy.triggers evaluated against a real Prometheus during the soak window, over HTTPS.
 @Suite struct AnalysisTests {
     static let policy = """
           window: 30m
@@ -28,7 +28,10 @@ import TestSupport
         let stack = try MonitoringStack(scrape: ["127.0.0.1:\(port)"], rules: "      - record: rewind_test_up\n        expr: up\n",
                                         webhook: "http://127.0.0.1:9/", token: "unused")
         defer { stack.close() }
-        try h.start(["--prometheus-url", "http://127.0.0.1:\(stack.prometheusPort)", "--analysis-interval", "500ms"])
+        // Through nginx with TLS and a private certificate authority, by host name.
+        let proxy = try TLSProxy(directory: h.root + "/tls", upstream: stack.prometheusPort)
+        defer { proxy.stop() }
+        try h.start(["--prometheus-url", proxy.url(""), "--ca-file", proxy.caFile, "--analysis-interval", "500ms"])
         try h.waitHealthy("api", "1.0.0")
         let traffic = TrafficGenerator { port }
         defer { traffic.stop() }
@@ -46,5 +49,6 @@ import TestSupport
         #expect(h.log.contains("verified (healthy, and its triggers' queries are under their thresholds)"))
         #expect(try h.commits().count == 3)
         #expect((try h.app("api")["waitingFor"] as? String) == "nothing")
+        #expect(proxy.accessLog.contains("GET /api/v1/query?query="), "queried through the TLS proxy")
     }
 }

@@ -3,7 +3,7 @@ import SystemSupport
 import Testing
 import TestSupport
 
-/// Rollback events reach JSON and Slack-compatible webhooks, with retries.
+/// Rollback events reach JSON and Slack-compatible webhooks over HTTPS, with retries.
 @Suite struct NotificationTests {
     @Test func rollbackStartedAndCompletedAreDelivered() throws {
         guard let port = Loopback.freePort() else { throw TestFailure("no port") }
@@ -13,7 +13,10 @@ import TestSupport
                                                         environment: ProcessInfo.processInfo.environment))
             defer { Spawn.stop(receiver, graceMilliseconds: 1_000) }
             try h.waitUntil("the receiver listens") { (try? Loopback.get(port: port, path: "/", timeoutMilliseconds: 200)) != nil }
-            try h.start(["--notify-url", "http://127.0.0.1:\(port)/flaky-json", "--slack-url", "http://127.0.0.1:\(port)/slack"])
+            // Both through nginx with TLS and a private certificate authority, by host name.
+            let proxy = try TLSProxy(directory: h.root + "/tls", upstream: port)
+            defer { proxy.stop() }
+            try h.start(["--notify-url", proxy.url("/flaky-json"), "--slack-url", proxy.url("/slack"), "--ca-file", proxy.caFile])
             try h.waitHealthy("site", "1.0.0")
             try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-fails.sh"))
             try h.commit("site 1.1.0")
@@ -28,8 +31,9 @@ import TestSupport
             let json = text.split(separator: "\n").filter { $0.hasPrefix("/flaky-json") }
             #expect(json.first?.contains("rollback-started") == true, "in order, even after a retry")
             // The first delivery to the flaky target was refused, then retried: never lost, never blocking.
-            #expect(h.log.contains("notification target #1 answered 500; retrying"))
-            #expect(!h.log.contains("127.0.0.1:\(port)/flaky"), "URLs may hold secrets: never logged")
+            #expect(h.log.contains("notification target #1 (https://localhost:\(proxy.port)) answered 500; retrying"), "\(h.log.suffix(2000))")
+            #expect(!h.log.contains("/flaky-json") && !h.log.contains("/slack"), "URLs' paths may hold secrets: never logged")
+            #expect(proxy.accessLog.contains("POST /slack"), "delivered through the TLS proxy")
         }
     }
 }

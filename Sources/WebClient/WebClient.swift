@@ -1,0 +1,139 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import Synchronization
+
+/// An http:// or https:// URL Rewind sends requests to (Prometheus,
+/// notification webhooks). Host names are resolved by the system resolver.
+/// Its `description` is `scheme://host:port` only: the path of a webhook
+/// URL often is its secret.
+public struct WebURL: Sendable, Equatable, CustomStringConvertible {
+    public let text: String
+    public let secure: Bool
+    public let host: String
+    public let port: Int
+
+    /// Nil for anything but http(s) with a host, or a URL with credentials in it.
+    public init?(_ text: String) {
+        let secure: Bool
+        if text.hasPrefix("https://") { secure = true } else if text.hasPrefix("http://") { secure = false } else { return nil }
+        let rest = text.dropFirst(secure ? 8 : 7)
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard !authority.isEmpty, !authority.contains("@") else { return nil }
+        var host = Substring(authority)
+        var port = secure ? 443 : 80
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") { guard let p = Int(after.dropFirst()) else { return nil }; port = p } else if !after.isEmpty { return nil }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            guard let p = Int(authority[authority.index(after: colon)...]) else { return nil }
+            port = p
+        }
+        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
+        self.text = text
+        self.secure = secure
+        self.host = String(host)
+        self.port = port
+    }
+
+    public var description: String { "\(secure ? "https" : "http")://\(host):\(port)" }
+
+    /// This URL with `suffix` (a path and query) added to its path.
+    public func appending(_ suffix: String) -> String {
+        var base = text
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + suffix
+    }
+}
+
+/// A failed request, described without the URL's path.
+public struct WebError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Rewind's HTTP client: HTTP/1.1 and HTTPS (the system's certificate
+/// authorities, plus `--ca-file`), host names, redirects (at most 5),
+/// connect and read timeouts. Synchronous: the reconciler's thread and the
+/// notifier's wait for the answer. One client per CA file lives as long as
+/// the process.
+public final class WebClient: Sendable {
+    private let client: HTTPClient
+
+    private static let clients = Mutex<[String: WebClient]>([:])
+
+    /// The client that trusts the system's authorities and those in `caFile`.
+    public static func shared(caFile: String? = nil) throws -> WebClient {
+        try clients.withLock { clients in
+            if let known = clients[caFile ?? ""] { return known }
+            let client = try WebClient(caFile: caFile)
+            clients[caFile ?? ""] = client
+            return client
+        }
+    }
+
+    private init(caFile: String?) throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caFile {
+            do {
+                let certificates = try NIOSSLCertificate.fromPEMFile(caFile)
+                tls.additionalTrustRoots = [.certificates(certificates)]
+            } catch {
+                throw WebError("cannot read the certificate authorities in \(caFile): \(error) (a PEM file of CA certificates)")
+            }
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .follow(max: 5, allowCycles: false),
+                                                     timeout: .init(connect: .seconds(5), read: .seconds(30)))
+        configuration.decompression = .disabled
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Sends a request and waits at most `timeoutMilliseconds` for the whole
+    /// answer. The body read is bounded (4 MiB).
+    public func request(_ method: String, _ url: WebURL, path: String? = nil, body: [UInt8]? = nil, contentType: String = "application/json",
+                        timeoutMilliseconds: Int64) throws -> (status: Int, body: [UInt8]) {
+        let target = path.map(url.appending) ?? url.text
+        let request: HTTPClient.Request
+        do {
+            var headers = HTTPHeaders()
+            headers.add(name: "User-Agent", value: "rewind")
+            if body != nil { headers.add(name: "Content-Type", value: contentType) }
+            request = try HTTPClient.Request(url: target, method: HTTPMethod(rawValue: method), headers: headers, body: body.map { .bytes($0) })
+        } catch {
+            throw WebError("\(method) \(url): not a URL Rewind can send to")
+        }
+        do {
+            let response = try client.execute(request: request, deadline: .now() + .milliseconds(timeoutMilliseconds)).wait()
+            var bytes = response.body.map { Array($0.readableBytesView.prefix(4 << 20)) } ?? []
+            if bytes.count > 4 << 20 { bytes.removeLast(bytes.count - (4 << 20)) }
+            return (Int(response.status.code), bytes)
+        } catch {
+            throw WebError("\(method) \(url): \(Self.describe(error, timeout: timeoutMilliseconds, url: url))")
+        }
+    }
+
+    /// What went wrong, in words a user can act on.
+    static func describe(_ error: any Error, timeout: Int64, url: WebURL) -> String {
+        if let error = error as? HTTPClientError {
+            if error == .deadlineExceeded || error == .readTimeout { return "no answer within \(timeout) ms (timed out)" }
+            if error == .connectTimeout { return "could not connect within 5 s (timed out)" }
+            if error == .redirectLimitReached || error == .redirectCycleDetected { return "too many redirects" }
+            return "\(error)"
+        }
+        if let error = error as? NIOSSLError {
+            return "TLS failed: \(error); if \(url.host) uses a private certificate authority, pass its certificate with --ca-file"
+        }
+        if let error = error as? BoringSSLError {
+            return "TLS failed: \(error); if \(url.host) uses a private certificate authority, pass its certificate with --ca-file"
+        }
+        let text = "\(error)"
+        if text.contains("certificate") || text.contains("handshake") {
+            return "TLS failed: \(text); if \(url.host) uses a private certificate authority, pass its certificate with --ca-file"
+        }
+        return text
+    }
+}
