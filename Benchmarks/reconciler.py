@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench-reconciler`: the reconciler's benchmarks (issue 3).
 
-    python3 Benchmarks/reconciler.py PATH-TO-REWIND [--runs N] [--only ref-to-apply,idle-pass,rollback-to-healthy,memory,waves] [--quick]
+    python3 Benchmarks/reconciler.py PATH-TO-REWIND [--runs N] [--only ref-to-apply,idle-pass,rollback-to-healthy,memory,waves,wait] [--quick]
 
 (--quick: the waves benchmark without its 200-second --concurrency 1 run.)
 
@@ -11,7 +11,8 @@
 4. resident memory of the reconciler supervising 50 demo-service processes;
 5. one commit changes 100 process apps in 2 dependency waves, each 2 s to
    become healthy: commit -> all healthy, default --concurrency against
-   --concurrency 1 (one at a time) in the same run.
+   --concurrency 1 (one at a time) in the same run;
+6. `rewind wait`: the state file says healthy -> `rewind wait` has exited, median of N.
 
 Each benchmark builds its own repository in a temporary directory and removes
 it (and every process it started) afterwards. Prints a summary with targets.
@@ -235,12 +236,52 @@ def waves(concurrency_runs):
     summary.append(line)
 
 
+def wait_notices_health(runs):
+    """The app's state file is rewritten atomically from starting to healthy
+    (as the reconciler writes it); time until `rewind wait` has exited."""
+    root = tempfile.mkdtemp(prefix="rewind-bench-")
+    try:
+        repo = new_repo(root, {"site": "platform: exec\nversion: \"1\"\nexec:\n  apply: /bin/true\n"})
+        state = os.path.join(root, "state")
+        sh(REWIND, "reconcile", "--once", "--repo", repo, "--state-dir", state)
+        app_file = os.path.join(state, "apps", "site.json")
+        healthy = json.load(open(app_file))
+        starting = dict(healthy, health="starting")
+
+        def put(value):
+            tmp = app_file + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(value, f)
+            os.rename(tmp, app_file)
+
+        samples = []
+        for _ in range(runs):
+            put(starting)
+            process = subprocess.Popen([REWIND, "wait", "site", "--repo", repo, "--state-dir", state, "--timeout", "30s"],
+                                       env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            first = process.stdout.readline()  # its first look: still waiting
+            if "waiting" not in first:
+                raise SystemExit(f"rewind wait did not wait: {first!r}")
+            time.sleep(random.uniform(0, 0.05))  # any phase of its 50 ms poll
+            t0 = time.monotonic()
+            put(healthy)
+            process.wait(timeout=30)
+            samples.append((time.monotonic() - t0) * 1000)
+            if process.returncode != 0:
+                raise SystemExit(f"rewind wait exited {process.returncode}")
+        med = statistics.median(samples)
+        summary.append(f"state file says healthy -> rewind wait exited: median {med:.1f} ms (min {min(samples):.1f}, max {max(samples):.1f}, n={runs}); target <= 100 ms")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 BENCHMARKS = {
     "waves": lambda: waves(1 if "--quick" in sys.argv else 2),
     "ref-to-apply": lambda: ref_update_to_apply(RUNS),
     "idle-pass": lambda: idle_pass_cpu(5),
     "rollback-to-healthy": lambda: rollback_to_healthy(min(RUNS, 10)),
     "memory": memory_with_50_processes,
+    "wait": lambda: wait_notices_health(RUNS),
 }
 
 if __name__ == "__main__":
