@@ -19,6 +19,14 @@ it (and every process it started) afterwards. Prints a summary with targets.
 """
 import json, os, random, shutil, signal, statistics, subprocess, sys, tempfile, time
 
+
+def wall_ms(value):
+    """A time from `rewind status --format json` (RFC 3339 UTC, `...T12:18:54.123Z`) as wall-clock ms."""
+    import datetime
+    if isinstance(value, (int, float)):
+        return value  # older builds printed milliseconds
+    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+
 REWIND = os.path.realpath(sys.argv[1]) if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else sys.exit(__doc__)
 RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 15
 ENV = dict(os.environ, GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.com",
@@ -173,7 +181,7 @@ def rollback_to_healthy(runs):
             t0 = time.time() * 1000
             sh(REWIND, "rollback", "api", "--to", good, "--repo", repo, "--reason", "benchmark")
             wait("1.0.0 again", lambda: runs_version("1.0.0"))
-            samples.append(st()["healthySince"] - t0)
+            samples.append(wall_ms(st()["healthySince"]) - t0)
         summary.append(f"rollback commit written -> previous version healthy (demo service): median {statistics.median(samples):.0f} ms (min {min(samples):.0f}, max {max(samples):.0f}, n={runs}); target <= 3 s; seeds: 47 s average recovery")
     finally:
         if rec:
@@ -222,7 +230,7 @@ def waves(concurrency_runs):
             # Polled slowly: the time comes from the apps' healthySince, and a
             # `rewind status` every 10 ms would compete with the reconciler for the 2 cores.
             wait("100 apps at 2", lambda: at("2"), timeout=900, pause=0.5)
-            took = max(a["healthySince"] for a in status(repo, rec.state).values()) - t0
+            took = max(wall_ms(a["healthySince"]) for a in status(repo, rec.state).values()) - t0
             results[label] = took
             print(f"  {label}: {took / 1000:.1f} s", flush=True)
         finally:

@@ -18,6 +18,14 @@
 """
 import hashlib, hmac, http.client, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
+
+def wall_ms(value):
+    """A time from `rewind status --format json` (RFC 3339 UTC, `...T12:18:54.123Z`) as wall-clock ms."""
+    import datetime
+    if isinstance(value, (int, float)):
+        return value  # older builds printed milliseconds
+    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+
 sys.path.insert(0, os.path.dirname(__file__))
 from reconciler import ENV, REWIND, commit, new_repo, sh, wait, write  # noqa: E402
 
@@ -102,7 +110,7 @@ def webhook_to_applied(runs):
             wait(f"{version} applied", lambda: api()["applied"]["commit"] == new, timeout=30)
             to_applied.append((time.time() - t0) * 1000)
             wait(f"{version} healthy", lambda: api()["health"] == "healthy" and api()["applied"]["version"] == version, timeout=30)
-            to_healthy.append(api()["healthySince"] - t0 * 1000)
+            to_healthy.append(wall_ms(api()["healthySince"]) - t0 * 1000)
         summary.append(f"push webhook -> new commit applied: median {statistics.median(to_applied):.0f} ms (min {min(to_applied):.0f}, max {max(to_applied):.0f}), "
                        f"ratio to target {statistics.median(to_applied) / 1000:.3f}; -> healthy: median {statistics.median(to_healthy):.0f} ms; n={runs}; "
                        "target <= 1 s (Argo CD polls every 180 s without a webhook)")

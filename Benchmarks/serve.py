@@ -13,6 +13,14 @@
 """
 import http.client, json, os, shutil, signal, statistics, subprocess, sys, tempfile, threading, time
 
+
+def wall_ms(value):
+    """A time from `rewind status --format json` (RFC 3339 UTC, `...T12:18:54.123Z`) as wall-clock ms."""
+    import datetime
+    if isinstance(value, (int, float)):
+        return value  # older builds printed milliseconds
+    return datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
+
 sys.path.insert(0, os.path.dirname(__file__))
 from reconciler import ENV, REWIND, commit, new_repo, sh, status, wait, write  # noqa: E402
 
@@ -84,7 +92,7 @@ def webhook_to_commit_and_healthy(runs):
             assert code == 200 and b'"rolled-back"' in body, body
             to_commit.append((t1 - t0) * 1000)
             wait("1.0.0 again", lambda: running("1.0.0"))
-            to_healthy.append(status(repo, serve.state)["api"]["healthySince"] - t0 * 1000)
+            to_healthy.append(wall_ms(status(repo, serve.state)["api"]["healthySince"]) - t0 * 1000)
         server_side = [line for line in serve.metrics().splitlines() if line.startswith("rewind_rollback_commit_seconds_sum") or line.startswith("rewind_rollback_commit_seconds_count")]
         total = {l.split("{")[0].split(" ")[0]: float(l.split()[-1]) for l in server_side}
         mean_server = 1000 * total.get("rewind_rollback_commit_seconds_sum", 0) / max(total.get("rewind_rollback_commit_seconds_count", 1), 1)

@@ -39,8 +39,12 @@ public enum Clock {
     }
 
     /// A wall-clock time in milliseconds as ISO 8601 UTC, e.g. `2026-11-21T19:30:07Z`.
-    public static func iso8601UTC(milliseconds: Int64) -> String {
-        let text = Dates.iso8601(milliseconds / 1000, offsetMinutes: 0)
-        return text.hasSuffix("+00:00") ? String(text.dropLast(6)) + "Z" : text
+    /// With `fraction`, milliseconds too: `2026-11-21T19:30:07.250Z`.
+    public static func iso8601UTC(milliseconds: Int64, fraction: Bool = false) -> String {
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        let text = Dates.utc(seconds)
+        guard fraction else { return text }
+        let ms = milliseconds - seconds * 1000
+        return String(text.dropLast()) + "." + String(ms + 1000).dropFirst() + "Z"
     }
 }

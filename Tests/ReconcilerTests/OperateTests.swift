@@ -25,6 +25,11 @@ import TestSupport
             let json = try rewind(["status", "api", "--format", "json", "--repo", h.repo, "--state-dir", h.stateDir])
             let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
             #expect(object["pid"] as? Int == Int(pid) && object["logFile"] as? String == h.stateDir + "/logs/api.log")
+            // One time form in JSON: RFC 3339 in UTC, with milliseconds.
+            for key in ["startedAt", "healthySince", "healthObservedAt"] {
+                let text = object[key] as? String ?? ""
+                #expect(text.count == 24 && text.hasSuffix("Z") && text.dropFirst(19).hasPrefix("."), "\(key): \(text)")
+            }
             #expect((object["history"] as? [[String: Any]])?.contains { $0["outcome"] as? String == "healthy" && $0["release"] as? String == String(second.prefix(7)) } == true)
             let unknown = try rewind(["status", "nope", "--repo", h.repo, "--state-dir", h.stateDir])
             #expect(unknown.status == 4 && unknown.stderr.contains("unknown app 'nope'"))
