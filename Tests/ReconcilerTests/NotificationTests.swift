@@ -37,3 +37,21 @@ import TestSupport
         }
     }
 }
+
+/// A webhook behind a certificate authority the system does not trust, with
+/// no --ca-file: the delivery fails with what to do, and the URL's path is not logged.
+@Suite struct UntrustedWebhookTests {
+    @Test func aWrongAuthorityFailsClearly() throws {
+        try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
+            let proxy = try TLSProxy(directory: h.root + "/tls")
+            defer { proxy.stop() }
+            try h.start(["--notify-url", proxy.url("/hooks/secret-path")])
+            try h.waitHealthy("site", "1.0.0")
+            try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-fails.sh"))
+            try h.commit("site 1.1.0")
+            try h.waitUntil("the delivery fails and says why", timeout: 30) { h.log.contains("notification target #1 (https://localhost:\(proxy.port)) failed: POST https://localhost:\(proxy.port): TLS failed") }
+            #expect(h.log.contains("pass its certificate with --ca-file"))
+            #expect(!h.log.contains("secret-path"), "\(h.log.suffix(1500))")
+        }
+    }
+}
