@@ -11,9 +11,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # (status exits 7 when something needs a human; the report is the same.)
 field() {
   { "$rewind" status --repo "${status_repo:-$repo}" ${state_dir:+--state-dir "$state_dir"} --format json || [ $? -eq 7 ]; } | python3 -c '
-import json, sys
+import datetime, json, sys
+def ms(value):
+    """A time from the status JSON (RFC 3339 UTC with milliseconds) as wall-clock ms."""
+    return round(datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
 app = next(a for a in json.load(sys.stdin)["apps"] if a["app"] == sys.argv[1])
-print(eval(sys.argv[2], {}, {"a": app}))' "$1" "$2"
+print(eval(sys.argv[2], {"ms": ms}, {"a": app}))' "$1" "$2"
 }
 # wait_for WHAT SECONDS COMMAND...: polls every 50 ms until COMMAND succeeds.
 wait_for() {

@@ -85,7 +85,7 @@ touch "$REWIND_ARTIFACT_ROOT/worker/worker-2.2.0.tar.gz"
 t0=$(now_ms)
 git -C "$repo" commit -qam "worker 2.2.0: new retry logic"
 wait_for "worker 2.2.0" 60 runs worker 2.2.0
-echo "worker 2.2.0 healthy $(( $(field worker 'a["healthySince"]') - t0 )) ms after the commit; its error rate climbs..."
+echo "worker 2.2.0 healthy $(( $(field worker 'ms(a["healthySince"])') - t0 )) ms after the commit; its error rate climbs..."
 wait_for "the alert to fire and Rewind to revert" 90 reverted_by_alert
 t_commit=$(now_ms)
 echo "rule fired, Alertmanager posted, Rewind wrote a rollback commit $(( t_commit - t0 )) ms after the bad commit"

@@ -68,7 +68,7 @@ t0=$(now_ms)
 echo "POST /hooks/git (X-Hub-Signature-256) -> HTTP $(hook delivery-1)"
 echo "the same delivery again -> HTTP $(hook delivery-1) (duplicate)"
 wait_for "api 1.7.0" 30 runs api 1.7.0
-webhook_ms=$(( $(field api 'a["healthySince"]') - t0 ))
+webhook_ms=$(( $(field api 'ms(a["healthySince"])') - t0 ))
 echo "webhook to api 1.7.0 healthy: ${webhook_ms} ms"
 
 step "The git host goes down; a rollback still happens"

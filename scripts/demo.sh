@@ -25,7 +25,7 @@ demo_log="$work/reconciler.log"
 publish() { mkdir -p "$REWIND_ARTIFACT_ROOT/$(dirname "$1")"; echo "build of $1" > "$REWIND_ARTIFACT_ROOT/$1"; }
 moved() { [ "$(git -C "$repo" rev-parse HEAD)" != "$1" ]; }
 # since_ms APP T0: milliseconds from T0 until the app's running version became healthy.
-since_ms() { echo $(( $(field "$1" 'a["healthySince"]') - $2 )); }
+since_ms() { echo $(( $(field "$1" 'ms(a["healthySince"])') - $2 )); }
 
 for a in api/api-1.4.0.tar.gz worker/worker-2.1.0.tar.gz web/web-3.0.2.tar.gz api/api-1.5.0.tar.gz api/api-1.6.0.tar.gz; do publish "$a"; done
 
@@ -77,9 +77,10 @@ left() { pgrep -f "rewind-demo-service" | while read -r p; do grep -qs "$work" "
 
 step "Measured"
 timeline=$({ "$rewind" status --repo "$repo" --format json || [ $? -eq 7 ]; } | python3 -c '
-import json, sys
+import datetime, json, sys
+ms = lambda v: round(datetime.datetime.strptime(v, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp() * 1000)
 t = next(a for a in json.load(sys.stdin)["apps"] if a["app"] == "api")["lastRollback"]
-print(t["committedAt"] - t["failedAt"], t["healthyAt"] - t["committedAt"])')
+print(ms(t["committedAt"]) - ms(t["failedAt"]), ms(t["healthyAt"]) - ms(t["committedAt"]))')
 read -r detect_ms heal_ms <<< "$timeline"
 echo "commit to applied (good release):      ${good_ms} ms"
 echo "commit to applied (bad release):       ${bad_ms} ms"
