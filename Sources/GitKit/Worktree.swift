@@ -1,18 +1,20 @@
 import CLibGit2
 
 extension Repository {
+    /// A tree's libgit2 handle (nil for nil: the empty tree in a diff); the caller frees it.
+    private func treeHandle(_ id: OID?) throws -> OpaquePointer? {
+        guard var raw = id?.raw else { return nil }
+        var tree: OpaquePointer?
+        try check(git_tree_lookup(&tree, handle, &raw), "git_tree_lookup")
+        return tree
+    }
+
     /// The paths of files that differ between two trees (either may be the
     /// empty tree when nil), as `git diff --name-only` lists them.
     public func changedPaths(from old: OID?, to new: OID?) throws -> [String] {
-        func lookup(_ id: OID?) throws -> OpaquePointer? {
-            guard var raw = id?.raw else { return nil }
-            var tree: OpaquePointer?
-            try check(git_tree_lookup(&tree, handle, &raw), "git_tree_lookup")
-            return tree
-        }
-        let oldTree = try lookup(old)
+        let oldTree = try treeHandle(old)
         defer { git_tree_free(oldTree) }
-        let newTree = try lookup(new)
+        let newTree = try treeHandle(new)
         defer { git_tree_free(newTree) }
         var diff: OpaquePointer?
         try check(git_diff_tree_to_tree(&diff, handle, oldTree, newTree, nil), "git_diff_tree_to_tree")
@@ -28,15 +30,9 @@ extension Repository {
     /// three lines of context) between two trees, limited to `paths` (none:
     /// everything). Binary files are named, not printed.
     public func unifiedDiff(from old: OID?, to new: OID?, paths: [String] = []) throws -> String {
-        func lookup(_ id: OID?) throws -> OpaquePointer? {
-            guard var raw = id?.raw else { return nil }
-            var tree: OpaquePointer?
-            try check(git_tree_lookup(&tree, handle, &raw), "git_tree_lookup")
-            return tree
-        }
-        let oldTree = try lookup(old)
+        let oldTree = try treeHandle(old)
         defer { git_tree_free(oldTree) }
-        let newTree = try lookup(new)
+        let newTree = try treeHandle(new)
         defer { git_tree_free(newTree) }
         var options = git_diff_options()
         try check(git_diff_options_init(&options, UInt32(GIT_DIFF_OPTIONS_VERSION)), "git_diff_options_init")

@@ -7,6 +7,15 @@ import SystemSupport
 import Glibc
 #endif
 
+/// The status report, a state directory problem as a `RewindError` (status, watch, wait).
+func statusReport(_ repo: DeployRepository, stateDirectory: String?) throws -> StatusReport {
+    do {
+        return try StatusReport.build(repo: repo, stateDirectory: stateDirectory)
+    } catch let error as StateError {
+        throw RewindError(.internalFailure, error.message, hint: error.hint)
+    }
+}
+
 /// `rewind status`: desired against applied, per app.
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,13 +41,8 @@ struct StatusCommand: ParsableCommand {
         try runReporting(format: format) {
             // The mirror as it is: status reads, it does not fetch or push.
             let repo = try repoOptions.openWithMirror(sync: false).repo
-            let report: StatusReport
-            do {
-                report = try StatusReport.build(repo: repo, stateDirectory: stateDir)
-            } catch let error as StateError {
-                throw RewindError(.internalFailure, error.message, hint: error.hint)
-            }
             if watch { return try watchChanges(repo) }
+            let report = try statusReport(repo, stateDirectory: stateDir)
             if let app {
                 guard let status = report.apps.first(where: { $0.name == app }) else {
                     throw RewindError(.notFound, "unknown app '\(Bounded.text(app))'", hint: "apps in rewind.yaml: \(report.apps.map(\.name).joined(separator: ", "))")
@@ -150,12 +154,7 @@ struct StatusCommand: ParsableCommand {
         var drawn = ""
         let stop = SignalStop()
         repeat {
-            let report: StatusReport
-            do {
-                report = try StatusReport.build(repo: repo, stateDirectory: stateDir)
-            } catch let error as StateError {
-                throw RewindError(.internalFailure, error.message, hint: error.hint)
-            }
+            let report = try statusReport(repo, stateDirectory: stateDir)
             let apps = report.apps.filter { app == nil || $0.name == app }
             if terminal {
                 let screen = text(StatusReport(copying: report, apps: apps))

@@ -66,12 +66,7 @@ struct WaitOptions: ParsableArguments {
         var report: StatusReport?
         let stop = SignalStop()
         while true {
-            let current: StatusReport
-            do {
-                current = try StatusReport.build(repo: repo, stateDirectory: stateDir)
-            } catch let error as StateError {
-                throw RewindError(.internalFailure, error.message, hint: error.hint)
-            }
+            let current = try statusReport(repo, stateDirectory: stateDir)
             report = current
             let rolledBack = (try? repo.tip()).map { condition.automaticRollbacks(repo, since: since, tip: $0) } ?? [:]
             verdict = condition.judge(current, rolledBack: rolledBack)

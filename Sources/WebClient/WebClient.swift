@@ -108,9 +108,7 @@ public final class WebClient: Sendable {
         }
         do {
             let response = try client.execute(request: request, deadline: .now() + .milliseconds(timeoutMilliseconds)).wait()
-            var bytes = response.body.map { Array($0.readableBytesView.prefix(4 << 20)) } ?? []
-            if bytes.count > 4 << 20 { bytes.removeLast(bytes.count - (4 << 20)) }
-            return (Int(response.status.code), bytes)
+            return (Int(response.status.code), response.body.map { Array($0.readableBytesView.prefix(4 << 20)) } ?? [])
         } catch {
             throw WebError("\(method) \(url): \(Self.describe(error, timeout: timeoutMilliseconds, url: url))")
         }
