@@ -106,6 +106,39 @@ public func waitFor(_ what: String, timeout: Double, _ condition: () throws -> B
     throw TestFailure("timed out after \(timeout) s waiting until \(what)")
 }
 
+/// Starts nginx in the foreground with its pid, logs and temporary files
+/// under `directory`, `http` as the body of its `http` block, and waits
+/// until it listens on `port`.
+public func startNginx(directory: String, port: Int, http: String) throws -> pid_t {
+    try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
+    let config = """
+        daemon off;
+        user root;
+        worker_processes 1;
+        pid \(directory)/nginx.pid;
+        error_log \(directory)/error.log;
+        events { worker_connections 64; }
+        http {
+            client_body_temp_path \(directory)/tmp/body;
+            fastcgi_temp_path \(directory)/tmp/fastcgi;
+            proxy_temp_path \(directory)/tmp/proxy;
+            uwsgi_temp_path \(directory)/tmp/uwsgi;
+            scgi_temp_path \(directory)/tmp/scgi;
+        \(http.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n"))
+        }
+        """
+    try writeFile(directory + "/nginx.conf", config + "\n")
+    let pid = try Spawn.start(SpawnOptions(program: "/usr/sbin/nginx", arguments: ["-c", directory + "/nginx.conf", "-p", directory],
+                                           environment: ProcessInfo.processInfo.environment, outputFile: directory + "/nginx.log"))
+    do {
+        try waitFor("nginx listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
+    } catch {
+        Spawn.stop(pid, graceMilliseconds: 2_000)
+        throw error
+    }
+    return pid
+}
+
 /// nginx with TLS (a self-signed certificate for `localhost`) in front of
 /// `git http-backend` through fcgiwrap, with basic authentication: the
 /// smart HTTP protocol as git hosts serve it.
@@ -136,43 +169,26 @@ public final class HTTPSGitServer {
         fcgiwrap = try Spawn.start(SpawnOptions(program: "/usr/sbin/fcgiwrap", arguments: ["-c", "2", "-s", "unix:" + socket],
                                                 environment: ProcessInfo.processInfo.environment, outputFile: directory + "/fcgiwrap.log"))
         try waitFor("fcgiwrap listens", timeout: 10) { FileManager.default.fileExists(atPath: socket) }
-        let config = """
-            daemon off;
-            user root;
-            worker_processes 1;
-            pid \(directory)/nginx.pid;
-            error_log \(directory)/error.log;
-            events { worker_connections 64; }
-            http {
-                access_log off;
-                client_body_temp_path \(directory)/tmp/body;
-                fastcgi_temp_path \(directory)/tmp/fastcgi;
-                proxy_temp_path \(directory)/tmp/proxy;
-                uwsgi_temp_path \(directory)/tmp/uwsgi;
-                scgi_temp_path \(directory)/tmp/scgi;
-                client_max_body_size 0;
-                server {
-                    listen 127.0.0.1:\(port) ssl;
-                    ssl_certificate \(certificate);
-                    ssl_certificate_key \(directory)/key.pem;
-                    location / {
-                        auth_basic "git";
-                        auth_basic_user_file \(directory)/htpasswd;
-                        include /etc/nginx/fastcgi_params;
-                        fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
-                        fastcgi_param GIT_PROJECT_ROOT \(base);
-                        fastcgi_param GIT_HTTP_EXPORT_ALL "";
-                        fastcgi_param PATH_INFO $uri;
-                        fastcgi_param REMOTE_USER $remote_user;
-                        fastcgi_pass unix:\(socket);
-                    }
+        nginx = try startNginx(directory: directory, port: port, http: """
+            access_log off;
+            client_max_body_size 0;
+            server {
+                listen 127.0.0.1:\(port) ssl;
+                ssl_certificate \(certificate);
+                ssl_certificate_key \(directory)/key.pem;
+                location / {
+                    auth_basic "git";
+                    auth_basic_user_file \(directory)/htpasswd;
+                    include /etc/nginx/fastcgi_params;
+                    fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+                    fastcgi_param GIT_PROJECT_ROOT \(base);
+                    fastcgi_param GIT_HTTP_EXPORT_ALL "";
+                    fastcgi_param PATH_INFO $uri;
+                    fastcgi_param REMOTE_USER $remote_user;
+                    fastcgi_pass unix:\(socket);
                 }
             }
-            """
-        try writeFile(directory + "/nginx.conf", config + "\n")
-        nginx = try Spawn.start(SpawnOptions(program: "/usr/sbin/nginx", arguments: ["-c", directory + "/nginx.conf", "-p", directory],
-                                             environment: ProcessInfo.processInfo.environment, outputFile: directory + "/nginx.log"))
-        try waitFor("nginx listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
+            """)
     }
 
     public func url(_ name: String) -> String { "https://localhost:\(port)/\(name)" }

@@ -28,34 +28,17 @@ public final class TLSProxy {
         try writeFile(directory + "/server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
         try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"])
         let rest = upstream.map { "location / { proxy_pass http://127.0.0.1:\($0); }" } ?? "location / { return 404; }"
-        let config = """
-            daemon off;
-            user root;
-            worker_processes 1;
-            pid \(directory)/nginx.pid;
-            error_log \(directory)/error.log;
-            events { worker_connections 64; }
-            http {
-                access_log \(directory)/access.log;
-                client_body_temp_path \(directory)/tmp/body;
-                fastcgi_temp_path \(directory)/tmp/fastcgi;
-                proxy_temp_path \(directory)/tmp/proxy;
-                uwsgi_temp_path \(directory)/tmp/uwsgi;
-                scgi_temp_path \(directory)/tmp/scgi;
-                server {
-                    listen 127.0.0.1:\(port) ssl;
-                    ssl_certificate \(directory)/server.pem;
-                    ssl_certificate_key \(directory)/server.key;
-                    location = /ok { return 200 "fine"; }
-                    location = /redirect { return 302 https://localhost:\(port)/ok; }
-                    \(rest)
-                }
+        nginx = try startNginx(directory: directory, port: port, http: """
+            access_log \(directory)/access.log;
+            server {
+                listen 127.0.0.1:\(port) ssl;
+                ssl_certificate \(directory)/server.pem;
+                ssl_certificate_key \(directory)/server.key;
+                location = /ok { return 200 "fine"; }
+                location = /redirect { return 302 https://localhost:\(port)/ok; }
+                \(rest)
             }
-            """
-        try writeFile(directory + "/nginx.conf", config + "\n")
-        nginx = try Spawn.start(SpawnOptions(program: "/usr/sbin/nginx", arguments: ["-c", directory + "/nginx.conf", "-p", directory],
-                                             environment: ProcessInfo.processInfo.environment, outputFile: directory + "/nginx.log"))
-        try waitFor("nginx listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
+            """)
     }
 
     /// https://localhost:PORT + path.
