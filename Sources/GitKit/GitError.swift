@@ -18,6 +18,9 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
         case ambiguous
         /// A reference or object already exists.
         case exists
+        /// A push found the remote's branch at a commit this repository
+        /// lacks: the remote moved since the last fetch.
+        case nonFastForward
         /// Anything else, with libgit2's raw return code.
         case other(Int32)
     }
@@ -54,6 +57,7 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
         case GIT_ELOCKED.rawValue: code = .locked
         case GIT_EAMBIGUOUS.rawValue: code = .ambiguous
         case GIT_EEXISTS.rawValue: code = .exists
+        case GIT_ENONFASTFORWARD.rawValue: code = .nonFastForward
         default: code = .other(rc)
         }
         return GitError(code: code, function: function, message: text)

@@ -229,7 +229,14 @@ public final class Mirror: Sendable {
             tips[ReleaseNote.notesRef] = localNotes
         }
         guard !specs.isEmpty else { return false }
-        let rejections = try git.push(url: url.text, refspecs: specs, hooks: access.hooks(for: url))
+        let rejections: [PushRejection]
+        do {
+            rejections = try git.push(url: url.text, refspecs: specs, hooks: access.hooks(for: url))
+        } catch let error as GitError where error.code == .nonFastForward {
+            // libgit2 saw the remote move after our fetch before it sent
+            // anything: a lost race like a rejection, so fetch and plan again.
+            return true
+        }
         var rejected = false
         for (reference, tip) in tips {
             if let rejection = rejections.first(where: { $0.reference == reference }) {
