@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "CRewindSystem"),
         .target(name: "SystemSupport", dependencies: ["CRewindSystem"]),
         .target(name: "Rollback", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
+        // rewind audit and rewind incident: reports from commits, trailers and notes.
+        .target(name: "Audit", dependencies: ["GitKit", "DeployModel", "Rollback", "SystemSupport"]),
         .target(
             name: "Remote",
             dependencies: [
@@ -54,14 +56,14 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "WebClient",
+                "Audit", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "WebClient",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "Server",
             dependencies: [
-                "GitKit", "DeployModel", "Rollback", "Reconciler", "Remote", "SystemSupport",
+                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "Remote", "SystemSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -71,7 +73,7 @@ let package = Package(
         .target(
             name: "RewindCLI",
             dependencies: [
-                "GitKit", "DeployModel", "Rollback", "Reconciler", "Server", "Remote", "SystemSupport",
+                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "Server", "Remote", "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -83,6 +85,7 @@ let package = Package(
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "WebClientTests", dependencies: ["WebClient", "SystemSupport", "TestSupport"]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "DeployModel", "TestSupport"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "Rollback", "GitKit", "SystemSupport", "TestSupport"]),
         .testTarget(name: "RollbackTests", dependencies: ["Rollback", "GitKit", "DeployModel", "TestSupport"]),
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(

@@ -18,6 +18,10 @@ public struct RollbackEvent: Sendable {
     public var trigger: String
     public var commit: String?
     public var reason: String
+    /// The incident report's one-line summary (after an automatic rollback
+    /// is verified or escalated); the report is the note on `commit` under
+    /// refs/notes/rewind-incident.
+    public var incident: String?
 
     /// Describes an event.
     public init(_ kind: Kind, app: String, trigger: String, commit: String? = nil, reason: String) {
@@ -31,7 +35,7 @@ public struct RollbackEvent: Sendable {
     /// The generic JSON payload.
     var json: JSON {
         .object([("event", .string(kind.rawValue)), ("app", .string(app)), ("trigger", .string(trigger)), ("commit", .optional(commit)),
-                 ("reason", .string(reason)), ("time", .string(Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds())))])
+                 ("reason", .string(reason)), ("incident", .optional(incident)), ("time", .string(Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds())))])
     }
 
     /// A Slack-compatible incoming-webhook payload: `{"text": ...}`.
@@ -44,7 +48,7 @@ public struct RollbackEvent: Sendable {
         case .escalated: what = ":rotating_light: *\(app)* needs a human"
         case .refused: what = ":no_entry: A commit for *\(app)* was refused"
         }
-        return .object([("text", .string("\(what) (\(trigger)\(commit.map { ", commit \($0.prefix(7))" } ?? "")): \(reason)"))])
+        return .object([("text", .string("\(what) (\(trigger)\(commit.map { ", commit \($0.prefix(7))" } ?? "")): \(reason)" + (incident.map { "\nIncident: \($0)" } ?? "")))])
     }
 }
 

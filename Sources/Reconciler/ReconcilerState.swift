@@ -3,6 +3,7 @@ import Glibc
 #endif
 import FoundationEssentials
 import Platforms
+import Rollback
 import SystemSupport
 
 /// How an app is doing on its platform.

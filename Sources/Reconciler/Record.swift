@@ -184,9 +184,11 @@ extension Reconciler {
             }
             update(name) { $0.verifying = nil }
             logger.notice("\(name): rollback \(commit.id.short) verified (\(what))")
-            let trigger = RollbackTrailers.parse(commit.message)?.trigger.rawValue ?? "manual"
-            options.notifier?.send(RollbackEvent(.completed, app: name, trigger: trigger, commit: commit.id.hex, reason: "\(name) is \(what) again"))
+            let trigger = RollbackTrailers.parse(commit.message)?.trigger ?? .manual
             note([NoteRecorder.Entry(outcome: .verified, app: name)], on: commit.id)
+            var event = RollbackEvent(.completed, app: name, trigger: trigger.rawValue, commit: commit.id.hex, reason: "\(name) is \(what) again")
+            if trigger.isAutomatic { event.incident = writeIncident(commit.id) }
+            options.notifier?.send(event)
         case let .failureNoticed(failure):
             update(failure.app) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release.hex, failedAt: now, reason: failure.reason) }
         case let .decided(failure):
@@ -211,8 +213,12 @@ extension Reconciler {
             if let commit = try? repo.git.commit(failure.release), RollbackHistory.isRollback(commit) {
                 options.notifier?.send(RollbackEvent(.failed, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: failure.reason))
             }
-            options.notifier?.send(RollbackEvent(.escalated, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: why))
             note([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], on: failure.release)
+            var event = RollbackEvent(.escalated, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: why)
+            if let commit = try? repo.git.commit(failure.release), RollbackTrailers.parse(commit.message)?.trigger.isAutomatic == true {
+                event.incident = writeIncident(failure.release)
+            }
+            options.notifier?.send(event)
             logger.critical("\(failure.app): \(why)")
         case let .restarting(name, why, backoff, exits):
             update(name) { app in

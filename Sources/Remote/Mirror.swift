@@ -53,6 +53,15 @@ public final class Mirror: Sendable {
     static let remoteHeads = "refs/rewind/remote/heads/"
     static let remoteNotes = "refs/rewind/remote/notes/rewind"
 
+    /// The notes a mirror fetches, merges and pushes: Rewind's outcome notes
+    /// and its incident reports, each with its remote-tracking reference.
+    static let notesRefs = [ReleaseNote.notesRef, ReleaseNote.incidentNotesRef]
+
+    /// Where the remote's notes of `reference` are kept.
+    static func remoteNotes(_ reference: String) -> String {
+        reference == ReleaseNote.notesRef ? remoteNotes : "refs/rewind/remote/notes/" + reference.dropFirst("refs/notes/".count)
+    }
+
     /// Opens the mirror at `path` for `url`, creating it when absent. Refuses
     /// a mirror that follows another URL. With `proposalPrefix`, rollbacks
     /// are proposed on branches of their own instead of the followed branch.
@@ -130,7 +139,7 @@ public final class Mirror: Sendable {
 
     /// Fetches the remote's branches and notes into the remote-tracking references.
     private func fetch(_ git: Repository, _ report: inout SyncReport) throws {
-        try git.fetch(url: url.text, refspecs: ["+refs/heads/*:\(Self.remoteHeads)*", "+\(ReleaseNote.notesRef):\(Self.remoteNotes)"], hooks: access.hooks(for: url))
+        try git.fetch(url: url.text, refspecs: ["+refs/heads/*:\(Self.remoteHeads)*"] + Self.notesRefs.map { "+\($0):\(Self.remoteNotes($0))" }, hooks: access.hooks(for: url))
         report.fetched = true
     }
 
@@ -159,7 +168,7 @@ public final class Mirror: Sendable {
             if let other = existing ?? remote.first.map({ Self.localBranch(tracking: $0.name) }) { try git.setHead(other) }
         }
         try dropDelivered(git)
-        try mergeNotes(git)
+        for reference in Self.notesRefs { try mergeNotes(git, reference) }
     }
 
     /// The followed branch and the remote diverged: Rewind's queued commits
@@ -222,11 +231,13 @@ public final class Mirror: Sendable {
             specs.append("\(reference):\(reference)")
             tips[reference] = tip
         }
-        let localNotes = try git.referenceTarget(ReleaseNote.notesRef)
-        let remoteNotes = try git.referenceTarget(Self.remoteNotes)
-        if let localNotes, localNotes != remoteNotes {
-            specs.append("\(ReleaseNote.notesRef):\(ReleaseNote.notesRef)")
-            tips[ReleaseNote.notesRef] = localNotes
+        for reference in Self.notesRefs {
+            let localNotes = try git.referenceTarget(reference)
+            let remoteNotes = try git.referenceTarget(Self.remoteNotes(reference))
+            if let localNotes, localNotes != remoteNotes {
+                specs.append("\(reference):\(reference)")
+                tips[reference] = localNotes
+            }
         }
         guard !specs.isEmpty else { return false }
         let rejections: [PushRejection]
@@ -252,7 +263,7 @@ public final class Mirror: Sendable {
             let tracking = Self.tracking(reference)
             let previous = try git.referenceTarget(tracking)
             try? git.updateReference(tracking, to: tip, expecting: previous, logMessage: "rewind: pushed")
-            if reference != ReleaseNote.notesRef {
+            if !Self.notesRefs.contains(reference) {
                 for entry in queued where entry.reference == reference {
                     guard let commit = OID(hex: entry.commit), (try? git.isDescendant(tip, of: commit)) == true else { continue }
                     outbox.remove(entry.commit)
@@ -271,7 +282,7 @@ public final class Mirror: Sendable {
     /// Where the remote's state of a reference is kept: `refs/heads/X` →
     /// `refs/rewind/remote/heads/X`, Rewind's notes → the remote's notes.
     static func tracking(_ reference: String) -> String {
-        reference == ReleaseNote.notesRef ? remoteNotes : remoteHeads + shortBranchName(reference)
+        Self.notesRefs.contains(reference) ? remoteNotes(reference) : remoteHeads + shortBranchName(reference)
     }
 
     /// The local branch of a remote-tracking reference: `refs/rewind/remote/heads/X` → `refs/heads/X`.
@@ -279,31 +290,34 @@ public final class Mirror: Sendable {
         "refs/heads/" + name.dropFirst(remoteHeads.count)
     }
 
-    /// Merges the remote's notes into Rewind's: fast-forward when one
-    /// contains the other, else a merge commit holding the union of both
-    /// (lines of the same note from both sides are kept once each).
-    private func mergeNotes(_ git: Repository) throws {
-        guard let remote = try git.referenceTarget(Self.remoteNotes) else { return }
-        guard let local = try git.referenceTarget(ReleaseNote.notesRef) else {
-            try git.updateReference(ReleaseNote.notesRef, to: remote, expecting: nil, logMessage: "rewind: notes from the remote")
+    /// Merges the remote's notes of `reference` into the local ones:
+    /// fast-forward when one contains the other, else a merge commit holding
+    /// the union of both. Outcome notes keep the lines of both sides once
+    /// each; an incident report written on both sides keeps the local one.
+    private func mergeNotes(_ git: Repository, _ reference: String) throws {
+        guard let remote = try git.referenceTarget(Self.remoteNotes(reference)) else { return }
+        guard let local = try git.referenceTarget(reference) else {
+            try git.updateReference(reference, to: remote, expecting: nil, logMessage: "rewind: notes from the remote")
             return
         }
         if try local == remote || git.isDescendant(local, of: remote) { return }
         if try git.isDescendant(remote, of: local) {
-            try git.updateReference(ReleaseNote.notesRef, to: remote, expecting: local, logMessage: "rewind: notes from the remote")
+            try git.updateReference(reference, to: remote, expecting: local, logMessage: "rewind: notes from the remote")
             return
         }
+        let keepsLines = reference == ReleaseNote.notesRef
+        func combine(_ mine: String, _ theirs: String) -> String { keepsLines ? Self.unionLines(mine, theirs) : mine }
         var merged: [OID: String] = [:]
         for (target, blob) in try git.notes(inNotesCommit: local) {
             merged[target] = String(decoding: try git.blob(blob), as: UTF8.self)
         }
         for (target, blob) in try git.notes(inNotesCommit: remote) {
             let theirs = String(decoding: try git.blob(blob), as: UTF8.self)
-            merged[target] = merged[target].map { Self.unionLines($0, theirs) } ?? theirs
+            merged[target] = merged[target].map { combine($0, theirs) } ?? theirs
         }
         let signature = git.defaultSignature(now: Clock.wallSeconds())
         let commit = try git.createNotesMerge(parents: [local, remote], notes: merged, message: "rewind: merge notes from the remote\n", signature: signature)
-        try git.updateReference(ReleaseNote.notesRef, to: commit, expecting: local, logMessage: "rewind: merge notes from the remote")
+        try git.updateReference(reference, to: commit, expecting: local, logMessage: "rewind: merge notes from the remote")
     }
 
     static func unionLines(_ mine: String, _ theirs: String) -> String {

@@ -23,7 +23,8 @@ public struct RewindCommand: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self, DiffCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
-            ReconcileCommand.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, ServeCommand.self, SyncCommand.self,
+            ReconcileCommand.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, AuditCommand.self, IncidentCommand.self,
+            ServeCommand.self, SyncCommand.self,
         ])
 
     public init() {}

@@ -50,6 +50,29 @@ public struct CommitWriter {
 
     /// Plans and, unless `dryRun`, writes the commit for `request`.
     public func run(_ request: RollbackRequest, dryRun: Bool = false) throws -> RollbackResult {
+        do {
+            return try plannedAndWritten(request, dryRun: dryRun)
+        } catch let error as RewindError where !dryRun && error.refusal != nil {
+            recordRefusal(error, request)
+            throw error
+        }
+    }
+
+    /// A data-loss guard's refusal becomes a `refused` note on the tip for
+    /// each app it refused (once per tip, app and outcome), so that
+    /// `rewind audit` counts the guards hit. A note that cannot be written
+    /// does not hide the refusal.
+    private func recordRefusal(_ error: RewindError, _ request: RollbackRequest) {
+        // A handle of its own: this one staged the plan's objects in memory.
+        guard let refusal = error.refusal, let tip = try? repo.tip(), let git = try? Repository.open(repo.git.gitDirectory) else { return }
+        let recorder = NoteRecorder(git: git, host: Clock.hostName())
+        let entries = refusal.apps.map {
+            NoteRecorder.Entry(outcome: .refused, app: $0, fields: [("guard", refusal.name), ("trigger", request.trigger.rawValue), ("reason", error.message)])
+        }
+        try? recorder.write(recorder.render(entries, on: tip))
+    }
+
+    private func plannedAndWritten(_ request: RollbackRequest, dryRun: Bool) throws -> RollbackResult {
         // Planning writes trees; keep them in memory so that a refusal, a
         // dry run or a lost race leaves nothing behind in the repository.
         try gitStep("preparing to stage objects") { try repo.git.stageObjectsInMemory() }

@@ -34,7 +34,7 @@ public struct DesiredState: Sendable {
     /// Checks that a root tree is a valid desired state, without keeping the
     /// parsed apps. App directories already known to be valid (their tree id
     /// at that path was validated before) are not parsed again.
-    static func check(_ repo: DeployRepository, tree: OID, commit: OID, what: String, limits: AppLimits) throws {
+    public static func check(_ repo: DeployRepository, tree: OID, commit: OID, what: String, limits: AppLimits) throws {
         var known: Set<ValidAppTrees.Key>? = ValidAppTrees.load(gitDirectory: repo.git.gitDirectory)
         let before = known?.count ?? 0
         _ = try load(repo, tree: tree, commit: commit, what: what, limits: limits, knownValid: &known)

@@ -28,8 +28,10 @@ struct Guards {
             guard let artifact = spec.artifact else { continue }
             let path = try resolve(artifact, app: change.app)
             guard access(path, F_OK) == 0 else {
-                throw RewindError(.refused, "artifact for \(change.app) \(spec.version) is missing: \(path)",
-                                  hint: "publish the artifact first, or choose a target whose artifact exists")
+                var error = RewindError(.refused, "artifact for \(change.app) \(spec.version) is missing: \(path)",
+                                        hint: "publish the artifact first, or choose a target whose artifact exists")
+                error.refusal = ("artifact", [change.app])
+                throw error
             }
             checked.append("artifact of \(change.app) \(spec.version) is present: \(path)")
         }
@@ -45,14 +47,19 @@ struct Guards {
     /// one are the ones a rollback would cross. Returns what was forced.
     func checkMigrations(changes: [AppChange], force: Bool) throws -> [String] {
         var crossed: [String] = []
+        var apps: [String] = []
         for change in changes {
             let current = change.fromSpec?.irreversibleMigrations ?? []
             let target = change.toSpec?.irreversibleMigrations ?? []
-            crossed += current.subtracting(target).sorted().map { "\(change.app) migration \($0) is irreversible" }
+            let these = current.subtracting(target).sorted()
+            crossed += these.map { "\(change.app) migration \($0) is irreversible" }
+            if !these.isEmpty { apps.append(change.app) }
         }
         if !crossed.isEmpty && !force {
-            throw RewindError(.refused, "rolling back would cross an irreversible migration: \(crossed.joined(separator: "; "))",
-                              hint: "roll forward with a fix instead; a human who has checked the data may pass --force (recorded in the commit)")
+            var error = RewindError(.refused, "rolling back would cross an irreversible migration: \(crossed.joined(separator: "; "))",
+                                    hint: "roll forward with a fix instead; a human who has checked the data may pass --force (recorded in the commit)")
+            error.refusal = ("migration", apps)
+            throw error
         }
         return crossed
     }

@@ -2,11 +2,13 @@ import SystemSupport
 
 /// What a note line says happened to an app's release.
 /// In the order of a release's life, so that of two lines recorded in the
-/// same second the later stage is the outcome.
+/// same second the later stage is the outcome. `refused` stands apart: a
+/// data-loss guard refused a rollback of the app at this commit (the tip
+/// then); it is not an outcome of the release itself.
 public enum NoteOutcome: String, Sendable, CaseIterable {
     case held, applied, healthy, failed
     case rolledBack = "rolled-back"
-    case verified, escalated
+    case verified, escalated, refused
 }
 
 /// One line of a note under `refs/notes/rewind`: what happened to an app's
@@ -18,6 +20,9 @@ public enum NoteOutcome: String, Sendable, CaseIterable {
 public struct ReleaseNote: Sendable, Equatable {
     /// The notes ref Rewind writes outcomes under: the one place it is named.
     public static let notesRef = "refs/notes/rewind"
+    /// The notes ref incident reports are written under (one markdown
+    /// report per automatic rollback commit).
+    public static let incidentNotesRef = "refs/notes/rewind-incident"
 
     public var outcome: NoteOutcome
     public var app: String

@@ -27,7 +27,7 @@ public struct ReleaseOutcome: Sendable, Equatable {
         } else if release.kind != .deploy {
             result.trigger = "manual"
         }
-        let lines = notes.lines(on: release.commit).filter { $0.app == release.app }
+        let lines = notes.lines(on: release.commit).filter { $0.app == release.app && $0.outcome != .refused }
         let order = NoteOutcome.allCases
         if let last = lines.max(by: { ($0.value("time") ?? "", order.firstIndex(of: $0.outcome) ?? 0) < ($1.value("time") ?? "", order.firstIndex(of: $1.outcome) ?? 0) }) {
             result.outcome = last.outcome

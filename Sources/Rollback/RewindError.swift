@@ -31,6 +31,9 @@ public struct RewindError: Error, CustomStringConvertible, Sendable {
     public let hint: String?
     public let diagnostics: [Diagnostic]
     public let cause: String?
+    /// For a data-loss guard's refusal: which guard (`migration`, `artifact`)
+    /// and the apps it refused; recorded as `refused` notes (`rewind audit`).
+    public var refusal: (name: String, apps: [String])?
 
     /// Creates an error.
     public init(_ code: Code, _ message: String, hint: String? = nil, diagnostics: [Diagnostic] = [], cause: (any Error)? = nil) {

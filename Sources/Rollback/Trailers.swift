@@ -5,7 +5,12 @@ import SystemSupport
 /// (`git interpret-trailers --parse` reads them).
 public struct RollbackTrailers: Sendable, Equatable {
     public enum Action: String, Sendable, CaseIterable { case revert, rollback, pin, unpin }
-    public enum TriggerKind: String, Sendable, CaseIterable, Codable { case manual, alert, analysis, api }
+    public enum TriggerKind: String, Sendable, CaseIterable, Codable {
+        case manual, alert, analysis, api
+
+        /// Automation's own rollbacks (an alert, the reconciler's analysis).
+        public var isAutomatic: Bool { self == .alert || self == .analysis }
+    }
 
     public var action: Action
     /// The restored commits: one, or one per app in the order of `apps`.

@@ -1,3 +1,4 @@
+import Audit
 import DeployModel
 import GitKit
 import Logging
@@ -106,7 +107,13 @@ actor RollbackDesk {
         service.alert = decision.alertname
         service.fingerprint = decision.fingerprint
         service.artifactRoot = options.artifactRoot
-        let escalations = DeskEscalations(store: store, repoPath: options.repoPath, logger: logger, notifier: notifier, alertname: decision.alertname)
+        let escalations = DeskEscalations(store: store, repoPath: options.repoPath, branch: repo.branchRef, logger: logger, notifier: notifier, alertname: decision.alertname)
+        // The alert is the release's failure: noted with its labels and
+        // startsAt (the audit's time to detect, the incident's timeline).
+        let labels = alert.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        escalations.note([NoteRecorder.Entry(outcome: .failed, app: app, fields: [
+            ("reason", failed.reason), ("alert", decision.alertname), ("startsAt", Bounded.text(alert.startsAt)), ("labels", Bounded.text(labels, limit: Bounded.maxReasonLength)),
+        ])], on: failed.release)
         let verdict = service.run([failed], policy: policy, history: repo, now: Clock.wallMilliseconds(), escalations: escalations).first?.1
             ?? .failed("no decision")
         switch verdict {
@@ -116,6 +123,7 @@ actor RollbackDesk {
             decision.reason = "rolled back by commit \(commit.short)"
             metrics.observe("rewind_rollback_commit_seconds", [("trigger", "alert")], seconds: Double(Clock.wallMilliseconds() - receivedAt) / 1000)
             logger.notice("alert \(decision.alertname): rolled back \(app) with commit \(commit.short)")
+            escalations.note([NoteRecorder.Entry(outcome: .rolledBack, app: app, fields: [("by", commit.short)])], on: failed.release)
             notifier?.send(RollbackEvent(.started, app: app, trigger: "alert", commit: commit.hex, reason: failed.summary))
             options.syncLoop?.trigger()
         case .alreadyDone(let why):
@@ -186,6 +194,33 @@ actor RollbackDesk {
         }
     }
 
+    /// `GET /api/v1/audit`: `rewind audit --format json`.
+    func audit(apps: [String], since: String?, until: String?, reworkWindow: String?) throws(RequestError) -> JSON {
+        do {
+            let query = try AuditQuery(apps: apps.map { Bounded.text($0, limit: 128) }, since: since, until: until, reworkWindow: reworkWindow, naming: ("since", "until", "reworkWindow"))
+            return try AuditReport.build(try AuditFacts.read(repo), query).json
+        } catch let error as RewindError where error.code == .usage {
+            throw RequestError(400, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+        } catch {
+            logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
+        }
+    }
+
+    /// `GET /api/v1/incidents/{commit}`: `rewind incident COMMIT --format json`.
+    func incident(_ commit: String) throws(RequestError) -> JSON {
+        // Only commit ids: a revision expression from a URL is not for libgit2's parser.
+        guard (4...40).contains(commit.utf8.count), commit.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }) else {
+            throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
+        }
+        do {
+            return try IncidentReport.build(try AuditFacts.read(repo), revision: commit).json
+        } catch let error as RewindError where error.code == .usage {
+            throw RequestError(404, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+        } catch {
+            logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
+        }
+    }
+
     /// `GET /api/v1/status` and `/api/v1/apps`.
     func status() throws(RequestError) -> StatusReport {
         do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
@@ -198,20 +233,44 @@ actor RollbackDesk {
 struct DeskEscalations: EscalationLog {
     let store: StateStore
     let repoPath: String
+    let branch: String?
     let logger: Logger
     let notifier: Notifier?
     let alertname: String
 
     func escalated(_ failure: FailedRelease, _ why: String) {
         logger.critical("alert \(alertname) on \(failure.app): \(why)")
-        do {
-            // A handle of its own: the desk's keeps new objects in memory (CommitWriter).
-            let recorder = NoteRecorder(git: try Repository.open(repoPath), host: Clock.hostName())
-            try recorder.write(recorder.render([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], on: failure.release))
-        } catch {
-            logger.error("cannot record the escalation of \(failure.app) as a note: \(error)")
-        }
+        note([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], on: failure.release)
         store.recordEscalation(app: failure.app, release: failure.release.hex, reason: why)
-        notifier?.send(RollbackEvent(.escalated, app: failure.app, trigger: "alert", commit: failure.release.hex, reason: why))
+        var event = RollbackEvent(.escalated, app: failure.app, trigger: "alert", commit: failure.release.hex, reason: why)
+        event.incident = incident(failure.release)
+        notifier?.send(event)
+    }
+
+    /// Adds outcome lines to the notes (a handle of its own: the desk's
+    /// keeps new objects in memory, see CommitWriter).
+    func note(_ entries: [NoteRecorder.Entry], on commit: OID) {
+        do {
+            let recorder = NoteRecorder(git: try Repository.open(repoPath), host: Clock.hostName())
+            try recorder.write(recorder.render(entries, on: commit))
+        } catch {
+            logger.error("cannot record \(entries.map(\.outcome.rawValue).joined(separator: ", ")) as a note on \(commit.short): \(error)")
+        }
+    }
+
+    /// When the escalated release is itself an automatic rollback (it did
+    /// not recover), its incident report goes under refs/notes/rewind-incident;
+    /// returns the report's summary.
+    func incident(_ release: OID) -> String? {
+        do {
+            let repo = try DeployRepository(path: repoPath, branch: branch)
+            guard RollbackTrailers.parse(try repo.git.commit(release).message)?.trigger.isAutomatic == true else { return nil }
+            let report = try IncidentReport.build(try AuditFacts.read(repo), commit: release)
+            try NoteRecorder(git: repo.git, host: Clock.hostName()).replace(report.markdown, on: release, notesRef: ReleaseNote.incidentNotesRef)
+            return report.summary
+        } catch {
+            logger.error("cannot write the incident report of \(release.short): \(error)")
+            return nil
+        }
     }
 }

@@ -65,6 +65,19 @@ struct Routes {
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
             }
         }
+        router.get("api/v1/audit") { request, _ in
+            await respondAsync("api/v1/audit") {
+                let q = request.uri.queryParameters
+                let apps = q.getAll("app").flatMap { $0.split(separator: ",").map(String.init) }
+                return json(200, try await desk.audit(apps: apps, since: q.get("since"), until: q.get("until"), reworkWindow: q.get("reworkWindow")))
+            }
+        }
+        router.get("api/v1/incidents/:commit") { _, context in
+            await respondAsync("api/v1/incidents") {
+                guard let commit = context.parameters.get("commit") else { throw RequestError(404, "no commit in the path") }
+                return json(200, try await desk.incident(commit))
+            }
+        }
         router.post("api/v1/apps/:app/rollback") { request, context in
             await respondAsync("api/v1/apps/rollback") {
                 try authorize(request, token: options.apiToken, required: true)

@@ -47,3 +47,65 @@ public enum Dates {
         out.append(90)
     }
 }
+
+extension Dates {
+    /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    public static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = month > 2 ? month - 3 : month + 9
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    /// Reads `2026-11-21`, `2026-11-21T19:30:07Z`, `2026-11-21T19:30:07.250Z`
+    /// or `2026-11-21T20:30:07+01:00` (a space may stand for the `T`) as
+    /// milliseconds since the epoch; nil for anything else, including
+    /// impossible dates such as 2026-02-30. A bare date is midnight UTC.
+    public static func parse(_ text: String) -> Int64? {
+        let b = Array(text.utf8)
+        func number(_ from: Int, _ count: Int) -> Int64? {
+            guard from + count <= b.count else { return nil }
+            var n: Int64 = 0
+            for i in from..<(from + count) {
+                guard b[i] >= 48 && b[i] <= 57 else { return nil }
+                n = n * 10 + Int64(b[i] - 48)
+            }
+            return n
+        }
+        guard let year = number(0, 4), b.count >= 10, b[4] == 45, let month = number(5, 2), b[7] == 45, let day = number(8, 2),
+              (1...12).contains(month), day >= 1 else { return nil }
+        let lengths: [Int64] = [31, (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard day <= lengths[Int(month - 1)] else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        if b.count == 10 { return days * 86_400_000 }
+        guard b.count >= 20, b[10] == 84 || b[10] == 116 || b[10] == 32, let hour = number(11, 2), b[13] == 58, let minute = number(14, 2), b[16] == 58,
+              let second = number(17, 2), hour < 24, minute < 60, second < 61 else { return nil }
+        var i = 19
+        var millis: Int64 = 0
+        if b[i] == 46 {
+            i += 1
+            var digits = 0
+            while i < b.count, b[i] >= 48 && b[i] <= 57 {
+                if digits < 3 { millis = millis * 10 + Int64(b[i] - 48) }
+                digits += 1
+                i += 1
+            }
+            guard digits > 0 else { return nil }
+            if digits < 3 { for _ in digits..<3 { millis *= 10 } }
+        }
+        guard i < b.count else { return nil }
+        var offset: Int64 = 0
+        if b[i] == 90 || b[i] == 122 {
+            guard i + 1 == b.count else { return nil }
+        } else if b[i] == 43 || b[i] == 45 {
+            guard i + 6 == b.count, let oh = number(i + 1, 2), b[i + 3] == 58, let om = number(i + 4, 2), oh < 24, om < 60 else { return nil }
+            offset = (oh * 60 + om) * (b[i] == 45 ? -1 : 1)
+        } else {
+            return nil
+        }
+        return ((days * 86_400 + hour * 3600 + minute * 60 + second) - offset * 60) * 1000 + millis
+    }
+}

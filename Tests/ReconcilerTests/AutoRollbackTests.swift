@@ -22,6 +22,13 @@ import TestSupport
             #expect(h.log.contains("restarting in 1000 ms (restart 2)"))
             #expect(h.notes(on: bad).contains("rolled-back app=api by=\(rollback.prefix(7))"))
             try h.waitUntil("recovery is verified") { h.notes(on: rollback).contains("verified app=api") }
+            // The incident report, as a note git itself shows.
+            var incident = ""
+            try h.waitUntil("the incident report is written") {
+                incident = (try? git(["notes", "--ref=rewind-incident", "show", rollback], in: h.repo)) ?? ""
+                return !incident.isEmpty
+            }
+            try Self.checkIncident(incident, repo: h.repo, bad: bad, rollback: rollback, app: "api", last: "verified")
             // Settled: no second commit.
             #expect(try h.commits().count == 3)
             // An engineer's plain rollback after the reconciler's writes nothing and says why.
@@ -84,11 +91,49 @@ import TestSupport
             #expect(waiting.contains("rollback did not recover: likely not caused by the release"))
             #expect(h.notes(on: bad).contains("rolled-back app=site"))
             #expect(h.notes(on: commits[0]).contains("escalated app=site"))
+            var incident = ""
+            try h.waitUntil("the incident report is written") {
+                incident = (try? git(["notes", "--ref=rewind-incident", "show", commits[0]], in: h.repo)) ?? ""
+                return !incident.isEmpty
+            }
+            try Self.checkIncident(incident, repo: h.repo, bad: bad, rollback: commits[0], app: "site", last: "the rollback did not recover site; escalated")
             #expect(try h.commits().count == 3)
             let status = try rewind(["status", "--repo", h.repo, "--state-dir", h.stateDir, "--format", "json"])
             #expect(status.status == 7, "an escalation needs a human")
             #expect(status.stdout.contains("\"needsHuman\""))
         }
+    }
+
+    /// The report's timeline is in order, starts with the bad release and
+    /// ends with `last`; its durations are the notes' (to the millisecond).
+    static func checkIncident(_ text: String, repo: String, bad: String, rollback: String, app: String, last: String) throws {
+        #expect(text.hasPrefix("# Incident: \(app) rolled back by `\(rollback.prefix(7))`"), "\(text)")
+        let rows = text.split(separator: "\n").drop { !$0.hasPrefix("## Timeline") }.dropFirst(3).prefix { $0.hasPrefix("| 20") }
+        let times = rows.map { $0.split(separator: "|")[0].trimmingCharacters(in: .whitespaces) }
+        #expect(rows.count >= 5, "\(text)")
+        #expect(times == times.sorted(), "the timeline is in order")
+        #expect(rows.first?.contains("release `\(bad.prefix(7))` of \(app)") == true, "\(rows.first ?? "")")
+        #expect(rows.contains { $0.contains("\(app) failed:") }, "\(text)")
+        #expect(rows.contains { $0.contains("rollback commit `\(rollback.prefix(7))` (rollback, trigger analysis)") }, "\(text)")
+        #expect(rows.last?.contains(last) == true, "\(rows.last ?? "")")
+        // Time to recovery: the rollback commit → its healthy note.
+        let notes = try git(["notes", "--ref=rewind", "show", rollback], in: repo)
+        let commitTime = Int64(try git(["log", "-1", "--format=%at", rollback], in: repo)) ?? 0
+        if let healthy = notes.split(separator: "\n").first(where: { $0.hasPrefix("healthy app=\(app) ") }),
+           let time = healthy.split(separator: " ").first(where: { $0.hasPrefix("time=") }).map({ String($0.dropFirst(5)) }),
+           let date = ISO8601DateFormatter().date(from: time) {
+            let recovery = Int64(date.timeIntervalSince1970) * 1000 - commitTime * 1000
+            let recoveryText = text.split(separator: "\n").first { $0.hasPrefix("| time to recovery") } ?? ""
+            #expect(recoveryText.contains(Self.human(max(0, recovery))), "\(recoveryText) vs \(recovery) ms")
+        }
+    }
+
+    /// The report's duration words (the same rules, written again).
+    static func human(_ ms: Int64) -> String {
+        if ms < 1000 { return "\(ms)ms" }
+        let s = ms / 1000
+        if s < 60 { return ms < 10_000 ? "\(s).\(ms % 1000 / 100)s" : "\(s)s" }
+        return s % 60 == 0 ? "\(s / 60)m" : "\(s / 60)m \(s % 60)s"
     }
 
     @Test func policyLimitsAreHonoured() throws {

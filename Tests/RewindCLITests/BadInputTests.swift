@@ -132,7 +132,9 @@ let breakingChanges: [BreakingChange] = [
         }
     }
 
-    /// Operations that must refuse, leaving the repository byte-for-byte as it was.
+    /// Operations that must refuse, leaving the repository byte-for-byte as
+    /// it was; but a data-loss guard's refusal is recorded as a `refused`
+    /// note on the tip (what `rewind audit` counts), and nothing else moves.
     @Test(arguments: [
         (["revert", "no-such-revision"], 4, "unknown revision 'no-such-revision'"),
         (["rollback", "nope"], 4, "unknown app 'nope'"),
@@ -151,7 +153,19 @@ let breakingChanges: [BreakingChange] = [
             #expect(result.status == status, "\(result.stderr)")
             #expect(result.stderr.contains(message), "\(result.stderr)")
             #expect(result.stderr.contains("hint:"), "every refusal says what to do next")
-            #expect(try repo.snapshot() == before)
+            let guardName = message.contains("artifact") ? "artifact" : message.contains("migration") ? "migration" : nil
+            if let guardName {
+                let note = try repo.git("notes", "--ref=rewind", "show", "main")
+                #expect(note.hasPrefix("refused app=\(args[1]) guard=\(guardName) trigger=manual reason="), "\(note)")
+                // Refused again on the same tip: recorded once.
+                _ = try TestSupport.rewind(args + ["--repo", repo.path], environment: ["REWIND_ARTIFACT_ROOT": repo.artifactRoot])
+                #expect(try repo.git("notes", "--ref=rewind", "show", "main") == note)
+                // Nothing else: the refs but the notes, and the working tree, are as they were.
+                let kept = { (snapshot: String) in snapshot.split(separator: "\n").filter { $0.hasPrefix("refs/") && !$0.hasPrefix("refs/notes/rewind ") || $0.hasPrefix(" ") || $0.hasPrefix("?") } }
+                #expect(kept(try repo.snapshot()) == kept(before))
+            } else {
+                #expect(try repo.snapshot() == before)
+            }
         }
     }
 

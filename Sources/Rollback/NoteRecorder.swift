@@ -1,5 +1,4 @@
 import GitKit
-import Rollback
 import SystemSupport
 
 /// Records what happened on the platform as git notes under
@@ -24,8 +23,8 @@ public struct NoteRecorder {
 
     /// One outcome on one commit.
     public struct Entry {
-        var outcome: NoteOutcome
-        var app: String
+        public var outcome: NoteOutcome
+        public var app: String
         var fields: [(String, String)] = []
 
         /// An outcome line's content.
@@ -54,33 +53,48 @@ public struct NoteRecorder {
             if byCommit[note.commit] == nil { order.append(note.commit) }
             byCommit[note.commit, default: []].append(note)
         }
+        try update(ReleaseNote.notesRef, order.compactMap(OID.init(hex:))) { commit, existing in
+            var lines = existing.split(separator: "\n").map(String.init)
+            var added = false
+            for note in byCommit[commit.hex] ?? [] where !lines.contains(where: { $0.hasPrefix(note.key) }) {
+                lines.append(note.line)
+                added = true
+            }
+            return added ? lines.joined(separator: "\n") + "\n" : nil
+        }
+    }
+
+    /// Sets the whole note on `commit` under `notesRef` to `text` (an
+    /// incident report), through the same compare-and-swap as `write`.
+    /// The same text again changes nothing.
+    public func replace(_ text: String, on commit: OID, notesRef: String) throws {
+        try update(notesRef, [commit]) { _, existing in existing == text ? nil : text }
+    }
+
+    /// One notes commit chain over `commits`, each note changed by `change`
+    /// (nil: left alone), then one compare-and-swap of `notesRef`, retried
+    /// from the new head when another writer moved it.
+    private func update(_ notesRef: String, _ commits: [OID], _ change: (OID, String) -> String?) throws {
         let written = try retryLostRaces(attempts: 50) { _ -> Bool? in
-            let current = try git.referenceTarget(ReleaseNote.notesRef)
+            let current = try git.referenceTarget(notesRef)
             var head = current
             let now = Clock.wallMilliseconds()
             let signature = git.defaultSignature(now: now / 1000)
-            for hex in order {
-                guard let commit = OID(hex: hex) else { continue }
+            for commit in commits {
                 let existing = try head.flatMap { try git.note(on: commit, inNotesCommit: $0) } ?? ""
-                var lines = existing.split(separator: "\n").map(String.init)
-                var added = false
-                for note in byCommit[hex] ?? [] where !lines.contains(where: { $0.hasPrefix(note.key) }) {
-                    lines.append(note.line)
-                    added = true
-                }
-                guard added else { continue }
-                head = try git.createNotesCommit(parent: head, on: commit, message: lines.joined(separator: "\n") + "\n", signature: signature)
+                guard let text = change(commit, existing) else { continue }
+                head = try git.createNotesCommit(parent: head, on: commit, message: text, signature: signature)
             }
             guard let head, head != current else { return true }
             do {
-                try git.updateReference(ReleaseNote.notesRef, to: head, expecting: current, logMessage: "rewind: notes")
+                try git.updateReference(notesRef, to: head, expecting: current, logMessage: "rewind: notes")
                 return true
             } catch let error as GitError where error.code == .modified || error.code == .locked || error.code == .exists {
                 return nil
             }
         }
         if written != nil { return }
-        throw StateError("gave up writing notes: \(ReleaseNote.notesRef) kept moving")
+        throw RewindError(.contention, "gave up writing notes: \(notesRef) kept moving", hint: "another writer is updating the notes; try again")
     }
 }
 

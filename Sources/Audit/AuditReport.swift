@@ -1,0 +1,429 @@
+import DeployModel
+import GitKit
+import Rollback
+import SystemSupport
+
+/// What the audit covers.
+public struct AuditQuery: Sendable {
+    /// The apps to report on; empty: every app of the tip's rewind.yaml.
+    public var apps: [String]
+    /// The range, in ms since the epoch: `since` included, `until` not.
+    public var since: Int64
+    public var until: Int64
+    /// A deploy of an app this soon after one of its failed releases is a
+    /// fix-forward: unplanned work (the rework rate).
+    public var reworkWindow: Int64
+
+    public static let defaultRange: Int64 = 30 * 86_400_000
+    public static let defaultReworkWindow: Int64 = 86_400_000
+
+    public init(apps: [String] = [], since: Int64, until: Int64, reworkWindow: Int64 = defaultReworkWindow) {
+        self.apps = apps
+        self.since = since
+        self.until = until
+        self.reworkWindow = reworkWindow
+    }
+}
+
+/// One app of a rollback commit.
+public struct RollbackApp: Sendable {
+    public let app: String
+    public let from: String?
+    public let to: String?
+    /// The release it rolled back (the one running before), when known.
+    public let badRelease: OID?
+    /// The commit whose state it restored (for reverts: the reverted commit).
+    public let target: OID?
+}
+
+/// One row of the rollback history (seed 001's table, extended).
+public struct RollbackRow: Sendable {
+    public let commit: OID
+    /// The rollback commit's time (ms).
+    public let time: Int64
+    /// `revert`, `rollback`, `pin`, or `git-revert` (git's own revert, no trailers).
+    public let kind: String
+    /// `manual`, `alert`, `analysis` or `api`.
+    public let trigger: String
+    public let alert: String?
+    public let reason: String?
+    public let author: String
+    /// Who acted for an automatic or API rollback (`Rewind-Actor`).
+    public let actor: String?
+    /// Guards overridden with --force (`Rewind-Forced`).
+    public let forced: [String]
+    public let apps: [RollbackApp]
+    /// Applied → first failure or alert.
+    public let detectMilliseconds: Int64?
+    /// First failure → the rollback commit.
+    public let decisionMilliseconds: Int64?
+    /// The rollback commit → healthy (every app).
+    public let recoveryMilliseconds: Int64?
+    /// `verified`, `escalated`, or `unknown` (no note says).
+    public let outcome: String
+
+    /// Triggered by automation (an alert, or the reconciler's analysis).
+    public var automatic: Bool { trigger == "alert" || trigger == "analysis" }
+}
+
+/// An escalation: automation gave the release to a human.
+public struct EscalationRow: Sendable {
+    public let time: Int64
+    public let app: String
+    public let release: OID
+    public let reason: String
+}
+
+/// Durations' summary.
+public struct DurationSummary: Sendable, Equatable {
+    public let count: Int
+    public let median: Int64?
+    public let p90: Int64?
+
+    /// Median: the middle value, or the mean of the two middle values
+    /// (rounded down); p90: the nearest rank, the ⌈0.9·n⌉-th smallest.
+    public init(_ values: [Int64]) {
+        let sorted = values.sorted()
+        count = sorted.count
+        guard !sorted.isEmpty else { median = nil; p90 = nil; return }
+        let n = sorted.count
+        median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        p90 = sorted[max(0, (9 * n + 9) / 10 - 1)]
+    }
+}
+
+/// The five DORA metrics over one set of releases.
+public struct DoraMetrics: Sendable {
+    /// Every release (deploys, rollbacks, pins, unpins).
+    public var deploys = 0
+    /// Releases of kind deploy (new desired state, not a rollback).
+    public var deployReleases = 0
+    /// Deploy releases that failed or were later rolled back or reverted.
+    public var failedReleases = 0
+    public var leadTime = DurationSummary([])
+    public var recoveryTime = DurationSummary([])
+    /// Failed deploy releases with no healthy release of the app after them.
+    public var unrecovered = 0
+    /// Rollbacks, reverts, pins and fix-forward deploys.
+    public var unplannedDeploys = 0
+    /// Days in the range (for the deployment frequency).
+    public var days: Double = 0
+
+    public var changeFailRate: Double? { deployReleases == 0 ? nil : Double(failedReleases) / Double(deployReleases) }
+    public var reworkRate: Double? { deploys == 0 ? nil : Double(unplannedDeploys) / Double(deploys) }
+    public var deploysPerDay: Double? { days <= 0 ? nil : Double(deploys) / days }
+    public var deploysPerWeek: Double? { days <= 0 ? nil : Double(deploys) / days * 7 }
+}
+
+/// The metrics of one week (Monday 00:00 UTC).
+public struct WeekMetrics: Sendable {
+    public let start: Int64
+    public let metrics: DoraMetrics
+}
+
+/// Seed 004's rollback metrics.
+public struct RollbackMetrics: Sendable {
+    public var attempted = 0
+    public var verified = 0
+    public var escalated = 0
+    public var automatic = 0
+    public var deployReleases = 0
+    public var guardsHit: [String: Int] = ["migration": 0, "artifact": 0]
+
+    public var successRate: Double? { attempted == 0 ? nil : Double(verified) / Double(attempted) }
+    public var automationCoverage: Double? { attempted == 0 ? nil : Double(automatic) / Double(attempted) }
+    public var rollbacksPerRelease: Double? { deployReleases == 0 ? nil : Double(attempted) / Double(deployReleases) }
+    public var dataLossGuardsHit: Int { guardsHit.values.reduce(0, +) }
+}
+
+/// The audit of a range of history: the rollback history, the DORA
+/// metrics per app and overall (by week and for the whole range), seed
+/// 004's rollback metrics, and the escalations.
+public struct AuditReport: Sendable {
+    public let query: AuditQuery
+    public let apps: [String]
+    public let branch: String
+    public let tip: OID
+    public let rollbacks: [RollbackRow]
+    public let escalations: [EscalationRow]
+    public let overall: DoraMetrics
+    public let weeks: [WeekMetrics]
+    public let perApp: [(app: String, metrics: DoraMetrics, weeks: [WeekMetrics])]
+    public let rollbackMetrics: RollbackMetrics
+    public let warnings: [String]
+
+    /// Builds the report; an unknown app in the query is a usage error.
+    public static func build(_ facts: AuditFacts, _ query: AuditQuery) throws -> AuditReport {
+        let known = facts.config.apps.map(\.name)
+        for app in query.apps where !known.contains(app) {
+            let near = Spelling.nearest(app, in: known).map { "did you mean '\($0)'? " } ?? ""
+            throw RewindError(.usage, "unknown app '\(app)'", hint: "\(near)apps in \(RepoConfig.fileName): \(known.joined(separator: ", "))")
+        }
+        guard query.since < query.until else {
+            throw RewindError(.usage, "--since \(Clock.iso8601UTC(milliseconds: query.since)) is not before --until \(Clock.iso8601UTC(milliseconds: query.until))",
+                              hint: "give a range that starts before it ends")
+        }
+        let apps = query.apps.isEmpty ? known : known.filter(query.apps.contains)
+        var analysis = Analysis(facts: facts, query: query)
+        let rows = analysis.rollbackRows(apps: apps)
+        let weekStarts = Weeks.starts(from: query.since, until: query.until)
+        var perApp: [(String, DoraMetrics, [WeekMetrics])] = []
+        var all: [ReleaseFacts] = []
+        for app in apps {
+            let releases = analysis.releaseFacts(app).filter { query.contains($0.release.time * 1000) }
+            all += releases
+            perApp.append((app, DoraMetrics.of(releases, from: query.since, until: query.until), Weeks.metrics(releases, weekStarts, query)))
+        }
+        var rollbackMetrics = RollbackMetrics()
+        rollbackMetrics.attempted = rows.count
+        rollbackMetrics.verified = rows.filter { $0.outcome == "verified" }.count
+        rollbackMetrics.escalated = rows.filter { $0.outcome == "escalated" }.count
+        rollbackMetrics.automatic = rows.filter(\.automatic).count
+        rollbackMetrics.deployReleases = all.filter { $0.release.kind == .deploy && query.contains($0.release.time * 1000) }.count
+        for (_, event) in facts.refusals where apps.contains(event.note.app) && query.contains(event.time) {
+            let name = event.note.value("guard") ?? "other"
+            rollbackMetrics.guardsHit[name, default: 0] += 1
+        }
+        let escalations = apps.flatMap { app in
+            facts.history.of(app).compactMap { release -> EscalationRow? in
+                guard let event = facts.event(.escalated, app, on: release.commit), query.contains(event.time) else { return nil }
+                return EscalationRow(time: event.time, app: app, release: release.commit, reason: event.note.value("reason") ?? "")
+            }
+        }.sorted { $0.time < $1.time }
+        return AuditReport(
+            query: query, apps: apps, branch: facts.repo.branchName, tip: facts.history.tip, rollbacks: rows, escalations: escalations,
+            overall: DoraMetrics.of(all, from: query.since, until: query.until),
+            weeks: Weeks.metrics(all, weekStarts, query),
+            perApp: perApp, rollbackMetrics: rollbackMetrics, warnings: facts.warnings)
+    }
+}
+
+extension AuditQuery {
+    /// A query from a user's words (the CLI's options, the API's query
+    /// parameters): dates, RFC 3339 times or ages; `names` are the words'
+    /// names for the errors.
+    public init(apps: [String], since: String?, until: String?, reworkWindow: String?, naming names: (since: String, until: String, window: String),
+                now: Int64 = Clock.wallMilliseconds()) throws {
+        let end = try until.map { try Self.parseDate($0, option: names.until, now: now, endOfDay: true) } ?? now
+        let start = try since.map { try Self.parseDate($0, option: names.since, now: now) } ?? end - Self.defaultRange
+        var window = Self.defaultReworkWindow
+        if let reworkWindow {
+            guard let parsed = DeployModel.Duration(parsing: reworkWindow) else {
+                throw RewindError(.usage, "\(names.window) '\(Bounded.text(reworkWindow, limit: 64))' is not a duration", hint: "give a duration such as 24h, 72h or 90m")
+            }
+            window = parsed.milliseconds
+        }
+        self.init(apps: apps, since: start, until: end, reworkWindow: window)
+    }
+
+    /// Milliseconds since the epoch for `text`; a bare date is midnight UTC
+    /// (with `endOfDay`, the next midnight: `--until 2026-11-30` includes
+    /// that day); `30d`, `2w`, `12h` are that long before `now`.
+    public static func parseDate(_ text: String, option: String, now: Int64, endOfDay: Bool = false) throws -> Int64 {
+        if text == "now" { return now }
+        if let ms = Dates.parse(text) { return endOfDay && text.utf8.count == 10 ? ms + 86_400_000 : ms }
+        if text.hasSuffix("w"), let weeks = Int64(text.dropLast()), weeks >= 0, weeks < 10_000 { return now - weeks * 7 * 86_400_000 }
+        if text.hasSuffix("d"), let days = Int64(text.dropLast()), days >= 0, days < 100_000 { return now - days * 86_400_000 }
+        if let age = DeployModel.Duration(parsing: text) { return now - age.milliseconds }
+        throw RewindError(.usage, "\(option) '\(Bounded.text(text, limit: 64))' is not a date",
+                          hint: "give a date (2026-11-01), an RFC 3339 time (2026-11-01T09:30:00Z, or with an offset such as +01:00), an age (30d, 2w, 12h) or 'now'")
+    }
+
+    func contains(_ milliseconds: Int64) -> Bool { milliseconds >= since && milliseconds < until }
+}
+
+/// ISO weeks: Monday 00:00 UTC to the next Monday.
+enum Weeks {
+    static let length: Int64 = 7 * 86_400_000
+
+    /// The Monday 00:00 UTC at or before `milliseconds`.
+    static func start(of milliseconds: Int64) -> Int64 {
+        let day = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
+        // 1970-01-01 was a Thursday: (day + 3) mod 7 is 0 on Mondays.
+        let weekday = ((day + 3) % 7 + 7) % 7
+        return (day - weekday) * 86_400_000
+    }
+
+    /// The metrics of each week of `starts`, from releases already in the range.
+    static func metrics(_ releases: [ReleaseFacts], _ starts: [Int64], _ query: AuditQuery) -> [WeekMetrics] {
+        guard let first = starts.first else { return [] }
+        var buckets = [[ReleaseFacts]](repeating: [], count: starts.count)
+        for facts in releases {
+            let i = Int((start(of: facts.release.time * 1000) - first) / length)
+            if buckets.indices.contains(i) { buckets[i].append(facts) }
+        }
+        return zip(starts, buckets).map { week, list in
+            WeekMetrics(start: week, metrics: DoraMetrics.of(list, from: max(week, query.since), until: min(week + length, query.until)))
+        }
+    }
+
+    /// The starts of the weeks that overlap [since, until).
+    static func starts(from since: Int64, until: Int64) -> [Int64] {
+        var result: [Int64] = []
+        var week = start(of: since)
+        while week < until && result.count < 10_000 {
+            result.append(week)
+            week += length
+        }
+        return result
+    }
+}
+
+/// What the audit knows of one release of one app.
+struct ReleaseFacts {
+    let release: Release
+    /// The first failure or alert (ms).
+    let failedAt: Int64?
+    /// Its `healthy` note (ms).
+    let healthyAt: Int64?
+    /// Failed or later rolled back or reverted (deploy releases only).
+    let failed: Bool
+    /// Failure → the app healthy again on a later release (ms).
+    let recovery: Int64?
+    /// A rollback, revert or pin, or a deploy soon after a failed release.
+    let unplanned: Bool
+}
+
+extension DoraMetrics {
+    /// The metrics of the releases committed in [from, until).
+    static func of(_ releases: [ReleaseFacts], from: Int64, until: Int64) -> DoraMetrics {
+        var m = DoraMetrics()
+        m.days = Double(until - from) / 86_400_000
+        var lead: [Int64] = []
+        var recovery: [Int64] = []
+        for facts in releases {
+            let time = facts.release.time * 1000
+            guard time >= from && time < until else { continue }
+            m.deploys += 1
+            if facts.unplanned { m.unplannedDeploys += 1 }
+            guard facts.release.kind == .deploy else { continue }
+            m.deployReleases += 1
+            if let healthy = facts.healthyAt { lead.append(max(0, healthy - time)) }
+            if facts.failed {
+                m.failedReleases += 1
+                if let r = facts.recovery { recovery.append(r) } else { m.unrecovered += 1 }
+            }
+        }
+        m.leadTime = DurationSummary(lead)
+        m.recoveryTime = DurationSummary(recovery)
+        return m
+    }
+}
+
+/// The audit's reading of the facts: per-release facts and rollback rows.
+struct Analysis {
+    let facts: AuditFacts
+    let query: AuditQuery
+
+    /// The first failure of `app`'s release: its `failed` note, or the
+    /// alert's `startsAt` when that is earlier.
+    func failure(_ app: String, _ commit: OID) -> Int64? {
+        guard let failed = facts.event(.failed, app, on: commit) else { return nil }
+        if let starts = failed.note.value("startsAt").flatMap(Dates.parse) { return min(starts, failed.time) }
+        return failed.time
+    }
+
+    func releaseFacts(_ app: String) -> [ReleaseFacts] {
+        let list = facts.history.of(app)
+        let commitTimes = Dictionary(list.map { ($0.commit, $0.time * 1000) }, uniquingKeysWith: { a, _ in a })
+        var result: [ReleaseFacts] = []
+        result.reserveCapacity(list.count)
+        var lastFailure: Int64?
+        for (i, release) in list.enumerated() {
+            let failedAt = failure(app, release.commit)
+            let failed = release.kind == .deploy && (failedAt != nil || release.rolledBackBy != nil)
+            var recovery: Int64?
+            if failed, let start = failedAt ?? release.rolledBackBy.flatMap({ commitTimes[$0] }) {
+                for later in list[(i + 1)...] {
+                    if let healthy = facts.event(.healthy, app, on: later.commit)?.time, healthy >= start {
+                        recovery = healthy - start
+                        break
+                    }
+                }
+            }
+            let time = release.time * 1000
+            let fixForward = release.kind == .deploy && lastFailure.map { time > $0 && time - $0 <= query.reworkWindow } == true
+            let unplanned = release.kind == .rollback || release.kind == .pin || fixForward
+            result.append(ReleaseFacts(release: release, failedAt: failedAt, healthyAt: facts.event(.healthy, app, on: release.commit)?.time,
+                                       failed: failed, recovery: recovery, unplanned: unplanned))
+            if failed { lastFailure = time }
+        }
+        return result
+    }
+
+    /// One row per rollback commit in the range that changed one of `apps`.
+    mutating func rollbackRows(apps: [String]) -> [RollbackRow] {
+        var byCommit: [OID: [(app: String, index: Int)]] = [:]
+        var order: [OID] = []
+        for app in facts.config.apps.map(\.name) {
+            for (i, release) in facts.history.of(app).enumerated() where release.kind == .rollback || release.kind == .pin {
+                guard query.contains(release.time * 1000) else { continue }
+                if byCommit[release.commit] == nil { order.append(release.commit) }
+                byCommit[release.commit, default: []].append((app, i))
+            }
+        }
+        return order.compactMap { commit -> RollbackRow? in
+            let members = byCommit[commit] ?? []
+            guard members.contains(where: { apps.contains($0.app) }) else { return nil }
+            return row(commit, members)
+        }.sorted { ($0.time, $0.commit.hex) < ($1.time, $1.commit.hex) }
+    }
+
+    /// The row of one rollback commit: `members` are its releases (app, index in the app's list).
+    func row(_ commit: OID, _ members: [(app: String, index: Int)]) -> RollbackRow? {
+        guard let first = members.first else { return nil }
+        let firstRelease = facts.history.of(first.app)[first.index]
+        let message = facts.commit(commit)?.message ?? ""
+        let trailers = RollbackTrailers.parse(message)
+        let kind: String
+        switch trailers?.action {
+        case .revert?: kind = "revert"
+        case .rollback?: kind = "rollback"
+        case .pin?: kind = "pin"
+        case .unpin?: kind = "unpin"
+        case nil: kind = firstRelease.kind == .pin ? "pin" : "git-revert"
+        }
+        let time = firstRelease.time * 1000
+        var appRows: [RollbackApp] = []
+        var detects: [Int64] = [], decisions: [Int64] = [], recoveries: [Int64?] = []
+        var outcomes: [String] = []
+        for (app, index) in members {
+            let list = facts.history.of(app)
+            let release = list[index]
+            var bad: Release? = index > 0 ? list[index - 1] : nil
+            if release.reverts, let target = release.target, let reverted = list[..<index].last(where: { $0.commit == target }) { bad = reverted }
+            // A pin leaves the app's files as they are: its version is the pinned release's.
+            let to = release.kind == .pin ? (list[..<index].last { $0.commit == release.target }?.version ?? release.version) : release.version
+            appRows.append(RollbackApp(app: app, from: release.previousVersion, to: to, badRelease: bad?.commit, target: release.target))
+            if let bad {
+                let failedAt = failure(app, bad.commit)
+                let appliedAt = facts.event(.applied, app, on: bad.commit)?.time ?? bad.time * 1000
+                if let failedAt {
+                    detects.append(max(0, failedAt - appliedAt))
+                    decisions.append(max(0, time - failedAt))
+                }
+            }
+            recoveries.append(facts.event(.healthy, app, on: commit).map { max(0, $0.time - time) })
+            if facts.event(.escalated, app, on: commit) != nil {
+                outcomes.append("escalated")
+            } else if facts.event(.verified, app, on: commit) != nil {
+                outcomes.append("verified")
+            } else {
+                outcomes.append("unknown")
+            }
+        }
+        let outcome = outcomes.contains("escalated") ? "escalated" : outcomes.allSatisfy { $0 == "verified" } ? "verified" : "unknown"
+        let trigger = trailers?.trigger.rawValue ?? "manual"
+        return RollbackRow(
+            commit: commit, time: time, kind: kind, trigger: trigger, alert: trailers?.alert,
+            reason: trailers?.reason ?? (trailers == nil ? firstLine(message) : nil), author: firstRelease.author.isEmpty ? (facts.commit(commit)?.author.name ?? "") : firstRelease.author,
+            actor: trailers?.actor, forced: trailers?.forced ?? [], apps: appRows,
+            detectMilliseconds: detects.min(), decisionMilliseconds: decisions.min(),
+            recoveryMilliseconds: recoveries.contains(where: { $0 == nil }) ? nil : recoveries.compactMap { $0 }.max(),
+            outcome: outcome)
+    }
+
+    private func firstLine(_ message: String) -> String? {
+        message.split(separator: "\n", maxSplits: 1).first.map(String.init)
+    }
+}

@@ -1,0 +1,221 @@
+import DeployModel
+import GitKit
+import Rollback
+import SystemSupport
+
+/// A postmortem draft for one rollback (seed 003's post-incident process,
+/// seed 000's incident report): the timeline from commits and notes, what
+/// changed, the trailers, the guards, the durations, and empty sections for
+/// what only people know.
+public struct IncidentReport: Sendable {
+    public struct Event: Sendable {
+        public let time: Int64
+        public let app: String?
+        public let kind: String
+        public let text: String
+    }
+
+    public let row: RollbackRow
+    public let timeline: [Event]
+    /// Each app's file diff from the rolled-back release to the rollback's state.
+    public let diffs: [(app: String, diff: String)]
+    public let trailers: [String]
+    public let guards: [String]
+    /// Bad release applied → healthy again.
+    public let totalMilliseconds: Int64?
+
+    /// The report of `revision`: a rollback commit, or a release a
+    /// rollback undid (its first rollback is reported).
+    public static func build(_ facts: AuditFacts, revision: String) throws -> IncidentReport {
+        let id: OID
+        do {
+            id = try facts.repo.git.resolveCommit(revision)
+        } catch {
+            throw RewindError(.usage, "unknown revision '\(revision)'", hint: "give a rollback commit or the release it rolled back; `rewind audit` lists rollbacks")
+        }
+        return try build(facts, commit: id, revision: revision)
+    }
+
+    public static func build(_ facts: AuditFacts, commit id: OID, revision: String? = nil) throws -> IncidentReport {
+        var rollback: OID?
+        var members: [(app: String, index: Int)] = []
+        for app in facts.config.apps.map(\.name) {
+            let list = facts.history.of(app)
+            for (i, release) in list.enumerated() where release.commit == id {
+                if release.kind == .rollback || release.kind == .pin {
+                    rollback = id
+                    members.append((app, i))
+                } else if rollback == nil, let by = release.rolledBackBy {
+                    rollback = by
+                }
+            }
+        }
+        if let by = rollback, by != id {
+            members = []
+            for app in facts.config.apps.map(\.name) {
+                if let i = facts.history.of(app).firstIndex(where: { $0.commit == by }) { members.append((app, i)) }
+            }
+        }
+        let query = AuditQuery(since: Int64.min / 2, until: Int64.max / 2)
+        guard let rollback, let row = Analysis(facts: facts, query: query).row(rollback, members) else {
+            throw RewindError(.usage, "\(revision ?? id.short) (\(id.short)) is neither a rollback commit nor a release that a rollback undid",
+                              hint: "give a rollback commit or the release it rolled back; `rewind audit --since DATE` lists the rollbacks")
+        }
+        return make(facts, row)
+    }
+
+    private static func make(_ facts: AuditFacts, _ row: RollbackRow) -> IncidentReport {
+        var events: [Event] = []
+        let analysis = Analysis(facts: facts, query: AuditQuery(since: Int64.min / 2, until: Int64.max / 2))
+        var applied: [Int64] = []
+        var healthyAgain: [Int64] = []
+        for app in row.apps {
+            if let bad = app.badRelease, let release = facts.history.of(app.app).first(where: { $0.commit == bad }) {
+                events.append(Event(time: release.time * 1000, app: app.app, kind: "committed",
+                                    text: "release `\(bad.short)` of \(app.app) \(release.version ?? "") committed by \(release.author): \(release.summary)"))
+                for event in facts.events(app.app, on: bad) {
+                    let note = event.note
+                    switch event.outcome {
+                    case .applied:
+                        applied.append(event.time)
+                        events.append(Event(time: event.time, app: app.app, kind: "applied", text: "\(app.app) \(note.value("version") ?? "") applied on \(note.value("host") ?? "?")"
+                                            + (note.value("duration").map { " in \($0)" } ?? "")))
+                    case .healthy:
+                        events.append(Event(time: event.time, app: app.app, kind: "healthy", text: "\(app.app) \(note.value("version") ?? "") healthy"))
+                    case .failed:
+                        if let starts = note.value("startsAt").flatMap(Dates.parse), starts < event.time {
+                            events.append(Event(time: starts, app: app.app, kind: "alert",
+                                                text: "alert \(note.value("alert") ?? "?") started firing" + (note.value("labels").map { " (labels: \($0))" } ?? "")))
+                        }
+                        var text = "\(app.app) failed: \(note.value("reason") ?? "")"
+                        if let alert = note.value("alert") { text += "; alert \(alert)" + (note.value("labels").map { " (labels: \($0))" } ?? "") + (note.value("startsAt").map { ", startsAt \($0)" } ?? "") }
+                        events.append(Event(time: event.time, app: app.app, kind: "failed", text: text))
+                    case .rolledBack:
+                        events.append(Event(time: event.time, app: app.app, kind: "decision",
+                                            text: "automation decided to roll \(app.app) back" + (note.value("to").map { " to \($0)" } ?? "") + (note.value("by").map { " (commit \($0))" } ?? "")))
+                    case .escalated:
+                        events.append(Event(time: event.time, app: app.app, kind: "escalated", text: "\(app.app) escalated to a human: \(note.value("reason") ?? "")"))
+                    case .held, .verified, .refused:
+                        break
+                    }
+                }
+                if applied.isEmpty { applied.append(release.time * 1000) }
+            }
+        }
+        let who = row.author + (row.actor.map { " (actor \($0))" } ?? "")
+        events.append(Event(time: row.time, app: nil, kind: "rollback",
+                            text: "rollback commit `\(row.commit.short)` (\(row.kind), trigger \(row.trigger)\(row.alert.map { " \($0)" } ?? "")) by \(who)" + (row.reason.map { ": \($0)" } ?? "")))
+        for app in row.apps {
+            for event in facts.events(app.app, on: row.commit) {
+                switch event.outcome {
+                case .healthy:
+                    healthyAgain.append(event.time)
+                    events.append(Event(time: event.time, app: app.app, kind: "recovered", text: "\(app.app) \(event.note.value("version") ?? "") healthy again"))
+                case .verified:
+                    events.append(Event(time: event.time, app: app.app, kind: "verified", text: "rollback of \(app.app) verified"))
+                case .escalated:
+                    events.append(Event(time: event.time, app: app.app, kind: "escalated", text: "the rollback did not recover \(app.app); escalated: \(event.note.value("reason") ?? "")"))
+                case .failed:
+                    events.append(Event(time: event.time, app: app.app, kind: "failed", text: "the rollback of \(app.app) failed: \(event.note.value("reason") ?? "")"))
+                default:
+                    break
+                }
+            }
+        }
+        _ = analysis
+        let ordered = events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        var diffs: [(String, String)] = []
+        let commit = facts.commit(row.commit)
+        for app in row.apps {
+            guard let ref = facts.config.app(named: app.app), let bad = app.badRelease,
+                  let badTree = try? facts.repo.git.commit(bad).tree, let rollbackTree = commit?.tree ?? (try? facts.repo.git.commit(row.commit).tree) else { continue }
+            let diff = (try? facts.repo.git.unifiedDiff(from: badTree, to: rollbackTree, paths: [ref.path])) ?? ""
+            diffs.append((app.app, diff))
+        }
+        let message = commit?.message ?? ((try? facts.repo.git.commit(row.commit))?.message ?? "")
+        let trailers = message.split(separator: "\n").filter { $0.hasPrefix("Rewind-") || $0.hasPrefix("This reverts commit ") }.map(String.init)
+        let total = applied.min().flatMap { start in healthyAgain.count == row.apps.count ? healthyAgain.max().map { $0 - start } : nil }
+        return IncidentReport(row: row, timeline: ordered, diffs: diffs, trailers: trailers, guards: guardsChecked(facts, row), totalMilliseconds: total)
+    }
+
+    /// The guards as they stand for this commit: the state it wrote is
+    /// valid, which irreversible migrations it crossed (and whether that was
+    /// forced), and what artifact each app needs.
+    static func guardsChecked(_ facts: AuditFacts, _ row: RollbackRow) -> [String] {
+        var lines: [String] = []
+        if let tree = try? facts.repo.git.commit(row.commit).tree {
+            do {
+                try DesiredState.check(facts.repo, tree: tree, commit: row.commit, what: "the state of \(row.commit.short)", limits: AppLimits())
+                lines.append("the whole state the rollback wrote is valid (rewind.yaml, every app.yaml, the pins)")
+            } catch {
+                lines.append("the state the rollback wrote is not valid now: \(error)")
+            }
+            for app in row.apps {
+                guard let ref = facts.config.app(named: app.app) else { continue }
+                let after = facts.repo.appSpec(appTree: try? facts.repo.appTree(ref, in: tree), app: ref)
+                let before = app.badRelease.flatMap { bad in (try? facts.repo.git.commit(bad).tree).flatMap { facts.repo.appSpec(appTree: try? facts.repo.appTree(ref, in: $0), app: ref) } }
+                let crossed = (before?.irreversibleMigrations ?? []).subtracting(after?.irreversibleMigrations ?? []).sorted()
+                lines.append(crossed.isEmpty ? "\(app.app): no irreversible migration crossed" : "\(app.app): irreversible migrations crossed: \(crossed.joined(separator: ", "))")
+                if let artifact = after?.artifact { lines.append("\(app.app): artifact \(artifact) required (its presence was checked before the commit was written)") }
+            }
+        }
+        lines += row.forced.map { "overridden with --force: \($0)" }
+        return lines
+    }
+
+    /// One line for notifications.
+    public var summary: String {
+        let apps = row.apps.map { "\($0.app) \($0.from ?? "-") → \($0.to ?? "-")" }.joined(separator: ", ")
+        return "\(apps) by \(row.kind) \(row.commit.short) (\(row.trigger)\(row.alert.map { " \($0)" } ?? "")): detect \(humanDuration(row.detectMilliseconds)), "
+            + "decide \(humanDuration(row.decisionMilliseconds)), recover \(humanDuration(row.recoveryMilliseconds)); \(row.outcome)"
+    }
+
+    public var markdown: String {
+        let apps = row.apps.map(\.app).joined(separator: ", ")
+        var out = "# Incident: \(apps) rolled back by `\(row.commit.short)`\n\n"
+        out += "- **Outcome:** \(row.outcome)\n- **Rollback:** `\(row.commit.hex)` (\(row.kind))\n"
+        for app in row.apps {
+            out += "- **\(app.app):** \(app.from ?? "-") → \(app.to ?? "-")" + (app.badRelease.map { ", rolled-back release `\($0.short)`" } ?? "") + "\n"
+        }
+        out += "- **Trigger:** \(row.trigger)" + (row.alert.map { " (alert \($0))" } ?? "") + "\n"
+        out += "- **Author:** \(row.author)" + (row.actor.map { "; actor \($0)" } ?? "") + "\n"
+        if let reason = row.reason { out += "- **Reason:** \(AuditReport.cell(reason))\n" }
+        if !row.forced.isEmpty { out += "- **Guards overridden:** \(row.forced.joined(separator: "; "))\n" }
+        out += "\n## Timeline (UTC)\n\n| time | app | event |\n|---|---|---|\n"
+        for event in timeline {
+            out += "| \(Clock.iso8601UTC(milliseconds: event.time)) | \(event.app ?? "") | \(AuditReport.cell(event.text)) |\n"
+        }
+        out += "\n## Durations\n\n| measure | duration |\n|---|---|\n"
+        out += "| time to detect (applied → first failure or alert) | \(humanDuration(row.detectMilliseconds)) |\n"
+        out += "| time to decision (first failure → rollback commit) | \(humanDuration(row.decisionMilliseconds)) |\n"
+        out += "| time to recovery (rollback commit → healthy) | \(humanDuration(row.recoveryMilliseconds)) |\n"
+        out += "| total (bad release applied → healthy again) | \(humanDuration(totalMilliseconds)) |\n"
+        out += "\n## What changed\n\nThe apps' files from the rolled-back release to the state the rollback restored:\n\n"
+        for (app, diff) in diffs {
+            out += "### \(app)\n\n```diff\n\(diff.isEmpty ? "(no difference in the app's files)\n" : diff)\(diff.hasSuffix("\n") || diff.isEmpty ? "" : "\n")```\n\n"
+        }
+        out += "## Trailers\n\n```\n\(trailers.joined(separator: "\n"))\n```\n\n## Guards checked\n\n"
+        out += guards.map { "- \($0)\n" }.joined()
+        out += "\n## Root cause\n\n_To be written._\n\n## Impact\n\n_Who and what was affected, for how long._\n\n## Action items\n\n- [ ] _Owner, action, due date._\n"
+        return out
+    }
+
+    public var json: JSON {
+        .object([
+            ("rollback", row.json),
+            ("timeline", .array(timeline.map { e in
+                .object([("time", .string(Clock.iso8601UTC(milliseconds: e.time))), ("app", .optional(e.app)), ("event", .string(e.kind)), ("text", .string(e.text))])
+            })),
+            ("durations", .object([
+                ("timeToDetectMilliseconds", row.detectMilliseconds.map { .number($0) } ?? .null),
+                ("timeToDecisionMilliseconds", row.decisionMilliseconds.map { .number($0) } ?? .null),
+                ("timeToRecoveryMilliseconds", row.recoveryMilliseconds.map { .number($0) } ?? .null),
+                ("totalMilliseconds", totalMilliseconds.map { .number($0) } ?? .null),
+            ])),
+            ("diffs", .array(diffs.map { .object([("app", .string($0.app)), ("diff", .string($0.diff))]) })),
+            ("trailers", .array(trailers.map { .string($0) })),
+            ("guardsChecked", .array(guards.map { .string($0) })),
+            ("summary", .string(summary)),
+        ])
+    }
+}

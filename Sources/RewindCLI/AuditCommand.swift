@@ -1,0 +1,111 @@
+import ArgumentParser
+import Audit
+import DeployModel
+import GitKit
+import Rollback
+import SystemSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The formats of `rewind audit`.
+enum AuditFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json, markdown, html
+}
+
+/// The formats of `rewind incident`.
+enum IncidentFormat: String, ExpressibleByArgument, CaseIterable {
+    case markdown, json
+}
+
+/// `rewind audit`: the rollback history, DORA metrics and rollback metrics.
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Report rollbacks, DORA metrics and rollback metrics for a range of history, from git alone.",
+        discussion: """
+        Reads the branch's releases, the rollback commits' trailers and the notes under refs/notes/rewind once. \
+        The README defines every metric; --format json carries every number with its definition.
+        """)
+
+    @Argument(help: "Only these apps (default: all).", completion: AppNames.completion)
+    var apps: [String] = []
+
+    @Option(help: "Start of the range: a date (2026-11-01), an RFC 3339 time, or an age (30d, 2w). Default: 30 days ago.")
+    var since: String?
+
+    @Option(help: "End of the range (a date includes that day), RFC 3339 time, age, or 'now'. Default: now.")
+    var until: String?
+
+    @Option(help: "Output format: table, json, markdown or html (one self-contained file).")
+    var format: AuditFormat = .table
+
+    @Option(help: "Write the report to this file (replaced atomically) instead of stdout.")
+    var output: String?
+
+    @Option(help: "A deploy this soon after one of the app's failed releases is a fix-forward (rework). Default: 24h.")
+    var reworkWindow: String?
+
+    @Flag(help: "Ignore and do not update the release index in the git directory.")
+    var noCache = false
+
+    @OptionGroup var options: RepoOptions
+
+    func run() throws {
+        try runReporting(format: format == .json ? .json : .table) {
+            let query = try AuditQuery(apps: apps, since: since, until: until, reworkWindow: reworkWindow, naming: ("--since", "--until", "--rework-window"))
+            let repo = try options.open()
+            let report = try AuditReport.build(try AuditFacts.read(repo, useCache: !noCache), query)
+            let text: String
+            switch format {
+            case .table: text = report.table + "\n"
+            case .json: text = report.json.pretty + "\n"
+            case .markdown: text = report.markdown
+            case .html: text = report.html
+            }
+            try emit(text, to: output)
+            if output != nil || format != .table { for warning in report.warnings { Terminal.error("warning: \(warning)") } }
+        }
+    }
+}
+
+/// Writes a report to stdout, or atomically to `path`.
+func emit(_ text: String, to path: String?) throws {
+    guard let path else {
+        Terminal.write(1, Array(text.utf8))
+        return
+    }
+    let directory = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) : "."
+    var info = stat()
+    guard stat(directory.isEmpty ? "/" : directory, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, FileIO.writeAtomically(path, Array(text.utf8)) else {
+        throw RewindError(.usage, "cannot write \(path)", hint: "check that its directory exists and is writable; nothing was written")
+    }
+}
+
+/// `rewind incident REV`: a postmortem draft for one rollback.
+struct IncidentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "incident",
+        abstract: "Print a postmortem draft for a rollback: timeline, what changed, trailers, guards, durations.")
+
+    @Argument(help: "A rollback commit, or the release it rolled back.")
+    var revision: String
+
+    @Option(help: "Output format: markdown or json.")
+    var format: IncidentFormat = .markdown
+
+    @Option(help: "Write the report to this file (replaced atomically) instead of stdout.")
+    var output: String?
+
+    @OptionGroup var options: RepoOptions
+
+    func run() throws {
+        try runReporting(format: format == .json ? .json : .table) {
+            let repo = try options.open()
+            let facts = try AuditFacts.read(repo)
+            let report = try IncidentReport.build(facts, revision: revision)
+            try emit(format == .json ? report.json.pretty + "\n" : report.markdown, to: output)
+        }
+    }
+}
