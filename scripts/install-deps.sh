@@ -3,7 +3,7 @@
 # what is already there. Debian/Ubuntu only (apt-get); needs root or sudo.
 set -euo pipefail
 
-packages=(libgit2-dev pkg-config git python3 hyperfine time prometheus prometheus-alertmanager curl openssh-client openssh-server nginx fcgiwrap openssl)
+packages=(libgit2-dev pkg-config git python3 hyperfine time prometheus prometheus-alertmanager curl openssh-client openssh-server nginx fcgiwrap openssl chromium chromium-driver python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,6 +14,11 @@ if ((${#missing[@]})); then
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Selenium (from PyPI) drives Debian's chromium for the HTML report's test.
+if ! python3 -c "import selenium" >/dev/null 2>&1; then
+  echo "installing: selenium (PyPI)"
+  python3 -m pip install --quiet selenium 2>/dev/null || python3 -m pip install --quiet --break-system-packages selenium
 fi
 if ! command -v swift >/dev/null 2>&1; then
   for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
