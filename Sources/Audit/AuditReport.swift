@@ -166,7 +166,10 @@ public struct AuditReport: Sendable {
         let apps = query.apps.isEmpty ? known : known.filter(query.apps.contains)
         var analysis = Analysis(facts: facts, query: query)
         let rows = analysis.rollbackRows(apps: apps)
-        let weekStarts = Weeks.starts(from: query.since, until: query.until)
+        // Weeks cover the part of the range the branch has lived through:
+        // from its first release to now (not a row for every week since 1970).
+        let first = facts.config.apps.compactMap { facts.history.of($0.name).first?.time }.min().map { $0 * 1000 } ?? query.until
+        let weekStarts = Weeks.starts(from: max(query.since, first), until: min(query.until, Clock.wallMilliseconds() + 1))
         var perApp: [(String, DoraMetrics, [WeekMetrics])] = []
         var all: [ReleaseFacts] = []
         for app in apps {

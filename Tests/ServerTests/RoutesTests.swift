@@ -101,6 +101,50 @@ import TestSupport
         }
     }
 
+    /// `GET /api/v1/audit` is `rewind audit --format json`; `GET
+    /// /api/v1/incidents/{commit}` is `rewind incident --format json`.
+    @Test func auditAndIncidentsAreServedAsTheCLIPrintsThem() async throws {
+        try await withServer { repo, client in
+            try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: auth, body: ByteBuffer(string: ##"{"reason":"audit me"}"##)) {
+                #expect($0.status == .ok)
+            }
+            let rollback = try repo.tip()
+            let range = "since=2000-01-01&until=2100-01-01"
+            var served: [String: Any] = [:]
+            try await client.execute(uri: "/api/v1/audit?\(range)&app=api", method: .get) { response in
+                #expect(response.status == .ok)
+                served = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any] ?? [:]
+            }
+            let rows = served["rollbacks"] as? [[String: Any]] ?? []
+            #expect(rows.map { $0["commit"] as? String } == [rollback])
+            #expect(rows.first?["trigger"] as? String == "api")
+            #expect(rows.first?["reason"] as? String == "audit me")
+            let cli = try repo.rewind("audit", "api", "--since", "2000-01-01", "--until", "2100-01-01", "--format", "json")
+            let printed = try JSONSerialization.jsonObject(with: Data(cli.stdout.utf8)) as? [String: Any] ?? [:]
+            #expect(NSDictionary(dictionary: printed) == NSDictionary(dictionary: served), "the API and the CLI agree")
+            try await client.execute(uri: "/api/v1/incidents/\(rollback)", method: .get) { response in
+                #expect(response.status == .ok)
+                let incident = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect((incident?["rollback"] as? [String: Any])?["commit"] as? String == rollback)
+                let events = (incident?["timeline"] as? [[String: Any]] ?? []).compactMap { $0["event"] as? String }
+                #expect(events == ["committed", "rollback"])
+            }
+            // Bad input: what is wrong, and no stack of internals.
+            for (query, status) in [("since=yesterday-ish", HTTPResponse.Status.badRequest), ("app=nope", .badRequest), ("reworkWindow=soon", .badRequest),
+                                    ("since=2030-01-01&until=2020-01-01", .badRequest)] {
+                try await client.execute(uri: "/api/v1/audit?\(query)", method: .get) { response in
+                    #expect(response.status == status, "\(query)")
+                    #expect(String(buffer: response.body).contains("error"), "\(query)")
+                }
+            }
+            try await client.execute(uri: "/api/v1/incidents/HEAD~1", method: .get) { #expect($0.status == .badRequest) }
+            try await client.execute(uri: "/api/v1/incidents/\(repo.commits[0])", method: .get) { response in
+                #expect(response.status == .notFound)
+                #expect(String(buffer: response.body).contains("neither a rollback commit nor a release that a rollback undid"))
+            }
+        }
+    }
+
     /// The API's default rollback is idempotent like the CLI's.
     @Test func aRepeatedDefaultAPIRollbackWritesNothing() async throws {
         try await withServer { repo, client in
