@@ -11,7 +11,7 @@ public enum MetricDefinitions {
     public static let changeFailRate =
         "failed deploy releases / deploy releases; a deploy release failed when it has a failed note or a later rollback, revert or pin undid it"
     public static let recoveryTime =
-        "for each failed deploy release: the first healthy note of the app on a later release - the first failure (its failed note, or the alert's startsAt when earlier; with no failure noted, the time of the rollback commit that undid it); median and p90; failed releases with no healthy release after them count as unrecovered"
+        "for each failed deploy release: the first healthy note of the app on a later release - the first failure (its failed note, or the alert's startsAt when earlier but not before the release was committed; with no failure noted, the time of the rollback commit that undid it); median and p90; failed releases with no healthy release after them count as unrecovered"
     public static let reworkRate =
         "unplanned deploys / deploys; unplanned: rollbacks, reverts and pins, and deploys of an app within the rework window after the commit of one of its failed releases (fix-forward)"
     public static let durations = "durations are milliseconds; median: the middle value (the mean of the two middle values, rounded down); p90: the nearest rank, the ceil(0.9 n)-th smallest"

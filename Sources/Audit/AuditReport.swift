@@ -319,10 +319,11 @@ struct Analysis {
     let query: AuditQuery
 
     /// The first failure of `app`'s release: its `failed` note, or the
-    /// alert's `startsAt` when that is earlier.
-    func failure(_ app: String, _ commit: OID) -> Int64? {
+    /// alert's `startsAt` when that is earlier (but not before the release
+    /// was committed: an alert already firing then is dated from the release).
+    func failure(_ app: String, _ commit: OID, committed: Int64) -> Int64? {
         guard let failed = facts.event(.failed, app, on: commit) else { return nil }
-        if let starts = failed.note.value("startsAt").flatMap(Dates.parse) { return min(starts, failed.time) }
+        if let starts = failed.note.value("startsAt").flatMap(Dates.parse) { return max(committed, min(starts, failed.time)) }
         return failed.time
     }
 
@@ -333,7 +334,7 @@ struct Analysis {
         result.reserveCapacity(list.count)
         var lastFailure: Int64?
         for (i, release) in list.enumerated() {
-            let failedAt = failure(app, release.commit)
+            let failedAt = failure(app, release.commit, committed: release.time * 1000)
             let failed = release.kind == .deploy && (failedAt != nil || release.rolledBackBy != nil)
             var recovery: Int64?
             if failed, let start = failedAt ?? release.rolledBackBy.flatMap({ commitTimes[$0] }) {
@@ -399,7 +400,7 @@ struct Analysis {
             let to = release.kind == .pin ? (list[..<index].last { $0.commit == release.target }?.version ?? release.version) : release.version
             appRows.append(RollbackApp(app: app, from: release.previousVersion, to: to, badRelease: bad?.commit, target: release.target))
             if let bad {
-                let failedAt = failure(app, bad.commit)
+                let failedAt = failure(app, bad.commit, committed: bad.time * 1000)
                 let appliedAt = facts.event(.applied, app, on: bad.commit)?.time ?? bad.time * 1000
                 if let failedAt {
                     detects.append(max(0, failedAt - appliedAt))

@@ -38,7 +38,7 @@ import SystemSupport
         let address = try h.startServe(["--hook-token-file", try tokenFile(h)])
         try h.waitHealthy("api", "1.0.0")
         try h.writeApp(try execApp("api", version: "1.1.0"))
-        try h.commit("api 1.1.0")
+        let bad = try h.commit("api 1.1.0")
         try h.waitHealthy("api", "1.1.0")
         let body = Self.alert()
         // A second Alertmanager of an HA pair sends the same alert with its own receiver and URL.
@@ -53,6 +53,11 @@ import SystemSupport
         let message = try git(["log", "-1", "--format=%B", "main"], in: h.repo)
         #expect(message.contains("Rewind-Alert: HighErrorRate"))
         #expect(message.contains("Rewind-Fingerprint: fp-1"))
+        // The alert is the release's failure in the notes: its name, labels and startsAt.
+        let noted = h.notes(on: bad)
+        #expect(noted.contains("failed app=api reason=\"alert HighErrorRate firing\" alert=HighErrorRate startsAt="), "\(noted)")
+        #expect(noted.contains("labels=alertname=HighErrorRate,app=api,severity=critical"), "\(noted)")
+        #expect(noted.contains("rolled-back app=api by="), "\(noted)")
         try h.waitHealthy("api", "1.0.0")
         // Resolved: nothing. Bad token: 401 before any work.
         let resolved = try await post(address, "/hooks/alertmanager", Self.alert("resolved"))
@@ -64,6 +69,11 @@ import SystemSupport
         #expect(again.1.contains("rollback did not recover"))
         #expect(try rollbackCommits(h).count == 1)
         #expect(h.notes(on: try rollbackCommits(h)[0]).contains("escalated app=api"))
+        // The escalated automatic rollback's incident report, as git shows it.
+        let incident = try git(["notes", "--ref=rewind-incident", "show", try rollbackCommits(h)[0]], in: h.repo)
+        #expect(incident.hasPrefix("# Incident: api rolled back by"), "\(incident)")
+        #expect(incident.contains("- **Outcome:** escalated"), "\(incident)")
+        #expect(incident.contains("alert HighErrorRate"), "\(incident)")
         // Status says a human is needed, not healthy / nothing, and exits 7.
         let status = try rewind(["status", "--repo", h.repo, "--state-dir", h.stateDir])
         #expect(status.status == 7, "\(status.stdout)")
@@ -122,6 +132,21 @@ import SystemSupport
             return metrics.contains(#"rewind_alerts_received_total{status="resolved"}"#)
         }
         #expect(try rollbackCommits(h).count == 1, "one commit, however many times Alertmanager posted")
+        // Verified: the incident report is a note on the rollback, its
+        // timeline in order from the bad release to the verification, with
+        // the alert's labels from Prometheus' rule.
+        var incident = ""
+        try h.waitUntil("the incident report is written", timeout: 30) {
+            incident = (try? git(["notes", "--ref=rewind-incident", "show", rollback], in: h.repo)) ?? ""
+            return !incident.isEmpty
+        }
+        let rows = incident.split(separator: "\n").drop { !$0.hasPrefix("## Timeline") }.dropFirst(3).prefix { $0.hasPrefix("| 20") }
+        let times = rows.map { $0.split(separator: "|")[0].trimmingCharacters(in: .whitespaces) }
+        #expect(times == times.sorted(), "\(incident)")
+        #expect(rows.first?.contains("release `\(bad.prefix(7))` of api") == true, "\(incident)")
+        #expect(rows.contains { $0.contains("api failed: alert HighErrorRate firing") && $0.contains("severity=critical") }, "\(incident)")
+        #expect(rows.last?.contains("rollback of api verified") == true, "\(incident)")
+        #expect(incident.contains("- **Outcome:** verified"))
     }
 
     private func tokenFile(_ h: ReconcilerHarness) throws -> String {
