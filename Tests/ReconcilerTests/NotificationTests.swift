@@ -30,6 +30,11 @@ import TestSupport
             #expect(text.contains("/slack {\"text\":\":rewind: Rolling back *site*"))
             let json = text.split(separator: "\n").filter { $0.hasPrefix("/flaky-json") }
             #expect(json.first?.contains("rollback-started") == true, "in order, even after a retry")
+            // The completed event carries the incident report's summary; Slack's text too.
+            let completed = json.first { $0.contains("rollback-completed") } ?? ""
+            #expect(completed.contains("\"incident\":\"site 1.1.0 → 1.0.0 by rollback "), "\(completed)")
+            #expect(completed.contains("(analysis): detect ") && completed.contains("verified\""), "\(completed)")
+            #expect(text.contains("verified healthy (analysis") && text.contains("\\nIncident: site 1.1.0 → 1.0.0"), "\(text)")
             // The first delivery to the flaky target was refused, then retried: never lost, never blocking.
             #expect(h.log.contains("notification target #1 (https://localhost:\(proxy.port)) answered 500; retrying"), "\(h.log.suffix(2000))")
             #expect(!h.log.contains("/flaky-json") && !h.log.contains("/slack"), "URLs' paths may hold secrets: never logged")
