@@ -161,6 +161,25 @@ import TestSupport
         }
     }
 
+    /// Incident reports travel like the outcome notes: pushed from the
+    /// mirror, fetched from the server; written on both sides, the mirror
+    /// keeps its own report (a report is never spliced with another).
+    @Test func incidentReportsArePushedAndFetched() throws {
+        try withRemote(apps: [try execApp("api", version: "1.0")]) { setup in
+            _ = try threeReleases(setup)
+            #expect(try setup.rewind(["sync"]).status == 0)
+            let commits = try git(["rev-list", "main"], in: setup.bare).split(separator: "\n").map(String.init)
+            try git(["notes", "--ref=rewind-incident", "add", "-m", "# Incident: from the mirror", commits[0]], in: setup.harness.mirror)
+            try git(["notes", "--ref=rewind-incident", "add", "-m", "# Incident: from the server", commits[1]], in: setup.bare)
+            try git(["notes", "--ref=rewind-incident", "add", "-m", "# Incident: the server's own view", commits[0]], in: setup.bare)
+            let sync = try setup.rewind(["sync"])
+            #expect(sync.status == 0, "\(sync.stdout)\(sync.stderr)")
+            #expect(try git(["notes", "--ref=rewind-incident", "show", commits[0]], in: setup.bare) == "# Incident: from the mirror")
+            #expect(try git(["notes", "--ref=rewind-incident", "show", commits[1]], in: setup.bare) == "# Incident: from the server")
+            #expect(try git(["notes", "--ref=rewind-incident", "show", commits[1]], in: setup.harness.mirror) == "# Incident: from the server")
+        }
+    }
+
     @Test func protectedBranchGetsAProposalBranch() throws {
         try withRemote(apps: [try execApp("api", version: "1.0")]) { setup in
             let good = try threeReleases(setup)
