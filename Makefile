@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote template check-template clean
+.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit template check-template clean
 
 deps:
 	@scripts/install-deps.sh
@@ -38,6 +38,11 @@ bench: release
 	python3 Benchmarks/reconciler.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/serve.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/remote.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	python3 Benchmarks/audit.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# rewind audit and rewind incident alone (Benchmarks/audit.py).
+bench-audit: release
+	python3 Benchmarks/audit.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # Remote repositories alone (Benchmarks/remote.py: webhook, no-op fetch, initial mirror).
 bench-remote: release

@@ -78,7 +78,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "FuzzTargets", dependencies: ["DeployModel", "GitKit", "Rollback", "Remote", "Reconciler", "Server", "SystemSupport"]),
+        .target(name: "FuzzTargets", dependencies: ["Audit", "DeployModel", "GitKit", "Rollback", "Remote", "Reconciler", "Server", "SystemSupport"]),
         .executableTarget(name: "rewind", dependencies: ["RewindCLI"]),
         .executableTarget(name: "rewind-demo-service", dependencies: ["SystemSupport"]),
         .testTarget(name: "GitKitTests", dependencies: ["GitKit", "TestSupport"]),

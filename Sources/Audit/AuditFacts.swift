@@ -31,7 +31,10 @@ public struct AuditFacts {
     public static func read(_ repo: DeployRepository, useCache: Bool = true) throws -> AuditFacts {
         let tip = try repo.tip()
         let listing = try repo.configForListing(at: tip)
-        let history = try ReleaseHistory.load(repo, config: listing.config, tip: tip, useCache: useCache)
+        // Details (author, summary, versions) for rollbacks and the
+        // releases they undid only: the rows and incidents name them.
+        let history = try ReleaseHistory.load(repo, config: listing.config, tip: tip, useCache: useCache,
+                                              detailsWhere: { $0.kind != .deploy || $0.rolledBackBy != nil })
         var facts = AuditFacts(repo: repo, config: listing.config, history: history)
         if let warning = listing.warning { facts.warnings.append(warning) }
         try facts.readNotes()
@@ -95,6 +98,12 @@ public struct AuditFacts {
     /// Every event for `app` on `commit`, oldest first.
     public func events(_ app: String, on commit: OID) -> [NoteEvent] {
         (events[commit]?[app]?.values).map { $0.sorted { ($0.time, $0.outcome.order) < ($1.time, $1.outcome.order) } } ?? []
+    }
+
+    /// The `version` of an app's tree (read from its app.yaml).
+    public func version(_ app: String, tree: OID?) -> String? {
+        guard let tree, let ref = config.app(named: app) else { return nil }
+        return repo.appSpec(appTree: tree, app: ref)?.version
     }
 
     /// A rollback or pin commit read with the facts.

@@ -5,7 +5,7 @@ import SystemSupport
 /// What each metric measures, in the JSON and the README alike.
 public enum MetricDefinitions {
     public static let deploymentFrequency =
-        "deploys: releases (commits on the branch's first-parent chain that changed an app's desired state: deploys, rollbacks, reverts, pins, unpins) whose author time is in the range, counted per app; perDay = deploys / days in the range, perWeek = perDay * 7"
+        "deploys: releases (commits on the branch's first-parent chain that changed an app's desired state: deploys, rollbacks, reverts, pins, unpins) whose author time is in the range, counted per app; perDay = deploys / days of the range the branch has lived (from its first release, up to now), perWeek = perDay * 7"
     public static let changeLeadTime =
         "for each deploy release with a healthy note: the time of its first healthy note - the desired-state commit's author time; median and p90"
     public static let changeFailRate =

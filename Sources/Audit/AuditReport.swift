@@ -169,20 +169,21 @@ public struct AuditReport: Sendable {
         // Weeks cover the part of the range the branch has lived through:
         // from its first release to now (not a row for every week since 1970).
         let first = facts.config.apps.compactMap { facts.history.of($0.name).first?.time }.min().map { $0 * 1000 } ?? query.until
-        let weekStarts = Weeks.starts(from: max(query.since, first), until: min(query.until, Clock.wallMilliseconds() + 1))
+        let lived = (from: max(query.since, first), until: max(max(query.since, first), min(query.until, Clock.wallMilliseconds() + 1)))
+        let weekStarts = Weeks.starts(from: lived.from, until: lived.until)
         var perApp: [(String, DoraMetrics, [WeekMetrics])] = []
         var all: [ReleaseFacts] = []
         for app in apps {
-            let releases = analysis.releaseFacts(app).filter { query.contains($0.release.time * 1000) }
+            let releases = analysis.releaseFacts(app).filter { query.contains($0.time) }
             all += releases
-            perApp.append((app, DoraMetrics.of(releases, from: query.since, until: query.until), Weeks.metrics(releases, weekStarts, query)))
+            perApp.append((app, DoraMetrics.of(releases, from: lived.from, until: lived.until), Weeks.metrics(releases, weekStarts, query)))
         }
         var rollbackMetrics = RollbackMetrics()
         rollbackMetrics.attempted = rows.count
         rollbackMetrics.verified = rows.filter { $0.outcome == "verified" }.count
         rollbackMetrics.escalated = rows.filter { $0.outcome == "escalated" }.count
         rollbackMetrics.automatic = rows.filter(\.automatic).count
-        rollbackMetrics.deployReleases = all.filter { $0.release.kind == .deploy && query.contains($0.release.time * 1000) }.count
+        rollbackMetrics.deployReleases = all.filter { $0.kind == .deploy && query.contains($0.time) }.count
         for (_, event) in facts.refusals where apps.contains(event.note.app) && query.contains(event.time) {
             let name = event.note.value("guard") ?? "other"
             rollbackMetrics.guardsHit[name, default: 0] += 1
@@ -195,7 +196,7 @@ public struct AuditReport: Sendable {
         }.sorted { $0.time < $1.time }
         return AuditReport(
             query: query, apps: apps, branch: facts.repo.branchName, tip: facts.history.tip, rollbacks: rows, escalations: escalations,
-            overall: DoraMetrics.of(all, from: query.since, until: query.until),
+            overall: DoraMetrics.of(all, from: lived.from, until: lived.until),
             weeks: Weeks.metrics(all, weekStarts, query),
             perApp: perApp, rollbackMetrics: rollbackMetrics, warnings: facts.warnings)
     }
@@ -252,7 +253,7 @@ enum Weeks {
         guard let first = starts.first else { return [] }
         var buckets = [[ReleaseFacts]](repeating: [], count: starts.count)
         for facts in releases {
-            let i = Int((start(of: facts.release.time * 1000) - first) / length)
+            let i = Int((start(of: facts.time) - first) / length)
             if buckets.indices.contains(i) { buckets[i].append(facts) }
         }
         return zip(starts, buckets).map { week, list in
@@ -274,7 +275,10 @@ enum Weeks {
 
 /// What the audit knows of one release of one app.
 struct ReleaseFacts {
-    let release: Release
+    /// The release's commit time (ms) and kind: small, since an audit
+    /// holds one per release of the history.
+    let time: Int64
+    let kind: ReleaseKind
     /// The first failure or alert (ms).
     let failedAt: Int64?
     /// Its `healthy` note (ms).
@@ -295,11 +299,11 @@ extension DoraMetrics {
         var lead: [Int64] = []
         var recovery: [Int64] = []
         for facts in releases {
-            let time = facts.release.time * 1000
+            let time = facts.time
             guard time >= from && time < until else { continue }
             m.deploys += 1
             if facts.unplanned { m.unplannedDeploys += 1 }
-            guard facts.release.kind == .deploy else { continue }
+            guard facts.kind == .deploy else { continue }
             m.deployReleases += 1
             if let healthy = facts.healthyAt { lead.append(max(0, healthy - time)) }
             if facts.failed {
@@ -348,7 +352,7 @@ struct Analysis {
             let time = release.time * 1000
             let fixForward = release.kind == .deploy && lastFailure.map { time > $0 && time - $0 <= query.reworkWindow } == true
             let unplanned = release.kind == .rollback || release.kind == .pin || fixForward
-            result.append(ReleaseFacts(release: release, failedAt: failedAt, healthyAt: facts.event(.healthy, app, on: release.commit)?.time,
+            result.append(ReleaseFacts(time: time, kind: release.kind, failedAt: failedAt, healthyAt: facts.event(.healthy, app, on: release.commit)?.time,
                                        failed: failed, recovery: recovery, unplanned: unplanned))
             if failed { lastFailure = time }
         }
@@ -397,7 +401,7 @@ struct Analysis {
             var bad: Release? = index > 0 ? list[index - 1] : nil
             if release.reverts, let target = release.target, let reverted = list[..<index].last(where: { $0.commit == target }) { bad = reverted }
             // A pin leaves the app's files as they are: its version is the pinned release's.
-            let to = release.kind == .pin ? (list[..<index].last { $0.commit == release.target }?.version ?? release.version) : release.version
+            let to = release.kind == .pin ? (list[..<index].last { $0.commit == release.target }.flatMap { facts.version(app, tree: $0.tree) } ?? release.version) : release.version
             appRows.append(RollbackApp(app: app, from: release.previousVersion, to: to, badRelease: bad?.commit, target: release.target))
             if let bad {
                 let failedAt = failure(app, bad.commit, committed: bad.time * 1000)

@@ -1,3 +1,4 @@
+import Audit
 import DeployModel
 import GitKit
 import Reconciler
@@ -19,7 +20,7 @@ public enum FuzzTargets {
         ("rewind-yaml", rewindYAML), ("app-yaml", appYAML), ("pins", pins),
         ("alertmanager", alertmanager), ("git-push", gitPush), ("known-hosts", knownHosts),
         ("trailers", trailers), ("notes", notes), ("durations", durations),
-        ("remote-urls", remoteURLs), ("state", state),
+        ("remote-urls", remoteURLs), ("state", state), ("dates", dates),
     ]
 
     /// The target called `name`.
@@ -92,6 +93,16 @@ public enum FuzzTargets {
         for line in ReleaseNote.parseAll(text(bytes)) {
             check(!line.app.isEmpty && line.line.hasPrefix(line.key), "a parsed line has an outcome and an app")
         }
+    }
+
+    /// A time that parses prints (RFC 3339, UTC, milliseconds) as text that
+    /// parses to the same instant; `--since`/`--until` words never crash.
+    static func dates(_ bytes: [UInt8]) {
+        let words = text(bytes)
+        if let ms = Dates.parse(words) {
+            check(Dates.parse(Clock.iso8601UTC(milliseconds: ms, fraction: true)) == ms, "\(words) round-trips")
+        }
+        _ = try? AuditQuery.parseDate(words, option: "--since", now: 1_800_000_000_000, endOfDay: true)
     }
 
     /// A duration that parses is never negative and prints as something that parses to it.

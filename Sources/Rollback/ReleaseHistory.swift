@@ -22,6 +22,14 @@ public struct ReleaseHistory: Sendable {
     /// of each app become `Release` values (all when nil); with `details`,
     /// their author, email, summary and version labels are filled in.
     public static func load(_ repo: DeployRepository, config: RepoConfig, tip: OID, useCache: Bool = true, limit: Int? = nil, details: Bool = true) throws -> ReleaseHistory {
+        try load(repo, config: config, tip: tip, useCache: useCache, limit: limit, detailsWhere: details ? { _ in true } : nil)
+    }
+
+    /// `load`, filling in details only for the releases `detailsWhere`
+    /// picks (the audit needs them for rollbacks and what they undid, not
+    /// for every release of a long history).
+    public static func load(_ repo: DeployRepository, config: RepoConfig, tip: OID, useCache: Bool = true, limit: Int? = nil,
+                            detailsWhere: ((Release) -> Bool)?) throws -> ReleaseHistory {
         let apps = config.apps
         let key = ([repo.branchRef] + apps.map { "\($0.name)=\($0.path)" }).joined(separator: ";")
         let directory = ReleaseIndex.directory(gitDirectory: repo.git.gitDirectory, key: key)
@@ -32,7 +40,7 @@ public struct ReleaseHistory: Sendable {
         }
         let (releases, totals) = assemble(&index, apps: apps, limit: limit)
         var history = ReleaseHistory(tip: tip, releases: releases, totals: totals)
-        if details { history.fillDetails(repo, apps: apps, index: &index) }
+        if let detailsWhere { history.fillDetails(repo, apps: apps, index: &index, where: detailsWhere) }
         if useCache && index.isDirty { index.save() }
         return history
     }
@@ -171,15 +179,15 @@ public struct ReleaseHistory: Sendable {
     /// Fills author, email, summary and version labels of the loaded
     /// releases, reading each app tree's app.yaml once (and remembering it in
     /// the cache).
-    mutating func fillDetails(_ repo: DeployRepository, apps: [AppRef], index: inout ReleaseIndex) {
-        var wanted: Set<OID> = []
+    mutating func fillDetails(_ repo: DeployRepository, apps: [AppRef], index: inout ReleaseIndex, where wanted: (Release) -> Bool) {
+        var trees: Set<OID> = []
         for list in releases.values {
-            for r in list {
-                if let tree = r.tree { wanted.insert(tree) }
-                if let tree = r.previousTree { wanted.insert(tree) }
+            for r in list where wanted(r) {
+                if let tree = r.tree { trees.insert(tree) }
+                if let tree = r.previousTree { trees.insert(tree) }
             }
         }
-        var known = index.versions(of: wanted)
+        var known = index.versions(of: trees)
         func version(_ tree: OID?) -> String? {
             guard let tree else { return nil }
             if let found = known[tree] { return found.isEmpty ? nil : found }
@@ -195,7 +203,7 @@ public struct ReleaseHistory: Sendable {
         for app in apps {
             guard var list = releases[app.name] else { continue }
             releases[app.name] = nil  // hold the only reference while mutating
-            for i in list.indices {
+            for i in list.indices where wanted(list[i]) {
                 (list[i].author, list[i].email, list[i].summary) = index.strings(at: list[i].stringOffset)
                 list[i].version = version(list[i].tree)
                 list[i].previousVersion = version(list[i].previousTree)

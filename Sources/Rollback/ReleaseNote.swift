@@ -78,34 +78,37 @@ public struct ReleaseNote: Sendable, Equatable {
     /// text, a damaged line, an outcome this version does not know): such
     /// lines are skipped, never fatal.
     public static func parse<S: StringProtocol>(_ line: S) -> ReleaseNote? {
+        // Bytes, not Characters: an audit parses every note line of a long history.
         var words: [String] = []
-        var current = ""
+        var current: [UInt8] = []
         var quoted = false
         var inWord = false
-        for ch in line {
+        for byte in line.utf8 {
             if quoted {
-                if ch == "\"" { quoted = false } else { current.append(ch) }
-            } else if ch == "\"" {
+                if byte == 34 { quoted = false } else { current.append(byte) }
+            } else if byte == 34 {
                 quoted = true
                 inWord = true
-            } else if ch == " " || ch == "\t" {
-                if inWord { words.append(current) }
-                current = ""
+            } else if byte == 32 || byte == 9 {
+                if inWord { words.append(String(decoding: current, as: UTF8.self)) }
+                current.removeAll(keepingCapacity: true)
                 inWord = false
             } else {
-                current.append(ch)
+                current.append(byte)
                 inWord = true
             }
         }
         guard !quoted else { return nil }
-        if inWord { words.append(current) }
+        if inWord { words.append(String(decoding: current, as: UTF8.self)) }
         guard let outcome = words.first.flatMap(NoteOutcome.init(rawValue:)) else { return nil }
         var app: String?
         var fields: [Field] = []
+        fields.reserveCapacity(words.count)
         for word in words.dropFirst() {
-            guard let equals = word.firstIndex(of: "="), equals != word.startIndex else { return nil }
+            let bytes = word.utf8
+            guard let equals = bytes.firstIndex(of: 61), equals != bytes.startIndex else { return nil }
             let key = String(word[..<equals])
-            let value = String(word[word.index(after: equals)...])
+            let value = String(word[word.utf8.index(after: equals)...])
             if key == "app" && app == nil { app = value } else { fields.append(Field(key, value)) }
         }
         guard let app, !app.isEmpty else { return nil }
