@@ -68,26 +68,36 @@ public struct AuditFacts {
                 warnings.append("note on \(target.short): its blob \(blob.short) cannot be read; skipped")
                 continue
             }
-            var lineNumber = 0
-            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
-                lineNumber += 1
-                guard !line.allSatisfy(\.isWhitespace) else { continue }
-                guard let note = ReleaseNote.parse(line) else {
-                    warnings.append("note on \(target.short), line \(lineNumber): not a Rewind note line (written by hand or damaged); skipped")
-                    continue
-                }
-                guard let text = note.value("time"), let time = Dates.parse(text) else {
-                    warnings.append("note on \(target.short), line \(lineNumber): \(note.outcome.rawValue) for \(note.app) has no valid time= field; skipped")
-                    continue
-                }
-                let event = NoteEvent(note: note, time: time)
-                if note.outcome == .refused {
+            for event in Self.events(inNote: String(decoding: bytes, as: UTF8.self), on: target, warnings: &warnings) {
+                if event.outcome == .refused {
                     refusals.append((target, event))
-                } else if events[target]?[note.app]?[note.outcome] == nil {
-                    events[target, default: [:]][note.app, default: [:]][note.outcome] = event
+                } else if events[target]?[event.note.app]?[event.outcome] == nil {
+                    events[target, default: [:]][event.note.app, default: [:]][event.outcome] = event
                 }
             }
         }
+    }
+
+    /// The events of one note's text; lines that are not Rewind's (written
+    /// by hand, damaged, without a valid time) become warnings naming the
+    /// commit and line.
+    static func events(inNote text: String, on target: OID, warnings: inout [String]) -> [NoteEvent] {
+        var result: [NoteEvent] = []
+        var lineNumber = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            guard !line.allSatisfy(\.isWhitespace) else { continue }
+            guard let note = ReleaseNote.parse(line) else {
+                warnings.append("note on \(target.short), line \(lineNumber): not a Rewind note line (written by hand or damaged); skipped")
+                continue
+            }
+            guard let text = note.value("time"), let time = Dates.parse(text) else {
+                warnings.append("note on \(target.short), line \(lineNumber): \(note.outcome.rawValue) for \(note.app) has no valid time= field; skipped")
+                continue
+            }
+            result.append(NoteEvent(note: note, time: time))
+        }
+        return result
     }
 
     /// The first event of `outcome` for `app` on `commit`.

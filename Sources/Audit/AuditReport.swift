@@ -154,7 +154,12 @@ public struct AuditReport: Sendable {
 
     /// Builds the report; an unknown app in the query is a usage error.
     public static func build(_ facts: AuditFacts, _ query: AuditQuery) throws -> AuditReport {
-        let known = facts.config.apps.map(\.name)
+        try build(AuditDigest.compute(facts), query)
+    }
+
+    /// Builds the report of `query` from a digest of the history.
+    public static func build(_ digest: AuditDigest, _ query: AuditQuery) throws -> AuditReport {
+        let known = digest.apps
         for app in query.apps where !known.contains(app) {
             let near = Spelling.nearest(app, in: known).map { "did you mean '\($0)'? " } ?? ""
             throw RewindError(.usage, "unknown app '\(app)'", hint: "\(near)apps in \(RepoConfig.fileName): \(known.joined(separator: ", "))")
@@ -164,41 +169,51 @@ public struct AuditReport: Sendable {
                               hint: "give a range that starts before it ends")
         }
         let apps = query.apps.isEmpty ? known : known.filter(query.apps.contains)
-        var analysis = Analysis(facts: facts, query: query)
-        let rows = analysis.rollbackRows(apps: apps)
+        let rows = digest.rows.filter { row in query.contains(row.time) && row.apps.contains { apps.contains($0.app) } }
         // Weeks cover the part of the range the branch has lived through:
         // from its first release to now (not a row for every week since 1970).
-        let first = facts.config.apps.compactMap { facts.history.of($0.name).first?.time }.min().map { $0 * 1000 } ?? query.until
+        let first = digest.releases.compactMap { $0.first?.time }.min() ?? query.until
         let lived = (from: max(query.since, first), until: max(max(query.since, first), min(query.until, Clock.wallMilliseconds() + 1)))
         let weekStarts = Weeks.starts(from: lived.from, until: lived.until)
+        // One pass over each app's releases, tallied for the range and its
+        // week; the overall metrics merge the apps' tallies.
         var perApp: [(String, DoraMetrics, [WeekMetrics])] = []
-        var all: [ReleaseFacts] = []
-        for app in apps {
-            let releases = analysis.releaseFacts(app).filter { query.contains($0.time) }
-            all += releases
-            perApp.append((app, DoraMetrics.of(releases, from: lived.from, until: lived.until), Weeks.metrics(releases, weekStarts, query)))
+        var overall = Tally()
+        var overallWeeks = [Tally](repeating: Tally(), count: weekStarts.count)
+        for (app, list) in zip(digest.apps, digest.releases) where apps.contains(app) {
+            var range = Tally()
+            var weeks = [Tally](repeating: Tally(), count: weekStarts.count)
+            var lastFailure: Int64?
+            for r in list {
+                let fixForward = r.kind == .deploy && lastFailure.map { r.time > $0 && r.time - $0 <= query.reworkWindow } == true
+                if r.failed { lastFailure = r.time }
+                guard query.contains(r.time) else { continue }
+                let unplanned = r.kind == .rollback || r.kind == .pin || fixForward
+                range.add(r, unplanned: unplanned)
+                if let first = weekStarts.first {
+                    let i = Int((Weeks.start(of: r.time) - first) / Weeks.length)
+                    if weeks.indices.contains(i) { weeks[i].add(r, unplanned: unplanned) }
+                }
+            }
+            overall.merge(range)
+            for i in weeks.indices { overallWeeks[i].merge(weeks[i]) }
+            perApp.append((app, range.metrics(from: lived.from, until: lived.until), Weeks.metrics(weeks, weekStarts, query)))
         }
         var rollbackMetrics = RollbackMetrics()
         rollbackMetrics.attempted = rows.count
         rollbackMetrics.verified = rows.filter { $0.outcome == "verified" }.count
         rollbackMetrics.escalated = rows.filter { $0.outcome == "escalated" }.count
         rollbackMetrics.automatic = rows.filter(\.automatic).count
-        rollbackMetrics.deployReleases = all.filter { $0.kind == .deploy && query.contains($0.time) }.count
-        for (_, event) in facts.refusals where apps.contains(event.note.app) && query.contains(event.time) {
-            let name = event.note.value("guard") ?? "other"
-            rollbackMetrics.guardsHit[name, default: 0] += 1
+        rollbackMetrics.deployReleases = overall.deployReleases
+        for refusal in digest.refusals where apps.contains(refusal.app) && query.contains(refusal.time) {
+            rollbackMetrics.guardsHit[refusal.name, default: 0] += 1
         }
-        let escalations = apps.flatMap { app in
-            facts.history.of(app).compactMap { release -> EscalationRow? in
-                guard let event = facts.event(.escalated, app, on: release.commit), query.contains(event.time) else { return nil }
-                return EscalationRow(time: event.time, app: app, release: release.commit, reason: event.note.value("reason") ?? "")
-            }
-        }.sorted { $0.time < $1.time }
         return AuditReport(
-            query: query, apps: apps, branch: facts.repo.branchName, tip: facts.history.tip, rollbacks: rows, escalations: escalations,
-            overall: DoraMetrics.of(all, from: lived.from, until: lived.until),
-            weeks: Weeks.metrics(all, weekStarts, query),
-            perApp: perApp, rollbackMetrics: rollbackMetrics, warnings: facts.warnings)
+            query: query, apps: apps, branch: digest.branch, tip: digest.tip, rollbacks: rows,
+            escalations: digest.escalations.filter { apps.contains($0.app) && query.contains($0.time) },
+            overall: overall.metrics(from: lived.from, until: lived.until),
+            weeks: Weeks.metrics(overallWeeks, weekStarts, query),
+            perApp: perApp, rollbackMetrics: rollbackMetrics, warnings: digest.warnings)
     }
 }
 
@@ -249,15 +264,9 @@ enum Weeks {
     }
 
     /// The metrics of each week of `starts`, from releases already in the range.
-    static func metrics(_ releases: [ReleaseFacts], _ starts: [Int64], _ query: AuditQuery) -> [WeekMetrics] {
-        guard let first = starts.first else { return [] }
-        var buckets = [[ReleaseFacts]](repeating: [], count: starts.count)
-        for facts in releases {
-            let i = Int((start(of: facts.time) - first) / length)
-            if buckets.indices.contains(i) { buckets[i].append(facts) }
-        }
-        return zip(starts, buckets).map { week, list in
-            WeekMetrics(start: week, metrics: DoraMetrics.of(list, from: max(week, query.since), until: min(week + length, query.until)))
+    static func metrics(_ tallies: [Tally], _ starts: [Int64], _ query: AuditQuery) -> [WeekMetrics] {
+        zip(starts, tallies).map { week, tally in
+            WeekMetrics(start: week, metrics: tally.metrics(from: max(week, query.since), until: min(week + length, query.until)))
         }
     }
 
@@ -287,30 +296,50 @@ struct ReleaseFacts {
     let failed: Bool
     /// Failure → the app healthy again on a later release (ms).
     let recovery: Int64?
-    /// A rollback, revert or pin, or a deploy soon after a failed release.
-    let unplanned: Bool
 }
 
-extension DoraMetrics {
-    /// The metrics of the releases committed in [from, until).
-    static func of(_ releases: [ReleaseFacts], from: Int64, until: Int64) -> DoraMetrics {
+/// Counts and durations of a set of releases, from which the DORA metrics
+/// follow; tallies of several apps or weeks merge.
+struct Tally {
+    var deploys = 0
+    var deployReleases = 0
+    var failed = 0
+    var unrecovered = 0
+    var unplanned = 0
+    var lead: [Int64] = []
+    var recovery: [Int64] = []
+
+    mutating func add(_ r: ReleaseFacts, unplanned isUnplanned: Bool) {
+        deploys += 1
+        if isUnplanned { unplanned += 1 }
+        guard r.kind == .deploy else { return }
+        deployReleases += 1
+        if let healthy = r.healthyAt { lead.append(max(0, healthy - r.time)) }
+        if r.failed {
+            failed += 1
+            if let value = r.recovery { recovery.append(value) } else { unrecovered += 1 }
+        }
+    }
+
+    mutating func merge(_ other: Tally) {
+        deploys += other.deploys
+        deployReleases += other.deployReleases
+        failed += other.failed
+        unrecovered += other.unrecovered
+        unplanned += other.unplanned
+        lead += other.lead
+        recovery += other.recovery
+    }
+
+    /// The metrics, the frequency over [from, until).
+    func metrics(from: Int64, until: Int64) -> DoraMetrics {
         var m = DoraMetrics()
         m.days = Double(until - from) / 86_400_000
-        var lead: [Int64] = []
-        var recovery: [Int64] = []
-        for facts in releases {
-            let time = facts.time
-            guard time >= from && time < until else { continue }
-            m.deploys += 1
-            if facts.unplanned { m.unplannedDeploys += 1 }
-            guard facts.kind == .deploy else { continue }
-            m.deployReleases += 1
-            if let healthy = facts.healthyAt { lead.append(max(0, healthy - time)) }
-            if facts.failed {
-                m.failedReleases += 1
-                if let r = facts.recovery { recovery.append(r) } else { m.unrecovered += 1 }
-            }
-        }
+        m.deploys = deploys
+        m.deployReleases = deployReleases
+        m.failedReleases = failed
+        m.unrecovered = unrecovered
+        m.unplannedDeploys = unplanned
         m.leadTime = DurationSummary(lead)
         m.recoveryTime = DurationSummary(recovery)
         return m
@@ -320,7 +349,6 @@ extension DoraMetrics {
 /// The audit's reading of the facts: per-release facts and rollback rows.
 struct Analysis {
     let facts: AuditFacts
-    let query: AuditQuery
 
     /// The first failure of `app`'s release: its `failed` note, or the
     /// alert's `startsAt` when that is earlier (but not before the release
@@ -336,7 +364,6 @@ struct Analysis {
         let commitTimes = Dictionary(list.map { ($0.commit, $0.time * 1000) }, uniquingKeysWith: { a, _ in a })
         var result: [ReleaseFacts] = []
         result.reserveCapacity(list.count)
-        var lastFailure: Int64?
         for (i, release) in list.enumerated() {
             let failedAt = failure(app, release.commit, committed: release.time * 1000)
             let failed = release.kind == .deploy && (failedAt != nil || release.rolledBackBy != nil)
@@ -349,32 +376,23 @@ struct Analysis {
                     }
                 }
             }
-            let time = release.time * 1000
-            let fixForward = release.kind == .deploy && lastFailure.map { time > $0 && time - $0 <= query.reworkWindow } == true
-            let unplanned = release.kind == .rollback || release.kind == .pin || fixForward
-            result.append(ReleaseFacts(time: time, kind: release.kind, failedAt: failedAt, healthyAt: facts.event(.healthy, app, on: release.commit)?.time,
-                                       failed: failed, recovery: recovery, unplanned: unplanned))
-            if failed { lastFailure = time }
+            result.append(ReleaseFacts(time: release.time * 1000, kind: release.kind, failedAt: failedAt,
+                                       healthyAt: facts.event(.healthy, app, on: release.commit)?.time, failed: failed, recovery: recovery))
         }
         return result
     }
 
-    /// One row per rollback commit in the range that changed one of `apps`.
-    mutating func rollbackRows(apps: [String]) -> [RollbackRow] {
+    /// One row per rollback commit of the history.
+    func rollbackRows() -> [RollbackRow] {
         var byCommit: [OID: [(app: String, index: Int)]] = [:]
         var order: [OID] = []
         for app in facts.config.apps.map(\.name) {
             for (i, release) in facts.history.of(app).enumerated() where release.kind == .rollback || release.kind == .pin {
-                guard query.contains(release.time * 1000) else { continue }
                 if byCommit[release.commit] == nil { order.append(release.commit) }
                 byCommit[release.commit, default: []].append((app, i))
             }
         }
-        return order.compactMap { commit -> RollbackRow? in
-            let members = byCommit[commit] ?? []
-            guard members.contains(where: { apps.contains($0.app) }) else { return nil }
-            return row(commit, members)
-        }.sorted { ($0.time, $0.commit.hex) < ($1.time, $1.commit.hex) }
+        return order.compactMap { commit in row(commit, byCommit[commit] ?? []) }.sorted { ($0.time, $0.commit.hex) < ($1.time, $1.commit.hex) }
     }
 
     /// The row of one rollback commit: `members` are its releases (app, index in the app's list).

@@ -25,14 +25,29 @@ public struct IncidentReport: Sendable {
     public let totalMilliseconds: Int64?
 
     /// The report of `revision`: a rollback commit, or a release a
-    /// rollback undid (its first rollback is reported).
-    public static func build(_ facts: AuditFacts, revision: String) throws -> IncidentReport {
+    /// rollback undid (its first rollback is reported). Reads the audit's
+    /// digest (cached in the git directory) and the notes of the commits
+    /// the report names, not the whole history.
+    public static func build(_ repo: DeployRepository, revision: String, useCache: Bool = true) throws -> IncidentReport {
         let id: OID
         do {
-            id = try facts.repo.git.resolveCommit(revision)
+            id = try repo.git.resolveCommit(revision)
         } catch {
             throw RewindError(.usage, "unknown revision '\(revision)'", hint: "give a rollback commit or the release it rolled back; `rewind audit` lists rollbacks")
         }
+        return try build(repo, commit: id, revision: revision, useCache: useCache)
+    }
+
+    /// The report of the rollback commit `id`, or of the first rollback of the release `id`.
+    public static func build(_ repo: DeployRepository, commit id: OID, revision: String? = nil, useCache: Bool = true) throws -> IncidentReport {
+        let digest = try AuditDigest.load(repo, useCache: useCache)
+        let row = digest.rows.first { $0.commit == id } ?? digest.rows.first { $0.apps.contains { $0.badRelease == id } }
+        if let row {
+            let config = try repo.configForListing(at: digest.tip).config
+            return make(IncidentSource(repo: repo, config: config), row)
+        }
+        // A release undone by a rollback of a range of releases (not the one just before it).
+        let facts = try AuditFacts.read(repo, useCache: useCache)
         return try build(facts, commit: id, revision: revision)
     }
 
@@ -56,23 +71,21 @@ public struct IncidentReport: Sendable {
                 if let i = facts.history.of(app).firstIndex(where: { $0.commit == by }) { members.append((app, i)) }
             }
         }
-        let query = AuditQuery(since: Int64.min / 2, until: Int64.max / 2)
-        guard let rollback, let row = Analysis(facts: facts, query: query).row(rollback, members) else {
+        guard let rollback, let row = Analysis(facts: facts).row(rollback, members) else {
             throw RewindError(.usage, "\(revision ?? id.short) (\(id.short)) is neither a rollback commit nor a release that a rollback undid",
                               hint: "give a rollback commit or the release it rolled back; `rewind audit --since DATE` lists the rollbacks")
         }
-        return make(facts, row)
+        return make(IncidentSource(repo: facts.repo, config: facts.config), row)
     }
 
-    private static func make(_ facts: AuditFacts, _ row: RollbackRow) -> IncidentReport {
+    private static func make(_ facts: IncidentSource, _ row: RollbackRow) -> IncidentReport {
         var events: [Event] = []
-        let analysis = Analysis(facts: facts, query: AuditQuery(since: Int64.min / 2, until: Int64.max / 2))
         var applied: [Int64] = []
         var healthyAgain: [Int64] = []
         for app in row.apps {
-            if let bad = app.badRelease, let release = facts.history.of(app.app).first(where: { $0.commit == bad }) {
-                events.append(Event(time: release.time * 1000, app: app.app, kind: "committed",
-                                    text: "release `\(bad.short)` of \(app.app) \(release.version ?? "") committed by \(release.author): \(release.summary)"))
+            if let bad = app.badRelease, let release = try? facts.repo.git.commit(bad) {
+                events.append(Event(time: release.author.time * 1000, app: app.app, kind: "committed",
+                                    text: "release `\(bad.short)` of \(app.app) \(app.from ?? "") committed by \(release.author.name): \(release.summary)"))
                 for event in facts.events(app.app, on: bad) {
                     let note = event.note
                     switch event.outcome {
@@ -99,7 +112,7 @@ public struct IncidentReport: Sendable {
                         break
                     }
                 }
-                if applied.isEmpty { applied.append(release.time * 1000) }
+                if applied.isEmpty { applied.append(release.author.time * 1000) }
             }
         }
         let who = row.author + (row.actor.map { " (actor \($0))" } ?? "")
@@ -122,17 +135,16 @@ public struct IncidentReport: Sendable {
                 }
             }
         }
-        _ = analysis
         let ordered = events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
         var diffs: [(String, String)] = []
-        let commit = facts.commit(row.commit)
+        let commit = try? facts.repo.git.commit(row.commit)
         for app in row.apps {
             guard let ref = facts.config.app(named: app.app), let bad = app.badRelease,
-                  let badTree = try? facts.repo.git.commit(bad).tree, let rollbackTree = commit?.tree ?? (try? facts.repo.git.commit(row.commit).tree) else { continue }
+                  let badTree = try? facts.repo.git.commit(bad).tree, let rollbackTree = commit?.tree else { continue }
             let diff = (try? facts.repo.git.unifiedDiff(from: badTree, to: rollbackTree, paths: [ref.path])) ?? ""
             diffs.append((app.app, diff))
         }
-        let message = commit?.message ?? ((try? facts.repo.git.commit(row.commit))?.message ?? "")
+        let message = commit?.message ?? ""
         let trailers = message.split(separator: "\n").filter { $0.hasPrefix("Rewind-") || $0.hasPrefix("This reverts commit ") }.map(String.init)
         let total = applied.min().flatMap { start in healthyAgain.count == row.apps.count ? healthyAgain.max().map { $0 - start } : nil }
         return IncidentReport(row: row, timeline: ordered, diffs: diffs, trailers: trailers, guards: guardsChecked(facts, row), totalMilliseconds: total)
@@ -141,7 +153,7 @@ public struct IncidentReport: Sendable {
     /// The guards as they stand for this commit: the state it wrote is
     /// valid, which irreversible migrations it crossed (and whether that was
     /// forced), and what artifact each app needs.
-    static func guardsChecked(_ facts: AuditFacts, _ row: RollbackRow) -> [String] {
+    static func guardsChecked(_ facts: IncidentSource, _ row: RollbackRow) -> [String] {
         var lines: [String] = []
         if let tree = try? facts.repo.git.commit(row.commit).tree {
             do {
@@ -217,5 +229,22 @@ public struct IncidentReport: Sendable {
             ("guardsChecked", .array(guards.map { .string($0) })),
             ("summary", .string(summary)),
         ])
+    }
+}
+
+/// What an incident report reads: the repository, its apps, and the notes
+/// of the few commits the report names (read when asked for).
+struct IncidentSource {
+    let repo: DeployRepository
+    let config: RepoConfig
+
+    /// `app`'s events on `commit`, oldest first (one per outcome, the first line).
+    func events(_ app: String, on commit: OID) -> [NoteEvent] {
+        guard let text = (try? repo.git.note(on: commit, notesRef: ReleaseNote.notesRef)) ?? nil else { return [] }
+        var ignored: [String] = []
+        var seen: Set<NoteOutcome> = []
+        return AuditFacts.events(inNote: text, on: commit, warnings: &ignored)
+            .filter { $0.note.app == app && $0.outcome != .refused && seen.insert($0.outcome).inserted }
+            .sorted { ($0.time, $0.outcome.order) < ($1.time, $1.outcome.order) }
     }
 }

@@ -10,7 +10,7 @@ extension Reconciler {
     func writeIncident(_ rollback: OID) -> String? {
         flushNotes()
         do {
-            let report = try IncidentReport.build(try AuditFacts.read(repo), commit: rollback)
+            let report = try IncidentReport.build(repo, commit: rollback)
             try notes.replace(report.markdown, on: rollback, notesRef: ReleaseNote.incidentNotesRef)
             options.onWrite()
             logger.notice("incident report of \(rollback.short) written under \(ReleaseNote.incidentNotesRef): \(report.summary)")

@@ -47,7 +47,7 @@ struct AuditCommand: ParsableCommand {
     @Option(help: "A deploy this soon after one of the app's failed releases is a fix-forward (rework). Default: 24h.")
     var reworkWindow: String?
 
-    @Flag(help: "Ignore and do not update the release index in the git directory.")
+    @Flag(help: "Ignore and do not update the release index and the audit's digest in the git directory.")
     var noCache = false
 
     @OptionGroup var options: RepoOptions
@@ -56,7 +56,7 @@ struct AuditCommand: ParsableCommand {
         try runReporting(format: format == .json ? .json : .table) {
             let query = try AuditQuery(apps: apps, since: since, until: until, reworkWindow: reworkWindow, naming: ("--since", "--until", "--rework-window"))
             let repo = try options.open()
-            let report = try AuditReport.build(try AuditFacts.read(repo, useCache: !noCache), query)
+            let report = try AuditReport.build(try AuditDigest.load(repo, useCache: !noCache), query)
             let text: String
             switch format {
             case .table: text = report.table + "\n"
@@ -103,8 +103,7 @@ struct IncidentCommand: ParsableCommand {
     func run() throws {
         try runReporting(format: format == .json ? .json : .table) {
             let repo = try options.open()
-            let facts = try AuditFacts.read(repo)
-            let report = try IncidentReport.build(facts, revision: revision)
+            let report = try IncidentReport.build(repo, revision: revision)
             try emit(format == .json ? report.json.pretty + "\n" : report.markdown, to: output)
         }
     }

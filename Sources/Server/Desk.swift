@@ -198,7 +198,7 @@ actor RollbackDesk {
     func audit(apps: [String], since: String?, until: String?, reworkWindow: String?) throws(RequestError) -> JSON {
         do {
             let query = try AuditQuery(apps: apps.map { Bounded.text($0, limit: 128) }, since: since, until: until, reworkWindow: reworkWindow, naming: ("since", "until", "reworkWindow"))
-            return try AuditReport.build(try AuditFacts.read(repo), query).json
+            return try AuditReport.build(try AuditDigest.load(repo), query).json
         } catch let error as RewindError where error.code == .usage {
             throw RequestError(400, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
         } catch {
@@ -213,7 +213,7 @@ actor RollbackDesk {
             throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
         }
         do {
-            return try IncidentReport.build(try AuditFacts.read(repo), revision: commit).json
+            return try IncidentReport.build(repo, revision: commit).json
         } catch let error as RewindError where error.code == .usage {
             throw RequestError(404, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
         } catch {
@@ -265,7 +265,7 @@ struct DeskEscalations: EscalationLog {
         do {
             let repo = try DeployRepository(path: repoPath, branch: branch)
             guard RollbackTrailers.parse(try repo.git.commit(release).message)?.trigger.isAutomatic == true else { return nil }
-            let report = try IncidentReport.build(try AuditFacts.read(repo), commit: release)
+            let report = try IncidentReport.build(repo, commit: release)
             try NoteRecorder(git: repo.git, host: Clock.hostName()).replace(report.markdown, on: release, notesRef: ReleaseNote.incidentNotesRef)
             return report.summary
         } catch {

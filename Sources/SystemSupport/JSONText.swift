@@ -64,7 +64,17 @@ public enum JSON: Sendable {
 
     public static func escape(_ s: String, into out: inout [UInt8]) {
         out.append(34)
-        if !s.utf8.contains(where: { $0 < 32 || $0 == 34 || $0 == 92 }) {
+        // Most strings need no escape: check and copy their bytes in place.
+        let copied = s.utf8.withContiguousStorageIfAvailable { bytes -> Bool in
+            guard !bytes.contains(where: { $0 < 32 || $0 == 34 || $0 == 92 }) else { return false }
+            out.append(contentsOf: bytes)
+            return true
+        }
+        if copied == true {
+            out.append(34)
+            return
+        }
+        if copied == nil, !s.utf8.contains(where: { $0 < 32 || $0 == 34 || $0 == 92 }) {
             out.append(contentsOf: s.utf8)
             out.append(34)
             return
