@@ -334,6 +334,32 @@ import TestSupport
         }
     }
 
+    /// The digest in the git directory follows the notes and the branch,
+    /// and a damaged one is computed again.
+    @Test func theCachedDigestFollowsNewNotesAndCommits() throws {
+        try withTemporaryDirectory { dir in
+            let steps = try Self.build(dir)
+            let outcomes = { (json: [String: Any]) in (json["rollbacks"] as? [[String: Any]] ?? []).map { $0["outcome"] as? String ?? "" } }
+            let before = outcomes(try Self.audit(dir))
+            #expect(before.filter { $0 == "unknown" }.count == 1)
+            let gitRevert = steps.first { $0.kind == .gitRevert }?.sha ?? ""
+            try git(["notes", "--ref=rewind", "append", "-m", "verified app=api time=\(Self.iso(Self.t0 + 20 * 86_400)) host=test", gitRevert], in: dir)
+            #expect(outcomes(try Self.audit(dir)).filter { $0 == "unknown" }.isEmpty, "a new note is seen")
+            let digests = try FileManager.default.contentsOfDirectory(atPath: dir + "/.git/rewind").filter { $0.hasPrefix("audit-") }
+            #expect(digests.count == 1)
+            try writeFile(dir + "/.git/rewind/" + (digests.first ?? "audit-x"), "damaged")
+            #expect(outcomes(try Self.audit(dir)).filter { $0 == "unknown" }.isEmpty, "a damaged digest is computed again")
+            // A new commit on the branch: a new release in the counts.
+            let deploys = { (json: [String: Any]) in (((json["dora"] as? [String: Any])?["overall"] as? [String: Any])?["deploymentFrequency"] as? [String: Any])?["deploys"] as? NSNumber }
+            let count = deploys(try Self.audit(dir))?.intValue ?? 0
+            try writeFile(dir + "/apps/web/app.yaml", Self.appYAML("web", 99))
+            try git(["add", "-A"], in: dir)
+            let env = TestEnvironment.git.merging(["GIT_AUTHOR_DATE": "@\(Self.t0 + 41 * 86_400) +0000", "GIT_COMMITTER_DATE": "@\(Self.t0 + 41 * 86_400) +0000"]) { $1 }
+            _ = try run("/usr/bin/git", ["commit", "-q", "-m", "web 1.0.99"], in: dir, environment: env)
+            #expect(deploys(try Self.audit(dir))?.intValue == count + 1)
+        }
+    }
+
     @Test func anEmptyRangeOrAHistoryWithoutRollbacksStillReports() throws {
         try withTemporaryDirectory { dir in
             _ = try Self.build(dir)
