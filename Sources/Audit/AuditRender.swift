@@ -146,14 +146,14 @@ extension AuditReport {
                 let trigger = row.trigger + (row.alert.map { " (\($0))" } ?? "") + (row.automatic || row.trigger == "api" ? row.actor.map { " by \($0)" } ?? "" : "")
                 let forced = row.forced.isEmpty ? "" : " **forced:** " + row.forced.joined(separator: "; ")
                 out += "| \(Clock.iso8601UTC(milliseconds: row.time)) | `\(row.commit.short)` | \(row.apps.map(\.app).joined(separator: ", ")) | "
-                    + row.apps.map { "\($0.from ?? "-") → \($0.to ?? "-")" }.joined(separator: ", ")
+                    + Self.cell(row.apps.map { "\($0.from ?? "-") → \($0.to ?? "-")" }.joined(separator: ", "))
                     + " | \(row.kind) | \(Self.cell(trigger)) | \(Self.cell((row.reason ?? "") + forced)) | \(Self.cell(row.author)) | "
                     + "\(humanDuration(row.detectMilliseconds)) | \(humanDuration(row.decisionMilliseconds)) | \(humanDuration(row.recoveryMilliseconds)) | \(row.outcome) |\n"
             }
         }
         if !escalations.isEmpty {
             out += "\n## Escalations\n\n| time | app | release | reason |\n|---|---|---|---|\n"
-            for e in escalations { out += "| \(Clock.iso8601UTC(milliseconds: e.time)) | \(e.app) | `\(e.release.short)` | \(Self.cell(e.reason)) |\n" }
+            for e in escalations { out += "| \(Clock.iso8601UTC(milliseconds: e.time)) | \(Self.cell(e.app)) | `\(e.release.short)` | \(Self.cell(e.reason)) |\n" }
         }
         out += "\n## Definitions\n\n"
         for (name, text) in [("Deployment frequency", MetricDefinitions.deploymentFrequency), ("Change lead time", MetricDefinitions.changeLeadTime),
@@ -184,9 +184,22 @@ extension AuditReport {
         return out
     }
 
-    /// A table cell: one line, pipes escaped.
+    /// Markdown text from outside (reasons, authors, labels): one line,
+    /// pipes escaped, and no raw HTML for a renderer to pass through.
     static func cell(_ text: String) -> String {
         text.split(whereSeparator: \.isNewline).joined(separator: " ").replacing("|", with: "\\|")
+            .replacing("&", with: "&amp;").replacing("<", with: "&lt;").replacing(">", with: "&gt;")
+    }
+
+    /// A code fence longer than any run of backticks in `text`, so that
+    /// the text cannot close it.
+    static func fence(for text: String) -> String {
+        var longest = 0, run = 0
+        for ch in text.utf8 {
+            run = ch == 96 ? run + 1 : 0
+            longest = max(longest, run)
+        }
+        return String(repeating: "`", count: max(3, longest + 1))
     }
 
     /// The terminal's view: the rollback table, then the metrics.

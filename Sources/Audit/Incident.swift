@@ -187,12 +187,12 @@ public struct IncidentReport: Sendable {
         var out = "# Incident: \(apps) rolled back by `\(row.commit.short)`\n\n"
         out += "- **Outcome:** \(row.outcome)\n- **Rollback:** `\(row.commit.hex)` (\(row.kind))\n"
         for app in row.apps {
-            out += "- **\(app.app):** \(app.from ?? "-") → \(app.to ?? "-")" + (app.badRelease.map { ", rolled-back release `\($0.short)`" } ?? "") + "\n"
+            out += "- **\(app.app):** \(AuditReport.cell(app.from ?? "-")) → \(AuditReport.cell(app.to ?? "-"))" + (app.badRelease.map { ", rolled-back release `\($0.short)`" } ?? "") + "\n"
         }
-        out += "- **Trigger:** \(row.trigger)" + (row.alert.map { " (alert \($0))" } ?? "") + "\n"
-        out += "- **Author:** \(row.author)" + (row.actor.map { "; actor \($0)" } ?? "") + "\n"
+        out += "- **Trigger:** \(row.trigger)" + (row.alert.map { " (alert \(AuditReport.cell($0)))" } ?? "") + "\n"
+        out += "- **Author:** \(AuditReport.cell(row.author))" + (row.actor.map { "; actor \(AuditReport.cell($0))" } ?? "") + "\n"
         if let reason = row.reason { out += "- **Reason:** \(AuditReport.cell(reason))\n" }
-        if !row.forced.isEmpty { out += "- **Guards overridden:** \(row.forced.joined(separator: "; "))\n" }
+        if !row.forced.isEmpty { out += "- **Guards overridden:** \(AuditReport.cell(row.forced.joined(separator: "; ")))\n" }
         out += "\n## Timeline (UTC)\n\n| time | app | event |\n|---|---|---|\n"
         for event in timeline {
             out += "| \(Clock.iso8601UTC(milliseconds: event.time)) | \(event.app ?? "") | \(AuditReport.cell(event.text)) |\n"
@@ -204,10 +204,13 @@ public struct IncidentReport: Sendable {
         out += "| total (bad release applied → healthy again) | \(humanDuration(totalMilliseconds)) |\n"
         out += "\n## What changed\n\nThe apps' files from the rolled-back release to the state the rollback restored:\n\n"
         for (app, diff) in diffs {
-            out += "### \(app)\n\n```diff\n\(diff.isEmpty ? "(no difference in the app's files)\n" : diff)\(diff.hasSuffix("\n") || diff.isEmpty ? "" : "\n")```\n\n"
+            let fence = AuditReport.fence(for: diff)
+            out += "### \(AuditReport.cell(app))\n\n\(fence)diff\n\(diff.isEmpty ? "(no difference in the app's files)\n" : diff)\(diff.hasSuffix("\n") || diff.isEmpty ? "" : "\n")\(fence)\n\n"
         }
-        out += "## Trailers\n\n```\n\(trailers.joined(separator: "\n"))\n```\n\n## Guards checked\n\n"
-        out += guards.map { "- \($0)\n" }.joined()
+        let trailerText = trailers.joined(separator: "\n")
+        let fence = AuditReport.fence(for: trailerText)
+        out += "## Trailers\n\n\(fence)\n\(trailerText)\n\(fence)\n\n## Guards checked\n\n"
+        out += guards.map { "- \(AuditReport.cell($0))\n" }.joined()
         out += "\n## Root cause\n\n_To be written._\n\n## Impact\n\n_Who and what was affected, for how long._\n\n## Action items\n\n- [ ] _Owner, action, due date._\n"
         return out
     }

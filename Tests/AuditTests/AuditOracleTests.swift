@@ -360,6 +360,47 @@ import TestSupport
         }
     }
 
+    /// Text from commits and notes (reasons, authors, labels, versions) is
+    /// shown, never run: escaped in HTML and markdown, fenced in diffs.
+    @Test func hostileTextIsEscapedInEveryFormat() throws {
+        try withTemporaryDirectory { dir in
+            _ = try Self.build(dir)
+            let hostile = "<script>alert(1)</script> | ``` <img src=x onerror=alert(2)>"
+            try writeFile(dir + "/apps/api/app.yaml", Self.appYAML("api", 1) + "# ```\n# <script>x</script>\n")
+            try git(["add", "-A"], in: dir)
+            let bad = try git(["rev-parse", "HEAD"], in: dir)
+            let env = TestEnvironment.git.merging(["GIT_AUTHOR_NAME": "<b onmouseover=alert(3)>Mallory</b>", "GIT_AUTHOR_DATE": "@\(Self.t0 + 40 * 86_400) +0000",
+                                                   "GIT_COMMITTER_DATE": "@\(Self.t0 + 40 * 86_400) +0000"]) { $1 }
+            let message = "rewind: rollback api\n\nRewind-Action: rollback\nRewind-Target: \(bad)\nRewind-App: api\nRewind-Reason: \(hostile)\nRewind-Trigger: manual\n"
+            let commit = try run("/usr/bin/git", ["commit", "-q", "-F", "-"], in: dir, environment: env, stdin: message)
+            #expect(commit.status == 0, "\(commit.stderr)")
+            let range = ["--since", Self.iso(Self.t0), "--until", Self.iso(Self.t0 + 42 * 86_400)]
+            let html = try rewind(["audit", "--repo", dir, "--format", "html"] + range).stdout
+            #expect(!html.contains("<script") && !html.contains("<img") && !html.contains("<b onmouseover"))
+            #expect(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+            let markdown = try rewind(["audit", "--repo", dir, "--format", "markdown"] + range).stdout
+            #expect(!markdown.contains("<script") && !markdown.contains("<img") && !markdown.contains("<b onmouseover"))
+            #expect(markdown.contains("\\| ``` &lt;img"))
+            let incident = try rewind(["incident", "HEAD", "--repo", dir]).stdout
+            // Outside code fences (where markdown shows text as it is), no raw HTML.
+            var fence: Substring?
+            var prose: [Substring] = []
+            for line in incident.split(separator: "\n") {
+                if let open = fence {
+                    if line == open { fence = nil }
+                } else if line.hasPrefix("```") {
+                    fence = line.prefix { $0 == "`" }
+                } else {
+                    prose.append(line)
+                }
+            }
+            #expect(fence == nil, "every fence is closed")
+            #expect(!prose.joined().contains("<img") && !prose.joined().contains("<b onmouseover") && !prose.joined().contains("<script"), "\(incident)")
+            // The diff holds a line of three backticks: its fence is longer.
+            #expect(incident.contains("````diff"), "\(incident)")
+        }
+    }
+
     @Test func anEmptyRangeOrAHistoryWithoutRollbacksStillReports() throws {
         try withTemporaryDirectory { dir in
             _ = try Self.build(dir)
