@@ -146,18 +146,26 @@ actor RollbackDesk {
     }
 
     /// `POST /api/v1/apps/{app}/rollback`: the CLI's rollback, with `Rewind-Trigger: api`.
-    func apiRollback(app: String, to target: String?, reason: String?) throws(RequestError) -> JSON {
+    /// With `dryRun`, the plan (message, diffs, guards) and nothing written.
+    func apiRollback(app: String, to target: String?, reason: String?, dryRun: Bool = false) throws(RequestError) -> JSON {
         var request = RollbackRequest(.rollback(apps: [app], all: false, to: target.map(TargetSpec.init(parsing:))), reason: reason)
         request.trigger = .api
         request.artifactRoot = options.artifactRoot
         request.actor = options.apiTokenName
         do {
-            switch try CommitWriter(journaling: repo).run(request) {
+            var writer = CommitWriter(journaling: repo)
+            writer.diffs = dryRun
+            switch try writer.run(request, dryRun: dryRun) {
             case let .written(commit, plan, _):
+                let apps = JSON.array(plan.changes.map { .object([("app", .string($0.app)), ("from", .optional($0.fromVersion)), ("to", .optional($0.toVersion))]) })
+                if dryRun {
+                    return .object([("outcome", .string("planned")), ("dryRun", .bool(true)), ("parent", .string(plan.parent.hex)), ("message", .string(plan.message)), ("apps", apps),
+                                    ("diffs", .array(plan.diffs.map { .object([("app", .string($0.app)), ("diff", .string($0.diff))]) })),
+                                    ("guardsChecked", .array(plan.guardsChecked.map { .string($0) }))])
+                }
                 metrics.count("rewind_rollbacks_total", [("trigger", "api"), ("outcome", "committed")])
                 options.syncLoop?.trigger()
-                return .object([("outcome", .string("rolled-back")), ("commit", .optional(commit?.hex)), ("message", .string(plan.message)),
-                                ("apps", .array(plan.changes.map { .object([("app", .string($0.app)), ("from", .optional($0.fromVersion)), ("to", .optional($0.toVersion))]) }))])
+                return .object([("outcome", .string("rolled-back")), ("commit", .optional(commit?.hex)), ("message", .string(plan.message)), ("apps", apps)])
             case .alreadyDone(let why):
                 return .object([("outcome", .string("already-rolled-back")), ("reason", .string(why))])
             }

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Hummingbird
 import Logging
 import NIOCore
+import DeployModel
 import Reconciler
 import SystemSupport
 
@@ -84,7 +85,7 @@ struct Routes {
                 let bytes = try await body(request)
                 let input = try RollbackInput.parse(bytes)
                 guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
-                return json(200, try await desk.apiRollback(app: app, to: input.to, reason: input.reason))
+                return json(200, try await desk.apiRollback(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun))
             }
         }
         return router
@@ -145,15 +146,55 @@ struct Routes {
     }
 }
 
-/// The body of `POST /api/v1/apps/{app}/rollback` (may be empty).
+/// The body of `POST /api/v1/apps/{app}/rollback`: every field optional,
+/// an unknown field or a wrong type refused with 400 naming it (a misspelt
+/// `dryRun` must never become a real rollback).
 struct RollbackInput: Decodable {
     var to: String?
     var reason: String?
+    var dryRun = false
+
+    static let fields = ["to", "reason", "dryRun"]
+
+    private struct Key: CodingKey {
+        let stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    private struct UnknownField: Error { let name: String }
+    private struct WrongType: Error { let name: String }
+
+    init() {}
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Key.self)
+        for key in container.allKeys {
+            do {
+                switch key.stringValue {
+                case "to": to = try container.decodeIfPresent(String.self, forKey: key)
+                case "reason": reason = try container.decodeIfPresent(String.self, forKey: key)
+                case "dryRun": dryRun = try container.decodeIfPresent(Bool.self, forKey: key) ?? false
+                default: throw UnknownField(name: key.stringValue)
+                }
+            } catch is DecodingError {
+                throw WrongType(name: key.stringValue)
+            }
+        }
+    }
 
     static func parse(_ bytes: [UInt8]) throws(RequestError) -> RollbackInput {
         if bytes.allSatisfy({ $0 == 32 || $0 == 10 || $0 == 13 || $0 == 9 }) { return RollbackInput() }
-        do { return try JSONDecoder().decode(RollbackInput.self, from: Data(bytes)) } catch {
-            throw RequestError(400, "the body must be JSON such as {\"to\": \"#3\", \"reason\": \"...\"}")
+        do {
+            return try JSONDecoder().decode(RollbackInput.self, from: Data(bytes))
+        } catch let error as UnknownField {
+            let near = Spelling.nearest(error.name, in: fields).map { "; did you mean '\($0)'?" } ?? ""
+            throw RequestError(400, "unknown field '\(Bounded.text(error.name, limit: 64))'\(near) (the fields are \(fields.joined(separator: ", ")))")
+        } catch let error as WrongType {
+            throw RequestError(400, "field '\(error.name)' must be \(error.name == "dryRun" ? "true or false" : "a string")")
+        } catch {
+            throw RequestError(400, "the body must be a JSON object such as {\"to\": \"#3\", \"reason\": \"...\", \"dryRun\": true}")
         }
     }
 }

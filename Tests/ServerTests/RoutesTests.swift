@@ -145,6 +145,33 @@ import TestSupport
         }
     }
 
+    /// `"dryRun": true` returns the plan, the diff and the guards, and writes
+    /// nothing; an unknown field or a wrong type is 400 and writes nothing.
+    @Test func aDryRunWritesNothingAndUnknownFieldsAre400() async throws {
+        try await withServer { repo, client in
+            let before = try repo.snapshot()
+            try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: auth, body: ByteBuffer(string: ##"{"dryRun": true, "reason": "look first"}"##)) { response in
+                #expect(response.status == .ok)
+                let plan = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect(plan?["outcome"] as? String == "planned")
+                #expect((plan?["message"] as? String)?.contains("Rewind-Trigger: api") == true)
+                let diff = ((plan?["diffs"] as? [[String: Any]])?.first?["diff"] as? String) ?? ""
+                #expect(diff.contains("-version: ") && diff.contains("+version: "), "\(diff)")
+                let guards = plan?["guardsChecked"] as? [String] ?? []
+                #expect(guards.contains("no irreversible migration is crossed"), "\(guards)")
+            }
+            for (body, words) in [(##"{"dryrun": true}"##, "unknown field 'dryrun'; did you mean 'dryRun'?"), (##"{"dryRun": "yes"}"##, "field 'dryRun' must be true or false"),
+                                  (##"{"dryRun": 1}"##, "field 'dryRun' must be true or false"), (##"{"to": 3}"##, "field 'to' must be a string"),
+                                  (##"["to"]"##, "must be a JSON object")] {
+                try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest, "\(body)")
+                    #expect(String(buffer: response.body).contains(words), "\(body): \(String(buffer: response.body))")
+                }
+            }
+            #expect(try repo.snapshot() == before, "refs, objects and the working tree are as they were")
+        }
+    }
+
     /// The API's default rollback is idempotent like the CLI's.
     @Test func aRepeatedDefaultAPIRollbackWritesNothing() async throws {
         try await withServer { repo, client in
