@@ -57,28 +57,28 @@ struct AuditCommand: ParsableCommand {
             let query = try AuditQuery(apps: apps, since: since, until: until, reworkWindow: reworkWindow, naming: ("--since", "--until", "--rework-window"))
             let repo = try options.open()
             let report = try AuditReport.build(try AuditDigest.load(repo, useCache: !noCache), query)
-            let text: String
+            let bytes: [UInt8]
             switch format {
-            case .table: text = report.table + "\n"
-            case .json: text = report.json.pretty + "\n"
-            case .markdown: text = report.markdown
-            case .html: text = report.html
+            case .table: bytes = Array((report.table + "\n").utf8)
+            case .json: bytes = report.json.bytes(indent: 2) + [10]  // bytes as written: a large report is not copied into a String
+            case .markdown: bytes = Array(report.markdown.utf8)
+            case .html: bytes = Array(report.html.utf8)
             }
-            try emit(text, to: output)
+            try emit(bytes, to: output)
             if output != nil || format != .table { for warning in report.warnings { Terminal.error("warning: \(warning)") } }
         }
     }
 }
 
 /// Writes a report to stdout, or atomically to `path`.
-func emit(_ text: String, to path: String?) throws {
+func emit(_ bytes: [UInt8], to path: String?) throws {
     guard let path else {
-        Terminal.write(1, Array(text.utf8))
+        Terminal.write(1, bytes)
         return
     }
     let directory = path.contains("/") ? String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) : "."
     var info = stat()
-    guard stat(directory.isEmpty ? "/" : directory, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, FileIO.writeAtomically(path, Array(text.utf8)) else {
+    guard stat(directory.isEmpty ? "/" : directory, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, FileIO.writeAtomically(path, bytes) else {
         throw RewindError(.usage, "cannot write \(path)", hint: "check that its directory exists and is writable; nothing was written")
     }
 }
@@ -104,7 +104,7 @@ struct IncidentCommand: ParsableCommand {
         try runReporting(format: format == .json ? .json : .table) {
             let repo = try options.open()
             let report = try IncidentReport.build(repo, revision: revision)
-            try emit(format == .json ? report.json.pretty + "\n" : report.markdown, to: output)
+            try emit(format == .json ? report.json.bytes(indent: 2) + [10] : Array(report.markdown.utf8), to: output)
         }
     }
 }

@@ -19,7 +19,7 @@ public enum JSON: Sendable {
     /// stay fast.
     public func bytes(indent: Int?) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(4096)
+        out.reserveCapacity(1 << 16)
         write(into: &out, indent: indent, level: 0)
         return out
     }
