@@ -70,6 +70,16 @@ show git -C "$repo" log --notes=rewind -3 --format='%h %s%n%N'
 step "Status"
 show "$rewind" status --repo "$repo" || [ $? -eq 7 ]
 
+step "The incident report the reconciler wrote when it verified its rollback (refs/notes/rewind-incident)"
+incident_written() { git -C "$repo" notes --ref=rewind-incident show HEAD >/dev/null 2>&1; }
+wait_for "the incident report" 30 incident_written
+show git -C "$repo" notes --ref=rewind-incident show HEAD | sed -n '1,/^## What changed/p'
+
+step "The audit, from git alone: rollbacks with their durations, DORA metrics, rollback metrics"
+show "$rewind" audit --repo "$repo" --since 1h
+"$rewind" audit --repo "$repo" --since 1h --format html --output "$work/audit.html"
+echo "the same as one self-contained page: $work/audit.html"
+
 step "Stop the reconciler: it stops the processes it supervises"
 kill -TERM "$reconciler_pid"; wait "$reconciler_pid" || true; reconciler_pid=""
 left() { pgrep -f "rewind-demo-service" | while read -r p; do grep -qs "$work" "/proc/$p/environ" && echo "$p"; done || true; }

@@ -5,7 +5,7 @@ import SystemSupport
 /// What each metric measures, in the JSON and the README alike.
 public enum MetricDefinitions {
     public static let deploymentFrequency =
-        "deploys: releases (commits on the branch's first-parent chain that changed an app's desired state: deploys, rollbacks, reverts, pins, unpins) whose author time is in the range, counted per app; perDay = deploys / days of the range the branch has lived (from its first release, up to now), perWeek = perDay * 7"
+        "deploys: releases (commits on the branch's first-parent chain that changed an app's desired state: deploys, rollbacks, reverts, pins, unpins) whose author time is in the range, counted per app; perDay = deploys / days of the range the branch has lived (from its first release, up to now; at least one day), perWeek = perDay * 7"
     public static let changeLeadTime =
         "for each deploy release with a healthy note: the time of its first healthy note - the desired-state commit's author time; median and p90"
     public static let changeFailRate =
@@ -20,8 +20,8 @@ public enum MetricDefinitions {
     public static let rollbacksPerRelease = "rollbacks / deploy releases"
     public static let guardsHit = "refused notes of the migration and artifact guards recorded in the range (one per tip, app and guard)"
     public static let detect = "applied note of the rolled-back release (its commit time when it has none) -> its first failure or alert"
-    public static let decision = "first failure or alert -> the rollback commit"
-    public static let recovery = "the rollback commit -> its healthy note (the last of its apps)"
+    public static let decision = "first failure or alert -> the rollback commit (to the millisecond from the rolled-back note automation writes in the same second, else the commit's time)"
+    public static let recovery = "the rollback commit (as for timeToDecision) -> its healthy note (the last of its apps)"
 }
 
 /// Formats durations for people: `850ms`, `42s`, `2m 5s`, `3h 12m`, `2d 4h`.

@@ -111,8 +111,9 @@ public struct DoraMetrics: Sendable {
 
     public var changeFailRate: Double? { deployReleases == 0 ? nil : Double(failedReleases) / Double(deployReleases) }
     public var reworkRate: Double? { deploys == 0 ? nil : Double(unplannedDeploys) / Double(deploys) }
-    public var deploysPerDay: Double? { days <= 0 ? nil : Double(deploys) / days }
-    public var deploysPerWeek: Double? { days <= 0 ? nil : Double(deploys) / days * 7 }
+    /// Over at least one day: a branch minutes old is not extrapolated.
+    public var deploysPerDay: Double? { days <= 0 ? nil : Double(deploys) / max(days, 1) }
+    public var deploysPerWeek: Double? { days <= 0 ? nil : Double(deploys) / max(days, 1) * 7 }
 }
 
 /// The metrics of one week (Monday 00:00 UTC).
@@ -410,6 +411,16 @@ struct Analysis {
         case nil: kind = firstRelease.kind == .pin ? "pin" : "git-revert"
         }
         let time = firstRelease.time * 1000
+        // The moment of the rollback to the millisecond: the `rolled-back`
+        // note automation writes on the release it undid, naming this
+        // commit; else the commit's time (whole seconds).
+        let rolledBackAt = members.compactMap { app, index -> Int64? in
+            let list = facts.history.of(app)
+            guard index > 0, let event = facts.event(.rolledBack, app, on: list[index - 1].commit),
+                  let by = event.note.value("by"), by.count >= 4, commit.hex.hasPrefix(by) else { return nil }
+            return event.time
+        }.min()
+        let moment = rolledBackAt.flatMap { $0 >= time && $0 < time + 1000 ? $0 : nil } ?? time
         var appRows: [RollbackApp] = []
         var detects: [Int64] = [], decisions: [Int64] = [], recoveries: [Int64?] = []
         var outcomes: [String] = []
@@ -426,10 +437,10 @@ struct Analysis {
                 let appliedAt = facts.event(.applied, app, on: bad.commit)?.time ?? bad.time * 1000
                 if let failedAt {
                     detects.append(max(0, failedAt - appliedAt))
-                    decisions.append(max(0, time - failedAt))
+                    decisions.append(max(0, moment - failedAt))
                 }
             }
-            recoveries.append(facts.event(.healthy, app, on: commit).map { max(0, $0.time - time) })
+            recoveries.append(facts.event(.healthy, app, on: commit).map { max(0, $0.time - moment) })
             if facts.event(.escalated, app, on: commit) != nil {
                 outcomes.append("escalated")
             } else if facts.event(.verified, app, on: commit) != nil {

@@ -14,7 +14,7 @@ public enum NoteOutcome: String, Sendable, CaseIterable {
 /// One line of a note under `refs/notes/rewind`: what happened to an app's
 /// release, where and when.
 ///
-///     applied app=api version=1.5.0 tree=4f2a9c1 duration=840ms time=2026-11-21T19:30:07Z host=deploy-1
+///     applied app=api version=1.5.0 tree=4f2a9c1 duration=840ms time=2026-11-21T19:30:07.250Z host=deploy-1
 ///
 /// The one type that writes (`line`) and reads (`parse`) these lines.
 public struct ReleaseNote: Sendable, Equatable {
@@ -44,7 +44,7 @@ public struct ReleaseNote: Sendable, Equatable {
         self.outcome = outcome
         self.app = app
         self.fields = fields.map { Field($0.0, Bounded.text($0.1, limit: Bounded.maxReasonLength)) }
-            + [Field("time", Clock.iso8601UTC(milliseconds: time)), Field("host", host)]
+            + [Field("time", Clock.iso8601UTC(milliseconds: time, fraction: true)), Field("host", host)]
     }
 
     private init(outcome: NoteOutcome, app: String, parsed fields: [Field]) {

@@ -29,7 +29,9 @@ public struct ReleaseOutcome: Sendable, Equatable {
         }
         let lines = notes.lines(on: release.commit).filter { $0.app == release.app && $0.outcome != .refused }
         let order = NoteOutcome.allCases
-        if let last = lines.max(by: { ($0.value("time") ?? "", order.firstIndex(of: $0.outcome) ?? 0) < ($1.value("time") ?? "", order.firstIndex(of: $1.outcome) ?? 0) }) {
+        // By the instant (lines written before milliseconds were recorded have whole seconds).
+        let instant = { (note: ReleaseNote) in note.value("time").flatMap(Dates.parse) ?? 0 }
+        if let last = lines.max(by: { (instant($0), order.firstIndex(of: $0.outcome) ?? 0) < (instant($1), order.firstIndex(of: $1.outcome) ?? 0) }) {
             result.outcome = last.outcome
             result.at = last.value("time")
             if result.reason == nil { result.reason = last.value("reason") }

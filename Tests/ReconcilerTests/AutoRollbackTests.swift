@@ -121,10 +121,26 @@ import TestSupport
         let commitTime = Int64(try git(["log", "-1", "--format=%at", rollback], in: repo)) ?? 0
         if let healthy = notes.split(separator: "\n").first(where: { $0.hasPrefix("healthy app=\(app) ") }),
            let time = healthy.split(separator: " ").first(where: { $0.hasPrefix("time=") }).map({ String($0.dropFirst(5)) }),
-           let date = ISO8601DateFormatter().date(from: time) {
-            let recovery = Int64(date.timeIntervalSince1970) * 1000 - commitTime * 1000
+           let date = { () -> Date? in
+               let f = ISO8601DateFormatter()
+               f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+               return f.date(from: time)
+           }() {
+            // Notes have milliseconds; the rolled-back note dates the commit to the millisecond.
+            let rolledBack = try git(["notes", "--ref=rewind", "show", bad], in: repo).split(separator: "\n").first { $0.hasPrefix("rolled-back app=\(app) ") }
+            let rolledBackTime = rolledBack?.split(separator: " ").first { $0.hasPrefix("time=") }.flatMap { word -> Date? in
+                let f = ISO8601DateFormatter()
+                f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                return f.date(from: String(word.dropFirst(5)))
+            }
+            let committed = rolledBackTime.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }.flatMap { $0 >= commitTime * 1000 && $0 < commitTime * 1000 + 1000 ? $0 : nil } ?? commitTime * 1000
+            let recovery = Int64((date.timeIntervalSince1970 * 1000).rounded()) - committed
             let recoveryText = text.split(separator: "\n").first { $0.hasPrefix("| time to recovery") } ?? ""
             #expect(recoveryText.contains(Self.human(max(0, recovery))), "\(recoveryText) vs \(recovery) ms")
+        } else {
+            // Never healthy again: no time to recovery.
+            #expect(!notes.contains("healthy app=\(app) "), "\(notes)")
+            #expect(text.contains("| time to recovery (rollback commit → healthy) | - |"), "\(text)")
         }
     }
 
