@@ -23,13 +23,15 @@ public struct AuditDigest: Sendable {
 
     /// The digest of `repo`'s branch and notes: from the cache when it was
     /// made for the same tip, apps and notes, else computed and cached.
-    public static func load(_ repo: DeployRepository, useCache: Bool = true) throws -> AuditDigest {
+    /// With `rowsOnly`, a cached digest is read without its per-release
+    /// facts (an incident needs the rows only).
+    public static func load(_ repo: DeployRepository, useCache: Bool = true, rowsOnly: Bool = false) throws -> AuditDigest {
         let tip = try repo.tip()
         let notes = try gitStep("reading \(ReleaseNote.notesRef)") { try repo.git.referenceTarget(ReleaseNote.notesRef) }
         let listing = try repo.configForListing(at: tip)
         let key = ([repo.branchRef, tip.hex, notes?.hex ?? "-", listing.warning ?? ""] + listing.config.apps.map { "\($0.name)=\($0.path)" }).joined(separator: ";")
         let file = repo.git.gitDirectory + "rewind/audit-" + String(fnv1a(repo.branchRef), radix: 16)
-        if useCache, let bytes = FileIO.read(file), let cached = decode(bytes, key: key) { return cached }
+        if useCache, let bytes = FileIO.read(file), let cached = decode(bytes, key: key, rowsOnly: rowsOnly) { return cached }
         let digest = compute(try AuditFacts.read(repo, useCache: useCache))
         if useCache { _ = FileIO.writeAtomically(file, digest.encoded(key: key)) }
         return digest
@@ -55,7 +57,7 @@ public struct AuditDigest: Sendable {
 // MARK: the cache file
 
 extension AuditDigest {
-    static let magic = Array("rewind-audit-digest 1\n".utf8)
+    static let magic = Array("rewind-audit-digest 2\n".utf8)
 
     func encoded(key: String) -> [UInt8] {
         var w = BinaryWriter()
@@ -64,17 +66,6 @@ extension AuditDigest {
         w.string(branch)
         w.string(tip.hex)
         w.strings(apps)
-        for list in releases {
-            w.int(Int64(list.count))
-            for r in list {
-                w.int(r.time)
-                w.byte(UInt8(ReleaseKind.allCases.firstIndex(of: r.kind) ?? 0))
-                w.byte(r.failed ? 1 : 0)
-                w.optional(r.failedAt)
-                w.optional(r.healthyAt)
-                w.optional(r.recovery)
-            }
-        }
         w.int(Int64(rows.count))
         for row in rows {
             w.string(row.commit.hex)
@@ -113,26 +104,26 @@ extension AuditDigest {
             w.string(r.name)
         }
         w.strings(warnings)
+        // Last: a reader that needs only the rows (an incident) stops before them.
+        for list in releases {
+            w.int(Int64(list.count))
+            for r in list {
+                w.int(r.time)
+                w.byte(UInt8(ReleaseKind.allCases.firstIndex(of: r.kind) ?? 0))
+                w.byte(r.failed ? 1 : 0)
+                w.optional(r.failedAt)
+                w.optional(r.healthyAt)
+                w.optional(r.recovery)
+            }
+        }
         return w.out
     }
 
     /// The cached digest, or nil when it was made for another key or is damaged.
-    static func decode(_ bytes: [UInt8], key: String) -> AuditDigest? {
+    static func decode(_ bytes: [UInt8], key: String, rowsOnly: Bool = false) -> AuditDigest? {
         var r = BinaryReader(bytes)
         guard r.bytes(magic.count) == magic, r.string() == key, let branch = r.string(), let tip = r.string().flatMap(OID.init(hex:)),
               let apps = r.strings() else { return nil }
-        var releases: [[ReleaseFacts]] = []
-        for _ in apps {
-            guard let count = r.count() else { return nil }
-            var list: [ReleaseFacts] = []
-            list.reserveCapacity(count)
-            for _ in 0..<count {
-                guard let time = r.int(), let kind = r.byte().flatMap({ ReleaseKind.allCases.indices.contains(Int($0)) ? ReleaseKind.allCases[Int($0)] : nil }),
-                      let failed = r.byte(), let failedAt = r.optionalInt(), let healthyAt = r.optionalInt(), let recovery = r.optionalInt() else { return nil }
-                list.append(ReleaseFacts(time: time, kind: kind, failedAt: failedAt.value, healthyAt: healthyAt.value, failed: failed == 1, recovery: recovery.value))
-            }
-            releases.append(list)
-        }
         guard let rowCount = r.count() else { return nil }
         var rows: [RollbackRow] = []
         for _ in 0..<rowCount {
@@ -161,7 +152,20 @@ extension AuditDigest {
             guard let time = r.int(), let app = r.string(), let name = r.string() else { return nil }
             refusals.append((time, app, name))
         }
-        guard let warnings = r.strings(), r.atEnd else { return nil }
+        guard let warnings = r.strings() else { return nil }
+        var releases: [[ReleaseFacts]] = []
+        for _ in apps where !rowsOnly {
+            guard let count = r.count() else { return nil }
+            var list: [ReleaseFacts] = []
+            list.reserveCapacity(count)
+            for _ in 0..<count {
+                guard let time = r.int(), let kind = r.byte().flatMap({ ReleaseKind.allCases.indices.contains(Int($0)) ? ReleaseKind.allCases[Int($0)] : nil }),
+                      let failed = r.byte(), let failedAt = r.optionalInt(), let healthyAt = r.optionalInt(), let recovery = r.optionalInt() else { return nil }
+                list.append(ReleaseFacts(time: time, kind: kind, failedAt: failedAt.value, healthyAt: healthyAt.value, failed: failed == 1, recovery: recovery.value))
+            }
+            releases.append(list)
+        }
+        guard rowsOnly || r.atEnd else { return nil }
         return AuditDigest(branch: branch, tip: tip, apps: apps, releases: releases, rows: rows, escalations: escalations,
                            refusals: refusals.map { (time: $0.0, app: $0.1, name: $0.2) }, warnings: warnings)
     }

@@ -40,7 +40,7 @@ public struct IncidentReport: Sendable {
 
     /// The report of the rollback commit `id`, or of the first rollback of the release `id`.
     public static func build(_ repo: DeployRepository, commit id: OID, revision: String? = nil, useCache: Bool = true) throws -> IncidentReport {
-        let digest = try AuditDigest.load(repo, useCache: useCache)
+        let digest = try AuditDigest.load(repo, useCache: useCache, rowsOnly: true)
         let row = digest.rows.first { $0.commit == id } ?? digest.rows.first { $0.apps.contains { $0.badRelease == id } }
         if let row {
             let config = try repo.configForListing(at: digest.tip).config
