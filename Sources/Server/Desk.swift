@@ -148,7 +148,18 @@ actor RollbackDesk {
     /// `POST /api/v1/apps/{app}/rollback`: the CLI's rollback, with `Rewind-Trigger: api`.
     /// With `dryRun`, the plan (message, diffs, guards) and nothing written.
     func apiRollback(app: String, to target: String?, reason: String?, dryRun: Bool = false) throws(RequestError) -> JSON {
-        var request = RollbackRequest(.rollback(apps: [app], all: false, to: target.map(TargetSpec.init(parsing:))), reason: reason)
+        try apiWrite(.rollback(apps: [app], all: false, to: target.map(TargetSpec.init(parsing:))), reason: reason, dryRun: dryRun, done: "rolled-back")
+    }
+
+    /// `POST /api/v1/apps/{app}/pin` and `/unpin`: the CLI's pin and unpin.
+    func apiPin(app: String, to target: String?, reason: String?, dryRun: Bool, unpin: Bool) throws(RequestError) -> JSON {
+        try apiWrite(unpin ? .unpin(app) : .pin(app, to: target.map(TargetSpec.init(parsing:))), reason: reason, dryRun: dryRun, done: unpin ? "unpinned" : "pinned")
+    }
+
+    /// One write of the API through the CLI's `CommitWriter`, with
+    /// `Rewind-Trigger: api` and the token's name as `Rewind-Actor`.
+    private func apiWrite(_ operation: Operation, reason: String?, dryRun: Bool, done: String) throws(RequestError) -> JSON {
+        var request = RollbackRequest(operation, reason: reason)
         request.trigger = .api
         request.artifactRoot = options.artifactRoot
         request.actor = options.apiTokenName
@@ -163,11 +174,11 @@ actor RollbackDesk {
                                     ("diffs", .array(plan.diffs.map { .object([("app", .string($0.app)), ("diff", .string($0.diff))]) })),
                                     ("guardsChecked", .array(plan.guardsChecked.map { .string($0) }))])
                 }
-                metrics.count("rewind_rollbacks_total", [("trigger", "api"), ("outcome", "committed")])
+                if case .rollback = operation { metrics.count("rewind_rollbacks_total", [("trigger", "api"), ("outcome", "committed")]) }
                 options.syncLoop?.trigger()
-                return .object([("outcome", .string("rolled-back")), ("commit", .optional(commit?.hex)), ("message", .string(plan.message)), ("apps", apps)])
+                return .object([("outcome", .string(done)), ("commit", .optional(commit?.hex)), ("message", .string(plan.message)), ("apps", apps)])
             case .alreadyDone(let why):
-                return .object([("outcome", .string("already-rolled-back")), ("reason", .string(why))])
+                return .object([("outcome", .string("already-\(done)")), ("reason", .string(why))])
             }
         } catch let error as RewindError {
             let status: Int

@@ -88,8 +88,35 @@ struct Routes {
                 return json(200, try await desk.apiRollback(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun))
             }
         }
+        for unpin in [false, true] {
+            router.post("api/v1/apps/:app/\(unpin ? "unpin" : "pin")") { request, context in
+                await respondAsync(unpin ? "api/v1/apps/unpin" : "api/v1/apps/pin") {
+                    try authorize(request, token: options.apiToken, required: true)
+                    let input = try RollbackInput.parse(try await body(request))
+                    guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
+                    if unpin, input.to != nil { throw RequestError(400, "field 'to' is for pin; unpin releases the hold") }
+                    return json(200, try await desk.apiPin(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun, unpin: unpin))
+                }
+            }
+        }
+        // A known path with another method: 405 and the methods it takes.
+        for (path, allowed) in Self.routes {
+            for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] where !allowed.contains(method) {
+                router.on(RouterPath(path), method: method) { _, _ in
+                    Response(status: .methodNotAllowed, headers: [.allow: allowed.map(\.rawValue).joined(separator: ", "), .contentType: "application/json"],
+                             body: .init(byteBuffer: ByteBuffer(bytes: JSON.object([("error", .string("\(method.rawValue) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: " or "))"))]).bytes(indent: nil) + [10])))
+                }
+            }
+        }
         return router
     }
+
+    /// Every route and its methods (for 405 answers).
+    static let routes: [(String, [HTTPRequest.Method])] = [
+        ("healthz", [.get]), ("readyz", [.get]), ("metrics", [.get]), ("hooks/alertmanager", [.post]), ("hooks/git", [.post]),
+        ("api/v1/status", [.get]), ("api/v1/apps", [.get]), ("api/v1/apps/:app/releases", [.get]), ("api/v1/audit", [.get]),
+        ("api/v1/incidents/:commit", [.get]), ("api/v1/apps/:app/rollback", [.post]), ("api/v1/apps/:app/pin", [.post]), ("api/v1/apps/:app/unpin", [.post]),
+    ]
 
     /// Checks `Authorization: Bearer <token>` in constant time.
     private func authorize(_ request: Request, token: String?, required: Bool) throws(RequestError) {

@@ -172,6 +172,40 @@ import TestSupport
         }
     }
 
+    /// Pin and unpin through the API write the CLI's commits with
+    /// `Rewind-Trigger: api`; a wrong method on a known path is 405.
+    @Test func pinUnpinAndWrongMethods() async throws {
+        try await withServer { repo, client in
+            let before = try repo.snapshot()
+            try await client.execute(uri: "/api/v1/apps/api/pin", method: .post, headers: auth, body: ByteBuffer(string: ##"{"dryRun": true}"##)) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"planned\""))
+            }
+            #expect(try repo.snapshot() == before, "a dry run writes nothing")
+            try await client.execute(uri: "/api/v1/apps/api/pin", method: .post) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/v1/apps/api/pin", method: .post, headers: auth, body: ByteBuffer(string: ##"{"reason": "hold for the migration"}"##)) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"pinned\""))
+            }
+            let pin = try repo.git("log", "-1", "--format=%B")
+            #expect(pin.contains("Rewind-Action: pin") && pin.contains("Rewind-Trigger: api") && pin.contains("Rewind-Reason: hold for the migration"), "\(pin)")
+            try await client.execute(uri: "/api/v1/apps/api/unpin", method: .post, headers: auth, body: ByteBuffer(string: ##"{"to": "#1"}"##)) { #expect($0.status == .badRequest) }
+            try await client.execute(uri: "/api/v1/apps/api/unpin", method: .post, headers: auth) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains("\"unpinned\""))
+            }
+            #expect(try repo.git("log", "-1", "--format=%B").contains("Rewind-Action: unpin"))
+            try await client.execute(uri: "/api/v1/apps/nope/pin", method: .post, headers: auth) { #expect($0.status == .notFound) }
+            for (uri, method, allow) in [("/api/v1/apps/api/rollback", HTTPRequest.Method.get, "POST"), ("/api/v1/status", .delete, "GET"),
+                                         ("/hooks/alertmanager", .get, "POST"), ("/api/v1/audit", .post, "GET")] {
+                try await client.execute(uri: uri, method: method, headers: auth) { response in
+                    #expect(response.status == .methodNotAllowed, "\(method) \(uri)")
+                    #expect(response.headers[.allow] == allow, "\(method) \(uri)")
+                }
+            }
+        }
+    }
+
     /// The API's default rollback is idempotent like the CLI's.
     @Test func aRepeatedDefaultAPIRollbackWritesNothing() async throws {
         try await withServer { repo, client in
