@@ -25,7 +25,7 @@ struct ShowCommand: ParsableCommand {
             let details = try CommitDetails.load(repo, commit: id)
             if let warning = details.warning { Terminal.error(warning) }
             if format == .json {
-                Terminal.print(json(details).pretty)
+                Terminal.print(details.json.pretty)
             } else {
                 Terminal.print(text(details))
             }
@@ -43,19 +43,6 @@ struct ShowCommand: ParsableCommand {
         }
         if let trailers = d.trailers { lines += ["", trailers.rendered] }
         return lines.joined(separator: "\n")
-    }
-
-    private func json(_ d: CommitDetails) -> JSON {
-        .object([
-            ("commit", .string(d.commit.id.hex)), ("parents", .array(d.commit.parents.map { .string($0.hex) })),
-            ("author", .string(d.commit.author.name)), ("email", .string(d.commit.author.email)),
-            ("date", .string(Dates.utc(d.commit.author.time))),
-            ("summary", .string(d.commit.summary)), ("kind", .string(d.kind.rawValue)), ("target", .optional(d.target?.hex)),
-            ("apps", .array(d.apps.map { c in
-                .object([("app", .string(c.app)), ("versionBefore", .optional(c.fromVersion)), ("version", .optional(c.toVersion)),
-                         ("treeBefore", .optional(c.fromTree?.hex)), ("tree", .optional(c.toTree?.hex)), ("files", .array(c.files.map { .string($0) }))])
-            })),
-        ])
     }
 
     /// A revision, or `APP#N` for an app's release N.

@@ -1,5 +1,6 @@
 import DeployModel
 import GitKit
+import SystemSupport
 
 /// What one commit did to the apps, for `rewind show`.
 public struct CommitDetails: Sendable {
@@ -53,5 +54,25 @@ public struct CommitDetails: Sendable {
         var details = CommitDetails(commit: commit, kind: kind, target: target, trailers: trailers, apps: apps)
         details.warning = warning
         return details
+    }
+}
+
+extension CommitDetails {
+    /// `rewind show --format json` (and the API's release).
+    public var json: JSON {
+        .object(jsonFields)
+    }
+
+    public var jsonFields: [(String, JSON)] {
+        [
+            ("commit", .string(commit.id.hex)), ("parents", .array(commit.parents.map { .string($0.hex) })),
+            ("author", .string(commit.author.name)), ("email", .string(commit.author.email)),
+            ("date", .string(Dates.utc(commit.author.time))),
+            ("summary", .string(commit.summary)), ("kind", .string(kind.rawValue)), ("target", .optional(target?.hex)),
+            ("apps", .array(apps.map { c in
+                .object([("app", .string(c.app)), ("versionBefore", .optional(c.fromVersion)), ("version", .optional(c.toVersion)),
+                         ("treeBefore", .optional(c.fromTree?.hex)), ("tree", .optional(c.toTree?.hex)), ("files", .array(c.files.map { .string($0) }))])
+            })),
+        ]
     }
 }

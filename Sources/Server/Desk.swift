@@ -240,6 +240,40 @@ actor RollbackDesk {
         }
     }
 
+    /// `GET /api/v1/releases/{commit}`: `rewind show --format json`, with
+    /// the commit's message, each changed app's unified diff, its notes and
+    /// its incident report (when one was written).
+    func release(_ commit: String) throws(RequestError) -> JSON {
+        guard (4...40).contains(commit.utf8.count), commit.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }) else {
+            throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
+        }
+        do {
+            guard let id = try? repo.git.resolveCommit(commit) else { throw RequestError(404, "no commit \(commit) in the repository") }
+            let details = try CommitDetails.load(repo, commit: id)
+            let config = try repo.configForListing(at: try repo.tip()).config
+            let parentTree = try details.commit.parents.first.map { try repo.git.commit($0).tree }
+            let diffs: [JSON] = try details.apps.compactMap { change in
+                guard let ref = config.app(named: change.app) else { return nil }
+                return .object([("app", .string(change.app)), ("diff", .string(try repo.git.unifiedDiff(from: parentTree, to: details.commit.tree, paths: [ref.path])))])
+            }
+            let notes = ((try? repo.git.note(on: id, notesRef: ReleaseNote.notesRef)) ?? nil) ?? ""
+            let incident = (try? repo.git.note(on: id, notesRef: ReleaseNote.incidentNotesRef)) ?? nil
+            return .object(details.jsonFields + [("message", .string(details.commit.message)), ("diffs", .array(diffs)),
+                                                 ("notes", .array(notes.split(separator: "\n").map { .string(String($0)) })), ("incident", .optional(incident))])
+        } catch let error as RequestError {
+            throw error
+        } catch {
+            logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
+        }
+    }
+
+    /// `GET /api/v1/apps/{app}`: one app of `rewind status --format json`.
+    func app(_ name: String) throws(RequestError) -> JSON {
+        let report = try self.status()
+        guard let found = report.apps.first(where: { $0.name == name }) else { throw RequestError(404, "unknown app '\(Bounded.text(name))'") }
+        return found.json
+    }
+
     /// `GET /api/v1/status` and `/api/v1/apps`.
     func status() throws(RequestError) -> StatusReport {
         do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }

@@ -66,6 +66,18 @@ struct Routes {
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
             }
         }
+        router.get("api/v1/apps/:app") { _, context in
+            await respondAsync("api/v1/apps/app") {
+                guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
+                return json(200, try await desk.app(app))
+            }
+        }
+        router.get("api/v1/releases/:commit") { _, context in
+            await respondAsync("api/v1/releases") {
+                guard let commit = context.parameters.get("commit") else { throw RequestError(404, "no commit in the path") }
+                return json(200, try await desk.release(commit))
+            }
+        }
         router.get("api/v1/audit") { request, _ in
             await respondAsync("api/v1/audit") {
                 let q = request.uri.queryParameters
@@ -114,7 +126,8 @@ struct Routes {
     /// Every route and its methods (for 405 answers).
     static let routes: [(String, [HTTPRequest.Method])] = [
         ("healthz", [.get]), ("readyz", [.get]), ("metrics", [.get]), ("hooks/alertmanager", [.post]), ("hooks/git", [.post]),
-        ("api/v1/status", [.get]), ("api/v1/apps", [.get]), ("api/v1/apps/:app/releases", [.get]), ("api/v1/audit", [.get]),
+        ("api/v1/status", [.get]), ("api/v1/apps", [.get]), ("api/v1/apps/:app", [.get]), ("api/v1/apps/:app/releases", [.get]),
+        ("api/v1/releases/:commit", [.get]), ("api/v1/audit", [.get]),
         ("api/v1/incidents/:commit", [.get]), ("api/v1/apps/:app/rollback", [.post]), ("api/v1/apps/:app/pin", [.post]), ("api/v1/apps/:app/unpin", [.post]),
     ]
 

@@ -206,6 +206,40 @@ import TestSupport
         }
     }
 
+    /// `GET /api/v1/apps/{app}` is one app of the status; `GET
+    /// /api/v1/releases/{commit}` is `rewind show` with the message, the diff
+    /// (as the git CLI prints it) and the notes.
+    @Test func oneAppAndOneReleaseAreServed() async throws {
+        try await withServer { repo, client in
+            try await client.execute(uri: "/api/v1/apps/api", method: .get) { response in
+                #expect(response.status == .ok)
+                let app = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect(app?["app"] as? String == "api")
+            }
+            try await client.execute(uri: "/api/v1/apps/nope", method: .get) { #expect($0.status == .notFound) }
+            let tip = try repo.tip()
+            try repo.git("notes", "--ref=rewind", "add", "-m", "healthy app=api time=2026-01-01T00:00:00.000Z host=test", tip)
+            try await client.execute(uri: "/api/v1/releases/\(tip)", method: .get) { response in
+                #expect(response.status == .ok)
+                let release = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
+                #expect(release?["commit"] as? String == tip)
+                #expect(release?["message"] as? String == (try repo.git("log", "-1", "--format=%B")) + "\n")
+                #expect((release?["notes"] as? [String]) == ["healthy app=api time=2026-01-01T00:00:00.000Z host=test"])
+                let apps = (release?["apps"] as? [[String: Any]] ?? []).compactMap { $0["app"] as? String }
+                let diffs = release?["diffs"] as? [[String: Any]] ?? []
+                #expect(diffs.compactMap { $0["app"] as? String } == apps)
+                for diff in diffs {
+                    let app = diff["app"] as? String ?? ""
+                    let oracle = try repo.git("diff", "\(tip)~1", tip, "--", "apps/\(app)")
+                    let body = (diff["diff"] as? String ?? "").split(separator: "\n").filter { $0.hasPrefix("+") || $0.hasPrefix("-") }
+                    #expect(body == oracle.split(separator: "\n").filter { $0.hasPrefix("+") || $0.hasPrefix("-") }, "\(app)")
+                }
+            }
+            try await client.execute(uri: "/api/v1/releases/HEAD", method: .get) { #expect($0.status == .badRequest) }
+            try await client.execute(uri: "/api/v1/releases/\(String(repeating: "0", count: 40))", method: .get) { #expect($0.status == .notFound) }
+        }
+    }
+
     /// The API's default rollback is idempotent like the CLI's.
     @Test func aRepeatedDefaultAPIRollbackWritesNothing() async throws {
         try await withServer { repo, client in
