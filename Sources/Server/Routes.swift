@@ -66,16 +66,18 @@ struct Routes {
                 return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
             }
         }
-        router.get("api/v1/apps/:app") { _, context in
-            await respondAsync("api/v1/apps/app") {
-                guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
-                return json(200, try await desk.app(app))
-            }
-        }
-        router.get("api/v1/releases/:commit") { _, context in
-            await respondAsync("api/v1/releases") {
-                guard let commit = context.parameters.get("commit") else { throw RequestError(404, "no commit in the path") }
-                return json(200, try await desk.release(commit))
+        // One resource named by the path's last parameter.
+        let resources: [(path: String, route: String, parameter: String, read: @Sendable (RollbackDesk, String) async throws -> JSON)] = [
+            ("api/v1/apps/:app", "api/v1/apps/app", "app", { try await $0.app($1) }),
+            ("api/v1/releases/:commit", "api/v1/releases", "commit", { try await $0.release($1) }),
+            ("api/v1/incidents/:commit", "api/v1/incidents", "commit", { try await $0.incident($1) }),
+        ]
+        for resource in resources {
+            router.get(RouterPath(resource.path)) { _, context in
+                await respondAsync(resource.route) {
+                    guard let name = context.parameters.get(resource.parameter) else { throw RequestError(404, "no \(resource.parameter) in the path") }
+                    return json(200, try await resource.read(desk, name))
+                }
             }
         }
         router.get("api/v1/audit") { request, _ in
@@ -83,12 +85,6 @@ struct Routes {
                 let q = request.uri.queryParameters
                 let apps = q.getAll("app").flatMap { $0.split(separator: ",").map(String.init) }
                 return json(200, try await desk.audit(apps: apps, since: q.get("since"), until: q.get("until"), reworkWindow: q.get("reworkWindow")))
-            }
-        }
-        router.get("api/v1/incidents/:commit") { _, context in
-            await respondAsync("api/v1/incidents") {
-                guard let commit = context.parameters.get("commit") else { throw RequestError(404, "no commit in the path") }
-                return json(200, try await desk.incident(commit))
             }
         }
         router.post("api/v1/apps/:app/rollback") { request, context in
@@ -111,25 +107,21 @@ struct Routes {
                 }
             }
         }
-        // A known path with another method: 405 and the methods it takes.
-        for (path, allowed) in Self.routes {
+        // A known path with another method: 405 and the methods it takes
+        // (read from the router, so that no route is forgotten).
+        var methods: [String: [HTTPRequest.Method]] = [:]
+        for route in router.routes { methods[route.path.description, default: []].append(route.method) }
+        for (path, allowed) in methods {
+            let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
             for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] where !allowed.contains(method) {
                 router.on(RouterPath(path), method: method) { _, _ in
-                    Response(status: .methodNotAllowed, headers: [.allow: allowed.map(\.rawValue).joined(separator: ", "), .contentType: "application/json"],
-                             body: .init(byteBuffer: ByteBuffer(bytes: JSON.object([("error", .string("\(method.rawValue) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: " or "))"))]).bytes(indent: nil) + [10])))
+                    Response(status: .methodNotAllowed, headers: [.allow: allow, .contentType: "application/json"],
+                             body: .init(byteBuffer: ByteBuffer(bytes: JSON.object([("error", .string("\(method.rawValue) is not allowed here; use \(allow)"))]).bytes(indent: nil) + [10])))
                 }
             }
         }
         return router
     }
-
-    /// Every route and its methods (for 405 answers).
-    static let routes: [(String, [HTTPRequest.Method])] = [
-        ("healthz", [.get]), ("readyz", [.get]), ("metrics", [.get]), ("hooks/alertmanager", [.post]), ("hooks/git", [.post]),
-        ("api/v1/status", [.get]), ("api/v1/apps", [.get]), ("api/v1/apps/:app", [.get]), ("api/v1/apps/:app/releases", [.get]),
-        ("api/v1/releases/:commit", [.get]), ("api/v1/audit", [.get]),
-        ("api/v1/incidents/:commit", [.get]), ("api/v1/apps/:app/rollback", [.post]), ("api/v1/apps/:app/pin", [.post]), ("api/v1/apps/:app/unpin", [.post]),
-    ]
 
     /// Checks `Authorization: Bearer <token>` in constant time.
     private func authorize(_ request: Request, token: String?, required: Bool) throws(RequestError) {
