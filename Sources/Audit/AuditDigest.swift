@@ -32,7 +32,7 @@ public struct AuditDigest: Sendable {
         let key = ([repo.branchRef, tip.hex, notes?.hex ?? "-", listing.warning ?? ""] + listing.config.apps.map { "\($0.name)=\($0.path)" }).joined(separator: ";")
         let file = repo.git.gitDirectory + "rewind/audit-" + String(fnv1a(repo.branchRef), radix: 16)
         if useCache, let bytes = FileIO.read(file), let cached = decode(bytes, key: key, rowsOnly: rowsOnly) { return cached }
-        let digest = compute(try AuditFacts.read(repo, useCache: useCache))
+        let digest = compute(try AuditFacts.read(repo, tip: tip, listing: listing, useCache: useCache))
         if useCache { _ = FileIO.writeAtomically(file, digest.encoded(key: key)) }
         return digest
     }

@@ -30,7 +30,11 @@ public struct AuditFacts {
     /// Reads the branch of `repo` up to its tip.
     public static func read(_ repo: DeployRepository, useCache: Bool = true) throws -> AuditFacts {
         let tip = try repo.tip()
-        let listing = try repo.configForListing(at: tip)
+        return try read(repo, tip: tip, listing: try repo.configForListing(at: tip), useCache: useCache)
+    }
+
+    /// `read` at `tip`, whose rewind.yaml the caller has read already.
+    static func read(_ repo: DeployRepository, tip: OID, listing: (config: RepoConfig, warning: String?), useCache: Bool) throws -> AuditFacts {
         // Details (author, summary, versions) for rollbacks and the
         // releases they undid only: the rows and incidents name them.
         let history = try ReleaseHistory.load(repo, config: listing.config, tip: tip, useCache: useCache,

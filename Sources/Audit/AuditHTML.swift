@@ -177,7 +177,7 @@ extension AuditReport {
         } else {
             out += "<table><tr><th>time</th><th>commit</th><th>apps</th><th>from → to</th><th>kind</th><th>trigger</th><th>reason</th><th>author</th><th>detect</th><th>decide</th><th>recover</th><th>outcome</th></tr>\n"
             for row in rollbacks {
-                let trigger = row.trigger + (row.alert.map { " (\($0))" } ?? "") + (row.automatic || row.trigger == "api" ? row.actor.map { " by \($0)" } ?? "" : "")
+                let trigger = row.triggerText
                 out += "<tr><td>\(Clock.iso8601UTC(milliseconds: row.time))</td><td><code>\(row.commit.short)</code></td><td>\(Audit.html(row.apps.map(\.app).joined(separator: ", ")))</td>"
                     + "<td>\(Audit.html(row.apps.map { "\($0.from ?? "-") → \($0.to ?? "-")" }.joined(separator: ", ")))</td><td>\(row.kind)</td><td>\(Audit.html(trigger))</td>"
                     + "<td>\(Audit.html(row.reason ?? ""))\(row.forced.isEmpty ? "" : "<br><strong>forced:</strong> " + Audit.html(row.forced.joined(separator: "; ")))</td>"
@@ -194,9 +194,7 @@ extension AuditReport {
             out += "</table>\n"
         }
         out += "<h2>Definitions</h2>\n<dl>\n"
-        for (name, text) in [("Deployment frequency", MetricDefinitions.deploymentFrequency), ("Change lead time", MetricDefinitions.changeLeadTime),
-                             ("Change fail rate", MetricDefinitions.changeFailRate), ("Failed deployment recovery time", MetricDefinitions.recoveryTime),
-                             ("Deployment rework rate", MetricDefinitions.reworkRate), ("Durations", MetricDefinitions.durations)] {
+        for (name, text) in MetricDefinitions.named {
             out += "<dt><strong>\(name)</strong></dt><dd>\(Audit.html(text))</dd>\n"
         }
         out += "</dl>\n"

@@ -22,6 +22,12 @@ public enum MetricDefinitions {
     public static let detect = "applied note of the rolled-back release (its commit time when it has none) -> its first failure or alert"
     public static let decision = "first failure or alert -> the rollback commit (to the millisecond from the rolled-back note automation writes in the same second, else the commit's time)"
     public static let recovery = "the rollback commit (as for timeToDecision) -> its healthy note (the last of its apps)"
+
+    /// The DORA metrics' definitions with their names, as the reports list them.
+    public static let named = [
+        ("Deployment frequency", deploymentFrequency), ("Change lead time", changeLeadTime), ("Change fail rate", changeFailRate),
+        ("Failed deployment recovery time", recoveryTime), ("Deployment rework rate", reworkRate), ("Durations", durations),
+    ]
 }
 
 /// Formats durations for people: `850ms`, `42s`, `2m 5s`, `3h 12m`, `2d 4h`.
@@ -143,7 +149,7 @@ extension AuditReport {
         } else {
             out += "| time | commit | apps | from → to | kind | trigger | reason | author | detect | decide | recover | outcome |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
             for row in rollbacks {
-                let trigger = row.trigger + (row.alert.map { " (\($0))" } ?? "") + (row.automatic || row.trigger == "api" ? row.actor.map { " by \($0)" } ?? "" : "")
+                let trigger = row.triggerText
                 let forced = row.forced.isEmpty ? "" : " **forced:** " + row.forced.joined(separator: "; ")
                 out += "| \(Clock.iso8601UTC(milliseconds: row.time)) | `\(row.commit.short)` | \(row.apps.map(\.app).joined(separator: ", ")) | "
                     + Self.cell(row.apps.map { "\($0.from ?? "-") → \($0.to ?? "-")" }.joined(separator: ", "))
@@ -156,9 +162,7 @@ extension AuditReport {
             for e in escalations { out += "| \(Clock.iso8601UTC(milliseconds: e.time)) | \(Self.cell(e.app)) | `\(e.release.short)` | \(Self.cell(e.reason)) |\n" }
         }
         out += "\n## Definitions\n\n"
-        for (name, text) in [("Deployment frequency", MetricDefinitions.deploymentFrequency), ("Change lead time", MetricDefinitions.changeLeadTime),
-                             ("Change fail rate", MetricDefinitions.changeFailRate), ("Failed deployment recovery time", MetricDefinitions.recoveryTime),
-                             ("Deployment rework rate", MetricDefinitions.reworkRate), ("Durations", MetricDefinitions.durations)] {
+        for (name, text) in MetricDefinitions.named {
             out += "- **\(name)**: \(text)\n"
         }
         if !warnings.isEmpty { out += "\n## Warnings\n\n" + warnings.map { "- \(Self.cell($0))\n" }.joined() }
@@ -244,6 +248,12 @@ extension AuditReport {
 }
 
 extension RollbackRow {
+    /// The trigger as the reports print it: the alert's name, and who
+    /// acted for automation and the API.
+    public var triggerText: String {
+        trigger + (alert.map { " (\($0))" } ?? "") + (automatic || trigger == "api" ? actor.map { " by \($0)" } ?? "" : "")
+    }
+
     public var json: JSON {
         .object([
             ("time", .string(Clock.iso8601UTC(milliseconds: time))),

@@ -51,6 +51,15 @@ public struct IncidentReport: Sendable {
         return try build(facts, commit: id, revision: revision)
     }
 
+    /// Builds the report of the rollback `id` and writes it as its note
+    /// under refs/notes/rewind-incident (what the reconciler and serve do
+    /// after an automatic rollback).
+    public static func write(_ repo: DeployRepository, commit id: OID, through recorder: NoteRecorder) throws -> IncidentReport {
+        let report = try build(repo, commit: id)
+        try recorder.replace(report.markdown, on: id, notesRef: ReleaseNote.incidentNotesRef)
+        return report
+    }
+
     public static func build(_ facts: AuditFacts, commit id: OID, revision: String? = nil) throws -> IncidentReport {
         var rollback: OID?
         var members: [(app: String, index: Int)] = []

@@ -10,8 +10,7 @@ extension Reconciler {
     func writeIncident(_ rollback: OID) -> String? {
         flushNotes()
         do {
-            let report = try IncidentReport.build(repo, commit: rollback)
-            try notes.replace(report.markdown, on: rollback, notesRef: ReleaseNote.incidentNotesRef)
+            let report = try IncidentReport.write(repo, commit: rollback, through: notes)
             options.onWrite()
             logger.notice("incident report of \(rollback.short) written under \(ReleaseNote.incidentNotesRef): \(report.summary)")
             return report.summary

@@ -225,12 +225,16 @@ actor RollbackDesk {
         }
     }
 
-    /// `GET /api/v1/incidents/{commit}`: `rewind incident COMMIT --format json`.
-    func incident(_ commit: String) throws(RequestError) -> JSON {
-        // Only commit ids: a revision expression from a URL is not for libgit2's parser.
+    /// Only commit ids from a URL: a revision expression is not for libgit2's parser.
+    private static func checkCommitID(_ commit: String) throws(RequestError) {
         guard (4...40).contains(commit.utf8.count), commit.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }) else {
             throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
         }
+    }
+
+    /// `GET /api/v1/incidents/{commit}`: `rewind incident COMMIT --format json`.
+    func incident(_ commit: String) throws(RequestError) -> JSON {
+        try Self.checkCommitID(commit)
         do {
             return try IncidentReport.build(repo, revision: commit).json
         } catch let error as RewindError where error.code == .usage {
@@ -244,9 +248,7 @@ actor RollbackDesk {
     /// the commit's message, each changed app's unified diff, its notes and
     /// its incident report (when one was written).
     func release(_ commit: String) throws(RequestError) -> JSON {
-        guard (4...40).contains(commit.utf8.count), commit.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }) else {
-            throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
-        }
+        try Self.checkCommitID(commit)
         do {
             guard let id = try? repo.git.resolveCommit(commit) else { throw RequestError(404, "no commit \(commit) in the repository") }
             let details = try CommitDetails.load(repo, commit: id)
@@ -318,9 +320,7 @@ struct DeskEscalations: EscalationLog {
         do {
             let repo = try DeployRepository(path: repoPath, branch: branch)
             guard RollbackTrailers.parse(try repo.git.commit(release).message)?.trigger.isAutomatic == true else { return nil }
-            let report = try IncidentReport.build(repo, commit: release)
-            try NoteRecorder(git: repo.git, host: Clock.hostName()).replace(report.markdown, on: release, notesRef: ReleaseNote.incidentNotesRef)
-            return report.summary
+            return try IncidentReport.write(repo, commit: release, through: NoteRecorder(git: repo.git, host: Clock.hostName())).summary
         } catch {
             logger.error("cannot write the incident report of \(release.short): \(error)")
             return nil
