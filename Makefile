@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit template check-template clean
+.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit bench-ui template check-template web check-web clean
 
 deps:
 	@scripts/install-deps.sh
@@ -10,7 +10,7 @@ deps:
 build: deps
 	$(SWIFT) build
 
-test: deps check-template
+test: deps check-template check-web
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel
 
@@ -39,6 +39,11 @@ bench: release
 	python3 Benchmarks/serve.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/remote.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/audit.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	python3 Benchmarks/ui.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# The web UI alone (Benchmarks/ui.py: overview and app pages, rollback to browser).
+bench-ui: release
+	python3 Benchmarks/ui.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # rewind audit and rewind incident alone (Benchmarks/audit.py).
 bench-audit: release
@@ -62,6 +67,13 @@ template:
 
 check-template:
 	@python3 scripts/embed-template.py --check || { echo "deploy-repo-template/ changed: run 'make template'" >&2; exit 1; }
+
+# Regenerate the copy of Sources/Server/web/ (the web UI's CSS and script) that rewind serve carries.
+web:
+	python3 scripts/embed-web.py
+
+check-web:
+	@python3 scripts/embed-web.py --check || { echo "Sources/Server/web/ changed: run 'make web'" >&2; exit 1; }
 
 clean:
 	rm -rf .build

@@ -68,7 +68,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The web UI's sources; WebAssets.generated.swift carries them (make web).
+            exclude: ["web"]
         ),
         .target(
             name: "RewindCLI",

@@ -11,19 +11,13 @@ chart has no visible mark, or the page loaded anything besides itself.
 """
 import json, os, sys
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from browser import chromium
 
 
 def main():
     report, screenshot = sys.argv[1], sys.argv[2]
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,2400"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # The driver Debian ships: Selenium must not look for (or download) another.
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    driver = chromium(1280, 2400)
     try:
         driver.get("file://" + os.path.abspath(report))
         charts = driver.execute_script("""

@@ -6,6 +6,9 @@ generated file and the directory disagree. Run `make template` after editing
 the template."""
 import os, sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from embedding import literal, write_or_check
+
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 template = os.path.join(root, "deploy-repo-template")
 out = os.path.join(root, "Sources", "RewindCLI", "Template.generated.swift")
@@ -28,15 +31,5 @@ lines = [
     "let embeddedTemplate: [(path: String, executable: Bool, text: String)] = [",
 ]
 for rel, executable, data in entries:
-    text = data.decode("utf-8")
-    assert '"""##' not in text
-    lines.append(f'    ("{rel}", {str(executable).lower()}, ##"""')
-    lines.append(text + '\n"""##),')
-lines.append("]")
-lines.append("")
-text = "\n".join(lines)
-if "--check" in sys.argv:
-    current = open(out).read() if os.path.exists(out) else ""
-    sys.exit(0 if current == text else 1)
-with open(out, "w") as f:
-    f.write(text)
+    lines.append(f'    ("{rel}", {str(executable).lower()}, {literal(data.decode("utf-8"))}),')
+write_or_check(out, lines)

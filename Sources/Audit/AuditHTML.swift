@@ -3,21 +3,7 @@ import Rollback
 import SystemSupport
 
 /// Text made safe for HTML content and attribute values.
-func html(_ text: String) -> String {
-    var out = ""
-    out.reserveCapacity(text.utf8.count)
-    for ch in text {
-        switch ch {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.append(ch)
-        }
-    }
-    return out
-}
+func html(_ text: String) -> String { HTML.escape(text) }
 
 /// Inline SVG charts: no script, no external asset.
 enum SVGChart {
@@ -121,6 +107,22 @@ extension AuditReport {
     /// One self-contained page: charts first, then the tables. No script
     /// and no external asset, so it reads offline and in a mail archive.
     public var html: String {
+        let out = """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>Rewind audit: \(Audit.html(branch))</title>
+        <style>
+        body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1f2328;background:#fff}
+        \(Self.css)</style></head><body>
+
+        """
+        return out + htmlBody(link: nil) + "</body></html>\n"
+    }
+
+    /// The charts and tables of `rewind audit` (for the web UI's audit
+    /// page too). They need `css`. With `link`, each rollback's commit
+    /// links to the URL it returns.
+    public func htmlBody(link: ((OID) -> String)?) -> String {
         let labels = weeks.map { String(Clock.iso8601UTC(milliseconds: $0.start).prefix(10)) }
         let charts = [
             SVGChart.bars("deploys-per-week", title: "Deploys and failed deploy releases per week", labels: labels, series: [
@@ -135,20 +137,6 @@ extension AuditReport {
             SVGChart.perApp("per-app", title: "Deploys per app (failed deploy releases in red)", rows: perApp.map { ($0.app, $0.metrics.deploys, $0.metrics.failedReleases) }),
         ]
         var out = """
-        <!DOCTYPE html>
-        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>Rewind audit: \(Audit.html(branch))</title>
-        <style>
-        body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1f2328;background:#fff}
-        h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
-        table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;vertical-align:top}
-        th{background:#f6f8fa}code{font-family:ui-monospace,monospace;font-size:90%}.charts{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
-        figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:.5rem}figcaption{font-weight:600;margin-bottom:.25rem}
-        .grid{stroke:#eaeef2}.axis{font-size:11px;fill:#57606a}.deploys{fill:#0969da}.failed{fill:#cf222e}
-        .rate{fill:#bf8700;stroke:#bf8700}.recovery{fill:#8250df;stroke:#8250df}path.line{fill:none;stroke-width:2}
-        .verified{color:#1a7f37}.escalated{color:#cf222e;font-weight:600}.unknown{color:#57606a}.warn{color:#9a6700}
-        @media print{.charts{grid-template-columns:1fr}}
-        </style></head><body>
         <h1>Rewind audit: \(Audit.html(branch))</h1>
         <p>\(Audit.html(Clock.iso8601UTC(milliseconds: query.since))) to \(Audit.html(Clock.iso8601UTC(milliseconds: query.until))), apps \(Audit.html(apps.joined(separator: ", "))), tip <code>\(tip.short)</code>.
         Computed from git alone: commits, trailers and notes under <code>\(ReleaseNote.notesRef)</code>.</p>
@@ -178,7 +166,7 @@ extension AuditReport {
             out += "<table><tr><th>time</th><th>commit</th><th>apps</th><th>from → to</th><th>kind</th><th>trigger</th><th>reason</th><th>author</th><th>detect</th><th>decide</th><th>recover</th><th>outcome</th></tr>\n"
             for row in rollbacks {
                 let trigger = row.triggerText
-                out += "<tr><td>\(Clock.iso8601UTC(milliseconds: row.time))</td><td><code>\(row.commit.short)</code></td><td>\(Audit.html(row.apps.map(\.app).joined(separator: ", ")))</td>"
+                out += "<tr><td>\(Clock.iso8601UTC(milliseconds: row.time))</td><td>\(link.map { "<a href=\"\(Audit.html($0(row.commit)))\"><code>\(row.commit.short)</code></a>" } ?? "<code>\(row.commit.short)</code>")</td><td>\(Audit.html(row.apps.map(\.app).joined(separator: ", ")))</td>"
                     + "<td>\(Audit.html(row.apps.map { "\($0.from ?? "-") → \($0.to ?? "-")" }.joined(separator: ", ")))</td><td>\(row.kind)</td><td>\(Audit.html(trigger))</td>"
                     + "<td>\(Audit.html(row.reason ?? ""))\(row.forced.isEmpty ? "" : "<br><strong>forced:</strong> " + Audit.html(row.forced.joined(separator: "; ")))</td>"
                     + "<td>\(Audit.html(row.author))</td><td>\(humanDuration(row.detectMilliseconds))</td><td>\(humanDuration(row.decisionMilliseconds))</td>"
@@ -199,8 +187,20 @@ extension AuditReport {
         }
         out += "</dl>\n"
         if !warnings.isEmpty { out += "<h2>Warnings</h2>\n<ul>\n" + warnings.map { "<li class=\"warn\">\(Audit.html($0))</li>\n" }.joined() + "</ul>\n" }
-        return out + "</body></html>\n"
+        return out
     }
+
+    /// The style of `htmlBody`.
+    public static let css = """
+        h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de;padding-bottom:.2rem}
+        table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border:1px solid #d0d7de;padding:.25rem .5rem;text-align:left;vertical-align:top}
+        th{background:#f6f8fa}code{font-family:ui-monospace,monospace;font-size:90%}.charts{display:grid;grid-template-columns:1fr 1fr;gap:1rem}
+        figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:.5rem}figcaption{font-weight:600;margin-bottom:.25rem}
+        .grid{stroke:#eaeef2}.axis{font-size:11px;fill:#57606a}.deploys{fill:#0969da}.failed{fill:#cf222e}
+        .rate{fill:#bf8700;stroke:#bf8700}.recovery{fill:#8250df;stroke:#8250df}path.line{fill:none;stroke-width:2}
+        .verified{color:#1a7f37}.escalated{color:#cf222e;font-weight:600}.unknown{color:#57606a}.warn{color:#9a6700}
+        @media print{.charts{grid-template-columns:1fr}}
+        """
 
     static func htmlMetrics(_ rows: [(String, DoraMetrics)]) -> String {
         var out = "<table><tr><th></th><th>deploys</th><th>per week</th><th>lead time (median / p90)</th><th>change fail rate</th><th>recovery time (median / p90)</th><th>rework rate</th></tr>\n"

@@ -251,7 +251,7 @@ extension RollbackRow {
     /// The trigger as the reports print it: the alert's name, and who
     /// acted for automation and the API.
     public var triggerText: String {
-        trigger + (alert.map { " (\($0))" } ?? "") + (automatic || trigger == "api" ? actor.map { " by \($0)" } ?? "" : "")
+        trigger + (alert.map { " (\($0))" } ?? "") + (automatic || trigger == "api" || trigger == "ui" ? actor.map { " by \($0)" } ?? "" : "")
     }
 
     public var json: JSON {

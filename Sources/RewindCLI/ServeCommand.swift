@@ -15,7 +15,7 @@ import Glibc
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the reconciler and the HTTP server: Alertmanager webhook, API, metrics.",
+        abstract: "Run the reconciler and the HTTP server: web UI, API, Alertmanager and push webhooks, metrics.",
         discussion: """
             Binds 127.0.0.1:8484 by default. Tokens come from files or the environment \
             (REWIND_API_TOKEN, REWIND_HOOK_TOKEN) and are never logged. SIGTERM or SIGINT shuts \
@@ -42,6 +42,15 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: "File holding the secret push webhooks are signed with (else REWIND_GIT_HOOK_SECRET; none: POST /hooks/git accepts unsigned pushes).")
     var gitHookSecretFile: String?
+
+    @Option(help: "File of named tokens, one 'name: token' per line: each signs in to the web UI and is a bearer token for the API; the name becomes Rewind-Actor.")
+    var uiTokensFile: String?
+
+    @Flag(help: "Let anyone who reaches the server read the web UI's pages and the API's GET endpoints without signing in (writes still need a token).")
+    var uiPublicRead = false
+
+    @Flag(help: "Always mark the session cookie Secure (it is anyway when a proxy sends X-Forwarded-Proto: https).")
+    var uiSecureCookie = false
 
     @Option(help: "The alert label that names the app.")
     var alertAppLabel: String = "app"
@@ -77,6 +86,9 @@ struct ServeCommand: AsyncParsableCommand {
             serve.port = port
             serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "API token")
             serve.apiTokenName = apiTokenName
+            if let uiTokensFile { serve.namedTokens = try Credentials.load(file: uiTokensFile) }
+            serve.publicRead = uiPublicRead
+            serve.secureCookies = uiSecureCookie
             serve.hookToken = try secret(file: hookTokenFile, environment: "REWIND_HOOK_TOKEN", what: "hook token")
             serve.appLabel = alertAppLabel
             serve.readTimeoutMilliseconds = Duration(parsing: readTimeout)?.milliseconds ?? 10_000

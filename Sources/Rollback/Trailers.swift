@@ -6,7 +6,8 @@ import SystemSupport
 public struct RollbackTrailers: Sendable, Equatable {
     public enum Action: String, Sendable, CaseIterable { case revert, rollback, pin, unpin }
     public enum TriggerKind: String, Sendable, CaseIterable, Codable {
-        case manual, alert, analysis, api
+        /// `ui`: a signed-in person in `rewind serve`'s web UI (`Rewind-Actor` names them).
+        case manual, alert, analysis, api, ui
 
         /// Automation's own rollbacks (an alert, the reconciler's analysis).
         public var isAutomatic: Bool { self == .alert || self == .analysis }

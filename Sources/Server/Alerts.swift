@@ -61,6 +61,8 @@ struct AlertDecision: Sendable {
 struct RequestError: Error, Sendable {
     let status: Int
     let message: String
+    /// A guard refused that a person may override (`--force`, the UI's checkbox).
+    var forceable = false
 
     init(_ status: Int, _ message: String) {
         self.status = status

@@ -147,38 +147,34 @@ actor RollbackDesk {
 
     /// `POST /api/v1/apps/{app}/rollback`: the CLI's rollback, with `Rewind-Trigger: api`.
     /// With `dryRun`, the plan (message, diffs, guards) and nothing written.
-    func apiRollback(app: String, to target: String?, reason: String?, dryRun: Bool = false) throws(RequestError) -> JSON {
-        try apiWrite(.rollback(apps: [app], all: false, to: target.map(TargetSpec.init(parsing:))), reason: reason, dryRun: dryRun, done: "rolled-back")
+    func apiRollback(app: String, to target: String?, reason: String?, dryRun: Bool = false, as actor: Actor? = nil) throws(RequestError) -> JSON {
+        try write(.rollback(app: app, to: target), reason: reason, dryRun: dryRun, as: actor ?? Actor(name: options.apiTokenName, trigger: .api)).json
     }
 
     /// `POST /api/v1/apps/{app}/pin` and `/unpin`: the CLI's pin and unpin.
-    func apiPin(app: String, to target: String?, reason: String?, dryRun: Bool, unpin: Bool) throws(RequestError) -> JSON {
-        try apiWrite(unpin ? .unpin(app) : .pin(app, to: target.map(TargetSpec.init(parsing:))), reason: reason, dryRun: dryRun, done: unpin ? "unpinned" : "pinned")
+    func apiPin(app: String, to target: String?, reason: String?, dryRun: Bool, unpin: Bool, as actor: Actor? = nil) throws(RequestError) -> JSON {
+        try write(unpin ? .unpin(app: app) : .pin(app: app, to: target), reason: reason, dryRun: dryRun, as: actor ?? Actor(name: options.apiTokenName, trigger: .api)).json
     }
 
-    /// One write of the API through the CLI's `CommitWriter`, with
-    /// `Rewind-Trigger: api` and the token's name as `Rewind-Actor`.
-    private func apiWrite(_ operation: Operation, reason: String?, dryRun: Bool, done: String) throws(RequestError) -> JSON {
-        var request = RollbackRequest(operation, reason: reason)
-        request.trigger = .api
+    /// One write of the API or the web UI through the CLI's `CommitWriter`,
+    /// with the actor's trigger (`api`, `ui`) and name as `Rewind-Actor`.
+    func write(_ action: DeskAction, reason: String?, dryRun: Bool, force: Bool = false, as actor: Actor) throws(RequestError) -> DeskWrite {
+        var request = RollbackRequest(action.operation, reason: reason)
+        request.trigger = actor.trigger
         request.artifactRoot = options.artifactRoot
-        request.actor = options.apiTokenName
+        request.actor = actor.name
+        request.force = force
         do {
             var writer = CommitWriter(journaling: repo)
             writer.diffs = dryRun
             switch try writer.run(request, dryRun: dryRun) {
             case let .written(commit, plan, _):
-                let apps = JSON.array(plan.changes.map { .object([("app", .string($0.app)), ("from", .optional($0.fromVersion)), ("to", .optional($0.toVersion))]) })
-                if dryRun {
-                    return .object([("outcome", .string("planned")), ("dryRun", .bool(true)), ("parent", .string(plan.parent.hex)), ("message", .string(plan.message)), ("apps", apps),
-                                    ("diffs", .array(plan.diffs.map { .object([("app", .string($0.app)), ("diff", .string($0.diff))]) })),
-                                    ("guardsChecked", .array(plan.guardsChecked.map { .string($0) }))])
-                }
-                if case .rollback = operation { metrics.count("rewind_rollbacks_total", [("trigger", "api"), ("outcome", "committed")]) }
+                if dryRun { return DeskWrite(action: action, outcome: .planned, plan: plan) }
+                if case .rollback = action { metrics.count("rewind_rollbacks_total", [("trigger", actor.trigger.rawValue), ("outcome", "committed")]) }
                 options.syncLoop?.trigger()
-                return .object([("outcome", .string(done)), ("commit", .optional(commit?.hex)), ("message", .string(plan.message)), ("apps", apps)])
+                return DeskWrite(action: action, outcome: .written(commit), plan: plan)
             case .alreadyDone(let why):
-                return .object([("outcome", .string("already-\(done)")), ("reason", .string(why))])
+                return DeskWrite(action: action, outcome: .alreadyDone(why), plan: nil)
             }
         } catch let error as RewindError {
             let status: Int
@@ -190,7 +186,9 @@ actor RollbackDesk {
             case .contention: status = 503
             default: status = 500
             }
-            throw RequestError(status, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+            var failure = RequestError(status, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+            failure.forceable = error.refusal?.name == "migration"
+            throw failure
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
@@ -213,11 +211,11 @@ actor RollbackDesk {
         }
     }
 
-    /// `GET /api/v1/audit`: `rewind audit --format json`.
-    func audit(apps: [String], since: String?, until: String?, reworkWindow: String?) throws(RequestError) -> JSON {
+    /// `GET /api/v1/audit` (`rewind audit --format json`) and the audit page.
+    func audit(apps: [String] = [], since: String?, until: String?, reworkWindow: String? = nil) throws(RequestError) -> AuditReport {
         do {
             let query = try AuditQuery(apps: apps.map { Bounded.text($0, limit: 128) }, since: since, until: until, reworkWindow: reworkWindow, naming: ("since", "until", "reworkWindow"))
-            return try AuditReport.build(try AuditDigest.load(repo), query).json
+            return try AuditReport.build(try AuditDigest.load(repo), query)
         } catch let error as RewindError where error.code == .usage {
             throw RequestError(400, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
         } catch {
@@ -244,26 +242,42 @@ actor RollbackDesk {
         }
     }
 
-    /// `GET /api/v1/releases/{commit}`: `rewind show --format json`, with
-    /// the commit's message, each changed app's unified diff, its notes and
-    /// its incident report (when one was written).
-    func release(_ commit: String) throws(RequestError) -> JSON {
+    /// `GET /api/v1/releases/{commit}` and the release page: `rewind show`,
+    /// with the commit's message, each changed app's unified diff, its
+    /// notes and its incident report (when one was written).
+    func release(_ commit: String) throws(RequestError) -> ReleaseView {
         try Self.checkCommitID(commit)
         do {
             guard let id = try? repo.git.resolveCommit(commit) else { throw RequestError(404, "no commit \(commit) in the repository") }
             let details = try CommitDetails.load(repo, commit: id)
             let config = try repo.configForListing(at: try repo.tip()).config
             let parentTree = try details.commit.parents.first.map { try repo.git.commit($0).tree }
-            let diffs: [JSON] = try details.apps.compactMap { change in
+            let diffs: [(app: String, diff: String)] = try details.apps.compactMap { change in
                 guard let ref = config.app(named: change.app) else { return nil }
-                return .object([("app", .string(change.app)), ("diff", .string(try repo.git.unifiedDiff(from: parentTree, to: details.commit.tree, paths: [ref.path])))])
+                return (change.app, try repo.git.unifiedDiff(from: parentTree, to: details.commit.tree, paths: [ref.path]))
             }
             let notes = ((try? repo.git.note(on: id, notesRef: ReleaseNote.notesRef)) ?? nil) ?? ""
             let incident = (try? repo.git.note(on: id, notesRef: ReleaseNote.incidentNotesRef)) ?? nil
-            return .object(details.jsonFields + [("message", .string(details.commit.message)), ("diffs", .array(diffs)),
-                                                 ("notes", .array(notes.split(separator: "\n").map { .string(String($0)) })), ("incident", .optional(incident))])
+            return ReleaseView(details: details, diffs: diffs, notes: notes.split(separator: "\n").map(String.init), incident: incident)
         } catch let error as RequestError {
             throw error
+        } catch {
+            logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
+        }
+    }
+
+    /// The app page: the app's status and one page of its releases, newest first.
+    func appPage(_ name: String, page: Int, perPage: Int = 50) throws(RequestError) -> WebPage.AppPage {
+        let report = try status()
+        guard let status = report.apps.first(where: { $0.name == name }) else { throw RequestError(404, "unknown app '\(Bounded.text(name))'") }
+        do {
+            let tip = try repo.tip()
+            let config = try repo.configForListing(at: tip).config
+            let history = try ReleaseHistory.load(repo, config: config, tip: tip, limit: page * perPage)
+            let newestFirst = Array(history.of(name).reversed().dropFirst((page - 1) * perPage).prefix(perPage))
+            let notes = NoteCache(repo)
+            return WebPage.AppPage(status: status, releases: newestFirst.map { ($0, ReleaseOutcome.of($0, in: repo, notes: notes)) },
+                                   total: history.totals[name] ?? 0, page: page, perPage: perPage)
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
@@ -279,6 +293,78 @@ actor RollbackDesk {
     /// `GET /api/v1/status` and `/api/v1/apps`.
     func status() throws(RequestError) -> StatusReport {
         do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
+    }
+}
+
+/// A commit as the release page and `GET /api/v1/releases/{commit}` show it.
+struct ReleaseView: Sendable {
+    let details: CommitDetails
+    let diffs: [(app: String, diff: String)]
+    let notes: [String]
+    let incident: String?
+
+    var json: JSON {
+        .object(details.jsonFields + [("message", .string(details.commit.message)),
+                                      ("diffs", .array(diffs.map { .object([("app", .string($0.app)), ("diff", .string($0.diff))]) })),
+                                      ("notes", .array(notes.map { .string($0) })), ("incident", .optional(incident))])
+    }
+}
+
+/// Who writes through the desk: the API token's holder or a signed-in
+/// person of the web UI.
+struct Actor: Sendable, Equatable {
+    let name: String
+    let trigger: RollbackTrailers.TriggerKind
+}
+
+/// What the API and the web UI ask the desk to write.
+enum DeskAction: Sendable {
+    case rollback(app: String, to: String?)
+    case pin(app: String, to: String?)
+    case unpin(app: String)
+
+    var operation: Operation {
+        switch self {
+        case let .rollback(app, to): .rollback(apps: [app], all: false, to: to.map(TargetSpec.init(parsing:)))
+        case let .pin(app, to): .pin(app, to: to.map(TargetSpec.init(parsing:)))
+        case let .unpin(app): .unpin(app)
+        }
+    }
+
+    /// The past tense the API answers with.
+    var done: String {
+        switch self {
+        case .rollback: "rolled-back"
+        case .pin: "pinned"
+        case .unpin: "unpinned"
+        }
+    }
+}
+
+/// A write's result: planned (a dry run), written, or nothing to do.
+struct DeskWrite: Sendable {
+    enum Outcome: Sendable {
+        case planned
+        case written(OID?)
+        case alreadyDone(String)
+    }
+    let action: DeskAction
+    let outcome: Outcome
+    let plan: PlannedCommit?
+
+    var json: JSON {
+        let apps = JSON.array((plan?.changes ?? []).map { .object([("app", .string($0.app)), ("from", .optional($0.fromVersion)), ("to", .optional($0.toVersion))]) })
+        switch outcome {
+        case .planned:
+            guard let plan else { return .object([("outcome", .string("planned")), ("dryRun", .bool(true))]) }
+            return .object([("outcome", .string("planned")), ("dryRun", .bool(true)), ("parent", .string(plan.parent.hex)), ("message", .string(plan.message)), ("apps", apps),
+                            ("diffs", .array(plan.diffs.map { .object([("app", .string($0.app)), ("diff", .string($0.diff))]) })),
+                            ("guardsChecked", .array(plan.guardsChecked.map { .string($0) }))])
+        case .written(let commit):
+            return .object([("outcome", .string(action.done)), ("commit", .optional(commit?.hex)), ("message", .string(plan?.message ?? "")), ("apps", apps)])
+        case .alreadyDone(let why):
+            return .object([("outcome", .string("already-\(action.done)")), ("reason", .string(why))])
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -6,16 +7,18 @@ import DeployModel
 import Reconciler
 import SystemSupport
 
-/// The HTTP surface of `rewind serve`.
+/// The HTTP surface of `rewind serve` (`GET /api/v1/openapi.json`
+/// describes all of it; `APIDocument` holds the descriptions).
 ///
-///     GET  /healthz, /readyz, /metrics
-///     POST /hooks/alertmanager                 (hook token, if configured)
-///     POST /hooks/git                          (GitHub, GitLab, Gitea/Forgejo push webhooks; signature checked)
-///     GET  /api/v1/apps, /api/v1/status, /api/v1/apps/{app}/releases?limit=N
-///     POST /api/v1/apps/{app}/rollback         (API token; body {"to": "REV|#N", "reason": "..."})
+///     GET  /healthz, /readyz, /metrics                     (open)
+///     POST /hooks/alertmanager, /hooks/git                 (hook token; webhook signature)
+///     GET  /api/v1/...                                     (a token or a session, unless no token is configured or --ui-public-read)
+///     POST /api/v1/apps/{app}/rollback, /pin, /unpin       (a bearer token; or a session and X-CSRF-Token)
+///     GET  /, /apps/{app}, /releases/{commit}, /audit      (the web UI: WebRoutes.swift)
 ///
 /// Every refusal happens before any work: a missing or wrong token → 401, a
-/// body over the limit → 413 (before parsing), malformed JSON → 400.
+/// missing CSRF token → 403, a body over the limit → 413 (before parsing),
+/// malformed JSON → 400.
 struct Routes {
     let options: ServeOptions
     let desk: RollbackDesk
@@ -23,6 +26,23 @@ struct Routes {
     let readiness: Readiness
     let logger: Logger
     let deliveries = SeenDeliveries()
+    let hub: EventHub
+    let sessions: Sessions
+    /// The API token and the named tokens (see `ServeOptions.credentials`).
+    let credentials: Credentials
+
+    init(options: ServeOptions, desk: RollbackDesk, metrics: Metrics, readiness: Readiness, logger: Logger,
+         hub: EventHub = EventHub(), sessions: Sessions = Sessions()) {
+        self.options = options
+        self.desk = desk
+        self.metrics = metrics
+        self.readiness = readiness
+        self.logger = logger
+        self.hub = hub
+        self.sessions = sessions
+        // Checked (and refused, naming the clash) before serve binds.
+        credentials = (try? options.credentials()) ?? Credentials()
+    }
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -54,12 +74,15 @@ struct Routes {
                 return json(202, .object([("result", .string("fetching")), ("provider", .string(delivery.provider)), ("delivery", .optional(delivery.id))]))
             }
         }
-        router.get("api/v1/status") { _, _ in await respondAsync("api/v1/status") { json(200, try await desk.status().json) } }
-        router.get("api/v1/apps") { _, _ in
-            await respondAsync("api/v1/apps") { json(200, .array(try await desk.status().apps.map(\.json))) }
+        router.get("api/v1/status") { request, _ in
+            await respondAsync("api/v1/status") { try authorizeRead(request); return json(200, try await desk.status().json) }
+        }
+        router.get("api/v1/apps") { request, _ in
+            await respondAsync("api/v1/apps") { try authorizeRead(request); return json(200, .array(try await desk.status().apps.map(\.json))) }
         }
         router.get("api/v1/apps/:app/releases") { request, context in
             await respondAsync("api/v1/apps/releases") {
+                try authorizeRead(request)
                 let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 20
                 guard limit >= 0 else { throw RequestError(400, "limit must be 0 (all) or a positive number") }
                 let bytes = try await desk.releases(app: context.parameters.get("app"), limit: limit)
@@ -69,12 +92,13 @@ struct Routes {
         // One resource named by the path's last parameter.
         let resources: [(path: String, route: String, parameter: String, read: @Sendable (RollbackDesk, String) async throws -> JSON)] = [
             ("api/v1/apps/:app", "api/v1/apps/app", "app", { try await $0.app($1) }),
-            ("api/v1/releases/:commit", "api/v1/releases", "commit", { try await $0.release($1) }),
+            ("api/v1/releases/:commit", "api/v1/releases", "commit", { try await $0.release($1).json }),
             ("api/v1/incidents/:commit", "api/v1/incidents", "commit", { try await $0.incident($1) }),
         ]
         for resource in resources {
-            router.get(RouterPath(resource.path)) { _, context in
+            router.get(RouterPath(resource.path)) { request, context in
                 await respondAsync(resource.route) {
+                    try authorizeRead(request)
                     guard let name = context.parameters.get(resource.parameter) else { throw RequestError(404, "no \(resource.parameter) in the path") }
                     return json(200, try await resource.read(desk, name))
                 }
@@ -82,31 +106,38 @@ struct Routes {
         }
         router.get("api/v1/audit") { request, _ in
             await respondAsync("api/v1/audit") {
+                try authorizeRead(request)
                 let q = request.uri.queryParameters
                 let apps = q.getAll("app").flatMap { $0.split(separator: ",").map(String.init) }
-                return json(200, try await desk.audit(apps: apps, since: q.get("since"), until: q.get("until"), reworkWindow: q.get("reworkWindow")))
+                return json(200, try await desk.audit(apps: apps, since: q.get("since"), until: q.get("until"), reworkWindow: q.get("reworkWindow")).json)
             }
         }
         router.post("api/v1/apps/:app/rollback") { request, context in
             await respondAsync("api/v1/apps/rollback") {
-                try authorize(request, token: options.apiToken, required: true)
+                let actor = try authorizeWrite(request)
                 let bytes = try await body(request)
                 let input = try RollbackInput.parse(bytes)
                 guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
-                return json(200, try await desk.apiRollback(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun))
+                return json(200, try await desk.apiRollback(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun, as: actor))
             }
         }
         for unpin in [false, true] {
             router.post("api/v1/apps/:app/\(unpin ? "unpin" : "pin")") { request, context in
                 await respondAsync(unpin ? "api/v1/apps/unpin" : "api/v1/apps/pin") {
-                    try authorize(request, token: options.apiToken, required: true)
+                    let actor = try authorizeWrite(request)
                     let input = try RollbackInput.parse(try await body(request))
                     guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
                     if unpin, input.to != nil { throw RequestError(400, "field 'to' is for pin; unpin releases the hold") }
-                    return json(200, try await desk.apiPin(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun, unpin: unpin))
+                    return json(200, try await desk.apiPin(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun, unpin: unpin, as: actor))
                 }
             }
         }
+        router.get("api/v1/events") { request, _ in await events(request) }
+        addWebRoutes(router)
+        // The API's description, from the routes themselves.
+        let served = router.routes.map { (method: $0.method, path: $0.path.description) } + [(method: .get, path: "api/v1/openapi.json")]
+        let document = APIDocument.json(served)
+        router.get("api/v1/openapi.json") { _, _ in respond("api/v1/openapi.json") { json(200, document) } }
         // A known path with another method: 405 and the methods it takes
         // (read from the router, so that no route is forgotten).
         var methods: [String: [HTTPRequest.Method]] = [:]
@@ -121,6 +152,68 @@ struct Routes {
             }
         }
         return router
+    }
+
+    /// Who is calling: the owner of a bearer token, or of a live session.
+    /// A wrong bearer token is nobody, whatever cookie comes with it.
+    struct Caller {
+        let name: String
+        let session: Sessions.Session?
+        let sessionID: String?
+    }
+
+    func caller(_ request: Request) -> Caller? {
+        if let header = request.headers[.authorization] {
+            let prefix = "Bearer "
+            guard header.hasPrefix(prefix), let name = credentials.lookup(String(header.dropFirst(prefix.count))) else { return nil }
+            return Caller(name: name, session: nil, sessionID: nil)
+        }
+        let id = request.cookies[Sessions.cookieName]?.value
+        guard let session = sessions.session(id) else { return nil }
+        return Caller(name: session.name, session: session, sessionID: id)
+    }
+
+    /// Reads need a token or a session, unless no token is configured at
+    /// all (nobody could sign in) or `--ui-public-read` is given.
+    func authorizeRead(_ request: Request) throws(RequestError) {
+        if credentials.isEmpty || options.publicRead { return }
+        guard caller(request) != nil else { throw RequestError(401, "sign in, or send Authorization: Bearer <token>") }
+    }
+
+    /// Writes need a bearer token (trigger `api`), or a session whose CSRF
+    /// token comes in `X-CSRF-Token` (trigger `ui`). The token's name is
+    /// the commit's `Rewind-Actor`.
+    func authorizeWrite(_ request: Request) throws(RequestError) -> Actor {
+        guard !credentials.isEmpty else {
+            throw RequestError(401, "no API token is configured; start rewind serve with --api-token-file, REWIND_API_TOKEN or --ui-tokens-file")
+        }
+        guard let caller = caller(request) else { throw RequestError(401, "missing or wrong bearer token") }
+        guard let session = caller.session else { return Actor(name: caller.name, trigger: .api) }
+        guard let given = request.headers[Self.csrfHeader], constantTimeEqual(Array(given.utf8), Array(session.csrf.utf8)) else {
+            throw RequestError(403, "missing or wrong CSRF token (send the page's token in X-CSRF-Token)")
+        }
+        return Actor(name: caller.name, trigger: .ui)
+    }
+
+    static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
+
+    /// `GET /api/v1/events`: Server-Sent Events (`status`, `tip`,
+    /// `rollback`, `notes`) until the client goes or the server stops.
+    private func events(_ request: Request) async -> Response {
+        do {
+            try authorizeRead(request)
+        } catch {
+            return finish("api/v1/events", .failure(error))
+        }
+        guard let stream = hub.subscribe() else {
+            return finish("api/v1/events", .failure(RequestError(503, "too many event streams are open, or the server is stopping; retry later")))
+        }
+        metrics.count("rewind_http_requests_total", [("route", "api/v1/events"), ("code", "200")])
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            for await event in stream { try await writer.write(ByteBuffer(string: event.wire)) }
+            try await writer.finish(nil)
+        })
     }
 
     /// Checks `Authorization: Bearer <token>` in constant time.
@@ -138,7 +231,7 @@ struct Routes {
 
     /// The body, refused with 413 when larger than the limit (checked on
     /// Content-Length first, then while reading).
-    private func body(_ request: Request) async throws -> [UInt8] {
+    func body(_ request: Request) async throws -> [UInt8] {
         if let length = request.headers[.contentLength].flatMap(Int.init), length > options.bodyLimit {
             throw RequestError(413, "request body of \(length) bytes is over the limit of \(options.bodyLimit)")
         }
@@ -155,15 +248,15 @@ struct Routes {
         }
     }
 
-    private func respond(_ route: String, _ body: () throws -> Response) -> Response {
+    func respond(_ route: String, _ body: () throws -> Response) -> Response {
         finish(route, Result { try body() })
     }
 
-    private func respondAsync(_ route: String, _ body: () async throws -> Response) async -> Response {
+    func respondAsync(_ route: String, _ body: () async throws -> Response) async -> Response {
         do { return finish(route, .success(try await body())) } catch { return finish(route, .failure(error)) }
     }
 
-    private func finish(_ route: String, _ result: Result<Response, any Error>) -> Response {
+    func finish(_ route: String, _ result: Result<Response, any Error>) -> Response {
         let response: Response
         switch result {
         case .success(let r): response = r

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import Reconciler
 import Remote
+import Rollback
 import ServiceLifecycle
 import SystemSupport
 
@@ -38,8 +39,32 @@ public struct ServeOptions: Sendable {
     /// carry (GitLab); nil: `POST /hooks/git` accepts unsigned pushes.
     public var gitHookSecret: String?
 
+    /// Named tokens (`--ui-tokens-file`): each signs in to the web UI and
+    /// is a bearer token for the API; its name is the `Rewind-Actor`.
+    public var namedTokens = Credentials()
+    /// Pages and read endpoints without a session (`--ui-public-read`).
+    public var publicRead = false
+    /// The session cookie is `Secure` always (else only when a proxy says
+    /// `X-Forwarded-Proto: https`).
+    public var secureCookies = false
+
     /// Options with defaults.
     public init(repoPath: String) { self.repoPath = repoPath }
+
+    /// Every token that may act: the API token under `apiTokenName`, then
+    /// the named tokens. A name or a token used twice is refused.
+    public func credentials() throws(RewindError) -> Credentials {
+        var all = Credentials()
+        if let apiToken { try all.add(name: apiTokenName, token: apiToken) }
+        for entry in namedTokens.entries {
+            do {
+                try all.add(name: entry.name, token: String(decoding: entry.token, as: UTF8.self))
+            } catch {
+                throw RewindError(.usage, "the tokens file and the API token clash: \(error.message)", hint: "give the API token another --api-token-name, and each name its own token")
+            }
+        }
+        return all
+    }
 }
 
 /// `rewind serve`: the reconciler and the HTTP server in one process, shut
@@ -58,6 +83,7 @@ public enum RewindServer {
             }
             FileIO.release(fd)
         }
+        _ = try options.credentials()
         let metrics = Metrics()
         let stop = StopFlag()
         var reconcilerOptions = reconcilerOptions
@@ -70,7 +96,9 @@ public enum RewindServer {
         }
         let reconciler = ReconcilerService(options: reconcilerOptions, stop: stop, logger: logger)
         let desk = try RollbackDesk(options: options, metrics: metrics, logger: logger, notifier: reconcilerOptions.notifier)
-        let router = Routes(options: options, desk: desk, metrics: metrics, readiness: reconciler.readiness, logger: logger).router()
+        let hub = EventHub()
+        let watcher = EventWatcher(hub: hub, repoPath: options.repoPath, branch: options.branch, stateDirectory: options.stateDirectory, logger: logger)
+        let router = Routes(options: options, desk: desk, metrics: metrics, readiness: reconciler.readiness, logger: logger, hub: hub).router()
         let addressFile = (options.stateDirectory ?? "") + "/serve.address"
         let app = Application(
             router: router,
@@ -84,7 +112,9 @@ public enum RewindServer {
                 if options.stateDirectory != nil { _ = FileIO.writeAtomically(addressFile, text: "\(options.host):\(port)\n") }
             },
             logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: reconciler), .init(service: app)], logger: logger))
+        // Shut down last to first: the event streams end before the server
+        // waits for its open requests, and the server before the reconciler.
+        let group = ServiceGroup(configuration: .init(services: [.init(service: reconciler), .init(service: app), .init(service: watcher)], logger: logger))
         // SIGTERM and SIGINT only raise a flag (see RewindCommand.prepareProcess);
         // one thread watches it and starts the graceful shutdown.
         let finished = AtomicFlag()

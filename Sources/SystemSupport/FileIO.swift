@@ -35,6 +35,14 @@ public enum FileIO {
         return stat(path, &info) == 0 ? Int(info.st_size) : nil
     }
 
+    /// Size and modification time (ns) of a file, for noticing that it
+    /// changed; nil when it does not exist.
+    public static func signature(_ path: String) -> (size: Int, modified: Int64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (Int(info.st_size), Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec))
+    }
+
     private static func readExactly(_ fd: Int32, count: Int, at start: Int = 0) -> [UInt8]? {
         guard count > 0 else { return count == 0 ? [] : nil }
         var failed = false

@@ -10,7 +10,9 @@ import TestSupport
 @Suite struct RoutesTests {
     static let token = "test-token-\(UUID().uuidString)"
 
-    func withServer(_ body: @escaping @Sendable (FixtureRepo, any TestClientProtocol) async throws -> Void) async throws {
+    static let aliceToken = "alice-\(UUID().uuidString)"
+
+    func withServer(publicRead: Bool = false, _ body: @escaping @Sendable (FixtureRepo, any TestClientProtocol) async throws -> Void) async throws {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-serve-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         try await withFixtureRepoAsync("three-apps") { repo in
@@ -19,6 +21,8 @@ import TestSupport
             options.artifactRoot = repo.artifactRoot
             options.apiToken = Self.token
             options.hookToken = Self.token
+            options.namedTokens = try Credentials.parse("alice: \(Self.aliceToken)\n", file: "tokens")
+            options.publicRead = publicRead
             let metrics = Metrics()
             let desk = try RollbackDesk(options: options, metrics: metrics, logger: Logger(label: "test"))
             let router = Routes(options: options, desk: desk, metrics: metrics, readiness: Readiness(), logger: Logger(label: "test")).router()
@@ -72,19 +76,19 @@ import TestSupport
 
     @Test func apiListsReleasesStatusAndRollsBack() async throws {
         try await withServer { repo, client in
-            try await client.execute(uri: "/api/v1/apps", method: .get) { response in
+            try await client.execute(uri: "/api/v1/apps", method: .get, headers: auth) { response in
                 #expect(response.status == .ok)
                 let apps = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [[String: Any]] ?? []
                 #expect(apps.map { $0["app"] as? String } == ["api", "worker", "web"])
             }
-            try await client.execute(uri: "/api/v1/apps/api/releases?limit=0", method: .get) { response in
+            try await client.execute(uri: "/api/v1/apps/api/releases?limit=0", method: .get, headers: auth) { response in
                 let listing = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [[String: Any]] ?? []
                 let commits = (listing.first?["releases"] as? [[String: Any]] ?? []).compactMap { $0["commit"] as? String }
                 let oracle = try repo.git("log", "--first-parent", "--reverse", "--format=%H", "--", "apps/api").split(separator: "\n").map(String.init)
                 #expect(commits == oracle)
             }
-            try await client.execute(uri: "/api/v1/apps/nope/releases", method: .get) { #expect($0.status == .notFound) }
-            try await client.execute(uri: "/api/v1/status", method: .get) { response in
+            try await client.execute(uri: "/api/v1/apps/nope/releases", method: .get, headers: auth) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/v1/status", method: .get, headers: auth) { response in
                 let status = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
                 #expect(status?["branch"] as? String == "main")
             }
@@ -111,7 +115,7 @@ import TestSupport
             let rollback = try repo.tip()
             let range = "since=2000-01-01&until=2100-01-01"
             var served: [String: Any] = [:]
-            try await client.execute(uri: "/api/v1/audit?\(range)&app=api", method: .get) { response in
+            try await client.execute(uri: "/api/v1/audit?\(range)&app=api", method: .get, headers: auth) { response in
                 #expect(response.status == .ok)
                 served = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any] ?? [:]
             }
@@ -122,7 +126,7 @@ import TestSupport
             let cli = try repo.rewind("audit", "api", "--since", "2000-01-01", "--until", "2100-01-01", "--format", "json")
             let printed = try JSONSerialization.jsonObject(with: Data(cli.stdout.utf8)) as? [String: Any] ?? [:]
             #expect(NSDictionary(dictionary: printed) == NSDictionary(dictionary: served), "the API and the CLI agree")
-            try await client.execute(uri: "/api/v1/incidents/\(rollback)", method: .get) { response in
+            try await client.execute(uri: "/api/v1/incidents/\(rollback)", method: .get, headers: auth) { response in
                 #expect(response.status == .ok)
                 let incident = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
                 #expect((incident?["rollback"] as? [String: Any])?["commit"] as? String == rollback)
@@ -132,13 +136,13 @@ import TestSupport
             // Bad input: what is wrong, and no stack of internals.
             for (query, status) in [("since=yesterday-ish", HTTPResponse.Status.badRequest), ("app=nope", .badRequest), ("reworkWindow=soon", .badRequest),
                                     ("since=2030-01-01&until=2020-01-01", .badRequest)] {
-                try await client.execute(uri: "/api/v1/audit?\(query)", method: .get) { response in
+                try await client.execute(uri: "/api/v1/audit?\(query)", method: .get, headers: auth) { response in
                     #expect(response.status == status, "\(query)")
                     #expect(String(buffer: response.body).contains("error"), "\(query)")
                 }
             }
-            try await client.execute(uri: "/api/v1/incidents/HEAD~1", method: .get) { #expect($0.status == .badRequest) }
-            try await client.execute(uri: "/api/v1/incidents/\(repo.commits[0])", method: .get) { response in
+            try await client.execute(uri: "/api/v1/incidents/HEAD~1", method: .get, headers: auth) { #expect($0.status == .badRequest) }
+            try await client.execute(uri: "/api/v1/incidents/\(repo.commits[0])", method: .get, headers: auth) { response in
                 #expect(response.status == .notFound)
                 #expect(String(buffer: response.body).contains("neither a rollback commit nor a release that a rollback undid"))
             }
@@ -211,15 +215,15 @@ import TestSupport
     /// (as the git CLI prints it) and the notes.
     @Test func oneAppAndOneReleaseAreServed() async throws {
         try await withServer { repo, client in
-            try await client.execute(uri: "/api/v1/apps/api", method: .get) { response in
+            try await client.execute(uri: "/api/v1/apps/api", method: .get, headers: auth) { response in
                 #expect(response.status == .ok)
                 let app = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
                 #expect(app?["app"] as? String == "api")
             }
-            try await client.execute(uri: "/api/v1/apps/nope", method: .get) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/v1/apps/nope", method: .get, headers: auth) { #expect($0.status == .notFound) }
             let tip = try repo.tip()
             try repo.git("notes", "--ref=rewind", "add", "-m", "healthy app=api time=2026-01-01T00:00:00.000Z host=test", tip)
-            try await client.execute(uri: "/api/v1/releases/\(tip)", method: .get) { response in
+            try await client.execute(uri: "/api/v1/releases/\(tip)", method: .get, headers: auth) { response in
                 #expect(response.status == .ok)
                 let release = try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any]
                 #expect(release?["commit"] as? String == tip)
@@ -235,8 +239,8 @@ import TestSupport
                     #expect(body == oracle.split(separator: "\n").filter { $0.hasPrefix("+") || $0.hasPrefix("-") }, "\(app)")
                 }
             }
-            try await client.execute(uri: "/api/v1/releases/HEAD", method: .get) { #expect($0.status == .badRequest) }
-            try await client.execute(uri: "/api/v1/releases/\(String(repeating: "0", count: 40))", method: .get) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/api/v1/releases/HEAD", method: .get, headers: auth) { #expect($0.status == .badRequest) }
+            try await client.execute(uri: "/api/v1/releases/\(String(repeating: "0", count: 40))", method: .get, headers: auth) { #expect($0.status == .notFound) }
         }
     }
 

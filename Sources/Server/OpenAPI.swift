@@ -1,0 +1,113 @@
+import SystemSupport
+import Hummingbird
+
+/// `GET /api/v1/openapi.json`: an OpenAPI 3.1 description of every route
+/// the router serves, built from the router's own list (a route without a
+/// description here is still listed, summarised as "undocumented", and a
+/// test fails on it).
+enum APIDocument {
+    struct Operation {
+        let summary: String
+        let security: Security
+        let responses: [Int]
+        var query: [String] = []
+        var body: String? = nil
+        var produces = "application/json"
+    }
+
+    enum Security { case open, read, write, hook, session }
+
+    static let operations: [String: Operation] = [
+        "GET /healthz": Operation(summary: "Liveness: 200 while the process runs", security: .open, responses: [200], produces: "text/plain"),
+        "GET /readyz": Operation(summary: "Readiness: 200 once the reconciler finished its first pass, else 503", security: .open, responses: [200, 503], produces: "text/plain"),
+        "GET /metrics": Operation(summary: "Prometheus metrics", security: .open, responses: [200], produces: "text/plain"),
+        "POST /hooks/alertmanager": Operation(summary: "Alertmanager webhook (version 4): firing alerts roll back their app", security: .hook, responses: [200, 400, 401, 413],
+                                              body: "Alertmanager's webhook JSON"),
+        "POST /hooks/git": Operation(summary: "Push webhook (GitHub, GitLab, Gitea/Forgejo): fetch the remote now", security: .hook, responses: [200, 202, 400, 401, 413],
+                                     body: "the git host's push event"),
+        "GET /api/v1/status": Operation(summary: "rewind status --format json", security: .read, responses: [200, 401]),
+        "GET /api/v1/apps": Operation(summary: "Every app's status", security: .read, responses: [200, 401]),
+        "GET /api/v1/apps/{app}": Operation(summary: "One app's status", security: .read, responses: [200, 401, 404]),
+        "GET /api/v1/apps/{app}/releases": Operation(summary: "rewind releases APP --format json", security: .read, responses: [200, 400, 401, 404], query: ["limit"]),
+        "GET /api/v1/releases/{commit}": Operation(summary: "rewind show COMMIT --format json, with message, diffs, notes and incident report", security: .read, responses: [200, 400, 401, 404]),
+        "GET /api/v1/incidents/{commit}": Operation(summary: "rewind incident COMMIT --format json", security: .read, responses: [200, 400, 401, 404]),
+        "GET /api/v1/audit": Operation(summary: "rewind audit --format json", security: .read, responses: [200, 400, 401], query: ["since", "until", "app", "reworkWindow"]),
+        "GET /api/v1/events": Operation(summary: "Server-Sent Events: status, tip, rollback, notes", security: .read, responses: [200, 401, 503], produces: "text/event-stream"),
+        "GET /api/v1/openapi.json": Operation(summary: "This document", security: .open, responses: [200]),
+        "POST /api/v1/apps/{app}/rollback": Operation(summary: "Roll back an app (Rewind-Trigger: api, or ui with a session); dryRun plans without writing",
+                                                      security: .write, responses: [200, 400, 401, 403, 404, 409, 413, 422, 503], body: #"{"to": "REV|#N", "reason": "...", "dryRun": false}"#),
+        "POST /api/v1/apps/{app}/pin": Operation(summary: "Pin an app (at its current release, or at `to`)", security: .write, responses: [200, 400, 401, 403, 404, 409, 413],
+                                                 body: #"{"to": "REV|#N", "reason": "...", "dryRun": false}"#),
+        "POST /api/v1/apps/{app}/unpin": Operation(summary: "Unpin an app", security: .write, responses: [200, 400, 401, 403, 404, 409, 413], body: #"{"reason": "...", "dryRun": false}"#),
+        "GET /": Operation(summary: "Web UI: the apps", security: .session, responses: [200, 303], produces: "text/html"),
+        "GET /login": Operation(summary: "Web UI: the sign-in form", security: .open, responses: [200, 303], query: ["next"], produces: "text/html"),
+        "POST /login": Operation(summary: "Web UI: sign in with a token; sets the session cookie", security: .open, responses: [303, 401, 413], body: "form: token, next", produces: "text/html"),
+        "POST /logout": Operation(summary: "Web UI: sign out", security: .session, responses: [303, 401, 403], body: "form: csrf", produces: "text/html"),
+        "GET /apps/{app}": Operation(summary: "Web UI: an app and its release timeline", security: .session, responses: [200, 303, 400, 404], query: ["page", "done"], produces: "text/html"),
+        "GET /apps/{app}/rollback": Operation(summary: "Web UI: a rollback's preview (a dry run) and its confirmation", security: .session, responses: [200, 303, 400, 404, 409],
+                                              query: ["to"], produces: "text/html"),
+        "POST /apps/{app}/rollback": Operation(summary: "Web UI: roll back (Rewind-Trigger: ui)", security: .session, responses: [303, 400, 401, 403, 404, 409],
+                                               body: "form: csrf, reason, to, force", produces: "text/html"),
+        "POST /apps/{app}/pin": Operation(summary: "Web UI: pin", security: .session, responses: [303, 400, 401, 403, 404, 409], body: "form: csrf, reason, to", produces: "text/html"),
+        "POST /apps/{app}/unpin": Operation(summary: "Web UI: unpin", security: .session, responses: [303, 400, 401, 403, 404, 409], body: "form: csrf, reason", produces: "text/html"),
+        "GET /releases/{commit}": Operation(summary: "Web UI: a commit, its diff, notes and incident report", security: .session, responses: [200, 303, 400, 404], produces: "text/html"),
+        "GET /audit": Operation(summary: "Web UI: audit charts and tables", security: .session, responses: [200, 303, 400], query: ["since", "until"], produces: "text/html"),
+        "GET /ui/{asset}": Operation(summary: "Web UI: embedded CSS and script", security: .open, responses: [200, 304, 404], produces: "text/css, text/javascript"),
+    ]
+
+    /// A router path (`api/v1/apps/:app`) as OpenAPI writes it (`/api/v1/apps/{app}`).
+    static func openAPIPath(_ routerPath: String) -> String {
+        "/" + routerPath.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+    }
+
+    static func json(_ routes: [(method: HTTPRequest.Method, path: String)]) -> JSON {
+        var byPath: [(String, [(String, JSON)])] = []
+        for route in routes {
+            let path = openAPIPath(route.path)
+            let key = "\(route.method.rawValue) \(path)"
+            let op = operations[key] ?? Operation(summary: "undocumented", security: .read, responses: [200])
+            var fields: [(String, JSON)] = [("summary", .string(op.summary)), ("operationId", .string(key))]
+            var parameters: [JSON] = path.split(separator: "/").filter { $0.hasPrefix("{") }.map {
+                .object([("name", .string(String($0.dropFirst().dropLast()))), ("in", .string("path")), ("required", .bool(true)), ("schema", .object([("type", .string("string"))]))])
+            }
+            parameters += op.query.map { .object([("name", .string($0)), ("in", .string("query")), ("required", .bool(false)), ("schema", .object([("type", .string("string"))]))]) }
+            if !parameters.isEmpty { fields.append(("parameters", .array(parameters))) }
+            if let body = op.body {
+                let type = body.hasPrefix("form") ? "application/x-www-form-urlencoded" : "application/json"
+                fields.append(("requestBody", .object([("description", .string(body)), ("content", .object([(type, .object([]))]))])))
+            }
+            switch op.security {
+            case .open: fields.append(("security", .array([])))
+            case .read, .write: fields.append(("security", .array([.object([("bearer", .array([]))]), .object([("session", .array([]))])])))
+            case .session: fields.append(("security", .array([.object([("session", .array([]))])])))
+            case .hook: fields.append(("security", .array([.object([("hook", .array([]))])])))
+            }
+            fields.append(("responses", .object(op.responses.map { code in
+                (String(code), .object([("description", .string(describe(code)))] + (code < 300 ? [("content", .object([(op.produces, .object([]))]))] : [])))
+            })))
+            if let index = byPath.firstIndex(where: { $0.0 == path }) {
+                byPath[index].1.append((route.method.rawValue.lowercased(), .object(fields)))
+            } else {
+                byPath.append((path, [(route.method.rawValue.lowercased(), .object(fields))]))
+            }
+        }
+        return .object([
+            ("openapi", .string("3.1.0")),
+            ("info", .object([("title", .string("Rewind")), ("version", .string("v1")),
+                              ("description", .string("rewind serve: the reconciler's API, webhooks and web UI. Rollbacks are git commits."))])),
+            ("paths", .object(byPath.sorted { $0.0 < $1.0 }.map { ($0.0, .object($0.1)) })),
+            ("components", .object([("securitySchemes", .object([
+                ("bearer", .object([("type", .string("http")), ("scheme", .string("bearer")), ("description", .string("the API token or a named token of --ui-tokens-file"))])),
+                ("session", .object([("type", .string("apiKey")), ("in", .string("cookie")), ("name", .string(Sessions.cookieName)),
+                                     ("description", .string("a web UI session; writes also need the page's CSRF token in X-CSRF-Token (API) or the form's csrf field"))])),
+                ("hook", .object([("type", .string("http")), ("scheme", .string("bearer")), ("description", .string("the hook token (Alertmanager); push webhooks are signed instead"))])),
+            ]))])),
+        ])
+    }
+
+    static func describe(_ code: Int) -> String {
+        [200: "OK", 202: "Accepted", 303: "See other (sign in, or the written commit)", 304: "Not modified", 400: "Bad input: the error says what and where",
+         401: "No or wrong token or session", 403: "Missing or wrong CSRF token", 404: "Not found", 409: "Refused by a guard, or a conflict",
+         413: "Body over the limit", 422: "The repository's state is invalid", 503: "Busy or not ready; retry"][code] ?? "See the error"
+    }
+}

@@ -1,0 +1,141 @@
+import FoundationEssentials
+import Rollback
+import Synchronization
+import SystemSupport
+
+/// The tokens that may act: the API token (named by `--api-token-name`)
+/// and the named tokens of `--ui-tokens-file`. A token is a bearer token
+/// for the API and a sign-in secret for the web UI; its name becomes the
+/// `Rewind-Actor` of what it writes.
+public struct Credentials: Sendable {
+    struct Entry: Sendable {
+        let name: String
+        let token: [UInt8]
+    }
+    private(set) var entries: [Entry] = []
+
+    public init() {}
+
+    public var isEmpty: Bool { entries.isEmpty }
+
+    /// Adds one named token; a second use of a name or a token is refused.
+    /// (The API token keeps whatever length it was given; a tokens file's
+    /// tokens must have 16 characters or more.)
+    public mutating func add(name: String, token: String) throws(RewindError) {
+        try add(name: name, token: token, where: nil)
+    }
+
+    private mutating func add(name: String, token: String, where place: String?) throws(RewindError) {
+        let at = place.map { "\($0): " } ?? ""
+        guard Self.isValidName(name) else {
+            throw RewindError(.usage, "\(at)token name '\(Bounded.text(name, limit: 64))' is not valid",
+                              hint: "use 1 to 64 letters, digits and . _ @ - (the name is written into commits as Rewind-Actor)")
+        }
+        guard place == nil || token.utf8.count >= 16 else {
+            throw RewindError(.usage, "\(at)the token of '\(name)' is shorter than 16 characters", hint: "use a long random token, e.g. `openssl rand -hex 32`")
+        }
+        guard !entries.contains(where: { $0.name == name }) else { throw RewindError(.usage, "\(at)token name '\(name)' is used twice", hint: "give each token its own name") }
+        guard lookup(token) == nil else { throw RewindError(.usage, "\(at)the token of '\(name)' is also the token of another name", hint: "give each name its own token") }
+        entries.append(Entry(name: name, token: Array(token.utf8)))
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { c in
+            (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) || c == 46 || c == 95 || c == 64 || c == 45
+        }
+    }
+
+    /// Parses a tokens file: `name: token` per line; blank lines and `#`
+    /// comments are skipped. Errors name the file and line, never a token.
+    public static func parse(_ text: String, file: String) throws(RewindError) -> Credentials {
+        var credentials = Credentials()
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let place = "\(file):\(index + 1)"
+            guard let colon = line.firstIndex(of: ":") else {
+                throw RewindError(.usage, "\(place): expected 'name: token'", hint: "one token per line, its name first (the line is not shown: it may hold a secret)")
+            }
+            let name = String(line[..<colon]).trimmingCharacters()
+            let token = String(line[line.index(after: colon)...]).trimmingCharacters()
+            try credentials.add(name: name, token: token, where: place)
+        }
+        guard !credentials.isEmpty else { throw RewindError(.usage, "\(file) names no token", hint: "add lines such as 'alice: <a long random token>'") }
+        return credentials
+    }
+
+    /// Reads and parses a tokens file.
+    public static func load(file: String) throws(RewindError) -> Credentials {
+        guard let text = FileIO.readText(file) else {
+            throw RewindError(.usage, "cannot read the tokens file \(file)", hint: "check that it exists and is readable by Rewind")
+        }
+        return try parse(text, file: file)
+    }
+
+    /// The name of the token, compared in constant time with every entry.
+    func lookup(_ token: String) -> String? {
+        let given = Array(token.utf8)
+        var found: String?
+        for entry in entries where constantTimeEqual(given, entry.token) { found = entry.name }
+        return found
+    }
+}
+
+/// Signed-in browsers: a random session id in an HttpOnly, SameSite=Strict
+/// cookie, and a CSRF token per session that every form and POST carries.
+/// In memory only: a restart signs everyone out.
+final class Sessions: Sendable {
+    struct Session: Sendable {
+        let name: String
+        let csrf: String
+        let expires: Int64
+    }
+
+    static let cookieName = "rewind_session"
+    /// How long a session lasts after sign-in.
+    let lifetimeMilliseconds: Int64
+    /// At most this many live sessions; the oldest goes first.
+    let capacity: Int
+    private let sessions = Mutex<[String: Session]>([:])
+
+    init(lifetimeMilliseconds: Int64 = 12 * 3_600_000, capacity: Int = 10_000) {
+        self.lifetimeMilliseconds = lifetimeMilliseconds
+        self.capacity = capacity
+    }
+
+    /// A new session for `name`; its id and CSRF token.
+    func start(name: String, now: Int64 = Clock.wallMilliseconds()) -> (id: String, session: Session) {
+        let id = Self.randomToken()
+        let session = Session(name: name, csrf: Self.randomToken(), expires: now + lifetimeMilliseconds)
+        sessions.withLock { all in
+            all = all.filter { $0.value.expires > now }
+            if all.count >= capacity, let oldest = all.min(by: { $0.value.expires < $1.value.expires }) { all[oldest.key] = nil }
+            all[id] = session
+        }
+        return (id, session)
+    }
+
+    /// The live session of a cookie value.
+    func session(_ id: String?, now: Int64 = Clock.wallMilliseconds()) -> Session? {
+        guard let id, id.utf8.count == 64 else { return nil }
+        return sessions.withLock { all in
+            guard let found = all[id] else { return nil }
+            if found.expires <= now { all[id] = nil; return nil }
+            return found
+        }
+    }
+
+    func end(_ id: String?) {
+        guard let id else { return }
+        _ = sessions.withLock { $0.removeValue(forKey: id) }
+    }
+
+    /// 32 random bytes as hex (the system's cryptographic generator).
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            return String(byte, radix: 16).count == 1 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
+        }.joined()
+    }
+}

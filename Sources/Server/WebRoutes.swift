@@ -1,0 +1,299 @@
+import Audit
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Rollback
+import SystemSupport
+
+/// The web UI's routes: pages rendered by `WebPage`, forms that write
+/// through the desk exactly as the CLI and the API do (trigger `ui`, the
+/// signed-in name as `Rewind-Actor`), and the embedded assets.
+///
+///     GET  /login, POST /login, POST /logout
+///     GET  /, /apps/{app}?page=N, /releases/{commit}, /audit?since=&until=
+///     GET  /apps/{app}/rollback?to=REV                 (the preview: a dry run)
+///     POST /apps/{app}/rollback, /apps/{app}/pin, /apps/{app}/unpin   (session and CSRF token)
+///     GET  /ui/{asset}                                 (ui.css, ui.js, audit.css)
+extension Routes {
+    /// No inline script, nothing from elsewhere, no framing.
+    static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        + "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+    func addWebRoutes(_ router: Router<BasicRequestContext>) {
+        router.get("ui/:asset") { request, context in
+            respond("ui/asset") { asset(context.parameters.get("asset") ?? "", ifNoneMatch: request.headers[.ifNoneMatch]) }
+        }
+        router.get("login") { request, _ in
+            let next = Self.safeNext(request.uri.queryParameters.get("next"))
+            if sessions.session(request.cookies[Sessions.cookieName]?.value) != nil { return count("login", Self.redirect(next)) }
+            return count("login", page(200, WebPage.signIn(next: next, problem: credentials.isEmpty ? Self.noTokens : nil)))
+        }
+        router.post("login") { request, _ in await signIn(request) }
+        router.post("logout") { request, _ in
+            await webForm("logout", request) { _, _, _ in
+                sessions.end(request.cookies[Sessions.cookieName]?.value)
+                var response = Self.redirect("/login")
+                response.headers[.setCookie] = cookie("", maxAge: 0, request: request)
+                return response
+            }
+        }
+        router.get("/") { request, _ in
+            await webPage("ui/overview", request) { viewer in page(200, WebPage.overview(try await desk.status(), viewer: viewer)) }
+        }
+        router.get("apps/:app") { request, context in
+            await webPage("ui/app", request) { viewer in
+                let name = context.parameters.get("app") ?? ""
+                let number = request.uri.queryParameters.get("page") ?? "1"
+                guard let page = Int(number), page >= 1, page <= 1_000_000 else { throw RequestError(400, "page '\(Bounded.text(number, limit: 32))' is not a page number (1, 2, ...)") }
+                let notice = request.uri.queryParameters.get("done").flatMap { Self.notices[$0] }
+                return self.page(200, WebPage.app(try await desk.appPage(name, page: page), viewer: viewer, notice: notice))
+            }
+        }
+        router.get("releases/:commit") { request, context in
+            await webPage("ui/release", request) { viewer in
+                page(200, WebPage.release(try await desk.release(context.parameters.get("commit") ?? ""), viewer: viewer))
+            }
+        }
+        router.get("audit") { request, _ in
+            await webPage("ui/audit", request) { viewer in
+                let q = request.uri.queryParameters
+                let since = q.get("since").flatMap { $0.isEmpty ? nil : $0 } ?? "30d"
+                let until = q.get("until").flatMap { $0.isEmpty ? nil : $0 } ?? "now"
+                do {
+                    return page(200, WebPage.audit(try await desk.audit(since: since, until: until), since: since, until: until, problem: nil, viewer: viewer))
+                } catch let error as RequestError where error.status == 400 {
+                    return page(400, WebPage.audit(nil, since: since, until: until, problem: error.message, viewer: viewer))
+                }
+            }
+        }
+        router.get("apps/:app/rollback") { request, context in
+            await webPage("ui/rollback-preview", request) { viewer in
+                let app = context.parameters.get("app") ?? ""
+                let to = request.uri.queryParameters.get("to").flatMap { $0.isEmpty ? nil : $0 }
+                return await preview(app: app, to: to, reason: "", force: false, refusal: nil, viewer: viewer)
+            }
+        }
+        router.post("apps/:app/rollback") { request, context in
+            await webForm("ui/rollback", request) { session, form, viewer in
+                let app = context.parameters.get("app") ?? ""
+                let to = form["to"].flatMap { $0.isEmpty ? nil : $0 }
+                let reason = (form["reason"] ?? "").trimmingCharacters()
+                let force = form["force"] == "1"
+                guard !reason.isEmpty else {
+                    return await preview(app: app, to: to, reason: reason, force: force, refusal: RequestError(400, "a reason is required: say why you roll back"), viewer: viewer)
+                }
+                do {
+                    let written = try await desk.write(.rollback(app: app, to: to), reason: reason, dryRun: false, force: force, as: Actor(name: session.name, trigger: .ui))
+                    switch written.outcome {
+                    case .written(let commit?): return Self.redirect("/releases/\(commit.hex)")
+                    case .alreadyDone, .written(nil), .planned: return Self.redirect("/apps/\(HTML.urlComponent(app))?done=already")
+                    }
+                } catch let error as RequestError {
+                    return await preview(app: app, to: to, reason: reason, force: force, refusal: error, viewer: viewer)
+                }
+            }
+        }
+        for unpin in [false, true] {
+            let verb = unpin ? "unpin" : "pin"
+            router.post(RouterPath("apps/:app/\(verb)")) { request, context in
+                await webForm("ui/\(verb)", request) { session, form, _ in
+                    let app = context.parameters.get("app") ?? ""
+                    let reason = (form["reason"] ?? "").trimmingCharacters()
+                    guard !reason.isEmpty else { throw RequestError(400, "a reason is required to \(verb) \(Bounded.text(app, limit: 64))") }
+                    let to = unpin ? nil : form["to"].flatMap { $0.trimmingCharacters().isEmpty ? nil : $0.trimmingCharacters() }
+                    _ = try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: to), reason: reason, dryRun: false, as: Actor(name: session.name, trigger: .ui))
+                    return Self.redirect("/apps/\(HTML.urlComponent(app))?done=\(verb)ned")
+                }
+            }
+        }
+    }
+
+    static let notices = ["pinned": "Pinned: the commit is on the branch.", "unpinned": "Unpinned: the commit is on the branch.",
+                          "already": "Nothing to do: the app is already there."]
+    static let noTokens = "Sign-in is off: rewind serve has no token (start it with --api-token-file or --ui-tokens-file)."
+
+    /// The dry run of a rollback and its confirmation form (or the guard's refusal).
+    private func preview(app: String, to: String?, reason: String, force: Bool, refusal: RequestError?, viewer: WebPage.Viewer) async -> Response {
+        var plan: DeskWrite?
+        var problem = refusal
+        if problem == nil || problem?.status == 400 {
+            do {
+                plan = try await desk.write(.rollback(app: app, to: to), reason: reason.isEmpty ? nil : reason, dryRun: true, force: force,
+                                            as: Actor(name: viewer.name ?? "preview", trigger: .ui))
+            } catch let error as RequestError {
+                if problem == nil { problem = error }
+            } catch {
+                if problem == nil { problem = RequestError(500, RequestError.publicText(error)) }
+            }
+        }
+        let status = problem.map { $0.status == 409 && $0.forceable && plan == nil ? 409 : $0.status } ?? 200
+        return page(status, WebPage.rollbackPreview(app: app, to: to, plan: plan, refusal: problem, force: force, reason: reason, viewer: viewer))
+    }
+
+    // MARK: Sessions
+
+    private func signIn(_ request: Request) async -> Response {
+        let bytes: [UInt8]
+        do { bytes = try await body(request) } catch { return count("login", page(413, WebPage.signIn(next: "/", problem: "The form is too large."))) }
+        let form = FormBody.parse(bytes)
+        let next = Self.safeNext(form["next"])
+        guard !credentials.isEmpty else { return count("login", page(401, WebPage.signIn(next: next, problem: Self.noTokens))) }
+        guard let name = credentials.lookup((form["token"] ?? "").trimmingCharacters()) else {
+            metrics.count("rewind_ui_sign_ins_total", [("result", "refused")])
+            logger.warning("web UI: a sign-in with a wrong token was refused")
+            return count("login", page(401, WebPage.signIn(next: next, problem: "That token is not known. Use the API token or your named token.")))
+        }
+        let started = sessions.start(name: name)
+        metrics.count("rewind_ui_sign_ins_total", [("result", "signed-in")])
+        logger.notice("web UI: \(name) signed in")
+        var response = Self.redirect(next)
+        response.headers[.setCookie] = cookie(started.id, maxAge: Int(sessions.lifetimeMilliseconds / 1000), request: request)
+        return count("login", response)
+    }
+
+    /// The session cookie: HttpOnly, SameSite=Strict, and Secure behind TLS.
+    private func cookie(_ value: String, maxAge: Int, request: Request) -> String {
+        let secure = options.secureCookies || request.headers[Self.forwardedProto]?.lowercased() == "https"
+        return "\(Sessions.cookieName)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+    }
+
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+
+    /// Where to go after signing in: a path of this server only.
+    static func safeNext(_ next: String?) -> String {
+        guard let next, next.hasPrefix("/"), !next.hasPrefix("//"), !next.hasPrefix("/\\"), !next.contains("\r"), !next.contains("\n"), next.utf8.count < 2_048 else { return "/" }
+        return next
+    }
+
+    /// The viewer of a page: the session's person; or, when reads are
+    /// public (no token configured, or --ui-public-read), a read-only
+    /// visitor; nil: sign in first.
+    private func viewer(_ request: Request) -> WebPage.Viewer? {
+        if let session = sessions.session(request.cookies[Sessions.cookieName]?.value) { return WebPage.Viewer(name: session.name, csrf: session.csrf) }
+        if credentials.isEmpty || options.publicRead { return WebPage.Viewer(name: nil, csrf: nil) }
+        return nil
+    }
+
+    /// A page: the sign-in redirect without a session, the error in words on failure.
+    private func webPage(_ route: String, _ request: Request, _ body: (WebPage.Viewer) async throws -> Response) async -> Response {
+        guard let viewer = viewer(request) else {
+            var here = request.uri.path
+            if let query = request.uri.query, !query.isEmpty { here += "?" + query }
+            return count(route, Self.redirect("/login?next=\(HTML.urlComponent(here))"))
+        }
+        do {
+            return count(route, try await body(viewer))
+        } catch let error as RequestError {
+            return count(route, page(error.status, WebPage.error(error.status, error.message, viewer: viewer)))
+        } catch {
+            logger.error("\(route): \(error)")
+            return count(route, page(500, WebPage.error(500, "internal error; the server log has the details", viewer: viewer)))
+        }
+    }
+
+    /// A form's POST: a live session and its CSRF token, or nothing is done.
+    private func webForm(_ route: String, _ request: Request, _ body: (Sessions.Session, [String: String], WebPage.Viewer) async throws -> Response) async -> Response {
+        let anonymous = WebPage.Viewer(name: nil, csrf: nil)
+        guard let session = sessions.session(request.cookies[Sessions.cookieName]?.value) else {
+            return count(route, page(401, WebPage.error(401, "Sign in first: this form needs a session. Nothing was written.", viewer: anonymous)))
+        }
+        let viewer = WebPage.Viewer(name: session.name, csrf: session.csrf)
+        let form: [String: String]
+        do {
+            form = FormBody.parse(try await self.body(request))
+        } catch let error as RequestError {
+            return count(route, page(error.status, WebPage.error(error.status, error.message, viewer: viewer)))
+        } catch {
+            return count(route, page(400, WebPage.error(400, "the form could not be read", viewer: viewer)))
+        }
+        guard let csrf = form["csrf"], constantTimeEqual(Array(csrf.utf8), Array(session.csrf.utf8)) else {
+            metrics.count("rewind_ui_csrf_refusals_total")
+            return count(route, page(403, WebPage.error(403, "The form's CSRF token is missing or wrong: reload the page and try again. Nothing was written.", viewer: viewer)))
+        }
+        do {
+            return count(route, try await body(session, form, viewer))
+        } catch let error as RequestError {
+            return count(route, page(error.status, WebPage.error(error.status, error.message, viewer: viewer)))
+        } catch {
+            logger.error("\(route): \(error)")
+            return count(route, page(500, WebPage.error(500, "internal error; the server log has the details", viewer: viewer)))
+        }
+    }
+
+    // MARK: Responses
+
+    func page(_ status: Int, _ html: String) -> Response {
+        Response(status: .init(code: status), headers: [
+            .contentType: "text/html; charset=utf-8", .contentSecurityPolicy: Self.contentSecurityPolicy, .cacheControl: "no-store",
+            .xContentTypeOptions: "nosniff", HTTPField.Name("Referrer-Policy")!: "same-origin", HTTPField.Name("X-Frame-Options")!: "DENY",
+        ], body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    static func redirect(_ location: String) -> Response {
+        Response(status: .seeOther, headers: [.location: location, .cacheControl: "no-store", .contentLength: "0", .contentSecurityPolicy: contentSecurityPolicy])
+    }
+
+    private func asset(_ name: String, ifNoneMatch: String?) -> Response {
+        let found: (type: String, etag: String, text: String)?
+        if name == "audit.css" {
+            // The audit page's style is the HTML report's own.
+            found = ("text/css; charset=utf-8", "\"audit-\(String(fnv1a(AuditReport.css), radix: 16))\"", AuditReport.css)
+        } else {
+            found = embeddedWebAssets[name]
+        }
+        guard let found else { return text(404, "no asset '\(Bounded.text(name, limit: 64))'\n") }
+        var headers: HTTPFields = [.contentType: found.type, .eTag: found.etag, .cacheControl: "no-cache", .xContentTypeOptions: "nosniff"]
+        if ifNoneMatch == found.etag {
+            headers[.contentLength] = "0"
+            return Response(status: .notModified, headers: headers)
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: found.text)))
+    }
+
+    func count(_ route: String, _ response: Response) -> Response {
+        metrics.count("rewind_http_requests_total", [("route", route), ("code", String(response.status.code))])
+        return response
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body: the first value of each
+/// name, at most 100 fields.
+enum FormBody {
+    static func parse(_ bytes: [UInt8]) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in bytes.split(separator: UInt8(ascii: "&")).prefix(100) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            let name = decode(parts[0])
+            if fields[name] == nil { fields[name] = parts.count > 1 ? decode(parts[1]) : "" }
+        }
+        return fields
+    }
+
+    private static func decode(_ bytes: ArraySlice<UInt8>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = bytes.startIndex
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 65...70: c - 55
+            case 97...102: c - 87
+            default: nil
+            }
+        }
+        while i < bytes.endIndex {
+            let c = bytes[i]
+            if c == UInt8(ascii: "+") {
+                out.append(32)
+            } else if c == UInt8(ascii: "%"), i + 2 < bytes.endIndex, let h = hex(bytes[i + 1]), let l = hex(bytes[i + 2]) {
+                out.append(h << 4 | l)
+                i += 2
+            } else {
+                out.append(c)
+            }
+            i += 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
