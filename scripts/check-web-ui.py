@@ -95,6 +95,7 @@ def main():
         go("/")
         if "/login" not in driver.current_url:
             raise Failure("without a session, / did not lead to the sign-in page: " + driver.current_url)
+        shot("sign-in")
         driver.find_element(By.ID, "token").send_keys(token + Keys.ENTER)
         wait_for("the overview after signing in", lambda: driver.find_elements(By.CSS_SELECTOR, "table.apps tbody tr"))
         keep_source()

@@ -24,14 +24,16 @@ resolved() { [ -n "$(metric 'rewind_alerts_received_total{status="resolved"}')" 
 api_port=$(free_port); prom_port=$(free_port); am_port=$(free_port)
 token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "$token" > "$mon/hook-token"
+ui_token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "demo: $ui_token" > "$mon/ui-tokens"
 
 step "Part 2: the same through Prometheus and Alertmanager"
 echo "worker gets a fixed port ($api_port) so that Prometheus can scrape it"
 sed -i "s/^  command: rewind-demo-service/  command: rewind-demo-service\n  port: $api_port/" "$repo/apps/worker/app.yaml"
 git -C "$repo" commit -qam "worker: fixed port $api_port for monitoring"
 
-printf '$ %s\n' "rewind serve --repo $repo --port 0 --hook-token-file hook-token &"
-"$rewind" serve --repo "$repo" --port 0 --hook-token-file "$mon/hook-token" > "$mon/serve.log" 2>&1 &
+printf '$ %s\n' "rewind serve --repo $repo --port 0 --hook-token-file hook-token --ui-tokens-file ui-tokens &"
+"$rewind" serve --repo "$repo" --port 0 --hook-token-file "$mon/hook-token" --ui-tokens-file "$mon/ui-tokens" > "$mon/serve.log" 2>&1 &
 pids+=($!)
 wait_for "rewind serve" 30 test -s "$repo/.git/rewind/state/serve.address"
 serve_address=$(cat "$repo/.git/rewind/state/serve.address")
@@ -94,6 +96,14 @@ show git -C "$repo" log -1 --format='%h %s%n%n%(trailers)'
 wait_for "the alert to resolve" 90 resolved
 echo "the alert resolved: Alertmanager posted it, Rewind did nothing with it"
 show "$rewind" status --repo "$repo" || [ $? -eq 7 ]
+
+step "The web UI: what the browser shows (sign in with the token in $mon/ui-tokens)"
+jar="$mon/cookies"
+curl -s -o /dev/null -c "$jar" -d "token=$ui_token&next=/" "http://$serve_address/login"
+curl -s -b "$jar" "http://$serve_address/" | grep -o 'data-app="[^"]*" data-health="[^"]*" data-applied="[^"]*"' | sed 's/^/  overview: /'
+rollback=$(git -C "$repo" rev-parse HEAD)
+curl -s -b "$jar" "http://$serve_address/releases/$rollback" | grep -o '<span class="d-\(add\|del\)">[^<]*' | sed 's/<span class="d-[a-z]*">/  release page: /; s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&amp;/\&/g'
+echo "  (pages: /, /apps/worker, /releases/${rollback:0:8}, /audit; live updates over /api/v1/events)"
 
 step "Measured (Rewind's /metrics)"
 sum=$(metric 'rewind_rollback_commit_seconds_sum{trigger="alert"}'); count=$(metric 'rewind_rollback_commit_seconds_count{trigger="alert"}')

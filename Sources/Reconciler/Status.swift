@@ -63,8 +63,10 @@ public struct StatusReport: Sendable {
         return found
     }
 
-    /// Reads the state directory and the tip's desired state.
-    public static func build(repo: DeployRepository, stateDirectory: String?) throws -> StatusReport {
+    /// Reads the state directory and the tip's desired state (from
+    /// `cache` when it holds the tip's: parsing 1,000 app.yaml files is
+    /// most of the cost of a status).
+    public static func build(repo: DeployRepository, stateDirectory: String?, cache: DesiredStateCache? = nil) throws -> StatusReport {
         let store = StateStore(directory: stateDirectory ?? Reconciler.defaultStateDirectory(repo))
         let state = try store.load()
         let tip = try? repo.tip()
@@ -72,7 +74,7 @@ public struct StatusReport: Sendable {
         var refused = state.invalid
         if let tip {
             do {
-                desired = try DesiredState.load(repo, commit: tip)
+                desired = try cache?.desired(repo, tip) ?? DesiredState.load(repo, commit: tip)
                 if refused?.commit != tip.hex { refused = nil }
             } catch let error as RewindError where error.code == .invalidState {
                 // Refused whether or not a reconciler has seen it yet.
@@ -142,6 +144,28 @@ public struct StatusReport: Sendable {
             return report.reconcilerPid == nil ? "a reconciler (run `rewind reconcile`)" : "the reconciler to apply it"
         }
         return "nothing"
+    }
+}
+
+/// The desired state of the last tip asked for, or why it was refused;
+/// for a process that builds many status reports (`rewind serve`). One
+/// thread at a time (the desk's, the event watcher's: one each).
+public final class DesiredStateCache: @unchecked Sendable {
+    private var tip: OID?
+    private var result: Result<DesiredState, RewindError>?
+
+    public init() {}
+
+    func desired(_ repo: DeployRepository, _ commit: OID) throws -> DesiredState {
+        if tip != commit || result == nil {
+            do {
+                result = .success(try DesiredState.load(repo, commit: commit))
+            } catch let error as RewindError where error.code == .invalidState {
+                result = .failure(error)
+            }
+            tip = commit
+        }
+        return try (result ?? .failure(RewindError(.internalFailure, "no desired state"))).get()
     }
 }
 

@@ -27,6 +27,8 @@ actor RollbackDesk {
     private let logger: Logger
     private let notifier: Notifier?
     private var seen: SeenAlerts
+    /// The tip's parsed desired state, for the status of every page and request.
+    private let desiredStates = DesiredStateCache()
 
     init(options: ServeOptions, metrics: Metrics, logger: Logger, notifier: Notifier? = nil) throws {
         guard let thread = GitThread() else { throw RequestError(500, "cannot start the alert desk's thread: the system has no thread to give") }
@@ -292,7 +294,7 @@ actor RollbackDesk {
 
     /// `GET /api/v1/status` and `/api/v1/apps`.
     func status() throws(RequestError) -> StatusReport {
-        do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
+        do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory, cache: desiredStates) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
     }
 }
 

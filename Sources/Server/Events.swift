@@ -143,6 +143,7 @@ final class EventWatcher: Service, Sendable {
         var lastStatusAt: Int64 = 0
         var lastKeepAlive = Clock.monotonicMilliseconds()
         var previousApps: [String: AppStatus] = [:]
+        let desiredStates = DesiredStateCache()
         while !stop.requested {
             do {
                 if repo == nil { repo = try DeployRepository(path: repoPath, branch: branch) }
@@ -161,8 +162,14 @@ final class EventWatcher: Service, Sendable {
                 }
                 // Health can change without a file write (a process that
                 // died): the status is looked at again every 2 s regardless.
-                if current != seen || now - lastStatusAt >= 2_000 {
-                    let report = try StatusReport.build(repo: repo, stateDirectory: stateDirectory)
+                // With nobody listening, it is not computed at all (the
+                // first listener gets a fresh one on the next look).
+                if hub.subscriberCount == 0 {
+                    shown = []
+                    previousApps = [:]
+                    if lastStatusAt == 0 { lastStatusAt = now }
+                } else if current != seen || now - lastStatusAt >= 2_000 {
+                    let report = try StatusReport.build(repo: repo, stateDirectory: stateDirectory, cache: desiredStates)
                     let visible = Self.visible(report)
                     if visible != shown {
                         let changes = Self.changes(from: previousApps, to: report.apps)

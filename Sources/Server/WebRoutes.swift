@@ -121,14 +121,11 @@ extension Routes {
             do {
                 plan = try await desk.write(.rollback(app: app, to: to), reason: reason.isEmpty ? nil : reason, dryRun: true, force: force,
                                             as: Actor(name: viewer.name ?? "preview", trigger: .ui))
-            } catch let error as RequestError {
-                if problem == nil { problem = error }
             } catch {
-                if problem == nil { problem = RequestError(500, RequestError.publicText(error)) }
+                if problem == nil { problem = error }
             }
         }
-        let status = problem.map { $0.status == 409 && $0.forceable && plan == nil ? 409 : $0.status } ?? 200
-        return page(status, WebPage.rollbackPreview(app: app, to: to, plan: plan, refusal: problem, force: force, reason: reason, viewer: viewer))
+        return page(problem?.status ?? 200, WebPage.rollbackPreview(app: app, to: to, plan: plan, refusal: problem, force: force, reason: reason, viewer: viewer))
     }
 
     // MARK: Sessions

@@ -167,6 +167,34 @@ import Rollback
         }
     }
 
+    /// Rolling worker back would cross an irreversible migration: the
+    /// preview says so in words and offers the override; only with it
+    /// checked is the commit written, with `Rewind-Forced`.
+    @Test func aGuardsRefusalIsShownInWordsAndAHumanMayForceIt() async throws {
+        try await routes.withServer { repo, client in
+            let session = try await Self.signIn(client)
+            try await client.execute(uri: "/apps/worker/rollback", method: .get, headers: [.cookie: session.cookie]) { response in
+                #expect(response.status == .conflict)
+                let page = String(buffer: response.body)
+                #expect(page.contains("irreversible migration: worker migration 0002_drop_legacy_jobs"), "\(page)")
+                #expect(page.contains("name=\"force\""))
+            }
+            let tip = try repo.tip()
+            let headers: HTTPFields = [.cookie: session.cookie, .contentType: "application/x-www-form-urlencoded"]
+            try await client.execute(uri: "/apps/worker/rollback", method: .post, headers: headers, body: ByteBuffer(string: "csrf=\(session.csrf)&reason=checked")) { response in
+                #expect(response.status == .conflict)
+                #expect(String(buffer: response.body).contains("irreversible migration"))
+            }
+            #expect(try repo.tip() == tip, "refused: no commit")
+            // The refusal is noted for the audit's "data-loss guards hit", as the CLI's is.
+            #expect(try repo.git("notes", "--ref=rewind", "show", tip).contains("refused app=worker guard=migration trigger=ui"))
+            try await client.execute(uri: "/apps/worker/rollback", method: .post, headers: headers,
+                                     body: ByteBuffer(string: "csrf=\(session.csrf)&reason=data+checked+by+alice&force=1")) { #expect($0.status == .seeOther) }
+            let message = try repo.git("log", "-1", "--format=%B")
+            #expect(message.contains("Rewind-Forced: worker migration 0002_drop_legacy_jobs is irreversible") && message.contains("Rewind-Trigger: ui"), "\(message)")
+        }
+    }
+
     @Test func publicReadOpensThePagesButNotTheWrites() async throws {
         try await routes.withServer(publicRead: true) { repo, client in
             let before = try repo.snapshot()

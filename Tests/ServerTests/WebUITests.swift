@@ -62,7 +62,7 @@ import TestSupport
             }
             #expect(((result["auditRollbackLinks"] as? NSNumber)?.intValue ?? 0) >= 2)
             let shots = result["screenshots"] as? [String] ?? []
-            for name in ["overview", "overview-after-rollback", "release-rollback", "app-web", "rollback-preview", "release-ui-rollback", "app-worker-pinned", "audit", "overview-390"] {
+            for name in ["sign-in", "overview", "overview-after-rollback", "release-rollback", "app-web", "rollback-preview", "release-ui-rollback", "app-worker-pinned", "audit", "overview-390"] {
                 #expect(shots.contains(output + "/\(name).png"), "screenshot \(name)")
             }
             #expect(((result["pagesChecked"] as? NSNumber)?.intValue ?? 0) >= 12)
