@@ -45,12 +45,21 @@ public struct PushRejection: Sendable, Equatable {
     public let reason: String
 }
 
+/// What a push did: the references the server refused, and those it
+/// already had at the pushed commit (another writer pushed the very same
+/// commit first: nothing was sent for them).
+public struct PushOutcome: Sendable, Equatable {
+    public var rejections: [PushRejection] = []
+    public var alreadyThere: [String] = []
+}
+
 /// The state a transport call's callbacks share, reached through libgit2's payload pointer.
 private final class TransportSession {
     let hooks: TransportHooks
     var refusal: String?
     var credentialAttempts = 0
     var rejections: [PushRejection] = []
+    var alreadyThere: [String] = []
     var receivedBytes = 0
 
     init(hooks: TransportHooks) { self.hooks = hooks }
@@ -78,7 +87,7 @@ extension Repository {
     /// leading `+` is refused) to `url`. Returns the references the server
     /// refused, read from the `push_update_reference` callback; empty when
     /// every reference was updated.
-    public func push(url: String, refspecs: [String], hooks: TransportHooks) throws -> [PushRejection] {
+    public func push(url: String, refspecs: [String], hooks: TransportHooks) throws -> PushOutcome {
         if let forced = refspecs.first(where: { $0.hasPrefix("+") }) {
             throw GitError(code: .other(-1), function: "push", message: "refusing to force-push \(forced)")
         }
@@ -86,12 +95,23 @@ extension Repository {
             var options = git_push_options()
             try check(git_push_options_init(&options, UInt32(GIT_PUSH_OPTIONS_VERSION)), "git_push_options_init")
             options.callbacks = callbacks
+            // The negotiation names the remote's current commit of each
+            // reference (`dst`): equal to ours, the remote has it already.
+            options.callbacks.push_negotiation = { updates, count, payload in
+                guard let updates, let payload else { return 0 }
+                let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
+                for i in 0..<count {
+                    guard var update = updates[i]?.pointee, let name = update.dst_refname else { continue }
+                    if git_oid_equal(&update.src, &update.dst) != 0 { session.alreadyThere.append(String(cString: name)) }
+                }
+                return 0
+            }
             let rc = withStrArray(refspecs) { specs -> Int32 in
                 var specs = specs
                 return git_remote_push(remote, &specs, &options)
             }
             try session.check(rc, "git_remote_push")
-            return session.rejections
+            return PushOutcome(rejections: session.rejections, alreadyThere: session.alreadyThere)
         }
     }
 

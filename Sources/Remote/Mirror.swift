@@ -11,6 +11,9 @@ public struct SyncReport: Sendable {
     public var updated: [String] = []
     /// Commits the remote accepted in this sync.
     public var pushed: [String] = []
+    /// Queued commits the remote turned out to have already (another
+    /// writer pushed the identical commit first).
+    public var alreadyOnRemote: [String] = []
     /// Queued rollbacks written again on top of a remote that had moved.
     public var replanned: [String] = []
     /// Queued rollbacks that were no longer needed, with the reason.
@@ -241,8 +244,11 @@ public final class Mirror: Sendable {
         }
         guard !specs.isEmpty else { return false }
         let rejections: [PushRejection]
+        let alreadyThere: [String]
         do {
-            rejections = try git.push(url: url.text, refspecs: specs, hooks: access.hooks(for: url))
+            let outcome = try git.push(url: url.text, refspecs: specs, hooks: access.hooks(for: url))
+            rejections = outcome.rejections
+            alreadyThere = outcome.alreadyThere
         } catch let error as GitError where error.code == .nonFastForward {
             // libgit2 saw the remote move after our fetch before it sent
             // anything: a lost race like a rejection, so fetch and plan again.
@@ -267,6 +273,12 @@ public final class Mirror: Sendable {
                 for entry in queued where entry.reference == reference {
                     guard let commit = OID(hex: entry.commit), (try? git.isDescendant(tip, of: commit)) == true else { continue }
                     outbox.remove(entry.commit)
+                    // Another writer pushed the very same commit first: on the
+                    // remote, but not by this push.
+                    if alreadyThere.contains(reference) {
+                        report.alreadyOnRemote.append(entry.commit)
+                        continue
+                    }
                     report.pushed.append(entry.commit)
                     if isProposal(reference) { report.proposed.append(shortBranchName(reference)) }
                 }

@@ -61,7 +61,8 @@ struct WriteOptions: ParsableArguments {
         let proposalBranch = proposal.map(shortBranchName)
         if format == .json {
             Terminal.print(JSON.object([
-                ("remote", .string(mirror.url.text)), ("pushed", .bool(pushed)), ("unpushed", .number(Int64(sync.unpushed))),
+                ("remote", .string(mirror.url.text)), ("pushed", .bool(pushed)), ("alreadyOnRemote", .bool(sync.alreadyOnRemote.contains(commit.hex))),
+                ("unpushed", .number(Int64(sync.unpushed))),
                 ("proposalBranch", .optional(proposalBranch)), ("replanned", .array(sync.replanned.map { .string($0) })),
                 ("alreadyDone", .array(sync.alreadyDone.map { .string($0) })), ("error", .optional(sync.error)),
             ]).pretty)
@@ -75,7 +76,7 @@ struct WriteOptions: ParsableArguments {
             Terminal.print("The remote had moved: planned again as \(sync.replanned.joined(separator: ", "))\(sync.unpushed == 0 ? " and pushed" : "").")
         } else if let why = sync.alreadyDone.first {
             Terminal.print("The remote had moved and needs no commit: \(why).")
-        } else if sync.unpushed == 0 && sync.error == nil {
+        } else if sync.alreadyOnRemote.contains(commit.hex) || (sync.unpushed == 0 && sync.error == nil) {
             Terminal.print("The remote has this commit already (another writer pushed the same rollback).")
         }
         if sync.unpushed > 0 {

@@ -33,6 +33,7 @@ struct SyncCommand: ParsableCommand {
                 Terminal.print(JSON.object([
                     ("remote", .string(mirror.url.text)), ("mirror", .string(mirror.path)), ("fetched", .bool(report.fetched)),
                     ("updated", .array(report.updated.map { .string($0) })), ("pushed", .array(report.pushed.map { .string($0) })),
+                    ("alreadyOnRemote", .array(report.alreadyOnRemote.map { .string($0) })),
                     ("replanned", .array(report.replanned.map { .string($0) })), ("alreadyDone", .array(report.alreadyDone.map { .string($0) })),
                     ("proposed", .array(report.proposed.map { .string($0) })), ("unpushed", .number(Int64(report.unpushed))),
                     ("error", .optional(report.error)), ("durationMs", .number(milliseconds)),
@@ -41,6 +42,7 @@ struct SyncCommand: ParsableCommand {
                 var lines = ["\(mirror.url) -> \(mirror.path): " + (report.error == nil ? "in sync" : "sync failed") + " (\(milliseconds) ms)"]
                 lines += report.updated.map { "updated \(shortBranchName($0))" }
                 lines += report.pushed.map { "pushed \($0.prefix(12))" }
+                lines += report.alreadyOnRemote.map { "the remote had \($0.prefix(12)) already (another writer pushed it)" }
                 lines += report.replanned.map { "the remote moved: planned again as \($0)" }
                 lines += report.alreadyDone.map { "dropped: \($0)" }
                 lines += report.proposed.map { "proposed on branch \($0): merge it to apply" }

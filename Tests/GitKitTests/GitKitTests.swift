@@ -19,6 +19,28 @@ import TestSupport
         }
     }
 
+    /// A push of a commit the remote already has at that reference (another
+    /// writer pushed the identical commit first) says so: the Mirror must not
+    /// report it as pushed by this writer.
+    @Test func aPushTheRemoteAlreadyHasIsToldApart() throws {
+        try withFixtureRepo("three-apps") { fixture in
+            let remote = fixture.path + "-remote.git"
+            try TestSupport.git(["clone", "-q", "--bare", fixture.path, remote], in: "/")
+            defer { try? FileManager.default.removeItem(atPath: remote) }
+            let repo = try Repository.open(fixture.path)
+            let tip = try repo.resolveCommit("main")
+            let sig = Signature(name: "T", email: "t@example.com", time: 1_700_000_000)
+            let commit = try repo.createCommit(tree: try repo.commit(tip).tree, parents: [tip], message: "same\n", author: sig, committer: sig)
+            try repo.updateReference("refs/heads/main", to: commit, expecting: tip, logMessage: "test")
+            let first = try repo.push(url: remote, refspecs: ["refs/heads/main:refs/heads/main"], hooks: TransportHooks())
+            #expect(first == PushOutcome())
+            #expect(try TestSupport.git(["rev-parse", "main"], in: remote) == commit.hex)
+            let second = try repo.push(url: remote, refspecs: ["refs/heads/main:refs/heads/main"], hooks: TransportHooks())
+            #expect(second.rejections.isEmpty)
+            #expect(second.alreadyThere == ["refs/heads/main"])
+        }
+    }
+
     @Test func replacingEntryMatchesGitsOwnTree() throws {
         try withFixtureRepo("three-apps") { fixture in
             let repo = try Repository.open(fixture.path)
