@@ -15,7 +15,7 @@ environment names the author). Steps:
   4. roll back web from the UI: preview (diff, guards), reason, confirm;
   5. pin worker with a reason, then unpin it;
   6. open the audit page: every chart draws marks;
-  7. the overview at 390 px wide: nothing wider than the screen.
+  7. at 390 px wide (a phone): no page wider than the screen.
 
 Screenshots of each page go to OUTPUT_DIR. Prints one JSON object (the
 commits written, what was seen, problems); exits 1 when a step failed or
@@ -211,11 +211,12 @@ def main():
         result["narrowViewport"] = driver.execute_script("return window.innerWidth;")
         if result["narrowViewport"] != 390:
             result["problems"].append("the emulated screen is %s px wide, not 390" % result["narrowViewport"])
-        overflow = driver.execute_script("return document.documentElement.scrollWidth;")
-        result["narrowWidth"] = overflow
-        if overflow > 390:
-            result["problems"].append("at 390 px the overview is %d px wide" % overflow)
         shot("overview-390")
+        for path in ("/", "/apps/api", "/releases/" + rollback, "/apps/web/rollback", "/audit?since=1d"):
+            go(path)
+            overflow = driver.execute_script("return document.documentElement.scrollWidth;")
+            if overflow > 390:
+                result["problems"].append("at 390 px %s is %d px wide" % (path, overflow))
     except Exception as failure:
         result["problems"].append("%s: %s" % (type(failure).__name__, str(failure).split("\n")[0]))
         try:

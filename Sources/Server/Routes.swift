@@ -28,6 +28,7 @@ struct Routes {
     let deliveries = SeenDeliveries()
     let hub: EventHub
     let sessions: Sessions
+    let throttle = SignInThrottle()
     /// The API token and the named tokens (see `ServeOptions.credentials`).
     let credentials: Credentials
 
@@ -44,8 +45,8 @@ struct Routes {
         credentials = (try? options.credentials()) ?? Credentials()
     }
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    func router() -> Router<ServeContext> {
+        let router = Router(context: ServeContext.self)
         router.get("healthz") { _, _ in respond("healthz") { text(200, "ok\n") } }
         router.get("readyz") { _, _ in
             respond("readyz") { readiness.isReady ? text(200, "ready\n") : text(503, "the reconciler has not finished its first pass\n") }
@@ -269,6 +270,21 @@ struct Routes {
         metrics.count("rewind_http_requests_total", [("route", route), ("code", String(response.status.code))])
         return response
     }
+}
+
+/// A request's context: Hummingbird's, plus the peer's address (the
+/// sign-in throttle counts failures per address).
+struct ServeContext: RequestContext, RemoteAddressRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let remoteAddress: SocketAddress?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+
+    /// The address without the port ("unknown" when there is none).
+    var peer: String { remoteAddress?.ipAddress ?? "unknown" }
 }
 
 /// The body of `POST /api/v1/apps/{app}/rollback`: every field optional,

@@ -139,3 +139,39 @@ final class Sessions: Sendable {
         }.joined()
     }
 }
+
+/// Wrong tokens per address: after `limit` within `windowMilliseconds`,
+/// sign-in from that address is refused (429) until the oldest failure
+/// leaves the window. Other addresses, and the API, are not affected.
+final class SignInThrottle: Sendable {
+    let limit: Int
+    let windowMilliseconds: Int64
+    private let failures = Mutex<[String: [Int64]]>([:])
+
+    init(limit: Int = 10, windowMilliseconds: Int64 = 60_000) {
+        self.limit = limit
+        self.windowMilliseconds = windowMilliseconds
+    }
+
+    /// Seconds to wait, when the address is over the limit.
+    func refusal(_ peer: String, now: Int64 = Clock.wallMilliseconds()) -> Int? {
+        failures.withLock { all in
+            let recent = (all[peer] ?? []).filter { $0 > now - windowMilliseconds }
+            all[peer] = recent.isEmpty ? nil : recent
+            guard recent.count >= limit, let oldest = recent.first else { return nil }
+            return Int((oldest + windowMilliseconds - now + 999) / 1000)
+        }
+    }
+
+    func failed(_ peer: String, now: Int64 = Clock.wallMilliseconds()) {
+        failures.withLock { all in
+            // Bounded: a flood of addresses forgets the quietest ones first.
+            if all.count >= 10_000, all[peer] == nil, let quietest = all.min(by: { ($0.value.last ?? 0) < ($1.value.last ?? 0) }) { all[quietest.key] = nil }
+            all[peer, default: []].append(now)
+        }
+    }
+
+    func succeeded(_ peer: String) {
+        _ = failures.withLock { $0.removeValue(forKey: peer) }
+    }
+}

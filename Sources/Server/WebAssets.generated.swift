@@ -2,7 +2,7 @@
 
 /// The web UI's assets by name: content type, entity tag, text.
 let embeddedWebAssets: [String: (type: String, etag: String, text: String)] = [
-    "ui.css": ("text/css; charset=utf-8", "\"83dbb913a1c56ceb\"", ##"""
+    "ui.css": ("text/css; charset=utf-8", "\"338f9d3e14b679bb\"", ##"""
 /* Rewind's web UI. No framework; works from 390 px wide up. */
 *{box-sizing:border-box}
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;background:#fff;display:grid;grid-template-columns:minmax(0,1fr) 18rem;grid-template-areas:"top top" "main side"}
@@ -48,11 +48,12 @@ button[type=submit]{background:#1f883d;color:#fff;border-color:#1a7f37}
 form.inline{display:inline;margin:0}form.inline button{margin:0}
 .range{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;max-width:none}.range label{margin:0}.range input{width:12rem}
 .pager a{margin-right:1rem}
-.audit .charts{display:grid;grid-template-columns:1fr 1fr;gap:1rem}.audit svg{max-width:100%;height:auto}
+.audit .charts{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1rem}.audit svg{max-width:100%;height:auto}
+.audit table{display:block;overflow-x:auto;max-width:100%}.audit figure{min-width:0}
 @media (max-width:800px){
   body{grid-template-columns:minmax(0,1fr);grid-template-areas:"top" "main" "side"}
   aside.activity{border-left:0;border-top:1px solid #d0d7de}
-  main{padding:.75rem}.audit .charts{grid-template-columns:1fr}
+  main{padding:.75rem}.audit .charts{grid-template-columns:minmax(0,1fr)}
   .who{margin-left:0}
 }
 

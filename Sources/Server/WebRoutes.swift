@@ -20,7 +20,7 @@ extension Routes {
     static let contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
         + "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
-    func addWebRoutes(_ router: Router<BasicRequestContext>) {
+    func addWebRoutes(_ router: Router<ServeContext>) {
         router.get("ui/:asset") { request, context in
             respond("ui/asset") { asset(context.parameters.get("asset") ?? "", ifNoneMatch: request.headers[.ifNoneMatch]) }
         }
@@ -29,7 +29,7 @@ extension Routes {
             if sessions.session(request.cookies[Sessions.cookieName]?.value) != nil { return count("login", Self.redirect(next)) }
             return count("login", page(200, WebPage.signIn(next: next, problem: credentials.isEmpty ? Self.noTokens : nil)))
         }
-        router.post("login") { request, _ in await signIn(request) }
+        router.post("login") { request, context in await signIn(request, from: context.peer) }
         router.post("logout") { request, _ in
             await webForm("logout", request) { _, _, _ in
                 sessions.end(request.cookies[Sessions.cookieName]?.value)
@@ -130,17 +130,25 @@ extension Routes {
 
     // MARK: Sessions
 
-    private func signIn(_ request: Request) async -> Response {
+    private func signIn(_ request: Request, from peer: String) async -> Response {
+        if let wait = throttle.refusal(peer) {
+            metrics.count("rewind_ui_sign_ins_total", [("result", "throttled")])
+            var response = page(429, WebPage.signIn(next: "/", problem: "Too many wrong tokens from this address: try again in \(wait) s."))
+            response.headers[.retryAfter] = String(wait)
+            return count("login", response)
+        }
         let bytes: [UInt8]
         do { bytes = try await body(request) } catch { return count("login", page(413, WebPage.signIn(next: "/", problem: "The form is too large."))) }
         let form = FormBody.parse(bytes)
         let next = Self.safeNext(form["next"])
         guard !credentials.isEmpty else { return count("login", page(401, WebPage.signIn(next: next, problem: Self.noTokens))) }
         guard let name = credentials.lookup((form["token"] ?? "").trimmingCharacters()) else {
+            throttle.failed(peer)
             metrics.count("rewind_ui_sign_ins_total", [("result", "refused")])
-            logger.warning("web UI: a sign-in with a wrong token was refused")
+            logger.warning("web UI: a sign-in with a wrong token from \(peer) was refused")
             return count("login", page(401, WebPage.signIn(next: next, problem: "That token is not known. Use the API token or your named token.")))
         }
+        throttle.succeeded(peer)
         let started = sessions.start(name: name)
         metrics.count("rewind_ui_sign_ins_total", [("result", "signed-in")])
         logger.notice("web UI: \(name) signed in")

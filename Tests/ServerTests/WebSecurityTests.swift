@@ -80,6 +80,29 @@ import Rollback
         }
     }
 
+    /// Ten wrong tokens from one address within a minute: that address is
+    /// refused sign-in (even with the right token) until the minute is over.
+    @Test func wrongTokensAreThrottledPerAddress() async throws {
+        try await routes.withServer { _, client in
+            for _ in 0..<10 {
+                try await client.execute(uri: "/login", method: .post, headers: Self.form, body: ByteBuffer(string: "token=guess")) { #expect($0.status == .unauthorized) }
+            }
+            try await client.execute(uri: "/login", method: .post, headers: Self.form, body: ByteBuffer(string: "token=\(RoutesTests.aliceToken)")) { response in
+                #expect(response.status == .tooManyRequests)
+                #expect(Int(response.headers[.retryAfter] ?? "") ?? 0 > 0)
+                #expect(response.headers[.setCookie] == nil)
+            }
+        }
+        let throttle = SignInThrottle(limit: 3, windowMilliseconds: 1_000)
+        for t in [0, 100, 200] as [Int64] { throttle.failed("10.0.0.1", now: t) }
+        #expect(throttle.refusal("10.0.0.1", now: 300) == 1)
+        #expect(throttle.refusal("10.0.0.2", now: 300) == nil, "another address is not affected")
+        #expect(throttle.refusal("10.0.0.1", now: 1_001) == nil, "the oldest failure left the window")
+        throttle.failed("10.0.0.1", now: 1_100)
+        throttle.succeeded("10.0.0.1")
+        #expect(throttle.refusal("10.0.0.1", now: 1_200) == nil)
+    }
+
     @Test func everyPageCarriesTheSecurityHeadersAndNeverTheToken() async throws {
         try await routes.withServer { repo, client in
             let session = try await Self.signIn(client)
