@@ -43,6 +43,8 @@ let package = Package(
             ]
         ),
         .target(name: "Platforms", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
+        // HAProxy through its runtime API: groundwork for progressive delivery (issue 15), not used by the reconciler yet.
+        .target(name: "Traffic", dependencies: ["SystemSupport"]),
         // The HTTP client for Prometheus and notifications (health probes stay on loopback).
         .target(
             name: "WebClient",
@@ -100,6 +102,10 @@ let package = Package(
                 "Server", "Reconciler", "Rollback", "DeployModel", "SystemSupport", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
+        ),
+        .testTarget(
+            name: "TrafficTests",
+            dependencies: ["Traffic", "SystemSupport", "TestSupport"]
         ),
         .testTarget(
             name: "RemoteTests",

@@ -3,7 +3,7 @@
 # what is already there. Debian/Ubuntu only (apt-get); needs root or sudo.
 set -euo pipefail
 
-packages=(libgit2-dev pkg-config git python3 hyperfine time prometheus prometheus-alertmanager curl openssh-client openssh-server nginx fcgiwrap openssl chromium chromium-driver python3-pip)
+packages=(libgit2-dev pkg-config git python3 hyperfine time prometheus prometheus-alertmanager curl openssh-client openssh-server nginx fcgiwrap openssl chromium chromium-driver python3-pip haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

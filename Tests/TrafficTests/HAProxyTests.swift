@@ -1,0 +1,110 @@
+import Foundation
+import Testing
+import TestSupport
+import SystemSupport
+@testable import Traffic
+
+/// A real HAProxy (Debian's) driven through its runtime API, in front of
+/// two real demo-service processes: dynamic servers, weights, drain. The
+/// groundwork of progressive delivery (issue 15).
+@Suite struct HAProxyTests {
+    /// Starts a demo service answering "hello from api VERSION" on a free port.
+    static func demo(_ version: String, root: String) throws -> (pid: pid_t, port: Int) {
+        guard let port = Loopback.freePort() else { throw TestFailure("no free port") }
+        var environment = ProcessInfo.processInfo.environment
+        environment["REWIND_VERSION"] = version
+        let program = URL(fileURLWithPath: rewindBinary).deletingLastPathComponent().appendingPathComponent("rewind-demo-service").path
+        let pid = try Spawn.start(SpawnOptions(program: program, arguments: ["--name", "api", "--port", "\(port)"], environment: environment, outputFile: root + "/demo-\(version).log"))
+        let deadline = Date().addingTimeInterval(10)
+        while !Loopback.canConnect(port: port) {
+            guard Date() < deadline else { throw TestFailure("demo service \(version) did not listen") }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return (pid, port)
+    }
+
+    /// The versions that answer `count` requests through the proxy.
+    static func answers(_ port: Int, _ count: Int) throws -> [String: Int] {
+        var seen: [String: Int] = [:]
+        for _ in 0..<count {
+            let response = try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000)
+            let version = response.body.split(separator: " ").last.map { String($0).trimmingCharacters() } ?? "?"
+            seen[response.status == 200 ? version : "status \(response.status)", default: 0] += 1
+        }
+        return seen
+    }
+
+    @Test func weightsSteerRealTrafficBetweenTwoVersions() throws {
+        try withTemporaryDirectory { root in
+            let v1 = try Self.demo("1.0.0", root: root), v2 = try Self.demo("2.0.0", root: root)
+            guard let listen = Loopback.freePort() else { throw TestFailure("no free port") }
+            let config = HAProxyConfig(directory: root + "/proxy", frontends: [.init(app: "api", listenPort: listen)])
+            let proxy = try config.start()
+            defer {
+                for pid in [proxy, v1.pid, v2.pid] { _ = Spawn.stop(pid, graceMilliseconds: 2_000) }
+            }
+            let runtime = HAProxyRuntime(socket: config.socket)
+            #expect(try runtime.servers(backend: "api").isEmpty, "the backend starts empty")
+            try runtime.addServer(backend: "api", name: "v1", address: "127.0.0.1", port: v1.port, weight: 100)
+            #expect(try Self.answers(listen, 40) == ["1.0.0": 40])
+            // A canary at 25%: within 5 points over 400 requests.
+            try runtime.addServer(backend: "api", name: "v2", address: "127.0.0.1", port: v2.port, weight: 0)
+            try runtime.setWeight(backend: "api", server: "v1", weight: 75)
+            try runtime.setWeight(backend: "api", server: "v2", weight: 25)
+            let split = try Self.answers(listen, 400)
+            #expect(split.keys.sorted() == ["1.0.0", "2.0.0"], "\(split)")
+            #expect(abs(Double(split["2.0.0"] ?? 0) / 400 - 0.25) <= 0.05, "\(split)")
+            let servers = try runtime.servers(backend: "api")
+            #expect(servers.map(\.name) == ["v1", "v2"] && servers.map(\.weight) == [75, 25], "\(servers)")
+            #expect(servers.allSatisfy { $0.port == v1.port || $0.port == v2.port })
+            // The abort: weight 0, and the very next requests go to the stable version.
+            try runtime.setWeight(backend: "api", server: "v2", weight: 0)
+            #expect(try Self.answers(listen, 40) == ["1.0.0": 40])
+            // Blue-green: everything to v2, v1 drained then removed.
+            try runtime.setWeight(backend: "api", server: "v2", weight: 100)
+            try runtime.setState(backend: "api", server: "v1", .drain)
+            #expect(try Self.answers(listen, 40) == ["2.0.0": 40])
+            #expect(try runtime.servers(backend: "api").first { $0.name == "v1" }?.draining == true)
+            try runtime.deleteServer(backend: "api", server: "v1")
+            #expect(try runtime.servers(backend: "api").map(\.name) == ["v2"])
+            // Refusals say what and where.
+            do {
+                try runtime.setWeight(backend: "api", server: "nope", weight: 10)
+                Issue.record("an unknown server was accepted")
+            } catch {
+                #expect("\(error)".contains("refused 'set server api/nope weight 10'"), "\(error)")
+            }
+            #expect(throws: TrafficError.self) { try runtime.addServer(backend: "api", name: "bad name", address: "127.0.0.1", port: 1, weight: 1) }
+            #expect(throws: TrafficError.self) { try runtime.setWeight(backend: "api", server: "v2", weight: 300) }
+            #expect(throws: TrafficError.self) { try runtime.command("show info\nshutdown") }
+        }
+    }
+
+    @Test func aMissingSocketOrProgramIsAClearError() throws {
+        try withTemporaryDirectory { root in
+            do {
+                _ = try HAProxyRuntime(socket: root + "/none.sock").servers(backend: "api")
+                Issue.record("no error")
+            } catch {
+                #expect("\(error)".contains(root + "/none.sock") && "\(error)".contains("refuses connections"), "\(error)")
+            }
+            do {
+                _ = try HAProxyConfig(directory: root, frontends: [.init(app: "api", listenPort: 1)]).start(haproxy: "no-such-haproxy")
+                Issue.record("no error")
+            } catch {
+                #expect("\(error)".contains("'no-such-haproxy' program is not installed"), "\(error)")
+            }
+        }
+    }
+
+    @Test func serversStateParsesHAProxysColumns() {
+        let text = """
+        1
+        # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+        3 api 1 v1 127.0.0.1 2 8 75 75 4 1 0 0 0 0 0 0 - 41000 - 0 0 - - 0
+        """
+        let servers = HAProxyRuntime.parseServersState(text)
+        #expect(servers == [HAProxyRuntime.Server(name: "v1", address: "127.0.0.1", port: 41000, weight: 75, operationalState: 2, adminState: 8)])
+        #expect(servers.first?.draining == true && servers.first?.inMaintenance == false)
+    }
+}
