@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "ReconcilerTests",
-            dependencies: ["Reconciler", "Platforms", "GitKit", "DeployModel", "SystemSupport", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Reconciler", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ServerTests",

@@ -148,18 +148,35 @@ public struct StateStore: Sendable {
 
     /// The state, or an empty one when there is none yet. A file that cannot
     /// be read is an error that names it.
-    public func load() throws -> ReconcilerState {
+    public func load() throws -> ReconcilerState { try load(cache: nil) }
+
+    /// `load`, decoding again only the app files whose size or time changed
+    /// since `cache` last saw them (1,000 apps: most of a status's cost).
+    func load(cache: AppStateCache?) throws -> ReconcilerState {
         var state = ReconcilerState()
         if let bytes = FileIO.read(stateFile) { state = try Self.decode(ReconcilerState.self, bytes, file: stateFile) }
         for name in FileIO.list(appsDirectory) where name.hasSuffix(".json") {
             let file = "\(appsDirectory)/\(name)"
+            let signature = cache == nil ? nil : FileIO.signature(file)
+            if let signature, let known = cache?.entries[file], known.size == signature.size, known.modified == signature.modified {
+                state.apps[String(name.dropLast(5))] = known.state
+                continue
+            }
             guard let bytes = FileIO.read(file) else { continue }
-            state.apps[String(name.dropLast(5))] = try Self.decode(AppState.self, bytes, file: file)
+            let decoded = try Self.decode(AppState.self, bytes, file: file)
+            state.apps[String(name.dropLast(5))] = decoded
+            // Same size and time within one clock tick could hide a write: cached only when older than a second.
+            if let signature, signature.modified < Clock.wallMilliseconds() * 1_000_000 - 1_000_000_000 {
+                cache?.entries[file] = (signature.size, signature.modified, decoded)
+            } else {
+                cache?.entries[file] = nil
+            }
         }
         return state
     }
 
     /// One app's state; nil when there is none or it cannot be read.
+    /// (Not cached.)
     public func loadApp(_ name: String) -> AppState? {
         guard let bytes = FileIO.read(appFile(name)) else { return nil }
         return try? Self.decode(AppState.self, bytes, file: appFile(name))
@@ -230,4 +247,9 @@ public struct StateError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { hint.map { "\(message)\nhint: \($0)" } ?? message }
+}
+
+/// Decoded app state files by path, with the size and time they had.
+final class AppStateCache: @unchecked Sendable {
+    var entries: [String: (size: Int, modified: Int64, state: AppState)] = [:]
 }

@@ -66,9 +66,9 @@ public struct StatusReport: Sendable {
     /// Reads the state directory and the tip's desired state (from
     /// `cache` when it holds the tip's: parsing 1,000 app.yaml files is
     /// most of the cost of a status).
-    public static func build(repo: DeployRepository, stateDirectory: String?, cache: DesiredStateCache? = nil) throws -> StatusReport {
+    public static func build(repo: DeployRepository, stateDirectory: String?, cache: StatusCache? = nil) throws -> StatusReport {
         let store = StateStore(directory: stateDirectory ?? Reconciler.defaultStateDirectory(repo))
-        let state = try store.load()
+        let state = try store.load(cache: cache?.appStates)
         let tip = try? repo.tip()
         var desired: DesiredState?
         var refused = state.invalid
@@ -147,10 +147,12 @@ public struct StatusReport: Sendable {
     }
 }
 
-/// The desired state of the last tip asked for, or why it was refused;
-/// for a process that builds many status reports (`rewind serve`). One
-/// thread at a time (the desk's, the event watcher's: one each).
-public final class DesiredStateCache: @unchecked Sendable {
+/// For a process that builds many status reports (`rewind serve`): the
+/// desired state of the last tip asked for (or why it was refused), and
+/// the decoded app state files. One thread at a time (the desk's, the
+/// event watcher's: one each).
+public final class StatusCache: @unchecked Sendable {
+    let appStates = AppStateCache()
     private var tip: OID?
     private var result: Result<DesiredState, RewindError>?
 

@@ -28,7 +28,7 @@ actor RollbackDesk {
     private let notifier: Notifier?
     private var seen: SeenAlerts
     /// The tip's parsed desired state, for the status of every page and request.
-    private let desiredStates = DesiredStateCache()
+    private let desiredStates = StatusCache()
 
     init(options: ServeOptions, metrics: Metrics, logger: Logger, notifier: Notifier? = nil) throws {
         guard let thread = GitThread() else { throw RequestError(500, "cannot start the alert desk's thread: the system has no thread to give") }

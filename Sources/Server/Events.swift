@@ -143,7 +143,7 @@ final class EventWatcher: Service, Sendable {
         var lastStatusAt: Int64 = 0
         var lastKeepAlive = Clock.monotonicMilliseconds()
         var previousApps: [String: AppStatus] = [:]
-        let desiredStates = DesiredStateCache()
+        let desiredStates = StatusCache()
         while !stop.requested {
             do {
                 if repo == nil { repo = try DeployRepository(path: repoPath, branch: branch) }
