@@ -8,7 +8,7 @@ import PackageDescription
 /// The names of FuzzTargets.all (Sources/FuzzTargets): one executable each.
 let targets = [
     "rewind-yaml", "app-yaml", "pins", "alertmanager", "git-push", "known-hosts",
-    "trailers", "notes", "durations", "remote-urls", "state", "dates",
+    "trailers", "notes", "durations", "remote-urls", "state", "dates", "web-form", "tokens",
 ]
 
 // A path dependency is known by its directory's name, whatever the clone is called.

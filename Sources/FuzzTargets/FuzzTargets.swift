@@ -21,6 +21,7 @@ public enum FuzzTargets {
         ("alertmanager", alertmanager), ("git-push", gitPush), ("known-hosts", knownHosts),
         ("trailers", trailers), ("notes", notes), ("durations", durations),
         ("remote-urls", remoteURLs), ("state", state), ("dates", dates),
+        ("web-form", webForm), ("tokens", tokens),
     ]
 
     /// The target called `name`.
@@ -123,6 +124,34 @@ public enum FuzzTargets {
             _ = "\(error)"
         }
         _ = RemoteURL.redacted(input)
+    }
+
+    /// A form body never crashes the UI; fields written with the UI's own
+    /// encoding read back as they were.
+    static func webForm(_ bytes: [UInt8]) {
+        let fields = WebInputs.form(bytes)
+        check(fields.count <= 100, "at most 100 fields")
+        let encoded = fields.sorted { $0.key < $1.key }.map { "\(HTML.urlComponent($0.key))=\(HTML.urlComponent($0.value))" }.joined(separator: "&")
+        let again = WebInputs.form(Array(encoded.utf8))
+        check(again.count == fields.count || fields.keys.contains(""), "re-encoded fields read back")
+    }
+
+    /// A tokens file either gives tokens that find their names, or an
+    /// error that names the file and never shows a token.
+    static func tokens(_ bytes: [UInt8]) {
+        let input = text(bytes)
+        switch WebInputs.tokens(input) {
+        case .success(let consistent):
+            check(consistent, "every token finds its name")
+        case .failure(let error):
+            check(error.message.hasPrefix("tokens"), "the error names the file: \(error.message)")
+            for line in input.split(separator: "\n") {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                let name = String(line[..<colon]), token = String(line[line.index(after: colon)...]).trimmingCharacters()
+                guard token.utf8.count >= 8, !name.contains(token), !"tokens".contains(token) else { continue }
+                check(!error.message.contains(token) && !(error.hint ?? "").contains(token), "a token is never shown")
+            }
+        }
     }
 
     static func state(_ bytes: [UInt8]) {
