@@ -74,7 +74,8 @@ enum APIDocument {
             if !parameters.isEmpty { fields.append(("parameters", .array(parameters))) }
             if let body = op.body {
                 let type = body.hasPrefix("form") ? "application/x-www-form-urlencoded" : "application/json"
-                fields.append(("requestBody", .object([("description", .string(body)), ("content", .object([(type, .object([]))]))])))
+                let schema: [(String, JSON)] = key.hasPrefix("POST /api/v1/apps/") ? [("schema", writeSchema(pin: !key.hasSuffix("/unpin")))] : []
+                fields.append(("requestBody", .object([("description", .string(body)), ("content", .object([(type, .object(schema))]))])))
             }
             switch op.security {
             case .open: fields.append(("security", .array([])))
@@ -103,6 +104,15 @@ enum APIDocument {
                 ("hook", .object([("type", .string("http")), ("scheme", .string("bearer")), ("description", .string("the hook token (Alertmanager); push webhooks are signed instead"))])),
             ]))])),
         ])
+    }
+
+    /// The body of the API's writes (`RollbackInput`): unknown fields are refused.
+    static func writeSchema(pin: Bool) -> JSON {
+        var properties: [(String, JSON)] = []
+        if pin { properties.append(("to", .object([("type", .string("string")), ("description", .string("a revision or #N (a release number); default: the rollback's default target, or the current release for pin"))]))) }
+        properties.append(("reason", .object([("type", .string("string")), ("description", .string("written into the commit as Rewind-Reason"))])))
+        properties.append(("dryRun", .object([("type", .string("boolean")), ("description", .string("plan (message, diffs, guards) and write nothing"))])))
+        return .object([("type", .string("object")), ("additionalProperties", .bool(false)), ("properties", .object(properties))])
     }
 
     static func describe(_ code: Int) -> String {

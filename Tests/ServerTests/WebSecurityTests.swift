@@ -257,6 +257,9 @@ import Rollback
                 #expect(served == paths.values.map(\.count).reduce(0, +), "every operation documented is a route")
                 #expect(served == APIDocument.operations.count, "no description is left without its route")
             }
+            let rollbackBody = ((((paths["/api/v1/apps/{app}/rollback"]?["post"] as? [String: Any])?["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any]
+            #expect((rollbackBody?["properties"] as? [String: Any])?.keys.sorted() == RollbackInput.fields.sorted(), "the schema has the fields the API accepts")
+            #expect(rollbackBody?["additionalProperties"] as? Bool == false)
             for (path, operations) in paths {
                 for (method, operation) in operations {
                     let summary = (operation as? [String: Any])?["summary"] as? String ?? ""
