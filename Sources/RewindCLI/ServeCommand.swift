@@ -86,7 +86,12 @@ struct ServeCommand: AsyncParsableCommand {
             serve.port = port
             serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "API token")
             serve.apiTokenName = apiTokenName
-            if let uiTokensFile { serve.namedTokens = try Credentials.load(file: uiTokensFile) }
+            if let uiTokensFile {
+                serve.namedTokens = try Credentials.load(file: uiTokensFile)
+                if let mode = FileIO.permissions(uiTokensFile), mode & 0o077 != 0 {
+                    logger.warning("the tokens file \(uiTokensFile) can be read by other users (mode \(String(mode, radix: 8))): chmod 600 \(uiTokensFile)")
+                }
+            }
             serve.publicRead = uiPublicRead
             serve.secureCookies = uiSecureCookie
             serve.hookToken = try secret(file: hookTokenFile, environment: "REWIND_HOOK_TOKEN", what: "hook token")

@@ -144,7 +144,16 @@ final class EventWatcher: Service, Sendable {
         var lastKeepAlive = Clock.monotonicMilliseconds()
         var previousApps: [String: AppStatus] = [:]
         let desiredStates = StatusCache()
+        var idleTicks = 0
         while !stop.requested {
+            // Nobody listening: a look every second is enough (the first
+            // listener gets a fresh status within one).
+            if hub.subscriberCount == 0, idleTicks < 9, lastStatusAt != 0 {
+                idleTicks += 1
+                _ = stop.wait(milliseconds: intervalMilliseconds)
+                continue
+            }
+            idleTicks = 0
             do {
                 if repo == nil { repo = try DeployRepository(path: repoPath, branch: branch) }
                 guard let repo else { continue }

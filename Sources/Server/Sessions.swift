@@ -28,7 +28,7 @@ public struct Credentials: Sendable {
     private mutating func add(name: String, token: String, where place: String?) throws(RewindError) {
         let at = place.map { "\($0): " } ?? ""
         guard Self.isValidName(name) else {
-            throw RewindError(.usage, "\(at)token name '\(Bounded.text(name, limit: 64))' is not valid",
+            throw RewindError(.usage, "\(at)token name '\(Bounded.printable(name))' is not valid",
                               hint: "use 1 to 64 letters, digits and . _ @ - (the name is written into commits as Rewind-Actor)")
         }
         guard place == nil || token.utf8.count >= 16 else {

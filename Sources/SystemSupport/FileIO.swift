@@ -35,6 +35,12 @@ public enum FileIO {
         return stat(path, &info) == 0 ? Int(info.st_size) : nil
     }
 
+    /// The permission bits of a file; nil when it does not exist.
+    public static func permissions(_ path: String) -> UInt32? {
+        var info = stat()
+        return stat(path, &info) == 0 ? UInt32(info.st_mode) & 0o7777 : nil
+    }
+
     /// Size and modification time (ns) of a file, for noticing that it
     /// changed; nil when it does not exist.
     public static func signature(_ path: String) -> (size: Int, modified: Int64)? {

@@ -24,6 +24,13 @@ public enum Bounded {
         let suffix = "… (\(text.count) characters in all)"
         return String(text.prefix(max(0, limit - suffix.count))) + suffix
     }
+
+    /// `text`, with every character that is not printable ASCII shown as
+    /// `?`: for echoing input that may hold control characters back in an
+    /// error (a terminal must not interpret them).
+    public static func printable(_ text: String, limit: Int = 64) -> String {
+        Self.text(String(text.unicodeScalars.map { (32...126).contains($0.value) ? Character($0) : "?" }), limit: limit)
+    }
 }
 
 /// Says in words what a `DecodingError` found: the field and the problem,

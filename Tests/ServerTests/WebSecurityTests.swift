@@ -273,6 +273,7 @@ import Rollback
         let secret = "s3cr3t-\(UUID().uuidString)"
         for (text, words) in [("alice \(secret)\n", "tokens:1: expected 'name: token'"), ("\n# ok\nbad name: \(secret)\n", "tokens:3: token name 'bad name' is not valid"),
                               ("alice: short\n", "tokens:1: the token of 'alice' is shorter than 16 characters"),
+                              ("al\u{1B}[2Jice: \(secret)\n", "tokens:1: token name 'al?[2Jice' is not valid"),
                               ("alice: \(secret)\nalice: \(secret)x\n", "tokens:2: token name 'alice' is used twice"),
                               ("alice: \(secret)\nbob: \(secret)\n", "tokens:2: the token of 'bob' is also the token of another name"), ("# nobody\n", "names no token")] {
             do {
