@@ -1,3 +1,4 @@
+import FoundationEssentials
 import SystemSupport
 
 #if canImport(Glibc)
@@ -240,5 +241,91 @@ public struct HAProxyConfig: Sendable {
         }
         _ = Spawn.stop(pid, graceMilliseconds: 1_000)
         throw TrafficError("haproxy did not open its socket \(socket) within 5 s: \(FileIO.tail(directory + "/haproxy.log", maxBytes: 500))")
+    }
+}
+
+/// What the proxy should route, kept in `<directory>/traffic.json` so that
+/// a restarted proxy (or a restarted Rewind) gets the last known weights.
+public struct TrafficState: Codable, Sendable, Equatable {
+    public struct Server: Codable, Sendable, Equatable {
+        public var address: String
+        public var port: Int
+        public var weight: Int
+        public var draining = false
+
+        public init(address: String, port: Int, weight: Int, draining: Bool = false) {
+            self.address = address
+            self.port = port
+            self.weight = weight
+            self.draining = draining
+        }
+    }
+
+    /// Backend (app) → server name → server.
+    public var backends: [String: [String: Server]] = [:]
+
+    public init() {}
+
+    public static func load(_ file: String) -> TrafficState? {
+        guard let bytes = FileIO.read(file) else { return nil }
+        return try? JSONDecoder().decode(TrafficState.self, from: Data(bytes))
+    }
+
+    public func save(_ file: String) -> Bool {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(self) else { return false }
+        return FileIO.writeAtomically(file, Array(data))
+    }
+}
+
+/// Keeps a proxy Rewind started in line with a `TrafficState`: starts it
+/// when it is not running (again after a crash), then adds, re-weights,
+/// drains and removes servers until HAProxy routes what the state says.
+public final class HAProxySupervisor: @unchecked Sendable {
+    public let config: HAProxyConfig
+    public let haproxy: String
+    public private(set) var pid: Int32?
+    public var stateFile: String { config.directory + "/traffic.json" }
+
+    public init(config: HAProxyConfig, haproxy: String = "haproxy") {
+        self.config = config
+        self.haproxy = haproxy
+    }
+
+    /// Brings the proxy to `state` (and saves it); returns the commands'
+    /// count, 0 when everything already matched.
+    @discardableResult
+    public func ensure(_ state: TrafficState) throws(TrafficError) -> Int {
+        guard state.save(stateFile) else { throw TrafficError("cannot write \(stateFile)") }
+        if pid.map({ Spawn.poll($0) != nil }) ?? true {
+            pid = try config.start(haproxy: haproxy)
+        }
+        let runtime = HAProxyRuntime(socket: config.socket)
+        var changes = 0
+        for (backend, wanted) in state.backends.sorted(by: { $0.key < $1.key }) {
+            let running = Dictionary(try runtime.servers(backend: backend).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            for (name, server) in wanted.sorted(by: { $0.key < $1.key }) {
+                guard let current = running[name] else {
+                    try runtime.addServer(backend: backend, name: name, address: server.address, port: server.port, weight: server.weight)
+                    if server.draining { try runtime.setState(backend: backend, server: name, .drain) }
+                    changes += 1
+                    continue
+                }
+                if current.weight != server.weight { try runtime.setWeight(backend: backend, server: name, weight: server.weight); changes += 1 }
+                if current.draining != server.draining { try runtime.setState(backend: backend, server: name, server.draining ? .drain : .ready); changes += 1 }
+            }
+            for name in running.keys.sorted() where wanted[name] == nil {
+                try runtime.deleteServer(backend: backend, server: name)
+                changes += 1
+            }
+        }
+        return changes
+    }
+
+    /// Stops the proxy (connections are cut).
+    public func stop() {
+        if let pid { _ = Spawn.stop(pid, graceMilliseconds: 2_000) }
+        pid = nil
     }
 }

@@ -80,6 +80,45 @@ import SystemSupport
         }
     }
 
+    /// The supervisor brings HAProxy to the state, does nothing when it
+    /// matches, and after a kill -9 of the proxy starts it again with the
+    /// last known weights (also read back from traffic.json).
+    @Test func aKilledProxyComesBackWithTheLastWeights() throws {
+        try withTemporaryDirectory { root in
+            let v1 = try Self.demo("1.0.0", root: root), v2 = try Self.demo("2.0.0", root: root)
+            guard let listen = Loopback.freePort() else { throw TestFailure("no free port") }
+            let supervisor = HAProxySupervisor(config: HAProxyConfig(directory: root + "/proxy", frontends: [.init(app: "api", listenPort: listen)]))
+            defer {
+                supervisor.stop()
+                for pid in [v1.pid, v2.pid] { _ = Spawn.stop(pid, graceMilliseconds: 2_000) }
+            }
+            var state = TrafficState()
+            state.backends["api"] = ["v1": .init(address: "127.0.0.1", port: v1.port, weight: 90), "v2": .init(address: "127.0.0.1", port: v2.port, weight: 10)]
+            #expect(try supervisor.ensure(state) == 2)
+            #expect(try supervisor.ensure(state) == 0, "nothing to change")
+            let first = try Self.answers(listen, 400)
+            #expect(abs(Double(first["2.0.0"] ?? 0) / 400 - 0.10) <= 0.05, "\(first)")
+            let old = try #require(supervisor.pid)
+            kill(old, SIGKILL)
+            var status: Int32 = 0
+            waitpid(old, &status, 0)
+            #expect(throws: (any Error).self) { try Loopback.get(port: listen, path: "/", timeoutMilliseconds: 500) }
+            let saved = try #require(TrafficState.load(supervisor.stateFile))
+            #expect(saved == state)
+            #expect(try supervisor.ensure(saved) == 2, "restarted and filled again")
+            #expect(supervisor.pid != old)
+            let again = try Self.answers(listen, 400)
+            #expect(abs(Double(again["2.0.0"] ?? 0) / 400 - 0.10) <= 0.05, "\(again)")
+            // An abort: v2 to 0, then gone.
+            state.backends["api"]?["v2"]?.weight = 0
+            #expect(try supervisor.ensure(state) == 1)
+            #expect(try Self.answers(listen, 40) == ["1.0.0": 40])
+            state.backends["api"]?["v2"] = nil
+            #expect(try supervisor.ensure(state) == 1)
+            #expect(try HAProxyRuntime(socket: supervisor.config.socket).servers(backend: "api").map(\.name) == ["v1"])
+        }
+    }
+
     @Test func aMissingSocketOrProgramIsAClearError() throws {
         try withTemporaryDirectory { root in
             do {
