@@ -88,7 +88,9 @@ public struct RollbackTrailers: Sendable, Equatable {
         // `Rewind-Target: <sha>` or `Rewind-Target: <sha> <app>`: pairs that
         // name their app are put in the order of the apps.
         let targetWords = fields.filter { $0.0 == "Rewind-Target" }.map { $0.1.split(separator: " ", maxSplits: 1).map(String.init) }
-        let apps = fields.filter { $0.0 == "Rewind-App" }.map(\.1)
+        // An app named twice (a hand-written message) is one app.
+        var apps: [String] = []
+        for app in fields.filter({ $0.0 == "Rewind-App" }).map(\.1) where !apps.contains(app) { apps.append(app) }
         var targets = targetWords.compactMap { $0.first.flatMap(OID.init(hex:)) }
         let named = Dictionary(targetWords.compactMap { words -> (String, OID)? in
             guard words.count == 2, let id = OID(hex: words[0]) else { return nil }

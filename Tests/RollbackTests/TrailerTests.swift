@@ -17,6 +17,18 @@ private let b = OID(hex: String(repeating: "b", count: 40))!
     #expect(parsed.alert == "HighErrorRate" && parsed.fingerprint == "f00d" && parsed.trigger == .alert)
 }
 
+/// Found by `make fuzz` (fixtures/fuzz/trailers/crash-f2f1…): a
+/// hand-written message naming an app twice paired both targets with it,
+/// and printed trailers that parsed back to other targets.
+@Test func anAppNamedTwiceIsOneApp() throws {
+    let message = "Roll back web\n\nRewind-Action: rollback\nRewind-Target: \(a.hex)\nRewind-Target: \(b.hex)\nRewind-App: web\nRewind-App: web\n"
+    let parsed = try #require(RollbackTrailers.parse(message))
+    #expect(parsed.apps == ["web"])
+    #expect(parsed.target(for: "web") == a)
+    let again = try #require(RollbackTrailers.parse("x\n\n" + parsed.rendered + "\n"))
+    #expect(again.apps == parsed.apps && again.targets == parsed.targets)
+}
+
 @Test(arguments: [
     ("Revert \"x\"\n\nThis reverts commit \(String(repeating: "a", count: 40)).\n", true),
     ("Revert \"x\"\n\nThis reverts commit abc.\n", false),
