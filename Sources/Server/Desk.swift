@@ -275,7 +275,12 @@ actor RollbackDesk {
         do {
             let tip = try repo.tip()
             let config = try repo.configForListing(at: tip).config
-            let history = try ReleaseHistory.load(repo, config: config, tip: tip, limit: page * perPage)
+            // Author, summary and versions are read for the page's releases
+            // only: a deep page of a long history stays as cheap as the first.
+            let total = try ReleaseHistory.load(repo, config: config, tip: tip, limit: 1, details: false).totals[name] ?? 0
+            let newest = total - (page - 1) * perPage
+            let shown = max(1, newest - perPage + 1)...max(1, newest)
+            let history = try ReleaseHistory.load(repo, config: config, tip: tip, limit: page * perPage, detailsWhere: { $0.app == name && shown.contains($0.number) })
             let newestFirst = Array(history.of(name).reversed().dropFirst((page - 1) * perPage).prefix(perPage))
             let notes = NoteCache(repo)
             return WebPage.AppPage(status: status, releases: newestFirst.map { ($0, ReleaseOutcome.of($0, in: repo, notes: notes)) },

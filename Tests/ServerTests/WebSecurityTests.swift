@@ -116,6 +116,17 @@ import Rollback
                     #expect(!page.contains("<script>") && !page.contains(" onclick=") && !page.contains("style=\""), "\(path): no inline script or style")
                 }
             }
+            // The app page: one row per release, newest first, with its author and versions (as git says).
+            let oracle = try repo.git("log", "--first-parent", "--format=%h", "--", "apps/api").split(separator: "\n").map(String.init)
+            try await client.execute(uri: "/apps/api", method: .get, headers: [.cookie: session.cookie]) { response in
+                let page = String(buffer: response.body)
+                let rows = page.components(separatedBy: "<tr id=\"release-").dropFirst()
+                #expect(rows.count == oracle.count, "\(rows.count) rows")
+                #expect(rows.first?.hasPrefix("\(oracle.count)\"") == true, "newest first")
+                for (row, short) in zip(rows, oracle) {
+                    #expect(row.contains(">\(short.prefix(7))") && row.contains("Test Author") && row.contains(" → "), "\(row.prefix(300))")
+                }
+            }
             try await client.execute(uri: "/apps/api?page=0", method: .get, headers: [.cookie: session.cookie]) { #expect($0.status == .badRequest) }
             try await client.execute(uri: "/apps/nope", method: .get, headers: [.cookie: session.cookie]) { #expect($0.status == .notFound) }
             try await client.execute(uri: "/audit?since=soon", method: .get, headers: [.cookie: session.cookie]) { response in
