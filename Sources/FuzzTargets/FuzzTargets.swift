@@ -132,7 +132,7 @@ public enum FuzzTargets {
     static func webForm(_ bytes: [UInt8]) {
         let fields = WebInputs.form(bytes)
         check(fields.count <= 100, "at most 100 fields")
-        let encoded = fields.sorted { $0.key < $1.key }.map { "\(HTML.urlComponent($0.key))=\(HTML.urlComponent($0.value))" }.joined(separator: "&")
+        let encoded = fields.sorted { $0.key < $1.key }.map { "\(HTTPEndpoint.encode($0.key))=\(HTTPEndpoint.encode($0.value))" }.joined(separator: "&")
         let again = WebInputs.form(Array(encoded.utf8))
         check(again.count == fields.count || fields.keys.contains(""), "re-encoded fields read back")
     }

@@ -153,21 +153,20 @@ public struct StatusReport: Sendable {
 /// event watcher's: one each).
 public final class StatusCache: @unchecked Sendable {
     let appStates = AppStateCache()
-    private var tip: OID?
-    private var result: Result<DesiredState, RewindError>?
+    private var last: (tip: OID, result: Result<DesiredState, RewindError>)?
 
     public init() {}
 
     func desired(_ repo: DeployRepository, _ commit: OID) throws -> DesiredState {
-        if tip != commit || result == nil {
-            do {
-                result = .success(try DesiredState.load(repo, commit: commit))
-            } catch let error as RewindError where error.code == .invalidState {
-                result = .failure(error)
-            }
-            tip = commit
+        if let last, last.tip == commit { return try last.result.get() }
+        let result: Result<DesiredState, RewindError>
+        do {
+            result = .success(try DesiredState.load(repo, commit: commit))
+        } catch let error as RewindError where error.code == .invalidState {
+            result = .failure(error)
         }
-        return try (result ?? .failure(RewindError(.internalFailure, "no desired state"))).get()
+        last = (commit, result)
+        return try result.get()
     }
 }
 

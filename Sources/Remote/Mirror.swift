@@ -58,7 +58,7 @@ public final class Mirror: Sendable {
 
     /// The notes a mirror fetches, merges and pushes: Rewind's outcome notes
     /// and its incident reports, each with its remote-tracking reference.
-    static let notesRefs = [ReleaseNote.notesRef, ReleaseNote.incidentNotesRef]
+    static let notesRefs = ReleaseNote.notesRefs
 
     /// Where the remote's notes of `reference` are kept.
     static func remoteNotes(_ reference: String) -> String {

@@ -139,13 +139,16 @@ public struct RemoteSyncStatus: Codable, Sendable {
 
     /// The status of the mirror whose git directory is given; nil before its first sync.
     public static func read(gitDirectory: String) -> RemoteSyncStatus? {
-        guard let bytes = FileIO.read(gitDirectory + "rewind/remote-status.json") else { return nil }
+        guard let bytes = FileIO.read(file(gitDirectory: gitDirectory)) else { return nil }
         return try? JSONDecoder().decode(RemoteSyncStatus.self, from: Data(bytes))
     }
 
     public func write(gitDirectory: String) {
-        if let data = try? JSONEncoder().encode(self) { _ = FileIO.writeAtomically(gitDirectory + "rewind/remote-status.json", Array(data)) }
+        if let data = try? JSONEncoder().encode(self) { _ = FileIO.writeAtomically(Self.file(gitDirectory: gitDirectory), Array(data)) }
     }
+
+    /// Where the status is kept.
+    public static func file(gitDirectory: String) -> String { gitDirectory + "rewind/remote-status.json" }
 }
 
 #if canImport(Glibc)

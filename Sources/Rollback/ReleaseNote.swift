@@ -23,6 +23,8 @@ public struct ReleaseNote: Sendable, Equatable {
     /// The notes ref incident reports are written under (one markdown
     /// report per automatic rollback commit).
     public static let incidentNotesRef = "refs/notes/rewind-incident"
+    /// Every notes ref Rewind writes (mirrors carry them; serve's events watch them).
+    public static let notesRefs = [notesRef, incidentNotesRef]
 
     public var outcome: NoteOutcome
     public var app: String

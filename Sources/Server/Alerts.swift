@@ -69,6 +69,11 @@ struct RequestError: Error, Sendable {
         self.message = message
     }
 
+    /// Rewind's own error in words, with its hint.
+    init(_ status: Int, _ error: RewindError) {
+        self.init(status, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+    }
+
     /// What a client may read of an unexpected error: Rewind's own errors
     /// say what is wrong in words; anything else (a library's error type)
     /// stays in the log.

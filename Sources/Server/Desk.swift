@@ -27,8 +27,9 @@ actor RollbackDesk {
     private let logger: Logger
     private let notifier: Notifier?
     private var seen: SeenAlerts
-    /// The tip's parsed desired state, for the status of every page and request.
-    private let desiredStates = StatusCache()
+    /// The tip's parsed desired state and the decoded app state files, for
+    /// the status of every page and request.
+    private let statusCache = StatusCache()
 
     init(options: ServeOptions, metrics: Metrics, logger: Logger, notifier: Notifier? = nil) throws {
         guard let thread = GitThread() else { throw RequestError(500, "cannot start the alert desk's thread: the system has no thread to give") }
@@ -147,19 +148,10 @@ actor RollbackDesk {
         return decision
     }
 
-    /// `POST /api/v1/apps/{app}/rollback`: the CLI's rollback, with `Rewind-Trigger: api`.
-    /// With `dryRun`, the plan (message, diffs, guards) and nothing written.
-    func apiRollback(app: String, to target: String?, reason: String?, dryRun: Bool = false, as actor: Actor? = nil) throws(RequestError) -> JSON {
-        try write(.rollback(app: app, to: target), reason: reason, dryRun: dryRun, as: actor ?? Actor(name: options.apiTokenName, trigger: .api)).json
-    }
-
-    /// `POST /api/v1/apps/{app}/pin` and `/unpin`: the CLI's pin and unpin.
-    func apiPin(app: String, to target: String?, reason: String?, dryRun: Bool, unpin: Bool, as actor: Actor? = nil) throws(RequestError) -> JSON {
-        try write(unpin ? .unpin(app: app) : .pin(app: app, to: target), reason: reason, dryRun: dryRun, as: actor ?? Actor(name: options.apiTokenName, trigger: .api)).json
-    }
-
-    /// One write of the API or the web UI through the CLI's `CommitWriter`,
-    /// with the actor's trigger (`api`, `ui`) and name as `Rewind-Actor`.
+    /// One write of the API (`POST /api/v1/apps/{app}/rollback`, `/pin`,
+    /// `/unpin`) or the web UI through the CLI's `CommitWriter`, with the
+    /// actor's trigger (`api`, `ui`) and name as `Rewind-Actor`. With
+    /// `dryRun`, the plan (message, diffs, guards) and nothing written.
     func write(_ action: DeskAction, reason: String?, dryRun: Bool, force: Bool = false, as actor: Actor) throws(RequestError) -> DeskWrite {
         var request = RollbackRequest(action.operation, reason: reason)
         request.trigger = actor.trigger
@@ -188,7 +180,7 @@ actor RollbackDesk {
             case .contention: status = 503
             default: status = 500
             }
-            var failure = RequestError(status, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+            var failure = RequestError(status, error)
             failure.forceable = error.refusal?.name == "migration"
             throw failure
         } catch {
@@ -219,7 +211,7 @@ actor RollbackDesk {
             let query = try AuditQuery(apps: apps.map { Bounded.text($0, limit: 128) }, since: since, until: until, reworkWindow: reworkWindow, naming: ("since", "until", "reworkWindow"))
             return try AuditReport.build(try AuditDigest.load(repo), query)
         } catch let error as RewindError where error.code == .usage {
-            throw RequestError(400, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+            throw RequestError(400, error)
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
@@ -238,7 +230,7 @@ actor RollbackDesk {
         do {
             return try IncidentReport.build(repo, revision: commit).json
         } catch let error as RewindError where error.code == .usage {
-            throw RequestError(404, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+            throw RequestError(404, error)
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
@@ -270,8 +262,7 @@ actor RollbackDesk {
 
     /// The app page: the app's status and one page of its releases, newest first.
     func appPage(_ name: String, page: Int, perPage: Int = 50) throws(RequestError) -> WebPage.AppPage {
-        let report = try status()
-        guard let status = report.apps.first(where: { $0.name == name }) else { throw RequestError(404, "unknown app '\(Bounded.text(name))'") }
+        let status = try appStatus(name)
         do {
             let tip = try repo.tip()
             let config = try repo.configForListing(at: tip).config
@@ -284,22 +275,24 @@ actor RollbackDesk {
             let newestFirst = Array(history.of(name).reversed().dropFirst((page - 1) * perPage).prefix(perPage))
             let notes = NoteCache(repo)
             return WebPage.AppPage(status: status, releases: newestFirst.map { ($0, ReleaseOutcome.of($0, in: repo, notes: notes)) },
-                                   total: history.totals[name] ?? 0, page: page, perPage: perPage)
+                                   total: total, page: page, perPage: perPage)
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
     }
 
     /// `GET /api/v1/apps/{app}`: one app of `rewind status --format json`.
-    func app(_ name: String) throws(RequestError) -> JSON {
-        let report = try self.status()
-        guard let found = report.apps.first(where: { $0.name == name }) else { throw RequestError(404, "unknown app '\(Bounded.text(name))'") }
-        return found.json
+    func app(_ name: String) throws(RequestError) -> JSON { try appStatus(name).json }
+
+    /// One app of the status; 404 for an app the repository does not have.
+    private func appStatus(_ name: String) throws(RequestError) -> AppStatus {
+        guard let found = try status().apps.first(where: { $0.name == name }) else { throw RequestError(404, "unknown app '\(Bounded.text(name))'") }
+        return found
     }
 
     /// `GET /api/v1/status` and `/api/v1/apps`.
     func status() throws(RequestError) -> StatusReport {
-        do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory, cache: desiredStates) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
+        do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory, cache: statusCache) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import GitKit
 import Logging
 import Reconciler
+import Remote
 import Rollback
 import ServiceLifecycle
 import Synchronization
@@ -112,12 +113,10 @@ final class EventWatcher: Service, Sendable {
     }
 
     func run() async throws {
-        let done = AtomicFlag()
         await withGracefulShutdownHandler {
             await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
                 let thread = Thread { [self] in
                     self.loop()
-                    done.set()
                     finished.resume()
                 }
                 thread.name = "rewind-events"
@@ -127,7 +126,6 @@ final class EventWatcher: Service, Sendable {
             stop.stop()
             hub.close()
         }
-        _ = done
     }
 
     private struct Seen: Equatable {
@@ -143,7 +141,7 @@ final class EventWatcher: Service, Sendable {
         var lastStatusAt: Int64 = 0
         var lastKeepAlive = Clock.monotonicMilliseconds()
         var previousApps: [String: AppStatus] = [:]
-        let desiredStates = StatusCache()
+        let cache = StatusCache()
         var idleTicks = 0
         while !stop.requested {
             // Nobody listening: a look every second is enough (the first
@@ -158,14 +156,14 @@ final class EventWatcher: Service, Sendable {
                 if repo == nil { repo = try DeployRepository(path: repoPath, branch: branch) }
                 guard let repo else { continue }
                 let tip = try? repo.git.referenceTarget(repo.branchRef)
-                let notes = [ReleaseNote.notesRef, ReleaseNote.incidentNotesRef].map { ((try? repo.git.referenceTarget($0)) ?? nil) }
+                let notes = ReleaseNote.notesRefs.map { ((try? repo.git.referenceTarget($0)) ?? nil) }
                 let now = Clock.monotonicMilliseconds()
                 let current = Seen(tip: tip ?? nil, notes: notes, files: stateSignature(gitDirectory: repo.git.gitDirectory))
                 if current.tip != seen.tip, let commit = current.tip, seen.tip != nil || lastStatusAt != 0 {
                     publishTip(repo, commit, previous: seen.tip)
                 }
                 if current.notes != seen.notes, lastStatusAt != 0 {
-                    for (ref, (old, new)) in zip([ReleaseNote.notesRef, ReleaseNote.incidentNotesRef], zip(seen.notes, current.notes)) where old != new {
+                    for (ref, (old, new)) in zip(ReleaseNote.notesRefs, zip(seen.notes, current.notes)) where old != new {
                         hub.publish("notes", .object([("ref", .string(ref)), ("head", .optional(new?.hex))]))
                     }
                 }
@@ -178,7 +176,7 @@ final class EventWatcher: Service, Sendable {
                     previousApps = [:]
                     if lastStatusAt == 0 { lastStatusAt = now }
                 } else if current != seen || now - lastStatusAt >= 2_000 {
-                    let report = try StatusReport.build(repo: repo, stateDirectory: stateDirectory, cache: desiredStates)
+                    let report = try StatusReport.build(repo: repo, stateDirectory: stateDirectory, cache: cache)
                     let visible = Self.visible(report)
                     if visible != shown {
                         let changes = Self.changes(from: previousApps, to: report.apps)
@@ -207,8 +205,8 @@ final class EventWatcher: Service, Sendable {
     /// The state directory's files that status reads, by size and time.
     /// (And the mirror's sync status and outbox in the git directory.)
     private func stateSignature(gitDirectory: String) -> [String] {
-        let outbox = gitDirectory + "rewind/outbox"
-        var files = [gitDirectory + "rewind/remote-status.json", outbox] + FileIO.list(outbox).sorted().map { outbox + "/" + $0 }
+        let outbox = Outbox(gitDirectory: gitDirectory).directory
+        var files = [RemoteSyncStatus.file(gitDirectory: gitDirectory), outbox] + FileIO.list(outbox).sorted().map { outbox + "/" + $0 }
         if let directory = stateDirectory {
             let store = StateStore(directory: directory)
             files += [store.stateFile, store.escalationsFile] + FileIO.list(store.appsDirectory).sorted().map { store.appsDirectory + "/" + $0 }

@@ -54,7 +54,7 @@ struct Routes {
         router.get("metrics") { _, _ in respond("metrics") { text(200, metrics.text(), type: "text/plain; version=0.0.4") } }
         router.post("hooks/alertmanager") { request, _ in
             await respondAsync("hooks/alertmanager") {
-                try authorize(request, token: options.hookToken, required: false)
+                try authorizeHook(request)
                 let payload = try AlertmanagerPayload.parse(try await body(request))
                 let decisions = await desk.handle(payload, receivedAt: Clock.wallMilliseconds())
                 return json(200, .object([("decisions", .array(decisions.map(\.json)))]))
@@ -119,7 +119,7 @@ struct Routes {
                 let bytes = try await body(request)
                 let input = try RollbackInput.parse(bytes)
                 guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
-                return json(200, try await desk.apiRollback(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun, as: actor))
+                return json(200, try await desk.write(.rollback(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
             }
         }
         for unpin in [false, true] {
@@ -129,7 +129,7 @@ struct Routes {
                     let input = try RollbackInput.parse(try await body(request))
                     guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
                     if unpin, input.to != nil { throw RequestError(400, "field 'to' is for pin; unpin releases the hold") }
-                    return json(200, try await desk.apiPin(app: app, to: input.to, reason: input.reason, dryRun: input.dryRun, unpin: unpin, as: actor))
+                    return json(200, try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
                 }
             }
         }
@@ -160,18 +160,27 @@ struct Routes {
     struct Caller {
         let name: String
         let session: Sessions.Session?
-        let sessionID: String?
     }
 
     func caller(_ request: Request) -> Caller? {
-        if let header = request.headers[.authorization] {
-            let prefix = "Bearer "
-            guard header.hasPrefix(prefix), let name = credentials.lookup(String(header.dropFirst(prefix.count))) else { return nil }
-            return Caller(name: name, session: nil, sessionID: nil)
+        if request.headers[.authorization] != nil {
+            guard let token = Self.bearerToken(request), let name = credentials.lookup(token) else { return nil }
+            return Caller(name: name, session: nil)
         }
-        let id = request.cookies[Sessions.cookieName]?.value
-        guard let session = sessions.session(id) else { return nil }
-        return Caller(name: session.name, session: session, sessionID: id)
+        guard let session = self.session(request) else { return nil }
+        return Caller(name: session.name, session: session)
+    }
+
+    /// The live session of the request's cookie.
+    func session(_ request: Request) -> Sessions.Session? {
+        sessions.session(request.cookies[Sessions.cookieName]?.value)
+    }
+
+    /// The token of `Authorization: Bearer <token>`.
+    static func bearerToken(_ request: Request) -> String? {
+        let header = request.headers[.authorization] ?? ""
+        let prefix = "Bearer "
+        return header.hasPrefix(prefix) ? String(header.dropFirst(prefix.count)) : nil
     }
 
     /// Reads need a token or a session, unless no token is configured at
@@ -209,23 +218,18 @@ struct Routes {
         guard let stream = hub.subscribe() else {
             return finish("api/v1/events", .failure(RequestError(503, "too many event streams are open, or the server is stopping; retry later")))
         }
-        metrics.count("rewind_http_requests_total", [("route", "api/v1/events"), ("code", "200")])
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: ResponseBody { writer in
+        return count("api/v1/events", Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: ResponseBody { writer in
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             for await event in stream { try await writer.write(ByteBuffer(string: event.wire)) }
             try await writer.finish(nil)
-        })
+        }))
     }
 
-    /// Checks `Authorization: Bearer <token>` in constant time.
-    private func authorize(_ request: Request, token: String?, required: Bool) throws(RequestError) {
-        guard let token else {
-            if required { throw RequestError(401, "no API token is configured; start rewind serve with --api-token-file or REWIND_API_TOKEN") }
-            return
-        }
-        let header = request.headers[.authorization] ?? ""
-        let prefix = "Bearer "
-        guard header.hasPrefix(prefix), constantTimeEqual(Array(header.utf8.dropFirst(prefix.utf8.count)), Array(token.utf8)) else {
+    /// Checks the hook token (`Authorization: Bearer <token>`) in constant
+    /// time; without one configured, hooks are open.
+    private func authorizeHook(_ request: Request) throws(RequestError) {
+        guard let token = options.hookToken else { return }
+        guard let given = Self.bearerToken(request), constantTimeEqual(Array(given.utf8), Array(token.utf8)) else {
             throw RequestError(401, "missing or wrong bearer token")
         }
     }
@@ -267,8 +271,7 @@ struct Routes {
             logger.error("\(route): \(error)")
             response = json(500, .object([("error", .string("internal error; the server log has the details"))]))
         }
-        metrics.count("rewind_http_requests_total", [("route", route), ("code", String(response.status.code))])
-        return response
+        return count(route, response)
     }
 }
 

@@ -18,7 +18,7 @@ enum WebPage {
     }
 
     static func e(_ text: String) -> String { HTML.escape(text) }
-    static func u(_ text: String) -> String { HTML.urlComponent(text) }
+    static func u(_ text: String) -> String { HTTPEndpoint.encode(text) }
 
     /// The frame of every page. `live` names what ui.js refreshes on events
     /// (empty: a form, left alone).
@@ -72,6 +72,9 @@ enum WebPage {
         return "<time datetime=\"\(e(text))\">\(e(text.replacing("T", with: " ").replacing("Z", with: " UTC")))</time>"
     }
 
+    /// What is wrong with an app, the most pressing first.
+    static func problem(_ app: AppStatus) -> String? { app.needsHuman ?? app.lastError ?? app.failed }
+
     static func health(_ health: String) -> String { "<span class=\"health health-\(e(health))\">\(e(health))</span>" }
 
     static func message(_ text: String, kind: String = "error") -> String {
@@ -124,7 +127,7 @@ enum WebPage {
             main += "<th scope=\"row\"><a href=\"/apps/\(u(app.name))\">\(name)</a></th><td>\(e(app.desiredVersion ?? "-"))</td><td>\(e(app.appliedVersion ?? "-"))</td>"
             main += "<td>\(health(app.health.rawValue))\(app.healthIsLive ? "" : " <span class=\"hint\">(last seen)</span>")</td>"
             main += "<td>\(app.pin.map { "<span class=\"pin\">pinned to \(e(short($0)))</span>" } ?? "-")</td><td>\(e(app.waitingFor))</td>"
-            main += "<td class=\"error-text\">\(e(app.needsHuman ?? app.lastError ?? app.failed ?? ""))</td>"
+            main += "<td class=\"error-text\">\(e(problem(app) ?? ""))</td>"
             main += "<td>\(app.lastRollback.map { ($0.rollbackCommit.map { commitLink($0) + " " } ?? "") + e($0.reason) } ?? "-")</td>"
             main += "<td>\(viewer.canWrite ? "<a class=\"button\" href=\"/apps/\(u(app.name))/rollback\">Roll back…</a>" : "")</td></tr>\n"
         }
@@ -164,7 +167,7 @@ enum WebPage {
         <dl class="facts">
         <dt>Desired</dt><dd>\(e(a.desiredVersion ?? "-"))</dd><dt>Applied</dt><dd>\(e(a.appliedVersion ?? "-")) (\(commitLink(a.appliedCommit)))</dd>
         <dt>Health</dt><dd id="app-health">\(health(a.health.rawValue))</dd><dt>Pin</dt><dd>\(a.pin.map { "pinned to \(commitLink($0))" } ?? "none")</dd>
-        <dt>Waiting for</dt><dd>\(e(a.waitingFor))</dd><dt>Last error</dt><dd\((a.needsHuman ?? a.lastError ?? a.failed) == nil ? "" : " class=\"error-text\"")>\(e(a.needsHuman ?? a.lastError ?? a.failed ?? "none"))</dd>
+        <dt>Waiting for</dt><dd>\(e(a.waitingFor))</dd><dt>Last error</dt><dd\(problem(a) == nil ? "" : " class=\"error-text\"")>\(e(problem(a) ?? "none"))</dd>
         </dl>
 
         """

@@ -26,7 +26,7 @@ extension Routes {
         }
         router.get("login") { request, _ in
             let next = Self.safeNext(request.uri.queryParameters.get("next"))
-            if sessions.session(request.cookies[Sessions.cookieName]?.value) != nil { return count("login", Self.redirect(next)) }
+            if session(request) != nil { return count("login", Self.redirect(next)) }
             return count("login", page(200, WebPage.signIn(next: next, problem: credentials.isEmpty ? Self.noTokens : nil)))
         }
         router.post("login") { request, context in await signIn(request, from: context.peer) }
@@ -58,8 +58,8 @@ extension Routes {
         router.get("audit") { request, _ in
             await webPage("ui/audit", request) { viewer in
                 let q = request.uri.queryParameters
-                let since = q.get("since").flatMap { $0.isEmpty ? nil : $0 } ?? "30d"
-                let until = q.get("until").flatMap { $0.isEmpty ? nil : $0 } ?? "now"
+                let since = Self.nonEmpty(q.get("since")) ?? "30d"
+                let until = Self.nonEmpty(q.get("until")) ?? "now"
                 do {
                     return page(200, WebPage.audit(try await desk.audit(since: since, until: until), since: since, until: until, problem: nil, viewer: viewer))
                 } catch let error as RequestError where error.status == 400 {
@@ -70,14 +70,14 @@ extension Routes {
         router.get("apps/:app/rollback") { request, context in
             await webPage("ui/rollback-preview", request) { viewer in
                 let app = context.parameters.get("app") ?? ""
-                let to = request.uri.queryParameters.get("to").flatMap { $0.isEmpty ? nil : $0 }
+                let to = Self.nonEmpty(request.uri.queryParameters.get("to"))
                 return await preview(app: app, to: to, reason: "", force: false, refusal: nil, viewer: viewer)
             }
         }
         router.post("apps/:app/rollback") { request, context in
             await webForm("ui/rollback", request) { session, form, viewer in
                 let app = context.parameters.get("app") ?? ""
-                let to = form["to"].flatMap { $0.isEmpty ? nil : $0 }
+                let to = Self.nonEmpty(form["to"])
                 let reason = (form["reason"] ?? "").trimmingCharacters()
                 let force = form["force"] == "1"
                 guard !reason.isEmpty else {
@@ -87,7 +87,7 @@ extension Routes {
                     let written = try await desk.write(.rollback(app: app, to: to), reason: reason, dryRun: false, force: force, as: Actor(name: session.name, trigger: .ui))
                     switch written.outcome {
                     case .written(let commit?): return Self.redirect("/releases/\(commit.hex)")
-                    case .alreadyDone, .written(nil), .planned: return Self.redirect("/apps/\(HTML.urlComponent(app))?done=already")
+                    case .alreadyDone, .written(nil), .planned: return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=already")
                     }
                 } catch let error as RequestError {
                     return await preview(app: app, to: to, reason: reason, force: force, refusal: error, viewer: viewer)
@@ -101,13 +101,16 @@ extension Routes {
                     let app = context.parameters.get("app") ?? ""
                     let reason = (form["reason"] ?? "").trimmingCharacters()
                     guard !reason.isEmpty else { throw RequestError(400, "a reason is required to \(verb) \(Bounded.text(app, limit: 64))") }
-                    let to = unpin ? nil : form["to"].flatMap { $0.trimmingCharacters().isEmpty ? nil : $0.trimmingCharacters() }
+                    let to = unpin ? nil : Self.nonEmpty(form["to"]?.trimmingCharacters())
                     _ = try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: to), reason: reason, dryRun: false, as: Actor(name: session.name, trigger: .ui))
-                    return Self.redirect("/apps/\(HTML.urlComponent(app))?done=\(verb)ned")
+                    return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=\(verb)ned")
                 }
             }
         }
     }
+
+    /// A query or form value, nil when absent or empty.
+    static func nonEmpty(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }
 
     static let notices = ["pinned": "Pinned: the commit is on the branch.", "unpinned": "Unpinned: the commit is on the branch.",
                           "already": "Nothing to do: the app is already there."]
@@ -175,7 +178,7 @@ extension Routes {
     /// public (no token configured, or --ui-public-read), a read-only
     /// visitor; nil: sign in first.
     private func viewer(_ request: Request) -> WebPage.Viewer? {
-        if let session = sessions.session(request.cookies[Sessions.cookieName]?.value) { return WebPage.Viewer(name: session.name, csrf: session.csrf) }
+        if let session = self.session(request) { return WebPage.Viewer(name: session.name, csrf: session.csrf) }
         if credentials.isEmpty || options.publicRead { return WebPage.Viewer(name: nil, csrf: nil) }
         return nil
     }
@@ -185,10 +188,16 @@ extension Routes {
         guard let viewer = viewer(request) else {
             var here = request.uri.path
             if let query = request.uri.query, !query.isEmpty { here += "?" + query }
-            return count(route, Self.redirect("/login?next=\(HTML.urlComponent(here))"))
+            return count(route, Self.redirect("/login?next=\(HTTPEndpoint.encode(here))"))
         }
+        return await rendered(route, viewer) { try await body(viewer) }
+    }
+
+    /// `body`'s page, or its failure as a page in words (internal errors
+    /// stay in the log); counted under `route`.
+    private func rendered(_ route: String, _ viewer: WebPage.Viewer, _ body: () async throws -> Response) async -> Response {
         do {
-            return count(route, try await body(viewer))
+            return count(route, try await body())
         } catch let error as RequestError {
             return count(route, page(error.status, WebPage.error(error.status, error.message, viewer: viewer)))
         } catch {
@@ -200,7 +209,7 @@ extension Routes {
     /// A form's POST: a live session and its CSRF token, or nothing is done.
     private func webForm(_ route: String, _ request: Request, _ body: (Sessions.Session, [String: String], WebPage.Viewer) async throws -> Response) async -> Response {
         let anonymous = WebPage.Viewer(name: nil, csrf: nil)
-        guard let session = sessions.session(request.cookies[Sessions.cookieName]?.value) else {
+        guard let session = self.session(request) else {
             return count(route, page(401, WebPage.error(401, "Sign in first: this form needs a session. Nothing was written.", viewer: anonymous)))
         }
         let viewer = WebPage.Viewer(name: session.name, csrf: session.csrf)
@@ -216,14 +225,7 @@ extension Routes {
             metrics.count("rewind_ui_csrf_refusals_total")
             return count(route, page(403, WebPage.error(403, "The form's CSRF token is missing or wrong: reload the page and try again. Nothing was written.", viewer: viewer)))
         }
-        do {
-            return count(route, try await body(session, form, viewer))
-        } catch let error as RequestError {
-            return count(route, page(error.status, WebPage.error(error.status, error.message, viewer: viewer)))
-        } catch {
-            logger.error("\(route): \(error)")
-            return count(route, page(500, WebPage.error(500, "internal error; the server log has the details", viewer: viewer)))
-        }
+        return await rendered(route, viewer) { try await body(session, form, viewer) }
     }
 
     // MARK: Responses

@@ -137,7 +137,8 @@ public struct HTTPEndpoint: Sendable, Equatable {
         guard (1...65535).contains(port), host == "localhost" || inet_pton(AF_INET, host, &probe) == 1 else { return nil }
     }
 
-    /// Percent-encodes a query parameter value.
+    /// Percent-encodes a query parameter value or a path segment (RFC 3986's
+    /// unreserved characters kept).
     public static func encode(_ value: String) -> String {
         var out = ""
         for byte in value.utf8 {

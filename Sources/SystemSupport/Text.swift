@@ -94,16 +94,4 @@ public enum HTML {
         }
         return out
     }
-
-    /// Text for a URL's path segment or query value (RFC 3986 unreserved kept).
-    public static func urlComponent(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case 48...57, 65...90, 97...122, 45, 46, 95, 126: out.append(Character(Unicode.Scalar(byte)))
-            default: out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
-            }
-        }
-        return out
-    }
 }

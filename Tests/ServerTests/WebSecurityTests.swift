@@ -38,7 +38,7 @@ import Rollback
             for path in ["/", "/apps/api", "/releases/\(try repo.tip())", "/audit", "/apps/api/rollback"] {
                 try await client.execute(uri: path, method: .get) { response in
                     #expect(response.status == .seeOther, "\(path)")
-                    #expect(response.headers[.location] == "/login?next=\(HTML.urlComponent(path))", "\(path)")
+                    #expect(response.headers[.location] == "/login?next=\(HTTPEndpoint.encode(path))", "\(path)")
                 }
             }
             for path in ["/api/v1/status", "/api/v1/apps", "/api/v1/apps/api", "/api/v1/apps/api/releases", "/api/v1/audit", "/api/v1/events"] {
@@ -75,7 +75,7 @@ import Rollback
             // Only this server's paths after signing in.
             for next in ["//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"] {
                 try await client.execute(uri: "/login", method: .post, headers: Self.form,
-                                         body: ByteBuffer(string: "token=\(RoutesTests.aliceToken)&next=\(HTML.urlComponent(next))")) { #expect($0.headers[.location] == "/", "\(next)") }
+                                         body: ByteBuffer(string: "token=\(RoutesTests.aliceToken)&next=\(HTTPEndpoint.encode(next))")) { #expect($0.headers[.location] == "/", "\(next)") }
             }
         }
     }
