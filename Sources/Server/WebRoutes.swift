@@ -102,7 +102,9 @@ extension Routes {
                     let reason = (form["reason"] ?? "").trimmingCharacters()
                     guard !reason.isEmpty else { throw RequestError(400, "a reason is required to \(verb) \(Bounded.text(app, limit: 64))") }
                     let to = unpin ? nil : Self.nonEmpty(form["to"]?.trimmingCharacters())
-                    _ = try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: to), reason: reason, dryRun: false, as: Actor(name: session.name, trigger: .ui))
+                    let written = try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: to), reason: reason, dryRun: false, as: Actor(name: session.name, trigger: .ui))
+                    // Already pinned (or not pinned at all): nothing written, and the page says so.
+                    if case .alreadyDone = written.outcome { return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=already") }
                     return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=\(verb)ned")
                 }
             }

@@ -183,6 +183,13 @@ import Rollback
                                      body: ByteBuffer(string: ##"{"reason":"hold"}"##)) { #expect($0.status == .ok) }
             let pin = try repo.git("log", "-1", "--format=%B")
             #expect(pin.contains("Rewind-Action: pin") && pin.contains("Rewind-Trigger: ui") && pin.contains("Rewind-Actor: alice"), "\(pin)")
+            // Pinning what is pinned writes nothing, and the page says so.
+            let pinned = try repo.tip()
+            try await client.execute(uri: "/apps/worker/pin", method: .post, headers: headers, body: ByteBuffer(string: "csrf=\(session.csrf)&reason=again")) { response in
+                #expect(response.status == .seeOther)
+                #expect(response.headers[.location] == "/apps/worker?done=already", "\(response.headers[.location] ?? "")")
+            }
+            #expect(try repo.tip() == pinned)
             // The API token's holder is recorded under its name, as trigger api.
             try await client.execute(uri: "/api/v1/apps/worker/unpin", method: .post, headers: [.authorization: "Bearer \(RoutesTests.token)"]) { #expect($0.status == .ok) }
             let unpin = try repo.git("log", "-1", "--format=%B")
