@@ -133,3 +133,19 @@ write("state", "app.json", json.dumps({"instance": instance, "release": B, "heal
 write("state", "reconciler.json", json.dumps({"format": 1, "lastApplied": B, "tip": B, "pendingNotes": [{"commit": B, "key": "applied app=api ", "line": "applied app=api"}],
                                               "invalid": {"commit": A, "message": "refused", "details": ["rewind.yaml:1: error"]}}, sort_keys=True))
 write("state", "damaged.json", "{ not json")
+
+# Dates of --since/--until and note times.
+for name, d in [("utc", "2026-11-21T19:30:07Z"), ("offset", "2026-11-21T20:30:07.250+01:00"), ("leap-day", "2024-02-29"), ("age", "30d"),
+                ("impossible", "2026-02-30T25:61:61Z"), ("long-fraction", "0000-01-01T00:00:00.123456789Z")]:
+    write("dates", f"{name}.txt", d)
+
+# The web UI's forms.
+write("web-form", "seed-rollback", "csrf=0123456789abcdef&reason=bad+deploy+%26+more&to=%231&force=1")
+write("web-form", "seed-login", "token=alice-0123456789abcdef&next=%2Fapps%2Fapi%3Fpage%3D2")
+write("web-form", "seed-odd", "%zz&=&&a=b=c&%&%4&%e2%82%ac=euro&x")
+
+# Tokens files (--ui-tokens-file).
+write("tokens", "seed-valid", "# team\nalice: alice-0123456789abcdef\nbob:   bob-0123456789abcdef01  \n\n")
+write("tokens", "seed-no-colon", "alice alice-0123456789abcdef\n")
+write("tokens", "seed-duplicate", "alice: secret-0123456789abcdef\nalice: secret-0123456789abcdefX\nbad name: secret-0123456789abcdefY\n")
+write("tokens", "seed-short", "a: short\n")
