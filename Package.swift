@@ -43,8 +43,8 @@ let package = Package(
             ]
         ),
         .target(name: "Platforms", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),
-        // HAProxy through its runtime API: groundwork for progressive delivery (issue 15), not used by the reconciler yet.
-        .target(name: "Traffic", dependencies: ["SystemSupport"]),
+        // HAProxy through its runtime API: blue-green and canary releases of process apps.
+        .target(name: "Traffic", dependencies: ["DeployModel", "SystemSupport"]),
         // The HTTP client for Prometheus and notifications (health probes stay on loopback).
         .target(
             name: "WebClient",
@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "Audit", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "WebClient",
+                "Audit", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "Traffic", "WebClient",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "ReconcilerTests",
-            dependencies: ["Reconciler", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Reconciler", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ServerTests",
@@ -111,6 +111,6 @@ let package = Package(
             name: "RemoteTests",
             dependencies: ["Remote", "SystemSupport", "TestSupport"]
         ),
-        .target(name: "TestSupport", dependencies: ["SystemSupport"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["SystemSupport", "Traffic"], path: "Tests/TestSupport"),
     ]
 )

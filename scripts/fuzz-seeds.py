@@ -75,6 +75,29 @@ migrations:
   - id: m2
     reversible: false
 """ % ("0" * 64))
+write("app-yaml", "traffic-canary.yaml", """platform: process
+version: "1.6.0"
+process:
+  command: rewind-demo-service
+traffic:
+  listen: 127.0.0.1:8080
+  strategy: canary
+  steps: [10, 25, 50, 100]
+  interval: 30s
+  analysis:
+    - name: errors
+      query: 'sum(rate(http_requests_total{app="$app",version="$version",code="500"}[1m]))'
+      threshold: 0.05
+  proxy:
+    socket: /run/haproxy/admin.sock
+    backend: api
+hooks:
+  preRollback: ./notify.sh start
+  postRollback: [./notify.sh, done]
+migrations:
+  - id: "001"
+    down: [./migrate, down, "001"]
+""")
 
 # The pins file.
 write("pins", "one.yaml", f"# Apps held by `rewind pin`.\npins:\n  api:\n    tree: {A}\n    target: {B}\n    reason: \"incident 42\"\n")

@@ -117,7 +117,10 @@ public struct IncidentReport: Sendable {
                                             text: "automation decided to roll \(app.app) back" + (note.value("to").map { " to \($0)" } ?? "") + (note.value("by").map { " (commit \($0))" } ?? "")))
                     case .escalated:
                         events.append(Event(time: event.time, app: app.app, kind: "escalated", text: "\(app.app) escalated to a human: \(note.value("reason") ?? "")"))
-                    case .held, .verified, .refused:
+                    case .aborted:
+                        events.append(Event(time: event.time, app: app.app, kind: "aborted",
+                                            text: "\(app.app) \(note.value("version") ?? "") taken out of traffic (\(note.value("weight").map { "was at \($0)%" } ?? "aborted")): \(note.value("reason") ?? "")"))
+                    case .held, .verified, .refused, .step, .promoted, .paused, .resumed, .sequence:
                         break
                     }
                 }
@@ -256,7 +259,7 @@ struct IncidentSource {
         var ignored: [String] = []
         var seen: Set<NoteOutcome> = []
         return AuditFacts.events(inNote: text, on: commit, warnings: &ignored)
-            .filter { $0.note.app == app && $0.outcome != .refused && seen.insert($0.outcome).inserted }
+            .filter { $0.note.app == app && ($0.outcome.isReleaseOutcome || $0.outcome == .aborted) && seen.insert($0.outcome).inserted }
             .sorted { ($0.time, $0.outcome.order) < ($1.time, $1.outcome.order) }
     }
 }

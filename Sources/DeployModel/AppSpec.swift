@@ -44,6 +44,47 @@ public struct Migration: Sendable, Equatable, Codable {
     public var id: String
     /// False for a migration that cannot be undone (dropped columns, rewritten data).
     public var reversible: Bool
+    /// The command that reverses it, run by a rollback across it (newest first).
+    public var down: [String]? = nil
+}
+
+/// Commands run around a rollback of the app (`hooks:`).
+public struct RollbackHooks: Sendable, Equatable, Codable {
+    /// Runs first, before traffic is drained; a failure stops the rollback.
+    public var preRollback: [String]?
+    /// Runs last, once the old version serves again.
+    public var postRollback: [String]?
+
+    public var isEmpty: Bool { preRollback == nil && postRollback == nil }
+}
+
+/// How a new version of a `process` app takes traffic (`traffic:`): behind
+/// an HAProxy that listens on the app's fixed address.
+public struct TrafficSettings: Sendable, Equatable, Codable {
+    public enum Strategy: String, Sendable, Codable, CaseIterable { case blueGreen, canary }
+
+    /// Where clients connect: a port on 127.0.0.1.
+    public var listenPort: Int
+    public var strategy: Strategy
+    /// Canary weights in percent, increasing, ending at 100.
+    public var steps: [Int] = []
+    /// How long each canary step is held and analysed.
+    public var interval: Duration = Duration(milliseconds: 60_000)
+    /// Blue-green: how long the old version stays warm after the switch.
+    public var scaleDownDelay: Duration = Duration(milliseconds: 30_000)
+    /// Step-level queries, evaluated at every step besides policy.triggers
+    /// (`$app` and `$version` are substituted).
+    public var analysis: [Trigger] = []
+    /// An existing HAProxy to drive instead of one Rewind starts: its
+    /// admin socket and the backend of this app.
+    public var proxySocket: String?
+    public var proxyBackend: String?
+
+    /// A name HAProxy takes for a backend or server: letters, digits, `-`, `_` and `.`, at most 64.
+    public static func isProxyName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy { (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 95 || $0 == 46 }
+    }
 }
 
 /// `app.yaml`: one app's desired state.
@@ -60,6 +101,15 @@ public struct AppSpec: Sendable, Equatable, Codable {
     public var artifact: Artifact?
     /// Every migration this version has applied, oldest first (cumulative).
     public var migrations: [Migration]
+    public var traffic: TrafficSettings? = nil
+    public var hooks: RollbackHooks? = nil
+
+    /// The migrations this version has that `target` does not: the ones a
+    /// rollback to `target` undoes, newest first.
+    public func migrationsUndone(goingTo target: AppSpec) -> [Migration] {
+        let kept = Set(target.migrations.map(\.id))
+        return migrations.filter { !kept.contains($0.id) }.reversed()
+    }
 
     /// Ids of the migrations that cannot be undone.
     public var irreversibleMigrations: Set<String> {
@@ -72,7 +122,7 @@ public struct AppSpec: Sendable, Equatable, Codable {
         guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else {
             return (nil, reader.diagnostics)
         }
-        reader.warnUnknown(map, known: ["platform", "version", "process", "exec", "health", "artifact", "migrations", "demo"], parent: "")
+        reader.warnUnknown(map, known: ["platform", "version", "process", "exec", "health", "artifact", "migrations", "traffic", "hooks", "demo"], parent: "")
         let platformText = reader.string(map, "platform", parent: "", required: true)
         let platform = platformText.flatMap(Platform.init(rawValue:))
         if let platformText, platform == nil {
@@ -84,10 +134,13 @@ public struct AppSpec: Sendable, Equatable, Codable {
         let health = parseHealth(reader, map)
         let artifact = parseArtifact(reader, map)
         let migrations = parseMigrations(reader, map)
+        let traffic = parseTraffic(reader, map, platform: platform, process: process)
+        let hooks = parseHooks(reader, map)
         guard let platform, let version, !reader.diagnostics.contains(where: { $0.severity == .error }) else {
             return (nil, reader.diagnostics)
         }
-        let spec = AppSpec(platform: platform, version: version, process: process, exec: exec, health: health, artifact: artifact, migrations: migrations)
+        let spec = AppSpec(platform: platform, version: version, process: process, exec: exec, health: health, artifact: artifact, migrations: migrations,
+                           traffic: traffic, hooks: hooks)
         return (spec, reader.diagnostics)
     }
 
@@ -189,11 +242,124 @@ public struct AppSpec: Sendable, Equatable, Codable {
         for (i, item) in list.enumerated() {
             let field = "migrations[\(i)]"
             guard let m = reader.mapping(item, field: field) else { continue }
-            reader.warnUnknown(m, known: ["id", "reversible"], parent: field)
+            reader.warnUnknown(m, known: ["id", "reversible", "down"], parent: field)
             guard let id = reader.string(m, "id", parent: field, required: true) else { continue }
-            result.append(Migration(id: id, reversible: reader.bool(m, "reversible", parent: field) ?? true))
+            let reversible = reader.bool(m, "reversible", parent: field) ?? true
+            let down = commandList(reader, m, "down", parent: field, required: false)
+            if down != nil && !reversible {
+                reader.error(reader.value(m, "down", parent: field), field: "\(field).down", "migration '\(id)' is irreversible but has a down command",
+                             hint: "remove down, or set reversible: true if the command really undoes it")
+            }
+            result.append(Migration(id: id, reversible: reversible, down: down))
         }
         return result
+    }
+
+    private static func parseHooks(_ reader: YAMLReader, _ map: Node.Mapping) -> RollbackHooks? {
+        guard let node = reader.value(map, "hooks", parent: ""), let h = reader.mapping(node, field: "hooks") else { return nil }
+        reader.warnUnknown(h, known: ["preRollback", "postRollback"], parent: "hooks")
+        let hooks = RollbackHooks(preRollback: commandList(reader, h, "preRollback", parent: "hooks", required: false),
+                                  postRollback: commandList(reader, h, "postRollback", parent: "hooks", required: false))
+        return hooks.isEmpty ? nil : hooks
+    }
+
+    private static func parseTraffic(_ reader: YAMLReader, _ map: Node.Mapping, platform: Platform?, process: ProcessSettings?) -> TrafficSettings? {
+        guard let node = reader.value(map, "traffic", parent: ""), let t = reader.mapping(node, field: "traffic") else { return nil }
+        reader.warnUnknown(t, known: ["listen", "strategy", "steps", "interval", "scaleDownDelay", "analysis", "proxy"], parent: "traffic")
+        if let platform, platform != .process {
+            reader.error(node, field: "traffic", "traffic works on the process platform only, not \(platform.rawValue)", hint: "remove traffic, or use platform: process")
+        }
+        if let fixed = process?.port {
+            reader.error(reader.value(t, "listen", parent: "traffic") ?? node, field: "process.port",
+                         "process.port \(fixed) is fixed, but behind traffic each version needs a port of its own",
+                         hint: "remove process.port (Rewind assigns one per version) and give clients traffic.listen")
+        }
+        let listen = parseListen(reader, t)
+        let strategyText = reader.string(t, "strategy", parent: "traffic", required: true)
+        let strategy = strategyText.flatMap(TrafficSettings.Strategy.init(rawValue:))
+        if let strategyText, strategy == nil {
+            let known = TrafficSettings.Strategy.allCases.map(\.rawValue)
+            let near = Spelling.nearest(strategyText, in: known).map { " (did you mean \($0)?)" } ?? ""
+            reader.error(reader.value(t, "strategy", parent: "traffic"), field: "traffic.strategy", "unknown strategy '\(strategyText)'\(near)",
+                         hint: "use one of: \(known.joined(separator: ", "))")
+        }
+        var steps: [Int] = []
+        if let stepsNode = reader.value(t, "steps", parent: "traffic") {
+            if strategy == .blueGreen {
+                reader.error(stepsNode, field: "traffic.steps", "steps are for strategy canary; blueGreen switches all traffic at once", hint: "remove steps, or use strategy: canary")
+            }
+            steps = parseSteps(reader, stepsNode)
+        } else if strategy == .canary {
+            reader.error(node, field: "traffic.steps", "strategy canary needs steps, such as [10, 25, 50, 100]")
+        }
+        var settings = TrafficSettings(listenPort: listen ?? 0, strategy: strategy ?? .blueGreen, steps: steps)
+        if let interval = reader.duration(t, "interval", parent: "traffic") { settings.interval = interval }
+        if let delay = reader.duration(t, "scaleDownDelay", parent: "traffic") { settings.scaleDownDelay = delay }
+        if let analysisNode = reader.value(t, "analysis", parent: "traffic") {
+            if case .sequence(let list) = analysisNode {
+                for (i, item) in list.enumerated() {
+                    if let trigger = RepoConfig.parseTrigger(reader, item, field: "traffic.analysis[\(i)]") { settings.analysis.append(trigger) }
+                }
+            } else {
+                reader.error(analysisNode, field: "traffic.analysis", "expected a list of queries {name, query, threshold, comparison, for}")
+            }
+        }
+        if let proxyNode = reader.value(t, "proxy", parent: "traffic"), let p = reader.mapping(proxyNode, field: "traffic.proxy") {
+            reader.warnUnknown(p, known: ["socket", "backend"], parent: "traffic.proxy")
+            settings.proxySocket = reader.string(p, "socket", parent: "traffic.proxy", required: true)
+            settings.proxyBackend = reader.string(p, "backend", parent: "traffic.proxy", required: true)
+            if let socket = settings.proxySocket, !socket.hasPrefix("/") {
+                reader.error(reader.value(p, "socket", parent: "traffic.proxy"), field: "traffic.proxy.socket", "'\(socket)' is not an absolute path",
+                             hint: "give the path of HAProxy's admin socket (stats socket ... level admin)")
+            }
+            if let backend = settings.proxyBackend, !TrafficSettings.isProxyName(backend) {
+                reader.error(reader.value(p, "backend", parent: "traffic.proxy"), field: "traffic.proxy.backend", "'\(backend)' is not a backend name (letters, digits, - _ .)")
+            }
+        }
+        guard listen != nil, strategy != nil else { return nil }
+        return settings
+    }
+
+    /// `listen: 8080`, `listen: 127.0.0.1:8080` or `listen: :8080`.
+    private static func parseListen(_ reader: YAMLReader, _ t: Node.Mapping) -> Int? {
+        guard let node = reader.value(t, "listen", parent: "traffic", required: true), let text = reader.string(t, "listen", parent: "traffic") else { return nil }
+        var portText = Substring(text)
+        if let colon = text.lastIndex(of: ":") {
+            let host = text[..<colon]
+            guard host.isEmpty || host == "127.0.0.1" || host == "localhost" else {
+                reader.error(node, field: "traffic.listen", "'\(text)' is not a loopback address", hint: "Rewind's proxy listens on 127.0.0.1: write 127.0.0.1:PORT or PORT")
+                return nil
+            }
+            portText = text[text.index(after: colon)...]
+        }
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            reader.error(node, field: "traffic.listen", "'\(text)' is not a port", hint: "write 127.0.0.1:PORT or PORT, with PORT from 1 to 65535")
+            return nil
+        }
+        return port
+    }
+
+    private static func parseSteps(_ reader: YAMLReader, _ node: Node) -> [Int] {
+        guard case .sequence(let list) = node else {
+            reader.error(node, field: "traffic.steps", "expected a list of percentages, such as [10, 25, 50, 100]")
+            return []
+        }
+        var steps: [Int] = []
+        for (i, item) in list.enumerated() {
+            guard case .scalar(let scalar) = item, let weight = Int(scalar.string), (1...100).contains(weight) else {
+                reader.error(item, field: "traffic.steps[\(i)]", "'\(item.string ?? "")' is not a percentage from 1 to 100")
+                return []
+            }
+            if let last = steps.last, weight <= last {
+                reader.error(item, field: "traffic.steps[\(i)]", "step \(weight) does not increase on \(last)", hint: "list the weights in increasing order, such as [10, 25, 50, 100]")
+                return []
+            }
+            steps.append(weight)
+        }
+        if steps.last != 100 {
+            reader.error(node, field: "traffic.steps", "the steps end at \(steps.last.map(String.init) ?? "nothing"), not 100", hint: "end with 100: the canary is promoted at its last step")
+        }
+        return steps
     }
 
     /// The top-level `version:` of an app.yaml without composing the whole

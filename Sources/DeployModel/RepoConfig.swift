@@ -177,7 +177,7 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         return policy
     }
 
-    private static func parseTrigger(_ reader: YAMLReader, _ node: Node, field: String) -> Trigger? {
+    static func parseTrigger(_ reader: YAMLReader, _ node: Node, field: String) -> Trigger? {
         guard let t = reader.mapping(node, field: field) else { return nil }
         reader.warnUnknown(t, known: ["name", "query", "threshold", "comparison", "for", "action"], parent: field)
         let name = reader.string(t, "name", parent: field, required: true)

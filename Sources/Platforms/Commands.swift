@@ -7,15 +7,21 @@ import Glibc
 
 /// Runs an app's commands (exec apply/observe/health, health.command) with
 /// the app's environment, in its files directory, with a timeout.
-struct CommandRunner {
+public struct CommandRunner: Sendable {
     /// The environment the reconciler was started with.
     let baseEnvironment: [String: String]
     /// Directories searched for programs given by name, before $PATH.
     let searchPath: [String]
 
-    struct Outcome {
-        let status: ExitStatus?
-        let output: String
+    /// A runner with the apps' environment and search path.
+    public init(baseEnvironment: [String: String], searchPath: [String]) {
+        self.baseEnvironment = baseEnvironment
+        self.searchPath = searchPath
+    }
+
+    public struct Outcome: Sendable {
+        public let status: ExitStatus?
+        public let output: String
     }
 
     func environment(_ deployment: Deployment, extra: [String: String] = [:]) -> [String: String] {
@@ -48,7 +54,7 @@ struct CommandRunner {
     }
 
     /// Runs `command` (argv) and returns its status (nil: timed out) and output.
-    func run(_ command: [String], _ deployment: Deployment, what: String, timeout: Duration, extra: [String: String] = [:], started: (pid_t) -> Void = { _ in }) throws -> Outcome {
+    public func run(_ command: [String], _ deployment: Deployment, what: String, timeout: Duration, extra: [String: String] = [:], started: (pid_t) -> Void = { _ in }) throws -> Outcome {
         guard let program = command.first else { throw PlatformError("\(what) command is empty") }
         let output = "\(deployment.logDirectory)/\(deployment.app).\(what).out"
         FileIO.removeTree(output)

@@ -108,7 +108,7 @@ public struct ExecPlatform {
     /// An apply replaces what runs in place; nothing is stopped first.
     public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool { true }
 
-    static func lastLine(_ output: String) -> String {
+    public static func lastLine(_ output: String) -> String {
         guard let line = output.split(separator: "\n").last else { return "" }
         return ": \(line.prefix(200))"
     }

@@ -88,7 +88,8 @@ extension Reconciler {
         let client = PrometheusClient(endpoint: endpoint, caFile: options.caFile)
         let now = clock.wallMilliseconds()
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
-            guard app.health == .healthy, let since = app.healthySince, let instance = app.instance, let tree = OID(hex: instance.tree) else {
+            // A rollout's queries run with its steps (`rolloutAnalysis`).
+            guard app.rollout == nil, app.health == .healthy, let since = app.healthySince, let instance = app.instance, let tree = OID(hex: instance.tree) else {
                 breaches[name] = nil
                 continue
             }

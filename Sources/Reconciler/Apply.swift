@@ -41,6 +41,12 @@ extension Reconciler {
         let deployment: Deployment
         let current: Instance?
         let overlap: Bool
+        /// The old instance stays until the new one is routed (an app behind a proxy).
+        var keepsCurrent = false
+        /// The canary or blue-green rollout that begins when the new instance is healthy.
+        var rollout: Rollout?
+        /// A coordinated rollback drained traffic (and ran down commands) first.
+        var sequence = false
         let logStart: Int
         let startedAt: Int64
         var deadline: Int64
@@ -61,6 +67,11 @@ extension Reconciler {
         let started = clock.monotonicMilliseconds()
         logger.info("applying \(name) \(step.spec.version) from \(release.short)")
         guard let driver = drivers[step.spec.platform] else { return .finished(fail(name, release: release, tree: step.tree, reason: "no driver for platform \(step.spec.platform)")) }
+        if let rollout = state.apps[name]?.rollout {
+            // The stable version still runs: traffic goes back to it, nothing starts.
+            if rollout.stable.tree == step.tree.hex { return .finished(switchBack(step, release: release)) }
+            cancelRollout(name, because: "a newer release (\(step.spec.version)) replaces it")
+        }
         let deployment: Deployment
         do {
             deployment = try makeDeployment(step, commit: release)
@@ -68,24 +79,52 @@ extension Reconciler {
             return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
         }
         let previous = state.apps[name] ?? AppState()
-        let current = previous.instance
+        var current = previous.instance
         let overlap = current.map { driver.canOverlap(deployment, with: $0) } ?? true
         let lastGood = current.flatMap { current in
             previous.health == .healthy && current.tree != step.tree.hex
                 ? KnownGood(commit: previous.release ?? current.commit, tree: current.tree, version: current.version) : nil
         }
         record(.deploying(app: name, lastGood: lastGood))
+        if let traffic = step.spec.traffic {
+            // The proxy first: a missing haproxy or a listen port in use fails here, before anything starts.
+            record(.traffic(app: name, traffic))
+            if let problem = routeTraffic(name, force: true) {
+                // The running version keeps the proxy (or the lack of one) it had.
+                record(.traffic(app: name, previous.traffic))
+                record(.trafficProblem(app: name, nil))
+                return .finished(fail(name, release: release, tree: step.tree, reason: "\(problem); nothing was started, and traffic is unchanged"))
+            }
+        }
+        var sequence = false
+        if step.isRollback, let running = current {
+            let (ran, failure) = rollbackSequence(step, deployment, current: running, release: release)
+            if let failure { return .finished(failure) }
+            sequence = ran
+            if ran && step.spec.traffic == nil { current = nil }  // stopped: the drain of an app without a proxy
+        }
+        var rollout: Rollout?
+        if let traffic = step.spec.traffic, let current, previous.health == .healthy, !step.isRollback, !sequence, current.tree != step.tree.hex {
+            rollout = Rollout(strategy: traffic.strategy, stable: current, stableRelease: previous.release, step: 0,
+                              weight: traffic.strategy == .canary ? traffic.steps.first ?? 100 : 100, stepStartedAt: 0)
+        }
         if let current, !overlap {
             logger.info("stopping \(name) \(current.version) first: both versions need port \(current.port.map(String.init) ?? "?")")
             stop(current, of: name)
         }
         let logStart = FileIO.size(deployment.logFile) ?? 0
         let timeout = Self.healthTimeout(deployment)
+        let waiting = { [self] (instance: Instance?, applying: PendingStart?) -> Begun in
+            var deploy = InFlight(step: step, release: release, driver: driver, instance: instance, applying: applying, deployment: deployment, current: current,
+                                  overlap: overlap, logStart: logStart, startedAt: started, deadline: clock.monotonicMilliseconds() + timeout, nextProbe: 0)
+            deploy.keepsCurrent = step.spec.traffic != nil
+            deploy.rollout = rollout
+            deploy.sequence = sequence
+            return .waiting(deploy)
+        }
         if background {
             do {
-                let applying = try driver.startInBackground(deployment) { pending in try journal(name, pending) }
-                return .waiting(InFlight(step: step, release: release, driver: driver, instance: nil, applying: applying, deployment: deployment, current: current,
-                                         overlap: overlap, logStart: logStart, startedAt: started, deadline: clock.monotonicMilliseconds() + timeout, nextProbe: 0))
+                return waiting(nil, try driver.startInBackground(deployment) { pending in try journal(name, pending) })
             } catch is StateError {
                 return .finished(nil)
             } catch {
@@ -102,8 +141,7 @@ extension Reconciler {
             return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
         }
         record(.pending(app: name, instance))
-        return .waiting(InFlight(step: step, release: release, driver: driver, instance: instance, applying: nil, deployment: deployment, current: current,
-                                 overlap: overlap, logStart: logStart, startedAt: started, deadline: clock.monotonicMilliseconds() + timeout, nextProbe: 0))
+        return waiting(instance, nil)
     }
 
     /// One look at a deploy under way: nil while it is still starting, else
@@ -157,10 +195,97 @@ extension Reconciler {
             return fail(name, release: deploy.release, tree: deploy.step.tree, reason: problem)
         }
         guard let instance = deploy.instance else { return nil }
-        if let current = deploy.current, deploy.overlap { stop(current, of: name) }
-        record(.healthy(deploy.step, instance, deploy.deployment, release: deploy.release, tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt))
+        let hadProxy = state.apps[name]?.traffic != nil
+        if let current = deploy.current, deploy.overlap, !deploy.keepsCurrent { stop(current, of: name) }
+        var rollout = deploy.rollout
+        rollout?.stepStartedAt = clock.wallMilliseconds()
+        // Behind a proxy, this routes the new instance (its first step, or everything) before the old one stops.
+        record(.healthy(deploy.step, instance, deploy.deployment, release: deploy.release, tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt,
+                        rollout: rollout))
+        if let rollout {
+            logger.notice("\(name): \(rollout.strategy.rawValue) rollout of \(instance.version): \(rollout.weight)% of traffic, \(rollout.stable.version) keeps the rest")
+        } else if let current = deploy.current, deploy.keepsCurrent {
+            stop(current, of: name)
+        }
+        if hadProxy && deploy.step.spec.traffic == nil {
+            router.stop(name)
+            routed[name] = nil
+        }
+        if deploy.sequence { finishRollbackSequence(deploy.step, deploy.deployment, release: deploy.release) }
         verification(name, release: deploy.release)
         return nil
+    }
+
+    /// A coordinated rollback across reversible migrations (seed 002: stop
+    /// traffic, reverse the migrations, deploy the old code, start traffic):
+    /// `hooks.preRollback`, then traffic drained (the proxy's weights to 0;
+    /// an app without a proxy is stopped), then the `down` commands of the
+    /// migrations the target lacks, newest first, in the target's files.
+    /// Each stage is a note on the rollback commit; the first failure stops
+    /// it (traffic stays drained). Returns whether it ran, and the failure.
+    func rollbackSequence(_ step: PlannedStep, _ deployment: Deployment, current: Instance, release: OID) -> (ran: Bool, failure: Failure?) {
+        let name = step.ref.name
+        let currentSpec = deployments[current.tree]?.spec ?? OID(hex: current.tree).flatMap { repo.appSpec(appTree: $0, app: step.ref) }
+        let downs = (currentSpec?.migrationsUndone(goingTo: step.spec) ?? []).filter { $0.down != nil }
+        let hooks = step.spec.hooks
+        guard !downs.isEmpty || hooks != nil else { return (false, nil) }
+        logger.notice("\(name): coordinated rollback \(current.version) → \(step.spec.version): \(downs.count) down command(s)")
+        if let pre = hooks?.preRollback {
+            if let problem = runStageCommand(pre, deployment, what: "preRollback") {
+                stage(name, release, [("stage", "hook"), ("name", "preRollback"), ("result", "failed"), ("reason", problem)])
+                return (true, fail(name, release: release, tree: step.tree, reason: "hooks.preRollback failed: \(problem); nothing was drained or stopped"))
+            }
+            stage(name, release, [("stage", "hook"), ("name", "preRollback"), ("result", "ok")])
+        }
+        if step.spec.traffic != nil {
+            record(.trafficHeld(app: name, "coordinated rollback \(current.version) → \(step.spec.version)"))
+            if let problem = routeTraffic(name) {
+                return (true, fail(name, release: release, tree: step.tree, reason: "cannot drain traffic: \(problem)"))
+            }
+        } else {
+            stop(current, of: name)
+        }
+        stage(name, release, [("stage", "drain"), ("version", current.version)])
+        for migration in downs {
+            guard let down = migration.down else { continue }
+            if let problem = runStageCommand(down, deployment, what: "down") {
+                stage(name, release, [("stage", "down"), ("id", migration.id), ("result", "failed"), ("reason", problem)])
+                return (true, fail(name, release: release, tree: step.tree,
+                                   reason: "the down command of migration \(migration.id) failed: \(problem); traffic stays drained, a human must finish the rollback"))
+            }
+            stage(name, release, [("stage", "down"), ("id", migration.id), ("result", "ok")])
+        }
+        return (true, nil)
+    }
+
+    /// The coordinated rollback's end: the old version is healthy and
+    /// serves again (traffic restored when it became healthy), then `hooks.postRollback`.
+    private func finishRollbackSequence(_ step: PlannedStep, _ deployment: Deployment, release: OID) {
+        let name = step.ref.name
+        stage(name, release, [("stage", "start"), ("version", step.spec.version), ("result", "healthy")])
+        stage(name, release, [("stage", "restore"), ("version", step.spec.version)])
+        guard let post = step.spec.hooks?.postRollback else { return }
+        if let problem = runStageCommand(post, deployment, what: "postRollback") {
+            logger.warning("\(name): hooks.postRollback failed: \(problem) (the rollback itself is done)")
+            stage(name, release, [("stage", "hook"), ("name", "postRollback"), ("result", "failed"), ("reason", problem)])
+        } else {
+            stage(name, release, [("stage", "hook"), ("name", "postRollback"), ("result", "ok")])
+        }
+    }
+
+    private func stage(_ name: String, _ release: OID, _ fields: [(String, String)]) {
+        record(.sequence(app: name, NoteRecorder.Entry(outcome: .sequence, app: name, fields: fields, distinctFields: 2), on: release))
+    }
+
+    /// Runs a hook or down command in the target's files; nil when it exited 0.
+    private func runStageCommand(_ command: [String], _ deployment: Deployment, what: String) -> String? {
+        do {
+            let outcome = try commands.run(command, deployment, what: what, timeout: Duration(milliseconds: 300_000))
+            guard let status = outcome.status else { return "\(what) command timed out after 5 minutes" }
+            return status.succeeded ? nil : "\(what) command \(status)\(ExecPlatform.lastLine(outcome.output))"
+        } catch {
+            return "\(error)"
+        }
     }
 
     /// A deploy the new tip no longer wants: stopped, not failed.

@@ -21,6 +21,8 @@ struct PlannedStep {
     let spec: AppSpec
     let tree: OID
     let action: Action
+    /// The tip is a rollback commit that changes this app.
+    var isRollback = false
 }
 
 /// A release that failed on the platform.
@@ -175,7 +177,7 @@ extension Reconciler {
                 action = .deploy
             }
             guard let spec = desired.spec(ref, tree: tree) else { continue }
-            plan.steps.append(PlannedStep(ref: ref, spec: spec, tree: tree, action: action))
+            plan.steps.append(PlannedStep(ref: ref, spec: spec, tree: tree, action: action, isRollback: rollbackApps.contains(name)))
         }
         return plan
     }
@@ -212,6 +214,11 @@ extension Reconciler {
             if let instance = app.instance, let driver = drivers[instance.runsOn] {
                 logger.notice("stopping \(name): it is no longer in \(RepoConfig.fileName)")
                 driver.stop(instance)
+                if let stable = app.rollout?.stable { driver.stop(stable) }
+            }
+            if app.traffic != nil {
+                router.stop(name)
+                routed[name] = nil
             }
             record(.removed(app: name))
         }

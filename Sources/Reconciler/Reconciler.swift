@@ -52,6 +52,7 @@ import Logging
 import Platforms
 import Rollback
 import SystemSupport
+import Traffic
 import WebClient
 
 #if canImport(Glibc)
@@ -108,6 +109,8 @@ public struct ReconcilerOptions: Sendable {
     /// How many apps of one dependency wave are started and waited for at
     /// once (1: one at a time, in dependency order).
     public var concurrency = 8
+    /// The HAProxy program for apps with `traffic:` (a name on PATH or a path).
+    public var haproxy = "haproxy"
     /// Called after the reconciler wrote a commit or notes (a mirror pushes them).
     public var onWrite: @Sendable () -> Void = {}
 
@@ -156,6 +159,19 @@ public final class Reconciler {
     var retry: (attempt: Int, at: Int64)?
     /// Repository reads that failed are retried after 1 s, 2 s... up to 30 s.
     static let retryBackoff = Backoff(base: 1_000, cap: 30_000)
+    /// The apps' proxies, and what each was last told to route.
+    let router: TrafficRouter
+    var routed: [String: [String: TrafficState.Server]] = [:]
+    /// True while `routeTraffic` runs (its own records do not route again).
+    var routing = false
+    /// Rollout analysis: when each app's queries run next (monotonic ms), and since when each breaches (wall ms).
+    var nextRolloutAnalysis: [String: Int64] = [:]
+    var rolloutBreaches: [String: [String: Int64]] = [:]
+    /// When the operators' requests, and the proxies, are looked at next (monotonic ms).
+    var nextRequestLook: Int64 = 0
+    var nextProxyLook: Int64 = 0
+    /// Runs migrations' down commands and rollback hooks.
+    let commands: CommandRunner
     /// Set when the state could not record an intent: nothing more is
     /// started, and the loop stops with this error.
     var fatal: StateError?
@@ -172,6 +188,8 @@ public final class Reconciler {
         store = StateStore(directory: options.stateDirectory ?? Self.defaultStateDirectory(repo))
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
         self.drivers = drivers ?? Self.standardDrivers(options)
+        router = TrafficRouter(directory: store.trafficDirectory, haproxy: options.haproxy)
+        commands = CommandRunner(baseEnvironment: InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment), searchPath: options.searchPath)
         guard let fd = FileIO.tryLock(store.lockFile) else {
             let pid = store.runningPid().map { " (pid \($0))" } ?? ""
             throw StateError("another reconciler\(pid) is running on \(store.directory)", hint: "stop it first, or pass a different --state-dir", busy: true)
@@ -227,6 +245,7 @@ public final class Reconciler {
             flushNotes()
             if options.once { break }
             supervise()
+            superviseTraffic()
             analyse()
             flushNotes()
             if options.stop.wait(milliseconds: options.pollInterval) { break }
@@ -240,9 +259,11 @@ public final class Reconciler {
                 guard let instance = app.instance, instance.runsOn == .process else { continue }
                 logger.info("stopping \(name) \(instance.version)")
                 drivers[instance.runsOn]?.stop(instance)
+                if let stable = app.rollout?.stable { drivers[stable.runsOn]?.stop(stable) }
                 state.apps[name]?.instance = nil
                 state.apps[name]?.health = .stopped
             }
+            router.stopAll()
         }
         save()
         flushNotes()

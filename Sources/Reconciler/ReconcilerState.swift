@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import DeployModel
 import FoundationEssentials
 import Platforms
 import Rollback
@@ -70,6 +71,15 @@ public struct AppState: Sendable, Codable, Equatable {
     /// A rollback commit that is healthy and waits for the triggers' queries
     /// to be back under their thresholds before it is `verified`.
     public var verifying: String?
+    /// The running version's `traffic:` (the app is reached through a proxy).
+    public var traffic: TrafficSettings?
+    /// A canary or blue-green release under way; the previous version still runs.
+    public var rollout: Rollout?
+    /// Why the proxy sends the app nothing (a coordinated rollback drained
+    /// it, or it failed and stays drained for a human).
+    public var trafficHeld: String?
+    /// Why the proxy could not be brought to what the state says (a rollout holds meanwhile).
+    public var trafficError: String?
 
     public init() {}
 }

@@ -37,7 +37,7 @@ enum Outcome {
     /// What was started and is not yet confirmed (nil: nothing is).
     case pending(app: String, Instance?)
     /// A new instance is healthy: it replaces the old one.
-    case healthy(PlannedStep, Instance, Deployment, release: OID, tookMilliseconds: Int64)
+    case healthy(PlannedStep, Instance, Deployment, release: OID, tookMilliseconds: Int64, rollout: Rollout? = nil)
     /// A release did not make it.
     case failed(Failure, tree: OID)
     /// A deploy the new tip no longer wants was stopped.
@@ -82,6 +82,18 @@ enum Outcome {
     case probed(app: String, Instance, problem: String?)
     /// What a gate of the pass said about the tip.
     case gate(Gate, GateResult, tip: OID?)
+    /// The traffic settings a deploy of the app starts with.
+    case traffic(app: String, TrafficSettings?)
+    /// A rollout moved (a step, a pause) or ended (nil: promoted), with its note.
+    case rollout(app: String, Rollout?, note: NoteRecorder.Entry?, on: OID?)
+    /// A rollout ended with the stable version serving everything again.
+    case aborted(app: String, stable: Instance, stableRelease: String?)
+    /// The proxy sends the app nothing (nil: traffic flows again).
+    case trafficHeld(app: String, String?)
+    /// The proxy could not be synced (nil: it is again).
+    case trafficProblem(app: String, String?)
+    /// A stage of a coordinated rollback, noted on the rollback commit.
+    case sequence(app: String, NoteRecorder.Entry, on: OID)
 }
 
 extension Reconciler {
@@ -105,10 +117,13 @@ extension Reconciler {
             }
         case let .pending(name, instance):
             update(name) { $0.pending = instance }
-        case let .healthy(step, instance, deployment, release, took):
+        case let .healthy(step, instance, deployment, release, took, rollout):
             let name = step.ref.name
             update(name) { app in
                 app.instance = instance
+                app.rollout = rollout
+                app.traffic = step.spec.traffic
+                app.trafficHeld = nil
                 app.pending = nil
                 app.release = release.hex
                 app.health = .healthy
@@ -122,7 +137,8 @@ extension Reconciler {
             }
             deployments[step.tree.hex] = deployment
             note([NoteRecorder.Entry(outcome: .applied, app: name, fields: [("version", step.spec.version), ("tree", step.tree.short), ("duration", "\(took)ms")]),
-                  NoteRecorder.Entry(outcome: .healthy, app: name, fields: [("version", step.spec.version)])], on: release)
+                  NoteRecorder.Entry(outcome: .healthy, app: name, fields: [("version", step.spec.version)])]
+                 + (rollout.map { [Self.stepEntry(name, $0, step.spec.version)] } ?? []), on: release)
             options.observer.releaseApplied(app: name, outcome: "healthy")
             logger.info("\(name) \(step.spec.version) is healthy (\(took) ms)")
             AppFiles.prune(root: "\(store.filesDirectory)/\(name)", keep: Set([instance.tree, state.apps[name]?.lastGood?.tree].compactMap { $0 }))
@@ -220,6 +236,30 @@ extension Reconciler {
             }
             options.notifier?.send(event)
             logger.critical("\(failure.app): \(why)")
+        case let .traffic(name, traffic):
+            update(name) { $0.traffic = traffic }
+        case let .rollout(name, rollout, entry, commit):
+            update(name) { $0.rollout = rollout }
+            if let entry, let commit { note([entry], on: commit) }
+        case let .aborted(name, stable, stableRelease):
+            update(name) { app in
+                app.instance = stable
+                app.release = stableRelease ?? stable.commit
+                app.rollout = nil
+                app.health = .healthy
+                app.healthySince = now
+                app.unhealthySince = nil
+                app.exits = []
+                app.verifying = nil
+            }
+        case let .trafficHeld(name, why):
+            update(name) { $0.trafficHeld = why }
+            if let why { logger.warning("\(name): traffic drained: \(why)") }
+        case let .trafficProblem(name, problem):
+            update(name) { $0.trafficError = problem }
+        case let .sequence(name, entry, commit):
+            note([entry], on: commit)
+            logger.notice("\(name): rollback sequence: \(entry.outcome.rawValue) \(entry.summary)")
         case let .restarting(name, why, backoff, exits):
             update(name) { app in
                 app.exits = exits
@@ -318,5 +358,7 @@ extension Reconciler {
         guard appState != before else { return }
         state.apps[app] = appState
         save()
+        // The proxy follows the state (a no-op unless what it should route changed).
+        if appState.traffic != nil { routeTraffic(app) }
     }
 }

@@ -36,6 +36,32 @@ public struct AppStatus: Sendable {
     public var restarts = 0
     /// Where the app's output is captured (`rewind logs APP`).
     public var logFile: String?
+    /// Behind a proxy: where clients connect, and the rollout under way.
+    public var traffic: TrafficStatus?
+}
+
+/// An app behind Rewind's proxy: its listen port, and its rollout's step and weights.
+public struct TrafficStatus: Sendable {
+    public var listenPort: Int
+    public var strategy: String
+    /// The rollout under way, if one is.
+    public var rolloutVersion: String?
+    public var stableVersion: String?
+    /// The new version's share, percent (100 without a rollout).
+    public var weight: Int
+    /// 1-based canary step, and how many there are.
+    public var step: Int?
+    public var steps: Int?
+    public var paused = false
+    /// Why the proxy sends the app nothing, when it does.
+    public var held: String?
+    public var error: String?
+
+    /// `step app=api weight=25 version=1.6.0`, as the notes write it.
+    public func line(app: String) -> String {
+        guard let version = rolloutVersion else { return "traffic app=\(app) weight=\(held == nil ? 100 : 0) listen=127.0.0.1:\(listenPort)" }
+        return "step app=\(app) weight=\(weight) version=\(version)" + (step.map { " step=\($0)/\(steps ?? 0)" } ?? "") + (paused ? " paused" : "")
+    }
 }
 
 /// What `rewind status` shows: the branch, the reconciler, and every app.
@@ -125,6 +151,26 @@ public struct StatusReport: Sendable {
         if let failedTree = app.failedTree, failedTree == tree?.hex { status.failed = app.lastError ?? "failed" }
         status.startedAt = app.instance?.startedAt
         status.restarts = app.restarts
+        if let traffic = app.traffic {
+            var t = TrafficStatus(listenPort: traffic.listenPort, strategy: traffic.strategy.rawValue, weight: 100)
+            if let rollout = app.rollout {
+                t.rolloutVersion = app.instance?.version
+                t.stableVersion = rollout.stable.version
+                t.weight = rollout.weight
+                if rollout.strategy == .canary {
+                    t.step = rollout.step + 1
+                    t.steps = traffic.steps.count
+                }
+                t.paused = rollout.paused
+            }
+            t.held = app.trafficHeld
+            t.error = app.trafficError
+            status.traffic = t
+            if let rollout = app.rollout, status.waitingFor == "nothing" {
+                status.waitingFor = rollout.paused ? "an operator: the rollout is paused (rewind resume \(name))"
+                    : rollout.strategy == .canary ? "the canary's next step (\(t.line(app: name)))" : "the blue-green scaleDownDelay to end"
+            }
+        }
         return status
     }
 

@@ -47,6 +47,7 @@ extension AppStatus {
             ("startedAt", JSON.time(a.startedAt)),
             ("restarts", .number(Int64(a.restarts))),
             ("logFile", .optional(a.logFile)),
+            ("traffic", a.traffic.map { $0.json(app: a.name, applied: a.appliedVersion) } ?? .null),
             ("lastRollback", a.lastRollback.map { t in
                 .object([
                     ("failedRelease", .string(t.failedRelease)), ("rollbackCommit", .optional(t.rollbackCommit)), ("reason", .string(t.reason)),
@@ -64,4 +65,21 @@ extension JSON {
     static func time(_ milliseconds: Int64) -> JSON { .string(Clock.iso8601UTC(milliseconds: milliseconds, fraction: true)) }
 
     static func time(_ milliseconds: Int64?) -> JSON { milliseconds.map { time($0) } ?? .null }
+}
+
+extension TrafficStatus {
+    /// The proxy's view of one app as JSON: listen, strategy, the rollout's step and each version's weight.
+    func json(app: String, applied: String?) -> JSON {
+        var rollout = JSON.null
+        var weights: [(String, JSON)] = [(applied ?? "", .number(held == nil ? 100 : 0))]
+        if let version = rolloutVersion {
+            let step: JSON = self.step.map { .number(Int64($0)) } ?? .null
+            let steps: JSON = self.steps.map { .number(Int64($0)) } ?? .null
+            rollout = .object([("version", .string(version)), ("stableVersion", .optional(stableVersion)), ("weight", .number(Int64(weight))),
+                               ("step", step), ("steps", steps), ("paused", .bool(paused)), ("line", .string(line(app: app)))])
+            weights = [(version, .number(Int64(weight))), (stableVersion ?? "stable", .number(Int64(100 - weight)))]
+        }
+        return .object([("listen", .string("127.0.0.1:\(listenPort)")), ("strategy", .string(strategy)), ("rollout", rollout),
+                        ("weights", .object(weights)), ("held", .optional(held)), ("error", .optional(error))])
+    }
 }

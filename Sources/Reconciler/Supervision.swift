@@ -13,7 +13,8 @@ extension Reconciler {
         var failures: [Failure] = []
         defer { if !failures.isEmpty { _ = automaticRollback(failures) } }
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
-            guard let instance = app.instance, instance.runsOn == .process, app.health != .failed, app.health != .stopped,
+            // A rollout's new version is checked by `superviseTraffic`: a failure aborts it at once.
+            guard app.rollout == nil, let instance = app.instance, instance.runsOn == .process, app.health != .failed, app.health != .stopped,
                   let ref = desired.config.app(named: name), let driver = drivers[instance.runsOn],
                   let deployment = deployment(of: instance, ref) else { continue }
             if app.health == .restarting {

@@ -43,7 +43,7 @@ extension Reconciler {
                 }
                 // The old versions of the apps that became healthy together are
                 // told to stop together; each is then reaped as it is retired.
-                for (deploy, problem) in done where problem == nil && deploy.overlap {
+                for (deploy, problem) in done where problem == nil && deploy.overlap && !deploy.keepsCurrent {
                     if let current = deploy.current { drivers[current.runsOn]?.requestStop(current) }
                 }
                 for (deploy, problem) in done {

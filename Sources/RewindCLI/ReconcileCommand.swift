@@ -132,6 +132,9 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "How many apps of one dependency wave are started and waited for at once (1: one at a time).")
     var concurrency: Int = 8
 
+    @Option(help: "The HAProxy program for apps with traffic: in app.yaml (a name on PATH, or a path).")
+    var haproxy: String = "haproxy"
+
     @Option(help: "Refuse a commit with a file larger than this many bytes in an app directory.")
     var maxBlobSize: Int = 10 << 20
 
@@ -179,6 +182,7 @@ struct LoopOptions: ParsableArguments {
                                         searchPath: Spawn.executableDirectory().map { [$0] } ?? [])
         options.secretEnvironment = secretEnv
         options.concurrency = concurrency
+        options.haproxy = haproxy
         options.verify = SignaturePolicy(rawValue: verify) ?? .none
         options.limits.maxBlobBytes = maxBlobSize
         options.limits.maxFiles = maxAppFiles

@@ -24,7 +24,7 @@ public struct RewindCommand: AsyncParsableCommand {
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self, DiffCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
             ReconcileCommand.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, AuditCommand.self, IncidentCommand.self,
-            ServeCommand.self, SyncCommand.self,
+            ServeCommand.self, SyncCommand.self, PromoteCommand.self, AbortCommand.self, PauseCommand.self, ResumeCommand.self,
         ])
 
     public init() {}

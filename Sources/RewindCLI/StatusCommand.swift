@@ -126,6 +126,7 @@ struct StatusCommand: ParsableCommand {
             "process:     " + (a.pid.map { "pid \($0)" } ?? "-") + (a.port.map { ", port \($0)" } ?? "")
                 + (a.startedAt.map { ", started \(Clock.iso8601UTC(milliseconds: $0))" } ?? ""),
             "restarts:    \(a.restarts)",
+            "traffic:     " + (a.traffic.map { "listen 127.0.0.1:\($0.listenPort), \($0.strategy); \($0.line(app: a.name))" + ($0.held.map { "; DRAINED: \($0)" } ?? "") } ?? "-"),
             "log:         \(a.logFile ?? "-") (rewind logs \(a.name))",
             "waiting for: \(a.waitingFor.isEmpty ? "nothing" : a.waitingFor)",
         ]

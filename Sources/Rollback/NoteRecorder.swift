@@ -26,12 +26,20 @@ public struct NoteRecorder {
         public var outcome: NoteOutcome
         public var app: String
         var fields: [(String, String)] = []
+        /// How many of the first fields tell this line from another of the
+        /// same outcome and app (a canary's `step weight=10`, then `weight=25`):
+        /// 0, one line per outcome and app.
+        var distinctFields = 0
+
+        /// The fields as `key=value` words (for log lines).
+        public var summary: String { fields.map { "\($0.0)=\($0.1)" }.joined(separator: " ") }
 
         /// An outcome line's content.
-        public init(outcome: NoteOutcome, app: String, fields: [(String, String)] = []) {
+        public init(outcome: NoteOutcome, app: String, fields: [(String, String)] = [], distinctFields: Int = 0) {
             self.outcome = outcome
             self.app = app
             self.fields = fields
+            self.distinctFields = distinctFields
         }
     }
 
@@ -39,7 +47,8 @@ public struct NoteRecorder {
     public func render(_ entries: [Entry], on commit: OID, now: Int64 = Clock.wallMilliseconds()) -> [PendingNote] {
         entries.map { entry in
             let note = ReleaseNote(entry.outcome, app: entry.app, fields: entry.fields, time: now, host: host)
-            return PendingNote(commit: commit.hex, key: note.key, line: note.line)
+            let distinct = note.fields.prefix(min(entry.distinctFields, entry.fields.count)).map { "\($0.key)=\($0.value) " }.joined()
+            return PendingNote(commit: commit.hex, key: note.key + distinct, line: note.line)
         }
     }
 

@@ -9,6 +9,20 @@ public enum NoteOutcome: String, Sendable, CaseIterable {
     case held, applied, healthy, failed
     case rolledBack = "rolled-back"
     case verified, escalated, refused
+    /// Progressive delivery: a canary's weight (`weight=25`), its
+    /// promotion, a pause or resume, an abort (written before its rollback commit).
+    case step, promoted, paused, resumed, aborted
+    /// One stage of a coordinated rollback (`stage=drain`, `down`, `hook`, `start`, `restore`).
+    case sequence
+
+    /// True for the outcomes that say what became of a release; the
+    /// others record steps along the way (and a refused guard).
+    public var isReleaseOutcome: Bool {
+        switch self {
+        case .held, .applied, .healthy, .failed, .rolledBack, .verified, .escalated: return true
+        case .refused, .step, .promoted, .paused, .resumed, .aborted, .sequence: return false
+        }
+    }
 }
 
 /// One line of a note under `refs/notes/rewind`: what happened to an app's

@@ -27,7 +27,7 @@ public struct ReleaseOutcome: Sendable, Equatable {
         } else if release.kind != .deploy {
             result.trigger = "manual"
         }
-        let lines = notes.lines(on: release.commit).filter { $0.app == release.app && $0.outcome != .refused }
+        let lines = notes.lines(on: release.commit).filter { $0.app == release.app && $0.outcome.isReleaseOutcome }
         let order = NoteOutcome.allCases
         // By the instant (lines written before milliseconds were recorded have whole seconds).
         let instant = { (note: ReleaseNote) in note.value("time").flatMap(Dates.parse) ?? 0 }

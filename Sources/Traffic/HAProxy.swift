@@ -1,3 +1,4 @@
+import DeployModel
 import FoundationEssentials
 import SystemSupport
 
@@ -51,7 +52,7 @@ public struct HAProxyRuntime: Sendable {
 
     /// A command that changes something: HAProxy answers nothing, or one of
     /// its success lines; anything else is its error message.
-    private func change(_ line: String) throws(TrafficError) {
+    func change(_ line: String) throws(TrafficError) {
         let text = try command(line).trimmingCharacters()
         guard text.isEmpty || ["New server registered.", "Server deleted."].contains(text) else {
             throw TrafficError("the proxy at \(socket) refused '\(line)': \(Bounded.text(text, limit: 300))")
@@ -108,7 +109,7 @@ public struct HAProxyRuntime: Sendable {
     }
 
     static func checkName(_ name: String, _ what: String) throws(TrafficError) {
-        guard !name.isEmpty, name.utf8.count <= 64, name.utf8.allSatisfy({ (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 95 || $0 == 46 }) else {
+        guard TrafficSettings.isProxyName(name) else {
             throw TrafficError("\(what) name '\(Bounded.text(name, limit: 64))' is not valid for the proxy (letters, digits, - _ .)")
         }
     }
@@ -222,6 +223,9 @@ public struct HAProxyConfig: Sendable {
 
     /// Starts HAProxy in the foreground (`-db`) as a child; its pid.
     public func start(haproxy: String = "haproxy") throws(TrafficError) -> Int32 {
+        for f in frontends where Loopback.canConnect(port: f.listenPort) {
+            throw TrafficError("traffic.listen 127.0.0.1:\(f.listenPort) of \(f.app) is in use by another program: the proxy cannot listen there; nothing was changed")
+        }
         try write(haproxy: haproxy)
         guard let program = Spawn.resolve(haproxy, searchPath: [], environment: Spawn.currentEnvironment()) else {
             throw TrafficError("the '\(haproxy)' program is not installed (apt-get install haproxy)")
@@ -279,53 +283,129 @@ public struct TrafficState: Codable, Sendable, Equatable {
     }
 }
 
+/// What a sync did: the commands sent, and the servers that are out of
+/// traffic (in maintenance) but could not be removed yet because requests
+/// were still in flight on them (`del server` refuses then): a later sync
+/// removes them.
+public struct SyncResult: Sendable, Equatable {
+    public var changes = 0
+    public var leaving: [String] = []
+}
+
+/// A proxy's servers brought in line with what one backend should route:
+/// servers added, re-weighted, drained and removed until HAProxy routes
+/// what `wanted` says.
+extension HAProxyRuntime {
+    @discardableResult
+    public func sync(backend: String, to wanted: [String: TrafficState.Server]) throws(TrafficError) -> SyncResult {
+        let running = Dictionary(try servers(backend: backend).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var result = SyncResult()
+        var changes: Int {
+            get { result.changes }
+            set { result.changes = newValue }
+        }
+        // Weights first: a server gets its share before another one leaves.
+        for (name, server) in wanted.sorted(by: { $0.key < $1.key }) {
+            guard let current = running[name] else {
+                try addServer(backend: backend, name: name, address: server.address, port: server.port, weight: server.weight)
+                if server.draining { try setState(backend: backend, server: name, .drain) }
+                changes += 1
+                continue
+            }
+            if current.weight != server.weight { try setWeight(backend: backend, server: name, weight: server.weight); changes += 1 }
+            if current.draining != server.draining || current.inMaintenance { try setState(backend: backend, server: name, server.draining ? .drain : .ready); changes += 1 }
+        }
+        for name in running.keys.sorted() where wanted[name] == nil {
+            if running[name]?.inMaintenance != true {
+                try setState(backend: backend, server: name, .maint)
+                changes += 1
+            }
+            do {
+                try change("del server \(backend)/\(name)")
+                changes += 1
+            } catch {
+                // Requests still in flight: it gets nothing new, and goes on a later sync.
+                result.leaving.append(name)
+            }
+        }
+        return result
+    }
+}
+
 /// Keeps a proxy Rewind started in line with a `TrafficState`: starts it
-/// when it is not running (again after a crash), then adds, re-weights,
-/// drains and removes servers until HAProxy routes what the state says.
+/// when it is not running (again after a crash), then syncs each backend.
+/// The proxy's pid and start time are kept in `proxy.pid`, so that a
+/// restarted Rewind adopts the proxy still running rather than starting a
+/// second one on the same port.
 public final class HAProxySupervisor: @unchecked Sendable {
-    public let config: HAProxyConfig
+    public private(set) var config: HAProxyConfig
     public let haproxy: String
     public private(set) var pid: Int32?
+    private var startTime: UInt64?
     public var stateFile: String { config.directory + "/traffic.json" }
+    var pidFile: String { config.directory + "/proxy.pid" }
+    /// How many times the proxy was started (the first start included).
+    public private(set) var starts = 0
 
     public init(config: HAProxyConfig, haproxy: String = "haproxy") {
         self.config = config
         self.haproxy = haproxy
+        adopt()
     }
 
-    /// Brings the proxy to `state` (and saves it); returns the commands'
-    /// count, 0 when everything already matched.
+    /// Takes over a proxy that an earlier Rewind started on this directory
+    /// with the same configuration, when it still runs and answers.
+    private func adopt() {
+        guard let text = FileIO.readText(pidFile) else { return }
+        let parts = text.split(separator: " ")
+        guard parts.count == 2, let pid = Int32(parts[0]), let time = UInt64(parts[1].trimmingCharacters()),
+              ProcessProbe.isAlive(pid), ProcessProbe.startTime(pid) == time,
+              FileIO.readText(config.file) == config.text, (try? HAProxyRuntime(socket: config.socket).command("show info")) != nil else { return }
+        self.pid = pid
+        startTime = time
+    }
+
+    /// True while the proxy this supervisor started (or adopted) runs.
+    public var isRunning: Bool {
+        guard let pid else { return false }
+        if Spawn.poll(pid) != nil { return false }
+        return startTime == nil || ProcessProbe.startTime(pid) == startTime
+    }
+
+    /// A new configuration (another listen port): the proxy restarts on the next `ensure`.
+    public func reconfigure(_ new: HAProxyConfig) {
+        guard new.text != config.text else { return }
+        stop()
+        config = new
+    }
+
+    /// Brings the proxy to `state` (and saves it): the commands' count (0
+    /// when everything already matched), and the servers still leaving.
     @discardableResult
-    public func ensure(_ state: TrafficState) throws(TrafficError) -> Int {
+    public func ensure(_ state: TrafficState) throws(TrafficError) -> SyncResult {
         guard state.save(stateFile) else { throw TrafficError("cannot write \(stateFile)") }
-        if pid.map({ Spawn.poll($0) != nil }) ?? true {
-            pid = try config.start(haproxy: haproxy)
+        if !isRunning {
+            let started = try config.start(haproxy: haproxy)
+            pid = started
+            startTime = ProcessProbe.startTime(started)
+            starts += 1
+            _ = FileIO.writeAtomically(pidFile, text: "\(started) \(startTime ?? 0)\n")
         }
         let runtime = HAProxyRuntime(socket: config.socket)
-        var changes = 0
+        var result = SyncResult()
         for (backend, wanted) in state.backends.sorted(by: { $0.key < $1.key }) {
-            let running = Dictionary(try runtime.servers(backend: backend).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            for (name, server) in wanted.sorted(by: { $0.key < $1.key }) {
-                guard let current = running[name] else {
-                    try runtime.addServer(backend: backend, name: name, address: server.address, port: server.port, weight: server.weight)
-                    if server.draining { try runtime.setState(backend: backend, server: name, .drain) }
-                    changes += 1
-                    continue
-                }
-                if current.weight != server.weight { try runtime.setWeight(backend: backend, server: name, weight: server.weight); changes += 1 }
-                if current.draining != server.draining { try runtime.setState(backend: backend, server: name, server.draining ? .drain : .ready); changes += 1 }
-            }
-            for name in running.keys.sorted() where wanted[name] == nil {
-                try runtime.deleteServer(backend: backend, server: name)
-                changes += 1
-            }
+            let synced = try runtime.sync(backend: backend, to: wanted)
+            result.changes += synced.changes
+            result.leaving += synced.leaving
         }
-        return changes
+        return result
     }
 
     /// Stops the proxy (connections are cut).
     public func stop() {
-        if let pid { _ = Spawn.stop(pid, graceMilliseconds: 2_000) }
+        if let pid, isRunning { _ = Spawn.stop(pid, graceMilliseconds: 2_000) }
         pid = nil
+        startTime = nil
+        FileIO.removeTree(pidFile)
     }
 }

@@ -1,9 +1,10 @@
 // rewind-demo-service: a small HTTP service whose behaviour its app.yaml
 // sets (through args or environment), for the demo and the tests.
 //
-//   GET /         work: 200, or 500 for a share of requests (--fail-rate)
+//   GET /         work: 200, or 500 for a share of requests (--fail-rate), or
+//                 for all while --fail-file exists
 //   GET /health   200 "ok", or 500 (--health fail, or while --health-fail-file exists)
-//   GET /metrics  Prometheus text: http_requests_total{app,code},
+//   GET /metrics  Prometheus text: http_requests_total{app,version,code},
 //                 http_request_duration_seconds histogram, demo_build_info
 //
 // Options (each also as an environment variable, e.g. DEMO_FAIL_RATE):
@@ -12,6 +13,7 @@
 //   --fail-rate R          share of / requests that fail, 0...1
 //   --health ok|fail
 //   --health-fail-file P   /health fails while file P exists
+//   --fail-file P          / fails while file P exists
 //   --crash-after D        exit with status 1 after D (e.g. 2s)
 //   --ready-after D        /health fails for the first D after start (a slow start)
 //   --latency D            delay added to every / request
@@ -33,6 +35,7 @@ struct Settings {
     var failRate = 0.0
     var healthFails = false
     var healthFailFile: String?
+    var failFile: String?
     var crashAfterMilliseconds: Int64?
     var latencyMilliseconds: Int64 = 0
     var readyAfterMilliseconds: Int64 = 0
@@ -40,7 +43,7 @@ struct Settings {
     static func parse(_ arguments: [String], environment: [String: String]) -> Result<Settings, UsageError> {
         var s = Settings()
         var values: [String: String] = [:]
-        for key in ["name", "port", "fail-rate", "health", "health-fail-file", "crash-after", "latency", "ready-after"] {
+        for key in ["name", "port", "fail-rate", "health", "health-fail-file", "fail-file", "crash-after", "latency", "ready-after"] {
             let envKey = "DEMO_" + key.uppercased().replacing("-", with: "_")
             if let value = environment[envKey] { values[key] = value }
         }
@@ -61,6 +64,7 @@ struct Settings {
             case "fail-rate": guard let r = Double(value), (0...1).contains(r) else { return .failure(UsageError(message: "--fail-rate: '\(value)' is not between 0 and 1")) }; s.failRate = r
             case "health": guard value == "ok" || value == "fail" else { return .failure(UsageError(message: "--health: use ok or fail")) }; s.healthFails = value == "fail"
             case "health-fail-file": s.healthFailFile = value
+            case "fail-file": s.failFile = value
             case "crash-after": guard let d = milliseconds(value) else { return .failure(UsageError(message: "--crash-after: '\(value)' is not a duration such as 2s")) }; s.crashAfterMilliseconds = d
             case "ready-after": guard let d = milliseconds(value) else { return .failure(UsageError(message: "--ready-after: '\(value)' is not a duration such as 2s")) }; s.readyAfterMilliseconds = d
             case "latency": guard let d = milliseconds(value) else { return .failure(UsageError(message: "--latency: '\(value)' is not a duration such as 50ms")) }; s.latencyMilliseconds = d
@@ -97,7 +101,7 @@ struct Metrics {
     func text(_ s: Settings) -> String {
         let app = "app=\"\(s.name)\""
         var lines = ["# HELP http_requests_total Requests to / by status code.", "# TYPE http_requests_total counter"]
-        for code in [200, 500] { lines.append("http_requests_total{\(app),code=\"\(code)\"} \(byCode[code] ?? 0)") }
+        for code in [200, 500] { lines.append("http_requests_total{\(app),version=\"\(s.version)\",code=\"\(code)\"} \(byCode[code] ?? 0)") }
         lines += ["# HELP http_request_duration_seconds Time to answer / requests.", "# TYPE http_request_duration_seconds histogram"]
         for (i, bound) in Metrics.buckets.enumerated() {
             lines.append("http_request_duration_seconds_bucket{\(app),le=\"\(bound)\"} \(bucketCounts[i])")
@@ -133,6 +137,7 @@ struct Service {
             let n = Double(served)
             served += 1
             let fails = ((n + 1) * settings.failRate).rounded(.down) > (n * settings.failRate).rounded(.down)
+                || settings.failFile.map { access($0, F_OK) == 0 } ?? false
             let code = fails ? 500 : 200
             metrics.observe(code: code, seconds: Double(Clock.monotonicMilliseconds() - start) / 1000)
             return (code, "text/plain", fails ? "failed\n" : "hello from \(settings.name) \(settings.version)\n")

@@ -64,3 +64,59 @@ func quickVersionMatchesTheParser(text: String, expected: String?) {
     #expect(parsed == pins)
     #expect(PinSet.parse(PinSet().serialised()).pins == PinSet())
 }
+
+@Test func parsesTrafficHooksAndDownCommands() throws {
+    let text = """
+        platform: process
+        version: "1.6.0"
+        process:
+          command: ./api
+        traffic:
+          listen: 127.0.0.1:8080
+          strategy: canary
+          steps: [10, 25, 50, 100]
+          interval: 30s
+          analysis:
+            - name: errors
+              query: 'sum(rate(http_requests_total{app="$app",version="$version",code="500"}[1m]))'
+              threshold: 0.05
+        hooks:
+          preRollback: ./notify.sh start
+          postRollback: [./notify.sh, done]
+        migrations:
+          - id: "001"
+          - id: "002"
+            down: [./migrate, down, "002"]
+        """
+    let (spec, diagnostics) = AppSpec.parse(text, file: "apps/api/app.yaml")
+    let parsed = try #require(spec, "\(diagnostics)")
+    let traffic = try #require(parsed.traffic)
+    #expect(traffic.listenPort == 8080 && traffic.strategy == .canary && traffic.steps == [10, 25, 50, 100])
+    #expect(traffic.interval.milliseconds == 30_000 && traffic.analysis.map(\.name) == ["errors"])
+    #expect(parsed.hooks?.preRollback == ["/bin/sh", "-c", "./notify.sh start"] && parsed.hooks?.postRollback == ["./notify.sh", "done"])
+    #expect(parsed.migrations.last?.down == ["./migrate", "down", "002"])
+    let older = AppSpec(platform: .process, version: "1.0", migrations: [Migration(id: "001", reversible: true)])
+    #expect(parsed.migrationsUndone(goingTo: older).map(\.id) == ["002"])
+}
+
+private let trafficBase = "platform: process\nversion: 1\nprocess:\n  command: x\ntraffic:\n"
+
+@Test(arguments: [
+    (trafficBase + "  listen: 8080\n  strategy: rolling\n", "traffic.strategy", 7, "unknown strategy 'rolling'"),
+    (trafficBase + "  listen: 8080\n  strategy: bluegreen\n", "traffic.strategy", 7, "did you mean blueGreen?"),
+    (trafficBase + "  listen: 8080\n  strategy: canary\n  steps: [10, 50, 25, 100]\n", "traffic.steps[2]", 8, "does not increase"),
+    (trafficBase + "  listen: 8080\n  strategy: canary\n  steps: [10, 50]\n", "traffic.steps", 8, "not 100"),
+    (trafficBase + "  listen: 8080\n  strategy: canary\n  steps: [0, 100]\n", "traffic.steps[0]", 8, "percentage from 1 to 100"),
+    (trafficBase + "  listen: 8080\n  strategy: canary\n", "traffic.steps", 6, "needs steps"),
+    (trafficBase + "  listen: 8080\n  strategy: blueGreen\n  steps: [50, 100]\n", "traffic.steps", 8, "steps are for strategy canary"),
+    (trafficBase + "  listen: 10.0.0.1:8080\n  strategy: blueGreen\n", "traffic.listen", 6, "not a loopback address"),
+    (trafficBase + "  listen: http\n  strategy: blueGreen\n", "traffic.listen", 6, "not a port"),
+    (trafficBase + "  strategy: blueGreen\n", "traffic.listen", 6, "required field is missing"),
+    (trafficBase + "  listen: 8080\n  strategy: blueGreen\n  proxy:\n    socket: run/admin.sock\n    backend: api\n", "traffic.proxy.socket", 9, "not an absolute path"),
+    ("platform: process\nversion: 1\nprocess:\n  command: x\n  port: 9000\ntraffic:\n  listen: 8080\n  strategy: blueGreen\n", "process.port", 7, "each version needs a port of its own"),
+    ("platform: exec\nversion: 1\nexec:\n  apply: ./a\ntraffic:\n  listen: 8080\n  strategy: blueGreen\n", "traffic", 6, "process platform only"),
+    ("platform: process\nversion: 1\nprocess:\n  command: x\nmigrations:\n  - id: a\n    reversible: false\n    down: ./undo\n", "migrations[0].down", 8, "irreversible but has a down command"),
+] as [(String, String, Int, String)])
+func reportsBadTrafficPrecisely(text: String, field: String, line: Int, message: String) throws {
+    try reportsBadAppSpecsPrecisely(text: text, field: field, line: line, message: message)
+}

@@ -13,7 +13,8 @@ public final class MonitoringStack {
     ///   - scrape: host:port targets scraped every second.
     ///   - rules: the `rules:` list of one rule group evaluated every second (YAML, indented by 4).
     ///   - webhook: the URL Alertmanager posts to, with a bearer token.
-    public init(scrape: [String], rules: String, webhook: String, token: String) throws {
+    ///   - fileTargets: a Prometheus file_sd file scraped too (Rewind's `<state>/traffic/targets.json`).
+    public init(scrape: [String], rules: String, webhook: String, token: String, fileTargets: String? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-mon-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         guard let p = Loopback.freePort(), let a = Loopback.freePort() else { throw TestFailure("no free ports") }
@@ -51,7 +52,7 @@ public final class MonitoringStack {
                 honor_labels: true
                 static_configs:
                   - targets: [\(scrape.map { "\"\($0)\"" }.joined(separator: ", "))]
-            """)
+            """ + (fileTargets.map { "\n  - job_name: versions\n    honor_labels: true\n    file_sd_configs:\n      - files: [\"\($0)\"]\n        refresh_interval: 1s\n" } ?? ""))
         let env = ProcessInfo.processInfo.environment
         pids.append(try Spawn.start(SpawnOptions(
             program: "/usr/bin/prometheus-alertmanager",

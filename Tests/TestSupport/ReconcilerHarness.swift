@@ -1,5 +1,6 @@
 import Foundation
 import SystemSupport
+import Traffic
 
 /// One app of a harness repository.
 public struct HarnessApp {
@@ -224,7 +225,23 @@ public final class ReconcilerHarness {
             for key in ["instance", "pending"] {
                 if let pid = ((app[key] as? [String: Any])?["pid"] as? NSNumber)?.int32Value { seenPids.insert(pid) }
             }
+            if let pid = (((app["rollout"] as? [String: Any])?["stable"] as? [String: Any])?["pid"] as? NSNumber)?.int32Value { seenPids.insert(pid) }
         }
+        // The proxies Rewind started for apps with traffic:.
+        let traffic = stateDir + "/traffic"
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: traffic)) ?? [] {
+            if let text = try? String(contentsOfFile: "\(traffic)/\(name)/proxy.pid", encoding: .utf8),
+               let pid = text.split(separator: " ").first.flatMap({ Int32($0) }) { seenPids.insert(pid) }
+        }
+    }
+
+    /// The proxy's servers of `app` (the one Rewind started): name → weight, through its admin socket.
+    public func proxyWeights(_ app: String) throws -> [String: Int] {
+        let servers = try HAProxyRuntime(socket: "\(stateDir)/traffic/\(app)/haproxy.sock").servers(backend: app)
+        var weights: [String: Int] = [:]
+        // A server in maintenance (on its way out) gets nothing.
+        for server in servers { weights[server.name] = server.inMaintenance ? 0 : server.weight }
+        return weights
     }
 
     /// Stops everything and deletes the directory.

@@ -9,12 +9,12 @@ import SystemSupport
 /// groundwork of progressive delivery (issue 15).
 @Suite struct HAProxyTests {
     /// Starts a demo service answering "hello from api VERSION" on a free port.
-    static func demo(_ version: String, root: String) throws -> (pid: pid_t, port: Int) {
+    static func demo(_ version: String, root: String, extra: [String] = []) throws -> (pid: pid_t, port: Int) {
         guard let port = Loopback.freePort() else { throw TestFailure("no free port") }
         var environment = ProcessInfo.processInfo.environment
         environment["REWIND_VERSION"] = version
         let program = URL(fileURLWithPath: rewindBinary).deletingLastPathComponent().appendingPathComponent("rewind-demo-service").path
-        let pid = try Spawn.start(SpawnOptions(program: program, arguments: ["--name", "api", "--port", "\(port)"], environment: environment, outputFile: root + "/demo-\(version).log"))
+        let pid = try Spawn.start(SpawnOptions(program: program, arguments: ["--name", "api", "--port", "\(port)"] + extra, environment: environment, outputFile: root + "/demo-\(version).log"))
         let deadline = Date().addingTimeInterval(10)
         while !Loopback.canConnect(port: port) {
             guard Date() < deadline else { throw TestFailure("demo service \(version) did not listen") }
@@ -94,8 +94,8 @@ import SystemSupport
             }
             var state = TrafficState()
             state.backends["api"] = ["v1": .init(address: "127.0.0.1", port: v1.port, weight: 90), "v2": .init(address: "127.0.0.1", port: v2.port, weight: 10)]
-            #expect(try supervisor.ensure(state) == 2)
-            #expect(try supervisor.ensure(state) == 0, "nothing to change")
+            #expect(try supervisor.ensure(state).changes == 2)
+            #expect(try supervisor.ensure(state).changes == 0, "nothing to change")
             let first = try Self.answers(listen, 400)
             #expect(abs(Double(first["2.0.0"] ?? 0) / 400 - 0.10) <= 0.05, "\(first)")
             let old = try #require(supervisor.pid)
@@ -105,17 +105,46 @@ import SystemSupport
             #expect(throws: (any Error).self) { try Loopback.get(port: listen, path: "/", timeoutMilliseconds: 500) }
             let saved = try #require(TrafficState.load(supervisor.stateFile))
             #expect(saved == state)
-            #expect(try supervisor.ensure(saved) == 2, "restarted and filled again")
+            #expect(try supervisor.ensure(saved).changes == 2, "restarted and filled again")
             #expect(supervisor.pid != old)
             let again = try Self.answers(listen, 400)
             #expect(abs(Double(again["2.0.0"] ?? 0) / 400 - 0.10) <= 0.05, "\(again)")
             // An abort: v2 to 0, then gone.
             state.backends["api"]?["v2"]?.weight = 0
-            #expect(try supervisor.ensure(state) == 1)
+            #expect(try supervisor.ensure(state).changes == 1)
             #expect(try Self.answers(listen, 40) == ["1.0.0": 40])
             state.backends["api"]?["v2"] = nil
-            #expect(try supervisor.ensure(state) == 1)
+            #expect(try supervisor.ensure(state) == SyncResult(changes: 2), "put in maintenance, then deleted")
             #expect(try HAProxyRuntime(socket: supervisor.config.socket).servers(backend: "api").map(\.name) == ["v1"])
+        }
+    }
+
+    @Test func aServerWithARequestInFlightLeavesOnALaterSync() throws {
+        try withTemporaryDirectory { root in
+            let slow = try Self.demo("1.0.0", root: root, extra: ["--latency", "1s"]), next = try Self.demo("2.0.0", root: root)
+            guard let listen = Loopback.freePort() else { throw TestFailure("no free port") }
+            let config = HAProxyConfig(directory: root + "/proxy", frontends: [.init(app: "api", listenPort: listen)])
+            let proxy = try config.start()
+            defer {
+                for pid in [proxy, slow.pid, next.pid] { _ = Spawn.stop(pid, graceMilliseconds: 2_000) }
+            }
+            let runtime = HAProxyRuntime(socket: config.socket)
+            try runtime.sync(backend: "api", to: ["v1": .init(address: "127.0.0.1", port: slow.port, weight: 100)])
+            let answered = AtomicFlag()
+            Thread {
+                if (try? Loopback.get(port: listen, path: "/", timeoutMilliseconds: 5_000))?.status == 200 { answered.set() }
+            }.start()
+            try waitFor("the request reaches v1", timeout: 5) {
+                // show stat's fifth column: the server's current sessions.
+                try runtime.command("show stat").split(separator: "\n").contains { $0.hasPrefix("api,v1,") && $0.split(separator: ",")[4] != "0" }
+            }
+            let first = try runtime.sync(backend: "api", to: ["v2": .init(address: "127.0.0.1", port: next.port, weight: 100)])
+            #expect(first.leaving == ["v1"], "v1 still serves a request: \(first)")
+            #expect(try Self.answers(listen, 5) == ["2.0.0": 5], "nothing new reaches v1")
+            try waitFor("the slow request is answered", timeout: 5) { answered.value }
+            let second = try runtime.sync(backend: "api", to: ["v2": .init(address: "127.0.0.1", port: next.port, weight: 100)])
+            #expect(second.leaving.isEmpty)
+            #expect(try runtime.servers(backend: "api").map(\.name) == ["v2"])
         }
     }
 

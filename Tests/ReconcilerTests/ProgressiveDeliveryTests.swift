@@ -1,0 +1,418 @@
+import Foundation
+import SystemSupport
+import TestSupport
+import Testing
+import Traffic
+
+/// Blue-green and canary releases through a real HAProxy (Debian's), with
+/// real demo services and a load generator on loopback.
+@Suite("Progressive delivery", .serialized)
+struct ProgressiveDeliveryTests {
+    /// Sends GET / to the app's listen port one request at a time from a
+    /// thread of its own, and counts the answers: by version, and failures.
+    final class Load: @unchecked Sendable {
+        private let lock = NSLock()
+        private var versions: [String: Int] = [:]
+        private var failures: [String] = []
+        private var running = true
+        private let done = DispatchSemaphore(value: 0)
+
+        init(port: Int, pause: Double = 0.005) {
+            Thread {
+                while self.isRunning {
+                    do {
+                        let response = try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000)
+                        let body = response.body
+                        self.lock.withLock {
+                            if response.status == 200, let version = body.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) {
+                                self.versions[version, default: 0] += 1
+                            } else {
+                                self.failures.append("\(response.status) \(body.prefix(60))")
+                            }
+                        }
+                    } catch {
+                        self.lock.withLock { self.failures.append("\(error)") }
+                    }
+                    Thread.sleep(forTimeInterval: pause)
+                }
+                self.done.signal()
+            }.start()
+        }
+
+        private var isRunning: Bool { lock.withLock { running } }
+
+        /// Stops and waits for the request in flight (again: nothing).
+        func stop() {
+            let wasRunning = lock.withLock { () -> Bool in
+                defer { running = false }
+                return running
+            }
+            if wasRunning { done.wait() }
+        }
+
+        var counts: [String: Int] { lock.withLock { versions } }
+        var failed: [String] { lock.withLock { failures } }
+        func reset() { lock.withLock { versions = [:]; failures = [] } }
+    }
+
+    static func appYAML(version: String, traffic: String, args: [String] = [], extra: String = "") -> String {
+        demoServiceYAML(version: version, args: args) + "traffic:\n" + traffic + extra
+    }
+
+    static func freePort() throws -> Int {
+        guard let port = Loopback.freePort() else { throw TestFailure("no free port") }
+        return port
+    }
+
+    /// The versions' share of `count` requests sent one after another.
+    static func shares(port: Int, count: Int) throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for _ in 0..<count {
+            let response = try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000)
+            let version = response.body.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            counts[response.status == 200 ? version : "failed", default: 0] += 1
+        }
+        return counts
+    }
+
+    static func rollout(_ h: ReconcilerHarness, _ app: String) throws -> [String: Any]? {
+        (try h.app(app)["traffic"] as? [String: Any])?["rollout"] as? [String: Any]
+    }
+
+    static func rollbackCommits(_ h: ReconcilerHarness) throws -> [String] {
+        try h.commits().filter { (try? git(["log", "-1", "--format=%B", $0], in: h.repo))?.contains("Rewind-Action: rollback") == true }
+    }
+
+    @Test("blue-green: the switch under steady load loses no request, and afterwards everything reaches the new version")
+    func blueGreenHealthy() throws {
+        let listen = try Self.freePort()
+        let traffic = "  listen: 127.0.0.1:\(listen)\n  strategy: blueGreen\n  scaleDownDelay: 2s\n"
+        try withReconciler(apps: [HarnessApp("web", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
+            try h.start()
+            try h.waitHealthy("web", "1.0.0")
+            let load = Load(port: listen)
+            defer { load.stop() }
+            try h.waitUntil("requests flow through the proxy") { (load.counts["1.0.0"] ?? 0) >= 20 }
+            try h.writeApp(HarnessApp("web", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
+            let release = try h.commit("web 2.0.0")
+            try h.waitUntil("the switch to 2.0.0") { (try Self.rollout(h, "web"))?["version"] as? String == "2.0.0" }
+            load.reset()
+            try h.waitUntil("2.0.0 serves after the switch") { (load.counts["2.0.0"] ?? 0) >= 20 }
+            #expect(load.counts["1.0.0"] == nil, "after the switch, all traffic reaches the new version")
+            try h.waitUntil("the old version stops after scaleDownDelay", timeout: 20) { try Self.rollout(h, "web") == nil }
+            load.stop()
+            #expect(load.failed.isEmpty, "failed requests: \(load.failed.prefix(5))")
+            #expect(try h.proxyWeights("web").count == 1)
+            let notes = h.notes(on: release)
+            #expect(notes.contains("step app=web weight=100 version=2.0.0 strategy=blueGreen"))
+            #expect(notes.contains("promoted app=web version=2.0.0"))
+            #expect(try Self.rollbackCommits(h).isEmpty)
+        }
+    }
+
+    @Test("blue-green: a failure within scaleDownDelay switches traffic back at once, then writes one rollback commit")
+    func blueGreenFailing() throws {
+        let listen = try Self.freePort()
+        let traffic = "  listen: \(listen)\n  strategy: blueGreen\n  scaleDownDelay: 1m\n"
+        try withReconciler(apps: [HarnessApp("web", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
+            try h.start()
+            try h.waitHealthy("web", "1.0.0")
+            let sick = h.root + "/sick"
+            try h.writeApp(HarnessApp("web", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic, args: ["--health-fail-file", sick])))
+            let release = try h.commit("web 2.0.0")
+            try h.waitUntil("the switch to 2.0.0") { (try Self.rollout(h, "web"))?["version"] as? String == "2.0.0" }
+            let load = Load(port: listen)
+            defer { load.stop() }
+            try h.waitUntil("2.0.0 serves") { (load.counts["2.0.0"] ?? 0) >= 10 }
+            try writeFile(sick, "")
+            try h.waitUntil("traffic is back on 1.0.0 and the rollback is written") {
+                try h.applied("web").version == "1.0.0" && Self.rollbackCommits(h).count == 1
+            }
+            load.reset()
+            try h.waitUntil("1.0.0 serves again") { (load.counts["1.0.0"] ?? 0) >= 20 }
+            #expect(load.counts["2.0.0"] == nil)
+            load.stop()
+            // Requests in flight at the switch may fail; none after it.
+            #expect(load.failed.isEmpty, "failed requests after the switch: \(load.failed.prefix(5))")
+            let rollback = try #require(try Self.rollbackCommits(h).first)
+            let message = try git(["log", "-1", "--format=%B", rollback], in: h.repo)
+            #expect(message.contains("Rewind-Trigger: analysis"))
+            #expect(message.contains("blue-green"))
+            #expect(h.notes(on: release).contains("aborted app=web weight=100 version=2.0.0"))
+            try h.waitUntil("the rollback is verified") { h.notes(on: rollback).contains("verified app=web") }
+            #expect(try Self.rollbackCommits(h).count == 1)
+        }
+    }
+
+    @Test("canary: each step's share matches its weight, a breach of the step's query takes it to 0 and writes one rollback commit naming the step and query")
+    func canary() throws {
+        let listen = try Self.freePort()
+        let h = try ReconcilerHarness(apps: [HarnessApp("api", appYAML: Self.appYAML(version: "1.0.0", traffic: "  listen: \(listen)\n  strategy: canary\n  steps: [25, 50, 100]\n  interval: 1h\n"))])
+        defer { h.close() }
+        let monitoring = try MonitoringStack(scrape: [], rules: "", webhook: "http://127.0.0.1:9/", token: "unused", fileTargets: h.stateDir + "/traffic/targets.json")
+        defer { monitoring.close() }
+        try h.start(["--prometheus-url", "http://127.0.0.1:\(monitoring.prometheusPort)", "--analysis-interval", "500ms"])
+        try h.waitHealthy("api", "1.0.0")
+        let failing = h.root + "/failing"
+        let traffic = """
+              listen: \(listen)
+              strategy: canary
+              steps: [25, 50, 100]
+              interval: 1h
+              analysis:
+                - name: canary-errors
+                  query: 'sum(http_requests_total{app="$app",version="$version",code="500"})'
+                  threshold: 0
+                  comparison: ">"
+
+            """
+        try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic, args: ["--fail-file", failing])))
+        let release = try h.commit("api 2.0.0")
+        try h.waitUntil("the canary at 25%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 25 }
+        let shares = try Self.shares(port: listen, count: 400)
+        let canaryShare = Double(shares["2.0.0"] ?? 0) / 4
+        #expect(abs(canaryShare - 25) <= 5, "canary share \(canaryShare)% of 400 requests: \(shares)")
+        #expect(shares["failed"] == nil)
+        let weights = try h.proxyWeights("api")
+        #expect(weights.values.sorted() == [25, 75], "proxy weights: \(weights)")
+        let status = try h.app("api")
+        #expect(((status["traffic"] as? [String: Any])?["rollout"] as? [String: Any])?["line"] as? String == "step app=api weight=25 version=2.0.0 step=1/3")
+
+        // The canary starts failing: Prometheus sees its 500s, Rewind takes it out.
+        let load = Load(port: listen)
+        defer { load.stop() }
+        try writeFile(failing, "")
+        try h.waitUntil("the canary is out of traffic and rolled back", timeout: 40) {
+            try h.applied("api").version == "1.0.0" && Self.rollbackCommits(h).count == 1
+        }
+        #expect(try h.proxyWeights("api").values.sorted() == [100], "only the stable version is left")
+        load.reset()
+        try h.waitUntil("only 1.0.0 answers") { (load.counts["1.0.0"] ?? 0) >= 20 }
+        #expect(load.counts["2.0.0"] == nil && load.failed.isEmpty)
+        load.stop()
+        let rollback = try #require(try Self.rollbackCommits(h).first)
+        let message = try git(["log", "-1", "--format=%B", rollback], in: h.repo)
+        #expect(message.contains("Rewind-Trigger: analysis"))
+        #expect(message.contains("canary step 1 of 3"), "the reason names the step: \(message)")
+        #expect(message.contains("canary-errors"), "the reason names the query: \(message)")
+        let notes = h.notes(on: release)
+        #expect(notes.contains("step app=api weight=25 version=2.0.0"))
+        #expect(notes.contains("aborted app=api weight=25 version=2.0.0"))
+        try h.waitUntil("the rollback is verified") { h.notes(on: rollback).contains("verified app=api") }
+        #expect(try Self.rollbackCommits(h).count == 1)
+    }
+
+    @Test("manual controls: pause and resume hold and release a canary, promote skips to 100%, abort takes it out and commits; each leaves a note")
+    func manualControls() throws {
+        let listen = try Self.freePort()
+        let traffic = "  listen: \(listen)\n  strategy: canary\n  steps: [10, 50, 100]\n  interval: 1h\n"
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            func control(_ verb: String, _ extra: [String] = []) throws -> ProcessResult {
+                try rewind([verb, "api", "--repo", h.repo, "--state-dir", h.stateDir, "--actor", "ops@test"] + extra)
+            }
+            let none = try control("promote")
+            #expect(none.status == 1 && none.stderr.contains("no rollout in progress"), "\(none.stderr)")
+
+            try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
+            let second = try h.commit("api 2.0.0")
+            try h.waitUntil("the canary at 10%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 10 }
+            let paused = try control("pause", ["--reason", "looking at the graphs"])
+            #expect(paused.status == 0, "\(paused.stderr)")
+            #expect((try Self.rollout(h, "api"))?["paused"] as? Bool == true)
+            #expect(try control("pause").stderr.contains("paused already"))
+            #expect(try control("resume").status == 0)
+            #expect((try Self.rollout(h, "api"))?["paused"] as? Bool == false)
+            let promoted = try control("promote", ["--format", "json"])
+            #expect(promoted.status == 0 && promoted.stdout.replacingOccurrences(of: " ", with: "").contains("\"ok\":true"), "\(promoted.stdout)\(promoted.stderr)")
+            #expect(try Self.rollout(h, "api") == nil)
+            #expect(try h.proxyWeights("api").values.sorted() == [100])
+            #expect(try Self.shares(port: listen, count: 20) == ["2.0.0": 20])
+            let notes = h.notes(on: second)
+            for line in ["paused app=api version=2.0.0 weight=10 by=ops@test", "resumed app=api", "promoted app=api version=2.0.0"] {
+                #expect(notes.contains(line), "\(line) in \(notes)")
+            }
+
+            try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "3.0.0", traffic: traffic)))
+            let third = try h.commit("api 3.0.0")
+            try h.waitUntil("the canary of 3.0.0 at 10%") { (try Self.rollout(h, "api"))?["version"] as? String == "3.0.0" }
+            let aborted = try control("abort", ["--reason", "latency"])
+            #expect(aborted.status == 0, "\(aborted.stderr)")
+            #expect(aborted.stdout.contains("rollback commit"))
+            #expect(try Self.shares(port: listen, count: 20) == ["2.0.0": 20])
+            let rollbacks = try Self.rollbackCommits(h)
+            #expect(rollbacks.count == 1)
+            let message = try git(["log", "-1", "--format=%B", rollbacks.first ?? "HEAD"], in: h.repo)
+            #expect(message.contains("Rewind-Trigger: manual") && message.contains("Rewind-Actor: ops@test") && message.contains("latency"), "\(message)")
+            #expect(h.notes(on: third).contains("aborted app=api weight=10 version=3.0.0"))
+            try h.waitUntil("the abort's rollback is verified") { h.notes(on: rollbacks.first ?? "").contains("verified app=api") }
+        }
+    }
+
+    @Test("a rollback across two reversible migrations drains traffic, runs the down commands newest first, then restores traffic; a failing down escalates and stays drained")
+    func reversibleMigrations() throws {
+        let listen = try Self.freePort()
+        let traffic = "  listen: \(listen)\n  strategy: blueGreen\n  scaleDownDelay: 1s\n"
+        // Each down logs its migration and what the app's address answered meanwhile.
+        let down = "#!/bin/sh\ncode=$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:\(listen)/)\necho \"down $1 $code\" >> \"$HARNESS_DIR/downs.log\"\n[ ! -e \"$HARNESS_DIR/fail-$1\" ]\n"
+        let hooks = "hooks:\n  preRollback: \"echo pre >> $HARNESS_DIR/downs.log\"\n  postRollback: \"echo post >> $HARNESS_DIR/downs.log\"\n"
+        let v1 = Self.appYAML(version: "1.0.0", traffic: traffic, extra: "migrations:\n  - id: \"001\"\n" + hooks)
+        let v2 = Self.appYAML(version: "2.0.0", traffic: traffic, extra: """
+            migrations:
+              - id: "001"
+              - id: "002"
+                down: ["./down.sh", "002"]
+              - id: "003"
+                down: ["./down.sh", "003"]
+
+            """ + hooks)
+        for failing in [false, true] {
+            try withReconciler(apps: [HarnessApp("db", appYAML: v1, files: ["down.sh": down])]) { h in
+                try h.start()
+                try h.waitHealthy("db", "1.0.0")
+                try h.writeApp(HarnessApp("db", appYAML: v2, files: ["down.sh": down]))
+                try h.commit("db 2.0.0")
+                try h.waitUntil("2.0.0 is promoted") { try h.applied("db").version == "2.0.0" && (try Self.rollout(h, "db")) == nil }
+                if failing { try writeFile(h.root + "/fail-002", "") }
+                let rolled = try rewind(["rollback", "db", "--repo", h.repo, "--reason", "bad schema"])
+                #expect(rolled.status == 0, "\(rolled.stderr)")
+                let rollback = try #require(try h.commits().first)
+                let log = { (try? String(contentsOfFile: h.root + "/downs.log", encoding: .utf8)) ?? "" }
+                if failing {
+                    try h.waitUntil("the failing down escalates") { (try h.app("db"))["needsHuman"] is String }
+                    #expect(log().split(separator: "\n") == ["pre", "down 003 503", "down 002 503"], "\(log())")
+                    #expect(try Self.shares(port: listen, count: 5) == ["failed": 5], "traffic stays drained")
+                    #expect(try h.proxyWeights("db").values.allSatisfy { $0 == 0 })
+                    #expect(h.notes(on: rollback).contains("sequence app=db stage=down id=002 result=failed"))
+                } else {
+                    try h.waitUntil("1.0.0 serves again") { try h.applied("db").version == "1.0.0" && log().contains("post") }
+                    #expect(log().split(separator: "\n") == ["pre", "down 003 503", "down 002 503", "post"], "no traffic reached the app while the downs ran: \(log())")
+                    #expect(try Self.shares(port: listen, count: 10) == ["1.0.0": 10])
+                    let notes = h.notes(on: rollback)
+                    for stage in ["stage=hook name=preRollback", "stage=drain", "stage=down id=003", "stage=down id=002", "stage=start", "stage=restore", "stage=hook name=postRollback"] {
+                        #expect(notes.contains("sequence app=db \(stage)"), "\(stage) in \(notes)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("kill -9 of the reconciler mid-canary: after a restart the proxy routes what the state says, and a failure then writes exactly one rollback commit")
+    func killMidCanary() throws {
+        let listen = try Self.freePort()
+        let sick = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-sick-\(UUID().uuidString.prefix(6))").path
+        defer { try? FileManager.default.removeItem(atPath: sick) }
+        let traffic = "  listen: \(listen)\n  strategy: canary\n  steps: [25, 100]\n  interval: 1h\n"
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic, args: ["--health-fail-file", sick])))
+            try h.commit("api 2.0.0")
+            try h.waitUntil("the canary at 25%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 25 }
+            let before = try h.proxyWeights("api")
+            let proxyPid = try String(contentsOfFile: h.stateDir + "/traffic/api/proxy.pid", encoding: .utf8)
+            h.kill9()
+            try h.start()
+            try h.waitUntil("the restarted reconciler is up") { (try h.status())["reconcilerPid"] is NSNumber }
+            #expect(try h.proxyWeights("api") == before, "the adopted proxy keeps the state's weights")
+            #expect(try String(contentsOfFile: h.stateDir + "/traffic/api/proxy.pid", encoding: .utf8) == proxyPid, "the proxy was adopted, not started twice")
+            #expect((try Self.rollout(h, "api"))?["weight"] as? Int == 25)
+            // The proxy dies too: it is started again with the last known weights.
+            let pid = try #require(proxyPid.split(separator: " ").first.flatMap { Int32($0) })
+            kill(pid, SIGKILL)
+            try h.waitUntil("the proxy runs again with the state's weights") {
+                let now = try String(contentsOfFile: h.stateDir + "/traffic/api/proxy.pid", encoding: .utf8)
+                return try now != proxyPid && h.proxyWeights("api") == before
+            }
+            #expect(try Self.shares(port: listen, count: 40).keys.sorted() == ["1.0.0", "2.0.0"])
+            try writeFile(sick, "")
+            try h.waitUntil("the canary is rolled back") { try Self.rollbackCommits(h).count == 1 && h.applied("api").version == "1.0.0" }
+            try h.waitUntil("verified") { h.notes(on: (try Self.rollbackCommits(h)).first ?? "").contains("verified app=api") }
+            #expect(try Self.rollbackCommits(h).count == 1)
+        }
+    }
+
+    @Test("traffic.proxy: Rewind drives an HAProxy it did not start through its socket and backend; a socket that refuses fails the release naming it")
+    func attachedProxy() throws {
+        let listen = try Self.freePort()
+        let external = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-haproxy-\(UUID().uuidString.prefix(6))").path
+        defer { try? FileManager.default.removeItem(atPath: external) }
+        let config = HAProxyConfig(directory: external, frontends: [.init(app: "shop", listenPort: listen)])
+        let proxy = try config.start()
+        defer { Spawn.stop(proxy, graceMilliseconds: 1_000) }
+        let traffic = "  listen: \(listen)\n  strategy: canary\n  steps: [50, 100]\n  interval: 1h\n  proxy:\n    socket: \(config.socket)\n    backend: shop\n"
+        try withReconciler(apps: [HarnessApp("shop", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
+            try h.start()
+            try h.waitHealthy("shop", "1.0.0")
+            #expect(try Self.shares(port: listen, count: 10) == ["1.0.0": 10])
+            try h.writeApp(HarnessApp("shop", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
+            try h.commit("shop 2.0.0")
+            try h.waitUntil("the canary at 50%") { (try Self.rollout(h, "shop"))?["weight"] as? Int == 50 }
+            let servers = try HAProxyRuntime(socket: config.socket).servers(backend: "shop")
+            #expect(servers.map(\.weight).sorted() == [50, 50])
+            #expect(!FileManager.default.fileExists(atPath: h.stateDir + "/traffic/shop/haproxy.cfg"), "no proxy of Rewind's own")
+            // A socket that refuses: the next release fails, the canary's traffic is not touched.
+            let broken = traffic.replacingOccurrences(of: config.socket, with: external + "/gone.sock")
+            try h.writeApp(HarnessApp("shop", appYAML: Self.appYAML(version: "3.0.0", traffic: broken)))
+            let third = try h.commit("shop 3.0.0")
+            try h.waitUntil("3.0.0 fails") { h.notes(on: third).contains("failed app=shop") }
+            #expect(h.notes(on: third).contains("\(external)/gone.sock refuses connections"), "\(h.notes(on: third))")
+        }
+    }
+
+    @Test("bad traffic: a listen port in use, or no haproxy program, fails the release with the reason, and the running version keeps serving")
+    func proxyProblems() throws {
+        let busy = try Self.freePort()
+        // Something else listens on the port the app wants.
+        let blocker = try Spawn.start(SpawnOptions(program: "/usr/bin/python3",
+                                                   arguments: ["-c", "import socket,time; s=socket.socket(); s.bind(('127.0.0.1', \(busy))); s.listen(); time.sleep(120)"],
+                                                   environment: ProcessInfo.processInfo.environment, outputFile: "/dev/null"))
+        defer { Spawn.stop(blocker, graceMilliseconds: 100) }
+        try withReconciler(apps: [HarnessApp("web", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
+            try h.start()
+            try h.waitHealthy("web", "1.0.0")
+            try waitFor("the blocker listens", timeout: 10) { Loopback.canConnect(port: busy) }
+            try h.writeApp(HarnessApp("web", appYAML: Self.appYAML(version: "2.0.0", traffic: "  listen: \(busy)\n  strategy: blueGreen\n")))
+            try h.commit("web 2.0.0 behind a proxy")
+            let release = try #require(try h.commits().first)
+            try h.waitUntil("the release fails") { h.notes(on: release).contains("failed app=web") }
+            let failed = h.notes(on: release)
+            #expect(failed.contains("traffic.listen 127.0.0.1:\(busy)") && failed.contains("nothing was started"), "\(failed)")
+            #expect(try h.applied("web").version == "1.0.0")
+        }
+        let port = try Self.freePort()
+        try withReconciler(apps: [HarnessApp("web", appYAML: Self.appYAML(version: "1.0.0", traffic: "  listen: \(port)\n  strategy: blueGreen\n"))]) { h in
+            try h.start(["--haproxy", "/nonexistent/haproxy"])
+            try h.waitUntil("the release fails") { ((try h.app("web"))["failed"] as? String)?.contains("is not installed") == true }
+            #expect(try h.applied("web").version == nil)
+            #expect(!Loopback.canConnect(port: port))
+        }
+    }
+}
+
+@testable import Reconciler
+import Platforms
+
+/// What the proxy should route, from the state alone (no proxy needed).
+@Test func wantedServersFollowTheState() {
+    let stable = Instance(tree: String(repeating: "a", count: 40), commit: "c1", version: "1.0", pid: 1, port: 4001, startedAt: 0)
+    let canary = Instance(tree: String(repeating: "b", count: 40), commit: "c2", version: "2.0", pid: 2, port: 4002, startedAt: 0)
+    var app = AppState()
+    app.instance = stable
+    app.health = .healthy
+    #expect(Reconciler.wantedServers(app).mapValues(\.weight) == ["vaaaaaaaaaaaa-4001": 100])
+    app.instance = canary
+    app.rollout = Rollout(strategy: .canary, stable: stable, stableRelease: "c1", step: 1, weight: 25, stepStartedAt: 0)
+    #expect(Reconciler.wantedServers(app).mapValues(\.weight) == ["vaaaaaaaaaaaa-4001": 75, "vbbbbbbbbbbbb-4002": 25])
+    app.rollout?.strategy = .blueGreen
+    let blueGreen = Reconciler.wantedServers(app)
+    #expect(blueGreen.mapValues(\.weight) == ["vaaaaaaaaaaaa-4001": 0, "vbbbbbbbbbbbb-4002": 100])
+    #expect(blueGreen["vaaaaaaaaaaaa-4001"]?.draining == true)
+    app.trafficHeld = "coordinated rollback"
+    #expect(Reconciler.wantedServers(app).values.allSatisfy { $0.weight == 0 }, "drained: nothing gets traffic")
+    app.rollout = nil
+    app.trafficHeld = nil
+    app.health = .failed
+    #expect(Reconciler.wantedServers(app).isEmpty, "a failed instance gets no traffic")
+}
