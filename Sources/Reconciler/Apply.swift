@@ -205,7 +205,8 @@ extension Reconciler {
         if let rollout {
             logger.notice("\(name): \(rollout.strategy.rawValue) rollout of \(instance.version): \(rollout.weight)% of traffic, \(rollout.stable.version) keeps the rest")
         } else if let current = deploy.current, deploy.keepsCurrent {
-            stop(current, of: name)
+            retire(current, of: name)
+            record(.stopped(app: name, current))
         }
         if hadProxy && deploy.step.spec.traffic == nil {
             router.stop(name)

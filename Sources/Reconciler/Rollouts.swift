@@ -372,7 +372,7 @@ extension Reconciler {
         let zeroAt = clock.wallMilliseconds()
         if let problem = routeTraffic(name) { logger.critical("\(name): the abort could not reach the proxy: \(problem)") }
         logger.notice("\(name): \(canary.version) taken out of traffic \(zeroAt - detectedAt) ms after the breach; \(rollout.stable.version) serves everything")
-        drivers[canary.runsOn]?.stop(canary)
+        retire(canary, of: name)
         let who = asked.map { "aborted by \($0.actor)" + ($0.reason.map { ": \($0)" } ?? "") } ?? reason
         note([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
                                                                        ("reason", who), ("tookMs", String(zeroAt - detectedAt))])], on: release)
@@ -413,7 +413,18 @@ extension Reconciler {
         if let reason = asked?.reason { fields.append(("reason", reason)) }
         record(.rollout(app: name, nil, note: NoteRecorder.Entry(outcome: .promoted, app: name, fields: fields), on: release))
         logger.notice("\(name): \(instance.version) promoted; stopping \(rollout.stable.version)")
-        drivers[rollout.stable.runsOn]?.stop(rollout.stable)
+        retire(rollout.stable, of: name)
+    }
+
+    /// Stops an instance the proxy no longer routes to, once the proxy has
+    /// let go of it (its requests in flight answered; at most 5 s).
+    func retire(_ instance: Instance, of name: String) {
+        let deadline = clock.monotonicMilliseconds() + 5_000
+        while routed[name] == nil, state.apps[name]?.traffic != nil, state.apps[name]?.trafficError == nil, clock.monotonicMilliseconds() < deadline {
+            clock.sleep(milliseconds: 5)
+            routeTraffic(name)
+        }
+        drivers[instance.runsOn]?.stop(instance)
     }
 
     /// A deploy of the tree the rollout's stable version runs (a rollback
@@ -425,7 +436,7 @@ extension Reconciler {
         logger.notice("\(name): the tip returns to \(rollout.stable.version), which still runs; switching traffic back to it")
         record(.aborted(app: name, stable: rollout.stable, stableRelease: release.hex))
         routeTraffic(name)
-        drivers[canary.runsOn]?.stop(canary)
+        retire(canary, of: name)
         if let canaryRelease = app.release.flatMap(OID.init(hex:)) {
             note([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
                                                                            ("reason", "the branch returned to \(rollout.stable.version)")])], on: canaryRelease)
@@ -442,7 +453,7 @@ extension Reconciler {
         logger.notice("\(name): \(why); the rollout of \(canary.version) ends and \(rollout.stable.version) takes all traffic back")
         record(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease))
         routeTraffic(name)
-        drivers[canary.runsOn]?.stop(canary)
+        retire(canary, of: name)
     }
 
     /// Answers the operators' requests left in the state directory.
@@ -460,6 +471,8 @@ extension Reconciler {
                 continue
             }
             let answer = handle(request, app: app)
+            // The notes it left are in git before the operator hears back.
+            flushNotes()
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             if let data = try? encoder.encode(answer) { _ = FileIO.writeAtomically(store.answerFile(app), Array(data)) }

@@ -32,6 +32,9 @@ struct RolloutControl: ParsableArguments {
     func validate() throws {
         guard Duration(parsing: timeout) != nil else { throw ValidationError("--timeout '\(timeout)' is not a duration (e.g. 30s)") }
         if let reason, reason.utf8.count > Bounded.maxReasonLength { throw ValidationError("--reason is longer than \(Bounded.maxReasonLength) bytes") }
+        if let actor, actor.isEmpty || actor.utf8.count > 256 || actor.contains(where: { $0.isNewline || $0 == " " }) {
+            throw ValidationError("--actor must be one word of at most 256 bytes, such as dana@example.com")
+        }
     }
 
     func send(_ action: RolloutRequest.Action) throws {

@@ -168,6 +168,7 @@ enum WebPage {
         <dt>Desired</dt><dd>\(e(a.desiredVersion ?? "-"))</dd><dt>Applied</dt><dd>\(e(a.appliedVersion ?? "-")) (\(commitLink(a.appliedCommit)))</dd>
         <dt>Health</dt><dd id="app-health">\(health(a.health.rawValue))</dd><dt>Pin</dt><dd>\(a.pin.map { "pinned to \(commitLink($0))" } ?? "none")</dd>
         <dt>Waiting for</dt><dd>\(e(a.waitingFor))</dd><dt>Last error</dt><dd\(problem(a) == nil ? "" : " class=\"error-text\"")>\(e(problem(a) ?? "none"))</dd>
+        \(a.traffic.map { t in "<dt>Traffic</dt><dd id=\"app-traffic\">\(e("127.0.0.1:\(t.listenPort), \(t.strategy): \(t.line(app: a.name))"))\(t.held.map { " <span class=\"error-text\">drained: \(e($0))</span>" } ?? "")</dd>" } ?? "")
         </dl>
 
         """

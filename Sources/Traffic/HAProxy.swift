@@ -304,8 +304,17 @@ extension HAProxyRuntime {
             get { result.changes }
             set { result.changes = newValue }
         }
-        // Weights first: a server gets its share before another one leaves.
-        for (name, server) in wanted.sorted(by: { $0.key < $1.key }) {
+        // Servers that gain first (new ones, higher weights), then those that
+        // lose: at no moment does the backend have fewer servers taking requests.
+        func gains(_ name: String, _ server: TrafficState.Server) -> Bool {
+            guard let current = running[name] else { return true }
+            return server.weight >= current.weight && !server.draining
+        }
+        let ordered = wanted.sorted { a, b in
+            let (ga, gb) = (gains(a.key, a.value), gains(b.key, b.value))
+            return ga != gb ? ga : a.key < b.key
+        }
+        for (name, server) in ordered {
             guard let current = running[name] else {
                 try addServer(backend: backend, name: name, address: server.address, port: server.port, weight: server.weight)
                 if server.draining { try setState(backend: backend, server: name, .drain) }

@@ -103,6 +103,7 @@ struct ProgressiveDeliveryTests {
             load.stop()
             #expect(load.failed.isEmpty, "failed requests: \(load.failed.prefix(5))")
             #expect(try h.proxyWeights("web").count == 1)
+            try h.waitUntil("the promotion's note") { h.notes(on: release).contains("promoted app=web") }
             let notes = h.notes(on: release)
             #expect(notes.contains("step app=web weight=100 version=2.0.0 strategy=blueGreen"))
             #expect(notes.contains("promoted app=web version=2.0.0"))
@@ -250,6 +251,19 @@ struct ProgressiveDeliveryTests {
         }
     }
 
+    @Test("manual controls refuse clearly: an unknown app (4), no reconciler running (1), a bad --actor (64)")
+    func manualControlsRefuse() throws {
+        try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
+            let unknown = try rewind(["abort", "nosuch", "--repo", h.repo, "--state-dir", h.stateDir])
+            #expect(unknown.status == 4 && unknown.stderr.contains("no app 'nosuch'"), "\(unknown.stderr)")
+            let idle = try rewind(["pause", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--format", "json"])
+            #expect(idle.status == 1 && idle.stdout.contains("no reconciler runs"), "\(idle.stdout)")
+            let actor = try rewind(["promote", "api", "--repo", h.repo, "--actor", "two words"])
+            #expect(actor.status == 64 && actor.stderr.contains("--actor"), "\(actor.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: h.stateDir + "/requests/api.json"), "nothing is left behind")
+        }
+    }
+
     @Test("a rollback across two reversible migrations drains traffic, runs the down commands newest first, then restores traffic; a failing down escalates and stays drained")
     func reversibleMigrations() throws {
         let listen = try Self.freePort()
@@ -284,11 +298,12 @@ struct ProgressiveDeliveryTests {
                     #expect(log().split(separator: "\n") == ["pre", "down 003 503", "down 002 503"], "\(log())")
                     #expect(try Self.shares(port: listen, count: 5) == ["failed": 5], "traffic stays drained")
                     #expect(try h.proxyWeights("db").values.allSatisfy { $0 == 0 })
-                    #expect(h.notes(on: rollback).contains("sequence app=db stage=down id=002 result=failed"))
+                    try h.waitUntil("the failed stage's note") { h.notes(on: rollback).contains("sequence app=db stage=down id=002 result=failed") }
                 } else {
                     try h.waitUntil("1.0.0 serves again") { try h.applied("db").version == "1.0.0" && log().contains("post") }
                     #expect(log().split(separator: "\n") == ["pre", "down 003 503", "down 002 503", "post"], "no traffic reached the app while the downs ran: \(log())")
                     #expect(try Self.shares(port: listen, count: 10) == ["1.0.0": 10])
+                    try h.waitUntil("the last stage's note") { h.notes(on: rollback).contains("sequence app=db stage=hook name=postRollback") }
                     let notes = h.notes(on: rollback)
                     for stage in ["stage=hook name=preRollback", "stage=drain", "stage=down id=003", "stage=down id=002", "stage=start", "stage=restore", "stage=hook name=postRollback"] {
                         #expect(notes.contains("sequence app=db \(stage)"), "\(stage) in \(notes)")
