@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit bench-ui template check-template web check-web clean
+.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic template check-template web check-web clean
 
 deps:
 	@scripts/install-deps.sh
@@ -40,6 +40,11 @@ bench: release
 	python3 Benchmarks/remote.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/audit.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/ui.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	python3 Benchmarks/traffic.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# Progressive delivery alone (Benchmarks/traffic.py: canary abort, blue-green switch back, failed requests under load).
+bench-traffic: release
+	python3 Benchmarks/traffic.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # The web UI alone (Benchmarks/ui.py: overview and app pages, rollback to browser).
 bench-ui: release

@@ -2,7 +2,8 @@
 # `make demo`: Rewind's main job on a fresh deployment repository from the
 # template. The reconciler runs the apps as local processes (the demo
 # service), a good release goes out, then a bad one crash-loops and Rewind
-# rolls it back by writing a commit, and reconciles that commit. Measured
+# rolls it back by writing a commit, and reconciles that commit (then, with
+# Prometheus, a remote git host and an HAProxy canary). Measured
 # times are printed at the end. Leaves no process and no file behind.
 set -euo pipefail
 rewind=${1:?usage: demo.sh PATH-TO-REWIND}
@@ -105,4 +106,7 @@ else
 fi
 
 "$(dirname "$0")/demo-remote.sh" "$rewind" "$repo" "$work"
+[ -z "$(left)" ] && echo "no process left behind" || { echo "processes left: $(left)" >&2; exit 1; }
+
+"$(dirname "$0")/demo-traffic.sh" "$rewind" "$work"
 [ -z "$(left)" ] && echo "no process left behind" || { echo "processes left: $(left)" >&2; exit 1; }
