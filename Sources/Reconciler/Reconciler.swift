@@ -170,6 +170,8 @@ public final class Reconciler {
     /// When the operators' requests, and the proxies, are looked at next (monotonic ms).
     var nextRequestLook: Int64 = 0
     var nextProxyLook: Int64 = 0
+    /// When a rollout's stable version that died may be started again (monotonic ms).
+    var nextStableRestart: [String: Int64] = [:]
     /// Runs migrations' down commands and rollback hooks.
     let commands: CommandRunner
     /// Set when the state could not record an intent: nothing more is

@@ -273,11 +273,19 @@ extension Reconciler {
             return
         }
         if !driver.isRunning(rollout.stable), let stableDeployment = deployment(of: rollout.stable, ref) {
+            // At most once a second: the version to return to must run, but not in a tight loop.
+            let mono = clock.monotonicMilliseconds()
+            guard mono >= nextStableRestart[name] ?? 0 else { return }
+            nextStableRestart[name] = mono + 1_000
             logger.warning("\(name): the stable version \(rollout.stable.version) is not running; starting it again")
-            if let restarted = try? driver.start(stableDeployment, journal: { _ in }) {
+            do {
+                let restarted = try driver.start(stableDeployment) { pending in try journal(name, pending) }
                 var moved = rollout
                 moved.stable = restarted
                 record(.rollout(app: name, moved, note: nil, on: nil))
+                record(.pending(app: name, nil))
+            } catch {
+                logger.error("\(name): cannot start the stable version \(rollout.stable.version) again: \(error)")
             }
             return
         }

@@ -166,7 +166,11 @@ public struct StatusReport: Sendable {
             t.held = app.trafficHeld
             t.error = app.trafficError
             status.traffic = t
-            if let rollout = app.rollout, status.waitingFor == "nothing" {
+            if let problem = app.trafficError {
+                status.waitingFor = "the proxy: \(problem)" + (app.rollout == nil ? "" : "; the rollout is held until it routes again")
+            } else if let held = app.trafficHeld, app.needsHuman == nil {
+                status.waitingFor = "the coordinated rollback to finish (traffic drained: \(held))"
+            } else if let rollout = app.rollout, status.waitingFor == "nothing" {
                 status.waitingFor = rollout.paused ? "an operator: the rollout is paused (rewind resume \(name))"
                     : rollout.strategy == .canary ? "the canary's next step (\(t.line(app: name)))" : "the blue-green scaleDownDelay to end"
             }
