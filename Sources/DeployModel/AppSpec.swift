@@ -72,6 +72,9 @@ public struct TrafficSettings: Sendable, Equatable, Codable {
     public var interval: Duration = Duration(milliseconds: 60_000)
     /// Blue-green: how long the old version stays warm after the switch.
     public var scaleDownDelay: Duration = Duration(milliseconds: 30_000)
+    /// Failed health probes in a row of the new version that abort a rollout
+    /// (one blip is noise; a crash aborts at once).
+    public var failureLimit = 2
     /// Step-level queries, evaluated at every step besides policy.triggers
     /// (`$app` and `$version` are substituted).
     public var analysis: [Trigger] = []
@@ -265,7 +268,7 @@ public struct AppSpec: Sendable, Equatable, Codable {
 
     private static func parseTraffic(_ reader: YAMLReader, _ map: Node.Mapping, platform: Platform?, process: ProcessSettings?) -> TrafficSettings? {
         guard let node = reader.value(map, "traffic", parent: ""), let t = reader.mapping(node, field: "traffic") else { return nil }
-        reader.warnUnknown(t, known: ["listen", "strategy", "steps", "interval", "scaleDownDelay", "analysis", "proxy"], parent: "traffic")
+        reader.warnUnknown(t, known: ["listen", "strategy", "steps", "interval", "scaleDownDelay", "failureLimit", "analysis", "proxy"], parent: "traffic")
         if let platform, platform != .process {
             reader.error(node, field: "traffic", "traffic works on the process platform only, not \(platform.rawValue)", hint: "remove traffic, or use platform: process")
         }
@@ -295,6 +298,7 @@ public struct AppSpec: Sendable, Equatable, Codable {
         var settings = TrafficSettings(listenPort: listen ?? 0, strategy: strategy ?? .blueGreen, steps: steps)
         if let interval = reader.duration(t, "interval", parent: "traffic") { settings.interval = interval }
         if let delay = reader.duration(t, "scaleDownDelay", parent: "traffic") { settings.scaleDownDelay = delay }
+        if let limit = reader.int(t, "failureLimit", parent: "traffic", range: 1...100) { settings.failureLimit = limit }
         if let analysisNode = reader.value(t, "analysis", parent: "traffic") {
             if case .sequence(let list) = analysisNode {
                 for (i, item) in list.enumerated() {

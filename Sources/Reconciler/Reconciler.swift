@@ -172,6 +172,8 @@ public final class Reconciler {
     var nextProxyLook: Int64 = 0
     /// When a rollout's stable version that died may be started again (monotonic ms).
     var nextStableRestart: [String: Int64] = [:]
+    /// Failed health probes in a row of each rollout's new version.
+    var rolloutProbeFailures: [String: Int] = [:]
     /// Runs migrations' down commands and rollback hooks.
     let commands: CommandRunner
     /// Set when the state could not record an intent: nothing more is

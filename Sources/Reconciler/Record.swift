@@ -136,6 +136,7 @@ extension Reconciler {
                 app.observes = step.spec.exec?.observe != nil
             }
             deployments[step.tree.hex] = deployment
+            rolloutProbeFailures[name] = nil
             note([NoteRecorder.Entry(outcome: .applied, app: name, fields: [("version", step.spec.version), ("tree", step.tree.short), ("duration", "\(took)ms")]),
                   NoteRecorder.Entry(outcome: .healthy, app: name, fields: [("version", step.spec.version)])]
                  + (rollout.map { [Self.stepEntry(name, $0, step.spec.version)] } ?? []), on: release)

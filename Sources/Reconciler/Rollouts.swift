@@ -293,8 +293,17 @@ extension Reconciler {
         if mono >= nextProbe[name] ?? 0 {
             nextProbe[name] = mono + min(canaryDeployment.spec.health?.interval.milliseconds ?? 1_000, 250)
             if let problem = driver.healthProblem(instance, canaryDeployment), problem != "starting" {
-                abortRollout(name, reason: "\(instance.version) \(stage): unhealthy: \(problem)", detectedAt: now, by: nil)
-            return
+                let failures = (rolloutProbeFailures[name] ?? 0) + 1
+                rolloutProbeFailures[name] = failures
+                if failures >= traffic.failureLimit {
+                    rolloutProbeFailures[name] = nil
+                    let count = failures == 1 ? "" : " (\(failures) probes in a row)"
+                    abortRollout(name, reason: "\(instance.version) \(stage): unhealthy\(count): \(problem)", detectedAt: now, by: nil)
+                    return
+                }
+                logger.warning("\(name): \(instance.version) failed a health probe (\(failures) of \(traffic.failureLimit) in a row abort): \(problem)")
+            } else {
+                rolloutProbeFailures[name] = nil
             }
         }
         if let breach = rolloutAnalysis(name, app, rollout, traffic, desired.config.policy) {

@@ -92,7 +92,7 @@ func quickVersionMatchesTheParser(text: String, expected: String?) {
     let parsed = try #require(spec, "\(diagnostics)")
     let traffic = try #require(parsed.traffic)
     #expect(traffic.listenPort == 8080 && traffic.strategy == .canary && traffic.steps == [10, 25, 50, 100])
-    #expect(traffic.interval.milliseconds == 30_000 && traffic.analysis.map(\.name) == ["errors"])
+    #expect(traffic.interval.milliseconds == 30_000 && traffic.analysis.map(\.name) == ["errors"] && traffic.failureLimit == 2)
     #expect(parsed.hooks?.preRollback == ["/bin/sh", "-c", "./notify.sh start"] && parsed.hooks?.postRollback == ["./notify.sh", "done"])
     #expect(parsed.migrations.last?.down == ["./migrate", "down", "002"])
     let older = AppSpec(platform: .process, version: "1.0", migrations: [Migration(id: "001", reversible: true)])
@@ -112,6 +112,7 @@ private let trafficBase = "platform: process\nversion: 1\nprocess:\n  command: x
     (trafficBase + "  listen: 10.0.0.1:8080\n  strategy: blueGreen\n", "traffic.listen", 6, "not a loopback address"),
     (trafficBase + "  listen: http\n  strategy: blueGreen\n", "traffic.listen", 6, "not a port"),
     (trafficBase + "  strategy: blueGreen\n", "traffic.listen", 6, "required field is missing"),
+    (trafficBase + "  listen: 8080\n  strategy: blueGreen\n  failureLimit: 0\n", "traffic.failureLimit", 8, "whole number from 1 to 100"),
     (trafficBase + "  listen: 8080\n  strategy: blueGreen\n  proxy:\n    socket: run/admin.sock\n    backend: api\n", "traffic.proxy.socket", 9, "not an absolute path"),
     ("platform: process\nversion: 1\nprocess:\n  command: x\n  port: 9000\ntraffic:\n  listen: 8080\n  strategy: blueGreen\n", "process.port", 7, "each version needs a port of its own"),
     ("platform: exec\nversion: 1\nexec:\n  apply: ./a\ntraffic:\n  listen: 8080\n  strategy: blueGreen\n", "traffic", 6, "process platform only"),

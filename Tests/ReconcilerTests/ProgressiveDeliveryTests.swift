@@ -251,6 +251,27 @@ struct ProgressiveDeliveryTests {
         }
     }
 
+    @Test("a failed health probe below traffic.failureLimit is noise: the canary keeps its weight, and probes that pass again reset the count")
+    func probeNoise() throws {
+        let listen = try Self.freePort()
+        let blip = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-blip-\(UUID().uuidString.prefix(6))").path
+        defer { try? FileManager.default.removeItem(atPath: blip) }
+        let traffic = "  listen: \(listen)\n  strategy: canary\n  steps: [25, 100]\n  interval: 1h\n  failureLimit: 100\n"
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic, args: ["--health-fail-file", blip])))
+            try h.commit("api 2.0.0")
+            try h.waitUntil("the canary at 25%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 25 }
+            try writeFile(blip, "")
+            try h.waitUntil("a failed probe is seen") { h.log.contains("failed a health probe (1 of 100 in a row abort)") }
+            try FileManager.default.removeItem(atPath: blip)
+            try h.waitUntil("the probes pass again") { (try Loopback.get(port: listen, path: "/", timeoutMilliseconds: 1_000)).status == 200 && !FileManager.default.fileExists(atPath: blip) }
+            #expect((try Self.rollout(h, "api"))?["weight"] as? Int == 25)
+            #expect(try Self.rollbackCommits(h).isEmpty)
+        }
+    }
+
     @Test("manual controls refuse clearly: an unknown app (4), no reconciler running (1), a bad --actor (64)")
     func manualControlsRefuse() throws {
         try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
