@@ -272,6 +272,28 @@ struct ProgressiveDeliveryTests {
         }
     }
 
+    @Test("a rollback commit written by hand during a canary switches traffic back to the stable version, which keeps running (nothing is started)")
+    func handWrittenRollbackDuringCanary() throws {
+        let listen = try Self.freePort()
+        let traffic = "  listen: \(listen)\n  strategy: canary\n  steps: [10, 100]\n  interval: 1h\n"
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            let stablePid = try #require(try h.applied("api").pid)
+            try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
+            let release = try h.commit("api 2.0.0")
+            try h.waitUntil("the canary at 10%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 10 }
+            let rolled = try rewind(["rollback", "api", "--repo", h.repo, "--reason", "not today"])
+            #expect(rolled.status == 0, "\(rolled.stderr)")
+            let rollback = try #require(try h.commits().first)
+            try h.waitUntil("the rollback is verified") { h.notes(on: rollback).contains("verified app=api") }
+            #expect(try h.applied("api").pid == stablePid, "the stable version was not restarted")
+            #expect(try Self.rollout(h, "api") == nil)
+            #expect(try Self.shares(port: listen, count: 20) == ["1.0.0": 20])
+            #expect(h.notes(on: release).contains("aborted app=api weight=10 version=2.0.0"))
+        }
+    }
+
     @Test("manual controls refuse clearly: an unknown app (4), no reconciler running (1), a bad --actor (64)")
     func manualControlsRefuse() throws {
         try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
