@@ -23,7 +23,7 @@
 Each benchmark builds its own repository in a temporary directory and removes
 it (and every process it started) afterwards.
 """
-import json, os, shutil, socket, statistics, sys, tempfile, threading, time, urllib.request
+import contextlib, json, os, shutil, socket, statistics, sys, tempfile, threading, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reconciler import ENV, REWIND, commit, new_repo, sh, status, wait, write, Reconciler  # noqa: E402
@@ -91,15 +91,31 @@ def note(repo, commit_id):
     return sh("git", "notes", "--ref=rewind", "show", commit_id, cwd=repo, check=False)
 
 
-def canary_abort(runs):
+@contextlib.contextmanager
+def api_running(traffic_for):
+    """A repository with app api 1.0.0 (`traffic_for(listen port)` its traffic: or None) and a
+    reconciler, waited for until healthy; yields (root, repo, reconciler, listen, traffic), then
+    stops everything and removes the directory."""
     root = tempfile.mkdtemp(prefix="rewind-bench-")
     rec = None
     try:
         listen = free_port()
-        traffic = f"  listen: {listen}\n  strategy: canary\n  steps: [25, 100]\n  interval: 1h\n"
+        traffic = traffic_for(listen)
         repo = new_repo(root, {"api": app_yaml("1.0.0", traffic)}, policy=POLICY)
         rec = Reconciler(root, repo)
         wait("1.0.0", lambda: status(repo, rec.state)["api"]["health"] == "healthy")
+        yield root, repo, rec, listen, traffic
+    except SystemExit:
+        print("reconciler log:\n" + open(os.path.join(root, "reconciler.log")).read()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        if rec:
+            rec.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def canary_abort(runs):
+    with api_running(lambda listen: f"  listen: {listen}\n  strategy: canary\n  steps: [25, 100]\n  interval: 1h\n") as (root, repo, rec, listen, traffic):
         inside, outside = [], []
         for i in range(1, runs + 1):
             sick = f"{root}/sick-{i}"
@@ -120,23 +136,13 @@ def canary_abort(runs):
         summary.append(f"canary breach noticed -> proxy at weight 0: median {statistics.median(inside):.1f} ms (max {max(inside):.1f}, n={runs}); "
                        f"failure -> weight 0 seen on the proxy's socket (probe included): median {statistics.median(outside):.1f} ms (max {max(outside):.1f}); "
                        f"target <= 1000 ms (seed 002: canary abort 1-2 s)")
-    finally:
-        if rec:
-            rec.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def switch_back(runs):
     results = {}
     for mode in ("blue-green", "redeploy"):
-        root = tempfile.mkdtemp(prefix="rewind-bench-")
-        rec = None
-        try:
-            listen = free_port()
-            traffic = f"  listen: {listen}\n  strategy: blueGreen\n  scaleDownDelay: 1h\n" if mode == "blue-green" else None
-            repo = new_repo(root, {"api": app_yaml("1.0.0", traffic)}, policy=POLICY)
-            rec = Reconciler(root, repo)
-            wait("1.0.0", lambda: status(repo, rec.state)["api"]["health"] == "healthy")
+        traffic_for = (lambda listen: f"  listen: {listen}\n  strategy: blueGreen\n  scaleDownDelay: 1h\n") if mode == "blue-green" else (lambda _: None)
+        with api_running(traffic_for) as (root, repo, rec, listen, traffic):
             samples = []
             for i in range(1, runs + 1):
                 sick = f"{root}/sick-{i}"
@@ -158,13 +164,6 @@ def switch_back(runs):
                 wait("the rollback commit", lambda: len(rollbacks(repo)) == before + 1)
                 wait("1.0.0 healthy", lambda: (lambda a: a["applied"]["version"] == "1.0.0" and a["health"] == "healthy")(st()))
             results[mode] = samples
-        except SystemExit:
-            print(f"({mode}) reconciler log:\n" + open(os.path.join(root, "reconciler.log")).read()[-3000:], file=sys.stderr)
-            raise
-        finally:
-            if rec:
-                rec.stop()
-            shutil.rmtree(root, ignore_errors=True)
     bg, rd = statistics.median(results["blue-green"]), statistics.median(results["redeploy"])
     summary.append(f"new version fails -> old version serves again: blue-green switch back median {bg:.1f} ms (max {max(results['blue-green']):.1f}), "
                    f"plain redeploy of the old version median {rd:.1f} ms (max {max(results['redeploy']):.1f}); ratio {bg / rd:.2f}, n={runs}; target <= 1000 ms")
@@ -195,14 +194,8 @@ class Load:
 def release_load(runs):
     results = {}
     for mode in ("blue-green", "no-proxy"):
-        root = tempfile.mkdtemp(prefix="rewind-bench-")
-        rec = None
-        try:
-            listen = free_port()
-            traffic = f"  listen: {listen}\n  strategy: blueGreen\n  scaleDownDelay: 500ms\n" if mode == "blue-green" else None
-            repo = new_repo(root, {"api": app_yaml("1.0.0", traffic)}, policy=POLICY)
-            rec = Reconciler(root, repo)
-            wait("1.0.0", lambda: status(repo, rec.state)["api"]["health"] == "healthy")
+        traffic_for = (lambda listen: f"  listen: {listen}\n  strategy: blueGreen\n  scaleDownDelay: 500ms\n") if mode == "blue-green" else (lambda _: None)
+        with api_running(traffic_for) as (root, repo, rec, listen, traffic):
             state_file = f"{rec.state}/apps/api.json"
             known = {"port": None, "at": 0}
 
@@ -227,10 +220,6 @@ def release_load(runs):
                 time.sleep(0.3)
             load.stop()
             results[mode] = (load.failed, load.ok + load.failed)
-        finally:
-            if rec:
-                rec.stop()
-            shutil.rmtree(root, ignore_errors=True)
     (bf, bt), (nf, nt) = results["blue-green"], results["no-proxy"]
     summary.append(f"failed requests during {runs} healthy releases under steady load: blue-green {bf} of {bt}, "
                    f"start-beside-then-stop without a proxy {nf} of {nt} (client following the state's port); target 0 for blue-green")

@@ -125,8 +125,22 @@ extension Reconciler {
         case failed(Failure)
     }
 
-    private func evaluate(_ trigger: Trigger, app: String, client: PrometheusClient, now: Int64, release: OID, tree: OID) -> Evaluation {
-        let query = trigger.query.replacing("$app", with: app)
+    /// What one look at a trigger's query found.
+    enum TriggerReading {
+        /// Under the threshold, or no data.
+        case clear
+        /// Prometheus did not answer (logged).
+        case unknown
+        /// Over the threshold, not yet for the trigger's `for`.
+        case breaching
+        /// Over the threshold for at least `for`, since `since` (wall ms).
+        case lasting(value: Double, since: Int64)
+    }
+
+    /// Runs `query` (the trigger's, its variables substituted) and keeps in
+    /// `breaches` since when each trigger of `app` breaches: the one
+    /// evaluation of soak analysis and of rollout analysis.
+    func read(_ trigger: Trigger, query: String, app: String, client: PrometheusClient, now: Int64, breaches: inout [String: [String: Int64]]) -> TriggerReading {
         let value: Double?
         do {
             value = try client.value(of: query)
@@ -140,7 +154,17 @@ extension Reconciler {
         }
         let since = breaches[app]?[trigger.name] ?? now
         breaches[app, default: [:]][trigger.name] = since
-        guard now - since >= trigger.forDuration.milliseconds else { return .breaching }
+        return now - since >= trigger.forDuration.milliseconds ? .lasting(value: value, since: since) : .breaching
+    }
+
+    private func evaluate(_ trigger: Trigger, app: String, client: PrometheusClient, now: Int64, release: OID, tree: OID) -> Evaluation {
+        let value: Double, since: Int64
+        switch read(trigger, query: trigger.query.replacing("$app", with: app), app: app, client: client, now: now, breaches: &breaches) {
+        case .clear: return .clear
+        case .unknown: return .unknown
+        case .breaching: return .breaching
+        case .lasting(let v, let s): (value, since) = (v, s)
+        }
         let reason = "trigger \(trigger.name): \(value) \(trigger.comparison) \(trigger.threshold) for \(Duration(milliseconds: now - since)) during the soak window"
         switch trigger.action {
         case .rollback:

@@ -239,8 +239,9 @@ extension Reconciler {
             stage(name, release, [("stage", "hook"), ("name", "preRollback"), ("result", "ok")])
         }
         if step.spec.traffic != nil {
+            // The proxy follows the state: weights to 0.
             record(.trafficHeld(app: name, "coordinated rollback \(current.version) → \(step.spec.version)"))
-            if let problem = routeTraffic(name) {
+            if let problem = state.apps[name]?.trafficError {
                 return (true, fail(name, release: release, tree: step.tree, reason: "cannot drain traffic: \(problem)"))
             }
         } else {

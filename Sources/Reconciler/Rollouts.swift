@@ -198,7 +198,7 @@ extension Reconciler {
             // A server with requests in flight leaves on a later sync (every tick until it has).
             routed[name] = synced.leaving.isEmpty ? wanted : nil
             if synced.changes > 0 { logger.debug("\(name): proxy routes \(wanted.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.weight)" }.joined(separator: " "))") }
-            if app.trafficError != nil { routing = false; record(.trafficProblem(app: name, nil)) }
+            if app.trafficError != nil { record(.trafficProblem(app: name, nil)) }
             writeTargets()
             return nil
         } catch {
@@ -206,7 +206,6 @@ extension Reconciler {
             let problem = "proxy: \(error)"
             if app.trafficError != problem {
                 logger.error("\(name): \(problem)")
-                routing = false
                 record(.trafficProblem(app: name, problem))
             }
             return problem
@@ -244,13 +243,10 @@ extension Reconciler {
             nextProxyLook = mono + (state.apps.values.contains { $0.trafficError != nil } ? 1_000 : 100)
             for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
                 guard let traffic = app.traffic else { continue }
-                if !router.isUp(name, traffic) {
-                    if traffic.proxySocket == nil && routed[name] != nil { logger.warning("\(name): the proxy is not running; starting it again with the last known weights") }
-                    routeTraffic(name, force: true)
-                } else {
-                    // After a restart: the adopted proxy gets the state's weights.
-                    routeTraffic(name, force: app.trafficError != nil)
-                }
+                let up = router.isUp(name, traffic)
+                if !up && traffic.proxySocket == nil && routed[name] != nil { logger.warning("\(name): the proxy is not running; starting it again with the last known weights") }
+                // Unforced, this gives an adopted proxy (after a restart) the state's weights.
+                routeTraffic(name, force: !up || app.trafficError != nil)
             }
         }
         answerRequests()
@@ -356,23 +352,9 @@ extension Reconciler {
         let now = clock.wallMilliseconds()
         for trigger in triggers {
             let query = trigger.query.replacing("$version", with: instance.version).replacing("$stable", with: rollout.stable.version).replacing("$app", with: name)
-            let value: Double?
-            do {
-                value = try client.value(of: query)
-            } catch {
-                logger.warning("\(name): rollout query \(trigger.name): \(error)")
-                continue
-            }
-            guard let value, trigger.breached(by: value) else {
-                rolloutBreaches[name]?[trigger.name] = nil
-                continue
-            }
-            let since = rolloutBreaches[name]?[trigger.name] ?? now
-            rolloutBreaches[name, default: [:]][trigger.name] = since
-            if now - since >= trigger.forDuration.milliseconds {
-                rolloutBreaches[name] = nil
-                return "query \(trigger.name) (\(query)) = \(value) \(trigger.comparison) \(trigger.threshold)"
-            }
+            guard case .lasting(let value, _) = read(trigger, query: query, app: name, client: client, now: now, breaches: &rolloutBreaches) else { continue }
+            rolloutBreaches[name] = nil
+            return "query \(trigger.name) (\(query)) = \(value) \(trigger.comparison) \(trigger.threshold)"
         }
         return nil
     }
@@ -385,9 +367,10 @@ extension Reconciler {
     func abortRollout(_ name: String, reason: String, detectedAt: Int64, by asked: RolloutRequest?) -> OID? {
         guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance,
               let release = app.release.flatMap(OID.init(hex:)), let tree = OID(hex: canary.tree) else { return nil }
+        // The proxy follows the state at once: the stable version gets everything.
         record(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease))
         let zeroAt = clock.wallMilliseconds()
-        if let problem = routeTraffic(name) { logger.critical("\(name): the abort could not reach the proxy: \(problem)") }
+        if let problem = state.apps[name]?.trafficError { logger.critical("\(name): the abort could not reach the proxy: \(problem)") }
         logger.notice("\(name): \(canary.version) taken out of traffic \(zeroAt - detectedAt) ms after the breach; \(rollout.stable.version) serves everything")
         retire(canary, of: name)
         let who = asked.map { "aborted by \($0.actor)" + ($0.reason.map { ": \($0)" } ?? "") } ?? reason
@@ -452,7 +435,6 @@ extension Reconciler {
         guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance else { return nil }
         logger.notice("\(name): the tip returns to \(rollout.stable.version), which still runs; switching traffic back to it")
         record(.aborted(app: name, stable: rollout.stable, stableRelease: release.hex))
-        routeTraffic(name)
         retire(canary, of: name)
         if let canaryRelease = app.release.flatMap(OID.init(hex:)) {
             note([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
@@ -469,7 +451,6 @@ extension Reconciler {
         guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance else { return }
         logger.notice("\(name): \(why); the rollout of \(canary.version) ends and \(rollout.stable.version) takes all traffic back")
         record(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease))
-        routeTraffic(name)
         retire(canary, of: name)
     }
 

@@ -300,10 +300,6 @@ extension HAProxyRuntime {
     public func sync(backend: String, to wanted: [String: TrafficState.Server]) throws(TrafficError) -> SyncResult {
         let running = Dictionary(try servers(backend: backend).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var result = SyncResult()
-        var changes: Int {
-            get { result.changes }
-            set { result.changes = newValue }
-        }
         // Servers that gain first (new ones, higher weights), then those that
         // lose: at no moment does the backend have fewer servers taking requests.
         func gains(_ name: String, _ server: TrafficState.Server) -> Bool {
@@ -318,20 +314,20 @@ extension HAProxyRuntime {
             guard let current = running[name] else {
                 try addServer(backend: backend, name: name, address: server.address, port: server.port, weight: server.weight)
                 if server.draining { try setState(backend: backend, server: name, .drain) }
-                changes += 1
+                result.changes += 1
                 continue
             }
-            if current.weight != server.weight { try setWeight(backend: backend, server: name, weight: server.weight); changes += 1 }
-            if current.draining != server.draining || current.inMaintenance { try setState(backend: backend, server: name, server.draining ? .drain : .ready); changes += 1 }
+            if current.weight != server.weight { try setWeight(backend: backend, server: name, weight: server.weight); result.changes += 1 }
+            if current.draining != server.draining || current.inMaintenance { try setState(backend: backend, server: name, server.draining ? .drain : .ready); result.changes += 1 }
         }
         for name in running.keys.sorted() where wanted[name] == nil {
             if running[name]?.inMaintenance != true {
                 try setState(backend: backend, server: name, .maint)
-                changes += 1
+                result.changes += 1
             }
             do {
                 try change("del server \(backend)/\(name)")
-                changes += 1
+                result.changes += 1
             } catch {
                 // Requests still in flight: it gets nothing new, and goes on a later sync.
                 result.leaving.append(name)
