@@ -296,21 +296,26 @@ public struct SyncResult: Sendable, Equatable {
 /// servers added, re-weighted, drained and removed until HAProxy routes
 /// what `wanted` says.
 extension HAProxyRuntime {
-    @discardableResult
-    public func sync(backend: String, to wanted: [String: TrafficState.Server]) throws(TrafficError) -> SyncResult {
-        let running = Dictionary(try servers(backend: backend).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        var result = SyncResult()
-        // Servers that gain first (new ones, higher weights), then those that
-        // lose: at no moment does the backend have fewer servers taking requests.
+    /// The order `sync` changes the wanted servers in: those that gain
+    /// first (new ones, higher weights), then those that lose, so that at no
+    /// moment does the backend have fewer servers taking requests.
+    static func syncOrder(_ wanted: [String: TrafficState.Server], running: [String: Server]) -> [String] {
         func gains(_ name: String, _ server: TrafficState.Server) -> Bool {
             guard let current = running[name] else { return true }
             return server.weight >= current.weight && !server.draining
         }
-        let ordered = wanted.sorted { a, b in
+        return wanted.sorted { a, b in
             let (ga, gb) = (gains(a.key, a.value), gains(b.key, b.value))
             return ga != gb ? ga : a.key < b.key
-        }
-        for (name, server) in ordered {
+        }.map(\.key)
+    }
+
+    @discardableResult
+    public func sync(backend: String, to wanted: [String: TrafficState.Server]) throws(TrafficError) -> SyncResult {
+        let running = Dictionary(try servers(backend: backend).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var result = SyncResult()
+        for name in Self.syncOrder(wanted, running: running) {
+            guard let server = wanted[name] else { continue }
             guard let current = running[name] else {
                 try addServer(backend: backend, name: name, address: server.address, port: server.port, weight: server.weight)
                 if server.draining { try setState(backend: backend, server: name, .drain) }

@@ -119,6 +119,17 @@ import SystemSupport
         }
     }
 
+    /// Sorted by name, "a-old" would be drained before "b-new" exists: a
+    /// moment with no server taking requests (a failed request under load).
+    @Test func syncAddsAndRaisesBeforeItLowersOrDrains() {
+        let running = ["a-old": HAProxyRuntime.Server(name: "a-old", address: "127.0.0.1", port: 1, weight: 100, operationalState: 2, adminState: 0),
+                       "c-other": HAProxyRuntime.Server(name: "c-other", address: "127.0.0.1", port: 3, weight: 10, operationalState: 2, adminState: 0)]
+        let wanted = ["a-old": TrafficState.Server(address: "127.0.0.1", port: 1, weight: 0, draining: true),
+                      "b-new": TrafficState.Server(address: "127.0.0.1", port: 2, weight: 100),
+                      "c-other": TrafficState.Server(address: "127.0.0.1", port: 3, weight: 50)]
+        #expect(HAProxyRuntime.syncOrder(wanted, running: running) == ["b-new", "c-other", "a-old"])
+    }
+
     @Test func aServerWithARequestInFlightLeavesOnALaterSync() throws {
         try withTemporaryDirectory { root in
             let slow = try Self.demo("1.0.0", root: root, extra: ["--latency", "1s"]), next = try Self.demo("2.0.0", root: root)
