@@ -25,9 +25,7 @@ struct Planner {
         self.tip = tip
         tipTree = try gitStep("reading the tip") { try repo.git.commit(tip).tree }
         do {
-            let tipConfig = try repo.config(tree: tipTree)
-            pins = try repo.pins(tree: tipTree)
-            config = tipConfig
+            config = try repo.config(tree: tipTree)
         } catch let error as RewindError where error.code == .invalidState {
             // A broken tip must not stop the rollback that repairs it: plan
             // with the newest valid rewind.yaml (for a revert of the commit
@@ -35,11 +33,33 @@ struct Planner {
             // commit would write as a whole, so nothing invalid is written.
             guard let fallback = repo.newestValidConfig(from: tip) else { throw error }
             config = fallback.config
-            pins = (try? repo.pins(tree: tipTree)) ?? PinSet()
+        }
+        do {
+            pins = try repo.pins(tree: tipTree)
+            pinsProblem = nil
+        } catch let error as RewindError where error.code == .invalidState {
+            // Holds that cannot be read cannot be carried into a new commit.
+            pins = PinSet()
+            pinsProblem = error
         }
     }
 
+    /// Why the tip's pins file could not be read; nil when it could.
+    let pinsProblem: RewindError?
+
+    /// Refuses every write but a revert on a tip whose pins file does not
+    /// parse: writing the file anew would drop the holds it records. A
+    /// revert may restore a valid file (`finish` checks the whole new state).
+    private func refuseUnreadablePins() throws {
+        guard let problem = pinsProblem else { return }
+        if case .revert = request.operation { return }
+        throw RewindError(.invalidState, "\(PinSet.fileName) at the tip (\(tip.short)) does not parse, so Rewind cannot tell which apps are held; nothing was written",
+                          hint: "fix \(PinSet.fileName) in a new commit (at the line named above), or, if the tip's commit broke it, undo that commit with `rewind revert HEAD`",
+                          diagnostics: problem.diagnostics)
+    }
+
     func plan() throws -> PlanOutcome {
+        try refuseUnreadablePins()
         switch request.operation {
         case .revert(let revision): return try planRevert(revision)
         case let .rollback(apps, all, target): return try planRollback(apps: all ? config.apps.map(\.name) : apps, to: target)

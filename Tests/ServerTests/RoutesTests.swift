@@ -280,3 +280,25 @@ import TestSupport
         }
     }
 }
+
+/// The API's writes refuse a tip whose pins file does not parse, like the CLI's.
+@Suite struct BrokenPinsRoutesTests {
+    @Test func theAPIRefusesWritesOnABrokenPinsFile() async throws {
+        let routes = RoutesTests()
+        try await routes.withServer { repo, client in
+            #expect(try repo.rewind("pin", "api").status == 0)
+            try repo.commitChange("break the pins") { path in
+                let file = path + "/rewind.pins.yaml"
+                try writeFile(file, try String(contentsOfFile: file, encoding: .utf8) + "  worker: [unclosed\n")
+            }
+            let before = try repo.snapshot()
+            for (uri, body) in [("/api/v1/apps/worker/pin", "{}"), ("/api/v1/apps/api/unpin", "{}"), ("/api/v1/apps/worker/rollback", ##"{"to": "#1"}"##)] {
+                try await client.execute(uri: uri, method: .post, headers: routes.auth, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status.code >= 400, "\(uri)")
+                    #expect(String(buffer: response.body).contains("rewind.pins.yaml"), "\(uri): \(String(buffer: response.body))")
+                }
+            }
+            #expect(try repo.snapshot() == before)
+        }
+    }
+}

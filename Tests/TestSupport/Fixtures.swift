@@ -16,6 +16,12 @@ public struct FixtureRepo: Sendable {
     /// Runs rewind against the fixture, with its artifact root.
     @discardableResult
     public func rewind(_ arguments: String...) throws -> ProcessResult {
+        try rewind(arguments)
+    }
+
+    /// Runs rewind against the fixture, with its artifact root.
+    @discardableResult
+    public func rewind(_ arguments: [String]) throws -> ProcessResult {
         try TestSupport.rewind(arguments + ["--repo", path], environment: ["REWIND_ARTIFACT_ROOT": artifactRoot])
     }
 
