@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic template check-template web check-web clean
+.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults template check-template web check-web clean
 
 deps:
 	@scripts/install-deps.sh
@@ -41,6 +41,12 @@ bench: release
 	python3 Benchmarks/audit.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/ui.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/traffic.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	python3 Benchmarks/faults.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# A git host that stalls or goes away (Benchmarks/faults.py: rollback against a stalled host, CPU while
+# stalled, RSS over 5,000 syncs up and down, rewind serve's RSS over an hour; --minutes shortens that).
+bench-faults: release
+	python3 Benchmarks/faults.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # Progressive delivery alone (Benchmarks/traffic.py: canary abort, blue-green switch back, failed requests under load).
 bench-traffic: release

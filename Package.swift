@@ -27,7 +27,9 @@ let package = Package(
             pkgConfig: "libgit2",
             providers: [.apt(["libgit2-dev"])]
         ),
-        .target(name: "GitKit", dependencies: ["CLibGit2"]),
+        // libgit2's network streams with deadlines and cancellation (git://, http(s), ssh).
+        .target(name: "CGitStream", dependencies: ["CLibGit2"]),
+        .target(name: "GitKit", dependencies: ["CLibGit2", "CGitStream"]),
         .target(name: "DeployModel", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "CRewindSystem"),
         .target(name: "SystemSupport", dependencies: ["CRewindSystem"]),
@@ -111,6 +113,6 @@ let package = Package(
             name: "RemoteTests",
             dependencies: ["Remote", "SystemSupport", "TestSupport"]
         ),
-        .target(name: "TestSupport", dependencies: ["SystemSupport", "Traffic"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["SystemSupport", "Traffic", "Reconciler", "Rollback"], path: "Tests/TestSupport"),
     ]
 )

@@ -1,3 +1,4 @@
+import CGitStream
 import CLibGit2
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +22,10 @@ public struct GitError: Error, CustomStringConvertible, Sendable {
         /// A push found the remote's branch at a commit this repository
         /// lacks: the remote moved since the last fetch.
         case nonFastForward
+        /// A network transfer passed its deadline (connect or idle).
+        case timedOut
+        /// A network transfer was cancelled (Ctrl-C, shutdown).
+        case cancelled
         /// Anything else, with libgit2's raw return code.
         case other(Int32)
     }
@@ -84,6 +89,8 @@ public enum GitRuntime {
         _ = rewind_git_set_mwindow_mapped_limit(24 * 1024 * 1024)
         // Like the git CLI, trust the object database's own checksums on read.
         _ = rewind_git_set_strict_hash_verification(0)
+        // Every git network stream gets deadlines and can be cancelled.
+        _ = rewind_stream_install()
         return true
     }()
 

@@ -1,3 +1,4 @@
+import CGitStream
 import CLibGit2
 
 /// An SSH server's host key as the server presented it.
@@ -34,8 +35,34 @@ public struct TransportHooks {
     public var credential: ((_ usernameFromURL: String?, _ allowsKey: Bool, _ allowsPassword: Bool, _ allowsUsername: Bool) -> Credential?)?
     /// Abort a fetch that has received more than this many bytes (nil: no limit).
     public var maxReceivedBytes: Int?
+    /// How long connecting and each wait for the host may take.
+    public var deadlines = NetworkDeadlines()
 
     public init() {}
+}
+
+/// How long a git network transfer may wait for the host. libgit2 1.5 has
+/// none of its own; Rewind's socket stream (CGitStream) enforces these.
+public struct NetworkDeadlines: Sendable, Equatable {
+    /// Connecting to the host, in milliseconds (0: no deadline).
+    public var connectMilliseconds: Int64
+    /// Each wait for the host to send or take bytes, in milliseconds (0: no deadline).
+    public var idleMilliseconds: Int64
+
+    public init(connectMilliseconds: Int64 = 10_000, idleMilliseconds: Int64 = 30_000) {
+        self.connectMilliseconds = connectMilliseconds
+        self.idleMilliseconds = idleMilliseconds
+    }
+
+    /// Ends every git transfer under way, and every later one, at once
+    /// (Ctrl-C, shutdown): each fails with "cancelled".
+    public static func cancelAll() {
+        GitRuntime.bootstrap()
+        rewind_transfer_cancel_all()
+    }
+
+    /// How many git network streams are open (for leak tests).
+    public static var openStreams: Int { Int(rewind_stream_open_count()) }
 }
 
 /// One reference the server did not update in a push, with its reason
@@ -116,8 +143,43 @@ extension Repository {
     }
 
     private func withRemote<T>(url: String, hooks: TransportHooks, _ body: (OpaquePointer?, TransportSession, git_remote_callbacks) throws -> T) throws -> T {
+        let transfer = rewind_transfer_begin(hooks.deadlines.connectMilliseconds, hooks.deadlines.idleMilliseconds)
+        do {
+            let result = try withRemoteConnection(url: url, hooks: hooks, body)
+            _ = rewind_transfer_end(transfer)
+            return result
+        } catch let error as GitError {
+            let outcome = rewind_transfer_end(transfer)
+            throw Self.transferError(error, outcome: outcome, deadlines: hooks.deadlines)
+        }
+    }
+
+    /// The error of a transfer its deadline or a cancellation ended, in those
+    /// words (libssh2 only sees its connection shut down).
+    private static func transferError(_ error: GitError, outcome: rewind_transfer_outcome, deadlines: NetworkDeadlines) -> GitError {
+        switch outcome {
+        case REWIND_TRANSFER_CANCELLED:
+            return error.message.hasPrefix("cancelled") ? GitError(code: .cancelled, function: error.function, message: error.message)
+                : GitError(code: .cancelled, function: error.function, message: "cancelled: \(error.message)")
+        case REWIND_TRANSFER_IDLE_TIMEOUT, REWIND_TRANSFER_CONNECT_TIMEOUT:
+            let message = error.message.contains("deadline") ? error.message : "the git host stopped answering (no byte moved for \(Double(deadlines.idleMilliseconds) / 1000) s: idle deadline): \(error.message)"
+            return GitError(code: .timedOut, function: error.function, message: message)
+        default:
+            return error
+        }
+    }
+
+    private func withRemoteConnection<T>(url: String, hooks: TransportHooks, _ body: (OpaquePointer?, TransportSession, git_remote_callbacks) throws -> T) throws -> T {
         var remote: OpaquePointer?
-        try check(git_remote_create_anonymous(&remote, handle, url), "git_remote_create_anonymous")
+        // Not git_remote_create_anonymous: it applies url.*.insteadOf through
+        // a regular-expression walk of the configuration, and libgit2 1.5.1's
+        // git_regexp_match leaks its pcre2 match data (about 20 KB) for every
+        // entry that does not match: 80 KB or more per fetch or push.
+        var options = git_remote_create_options()
+        try check(git_remote_create_options_init(&options, UInt32(GIT_REMOTE_CREATE_OPTIONS_VERSION)), "git_remote_create_options_init")
+        options.repository = handle
+        options.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF.rawValue | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC.rawValue
+        try check(git_remote_create_with_opts(&remote, url, &options), "git_remote_create_with_opts")
         defer { git_remote_free(remote) }
         let session = TransportSession(hooks: hooks)
         var callbacks = git_remote_callbacks()

@@ -15,7 +15,8 @@ extension StatusReport {
             ("apps", .array(r.apps.map(\.json))),
             ("remote", r.remote.map { remote in
                 .object([("url", .string(remote.url)), ("lastAttemptAt", .time(remote.lastAttemptAt)),
-                         ("lastSuccessAt", JSON.time(remote.lastSuccessAt)), ("error", .optional(remote.lastError))])
+                         ("lastSuccessAt", JSON.time(remote.lastSuccessAt)), ("error", .optional(remote.lastError)),
+                         ("failingSince", JSON.time(remote.failingSince)), ("timedOut", remote.lastErrorTimedOut.map { .bool($0) } ?? .null)])
             } ?? .null),
             ("unpushed", .array(r.unpushed.map { entry in
                 .object([("commit", .string(entry.commit)), ("branch", .string(shortBranchName(entry.reference))),

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import GitKit
 import Rollback
+import Synchronization
 import SystemSupport
 
 /// What one sync with the remote did.
@@ -24,6 +25,8 @@ public struct SyncReport: Sendable {
     public var unpushed = 0
     /// Why the sync did not finish; nil when it did.
     public var error: String?
+    /// True when the host stalled: a deadline passed (or another process's sync stalled).
+    public var timedOut = false
 
     public init() {}
 }
@@ -52,6 +55,22 @@ public final class Mirror: Sendable {
     public let proposalPrefix: String?
     /// How many push attempts one sync makes before leaving commits queued.
     public let maxPushAttempts = 6
+
+    /// The error of this process's last sync; nil after one that worked.
+    private let lastFailure = Mutex<(error: String, timedOut: Bool)?>(nil)
+
+    /// True when this process's last sync found the host stalled (a
+    /// deadline passed): a one-shot command does not wait for it again.
+    public var lastSyncTimedOut: Bool { lastFailure.withLock { $0?.timedOut ?? false } }
+
+    /// What a sync that is not tried would report: the last failure, and
+    /// the commits still queued.
+    public func skippedSync() -> SyncReport {
+        var report = SyncReport()
+        report.error = lastFailure.withLock { $0 }.map { "not tried again: \($0.error)" }
+        report.unpushed = outbox.entries().count
+        return report
+    }
 
     static let remoteHeads = "refs/rewind/remote/heads/"
     static let remoteNotes = "refs/rewind/remote/notes/rewind"
@@ -109,14 +128,28 @@ public final class Mirror: Sendable {
     @discardableResult
     public func sync() -> SyncReport {
         var report = SyncReport()
-        let outcome = FileIO.withLock(path + "/rewind/sync.lock") { () -> SyncReport in
+        let startedAt = Clock.wallMilliseconds()
+        // Another process may be syncing, and stalled: wait for it no longer
+        // than a stalled sync of our own would take.
+        let patience = access.deadlines.connectMilliseconds + access.deadlines.idleMilliseconds
+        // A sync by another process that fails while we wait has just found
+        // the host down or stalled: trying again at once would fail the same way.
+        let failedMeanwhile = { () -> SyncReport? in
+            guard let other = RemoteSyncStatus.read(gitDirectory: self.path + "/"), other.lastAttemptAt >= startedAt, let error = other.lastError else { return nil }
+            var report = SyncReport()
+            report.error = error
+            report.timedOut = other.lastErrorTimedOut ?? false
+            return report
+        }
+        let lock = FileIO.withLock(path + "/rewind/sync.lock", timeoutMilliseconds: patience, stopWaiting: failedMeanwhile) { waited -> SyncReport in
+            if waited, let report = failedMeanwhile() { return report }
             var report = SyncReport()
             do {
                 let git = try Repository.open(path)
                 // A rejected push is a lost race: fetch, plan again, push again.
                 let pushed = try retryLostRaces(attempts: maxPushAttempts, backoff: Backoff(base: 200, cap: 3_200, randomized: true)) { _ -> Bool? in
                     try fetch(git, &report)
-                    try integrate(git, &report)
+                    try Interruption.deferring { try integrate(git, &report) }
                     return try publish(git, &report) ? nil : true
                 }
                 if pushed == nil {
@@ -124,6 +157,7 @@ public final class Mirror: Sendable {
                 }
             } catch {
                 report.error = Self.describe(error)
+                report.timedOut = (error as? GitError)?.code == .timedOut
             }
             let queued = outbox.entries()
             report.unpushed = queued.count
@@ -136,7 +170,15 @@ public final class Mirror: Sendable {
             writeStatus(report)
             return report
         }
-        if let outcome { report = outcome } else { report.error = "cannot lock \(path)/rewind/sync.lock" }
+        switch lock {
+        case .done(let outcome), .gaveUp(let outcome): report = outcome
+        case .timedOut:
+            report.timedOut = true
+            report.error = "another sync of \(path) has been under way for \(patience / 1000) s (the git host is slow or stalled); using the mirror as last fetched"
+        case .failed: report.error = "cannot lock \(path)/rewind/sync.lock"
+        }
+        if report.error != nil { report.unpushed = outbox.entries().count }
+        lastFailure.withLock { $0 = report.error.map { ($0, report.timedOut) } }
         return report
     }
 
@@ -254,6 +296,13 @@ public final class Mirror: Sendable {
             // anything: a lost race like a rejection, so fetch and plan again.
             return true
         }
+        return try Interruption.deferring { try record(pushed: tips, rejections: rejections, alreadyThere: alreadyThere, queued: queued, git, &report) }
+    }
+
+    /// Brings the tracking references and the outbox up to date after a push;
+    /// true when the remote rejected something.
+    private func record(pushed tips: [String: OID], rejections: [PushRejection], alreadyThere: [String], queued: [Outbox.Entry],
+                        _ git: Repository, _ report: inout SyncReport) throws -> Bool {
         var rejected = false
         for (reference, tip) in tips {
             if let rejection = rejections.first(where: { $0.reference == reference }) {
@@ -354,7 +403,9 @@ public final class Mirror: Sendable {
     private func writeStatus(_ report: SyncReport) {
         let previous = RemoteSyncStatus.read(gitDirectory: path + "/")
         let now = Clock.wallMilliseconds()
-        RemoteSyncStatus(url: url.text, lastAttemptAt: now, lastSuccessAt: report.error == nil ? now : previous?.lastSuccessAt, lastError: report.error)
-            .write(gitDirectory: path + "/")
+        var status = RemoteSyncStatus(url: url.text, lastAttemptAt: now, lastSuccessAt: report.error == nil ? now : previous?.lastSuccessAt, lastError: report.error,
+                                      failingSince: previous?.failingSince)
+        status.lastErrorTimedOut = report.error == nil ? nil : report.timedOut
+        status.write(gitDirectory: path + "/")
     }
 }

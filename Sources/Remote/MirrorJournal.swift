@@ -129,12 +129,17 @@ public struct RemoteSyncStatus: Codable, Sendable {
     public var lastAttemptAt: Int64
     public var lastSuccessAt: Int64?
     public var lastError: String?
+    /// When the syncs started failing (the first failed attempt since the last success).
+    public var failingSince: Int64?
+    /// True when the last error was a deadline passing (the host stalled).
+    public var lastErrorTimedOut: Bool?
 
-    public init(url: String, lastAttemptAt: Int64, lastSuccessAt: Int64?, lastError: String?) {
+    public init(url: String, lastAttemptAt: Int64, lastSuccessAt: Int64?, lastError: String?, failingSince: Int64? = nil) {
         self.url = url
         self.lastAttemptAt = lastAttemptAt
         self.lastSuccessAt = lastSuccessAt
         self.lastError = lastError
+        self.failingSince = lastError == nil ? nil : failingSince ?? lastAttemptAt
     }
 
     /// The status of the mirror whose git directory is given; nil before its first sync.

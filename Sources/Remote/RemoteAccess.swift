@@ -42,6 +42,8 @@ public struct RemoteAccess: Sendable {
     public var caFile: String?
     /// The largest fetch accepted, in bytes.
     public var maxFetchBytes: Int = 2 << 30
+    /// How long connecting to the host, and each wait for it, may take.
+    public var deadlines = NetworkDeadlines()
 
     public init(knownHosts: String) { self.knownHosts = knownHosts }
 
@@ -54,6 +56,7 @@ public struct RemoteAccess: Sendable {
     func hooks(for url: RemoteURL) -> TransportHooks {
         var hooks = TransportHooks()
         hooks.maxReceivedBytes = maxFetchBytes
+        hooks.deadlines = deadlines
         let knownHosts = self.knownHosts
         hooks.checkHostKey = { key in KnownHosts.problem(with: key, for: url, file: knownHosts) }
         let sshKey = sshKey, username = username, password = password

@@ -29,6 +29,7 @@ public final class SyncLoop: Sendable {
         var seen = -1
         var lastRun: Int64 = .min / 2
         var lastError: String?
+        var count = 0
         while !stop.requested {
             let pending = requested.load(ordering: .acquiring)
             let now = Clock.monotonicMilliseconds()
@@ -36,6 +37,8 @@ public final class SyncLoop: Sendable {
                 seen = pending
                 lastRun = now
                 let report = mirror.sync()
+                count += 1
+                logger.debug("sync #\(count) with \(mirror.url): \(report.error == nil ? "ok" : "failed") in \(Clock.monotonicMilliseconds() - now) ms")
                 if report.error != lastError {
                     if let error = report.error {
                         logger.warning("sync with \(mirror.url) failed: \(error) (\(report.unpushed) commit(s) unpushed)")

@@ -38,6 +38,7 @@ struct ReconcileCommand: ParsableCommand {
     @OptionGroup var repoOptions: RepoOptions
 
     func run() throws {
+        ProcessRole.markLongRunning()
         let logger = loop.bootstrapLogging()
         try runReporting {
             let sync = try loop.syncLoop(repoOptions)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeployModel
+import GitKit
 import Remote
 import Rollback
 import SystemSupport
@@ -29,19 +30,29 @@ public struct RewindCommand: AsyncParsableCommand {
 
     public init() {}
 
-    /// Call first: SIGTERM and SIGINT only raise a flag, which the
-    /// reconciler's loop (or `serve`'s shutdown watcher) polls between steps.
+    /// Call first. SIGPIPE is ignored (a peer that hangs up is an error).
+    /// SIGTERM and SIGINT raise a flag, which the reconciler's loop (or
+    /// `serve`'s shutdown watcher) polls between steps; they also cancel
+    /// every git transfer under way, and end a one-shot command at once
+    /// with 128 + the signal, once no local write is half-done.
     public static func prepareProcess() {
+        StopSignals.ignoreBrokenPipes()
         StopSignals.install()
+        BackgroundThread.start {
+            while !StopSignals.wait(milliseconds: 60_000) {}
+            NetworkDeadlines.cancelAll()
+            if !ProcessRole.isLongRunning { Interruption.exit(status: 128 + StopSignals.received) }
+        }
     }
 
     /// Parses the command line and runs the chosen command, awaiting async
     /// ones (`serve`). Spelled out because overload resolution in a
     /// top-level `main.swift` picks the synchronous `main()`.
     public static func runAsync() async {
-        suggestForUnknownCommand(Array(CommandLine.arguments.dropFirst()))
+        let arguments = SoakWindow.expandBareFlag(Array(CommandLine.arguments.dropFirst()))
+        suggestForUnknownCommand(arguments)
         do {
-            var command = try await asyncParseAsRoot()
+            var command = try await asyncParseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -63,6 +74,15 @@ extension RewindCommand {
         Terminal.error("error: unknown command '\(Bounded.text(first, limit: 64))'\(guess)\nhint: `rewind --help` lists the commands")
         Glibc.exit(64)
     }
+}
+
+/// Whether this process is `reconcile` or `serve` (which stop gracefully on
+/// a signal) rather than a one-shot command (which exits at once).
+enum ProcessRole {
+    private static let longRunning = AtomicFlag()
+    static var isLongRunning: Bool { longRunning.value }
+    /// Called first thing by `reconcile` and `serve`.
+    static func markLongRunning() { longRunning.set() }
 }
 
 /// Options every command that reads a repository takes.
@@ -128,6 +148,14 @@ struct RemoteOptions: ParsableArguments {
     @Flag(name: .long, help: "Send the git token over plain http:// (anyone on the network can read it). Without it, a token with an http:// URL is refused.")
     var allowInsecureHttp = false
 
+    @Option(name: .long, help: "How long connecting to the git host may take (default: $REWIND_GIT_CONNECT_TIMEOUT, else 10s).")
+    var gitConnectTimeout: Duration?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "How long the git host may stay silent during a fetch or push (default: $REWIND_GIT_IDLE_TIMEOUT, else 30s).",
+        discussion: "A host that sends or takes no byte for this long is given up: the command works from the mirror as last fetched and queues what it writes."))
+    var gitIdleTimeout: Duration?
+
     @Option(name: .long, help: ArgumentHelp(
         "For a protected followed branch: push rollback commits to a branch of their own starting with this prefix (e.g. rewind/rollback-).",
         discussion: "The rollback then applies once someone merges that branch."))
@@ -150,8 +178,23 @@ struct RemoteOptions: ParsableArguments {
                               hint: "use an https:// URL, or pass --allow-insecure-http if this network is trusted")
         }
         access.caFile = gitCaFile
+        access.deadlines = try deadlines()
         let path = mirror ?? env.value("REWIND_MIRROR") ?? Self.defaultMirror(for: url)
         return try Mirror(url: url, path: path, access: access, proposalPrefix: proposalPrefix)
+    }
+
+    /// The git network deadlines from the options, else the environment, else 10 s and 30 s.
+    func deadlines() throws -> NetworkDeadlines {
+        func pick(_ option: Duration?, _ variable: String, _ fallback: Int64) throws -> Int64 {
+            if let option { return option.milliseconds }
+            guard let text = Environment.value(variable) else { return fallback }
+            guard let value = Duration(parsing: text), value.milliseconds > 0 else {
+                throw RewindError(.usage, "\(variable)='\(Bounded.text(text, limit: 64))' is not a duration", hint: "write for example 30s")
+            }
+            return value.milliseconds
+        }
+        return NetworkDeadlines(connectMilliseconds: try pick(gitConnectTimeout, "REWIND_GIT_CONNECT_TIMEOUT", 10_000),
+                                idleMilliseconds: try pick(gitIdleTimeout, "REWIND_GIT_IDLE_TIMEOUT", 30_000))
     }
 
     static func defaultMirror(for url: RemoteURL) -> String {
@@ -216,4 +259,14 @@ enum AppNames {
               let config = try? repo.configForListing(at: tip).config else { return [] }
         return config.apps.map(\.name)
     }
+}
+
+/// Durations on the command line (`30s`, `1m30s`, `250ms`), parsed once at the edge.
+extension Duration: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let value = Duration(parsing: argument), value.milliseconds > 0 else { return nil }
+        self = value
+    }
+
+    public var defaultValueDescription: String { description }
 }

@@ -46,7 +46,9 @@ struct WriteOptions: ParsableArguments {
             let result = try writer.run(request(operation, force: force), dryRun: dryRun)
             report(result)
             if let mirror, !dryRun, case .written(let commit?, let plan, _) = result {
-                reportPush(mirror.sync(), mirror: mirror, commit: commit, proposal: MirrorJournal(repo)?.proposal(for: plan))
+                // A host that stalled the first sync would stall this one too:
+                // the commit stays queued for the next sync instead.
+                reportPush(mirror.lastSyncTimedOut ? mirror.skippedSync() : mirror.sync(), mirror: mirror, commit: commit, proposal: MirrorJournal(repo)?.proposal(for: plan))
             }
             // Nothing to roll out when the commit changes no app (a pin at the current state).
             if wait, !dryRun, case .written(let commit?, let plan, _) = result, !plan.changes.isEmpty {

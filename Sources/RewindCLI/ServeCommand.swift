@@ -70,6 +70,7 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ProcessRole.markLongRunning()
         let logger = loop.bootstrapLogging()
         do {
             let sync = try loop.syncLoop(repoOptions)

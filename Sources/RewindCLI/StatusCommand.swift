@@ -70,6 +70,7 @@ struct StatusCommand: ParsableCommand {
         if let error = r.lastError { lines.append("error: \(error)") }
         if let remote = r.remote {
             lines.append("remote \(remote.url): " + (remote.lastError.map { "last sync failed: \($0)" } ?? "in sync")
+                + (remote.failingSince.map { " (failing since \(Clock.iso8601UTC(milliseconds: $0)))" } ?? "")
                 + (remote.lastSuccessAt.map { " (last success \(Clock.iso8601UTC(milliseconds: $0)))" } ?? ""))
         }
         for entry in r.unpushed {

@@ -15,6 +15,12 @@ struct WaitCommand: ParsableCommand {
             7 when a human must act (an escalation, a halted reconciler, a refused tip); 8 when a \
             release failed or automation rolled it back; 9 when --timeout passed first. Reads the \
             reconciler's state directory; a reconciler must be running to make progress.
+
+            With --soak, wait on once the apps are healthy, through the soak window (policy.soak \
+            of rewind.yaml, or the duration given): exit 8 if a release failed or was rolled back \
+            meanwhile, 0 if the apps came through healthy. For CI: `git push && rewind wait --soak 2m` \
+            fails the job when automation rolled the release back. --timeout bounds the wait for \
+            health; the soak window comes on top of it.
             """)
 
     @Argument(help: "Apps to wait for (default: every app).", completion: AppNames.completion)
@@ -28,6 +34,11 @@ struct WaitCommand: ParsableCommand {
 
     @OptionGroup var waiting: WaitOptions
 
+    @Option(help: ArgumentHelp(
+        "After the apps are healthy, keep watching them through this soak window (alone: policy.soak of rewind.yaml).",
+        valueName: "duration"))
+    var soak: SoakWindow?
+
     @Option(help: "Output format: table (text) or json.")
     var format: OutputFormat = .table
 
@@ -39,7 +50,8 @@ struct WaitCommand: ParsableCommand {
             let repo = try repoOptions.openWithMirror(sync: false).repo
             let condition = WaitCondition(apps: apps, synced: synced || !healthy, healthy: healthy || !synced)
             let since = try repo.tip()
-            try waiting.wait(for: condition, in: repo, since: since, format: format)
+            let soakMilliseconds = try soak.map { try $0.milliseconds(repo, tip: since) }
+            try waiting.wait(for: condition, in: repo, since: since, format: format, soakMilliseconds: soakMilliseconds)
         }
     }
 }
@@ -59,8 +71,11 @@ struct WaitOptions: ParsableArguments {
     /// Polls the status every 50 ms until `condition` holds, fails, or the
     /// timeout passes; prints each change, then the outcome. Throws the
     /// outcome's exit code when it is not 0.
-    func wait(for condition: WaitCondition, in repo: DeployRepository, since: OID, format: OutputFormat) throws {
-        let deadline = Clock.monotonicMilliseconds() + (Duration(parsing: timeout)?.milliseconds ?? 300_000)
+    /// With `soakMilliseconds`, a `done` counts only once that long has
+    /// passed since the apps were first healthy (the deadline moves on by as much).
+    func wait(for condition: WaitCondition, in repo: DeployRepository, since: OID, format: OutputFormat, soakMilliseconds: Int64? = nil) throws {
+        var deadline = Clock.monotonicMilliseconds() + (Duration(parsing: timeout)?.milliseconds ?? 300_000)
+        var healthySince: Int64?
         var shown: [String: String] = [:]
         var verdict = WaitVerdict.waiting([:])
         var report: StatusReport?
@@ -70,6 +85,18 @@ struct WaitOptions: ParsableArguments {
             report = current
             let rolledBack = (try? repo.tip()).map { condition.automaticRollbacks(repo, since: since, tip: $0) } ?? [:]
             verdict = condition.judge(current, rolledBack: rolledBack)
+            if verdict == .done, let soak = soakMilliseconds {
+                let now = Clock.monotonicMilliseconds()
+                if healthySince == nil {
+                    healthySince = now
+                    deadline += soak
+                    if format == .table { Terminal.print("healthy; soaking for \(Duration(milliseconds: soak))") }
+                }
+                if let start = healthySince, now - start < soak {
+                    if stop.wait(milliseconds: 50) { throw ExitCode(130) }
+                    continue
+                }
+            }
             guard case .waiting(let apps) = verdict else { break }
             if format == .table {
                 for (app, what) in apps.sorted(by: { $0.key < $1.key }) where shown[app] != what {
@@ -88,7 +115,8 @@ struct WaitOptions: ParsableArguments {
             result = "done"
             let names = condition.apps.isEmpty ? (report?.apps.map(\.name) ?? []) : condition.apps
             message = "\(names.joined(separator: ", ")): " + [condition.synced ? "\(names.count == 1 ? "runs" : "run") the desired state of \(since.short)" : nil,
-                                                                 condition.healthy ? "healthy" : nil].compactMap { $0 }.joined(separator: ", ")
+                                                                 condition.healthy ? "healthy" : nil,
+                                                                 soakMilliseconds.map { "through a soak of \(Duration(milliseconds: $0))" }].compactMap { $0 }.joined(separator: ", ")
         case .waiting(let apps):
             result = "timeout"
             message = "timed out after \(timeout) waiting for " + apps.sorted(by: { $0.key < $1.key }).map { "\($0.key): \($0.value)" }.joined(separator: "; ")
@@ -108,5 +136,40 @@ struct WaitOptions: ParsableArguments {
             Terminal.error("error: \(message)")
         }
         if verdict.exitCode != 0 { throw ExitCode(verdict.exitCode) }
+    }
+}
+
+/// `--soak` with a duration, or alone (`policy`): rewind.yaml's policy.soak.
+struct SoakWindow: ExpressibleByArgument {
+    /// nil: policy.soak of the tip's rewind.yaml.
+    let duration: Duration?
+
+    init?(argument: String) {
+        if argument == "policy" {
+            duration = nil
+            return
+        }
+        guard let value = Duration(argument: argument) else { return nil }
+        duration = value
+    }
+
+    var defaultValueDescription: String { "policy" }
+
+    func milliseconds(_ repo: DeployRepository, tip: OID) throws -> Int64 {
+        if let duration { return duration.milliseconds }
+        return try repo.config(tree: repo.git.commit(tip).tree).policy.soak.milliseconds
+    }
+
+    /// `--soak` takes an optional value, which ArgumentParser cannot say:
+    /// a bare `--soak` (last, or before an option or an app) becomes `--soak policy`.
+    static func expandBareFlag(_ arguments: [String]) -> [String] {
+        var out: [String] = []
+        for (index, argument) in arguments.enumerated() {
+            out.append(argument)
+            guard argument == "--soak" else { continue }
+            let next = index + 1 < arguments.count ? arguments[index + 1] : nil
+            if next.map({ $0 != "policy" && Duration(argument: $0) == nil }) ?? true { out.append("policy") }
+        }
+        return out
     }
 }

@@ -113,36 +113,44 @@ public struct CommitWriter {
                                           sign: signer.map { signer in { try signer.sign($0) } })
             }
             try gitStep("writing the new objects") { try repo.git.persistStagedObjects(reachableFrom: commit) }
-            // In a mirror, the request goes to the outbox before the branch
-            // moves, so that a commit the remote has not taken can be planned again.
-            let proposal = journal?.proposal(for: plan)
-            journal?.willMove(proposal ?? repo.branchRef, to: commit, request: Self.pinned(request, plan))
-            do {
-                if let proposal {
-                    try repo.git.updateReference(proposal, to: commit, expecting: nil, logMessage: "rewind: propose \(plan.message.prefix { $0 != "\n" })")
-                } else {
-                    try repo.git.updateReference(repo.branchRef, to: commit, expecting: plan.parent, logMessage: "rewind: \(plan.message.prefix { $0 != "\n" })")
-                }
-            } catch let error as GitError where Self.isLostRace(error) {
-                journal?.didNotMove(commit)
-                if let proposal, error.code == .exists {
-                    return .alreadyDone("already proposed on \(shortBranchName(proposal))")
-                }
-                // The default target was resolved against the release this
-                // command set out to undo: plan again with that same target.
-                request = Self.pinned(request, plan)
-                return nil
-            } catch {
-                journal?.didNotMove(commit)
-                throw RewindError.git(error, doing: "moving \(repo.branchName)")
-            }
-            if worktree {
-                try gitStep("checking out the new commit") { try repo.git.checkout(tree: plan.tree, from: plan.parentTree) }
-            }
-            return .written(commit: commit, plan: plan, attempts: attempt)
+            // From the outbox entry to the checkout, an interruption (Ctrl-C) waits.
+            return try Interruption.deferring { try move(to: commit, plan, worktree: worktree, attempt: attempt, request: &request) }
         }
         if let result { return result }
         throw RewindError(.contention, "gave up after \(maxAttempts) attempts: \(repo.branchName) kept moving", hint: "try again; another writer is busy on this branch")
+    }
+
+    /// Moves the branch (or a proposal branch) to `commit` by compare-and-swap
+    /// and checks it out; nil when another writer moved the branch first
+    /// (`request` is then pinned to the same target for the next plan).
+    private func move(to commit: OID, _ plan: PlannedCommit, worktree: Bool, attempt: Int, request: inout RollbackRequest) throws -> RollbackResult? {
+        // In a mirror, the request goes to the outbox before the branch
+        // moves, so that a commit the remote has not taken can be planned again.
+        let proposal = journal?.proposal(for: plan)
+        journal?.willMove(proposal ?? repo.branchRef, to: commit, request: Self.pinned(request, plan))
+        do {
+            if let proposal {
+                try repo.git.updateReference(proposal, to: commit, expecting: nil, logMessage: "rewind: propose \(plan.message.prefix { $0 != "\n" })")
+            } else {
+                try repo.git.updateReference(repo.branchRef, to: commit, expecting: plan.parent, logMessage: "rewind: \(plan.message.prefix { $0 != "\n" })")
+            }
+        } catch let error as GitError where Self.isLostRace(error) {
+            journal?.didNotMove(commit)
+            if let proposal, error.code == .exists {
+                return .alreadyDone("already proposed on \(shortBranchName(proposal))")
+            }
+            // The default target was resolved against the release this
+            // command set out to undo: plan again with that same target.
+            request = Self.pinned(request, plan)
+            return nil
+        } catch {
+            journal?.didNotMove(commit)
+            throw RewindError.git(error, doing: "moving \(repo.branchName)")
+        }
+        if worktree {
+            try gitStep("checking out the new commit") { try repo.git.checkout(tree: plan.tree, from: plan.parentTree) }
+        }
+        return .written(commit: commit, plan: plan, attempts: attempt)
     }
 
     /// True when the branch is checked out in a working tree; refuses when

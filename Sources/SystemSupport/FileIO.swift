@@ -109,6 +109,40 @@ public enum FileIO {
 
     /// Runs `body` holding an exclusive lock on `path` (created if needed);
     /// nil when the lock cannot be had.
+    /// What `withLock(_:timeoutMilliseconds:_:)` did.
+    public enum LockOutcome<T> {
+        case done(T)
+        /// Another holder kept the lock past the timeout; `body` did not run.
+        case timedOut
+        /// `stopWaiting` said to stop waiting, with its answer; `body` did not run.
+        case gaveUp(T)
+        /// The lock file could not be opened or locked.
+        case failed
+    }
+
+    /// Runs `body` holding an exclusive lock on `path`, waiting at most
+    /// `timeoutMilliseconds` for another holder; `body` learns whether it
+    /// waited. While it waits, `stopWaiting` is asked every 10 ms: an answer
+    /// ends the wait without the lock (the holder's outcome may be enough).
+    public static func withLock<T>(_ path: String, timeoutMilliseconds: Int64, stopWaiting: () -> T? = { nil },
+                                   _ body: (_ waited: Bool) -> T) -> LockOutcome<T> {
+        makeParent(path)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return .failed }
+        defer { close(fd) }
+        let deadline = Clock.monotonicMilliseconds() + timeoutMilliseconds
+        var waited = false
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { return .failed }
+            waited = true
+            if let answer = stopWaiting() { return .gaveUp(answer) }
+            if Clock.monotonicMilliseconds() >= deadline { return .timedOut }
+            Clock.sleep(milliseconds: 10)
+        }
+        defer { flock(fd, LOCK_UN) }
+        return .done(body(waited))
+    }
+
     public static func withLock<T>(_ path: String, _ body: () -> T) -> T? {
         makeParent(path)
         let fd = open(path, O_RDWR | O_CREAT, 0o644)

@@ -94,4 +94,45 @@ public enum StopSignals {
 
     /// True when a stop signal has arrived (does not wait).
     public static func pending() -> Bool { rewind_stop_signal() != 0 }
+
+    /// The stop signal received (SIGTERM or SIGINT), or 0.
+    public static var received: Int32 { rewind_stop_signal() }
+
+    /// Ignores SIGPIPE: a write to a peer that hung up (a git host, a
+    /// client of `serve`, a closed stdout) fails with EPIPE instead of
+    /// killing the process.
+    public static func ignoreBrokenPipes() { signal(SIGPIPE, SIG_IGN) }
+}
+
+/// Ctrl-C and SIGTERM in a one-shot command end the process within a
+/// second, even one blocked on the network, with 128 + the signal (130,
+/// 143). Local writes that must not be cut in two (a branch moved and its
+/// working tree checked out, a mirror's references brought up to date) run
+/// inside `deferring`; the exit waits for them, and none starts once it is decided.
+public enum Interruption {
+    private static let writing = Atomic<Int>(0)
+    private static let exiting = Atomic<Bool>(false)
+
+    /// Runs `body` so that an interruption waits for it to finish.
+    public static func deferring<T>(_ body: () throws -> T) rethrows -> T {
+        writing.add(1, ordering: .sequentiallyConsistent)
+        if exiting.load(ordering: .sequentiallyConsistent) {
+            // The process is exiting: start nothing new.
+            writing.subtract(1, ordering: .sequentiallyConsistent)
+            while true { Clock.sleep(milliseconds: 1_000) }
+        }
+        defer { writing.subtract(1, ordering: .sequentiallyConsistent) }
+        return try body()
+    }
+
+    /// Exits with `status` once no deferred write runs (waiting at most
+    /// `patience` milliseconds for one to finish).
+    public static func exit(status: Int32, patience: Int64 = 800) -> Never {
+        exiting.store(true, ordering: .sequentiallyConsistent)
+        let deadline = Clock.monotonicMilliseconds() + patience
+        while writing.load(ordering: .sequentiallyConsistent) > 0 && Clock.monotonicMilliseconds() < deadline {
+            Clock.sleep(milliseconds: 2)
+        }
+        Glibc._exit(status)
+    }
 }

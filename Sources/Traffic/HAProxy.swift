@@ -142,6 +142,9 @@ public struct HAProxyRuntime: Sendable {
             guard n > 0 else { throw TrafficError("no answer from the proxy socket \(socket) within \(timeoutMilliseconds) ms") }
             answer += buffer[0..<n]
         }
+        // HAProxy answers every command with at least a newline: nothing at
+        // all is a proxy that hung up (restarting, or not HAProxy).
+        guard !answer.isEmpty else { throw TrafficError("the proxy socket \(socket) closed the connection without answering") }
         return String(decoding: answer, as: UTF8.self)
     }
 }

@@ -37,6 +37,37 @@ import TestSupport
         }
     }
 
+    /// `--soak` alone takes policy.soak (here 2s): a release that stays
+    /// healthy through it is 0, and the message says it soaked.
+    @Test func aReleaseThatStaysHealthyThroughTheSoakIsZero() throws {
+        let policy = "  window: 30m\n  cooldown: 0s\n  maxPerHour: 3\n  soak: 2s\n  crashLoopRestarts: 3\n"
+        try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))], policy: policy) { h in
+            try h.start()
+            try h.write("apps/api/app.yaml", demoServiceYAML(version: "1.1.0"))
+            try h.commit("api 1.1.0")
+            let result = try wait(h, ["api", "--timeout", "30s", "--soak"])
+            #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("healthy; soaking for 2s") && result.stdout.contains("through a soak of 2s"), "\(result.stdout)")
+            #expect(try h.applied("api").version == "1.1.0")
+        }
+    }
+
+    /// Seed 001's pipeline: `git push && rewind wait --soak` must fail the
+    /// job when the release became healthy, then crash-looped within the
+    /// soak window and automation rolled it back.
+    @Test func aReleaseRolledBackWithinTheSoakIsEight() throws {
+        try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            try h.write("apps/api/app.yaml", demoServiceYAML(version: "1.1.0", args: ["--crash-after", "500ms"]))
+            try h.commit("api 1.1.0 crashes after a while")
+            let result = try wait(h, ["api", "--soak", "60s", "--timeout", "60s"])
+            #expect(result.status == 8, "\(result.stdout)\(result.stderr)")
+            #expect(result.stdout.contains("healthy; soaking for 1m"), "it was healthy first: \(result.stdout)")
+            #expect(result.stderr.contains("api was rolled back by") || result.stderr.contains("failed"), "\(result.stderr)")
+        }
+    }
+
     @Test func anEscalationIsSeven() throws {
         // A first release that fails has nothing to return to: escalated.
         try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0", args: ["--health", "fail"], healthTimeout: "1s"))]) { h in

@@ -34,7 +34,48 @@ public final class GitDaemon {
         try? waitFor("git daemon is gone", timeout: 10) { !Loopback.canConnect(port: port) }
     }
 
+    /// Kills the daemon and the upload-pack and receive-pack it forked,
+    /// with SIGKILL, at once: a host that dies mid-transfer.
+    public func kill() {
+        guard let pid else { return }
+        Glibc.kill(-pid, SIGKILL)
+        Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        self.pid = nil
+        try? waitFor("git daemon is gone", timeout: 10) { !Loopback.canConnect(port: port) }
+    }
+
     deinit { stop() }
+}
+
+/// Kills a process and all its descendants (whatever their session) with
+/// SIGKILL, and reaps it. Shells are spared: an ssh session's login shell
+/// runs the user's startup files (pyenv's rehash takes a lock file there),
+/// and a shell killed mid-way would leave them half-done; it ends by
+/// itself once its sshd is gone.
+public func killTree(_ pid: pid_t) {
+    var parents: [pid_t: [pid_t]] = [:]
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+        guard let child = pid_t(name), let status = try? String(contentsOfFile: "/proc/\(name)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("PPid:") }),
+              let parent = pid_t(line.dropFirst(5).trimmingCharacters(in: .whitespaces)) else { continue }
+        parents[parent, default: []].append(child)
+    }
+    var doomed: [pid_t] = [pid]
+    var index = 0
+    while index < doomed.count {
+        doomed += parents[doomed[index]] ?? []
+        index += 1
+    }
+    let shells: Set<String> = ["bash", "sh", "dash", "zsh"]
+    for victim in doomed {
+        let command = ((try? String(contentsOfFile: "/proc/\(victim)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        if victim != pid && shells.contains(command) { continue }
+        kill(victim, SIGKILL)
+    }
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
 }
 
 /// OpenSSH's sshd on a free loopback port, with a generated host key and a
@@ -73,9 +114,24 @@ public final class SSHServer {
             UsePAM no
             """
         try writeFile(directory + "/sshd_config", config + "\n")
+        try start()
+    }
+
+    /// Starts sshd (again) on the same port.
+    public func start() throws {
+        guard pid == nil else { return }
         pid = try Spawn.start(SpawnOptions(program: "/usr/sbin/sshd", arguments: ["-D", "-e", "-f", directory + "/sshd_config"],
                                            environment: ProcessInfo.processInfo.environment, outputFile: directory + "/sshd.log"))
         try waitFor("sshd listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
+    }
+
+    /// Kills sshd and every session it forked (each in a session of its
+    /// own), with SIGKILL, at once: a host that dies mid-transfer.
+    public func kill() {
+        guard let pid else { return }
+        killTree(pid)
+        self.pid = nil
+        try? waitFor("sshd is gone", timeout: 10) { !Loopback.canConnect(port: port) }
     }
 
     /// The known_hosts line for this server's host key.
@@ -165,7 +221,17 @@ public final class HTTPSGitServer {
         let hash = try run("/usr/bin/openssl", ["passwd", "-apr1", token])
         guard hash.status == 0 else { throw TestFailure("openssl passwd failed: \(hash.stderr)") }
         try writeFile(directory + "/htpasswd", "\(username):\(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n")
+        self.base = base
+        try start()
+    }
+
+    private let base: String
+
+    /// Starts nginx and fcgiwrap (again) on the same port.
+    public func start() throws {
+        guard nginx == nil else { return }
         let socket = directory + "/fcgi.sock"
+        try? FileManager.default.removeItem(atPath: socket)
         fcgiwrap = try Spawn.start(SpawnOptions(program: "/usr/sbin/fcgiwrap", arguments: ["-c", "2", "-s", "unix:" + socket],
                                                 environment: ProcessInfo.processInfo.environment, outputFile: directory + "/fcgiwrap.log"))
         try waitFor("fcgiwrap listens", timeout: 10) { FileManager.default.fileExists(atPath: socket) }
@@ -192,6 +258,15 @@ public final class HTTPSGitServer {
     }
 
     public func url(_ name: String) -> String { "https://localhost:\(port)/\(name)" }
+
+    /// Kills nginx, fcgiwrap and the git http-backend processes they run,
+    /// with SIGKILL, at once: a host that dies mid-transfer.
+    public func kill() {
+        for pid in [nginx, fcgiwrap].compactMap({ $0 }) { killTree(pid) }
+        nginx = nil
+        fcgiwrap = nil
+        try? waitFor("nginx is gone", timeout: 10) { !Loopback.canConnect(port: port) }
+    }
 
     /// nginx's error log so far.
     public var log: String { (try? String(contentsOfFile: directory + "/error.log", encoding: .utf8)) ?? "" }

@@ -1,4 +1,6 @@
 import Foundation
+import Reconciler
+import Rollback
 import SystemSupport
 import Traffic
 
@@ -30,13 +32,18 @@ public final class ReconcilerHarness {
     public let stateDir: String
     public let logFile: String
     private var reconciler: pid_t?
+    /// The running reconciler's process id.
+    public var pid: pid_t? { reconciler }
     /// When set, the reconciler follows this URL through a mirror at `mirror`
     /// instead of reading `repo` directly.
     public var remoteURL: String?
     /// The mirror of `remoteURL`; `status()` reads it.
     public var mirror: String { root + "/mirror" }
     /// Every pid seen in the state file, killed at the end in case.
-    private var seenPids: Set<Int32> = []
+    /// Every process the reconciler started that the harness has seen, with
+    /// its start time: at close only those still the same process are
+    /// killed (a pid may have been reused meanwhile by another test's process).
+    private var seenPids: [Int32: UInt64] = [:]
     /// Added to the reconciler's environment when it starts.
     public var extraEnvironment: [String: String] = [:]
 
@@ -163,12 +170,14 @@ public final class ReconcilerHarness {
     /// The reconciler's log so far.
     public var log: String { (try? String(contentsOfFile: logFile, encoding: .utf8)) ?? "" }
 
-    /// `rewind status --format json`, parsed.
+    /// What `rewind status --format json` prints, built in this process
+    /// from the same code (spawning `rewind status` every poll cost a
+    /// process start each 20 ms and made waits depend on the machine's load).
     public func status() throws -> [String: Any] {
-        let result = try rewind(["status", "--repo", remoteURL == nil ? repo : mirror, "--state-dir", stateDir, "--format", "json"])
-        // 7: something needs a human (an escalation, a halt, a refused tip); the report is the same.
-        guard result.status == 0 || result.status == 7, let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] else {
-            throw TestFailure("rewind status failed (\(result.status)): \(result.stderr)")
+        let deployRepo = try DeployRepository(path: remoteURL == nil ? repo : mirror, branch: nil)
+        let report = try StatusReport.build(repo: deployRepo, stateDirectory: stateDir)
+        guard let object = try JSONSerialization.jsonObject(with: Data(report.json.pretty.utf8)) as? [String: Any] else {
+            throw TestFailure("the status is not a JSON object")
         }
         collectPids()
         return object
@@ -218,20 +227,25 @@ public final class ReconcilerHarness {
     }
 
     private func collectPids() {
+        func see(_ object: Any?) {
+            guard let object = object as? [String: Any], let pid = (object["pid"] as? NSNumber)?.int32Value,
+                  let start = (object["pidStartTime"] as? NSNumber)?.uint64Value ?? ProcessProbe.startTime(pid) else { return }
+            seenPids[pid] = seenPids[pid] ?? start
+        }
         let directory = stateDir + "/apps"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
             guard let data = FileManager.default.contents(atPath: directory + "/" + name),
                   let app = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { continue }
-            for key in ["instance", "pending"] {
-                if let pid = ((app[key] as? [String: Any])?["pid"] as? NSNumber)?.int32Value { seenPids.insert(pid) }
-            }
-            if let pid = (((app["rollout"] as? [String: Any])?["stable"] as? [String: Any])?["pid"] as? NSNumber)?.int32Value { seenPids.insert(pid) }
+            see(app["instance"])
+            see(app["pending"])
+            see((app["rollout"] as? [String: Any])?["stable"])
         }
-        // The proxies Rewind started for apps with traffic:.
+        // The proxies Rewind started for apps with traffic: `PID START-TIME`.
         let traffic = stateDir + "/traffic"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: traffic)) ?? [] {
-            if let text = try? String(contentsOfFile: "\(traffic)/\(name)/proxy.pid", encoding: .utf8),
-               let pid = text.split(separator: " ").first.flatMap({ Int32($0) }) { seenPids.insert(pid) }
+            guard let text = try? String(contentsOfFile: "\(traffic)/\(name)/proxy.pid", encoding: .utf8) else { continue }
+            let parts = text.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            if parts.count == 2, let pid = Int32(parts[0]), let start = UInt64(parts[1]) { seenPids[pid] = seenPids[pid] ?? start }
         }
     }
 
@@ -248,7 +262,7 @@ public final class ReconcilerHarness {
     public func close() {
         stop()
         collectPids()
-        for pid in seenPids where pid > 1 {
+        for (pid, start) in seenPids where pid > 1 && ProcessProbe.startTime(pid) == start {
             kill(-pid, SIGKILL)
             kill(pid, SIGKILL)
         }

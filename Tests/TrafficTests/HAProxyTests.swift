@@ -187,3 +187,29 @@ import SystemSupport
         #expect(servers.first?.draining == true && servers.first?.inMaintenance == false)
     }
 }
+
+/// An HAProxy runtime socket that never answers, or hangs up: an error
+/// within the runtime API's deadline, never a death or a hang.
+@Suite struct HAProxySocketFaultTests {
+    @Test func aSocketThatNeverAnswersTimesOut() throws {
+        try withTemporaryDirectory { dir in
+            let host = try FaultyHost(.silent, unixPath: dir + "/haproxy.sock")
+            defer { host.stop() }
+            var runtime = HAProxyRuntime(socket: dir + "/haproxy.sock")
+            runtime.timeoutMilliseconds = 300
+            let error = try #require(throws: TrafficError.self) { try runtime.servers(backend: "api") }
+            #expect("\(error)".contains("no answer"), "\(error)")
+        }
+    }
+
+    @Test func aSocketThatHangsUpIsAnError() throws {
+        try withTemporaryDirectory { dir in
+            let host = try FaultyHost(.hangsUp, unixPath: dir + "/haproxy.sock")
+            defer { host.stop() }
+            let runtime = HAProxyRuntime(socket: dir + "/haproxy.sock")
+            for _ in 0..<10 {
+                #expect(throws: (any Error).self) { _ = try runtime.servers(backend: "api") }
+            }
+        }
+    }
+}

@@ -66,3 +66,24 @@ import TestSupport
         }
     }
 }
+
+/// Prometheus or a notification target that never answers, or hangs up:
+/// an error within the request's deadline, never a death or a hang.
+@Suite struct WebClientFaultTests {
+    @Test func aPeerThatNeverAnswersTimesOut() throws {
+        let host = try FaultyHost(.silent)
+        defer { host.stop() }
+        let url = try #require(WebURL("http://127.0.0.1:\(host.port)/api/v1/query"))
+        let error = try #require(throws: WebError.self) { try WebClient.shared().request("GET", url, timeoutMilliseconds: 300) }
+        #expect("\(error)".contains("timed out"), "\(error)")
+    }
+
+    @Test func aPeerThatHangsUpIsAnError() throws {
+        let host = try FaultyHost(.hangsUp)
+        defer { host.stop() }
+        let url = try #require(WebURL("http://127.0.0.1:\(host.port)/hook"))
+        for _ in 0..<10 {
+            #expect(throws: WebError.self) { try WebClient.shared().request("POST", url, body: Array(repeating: 65, count: 256 * 1024), timeoutMilliseconds: 2_000) }
+        }
+    }
+}
