@@ -1,6 +1,7 @@
 import Foundation
 import GitKit
 import Logging
+import NIOCore
 import Reconciler
 import Remote
 import Rollback
@@ -42,8 +43,9 @@ final class EventHub: Sendable {
     var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
     /// A stream of events from now on, starting with the last status; nil
-    /// when the hub is full or closed (shutting down).
-    func subscribe() -> AsyncStream<ServerEvent>? {
+    /// when the hub is full or closed (shutting down). The stream ends
+    /// when `closed` completes (the client hung up).
+    func subscribe(until closed: EventLoopFuture<Void>? = nil) -> AsyncStream<ServerEvent>? {
         let (stream, continuation) = AsyncStream<ServerEvent>.makeStream(bufferingPolicy: .bufferingNewest(64))
         let id: Int? = state.withLock { s in
             guard !s.closed, s.subscribers.count < capacity else { return nil }
@@ -55,6 +57,7 @@ final class EventHub: Sendable {
         }
         guard let id else { continuation.finish(); return nil }
         continuation.onTermination = { [weak self] _ in self?.state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
+        closed?.whenComplete { _ in continuation.finish() }
         return stream
     }
 

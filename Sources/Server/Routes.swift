@@ -133,7 +133,7 @@ struct Routes {
                 }
             }
         }
-        router.get("api/v1/events") { request, _ in await events(request) }
+        router.get("api/v1/events") { request, context in await events(request, closed: context.connectionClosed) }
         addWebRoutes(router)
         // The API's description, from the routes themselves.
         let served = router.routes.map { (method: $0.method, path: $0.path.description) } + [(method: .get, path: "api/v1/openapi.json")]
@@ -209,13 +209,15 @@ struct Routes {
 
     /// `GET /api/v1/events`: Server-Sent Events (`status`, `tip`,
     /// `rollback`, `notes`) until the client goes or the server stops.
-    private func events(_ request: Request) async -> Response {
+    /// A client that hangs up ends its stream at once (`closed`), not at
+    /// the next event or keep-alive: its place among the 256 is free again.
+    private func events(_ request: Request, closed: EventLoopFuture<Void>) async -> Response {
         do {
             try authorizeRead(request)
         } catch {
             return finish("api/v1/events", .failure(error))
         }
-        guard let stream = hub.subscribe() else {
+        guard let stream = hub.subscribe(until: closed) else {
             return finish("api/v1/events", .failure(RequestError(503, "too many event streams are open, or the server is stopping; retry later")))
         }
         return count("api/v1/events", Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: ResponseBody { writer in
@@ -280,10 +282,13 @@ struct Routes {
 struct ServeContext: RequestContext, RemoteAddressRequestContext {
     var coreContext: CoreRequestContextStorage
     let remoteAddress: SocketAddress?
+    /// Completes when the client's connection closes.
+    let connectionClosed: EventLoopFuture<Void>
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        connectionClosed = source.channel.closeFuture
     }
 
     /// The address without the port ("unknown" when there is none).
