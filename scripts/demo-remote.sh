@@ -2,8 +2,9 @@
 # Third part of `make demo`: the deployment repository on a git server
 # (git daemon on loopback). An engineer pushes a release and a signed push
 # webhook makes `rewind serve` fetch it at once; then the git host goes down,
-# a rollback still happens (committed on Rewind's mirror, applied, queued),
-# and it is pushed once the host is back. Called by demo.sh with the
+# a rollback still happens (committed on Rewind's mirror, applied, queued);
+# then it hangs (accepts connections, never answers) and a command still
+# answers within its idle deadline; and the rollback is pushed once the host is back. Called by demo.sh with the
 # repository it built; cleans up after itself.
 set -euo pipefail
 rewind=${1:?usage: demo-remote.sh PATH-TO-REWIND REPO WORK}
@@ -76,6 +77,21 @@ stop_daemon
 show "$rewind" rollback api --repo "$url" --mirror "$mirror" --reason "error budget burning while git is down"
 wait_for "api back on $current" 60 runs api "$current"
 show "$rewind" status --repo "$mirror" --state-dir "$state" || [ $? -eq 7 ]
+
+step "The git host hangs (accepts connections, never answers): a command answers within its idle deadline"
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); held = []
+while True: held.append(s.accept()[0])
+' "$git_port" &
+stall_pid=$!
+pids+=("$stall_pid")
+wait_for "the hanging host" 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$git_port" 2>/dev/null
+t0=$(now_ms)
+show "$rewind" releases api --repo "$url" --mirror "$mirror" --git-idle-timeout 2s
+echo "answered in $(( $(now_ms) - t0 )) ms with --git-idle-timeout 2s (without a deadline, libgit2 waits forever)"
+kill "$stall_pid"; wait "$stall_pid" 2>/dev/null || true
 
 step "The host is back: the queued commit is pushed once"
 start_daemon

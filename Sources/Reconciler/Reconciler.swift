@@ -228,7 +228,8 @@ public final class Reconciler {
         adoptAfterRestart()
         var lastFull: Int64 = 0
         var lastTip: OID?
-        while true {
+        // Stopped before the first pass (a signal during the first sync): start nothing.
+        while !options.stop.requested {
             if consumeAcceptRequest() { lastTip = nil }
             let now = clock.monotonicMilliseconds()
             let tip = try? repo.tip()

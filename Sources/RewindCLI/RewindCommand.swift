@@ -40,8 +40,11 @@ public struct RewindCommand: AsyncParsableCommand {
         StopSignals.install()
         BackgroundThread.start {
             while !StopSignals.wait(milliseconds: 60_000) {}
+            // A one-shot command exits here, whatever its main thread is
+            // blocked on; reconcile and serve stop their loops themselves, and
+            // every transfer under way ends at once so that they can.
+            guard ProcessRole.isLongRunning else { Interruption.exit(status: 128 + StopSignals.received) }
             NetworkDeadlines.cancelAll()
-            if !ProcessRole.isLongRunning { Interruption.exit(status: 128 + StopSignals.received) }
         }
     }
 

@@ -113,16 +113,24 @@ public enum Interruption {
     private static let writing = Atomic<Int>(0)
     private static let exiting = Atomic<Bool>(false)
 
-    /// Runs `body` so that an interruption waits for it to finish.
+    /// Runs `body` so that an interruption waits for it to finish. Once an
+    /// interruption is decided, no section starts and none returns: the
+    /// thread waits for the exit, so its own outcome cannot race it.
     public static func deferring<T>(_ body: () throws -> T) rethrows -> T {
         writing.add(1, ordering: .sequentiallyConsistent)
         if exiting.load(ordering: .sequentiallyConsistent) {
-            // The process is exiting: start nothing new.
             writing.subtract(1, ordering: .sequentiallyConsistent)
-            while true { Clock.sleep(milliseconds: 1_000) }
+            parkUntilExit()
         }
-        defer { writing.subtract(1, ordering: .sequentiallyConsistent) }
+        defer {
+            writing.subtract(1, ordering: .sequentiallyConsistent)
+            if exiting.load(ordering: .sequentiallyConsistent) { parkUntilExit() }
+        }
         return try body()
+    }
+
+    private static func parkUntilExit() -> Never {
+        while true { Clock.sleep(milliseconds: 1_000) }
     }
 
     /// Exits with `status` once no deferred write runs (waiting at most

@@ -44,7 +44,7 @@ import TestSupport
         try h.waitHealthy("api", "1.0.0")
         // The rollback's own soak: the error rate is back under the threshold, nothing escalates.
         // Verified only once the error rate is back under the threshold, not merely healthy.
-        try h.waitUntil("recovery is verified") { h.notes(on: try h.commits()[0]).contains("verified app=api") }
+        try h.waitUntil("recovery is verified") { h.notes(on: try h.commits()[0], waitingFor: ["verified app=api"]).contains("verified app=api") }
         #expect(h.log.contains("waiting for the triggers' queries to be back under their thresholds"))
         #expect(h.log.contains("verified (healthy, and its triggers' queries are under their thresholds)"))
         #expect(try h.commits().count == 3)

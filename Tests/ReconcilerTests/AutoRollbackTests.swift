@@ -20,8 +20,8 @@ import TestSupport
             // Restarted with backoff before giving up.
             #expect(h.log.contains("restarting in 500 ms (restart 1)"))
             #expect(h.log.contains("restarting in 1000 ms (restart 2)"))
-            #expect(h.notes(on: bad).contains("rolled-back app=api by=\(rollback.prefix(7))"))
-            try h.waitUntil("recovery is verified") { h.notes(on: rollback).contains("verified app=api") }
+            #expect(h.notes(on: bad, waitingFor: ["rolled-back app=api by=\(rollback.prefix(7))"]).contains("rolled-back app=api by=\(rollback.prefix(7))"))
+            try h.waitUntil("recovery is verified") { h.notes(on: rollback, waitingFor: ["verified app=api"]).contains("verified app=api") }
             // The incident report, as a note git itself shows.
             var incident = ""
             try h.waitUntil("the incident report is written") {
@@ -61,7 +61,7 @@ import TestSupport
             // Git names what runs.
             #expect(try git(["show", "main:apps/api/app.yaml"], in: h.repo).contains("1.0.0"))
             #expect(try git(["show", "main:apps/worker/app.yaml"], in: h.repo).contains("2.1.0"))
-            let notes = h.notes(on: bad)
+            let notes = h.notes(on: bad, waitingFor: ["rolled-back app=api by=\(rollback.prefix(7))", "rolled-back app=worker by=\(rollback.prefix(7))"])
             #expect(notes.contains("rolled-back app=api by=\(rollback.prefix(7))") && notes.contains("rolled-back app=worker by=\(rollback.prefix(7))"), "\(notes)")
             try h.waitUntil("both recoveries are verified") {
                 let verified = h.notes(on: rollback)
@@ -89,8 +89,8 @@ import TestSupport
             #expect(commits.count == 3, "exactly one rollback commit")
             let waiting = try h.app("site")["waitingFor"] as? String ?? ""
             #expect(waiting.contains("rollback did not recover: likely not caused by the release"))
-            #expect(h.notes(on: bad).contains("rolled-back app=site"))
-            #expect(h.notes(on: commits[0]).contains("escalated app=site"))
+            #expect(h.notes(on: bad, waitingFor: ["rolled-back app=site"]).contains("rolled-back app=site"))
+            #expect(h.notes(on: commits[0], waitingFor: ["escalated app=site"]).contains("escalated app=site"))
             var incident = ""
             try h.waitUntil("the incident report is written") {
                 incident = (try? git(["notes", "--ref=rewind-incident", "show", commits[0]], in: h.repo)) ?? ""

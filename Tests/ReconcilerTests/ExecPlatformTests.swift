@@ -19,7 +19,7 @@ import TestSupport
             #expect(record[4].hasSuffix("/files/site/\(tree)"))
             #expect(record[5].trimmingCharacters(in: .whitespacesAndNewlines) == record[4])
             #expect(FileManager.default.isExecutableFile(atPath: record[4] + "/apply.sh"))
-            #expect(h.notes(on: tip).contains("applied app=site version=1.0.0"))
+            #expect(h.notes(on: tip, waitingFor: ["applied app=site version=1.0.0"]).contains("applied app=site version=1.0.0"))
         }
     }
 
@@ -33,7 +33,7 @@ import TestSupport
             let error = try h.app("site")["lastError"] as? String ?? ""
             #expect(error.contains("apply of site 1.1.0 exited with status 3"))
             #expect(try h.applied("site").version == "1.0.0")
-            #expect(h.notes(on: bad).contains("failed app=site"))
+            #expect(h.notes(on: bad, waitingFor: ["failed app=site"]).contains("failed app=site"))
         }
     }
 

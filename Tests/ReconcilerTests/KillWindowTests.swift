@@ -29,7 +29,7 @@ import TestSupport
             try h.start()
             try h.waitUntil("the rollback commit is written", timeout: 30) { try h.commits().count == 3 }
             try h.waitHealthy("api", "1.0.0")
-            try h.waitUntil("the rollback is noted") { h.notes(on: bad).contains("rolled-back app=api") }
+            try h.waitUntil("the rollback is noted") { h.notes(on: bad, waitingFor: ["rolled-back app=api"]).contains("rolled-back app=api") }
             try expectStable(h, commits: 3)
         }
     }

@@ -14,7 +14,7 @@ import TestSupport
             let second = try h.commit("api 1.1.0")
             try h.waitHealthy("api", "1.1.0")
             let pid = try #require(try h.applied("api").pid)
-            try h.waitUntil("the healthy note is written") { h.notes(on: second).contains("healthy app=api") }
+            try h.waitUntil("the healthy note is written") { h.notes(on: second, waitingFor: ["healthy app=api"]).contains("healthy app=api") }
 
             let detail = try rewind(["status", "api", "--repo", h.repo, "--state-dir", h.stateDir])
             #expect(detail.status == 0, "\(detail.stderr)")

@@ -34,7 +34,7 @@ import TestSupport
             let upgrade = try h.commit("everything 2.0.0")
             for app in ["db", "api", "web"] { try h.waitHealthy(app, "2.0.0") }
             #expect(try startOrder(h, "2.0.0") == ["db", "api", "web"])
-            #expect(h.notes(on: upgrade).contains("applied app=web version=2.0.0"))
+            #expect(h.notes(on: upgrade, waitingFor: ["applied app=web version=2.0.0"]).contains("applied app=web version=2.0.0"))
 
             // A rollback commit is applied in reverse order: dependents first.
             let rollback = try rewind(["rollback", "--all", "--to", first, "--repo", h.repo, "--reason", "2.0.0 is slow"])
@@ -42,7 +42,7 @@ import TestSupport
             for app in ["db", "api", "web"] { try h.waitHealthy(app, "1.0.0") }
             #expect(try startOrder(h, "1.0.0") == ["web", "api", "db"])
             let rollbackCommit = try h.commits()[0]
-            let note = h.notes(on: rollbackCommit)
+            let note = h.notes(on: rollbackCommit, waitingFor: ["db", "api", "web"].map { "verified app=\($0)" })
             for app in ["db", "api", "web"] { #expect(note.contains("verified app=\(app)")) }
 
             // A pin holds api while a later commit changes it.
@@ -56,7 +56,7 @@ import TestSupport
             #expect((api["applied"] as? [String: Any])?["version"] as? String == "1.0.0")
             #expect(api["pin"] as? String == "1.0.0")
             #expect(try h.applied("api").pid == apiPid)
-            #expect(h.notes(on: bump).contains("held app=api"))
+            #expect(h.notes(on: bump, waitingFor: ["held app=api"]).contains("held app=api"))
         }
     }
 }

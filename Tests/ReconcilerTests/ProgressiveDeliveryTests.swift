@@ -103,8 +103,8 @@ struct ProgressiveDeliveryTests {
             load.stop()
             #expect(load.failed.isEmpty, "failed requests: \(load.failed.prefix(5))")
             #expect(try h.proxyWeights("web").count == 1)
-            try h.waitUntil("the promotion's note") { h.notes(on: release).contains("promoted app=web") }
-            let notes = h.notes(on: release)
+            try h.waitUntil("the promotion's note") { h.notes(on: release, waitingFor: ["promoted app=web"]).contains("promoted app=web") }
+            let notes = h.notes(on: release, waitingFor: ["step app=web weight=100 version=2.0.0 strategy=blueGreen", "promoted app=web version=2.0.0"])
             #expect(notes.contains("step app=web weight=100 version=2.0.0 strategy=blueGreen"))
             #expect(notes.contains("promoted app=web version=2.0.0"))
             #expect(try Self.rollbackCommits(h).isEmpty)
@@ -139,8 +139,8 @@ struct ProgressiveDeliveryTests {
             let message = try git(["log", "-1", "--format=%B", rollback], in: h.repo)
             #expect(message.contains("Rewind-Trigger: analysis"))
             #expect(message.contains("blue-green"))
-            #expect(h.notes(on: release).contains("aborted app=web weight=100 version=2.0.0"))
-            try h.waitUntil("the rollback is verified") { h.notes(on: rollback).contains("verified app=web") }
+            #expect(h.notes(on: release, waitingFor: ["aborted app=web weight=100 version=2.0.0"]).contains("aborted app=web weight=100 version=2.0.0"))
+            try h.waitUntil("the rollback is verified") { h.notes(on: rollback, waitingFor: ["verified app=web"]).contains("verified app=web") }
             #expect(try Self.rollbackCommits(h).count == 1)
         }
     }
@@ -196,10 +196,10 @@ struct ProgressiveDeliveryTests {
         #expect(message.contains("Rewind-Trigger: analysis"))
         #expect(message.contains("canary step 1 of 3"), "the reason names the step: \(message)")
         #expect(message.contains("canary-errors"), "the reason names the query: \(message)")
-        let notes = h.notes(on: release)
+        let notes = h.notes(on: release, waitingFor: ["step app=api weight=25 version=2.0.0", "aborted app=api weight=25 version=2.0.0"])
         #expect(notes.contains("step app=api weight=25 version=2.0.0"))
         #expect(notes.contains("aborted app=api weight=25 version=2.0.0"))
-        try h.waitUntil("the rollback is verified") { h.notes(on: rollback).contains("verified app=api") }
+        try h.waitUntil("the rollback is verified") { h.notes(on: rollback, waitingFor: ["verified app=api"]).contains("verified app=api") }
         #expect(try Self.rollbackCommits(h).count == 1)
     }
 
@@ -230,7 +230,7 @@ struct ProgressiveDeliveryTests {
             #expect(try Self.rollout(h, "api") == nil)
             #expect(try h.proxyWeights("api").values.sorted() == [100])
             #expect(try Self.shares(port: listen, count: 20) == ["2.0.0": 20])
-            let notes = h.notes(on: second)
+            let notes = h.notes(on: second, waitingFor: ["paused app=api version=2.0.0 weight=10 by=ops@test", "resumed app=api", "promoted app=api version=2.0.0"])
             for line in ["paused app=api version=2.0.0 weight=10 by=ops@test", "resumed app=api", "promoted app=api version=2.0.0"] {
                 #expect(notes.contains(line), "\(line) in \(notes)")
             }
@@ -246,8 +246,8 @@ struct ProgressiveDeliveryTests {
             #expect(rollbacks.count == 1)
             let message = try git(["log", "-1", "--format=%B", rollbacks.first ?? "HEAD"], in: h.repo)
             #expect(message.contains("Rewind-Trigger: manual") && message.contains("Rewind-Actor: ops@test") && message.contains("latency"), "\(message)")
-            #expect(h.notes(on: third).contains("aborted app=api weight=10 version=3.0.0"))
-            try h.waitUntil("the abort's rollback is verified") { h.notes(on: rollbacks.first ?? "").contains("verified app=api") }
+            #expect(h.notes(on: third, waitingFor: ["aborted app=api weight=10 version=3.0.0"]).contains("aborted app=api weight=10 version=3.0.0"))
+            try h.waitUntil("the abort's rollback is verified") { h.notes(on: rollbacks.first ?? "", waitingFor: ["verified app=api"]).contains("verified app=api") }
         }
     }
 
@@ -286,11 +286,11 @@ struct ProgressiveDeliveryTests {
             let rolled = try rewind(["rollback", "api", "--repo", h.repo, "--reason", "not today"])
             #expect(rolled.status == 0, "\(rolled.stderr)")
             let rollback = try #require(try h.commits().first)
-            try h.waitUntil("the rollback is verified") { h.notes(on: rollback).contains("verified app=api") }
+            try h.waitUntil("the rollback is verified") { h.notes(on: rollback, waitingFor: ["verified app=api"]).contains("verified app=api") }
             #expect(try h.applied("api").pid == stablePid, "the stable version was not restarted")
             #expect(try Self.rollout(h, "api") == nil)
             #expect(try Self.shares(port: listen, count: 20) == ["1.0.0": 20])
-            #expect(h.notes(on: release).contains("aborted app=api weight=10 version=2.0.0"))
+            #expect(h.notes(on: release, waitingFor: ["aborted app=api weight=10 version=2.0.0"]).contains("aborted app=api weight=10 version=2.0.0"))
         }
     }
 
@@ -341,12 +341,12 @@ struct ProgressiveDeliveryTests {
                     #expect(log().split(separator: "\n") == ["pre", "down 003 503", "down 002 503"], "\(log())")
                     #expect(try Self.shares(port: listen, count: 5) == ["failed": 5], "traffic stays drained")
                     #expect(try h.proxyWeights("db").values.allSatisfy { $0 == 0 })
-                    try h.waitUntil("the failed stage's note") { h.notes(on: rollback).contains("sequence app=db stage=down id=002 result=failed") }
+                    try h.waitUntil("the failed stage's note") { h.notes(on: rollback, waitingFor: ["sequence app=db stage=down id=002 result=failed"]).contains("sequence app=db stage=down id=002 result=failed") }
                 } else {
                     try h.waitUntil("1.0.0 serves again") { try h.applied("db").version == "1.0.0" && log().contains("post") }
                     #expect(log().split(separator: "\n") == ["pre", "down 003 503", "down 002 503", "post"], "no traffic reached the app while the downs ran: \(log())")
                     #expect(try Self.shares(port: listen, count: 10) == ["1.0.0": 10])
-                    try h.waitUntil("the last stage's note") { h.notes(on: rollback).contains("sequence app=db stage=hook name=postRollback") }
+                    try h.waitUntil("the last stage's note") { h.notes(on: rollback, waitingFor: ["sequence app=db stage=hook name=postRollback"]).contains("sequence app=db stage=hook name=postRollback") }
                     let notes = h.notes(on: rollback)
                     for stage in ["stage=hook name=preRollback", "stage=drain", "stage=down id=003", "stage=down id=002", "stage=start", "stage=restore", "stage=hook name=postRollback"] {
                         #expect(notes.contains("sequence app=db \(stage)"), "\(stage) in \(notes)")
@@ -414,8 +414,8 @@ struct ProgressiveDeliveryTests {
             let broken = traffic.replacingOccurrences(of: config.socket, with: external + "/gone.sock")
             try h.writeApp(HarnessApp("shop", appYAML: Self.appYAML(version: "3.0.0", traffic: broken)))
             let third = try h.commit("shop 3.0.0")
-            try h.waitUntil("3.0.0 fails") { h.notes(on: third).contains("failed app=shop") }
-            #expect(h.notes(on: third).contains("\(external)/gone.sock refuses connections"), "\(h.notes(on: third))")
+            try h.waitUntil("3.0.0 fails") { h.notes(on: third, waitingFor: ["failed app=shop"]).contains("failed app=shop") }
+            #expect(h.notes(on: third, waitingFor: ["\(external)/gone.sock refuses connections"]).contains("\(external)/gone.sock refuses connections"), "\(h.notes(on: third))")
         }
     }
 
@@ -434,8 +434,8 @@ struct ProgressiveDeliveryTests {
             try h.writeApp(HarnessApp("web", appYAML: Self.appYAML(version: "2.0.0", traffic: "  listen: \(busy)\n  strategy: blueGreen\n")))
             try h.commit("web 2.0.0 behind a proxy")
             let release = try #require(try h.commits().first)
-            try h.waitUntil("the release fails") { h.notes(on: release).contains("failed app=web") }
-            let failed = h.notes(on: release)
+            try h.waitUntil("the release fails") { h.notes(on: release, waitingFor: ["failed app=web"]).contains("failed app=web") }
+            let failed = h.notes(on: release, waitingFor: ["traffic.listen 127.0.0.1:\(busy)", "nothing was started"])
             #expect(failed.contains("traffic.listen 127.0.0.1:\(busy)") && failed.contains("nothing was started"), "\(failed)")
             #expect(try h.applied("web").version == "1.0.0")
         }

@@ -81,7 +81,7 @@ import TestSupport
             #expect(applied.components(separatedBy: "db 1.1.0").count - 1 == 1, "db applied once: \(applied)")
             #expect(applied.components(separatedBy: "api 1.1.0").count - 1 == 1, "api applied once: \(applied)")
             #expect(try h.commits() == [upgrade] + before)
-            let note = h.notes(on: upgrade)
+            let note = h.notes(on: upgrade, waitingFor: ["applied app=db", "healthy app=db", "applied app=api", "healthy app=api"])
             for outcome in ["applied app=db", "healthy app=db", "applied app=api", "healthy app=api"] {
                 #expect(note.components(separatedBy: outcome).count - 1 == 1, "\(outcome) once in:\n\(note)")
             }
@@ -116,7 +116,7 @@ extension RecoveryTests {
             #expect(newPid != pendingPid && newPid != oldPid)
             try h.waitUntil("the old version is stopped") { kill(oldPid, 0) != 0 }
             #expect(try h.commits().count == 2)
-            try h.waitUntil("the notes are written") { h.notes(on: upgrade).contains("healthy app=api") }
+            try h.waitUntil("the notes are written") { h.notes(on: upgrade, waitingFor: ["healthy app=api"]).contains("healthy app=api") }
             let note = h.notes(on: upgrade)
             #expect(note.components(separatedBy: "applied app=api").count == 2, "once: \(note)")
         }

@@ -132,4 +132,32 @@ import TestSupport
             }
         }
     }
+
+    /// reconcile told to stop while its first sync stalls: it stops at
+    /// once and starts nothing (it used to run a first pass and leave the
+    /// apps it had just started behind).
+    @Test func reconcileStoppedDuringAStalledFirstSyncStartsNothing() throws {
+        try withRemote(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))]) { setup in
+            let h = setup.harness
+            _ = try setup.rewind(["sync"])
+            setup.daemon.kill()
+            let stalled = try FaultyHost(.silent, port: setup.daemon.port)
+            defer { stalled.stop() }
+            let environment = ProcessInfo.processInfo.environment
+            let pid = try Spawn.start(SpawnOptions(program: rewindBinary, arguments: ["reconcile", "--repo", setup.url, "--mirror", h.mirror,
+                                                                                       "--state-dir", h.stateDir, "--artifact-root", h.artifacts],
+                                                   environment: environment, outputFile: h.logFile))
+            try waitFor("the first sync is under way", timeout: 15) { stalled.connections >= 1 }
+            kill(pid, SIGTERM)
+            let status = Self.exitStatus(pid, within: 5)
+            #expect(status == 0, "exit status \(String(describing: status))\n\(h.log)")
+            // An app's working directory is its files under the state directory.
+            let orphans = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> Int32? in
+                guard let pid = Int32(name), let cwd = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(name)/cwd") else { return nil }
+                return cwd.hasPrefix(h.stateDir) ? pid : nil
+            }
+            defer { for orphan in orphans { kill(orphan, SIGKILL) } }
+            #expect(orphans.isEmpty, "processes left behind: \(orphans)")
+        }
+    }
 }

@@ -54,7 +54,7 @@ import SystemSupport
         #expect(message.contains("Rewind-Alert: HighErrorRate"))
         #expect(message.contains("Rewind-Fingerprint: fp-1"))
         // The alert is the release's failure in the notes: its name, labels and startsAt.
-        let noted = h.notes(on: bad)
+        let noted = h.notes(on: bad, waitingFor: ["failed app=api reason=", "rolled-back app=api by="])
         #expect(noted.contains("failed app=api reason=\"alert HighErrorRate firing\" alert=HighErrorRate startsAt="), "\(noted)")
         #expect(noted.contains("labels=alertname=HighErrorRate,app=api,severity=critical"), "\(noted)")
         #expect(noted.contains("rolled-back app=api by="), "\(noted)")
@@ -68,7 +68,7 @@ import SystemSupport
         #expect(again.1.contains(#""decision":"escalated""#))
         #expect(again.1.contains("rollback did not recover"))
         #expect(try rollbackCommits(h).count == 1)
-        #expect(h.notes(on: try rollbackCommits(h)[0]).contains("escalated app=api"))
+        #expect(h.notes(on: try rollbackCommits(h)[0], waitingFor: ["escalated app=api"]).contains("escalated app=api"))
         // The escalated automatic rollback's incident report, as git shows it.
         let incident = try git(["notes", "--ref=rewind-incident", "show", try rollbackCommits(h)[0]], in: h.repo)
         #expect(incident.hasPrefix("# Incident: api rolled back by"), "\(incident)")

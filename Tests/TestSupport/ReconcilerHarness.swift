@@ -216,6 +216,20 @@ public final class ReconcilerHarness {
         }
     }
 
+    /// The note on a commit once it holds every one of `expected` (or after
+    /// `timeout` seconds, as it is then). The reconciler saves a state
+    /// change first and writes its note right after: a test that saw the
+    /// state must wait for the note, not read it at once.
+    public func notes(on commit: String, waitingFor expected: [String], timeout: Double = 15) -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        var text = notes(on: commit)
+        while !expected.allSatisfy({ text.contains($0) }) && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+            text = notes(on: commit)
+        }
+        return text
+    }
+
     /// The note under refs/notes/rewind on a commit ("" when none).
     public func notes(on commit: String) -> String {
         (try? git(["notes", "--ref=rewind", "show", commit], in: repo)) ?? ""
