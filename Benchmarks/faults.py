@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench-faults`: a git host that fails the way real hosts fail (issue 22), on loopback.
 
-    python3 Benchmarks/faults.py PATH-TO-REWIND [--runs N] [--minutes M] [--only stalled-rollback,stalled-cpu,sync-soak,serve-rss]
+    python3 Benchmarks/faults.py PATH-TO-REWIND [--runs N] [--minutes M] [--only stalled-rollback,stalled-cpu,sync-soak,serve-requests,serve-rss]
 
 1. stalled-rollback: `rewind rollback --repo git://...` against a host that
    accepts connections and never answers, with --git-idle-timeout 5s: wall
@@ -13,7 +13,10 @@
 3. sync-soak: RSS of `rewind reconcile --fetch-interval 1ms` after 500 and
    after 5,000 syncs with the host up, then after 500 and 5,000 more with it
    down (the suite's SoakTests runs 2,500 of each).
-4. serve-rss: RSS of `rewind serve` following a remote with a 1 s fetch
+4. serve-requests: RSS of `rewind serve` over 20,000 API requests and 1,000
+   event streams opened and dropped, sampled every 2,000 requests (the suite's
+   ServeSoakTests runs 6,000 and 500).
+5. serve-rss: RSS of `rewind serve` following a remote with a 1 s fetch
    interval and a signed push webhook every second, sampled every minute for
    --minutes (default 60); reports the samples at 1, 10 and the last minute.
 """
@@ -25,7 +28,7 @@ from remote import GitDaemon, demo_app, free_port  # noqa: E402
 
 RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 5
 MINUTES = int(sys.argv[sys.argv.index("--minutes") + 1]) if "--minutes" in sys.argv else 60
-ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else ["stalled-rollback", "stalled-cpu", "sync-soak", "serve-rss"]
+ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else ["stalled-rollback", "stalled-cpu", "sync-soak", "serve-requests", "serve-rss"]
 summary = []
 
 
@@ -183,6 +186,41 @@ def sync_soak(count=5_000):
         shutil.rmtree(root, ignore_errors=True)
 
 
+def serve_requests(requests=20_000, streams=1_000):
+    root = tempfile.mkdtemp(prefix="rewind-bench-faults-")
+    serve = None
+    try:
+        repo = new_repo(root, {"api": exec_app("1.0")})
+        state = f"{root}/state"
+        serve = subprocess.Popen([REWIND, "serve", "--repo", repo, "--state-dir", state, "--port", "0", "--log-level", "warning"],
+                                 env=ENV, stdout=open(f"{root}/serve.log", "w"), stderr=subprocess.STDOUT)
+        address = f"{state}/serve.address"
+        wait("serve", lambda: os.path.exists(address) and open(address).read().strip())
+        host, port = open(address).read().strip().split(":")
+        samples = []
+        every = requests // streams
+        for i in range(requests + 1):
+            if i % 2_000 == 0:
+                samples.append(rss_kib(serve.pid))
+            c = http.client.HTTPConnection(host, int(port), timeout=10)
+            c.request("GET", "/api/v1/status" if i % 2 else "/api/v1/apps/api/releases")
+            c.getresponse().read()
+            c.close()
+            if i % every == 0:
+                s = socket.create_connection((host, int(port)))
+                s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.recv(100)
+                s.close()
+        summary.append(f"rewind serve over {requests:,} API requests and {streams:,} dropped event streams: RSS "
+                       f"{samples[1] / 1024:.1f} MB after 2,000, {samples[-1] / 1024:.1f} MB after {requests:,} "
+                       f"({(samples[-1] - samples[1]) / 1024:+.2f} MB; first sample {samples[0] / 1024:.1f} MB); target: < 5 MB")
+    finally:
+        if serve:
+            serve.send_signal(signal.SIGTERM)
+            serve.wait(timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def serve_rss(minutes):
     root = tempfile.mkdtemp(prefix="rewind-bench-faults-")
     log = open(os.path.join(root, "daemon.log"), "w")
@@ -237,6 +275,8 @@ if __name__ == "__main__":
         stalled_cpu()
     if "sync-soak" in ONLY:
         sync_soak()
+    if "serve-requests" in ONLY:
+        serve_requests()
     if "serve-rss" in ONLY:
         serve_rss(MINUTES)
     print("\n".join(summary))

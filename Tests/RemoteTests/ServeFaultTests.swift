@@ -65,7 +65,7 @@ import TestSupport
         var generator = SystemRandomNumberGenerator()
         var engineerCommits: [String] = []
         var written: [String] = []
-        for round in 0..<10 {
+        for round in 0..<25 {
             if round % 3 == 0 {
                 // The engineer pushes straight into the served repository.
                 engineerCommits.append(try RemoteSetup.engineerPushes("web 1.\(round + 10)", path: "apps/web/app.yaml", text: execAppYAML(version: "1.\(round + 10)"),
