@@ -313,14 +313,19 @@ int rewind_stream_install(void) {
     memset(&registration, 0, sizeof registration);
     registration.version = GIT_STREAM_VERSION;
     registration.init = stream_new;
-    int rc = git_stream_register(GIT_STREAM_STANDARD, &registration);
-    if (rc < 0) return rc;
+    return git_stream_register(GIT_STREAM_STANDARD, &registration);
+}
+
+static void start_watchdog(void) {
     pthread_t thread;
     if (pthread_create(&thread, NULL, watchdog, NULL) == 0) pthread_detach(thread);
-    return 0;
 }
 
 void *rewind_transfer_begin(int64_t connect_ms, int64_t idle_ms) {
+    // The watchdog starts with the first transfer: commands that never
+    // reach the network pay nothing for it.
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, start_watchdog);
     rewind_transfer *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->connect_ms = connect_ms;

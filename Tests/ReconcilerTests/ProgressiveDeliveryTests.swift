@@ -53,6 +53,16 @@ struct ProgressiveDeliveryTests {
         var counts: [String: Int] { lock.withLock { versions } }
         var failed: [String] { lock.withLock { failures } }
         func reset() { lock.withLock { versions = [:]; failures = [] } }
+
+        /// Forgets what was counted so far and the answer to the request in
+        /// flight now, which may have been sent before what the test just
+        /// saw: afterwards, every answer counted was asked for later.
+        func resetAfterInFlight() {
+            reset()
+            let deadline = Date().addingTimeInterval(10)
+            while lock.withLock({ versions.isEmpty && failures.isEmpty }) && Date() < deadline { Thread.sleep(forTimeInterval: 0.002) }
+            reset()
+        }
     }
 
     static func appYAML(version: String, traffic: String, args: [String] = [], extra: String = "") -> String {
@@ -95,8 +105,13 @@ struct ProgressiveDeliveryTests {
             try h.waitUntil("requests flow through the proxy") { (load.counts["1.0.0"] ?? 0) >= 20 }
             try h.writeApp(HarnessApp("web", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
             let release = try h.commit("web 2.0.0")
-            try h.waitUntil("the switch to 2.0.0") { (try Self.rollout(h, "web"))?["version"] as? String == "2.0.0" }
-            load.reset()
+            // Switched: the proxy itself routes to one server only (the state's
+            // rollout names 2.0.0 from the moment it starts beside 1.0.0).
+            try h.waitUntil("the switch to 2.0.0") {
+                try Self.rollout(h, "web")?["version"] as? String == "2.0.0" && Self.rollout(h, "web")?["weight"] as? Int == 100
+                    && h.proxyWeights("web").values.filter { $0 > 0 }.count == 1
+            }
+            load.resetAfterInFlight()
             try h.waitUntil("2.0.0 serves after the switch") { (load.counts["2.0.0"] ?? 0) >= 20 }
             #expect(load.counts["1.0.0"] == nil, "after the switch, all traffic reaches the new version")
             try h.waitUntil("the old version stops after scaleDownDelay", timeout: 20) { try Self.rollout(h, "web") == nil }
@@ -129,7 +144,7 @@ struct ProgressiveDeliveryTests {
             try h.waitUntil("traffic is back on 1.0.0 and the rollback is written") {
                 try h.applied("web").version == "1.0.0" && Self.rollbackCommits(h).count == 1
             }
-            load.reset()
+            load.resetAfterInFlight()
             try h.waitUntil("1.0.0 serves again") { (load.counts["1.0.0"] ?? 0) >= 20 }
             #expect(load.counts["2.0.0"] == nil)
             load.stop()
@@ -187,7 +202,7 @@ struct ProgressiveDeliveryTests {
             try h.applied("api").version == "1.0.0" && Self.rollbackCommits(h).count == 1
         }
         #expect(try h.proxyWeights("api").values.sorted() == [100], "only the stable version is left")
-        load.reset()
+        load.resetAfterInFlight()
         try h.waitUntil("only 1.0.0 answers") { (load.counts["1.0.0"] ?? 0) >= 20 }
         #expect(load.counts["2.0.0"] == nil && load.failed.isEmpty)
         load.stop()

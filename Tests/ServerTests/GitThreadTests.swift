@@ -12,7 +12,10 @@ import Testing
         let blocking = Atomic<Int>(0)
     }
 
-    /// Blocks its thread until the flag is raised (or 10 s pass).
+    /// Blocks its thread until the flag is raised (or 120 s pass: in the full
+    /// suite, other tests' synchronous bodies hold pool threads for many
+    /// seconds, so the releasing task may wait that long for one; a blocker
+    /// that held a pool thread would still starve it to the deadline).
     actor Blocker {
         private let thread: GitThread
         nonisolated var unownedExecutor: UnownedSerialExecutor { thread.asUnownedSerialExecutor() }
@@ -20,7 +23,7 @@ import Testing
         init() throws { thread = try #require(GitThread()) }
 
         func block(until flag: Flag) -> Bool {
-            let deadline = Date().addingTimeInterval(10)
+            let deadline = Date().addingTimeInterval(120)
             flag.blocking.add(1, ordering: .releasing)
             while !flag.raised.load(ordering: .acquiring) {
                 if Date() > deadline { return false }
@@ -40,7 +43,7 @@ import Testing
             // Once every blocker blocks, release them from the pool: a task
             // that can only run when the blockers leave the pool free.
             group.addTask {
-                let deadline = Date().addingTimeInterval(10)
+                let deadline = Date().addingTimeInterval(120)
                 while flag.blocking.load(ordering: .acquiring) < blockers.count && Date() < deadline { try await Task.sleep(for: .milliseconds(1)) }
                 flag.raised.store(true, ordering: .releasing)
                 return flag.blocking.load(ordering: .acquiring) == blockers.count
