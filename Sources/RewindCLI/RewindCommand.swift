@@ -186,7 +186,7 @@ struct RemoteOptions: ParsableArguments {
         return try Mirror(url: url, path: path, access: access, proposalPrefix: proposalPrefix)
     }
 
-    /// The git network deadlines from the options, else the environment, else 10 s and 30 s.
+    /// The git network deadlines from the options, else the environment, else NetworkDeadlines' defaults (10 s and 30 s).
     func deadlines() throws -> NetworkDeadlines {
         func pick(_ option: Duration?, _ variable: String, _ fallback: Int64) throws -> Int64 {
             if let option { return option.milliseconds }
@@ -196,8 +196,9 @@ struct RemoteOptions: ParsableArguments {
             }
             return value.milliseconds
         }
-        return NetworkDeadlines(connectMilliseconds: try pick(gitConnectTimeout, "REWIND_GIT_CONNECT_TIMEOUT", 10_000),
-                                idleMilliseconds: try pick(gitIdleTimeout, "REWIND_GIT_IDLE_TIMEOUT", 30_000))
+        let defaults = NetworkDeadlines()
+        return NetworkDeadlines(connectMilliseconds: try pick(gitConnectTimeout, "REWIND_GIT_CONNECT_TIMEOUT", defaults.connectMilliseconds),
+                                idleMilliseconds: try pick(gitIdleTimeout, "REWIND_GIT_IDLE_TIMEOUT", defaults.idleMilliseconds))
     }
 
     static func defaultMirror(for url: RemoteURL) -> String {
