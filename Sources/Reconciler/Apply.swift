@@ -301,7 +301,7 @@ extension Reconciler {
     /// When Prometheus triggers apply, the queries must be back under their
     /// thresholds too: `analyse()` records `verified` once they are.
     func verification(_ name: String, release: OID) {
-        guard let commit = try? repo.git.commit(release), RollbackHistory.isRollback(commit), !alreadyVerified(name, release) else { return }
+        guard let commit = try? repo.git.commit(release), CommitKind(commit).returnsToEarlier, !alreadyVerified(name, release) else { return }
         if options.prometheus != nil, desired?.config.policy.triggers.isEmpty == false {
             record(.awaitingTriggers(app: name, rollback: release))
         } else {

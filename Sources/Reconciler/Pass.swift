@@ -139,7 +139,7 @@ extension Reconciler {
     /// The apps a rollback commit at the tip changes; empty when the tip is
     /// not a rollback (Rewind's trailers, or git's own revert message).
     func rollbackApps(_ tip: OID, _ desired: DesiredView) -> Set<String> {
-        guard let commit = try? repo.git.commit(tip), RollbackHistory.isRollback(commit) else { return [] }
+        guard let commit = try? repo.git.commit(tip), CommitKind(commit).returnsToEarlier else { return [] }
         let parentTree = commit.parents.first.flatMap { try? repo.git.commit($0).tree }
         var changed: Set<String> = []
         for app in desired.config.apps {

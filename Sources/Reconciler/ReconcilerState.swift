@@ -12,13 +12,6 @@ public enum Health: String, Sendable, Codable {
     case unknown, starting, healthy, unhealthy, restarting, failed, stopped
 }
 
-/// A release that ran healthy: what an automatic rollback returns to.
-public struct KnownGood: Sendable, Codable, Equatable {
-    public var commit: String
-    public var tree: String
-    public var version: String
-}
-
 /// The timeline of the last automatic rollback of an app, in wall-clock
 /// milliseconds: failure noticed, rollback commit written, healthy again.
 public struct RollbackTimeline: Sendable, Codable, Equatable {

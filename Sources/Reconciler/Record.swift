@@ -64,8 +64,8 @@ enum Outcome {
     case failureNoticed(Failure)
     /// The policy's decision on a failure is made (committed, done, or escalated).
     case decided(Failure)
-    case rolledBack(Failure, commit: OID, to: KnownGood)
-    case rollbackAlreadyDone(Failure, String)
+    /// The rollback commit written for a failure (its effects: `RollbackEffects`).
+    case rolledBack(Failure, commit: OID)
     /// Not rolled back: a human takes over.
     case escalated(Failure, String)
     /// A supervised process ended and restarts after `backoff`.
@@ -210,33 +210,14 @@ extension Reconciler {
             update(failure.app) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release.hex, failedAt: now, reason: failure.reason) }
         case let .decided(failure):
             if state.apps[failure.app]?.undecidedFailure == failure.release.hex { update(failure.app) { $0.undecidedFailure = nil } }
-        case let .rolledBack(failure, written, good):
-            let name = failure.app
-            update(name) { app in
+        case let .rolledBack(failure, written):
+            update(failure.app) { app in
                 app.lastRollback?.rollbackCommit = written.hex
                 app.lastRollback?.committedAt = now
             }
-            note([NoteRecorder.Entry(outcome: .rolledBack, app: name, fields: [("by", written.short), ("to", good.version)])], on: failure.release)
-            options.observer.automaticRollback(app: name, trigger: "analysis", outcome: "committed",
-                                               millisecondsToCommit: state.apps[name]?.lastRollback.map { now - $0.failedAt })
-            logger.notice("rolled back \(name) to \(good.version) with commit \(written.short)")
-            options.notifier?.send(RollbackEvent(.started, app: name, trigger: "analysis", commit: written.hex, reason: failure.reason))
-        case let .rollbackAlreadyDone(failure, why):
-            options.observer.automaticRollback(app: failure.app, trigger: "analysis", outcome: "already-done", millisecondsToCommit: nil)
-            logger.info("no automatic rollback of \(failure.app): \(why)")
         case let .escalated(failure, why):
+            // Its notes, notification and metrics: `RollbackEffects.escalated`.
             update(failure.app) { $0.needsHuman = why }
-            options.observer.automaticRollback(app: failure.app, trigger: "analysis", outcome: "escalated", millisecondsToCommit: nil)
-            if let commit = try? repo.git.commit(failure.release), RollbackHistory.isRollback(commit) {
-                options.notifier?.send(RollbackEvent(.failed, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: failure.reason))
-            }
-            note([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], on: failure.release)
-            var event = RollbackEvent(.escalated, app: failure.app, trigger: "analysis", commit: failure.release.hex, reason: why)
-            if let commit = try? repo.git.commit(failure.release), RollbackTrailers.parse(commit.message)?.trigger.isAutomatic == true {
-                event.incident = writeIncident(failure.release)
-            }
-            options.notifier?.send(event)
-            logger.critical("\(failure.app): \(why)")
         case let .traffic(name, traffic):
             update(name) { $0.traffic = traffic }
         case let .rollout(name, rollout, entry, commit):

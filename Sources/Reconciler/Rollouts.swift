@@ -393,14 +393,14 @@ extension Reconciler {
         rollback.artifactRoot = options.artifactRoot
         do {
             flushNotes()
-            var writer = CommitWriter(journaling: try DeployRepository(path: options.repoPath, branch: repo.branchRef))
+            var writer = CommitWriter(repo: try DeployRepository(path: options.repoPath, branch: repo.branchRef))
             writer.limits = options.limits
             guard case .written(let commit?, _, _) = try writer.run(rollback) else { return nil }
             options.onWrite()
             logger.notice("\(name): rollback commit \(commit.short) written for the abort")
             return commit
         } catch {
-            record(.escalated(Failure(app: name, release: undoing, reason: "aborted"), "the abort's rollback commit could not be written: \(error)"))
+            escalate(Failure(app: name, release: undoing, reason: "aborted"), "the abort's rollback commit could not be written: \(error)")
             return nil
         }
     }

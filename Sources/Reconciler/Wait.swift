@@ -68,17 +68,12 @@ public struct WaitCondition: Sendable {
     /// commits after `since` up to `tip`, first parents: app → what happened.
     public func automaticRollbacks(_ repo: DeployRepository, since: OID, tip: OID) -> [String: String] {
         var found: [String: String] = [:]
-        var next: OID? = tip
-        var steps = 0
-        while let id = next, id != since, steps < 1_000, let commit = try? repo.git.commit(id) {
-            if let trailers = RollbackTrailers.parse(commit.message), trailers.trigger != .manual, trailers.action == .rollback {
-                for app in trailers.apps where apps.isEmpty || apps.contains(app) {
-                    found[app] = found[app] ?? "\(app) was rolled back by \(commit.id.short) (\(trailers.trigger.rawValue))" + (trailers.reason.map { ": \($0)" } ?? "")
-                }
+        for (commit, trailers) in RollbackHistory.automaticRollbacks(repo, from: tip, until: since) {
+            for app in trailers.apps where apps.isEmpty || apps.contains(app) {
+                found[app] = found[app] ?? "\(app) was rolled back by \(commit.id.short) (\(trailers.trigger.rawValue))" + (trailers.reason.map { ": \($0)" } ?? "")
             }
-            next = commit.parents.first
-            steps += 1
         }
         return found
     }
+
 }

@@ -235,7 +235,7 @@ public final class Mirror: Sendable {
         let repo = try DeployRepository(path: path, branch: branch)
         for entry in requests {
             do {
-                switch try CommitWriter(journaling: repo).run(entry.request) {
+                switch try CommitWriter(repo: repo).run(entry.request) {
                 case .written(let commit, _, _):
                     report.replanned.append(commit.map { String($0.description.prefix(12)) } ?? "?")
                 case .alreadyDone(let why):

@@ -41,7 +41,7 @@ struct WriteOptions: ParsableArguments {
     func execute(_ operation: Operation, repoOptions: RepoOptions, force: Bool = false) throws {
         try runReporting(format: format) {
             let (repo, mirror) = try repoOptions.openWithMirror()
-            var writer = CommitWriter(journaling: repo)
+            var writer = CommitWriter(repo: repo)
             writer.diffs = true
             let result = try writer.run(request(operation, force: force), dryRun: dryRun)
             report(result)

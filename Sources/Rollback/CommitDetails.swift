@@ -41,17 +41,8 @@ public struct CommitDetails: Sendable {
                                fromVersion: repo.appSpec(appTree: before, app: app)?.version, toVersion: repo.appSpec(appTree: after, app: app)?.version,
                                files: files.filter { $0.hasPrefix(app.path + "/") }))
         }
-        let trailers = RollbackTrailers.parse(commit.message)
-        var kind = ReleaseKind.deploy
-        var target: OID?
-        if let trailers {
-            kind = [.revert: .rollback, .rollback: .rollback, .pin: .pin, .unpin: .unpin][trailers.action] ?? .deploy
-            target = trailers.targets.first
-        } else if let reverted = RollbackTrailers.gitRevertTarget(commit.message) {
-            kind = .rollback
-            target = reverted
-        }
-        var details = CommitDetails(commit: commit, kind: kind, target: target, trailers: trailers, apps: apps)
+        let kind = CommitKind(commit)
+        var details = CommitDetails(commit: commit, kind: kind.kind, target: kind.target(), trailers: kind.trailers, apps: apps)
         details.warning = warning
         return details
     }

@@ -45,8 +45,12 @@ public struct CommitWriter {
     /// Attach each changed app's unified diff to the plan (`PlannedCommit.diffs`).
     public var diffs = false
 
-    /// Creates a writer for a repository.
-    public init(repo: DeployRepository) { self.repo = repo }
+    /// Creates a writer for a repository; a mirror's writer journals
+    /// (`MirrorJournal`), whoever opened it.
+    public init(repo: DeployRepository) {
+        self.repo = repo
+        journal = MirrorJournal(repo)
+    }
 
     /// Plans and, unless `dryRun`, writes the commit for `request`.
     public func run(_ request: RollbackRequest, dryRun: Bool = false) throws -> RollbackResult {

@@ -74,9 +74,8 @@ public struct ReleaseHistory: Sendable {
     /// Turns one changed commit into per-app records, in app order.
     private static func records(_ repo: DeployRepository, apps: [AppRef], change: ChangeRecord) -> [NewRecord] {
         let commit = change.header
-        let message = commit.markedMessage
-        let trailers = message.flatMap { RollbackTrailers.mayCarryTrailers($0) ? RollbackTrailers.parse($0) : nil }
-        let revertTarget = trailers == nil ? message.flatMap(RollbackTrailers.gitRevertTarget) : nil
+        // Only a message with a marker is read at all (`markedMessage`).
+        let classified = commit.markedMessage.map { CommitKind(message: $0) }
         var treeChanges = [(OID?, OID?)?](repeating: nil, count: apps.count)
         var pinChanges: [String: ReleaseKind] = [:]
         for (leaf, before, after) in change.changes {
@@ -92,23 +91,10 @@ public struct ReleaseHistory: Sendable {
             let trees = treeChanges[index]
             let pinKind = pinChanges.isEmpty ? nil : pinChanges[app.name]
             guard trees != nil || pinKind != nil else { continue }
-            var kind: ReleaseKind = .deploy
-            var target: OID?
-            var exact = false
-            if let trailers {
-                switch trailers.action {
-                case .revert: kind = .rollback; exact = true
-                case .rollback: kind = .rollback
-                case .pin: kind = .pin
-                case .unpin: kind = .unpin
-                }
-                target = trailers.target(for: app.name)
-            } else if let revertTarget {
-                kind = .rollback
-                target = revertTarget
-                exact = true
-            }
-            if let pinKind, trailers == nil { kind = pinKind }
+            var kind = classified?.kind ?? .deploy
+            let target = classified?.target(for: app.name)
+            let exact = classified?.isExactRevert ?? false
+            if let pinKind, classified?.trailers == nil { kind = pinKind }
             let current = change.leafIDs[index]
             result.append(NewRecord(
                 commit: change.commit, app: index, tree: current, previousTree: trees.map { $0.0 } ?? current,

@@ -110,24 +110,24 @@ actor RollbackDesk {
         service.alert = decision.alertname
         service.fingerprint = decision.fingerprint
         service.artifactRoot = options.artifactRoot
-        let escalations = DeskEscalations(store: store, repoPath: options.repoPath, branch: repo.branchRef, logger: logger, notifier: notifier, alertname: decision.alertname)
+        let written = DeskNotes(repoPath: options.repoPath, branch: repo.branchRef, logger: logger)
         // The alert is the release's failure: noted with its labels and
         // startsAt (the audit's time to detect, the incident's timeline).
         let labels = alert.labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        escalations.note([NoteRecorder.Entry(outcome: .failed, app: app, fields: [
+        written.note([NoteRecorder.Entry(outcome: .failed, app: app, fields: [
             ("reason", failed.reason), ("alert", decision.alertname), ("startsAt", Bounded.text(alert.startsAt)), ("labels", Bounded.text(labels, limit: Bounded.maxReasonLength)),
         ])], on: failed.release)
-        let verdict = service.run([failed], policy: policy, history: repo, now: Clock.wallMilliseconds(), escalations: escalations).first?.1
-            ?? .failed("no decision")
-        switch verdict {
+        let report = service.run([failed], policy: policy, history: repo, now: Clock.wallMilliseconds())
+        let effects = RollbackEffects(trigger: .alert, observer: metrics, notifier: notifier, logger: logger,
+                                      note: { written.note($0, on: $1) }, incident: { written.incident($0) },
+                                      commit: { [repo] id in try? repo.git.commit(id) },
+                                      escalate: { [store] failure, why in store.recordEscalation(app: failure.app, release: failure.release.hex, reason: why) })
+        effects.record(report, detectedAt: { _ in receivedAt }, now: Clock.wallMilliseconds())
+        switch report.verdicts.first?.verdict ?? .failed("no decision") {
         case .committed(let commit):
             decision.outcome = .rolledBack
             decision.commit = commit.hex
             decision.reason = "rolled back by commit \(commit.short)"
-            metrics.observe("rewind_rollback_commit_seconds", [("trigger", "alert")], seconds: Double(Clock.wallMilliseconds() - receivedAt) / 1000)
-            logger.notice("alert \(decision.alertname): rolled back \(app) with commit \(commit.short)")
-            escalations.note([NoteRecorder.Entry(outcome: .rolledBack, app: app, fields: [("by", commit.short)])], on: failed.release)
-            notifier?.send(RollbackEvent(.started, app: app, trigger: "alert", commit: commit.hex, reason: failed.summary))
             options.syncLoop?.trigger()
         case .alreadyDone(let why):
             decision.outcome = .alreadyRolledBack
@@ -138,13 +138,10 @@ actor RollbackDesk {
         case .refused(let why):
             decision.outcome = .refused
             decision.reason = why
-        case .failed(let why):
+        case .failed:
             decision.outcome = .failed
-            logger.error("alert \(decision.alertname): \(why)")
             decision.reason = "internal error"
         }
-        let counted: [AlertDecision.Outcome: String] = [.rolledBack: "committed", .alreadyRolledBack: "already-done", .escalated: "escalated", .refused: "refused", .failed: "failed"]
-        metrics.count("rewind_rollbacks_total", [("trigger", "alert"), ("outcome", counted[decision.outcome] ?? decision.outcome.rawValue)])
         return decision
     }
 
@@ -159,7 +156,7 @@ actor RollbackDesk {
         request.actor = actor.name
         request.force = force
         do {
-            var writer = CommitWriter(journaling: repo)
+            var writer = CommitWriter(repo: repo)
             writer.diffs = dryRun
             switch try writer.run(request, dryRun: dryRun) {
             case let .written(commit, plan, _):
@@ -368,25 +365,13 @@ struct DeskWrite: Sendable {
     }
 }
 
-/// The desk's escalations: an `escalated` note on the release (as the
-/// reconciler writes one), the state directory's escalations file (status
-/// shows the app as needing a human), a notification and a log line.
-struct DeskEscalations: EscalationLog {
-    let store: StateStore
+/// The desk's notes and incident reports, each written at once through a
+/// handle of its own (the desk's keeps new objects in memory, see
+/// CommitWriter).
+struct DeskNotes {
     let repoPath: String
     let branch: String?
     let logger: Logger
-    let notifier: Notifier?
-    let alertname: String
-
-    func escalated(_ failure: FailedRelease, _ why: String) {
-        logger.critical("alert \(alertname) on \(failure.app): \(why)")
-        note([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], on: failure.release)
-        store.recordEscalation(app: failure.app, release: failure.release.hex, reason: why)
-        var event = RollbackEvent(.escalated, app: failure.app, trigger: "alert", commit: failure.release.hex, reason: why)
-        event.incident = incident(failure.release)
-        notifier?.send(event)
-    }
 
     /// Adds outcome lines to the notes (a handle of its own: the desk's
     /// keeps new objects in memory, see CommitWriter).

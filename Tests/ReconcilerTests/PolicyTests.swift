@@ -1,4 +1,5 @@
 import DeployModel
+import Rollback
 import Testing
 @testable import Reconciler
 

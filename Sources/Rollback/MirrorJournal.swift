@@ -1,12 +1,12 @@
 import FoundationEssentials
 import GitKit
-import Rollback
 import SystemSupport
 
 /// What a commit writer keeps in a mirror of a remote repository: each
 /// commit in the outbox (with its request) before the branch moves, and,
 /// for a protected followed branch, the proposal branch the commit goes to
-/// instead. Everything Rewind knows about its mirrors lives in this module.
+/// instead. Every `CommitWriter` of a mirror journals: the handle says it
+/// is one. Syncing and pushing are Remote's.
 public struct MirrorJournal: CommitJournal {
     public let gitDirectory: String
     /// Proposal branches start with this (`rewind/rollback-`); nil: commits go to the branch.
@@ -41,14 +41,6 @@ extension DeployRepository {
     /// True for a mirror of a remote repository that Rewind keeps: commits
     /// written here are queued in the outbox and pushed.
     public var isMirror: Bool { git.configValue("rewind.remote") != nil }
-}
-
-extension CommitWriter {
-    /// A writer for `repo` that journals through its mirror when it is one.
-    public init(journaling repo: DeployRepository) {
-        self.init(repo: repo)
-        journal = MirrorJournal(repo)
-    }
 }
 
 /// Commits Rewind wrote in a mirror of a remote repository that the remote
