@@ -20,6 +20,11 @@ if ! python3 -c "import selenium" >/dev/null 2>&1; then
   echo "installing: selenium (PyPI)"
   python3 -m pip install --quiet selenium 2>/dev/null || python3 -m pip install --quiet --break-system-packages selenium
 fi
+# Schemathesis (from PyPI) checks that rewind serve and its OpenAPI document agree.
+if ! command -v st >/dev/null 2>&1; then
+  echo "installing: schemathesis (PyPI)"
+  python3 -m pip install --quiet schemathesis 2>/dev/null || python3 -m pip install --quiet --break-system-packages schemathesis
+fi
 if ! command -v swift >/dev/null 2>&1; then
   for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
     [ -x "$candidate/swift" ] && { echo "swift is at $candidate; add it to PATH"; exit 1; }

@@ -165,8 +165,8 @@ public struct AuditReport: Sendable {
             let near = Spelling.nearest(app, in: known).map { "did you mean '\($0)'? " } ?? ""
             throw RewindError(.usage, "unknown app '\(app)'", hint: "\(near)apps in \(RepoConfig.fileName): \(known.joined(separator: ", "))")
         }
-        guard query.since < query.until else {
-            throw RewindError(.usage, "--since \(Clock.iso8601UTC(milliseconds: query.since)) is not before --until \(Clock.iso8601UTC(milliseconds: query.until))",
+        guard query.since <= query.until else {
+            throw RewindError(.usage, "the range starts (\(Clock.iso8601UTC(milliseconds: query.since))) after it ends (\(Clock.iso8601UTC(milliseconds: query.until)))",
                               hint: "give a range that starts before it ends")
         }
         let apps = query.apps.isEmpty ? known : known.filter(query.apps.contains)

@@ -33,7 +33,7 @@ public struct IncidentReport: Sendable {
         do {
             id = try repo.git.resolveCommit(revision)
         } catch {
-            throw RewindError(.usage, "unknown revision '\(revision)'", hint: "give a rollback commit or the release it rolled back; `rewind audit` lists rollbacks")
+            throw RewindError(.notFound, "unknown revision '\(revision)'", hint: "give a rollback commit or the release it rolled back; `rewind audit` lists rollbacks")
         }
         return try build(repo, commit: id, revision: revision, useCache: useCache)
     }
@@ -81,7 +81,7 @@ public struct IncidentReport: Sendable {
             }
         }
         guard let rollback, let row = Analysis(facts: facts).row(rollback, members) else {
-            throw RewindError(.usage, "\(revision ?? id.short) (\(id.short)) is neither a rollback commit nor a release that a rollback undid",
+            throw RewindError(.notFound, "\(revision ?? id.short) (\(id.short)) is neither a rollback commit nor a release that a rollback undid",
                               hint: "give a rollback commit or the release it rolled back; `rewind audit --since DATE` lists the rollbacks")
         }
         return make(IncidentSource(repo: facts.repo, config: facts.config), row)

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import FoundationEssentials
+import Hummingbird
 import Rollback
 import Reconciler
 import SystemSupport
@@ -57,21 +58,43 @@ struct AlertDecision: Sendable {
     var commit: String?
 }
 
-/// A request Rewind refuses: the HTTP status and a message saying what to do.
-struct RequestError: Error, Sendable {
-    let status: Int
+/// A request Rewind refuses: the HTTP status and a message saying what to
+/// do. It is Hummingbird's `HTTPResponseError`: thrown from a handler, it
+/// becomes its JSON answer (`{"error": ...}`).
+struct RequestError: Error, Sendable, HTTPResponseError {
+    let code: Int
     let message: String
     /// A guard refused that a person may override (`--force`, the UI's checkbox).
     var forceable = false
 
     init(_ status: Int, _ message: String) {
-        self.status = status
+        code = status
         self.message = message
     }
 
-    /// Rewind's own error in words, with its hint.
-    init(_ status: Int, _ error: RewindError) {
-        self.init(status, error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+    /// Rewind's own error in words, with its hint, and the status its code
+    /// maps to (`status(of:)`, the one table).
+    init(_ error: RewindError) {
+        self.init(Self.status(of: error.code), error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
+        forceable = error.refusal?.name == "migration"
+    }
+
+    /// The one table from Rewind's error codes to HTTP statuses.
+    static func status(of code: RewindError.Code) -> Int {
+        switch code {
+        case .usage: 400
+        case .notFound: 404
+        case .refused, .conflict, .dirtyWorkingTree, .checkFailed: 409
+        case .invalidState: 422
+        case .contention: 503
+        case .internalFailure: 500
+        }
+    }
+
+    var status: HTTPResponse.Status { .init(code: code) }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        json(code, .object([("error", .string(message))]))
     }
 
     /// What a client may read of an unexpected error: Rewind's own errors

@@ -168,18 +168,7 @@ actor RollbackDesk {
                 return DeskWrite(action: action, outcome: .alreadyDone(why), plan: nil)
             }
         } catch let error as RewindError {
-            let status: Int
-            switch error.code {
-            case .notFound: status = 404
-            case .refused, .conflict, .dirtyWorkingTree: status = 409
-            case .invalidState: status = 422
-            case .usage: status = 400
-            case .contention: status = 503
-            default: status = 500
-            }
-            var failure = RequestError(status, error)
-            failure.forceable = error.refusal?.name == "migration"
-            throw failure
+            throw RequestError(error)
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
@@ -205,10 +194,13 @@ actor RollbackDesk {
     /// `GET /api/v1/audit` (`rewind audit --format json`) and the audit page.
     func audit(apps: [String] = [], since: String?, until: String?, reworkWindow: String? = nil) throws(RequestError) -> AuditReport {
         do {
-            let query = try AuditQuery(apps: apps.map { Bounded.text($0, limit: 128) }, since: since, until: until, reworkWindow: reworkWindow, naming: ("since", "until", "reworkWindow"))
+            // An empty field is not given (a form's empty input, `?since=`).
+            func given(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }
+            let query = try AuditQuery(apps: apps.filter { !$0.isEmpty }.map { Bounded.text($0, limit: 128) }, since: given(since), until: given(until),
+                                       reworkWindow: given(reworkWindow), naming: ("since", "until", "reworkWindow"))
             return try AuditReport.build(try AuditDigest.load(repo), query)
         } catch let error as RewindError where error.code == .usage {
-            throw RequestError(400, error)
+            throw RequestError(error)
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }
@@ -216,7 +208,7 @@ actor RollbackDesk {
 
     /// Only commit ids from a URL: a revision expression is not for libgit2's parser.
     private static func checkCommitID(_ commit: String) throws(RequestError) {
-        guard (4...40).contains(commit.utf8.count), commit.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }) else {
+        guard PathParameterCheck<ServeContext>.isCommitID(commit) else {
             throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
         }
     }
@@ -226,8 +218,8 @@ actor RollbackDesk {
         try Self.checkCommitID(commit)
         do {
             return try IncidentReport.build(repo, revision: commit).json
-        } catch let error as RewindError where error.code == .usage {
-            throw RequestError(404, error)
+        } catch let error as RewindError where error.code == .notFound {
+            throw RequestError(error)
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
         }

@@ -13,6 +13,8 @@ public final class Metrics: ReconcilerObserver {
     private struct Storage {
         var counters: [String: [String: Double]] = [:]
         var histograms: [String: [String: Histogram]] = [:]
+        /// Read when scraped: name → (help, value now).
+        var gauges: [String: (String, @Sendable () -> Double)] = [:]
     }
 
     /// Bucket bounds in seconds, from a webhook's milliseconds to a slow deploy's minutes.
@@ -52,10 +54,18 @@ public final class Metrics: ReconcilerObserver {
         }
     }
 
+    /// A gauge read at each scrape (`read` must be cheap and thread safe).
+    public func gauge(_ name: String, help: String, _ read: @escaping @Sendable () -> Double) {
+        storage.withLock { $0.gauges[name] = (help, read) }
+    }
+
     /// The exposition text.
     public func text() -> String {
         let snapshot = storage.withLock { $0 }
         var lines: [String] = []
+        for (name, (help, read)) in snapshot.gauges.sorted(by: { $0.key < $1.key }) {
+            lines += ["# HELP \(name) \(help)", "# TYPE \(name) gauge", "\(name) \(Self.number(read()))"]
+        }
         for name in Self.help.keys.sorted() {
             guard let (type, help) = Self.help[name] else { continue }
             lines.append("# HELP \(name) \(help)")

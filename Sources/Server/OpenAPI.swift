@@ -15,7 +15,9 @@ enum APIDocument {
         var produces = "application/json"
     }
 
-    enum Security { case open, read, write, hook, session }
+    /// `signed`: a push webhook's signature (GitHub's X-Hub-Signature-256,
+    /// Gitea's, GitLab's token header) when a secret is configured.
+    enum Security { case open, read, write, hook, session, signed }
 
     static let operations: [String: Operation] = [
         "GET /healthz": Operation(summary: "Liveness: 200 while the process runs", security: .open, responses: [200], produces: "text/plain"),
@@ -23,7 +25,7 @@ enum APIDocument {
         "GET /metrics": Operation(summary: "Prometheus metrics", security: .open, responses: [200], produces: "text/plain"),
         "POST /hooks/alertmanager": Operation(summary: "Alertmanager webhook (version 4): firing alerts roll back their app", security: .hook, responses: [200, 400, 401, 413],
                                               body: "Alertmanager's webhook JSON"),
-        "POST /hooks/git": Operation(summary: "Push webhook (GitHub, GitLab, Gitea/Forgejo): fetch the remote now", security: .hook, responses: [200, 202, 400, 401, 413],
+        "POST /hooks/git": Operation(summary: "Push webhook (GitHub, GitLab, Gitea/Forgejo): fetch the remote now; signed when a webhook secret is configured", security: .signed, responses: [200, 202, 400, 401, 413],
                                      body: "the git host's push event"),
         "GET /api/v1/status": Operation(summary: "rewind status --format json", security: .read, responses: [200, 401]),
         "GET /api/v1/apps": Operation(summary: "Every app's status", security: .read, responses: [200, 401]),
@@ -41,7 +43,7 @@ enum APIDocument {
         "POST /api/v1/apps/{app}/unpin": Operation(summary: "Unpin an app", security: .write, responses: [200, 400, 401, 403, 404, 409, 413], body: #"{"reason": "...", "dryRun": false}"#),
         "GET /": Operation(summary: "Web UI: the apps", security: .session, responses: [200, 303], produces: "text/html"),
         "GET /login": Operation(summary: "Web UI: the sign-in form", security: .open, responses: [200, 303], query: ["next"], produces: "text/html"),
-        "POST /login": Operation(summary: "Web UI: sign in with a token; sets the session cookie", security: .open, responses: [303, 401, 413], body: "form: token, next", produces: "text/html"),
+        "POST /login": Operation(summary: "Web UI: sign in with a token; sets the session cookie", security: .open, responses: [303, 401, 413, 429], body: "form: token, next", produces: "text/html"),
         "POST /logout": Operation(summary: "Web UI: sign out", security: .session, responses: [303, 401, 403], body: "form: csrf", produces: "text/html"),
         "GET /apps/{app}": Operation(summary: "Web UI: an app and its release timeline", security: .session, responses: [200, 303, 400, 404], query: ["page", "done"], produces: "text/html"),
         "GET /apps/{app}/rollback": Operation(summary: "Web UI: a rollback's preview (a dry run) and its confirmation", security: .session, responses: [200, 303, 400, 404, 409],
@@ -60,7 +62,40 @@ enum APIDocument {
         "/" + routerPath.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
     }
 
-    static func json(_ routes: [(method: HTTPRequest.Method, path: String)]) -> JSON {
+    /// What a path parameter may be: the server answers anything else with
+    /// 400 (a commit id) or 404 (no such app or asset).
+    static let parameterPatterns = [
+        "commit": "^[0-9a-fA-F]{4,40}$",
+        "app": "^[a-z0-9][a-z0-9-]{0,62}$",
+        "asset": "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    ]
+
+    static func orNull(_ schema: JSON) -> JSON { .object([("anyOf", .array([schema, .object([("type", .string("null"))])]))]) }
+
+    /// What `AuditQuery.parseDate` reads: a date, an RFC 3339 time, an age or `now`.
+    static let dateSchema: JSON = .object([("anyOf", .array([
+        .object([("type", .string("string")), ("format", .string("date"))]), .object([("type", .string("string")), ("format", .string("date-time"))]),
+        .object([("type", .string("string")), ("pattern", .string("^[0-9]{1,4}[smhdw]$"))]), .object([("enum", .array([.string("now"), .string("")]))]),
+    ]))])
+
+    /// What `Duration(parsing:)` reads, up to two parts (`24h`, `1h30m`); empty: the default.
+    static let durationSchema: JSON = .object([("type", .string("string")),
+                                               ("pattern", .string("^([0-9]{1,4}(ms|s|m|h|d)([0-9]{1,4}(ms|s|m|h))?)?$"))])
+
+    /// Alertmanager's webhook body as `AlertmanagerPayload` reads it.
+    static let alertmanagerSchema: JSON = {
+        let string = JSON.object([("type", .string("string"))])
+        let strings = JSON.object([("type", .string("object")), ("additionalProperties", string)])
+        let alert = JSON.object([("type", .string("object")), ("required", .array(["status", "labels", "startsAt"].map { .string($0) })),
+                                 ("properties", .object([("status", string), ("labels", strings), ("annotations", orNull(strings)), ("startsAt", string), ("fingerprint", orNull(string))]))])
+        return .object([("type", .string("object")), ("required", .array(["version", "groupKey", "status", "alerts"].map { .string($0) })),
+                        ("properties", .object([("version", .object([("const", .string("4"))])), ("groupKey", string), ("status", string),
+                                                ("alerts", .object([("type", .string("array")), ("items", alert)]))]))])
+    }()
+
+    /// The document of a server; `hookToken`: whether Alertmanager's hook
+    /// needs the hook token (without one, hooks are open).
+    static func json(_ routes: [(method: HTTPRequest.Method, path: String)], hookToken: Bool) -> JSON {
         var byPath: [(String, [(String, JSON)])] = []
         for route in routes {
             let path = openAPIPath(route.path)
@@ -68,20 +103,32 @@ enum APIDocument {
             let op = operations[key] ?? Operation(summary: "undocumented", security: .read, responses: [200])
             var fields: [(String, JSON)] = [("summary", .string(op.summary)), ("operationId", .string(key))]
             var parameters: [JSON] = path.split(separator: "/").filter { $0.hasPrefix("{") }.map {
-                .object([("name", .string(String($0.dropFirst().dropLast()))), ("in", .string("path")), ("required", .bool(true)), ("schema", .object([("type", .string("string"))]))])
+                let name = String($0.dropFirst().dropLast())
+                let pattern: [(String, JSON)] = parameterPatterns[name].map { [("pattern", .string($0))] } ?? []
+                return .object([("name", .string(name)), ("in", .string("path")), ("required", .bool(true)), ("schema", .object([("type", .string("string"))] + pattern))])
             }
-            parameters += op.query.map { .object([("name", .string($0)), ("in", .string("query")), ("required", .bool(false)), ("schema", .object([("type", .string("string"))]))]) }
+            parameters += op.query.map { name in
+                // The API checks them (400); a web page shows its form again with the problem.
+                let api = path.hasPrefix("/api/")
+                let schema = api && ["since", "until"].contains(name) ? dateSchema : api && name == "reworkWindow" ? durationSchema : .object([("type", .string("string"))])
+                return .object([("name", .string(name)), ("in", .string("query")), ("required", .bool(false)), ("schema", schema)])
+            }
             if !parameters.isEmpty { fields.append(("parameters", .array(parameters))) }
             if let body = op.body {
                 let type = body.hasPrefix("form") ? "application/x-www-form-urlencoded" : "application/json"
-                let schema: [(String, JSON)] = key.hasPrefix("POST /api/v1/apps/") ? [("schema", writeSchema(pin: !key.hasSuffix("/unpin")))] : []
-                fields.append(("requestBody", .object([("description", .string(body)), ("content", .object([(type, .object(schema))]))])))
+                var schema: [(String, JSON)] = key.hasPrefix("POST /api/v1/apps/") ? [("schema", writeSchema(pin: !key.hasSuffix("/unpin")))] : []
+                if key == "POST /hooks/alertmanager" { schema = [("schema", alertmanagerSchema)] }
+                // Alertmanager always sends a body; the API's writes may omit theirs.
+                fields.append(("requestBody", .object([("description", .string(body)), ("required", .bool(key == "POST /hooks/alertmanager")),
+                                                       ("content", .object([(type, .object(schema))]))])))
             }
             switch op.security {
             case .open: fields.append(("security", .array([])))
             case .read, .write: fields.append(("security", .array([.object([("bearer", .array([]))]), .object([("session", .array([]))])])))
-            case .session: fields.append(("security", .array([.object([("session", .array([]))])])))
-            case .hook: fields.append(("security", .array([.object([("hook", .array([]))])])))
+            // Without a session, a page answers 303 to the sign-in form.
+            case .session: fields.append(("security", .array([.object([("session", .array([]))]), .object([])])))
+            case .hook: fields.append(("security", .array(hookToken ? [.object([("hook", .array([]))])] : [])))
+            case .signed: fields.append(("security", .array([])))
             }
             fields.append(("responses", .object(op.responses.map { code in
                 (String(code), .object([("description", .string(describe(code)))] + (code < 300 ? [("content", .object([(op.produces, .object([]))]))] : [])))
@@ -108,16 +155,20 @@ enum APIDocument {
 
     /// The body of the API's writes (`RollbackInput`): unknown fields are refused.
     static func writeSchema(pin: Bool) -> JSON {
+        // null is "not given", as the server reads it.
+        func field(_ type: String, _ description: String) -> JSON {
+            .object([("type", .array([.string(type), .string("null")])), ("description", .string(description))])
+        }
         var properties: [(String, JSON)] = []
-        if pin { properties.append(("to", .object([("type", .string("string")), ("description", .string("a revision or #N (a release number); default: the rollback's default target, or the current release for pin"))]))) }
-        properties.append(("reason", .object([("type", .string("string")), ("description", .string("written into the commit as Rewind-Reason"))])))
-        properties.append(("dryRun", .object([("type", .string("boolean")), ("description", .string("plan (message, diffs, guards) and write nothing"))])))
+        if pin { properties.append(("to", field("string", "a revision or #N (a release number); default: the rollback's default target, or the current release for pin"))) }
+        properties.append(("reason", field("string", "written into the commit as Rewind-Reason")))
+        properties.append(("dryRun", field("boolean", "plan (message, diffs, guards) and write nothing")))
         return .object([("type", .string("object")), ("additionalProperties", .bool(false)), ("properties", .object(properties))])
     }
 
     static func describe(_ code: Int) -> String {
         [200: "OK", 202: "Accepted", 303: "See other (sign in, or the written commit)", 304: "Not modified", 400: "Bad input: the error says what and where",
          401: "No or wrong token or session", 403: "Missing or wrong CSRF token", 404: "Not found", 409: "Refused by a guard, or a conflict",
-         413: "Body over the limit", 422: "The repository's state is invalid", 503: "Busy or not ready; retry"][code] ?? "See the error"
+         413: "Body over the limit", 429: "Too many failed sign-ins from this address; wait", 422: "The repository's state is invalid", 503: "Busy or not ready; retry"][code] ?? "See the error"
     }
 }

@@ -47,6 +47,8 @@ struct Routes {
 
     func router() -> Router<ServeContext> {
         let router = Router(context: ServeContext.self)
+        // Before any route: a malformed path parameter is refused first, signed in or not.
+        router.add(middleware: PathParameterCheck())
         router.get("healthz") { _, _ in respond("healthz") { text(200, "ok\n") } }
         router.get("readyz") { _, _ in
             respond("readyz") { readiness.isReady ? text(200, "ready\n") : text(503, "the reconciler has not finished its first pass\n") }
@@ -137,21 +139,11 @@ struct Routes {
         addWebRoutes(router)
         // The API's description, from the routes themselves.
         let served = router.routes.map { (method: $0.method, path: $0.path.description) } + [(method: .get, path: "api/v1/openapi.json")]
-        let document = APIDocument.json(served)
+        let document = APIDocument.json(served, hookToken: options.hookToken != nil)
         router.get("api/v1/openapi.json") { _, _ in respond("api/v1/openapi.json") { json(200, document) } }
-        // A known path with another method: 405 and the methods it takes
-        // (read from the router, so that no route is forgotten).
-        var methods: [String: [HTTPRequest.Method]] = [:]
-        for route in router.routes { methods[route.path.description, default: []].append(route.method) }
-        for (path, allowed) in methods {
-            let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
-            for method in [HTTPRequest.Method.get, .post, .put, .delete, .patch] where !allowed.contains(method) {
-                router.on(RouterPath(path), method: method) { _, _ in
-                    Response(status: .methodNotAllowed, headers: [.allow: allow, .contentType: "application/json"],
-                             body: .init(byteBuffer: ByteBuffer(bytes: JSON.object([("error", .string("\(method.rawValue) is not allowed here; use \(allow)"))]).bytes(indent: nil) + [10])))
-                }
-            }
-        }
+        // A known path with another method (TRACE included): 405 and the
+        // methods it takes, read from the router so that no route is forgotten.
+        router.add(middleware: MethodNotAllowed(routes: router.routes.map { ($0.path.description, $0.method) }))
         return router
     }
 
@@ -267,13 +259,72 @@ struct Routes {
         let response: Response
         switch result {
         case .success(let r): response = r
-        case .failure(let error as RequestError): response = json(error.status, .object([("error", .string(error.message))]))
+        case .failure(let error as RequestError): response = json(error.code, .object([("error", .string(error.message))]))
         case .failure(let error):
             // Internal error types stay in the log; the client learns only that it failed.
             logger.error("\(route): \(error)")
             response = json(500, .object([("error", .string("internal error; the server log has the details"))]))
         }
         return count(route, response)
+    }
+}
+
+/// Path parameters as the API's document describes them
+/// (`APIDocument.parameterPatterns`): a malformed commit id is 400, a
+/// malformed app name 404 (no app can have it), before the handler and
+/// before the web UI's redirect to the sign-in form.
+struct PathParameterCheck<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let commit = context.parameters.get("commit"), !Self.isCommitID(commit) {
+            throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
+        }
+        if let app = context.parameters.get("app"), !Self.isAppName(app) {
+            throw RequestError(404, "unknown app '\(Bounded.text(app, limit: 64))' (app names are lower-case letters, digits and dashes)")
+        }
+        return try await next(request, context)
+    }
+
+    static func isCommitID(_ text: String) -> Bool {
+        (4...40).contains(text.utf8.count) && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }
+    }
+
+    static func isAppName(_ text: String) -> Bool {
+        guard let first = text.utf8.first, first != 45, text.utf8.count <= 63 else { return false }
+        return text.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 }
+    }
+}
+
+/// A known path asked with a method it does not take gets 405 and `Allow`
+/// instead of the router's 404. Added after every route, it wraps only the
+/// router's not-found answer.
+struct MethodNotAllowed<Context: RequestContext>: RouterMiddleware {
+    let patterns: [(segments: [Substring], method: HTTPRequest.Method)]
+
+    init(routes: [(path: String, method: HTTPRequest.Method)]) {
+        patterns = routes.map { ($0.path.split(separator: "/"), $0.method) }
+    }
+
+    /// The methods a path takes (a capture, `{name}` as the router writes
+    /// it, or `*`, matches any one segment).
+    func allowed(_ path: String) -> [String] {
+        let segments = path.split(separator: "/")
+        let methods = patterns.filter { pattern in
+            pattern.segments.count == segments.count && zip(pattern.segments, segments).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == "*" || $0 == $1 }
+        }.map(\.method.rawValue)
+        return Set(methods).sorted()
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            let allowed = allowed(request.uri.path)
+            guard !allowed.isEmpty else { throw error }
+            let allow = allowed.joined(separator: ", ")
+            var response = json(405, .object([("error", .string("\(request.method.rawValue) is not allowed here; use \(allow)"))]))
+            response.headers[.allow] = allow
+            return response
+        }
     }
 }
 

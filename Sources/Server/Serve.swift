@@ -97,6 +97,7 @@ public enum RewindServer {
         let reconciler = ReconcilerService(options: reconcilerOptions, stop: stop, logger: logger)
         let desk = try RollbackDesk(options: options, metrics: metrics, logger: logger, notifier: reconcilerOptions.notifier)
         let hub = EventHub()
+        metrics.gauge("rewind_event_streams", help: "Event streams (GET /api/v1/events) open now; at most \(hub.capacity), more get 503.") { [hub] in Double(hub.subscriberCount) }
         let watcher = EventWatcher(hub: hub, repoPath: options.repoPath, branch: options.branch, stateDirectory: options.stateDirectory, logger: logger)
         let router = Routes(options: options, desk: desk, metrics: metrics, readiness: reconciler.readiness, logger: logger, hub: hub).router()
         let addressFile = (options.stateDirectory ?? "") + "/serve.address"

@@ -62,7 +62,7 @@ extension Routes {
                 let until = Self.nonEmpty(q.get("until")) ?? "now"
                 do {
                     return page(200, WebPage.audit(try await desk.audit(since: since, until: until), since: since, until: until, problem: nil, viewer: viewer))
-                } catch let error as RequestError where error.status == 400 {
+                } catch let error as RequestError where error.code == 400 {
                     return page(400, WebPage.audit(nil, since: since, until: until, problem: error.message, viewer: viewer))
                 }
             }
@@ -122,7 +122,7 @@ extension Routes {
     private func preview(app: String, to: String?, reason: String, force: Bool, refusal: RequestError?, viewer: WebPage.Viewer) async -> Response {
         var plan: DeskWrite?
         var problem = refusal
-        if problem == nil || problem?.status == 400 {
+        if problem == nil || problem?.code == 400 {
             do {
                 plan = try await desk.write(.rollback(app: app, to: to), reason: reason.isEmpty ? nil : reason, dryRun: true, force: force,
                                             as: Actor(name: viewer.name ?? "preview", trigger: .ui))
@@ -130,7 +130,7 @@ extension Routes {
                 if problem == nil { problem = error }
             }
         }
-        return page(problem?.status ?? 200, WebPage.rollbackPreview(app: app, to: to, plan: plan, refusal: problem, force: force, reason: reason, viewer: viewer))
+        return page(problem?.code ?? 200, WebPage.rollbackPreview(app: app, to: to, plan: plan, refusal: problem, force: force, reason: reason, viewer: viewer))
     }
 
     // MARK: Sessions
@@ -201,7 +201,7 @@ extension Routes {
         do {
             return count(route, try await body())
         } catch let error as RequestError {
-            return count(route, page(error.status, WebPage.error(error.status, error.message, viewer: viewer)))
+            return count(route, page(error.code, WebPage.error(error.code, error.message, viewer: viewer)))
         } catch {
             logger.error("\(route): \(error)")
             return count(route, page(500, WebPage.error(500, "internal error; the server log has the details", viewer: viewer)))
@@ -219,7 +219,7 @@ extension Routes {
         do {
             form = FormBody.parse(try await self.body(request))
         } catch let error as RequestError {
-            return count(route, page(error.status, WebPage.error(error.status, error.message, viewer: viewer)))
+            return count(route, page(error.code, WebPage.error(error.code, error.message, viewer: viewer)))
         } catch {
             return count(route, page(400, WebPage.error(400, "the form could not be read", viewer: viewer)))
         }

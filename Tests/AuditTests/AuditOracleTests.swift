@@ -433,13 +433,14 @@ import TestSupport
             let backwards = try rewind(["audit", "--repo", dir, "--since", "2026-10-01", "--until", "2026-09-01"])
             #expect(backwards.status == 64)
             let deploy = steps.first { $0.kind == .deploy && $0.failed == nil && $0.time > Self.t0 }?.sha ?? ""
+            // No incident for that commit, as `GET /api/v1/incidents/{commit}` answers 404.
             let notRollback = try rewind(["incident", deploy, "--repo", dir])
-            #expect(notRollback.status == 64)
+            #expect(notRollback.status == 4)
             #expect(notRollback.stderr.contains("neither a rollback commit nor a release that a rollback undid"))
             let unknown = try rewind(["incident", "no-such-rev", "--repo", dir])
-            #expect(unknown.status == 64)
+            #expect(unknown.status == 4)
             let json = try rewind(["incident", "no-such-rev", "--repo", dir, "--format", "json"])
-            #expect(json.stdout.contains("\"exitCode\": 64"))
+            #expect(json.stdout.contains("\"exitCode\": 4"))
             let output = try rewind(["audit", "--repo", dir, "--output", "\(dir)/no/such/dir/report.html", "--format", "html"])
             #expect(output.status == 64)
             #expect(!FileManager.default.fileExists(atPath: "\(dir)/no/such/dir/report.html"))
