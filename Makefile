@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults template check-template web check-web clean
+.PHONY: deps build release test test-unit fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults template check-template web check-web clean
 
 deps:
 	@scripts/install-deps.sh
@@ -13,6 +13,20 @@ build: deps
 test: deps check-template check-web
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel
+
+# The fast tier: logic, repositories and the rewind binary, with libgit2 and
+# git only (no Prometheus, Alertmanager, HAProxy, sshd, nginx, browser or
+# PyPI). About a minute after the build on 2 cores. `make test` runs these too.
+UNIT_LIBRARIES := ^(GitKitTests|DeployModelTests|RollbackTests|FuzzTargetsTests)\.|^AuditTests\.AuditOracleTests|^RemoteTests\.RemoteURLTests
+UNIT_RECONCILER := ^ReconcilerTests\.(CoreTests|PolicyTests|RollbackEffectsTests|StatusCacheTests|StopTests|SupervisionTests|ExecPlatformTests)
+UNIT_CLI := ^RewindCLITests\.(ConcurrencyTests|DiffTests|PinsFileTests|ReleasesTests|RevertTests|ValidateWorktreeTests|BrokenTipTests|ConventionsTests)
+UNIT_SERVER := ^ServerTests\.(GitHookTests|GitThreadTests|WebSecurityTests|RoutesTests)
+UNIT_TESTS := $(UNIT_LIBRARIES)|$(UNIT_RECONCILER)|$(UNIT_CLI)|$(UNIT_SERVER)
+
+test-unit:
+	@scripts/install-deps.sh --unit
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel --filter '$(UNIT_TESTS)'
 
 # libFuzzer on every parser of outside input, FUZZ_SECONDS each (default 60);
 # fails on a crash, leak or timeout. `make test` runs the corpora only.

@@ -3,7 +3,11 @@
 # what is already there. Debian/Ubuntu only (apt-get); needs root or sudo.
 set -euo pipefail
 
+# --unit: only what `make test-unit` needs (libgit2 and git).
+unit=false
+[ "${1:-}" = "--unit" ] && unit=true
 packages=(libgit2-dev pkg-config git python3 hyperfine time prometheus prometheus-alertmanager curl openssh-client openssh-server nginx fcgiwrap openssl chromium chromium-driver python3-pip haproxy)
+$unit && packages=(libgit2-dev pkg-config git)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,12 +20,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # Selenium (from PyPI) drives Debian's chromium for the HTML report's test.
-if ! python3 -c "import selenium" >/dev/null 2>&1; then
+if ! $unit && ! python3 -c "import selenium" >/dev/null 2>&1; then
   echo "installing: selenium (PyPI)"
   python3 -m pip install --quiet selenium 2>/dev/null || python3 -m pip install --quiet --break-system-packages selenium
 fi
 # Schemathesis (from PyPI) checks that rewind serve and its OpenAPI document agree.
-if ! command -v st >/dev/null 2>&1; then
+if ! $unit && ! command -v st >/dev/null 2>&1; then
   echo "installing: schemathesis (PyPI)"
   python3 -m pip install --quiet schemathesis 2>/dev/null || python3 -m pip install --quiet --break-system-packages schemathesis
 fi
