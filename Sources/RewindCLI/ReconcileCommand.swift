@@ -92,7 +92,7 @@ struct LoopOptions: ParsableArguments {
     var stateDir: String?
 
     @Option(help: "Time between full passes that look for drift, e.g. 30s.")
-    var interval: String = "30s"
+    var interval = Duration(milliseconds: 30_000)
 
     @Option(help: "Directory for relative artifact paths (default: REWIND_ARTIFACT_ROOT, else rewind.yaml's artifactRoot).")
     var artifactRoot: String?
@@ -107,7 +107,7 @@ struct LoopOptions: ParsableArguments {
     var caFile: String?
 
     @Option(help: "Time between two evaluations of policy.triggers.")
-    var analysisInterval: String = "5s"
+    var analysisInterval = Duration(milliseconds: 5_000)
 
     @Option(help: "Send rollback events as JSON to this webhook (repeatable; http or https).")
     var notifyUrl: [String] = []
@@ -115,14 +115,14 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "Send rollback events to this Slack-compatible incoming webhook (repeatable; http or https).")
     var slackUrl: [String] = []
 
-    @Option(help: "Log level: debug, info, notice, warning, error.")
-    var logLevel: String = "info"
+    @Option(help: "Log level.")
+    var logLevel: LogLevel = .info
 
     @Option(help: "For a remote repository: how often the mirror is fetched (push webhooks fetch at once).")
-    var fetchInterval: String = "60s"
+    var fetchInterval = Duration(milliseconds: 60_000)
 
     @Option(help: "Signature policy: none, head (the tip must be signed by an allowed signer) or all (every new commit). rewind.yaml's policy.verify can raise it.")
-    var verify: String = "none"
+    var verify: SignaturePolicy = .none
 
     @Option(help: "OpenSSH allowed_signers file for --verify (default: $REWIND_ALLOWED_SIGNERS, else git's gpg.ssh.allowedSignersFile).")
     var allowedSigners: String?
@@ -145,30 +145,25 @@ struct LoopOptions: ParsableArguments {
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be 1 or more") }
         guard maxBlobSize > 0, maxAppFiles > 0 else { throw ValidationError("--max-blob-size and --max-app-files must be positive") }
-        guard SignaturePolicy(rawValue: verify) != nil else { throw ValidationError("--verify '\(verify)' is not one of none, head, all") }
-        guard let fetch = Duration(parsing: fetchInterval), fetch.milliseconds > 0 else { throw ValidationError("--fetch-interval '\(fetchInterval)' is not a duration; write for example 60s") }
         for url in notifyUrl + slackUrl where WebURL(url) == nil {
             // Not echoed: a webhook URL's path is often its secret.
             throw ValidationError("a notification URL is not an http:// or https:// URL with a host (and without credentials before the host)")
         }
         if let caFile, FileIO.read(caFile) == nil { throw ValidationError("--ca-file \(caFile) cannot be read") }
-        guard Duration(parsing: interval) != nil else { throw ValidationError("--interval '\(interval)' is not a duration; write for example 30s or 2m") }
-        guard Duration(parsing: analysisInterval) != nil else { throw ValidationError("--analysis-interval '\(analysisInterval)' is not a duration; write for example 5s") }
         if let prometheusUrl, WebURL(prometheusUrl) == nil {
             // Not echoed: a URL may carry credentials.
             throw ValidationError("--prometheus-url is not an http:// or https:// URL with a host and without credentials, such as http://prometheus:9090")
         }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error") }
     }
 
     /// For a remote repository: its mirror, synced once, and the loop that keeps it in step.
     func syncLoop(_ repo: RepoOptions) throws -> SyncLoop? {
-        try repo.syncedMirror().map { SyncLoop(mirror: $0, interval: Duration(parsing: fetchInterval)?.milliseconds ?? 60_000) }
+        try repo.syncedMirror().map { SyncLoop(mirror: $0, interval: fetchInterval.milliseconds) }
     }
 
     /// Sends log lines at `--log-level` and above to stderr; the entry point's logger.
     func bootstrapLogging() -> Logger {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let level = logLevel.level
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -184,7 +179,7 @@ struct LoopOptions: ParsableArguments {
         options.secretEnvironment = secretEnv
         options.concurrency = concurrency
         options.haproxy = haproxy
-        options.verify = SignaturePolicy(rawValue: verify) ?? .none
+        options.verify = verify
         options.limits.maxBlobBytes = maxBlobSize
         options.limits.maxFiles = maxAppFiles
         options.allowedSigners = allowedSigners ?? Environment.value("REWIND_ALLOWED_SIGNERS")
@@ -193,10 +188,10 @@ struct LoopOptions: ParsableArguments {
         options.stateDirectory = stateDir
         options.artifactRoot = artifactRoot ?? environmentArtifactRoot()
         options.keepAppsOnExit = keepApps
-        options.fullPassInterval = Duration(parsing: interval)?.milliseconds ?? 30_000
+        options.fullPassInterval = interval.milliseconds
         options.prometheus = prometheusUrl.flatMap(WebURL.init)
         options.caFile = caFile
-        options.analysisInterval = Duration(parsing: analysisInterval)?.milliseconds ?? 5_000
+        options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
         if !targets.isEmpty {
             let logger = Logger(label: "rewind")

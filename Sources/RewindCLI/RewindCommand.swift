@@ -1,6 +1,7 @@
 import ArgumentParser
 import DeployModel
 import GitKit
+import Logging
 import Remote
 import Rollback
 import SystemSupport
@@ -264,6 +265,16 @@ enum AppNames {
         return config.apps.map(\.name)
     }
 }
+
+/// Log levels on the command line, parsed once at the edge.
+enum LogLevel: String, ExpressibleByArgument, CaseIterable {
+    case debug, info, notice, warning, error
+
+    var level: Logger.Level { Logger.Level(rawValue: rawValue) ?? .info }
+}
+
+/// Signature policies on the command line (`--verify`).
+extension SignaturePolicy: ExpressibleByArgument {}
 
 /// Durations on the command line (`30s`, `1m30s`, `250ms`), parsed once at the edge.
 extension Duration: ExpressibleByArgument {

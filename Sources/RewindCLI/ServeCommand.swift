@@ -59,14 +59,13 @@ struct ServeCommand: AsyncParsableCommand {
     var alertSeverity: [String] = []
 
     @Option(help: "Close a connection that sends nothing for this long (mid-headers, mid-body or idle).")
-    var readTimeout: String = "10s"
+    var readTimeout = Duration(milliseconds: 10_000)
 
     // Last: the shared repository options come after the command's own in --help.
     @OptionGroup var repoOptions: RepoOptions
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
-        guard let timeout = Duration(parsing: readTimeout), timeout.milliseconds > 0 else { throw ValidationError("--read-timeout '\(readTimeout)' is not a duration such as 10s") }
     }
 
     func run() async throws {
@@ -97,7 +96,7 @@ struct ServeCommand: AsyncParsableCommand {
             serve.secureCookies = uiSecureCookie
             serve.hookToken = try secret(file: hookTokenFile, environment: "REWIND_HOOK_TOKEN", what: "hook token")
             serve.appLabel = alertAppLabel
-            serve.readTimeoutMilliseconds = Duration(parsing: readTimeout)?.milliseconds ?? 10_000
+            serve.readTimeoutMilliseconds = readTimeout.milliseconds
             serve.severities = Set(alertSeverity)
             try await RewindServer.run(serve, reconciler: reconcile, logger: logger)
         } catch let error as RewindError {

@@ -59,13 +59,12 @@ struct WaitCommand: ParsableCommand {
 /// How long, and on which state directory, a command waits.
 struct WaitOptions: ParsableArguments {
     @Option(help: "Give up after this long (exit 9), e.g. 90s, 5m.")
-    var timeout: String = "5m"
+    var timeout = Duration(milliseconds: 300_000)
 
     @Option(help: "The state directory (default: <git dir>/rewind/state).")
     var stateDir: String?
 
     func validate() throws {
-        guard Duration(parsing: timeout) != nil else { throw ValidationError("--timeout '\(timeout)' is not a duration (e.g. 90s, 5m, 1h)") }
     }
 
     /// Polls the status every 50 ms until `condition` holds, fails, or the
@@ -74,7 +73,7 @@ struct WaitOptions: ParsableArguments {
     /// With `soakMilliseconds`, a `done` counts only once that long has
     /// passed since the apps were first healthy (the deadline moves on by as much).
     func wait(for condition: WaitCondition, in repo: DeployRepository, since: OID, format: OutputFormat, soakMilliseconds: Int64? = nil) throws {
-        var deadline = Clock.monotonicMilliseconds() + (Duration(parsing: timeout)?.milliseconds ?? 300_000)
+        var deadline = Clock.monotonicMilliseconds() + timeout.milliseconds
         var healthySince: Int64?
         var shown: [String: String] = [:]
         var verdict = WaitVerdict.waiting([:])

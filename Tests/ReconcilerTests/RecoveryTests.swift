@@ -151,7 +151,7 @@ extension RecoveryTests {
         }
     }
 
-    @Test(arguments: [["--interval", "soon"], ["--log-level", "loud"]])
+    @Test(arguments: [["--interval", "soon"], ["--log-level", "loud"], ["--verify", "maybe"], ["--fetch-interval", "0s"], ["--analysis-interval", "-5s"]])
     func badOptionsAreUsageErrors(_ options: [String]) throws {
         let result = try rewind(["reconcile", "--once", "--repo", "/nonexistent"] + options)
         #expect(result.status == 64)

@@ -22,7 +22,7 @@ struct RolloutControl: ParsableArguments {
     var stateDir: String?
 
     @Option(help: "How long to wait for the reconciler's answer, e.g. 30s.")
-    var timeout: String = "30s"
+    var timeout = Duration(milliseconds: 30_000)
 
     @Option(help: "Output format: table (text) or json.")
     var format: OutputFormat = .table
@@ -30,7 +30,6 @@ struct RolloutControl: ParsableArguments {
     @OptionGroup var repoOptions: RepoOptions
 
     func validate() throws {
-        guard Duration(parsing: timeout) != nil else { throw ValidationError("--timeout '\(timeout)' is not a duration (e.g. 30s)") }
         if let reason, reason.utf8.count > Bounded.maxReasonLength { throw ValidationError("--reason is longer than \(Bounded.maxReasonLength) bytes") }
         if let actor, actor.isEmpty || actor.utf8.count > 256 || actor.contains(where: { $0.isNewline || $0 == " " }) {
             throw ValidationError("--actor must be one word of at most 256 bytes, such as dana@example.com")
@@ -56,7 +55,7 @@ struct RolloutControl: ParsableArguments {
             guard let data = try? encoder.encode(request), FileIO.writeAtomically(store.requestFile(app), Array(data)) else {
                 throw RewindError(.internalFailure, "cannot write \(store.requestFile(app))", hint: "check that the state directory is writable")
             }
-            let deadline = Clock.monotonicMilliseconds() + (Duration(parsing: timeout)?.milliseconds ?? 30_000)
+            let deadline = Clock.monotonicMilliseconds() + timeout.milliseconds
             while Clock.monotonicMilliseconds() < deadline {
                 if let bytes = FileIO.read(store.answerFile(app)), let answer = try? JSONDecoder().decode(RolloutAnswer.self, from: Data(bytes)), answer.id == request.id {
                     FileIO.removeTree(store.answerFile(app))
@@ -80,40 +79,4 @@ struct RolloutControl: ParsableArguments {
         guard answer.ok else { throw RewindError(.refused, answer.message) }
         Terminal.print(answer.message)
     }
-}
-
-/// `rewind promote APP`.
-struct PromoteCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "promote",
-        abstract: "Skip a canary's remaining steps (or a blue-green's scaleDownDelay): the new version takes all traffic and the old one stops.")
-    @OptionGroup var control: RolloutControl
-    func run() throws { try control.send(.promote) }
-}
-
-/// `rewind abort APP`.
-struct AbortCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "abort",
-        abstract: "Take a rollout's new version out of traffic at once, then write the rollback commit (trigger manual).")
-    @OptionGroup var control: RolloutControl
-    func run() throws { try control.send(.abort) }
-}
-
-/// `rewind pause APP`.
-struct PauseCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "pause",
-        abstract: "Hold a rollout at its current weights (analysis goes on, and a breach still aborts).")
-    @OptionGroup var control: RolloutControl
-    func run() throws { try control.send(.pause) }
-}
-
-/// `rewind resume APP`.
-struct ResumeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "resume",
-        abstract: "Go on with a paused rollout: the step's remaining time runs again.")
-    @OptionGroup var control: RolloutControl
-    func run() throws { try control.send(.resume) }
 }
