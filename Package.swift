@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -57,18 +58,23 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // The read side: the state files, status and wait, for the CLI and
+        // the server without the reconciler's proxy and HTTP client.
+        .target(name: "ReconcilerStatus", dependencies: ["DeployModel", "GitKit", "Platforms", "Remote", "Rollback", "SystemSupport"]),
         .target(
             name: "Reconciler",
             dependencies: [
-                "Audit", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "Traffic", "WebClient",
+                "ReconcilerStatus", "Audit", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "Traffic", "WebClient",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
             name: "Server",
             dependencies: [
-                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "Remote", "SystemSupport",
+                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "ReconcilerStatus", "Remote", "SystemSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -79,7 +85,7 @@ let package = Package(
         .target(
             name: "RewindCLI",
             dependencies: [
-                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "Server", "Remote", "SystemSupport",
+                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "ReconcilerStatus", "Server", "Remote", "SystemSupport", "WebClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -96,12 +102,12 @@ let package = Package(
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "ReconcilerTests",
-            dependencies: ["Reconciler", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Reconciler", "Rollback", "DeployModel", "SystemSupport", "TestSupport",
+                "Server", "Reconciler", "ReconcilerStatus", "Rollback", "DeployModel", "SystemSupport", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
@@ -113,6 +119,6 @@ let package = Package(
             name: "RemoteTests",
             dependencies: ["Remote", "SystemSupport", "TestSupport"]
         ),
-        .target(name: "TestSupport", dependencies: ["SystemSupport", "Traffic", "Reconciler", "Rollback"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["SystemSupport", "Traffic", "ReconcilerStatus", "Rollback"], path: "Tests/TestSupport"),
     ]
 )

@@ -1,7 +1,7 @@
 import Audit
 import DeployModel
 import GitKit
-import Reconciler
+import ReconcilerStatus
 import Remote
 import Rollback
 import Server

@@ -1,6 +1,7 @@
 import DeployModel
 import GitKit
 import Platforms
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 

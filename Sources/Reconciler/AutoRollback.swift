@@ -1,5 +1,6 @@
 import DeployModel
 import GitKit
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 

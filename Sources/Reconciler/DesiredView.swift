@@ -1,5 +1,6 @@
 import DeployModel
 import GitKit
+import ReconcilerStatus
 import Rollback
 
 /// The tip's desired state as a pass needs it: the config, the pins and each

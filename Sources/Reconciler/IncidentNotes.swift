@@ -1,5 +1,6 @@
 import Audit
 import GitKit
+import ReconcilerStatus
 import Rollback
 
 extension Reconciler {

@@ -2,6 +2,7 @@ import DeployModel
 import GitKit
 import Platforms
 import Remote
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 

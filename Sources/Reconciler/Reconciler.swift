@@ -50,6 +50,7 @@ import DeployModel
 import GitKit
 import Logging
 import Platforms
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 import Traffic
@@ -189,7 +190,7 @@ public final class Reconciler {
         self.logger = logger
         self.clock = clock
         repo = try DeployRepository(path: options.repoPath, branch: options.branch)
-        store = StateStore(directory: options.stateDirectory ?? Self.defaultStateDirectory(repo))
+        store = StateStore(directory: options.stateDirectory ?? StateStore.defaultDirectory(repo))
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
         self.drivers = drivers ?? Self.standardDrivers(options)
         router = TrafficRouter(directory: store.trafficDirectory, haproxy: options.haproxy)
@@ -215,11 +216,6 @@ public final class Reconciler {
 
     deinit {
         if let lock { FileIO.release(lock) }
-    }
-
-    /// `<git dir>/rewind/state`.
-    public static func defaultStateDirectory(_ repo: DeployRepository) -> String {
-        repo.git.gitDirectory + "rewind/state"
     }
 
     /// Runs until SIGTERM or SIGINT (or, with `once`, until converged).

@@ -1,5 +1,6 @@
 import GitKit
 import Logging
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 

@@ -28,79 +28,10 @@ import DeployModel
 import FoundationEssentials
 import GitKit
 import Platforms
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 import Traffic
-
-/// A release being rolled out behind the proxy while the previous one still runs.
-public struct Rollout: Sendable, Codable, Equatable {
-    public var strategy: TrafficSettings.Strategy
-    /// The previous version: it serves what the new one does not, and takes everything back on an abort.
-    public var stable: Instance
-    /// The stable version's release commit.
-    public var stableRelease: String?
-    /// Canary: the index in `steps`. Blue-green: 0.
-    public var step: Int
-    /// The new version's share of requests, in percent.
-    public var weight: Int
-    /// When the current step began (wall ms); a pause moves it on by its length.
-    public var stepStartedAt: Int64
-    /// Set while an operator holds the rollout where it is (wall ms).
-    public var pausedAt: Int64?
-
-    public init(strategy: TrafficSettings.Strategy, stable: Instance, stableRelease: String?, step: Int, weight: Int, stepStartedAt: Int64) {
-        self.strategy = strategy
-        self.stable = stable
-        self.stableRelease = stableRelease
-        self.step = step
-        self.weight = weight
-        self.stepStartedAt = stepStartedAt
-    }
-
-    public var paused: Bool { pausedAt != nil }
-}
-
-/// An operator's request to a running reconciler (`rewind promote|abort|pause|resume APP`),
-/// left in `<state>/requests/<app>.json` and answered in `<app>.answer.json`.
-public struct RolloutRequest: Sendable, Codable, Equatable {
-    public enum Action: String, Sendable, Codable, CaseIterable { case promote, abort, pause, resume }
-    public var id: String
-    public var action: Action
-    public var reason: String?
-    public var actor: String
-
-    public init(id: String, action: Action, reason: String?, actor: String) {
-        self.id = id
-        self.action = action
-        self.reason = reason
-        self.actor = actor
-    }
-}
-
-/// The reconciler's answer to a `RolloutRequest`.
-public struct RolloutAnswer: Sendable, Codable, Equatable {
-    public var id: String
-    public var ok: Bool
-    public var message: String
-    /// The rollback commit an abort wrote.
-    public var commit: String?
-
-    public init(id: String, ok: Bool, message: String, commit: String? = nil) {
-        self.id = id
-        self.ok = ok
-        self.message = message
-        self.commit = commit
-    }
-}
-
-extension StateStore {
-    public var requestsDirectory: String { directory + "/requests" }
-    public func requestFile(_ app: String) -> String { "\(requestsDirectory)/\(app).json" }
-    public func answerFile(_ app: String) -> String { "\(requestsDirectory)/\(app).answer.json" }
-    public var trafficDirectory: String { directory + "/traffic" }
-    /// Prometheus file_sd targets: every version of every app behind a proxy, with app, version and role labels.
-    public var targetsFile: String { trafficDirectory + "/targets.json" }
-}
 
 /// The proxies of the apps with `traffic:`: one HAProxy per app that Rewind
 /// starts (in `<state>/traffic/<app>/`), or an existing one it attaches to.

@@ -1,7 +1,6 @@
 import ArgumentParser
 import DeployModel
 import FoundationEssentials
-import Reconciler
 import Rollback
 import SystemSupport
 

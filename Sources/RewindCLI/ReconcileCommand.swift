@@ -2,6 +2,7 @@ import ArgumentParser
 import DeployModel
 import Logging
 import Reconciler
+import ReconcilerStatus
 import WebClient
 import Remote
 import Rollback
@@ -66,7 +67,7 @@ struct ReconcileCommand: ParsableCommand {
     private func handOver(_ revision: String, error: StateError) throws {
         let repo = try repoOptions.open()
         let commit = try repo.resolve(revision)
-        let store = StateStore(directory: loop.stateDir ?? Reconciler.defaultStateDirectory(repo))
+        let store = StateStore(directory: loop.stateDir ?? StateStore.defaultDirectory(repo))
         guard FileIO.writeAtomically(store.acceptFile, text: commit.hex + "\n") else {
             throw RewindError(.internalFailure, "cannot write \(store.acceptFile)", hint: "check that the state directory is writable")
         }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import DeployModel
 import GitKit
-import Reconciler
 import Remote
 import Rollback
 import SystemSupport

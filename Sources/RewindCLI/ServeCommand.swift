@@ -1,7 +1,7 @@
 import ArgumentParser
 import DeployModel
 import Logging
-import Reconciler
+import ReconcilerStatus
 import Remote
 import Rollback
 import Server
@@ -75,7 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
             let sync = try loop.syncLoop(repoOptions)
             let repo = try sync.map { try DeployRepository(path: $0.mirror.path, branch: repoOptions.branch) } ?? repoOptions.open()
             var reconcile = try loop.reconcilerOptions(repoOptions, mirror: sync?.mirror)
-            reconcile.stateDirectory = loop.stateDir ?? Reconciler.defaultStateDirectory(repo)
+            reconcile.stateDirectory = loop.stateDir ?? StateStore.defaultDirectory(repo)
             var serve = ServeOptions(repoPath: reconcile.repoPath)
             serve.syncLoop = sync
             serve.gitHookSecret = try secret(file: gitHookSecretFile, environment: "REWIND_GIT_HOOK_SECRET", what: "webhook secret")

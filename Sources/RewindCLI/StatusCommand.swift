@@ -1,5 +1,5 @@
 import ArgumentParser
-import Reconciler
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 

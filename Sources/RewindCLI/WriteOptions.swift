@@ -1,7 +1,7 @@
 import ArgumentParser
 import DeployModel
 import GitKit
-import Reconciler
+import ReconcilerStatus
 import Remote
 import Rollback
 import SystemSupport

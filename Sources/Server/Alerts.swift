@@ -4,7 +4,7 @@ import Glibc
 import FoundationEssentials
 import Hummingbird
 import Rollback
-import Reconciler
+import ReconcilerStatus
 import SystemSupport
 
 /// An Alertmanager webhook body (payload version 4).

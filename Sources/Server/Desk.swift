@@ -3,6 +3,7 @@ import DeployModel
 import GitKit
 import Logging
 import Reconciler
+import ReconcilerStatus
 import Remote
 import Rollback
 import SystemSupport
@@ -35,7 +36,7 @@ actor RollbackDesk {
         guard let thread = GitThread() else { throw RequestError(500, "cannot start the alert desk's thread: the system has no thread to give") }
         self.thread = thread
         let repo = try DeployRepository(path: options.repoPath, branch: options.branch)
-        let store = StateStore(directory: options.stateDirectory ?? Reconciler.defaultStateDirectory(repo))
+        let store = StateStore(directory: options.stateDirectory ?? StateStore.defaultDirectory(repo))
         self.repo = repo
         self.store = store
         seen = SeenAlerts(file: store.directory + "/alerts-seen.json")

@@ -2,7 +2,7 @@ import Foundation
 import GitKit
 import Logging
 import NIOCore
-import Reconciler
+import ReconcilerStatus
 import Remote
 import Rollback
 import ServiceLifecycle

@@ -4,7 +4,6 @@ import Hummingbird
 import Logging
 import NIOCore
 import DeployModel
-import Reconciler
 import SystemSupport
 
 /// The HTTP surface of `rewind serve` (`GET /api/v1/openapi.json`

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Reconciler
+import ReconcilerStatus
 import Remote
 import Rollback
 import ServiceLifecycle

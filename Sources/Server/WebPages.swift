@@ -1,6 +1,6 @@
 import Audit
 import GitKit
-import Reconciler
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 

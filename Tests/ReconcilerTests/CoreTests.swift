@@ -2,6 +2,7 @@ import Foundation
 import Platforms
 @testable import Reconciler
 import SystemSupport
+import ReconcilerStatus
 import Testing
 import TestSupport
 

@@ -5,6 +5,7 @@ import Platforms
 @testable import Reconciler
 import Synchronization
 import SystemSupport
+import ReconcilerStatus
 import TestSupport
 
 /// A clock that moves only when the reconciler sleeps or a test advances it.

@@ -1,5 +1,6 @@
 import Foundation
 import SystemSupport
+import ReconcilerStatus
 import TestSupport
 import Testing
 import Traffic

@@ -1,6 +1,7 @@
 import GitKit
 import Logging
 import Reconciler
+import ReconcilerStatus
 import Rollback
 import Synchronization
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ReconcilerStatus
 import TestSupport
 import SystemSupport
 import Rollback

@@ -1,5 +1,5 @@
 import Foundation
-import Reconciler
+import ReconcilerStatus
 import Rollback
 import SystemSupport
 import Traffic

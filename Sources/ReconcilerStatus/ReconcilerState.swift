@@ -21,6 +21,12 @@ public struct RollbackTimeline: Sendable, Codable, Equatable {
     public var committedAt: Int64?
     public var healthyAt: Int64?
     public var reason: String
+
+    package init(failedRelease: String, failedAt: Int64, reason: String) {
+        self.failedRelease = failedRelease
+        self.failedAt = failedAt
+        self.reason = reason
+    }
 }
 
 /// What the reconciler knows about one app.
@@ -82,6 +88,12 @@ public struct RefusedCommit: Sendable, Codable, Equatable {
     public var commit: String
     public var message: String
     public var details: [String]
+
+    package init(commit: String, message: String, details: [String]) {
+        self.commit = commit
+        self.message = message
+        self.details = details
+    }
 }
 
 /// The reconciler's state directory file: written atomically after every
@@ -121,6 +133,12 @@ public struct StateStore: Sendable {
 
     /// A store in `directory`.
     public init(directory: String) { self.directory = directory }
+
+    /// Where a repository's state lives unless `--state-dir` says otherwise:
+    /// `<git dir>/rewind/state`.
+    public static func defaultDirectory(_ repo: DeployRepository) -> String {
+        repo.git.gitDirectory + "rewind/state"
+    }
 
     public var stateFile: String { directory + "/reconciler.json" }
     public var appsDirectory: String { directory + "/apps" }
