@@ -55,7 +55,7 @@ extension Reconciler {
     /// state, escalations in the app's state.
     var rollbackEffects: RollbackEffects {
         RollbackEffects(trigger: .analysis, observer: options.observer, notifier: options.notifier, logger: logger,
-                        note: { [self] entries, commit in note(entries, on: commit) },
+                        note: { [self] entries, commit in record(.noted(entries, on: commit)) },
                         incident: { [self] commit in writeIncident(commit) },
                         commit: { [repo] id in try? repo.git.commit(id) },
                         escalate: { [self] failure, why in record(.escalated(Failure(failure), why)) })

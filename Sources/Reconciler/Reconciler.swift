@@ -163,8 +163,6 @@ public final class Reconciler {
     /// The apps' proxies, and what each was last told to route.
     let router: TrafficRouter
     var routed: [String: [String: TrafficState.Server]] = [:]
-    /// True while `routeTraffic` runs (its own records do not route again).
-    var routing = false
     /// Rollout analysis: when each app's queries run next (monotonic ms), and since when each breaches (wall ms).
     var nextRolloutAnalysis: [String: Int64] = [:]
     var rolloutBreaches: [String: [String: Int64]] = [:]

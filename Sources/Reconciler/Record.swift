@@ -95,6 +95,8 @@ enum Outcome {
     case trafficProblem(app: String, String?)
     /// A stage of a coordinated rollback, noted on the rollback commit.
     case sequence(app: String, NoteRecorder.Entry, on: OID)
+    /// Outcome lines for a commit's notes (an abort, an automatic rollback's effects).
+    case noted([NoteRecorder.Entry], on: OID)
 }
 
 extension Reconciler {
@@ -240,6 +242,8 @@ extension Reconciler {
             if let why { logger.warning("\(name): traffic drained: \(why)") }
         case let .trafficProblem(name, problem):
             update(name) { $0.trafficError = problem }
+        case let .noted(entries, commit):
+            note(entries, on: commit)
         case let .sequence(name, entry, commit):
             note([entry], on: commit)
             logger.notice("\(name): rollback sequence: \(entry.outcome.rawValue) \(entry.summary)")
@@ -341,7 +345,12 @@ extension Reconciler {
         guard appState != before else { return }
         state.apps[app] = appState
         save()
-        // The proxy follows the state (a no-op unless what it should route changed).
-        if appState.traffic != nil { routeTraffic(app) }
+        // The proxy follows the saved state (a no-op unless what it should
+        // route changed); its outcome is folded in here: no second
+        // `record`, no recursion.
+        if appState.traffic != nil, let outcome = syncProxy(app), outcome.problem != appState.trafficError {
+            state.apps[app]?.trafficError = outcome.problem
+            save()
+        }
     }
 }

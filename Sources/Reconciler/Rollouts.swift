@@ -116,30 +116,39 @@ extension Reconciler {
     }
 
     /// Syncs `app`'s proxy with its state when what it should route changed
-    /// (or `force`); nil when the proxy routes it, else the problem.
+    /// (or `force`), and records the outcome: nil when the proxy routes
+    /// it, else the problem. For the steps; `record` itself uses `syncProxy`.
     @discardableResult
     func routeTraffic(_ name: String, force: Bool = false) -> String? {
-        guard !routing, let app = state.apps[name], let traffic = app.traffic else { return nil }
+        guard let outcome = syncProxy(name, force: force) else { return nil }
+        if state.apps[name]?.trafficError != outcome.problem { record(.trafficProblem(app: name, outcome.problem)) }
+        return outcome.problem
+    }
+
+    /// What a proxy sync came to: `problem` nil when the proxy routes the app.
+    struct ProxySync: Equatable {
+        let problem: String?
+    }
+
+    /// Tells `app`'s proxy what its state says it should route, when that
+    /// changed (or `force`); nil when there was nothing to do. It records
+    /// nothing: its caller does (`routeTraffic`, or `update` inside `record`).
+    func syncProxy(_ name: String, force: Bool = false) -> ProxySync? {
+        guard let app = state.apps[name], let traffic = app.traffic else { return nil }
         let wanted = Self.wantedServers(app)
         guard force || routed[name] != wanted else { return nil }
-        routing = true
-        defer { routing = false }
         do {
             let synced = try router.route(name, traffic, wanted)
             // A server with requests in flight leaves on a later sync (every tick until it has).
             routed[name] = synced.leaving.isEmpty ? wanted : nil
             if synced.changes > 0 { logger.debug("\(name): proxy routes \(wanted.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.weight)" }.joined(separator: " "))") }
-            if app.trafficError != nil { record(.trafficProblem(app: name, nil)) }
             writeTargets()
-            return nil
+            return ProxySync(problem: nil)
         } catch {
             routed[name] = nil
             let problem = "proxy: \(error)"
-            if app.trafficError != problem {
-                logger.error("\(name): \(problem)")
-                record(.trafficProblem(app: name, problem))
-            }
-            return problem
+            if app.trafficError != problem { logger.error("\(name): \(problem)") }
+            return ProxySync(problem: problem)
         }
     }
 
@@ -305,8 +314,8 @@ extension Reconciler {
         logger.notice("\(name): \(canary.version) taken out of traffic \(zeroAt - detectedAt) ms after the breach; \(rollout.stable.version) serves everything")
         retire(canary, of: name)
         let who = asked.map { "aborted by \($0.actor)" + ($0.reason.map { ": \($0)" } ?? "") } ?? reason
-        note([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
-                                                                       ("reason", who), ("tookMs", String(zeroAt - detectedAt))])], on: release)
+        record(.noted([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
+                                                                                ("reason", who), ("tookMs", String(zeroAt - detectedAt))])], on: release))
         let failure = fail(name, release: release, tree: tree, reason: asked == nil ? reason : who)
         guard let asked else {
             return automaticRollback(failure) ? state.apps[name]?.lastRollback?.rollbackCommit.flatMap(OID.init(hex:)) : nil
@@ -368,8 +377,8 @@ extension Reconciler {
         record(.aborted(app: name, stable: rollout.stable, stableRelease: release.hex))
         retire(canary, of: name)
         if let canaryRelease = app.release.flatMap(OID.init(hex:)) {
-            note([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
-                                                                           ("reason", "the branch returned to \(rollout.stable.version)")])], on: canaryRelease)
+            record(.noted([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
+                                                                                    ("reason", "the branch returned to \(rollout.stable.version)")])], on: canaryRelease))
         }
         record(.running(app: name, release: release))
         verification(name, release: release)

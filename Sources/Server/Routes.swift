@@ -268,65 +268,6 @@ struct Routes {
     }
 }
 
-/// Path parameters as the API's document describes them
-/// (`APIDocument.parameterPatterns`): a malformed commit id is 400, a
-/// malformed app name 404 (no app can have it), before the handler and
-/// before the web UI's redirect to the sign-in form.
-struct PathParameterCheck<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let commit = context.parameters.get("commit"), !Self.isCommitID(commit) {
-            throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
-        }
-        if let app = context.parameters.get("app"), !Self.isAppName(app) {
-            throw RequestError(404, "unknown app '\(Bounded.text(app, limit: 64))' (app names are lower-case letters, digits and dashes)")
-        }
-        return try await next(request, context)
-    }
-
-    static func isCommitID(_ text: String) -> Bool {
-        (4...40).contains(text.utf8.count) && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }
-    }
-
-    static func isAppName(_ text: String) -> Bool {
-        guard let first = text.utf8.first, first != 45, text.utf8.count <= 63 else { return false }
-        return text.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 }
-    }
-}
-
-/// A known path asked with a method it does not take gets 405 and `Allow`
-/// instead of the router's 404. Added after every route, it wraps only the
-/// router's not-found answer.
-struct MethodNotAllowed<Context: RequestContext>: RouterMiddleware {
-    let patterns: [(segments: [Substring], method: HTTPRequest.Method)]
-
-    init(routes: [(path: String, method: HTTPRequest.Method)]) {
-        patterns = routes.map { ($0.path.split(separator: "/"), $0.method) }
-    }
-
-    /// The methods a path takes (a capture, `{name}` as the router writes
-    /// it, or `*`, matches any one segment).
-    func allowed(_ path: String) -> [String] {
-        let segments = path.split(separator: "/")
-        let methods = patterns.filter { pattern in
-            pattern.segments.count == segments.count && zip(pattern.segments, segments).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == "*" || $0 == $1 }
-        }.map(\.method.rawValue)
-        return Set(methods).sorted()
-    }
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        do {
-            return try await next(request, context)
-        } catch let error as HTTPError where error.status == .notFound {
-            let allowed = allowed(request.uri.path)
-            guard !allowed.isEmpty else { throw error }
-            let allow = allowed.joined(separator: ", ")
-            var response = json(405, .object([("error", .string("\(request.method.rawValue) is not allowed here; use \(allow)"))]))
-            response.headers[.allow] = allow
-            return response
-        }
-    }
-}
-
 /// A request's context: Hummingbird's, plus the peer's address (the
 /// sign-in throttle counts failures per address).
 struct ServeContext: RequestContext, RemoteAddressRequestContext {

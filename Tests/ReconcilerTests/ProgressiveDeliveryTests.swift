@@ -186,6 +186,8 @@ struct ProgressiveDeliveryTests {
         try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic, args: ["--fail-file", failing])))
         let release = try h.commit("api 2.0.0")
         try h.waitUntil("the canary at 25%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 25 }
+        // The proxy follows the saved state a moment later: measure once it has.
+        try h.waitUntil("the proxy at 75/25") { try h.proxyWeights("api").values.filter { $0 > 0 }.sorted() == [25, 75] }
         let shares = try Self.shares(port: listen, count: 400)
         let canaryShare = Double(shares["2.0.0"] ?? 0) / 4
         #expect(abs(canaryShare - 25) <= 5, "canary share \(canaryShare)% of 400 requests: \(shares)")
@@ -423,8 +425,10 @@ struct ProgressiveDeliveryTests {
             try h.writeApp(HarnessApp("shop", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
             try h.commit("shop 2.0.0")
             try h.waitUntil("the canary at 50%") { (try Self.rollout(h, "shop"))?["weight"] as? Int == 50 }
-            let servers = try HAProxyRuntime(socket: config.socket).servers(backend: "shop")
-            #expect(servers.map(\.weight).sorted() == [50, 50])
+            // The proxy follows the saved state a moment later (the state is written first).
+            try h.waitUntil("the attached proxy at 50/50") {
+                try HAProxyRuntime(socket: config.socket).servers(backend: "shop").map(\.weight).sorted() == [50, 50]
+            }
             #expect(!FileManager.default.fileExists(atPath: h.stateDir + "/traffic/shop/haproxy.cfg"), "no proxy of Rewind's own")
             // A socket that refuses: the next release fails, the canary's traffic is not touched.
             let broken = traffic.replacingOccurrences(of: config.socket, with: external + "/gone.sock")
