@@ -404,7 +404,13 @@ struct ProgressiveDeliveryTests {
             #expect(try Self.shares(port: listen, count: 40).keys.sorted() == ["1.0.0", "2.0.0"])
             try writeFile(sick, "")
             try h.waitUntil("the canary is rolled back") { try Self.rollbackCommits(h).count == 1 && h.applied("api").version == "1.0.0" }
-            try h.waitUntil("verified") { h.notes(on: (try Self.rollbackCommits(h)).first ?? "").contains("verified app=api") }
+            do {
+                try h.waitUntil("verified") { h.notes(on: (try Self.rollbackCommits(h)).first ?? "").contains("verified app=api") }
+            } catch {
+                // Seen once in a fresh-clone run, not in 6 runs alone: the reconciler's log says where it stopped.
+                Issue.record("\(error)\nstatus: \((try? h.status()) ?? [:])\nthe reconciler's log: \(h.log.suffix(4_000))")
+                throw error
+            }
             #expect(try Self.rollbackCommits(h).count == 1)
         }
     }
