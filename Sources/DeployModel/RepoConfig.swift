@@ -197,7 +197,8 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         return Trigger(name: name, query: query, threshold: threshold, comparison: comparison, forDuration: forDuration, action: action)
     }
 
-    static func isValidAppName(_ name: String) -> Bool {
+    /// Lower-case letters, digits and dashes, not starting with a dash, at most 63 bytes.
+    public static func isValidAppName(_ name: String) -> Bool {
         guard let first = name.utf8.first, name.utf8.count <= 63 else { return false }
         let allowed = name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
         return allowed && first != 45

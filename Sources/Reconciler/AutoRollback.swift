@@ -20,12 +20,7 @@ extension Reconciler {
         var service = AutomaticRollback(repoPath: options.repoPath, branch: repo.branchRef, trigger: .analysis)
         service.artifactRoot = options.artifactRoot
         service.limits = options.limits
-        let failed = failures.map { failure in
-            let app = state.apps[failure.app] ?? AppState()
-            return FailedRelease(app: failure.app, release: failure.release, reason: failure.reason,
-                                 summary: "\(failure.app) release \(failure.release.short) failed: \(failure.reason)",
-                                 lastGood: app.lastGood, failedTree: app.failedTree ?? "")
-        }
+        let failed = failures.map { failedRelease($0, summary: "\($0.app) release \($0.release.short) failed: \($0.reason)") }
         // The failure's notes reach the disk before the commit that answers them.
         flushNotes()
         var report = service.run(failed, policy: desired.config.policy, history: repo, now: clock.wallMilliseconds())
@@ -39,16 +34,24 @@ extension Reconciler {
         }
         rollbackEffects.record(report, detectedAt: { [state] in state.apps[$0.app]?.lastRollback?.failedAt }, now: clock.wallMilliseconds())
         report.verdicts.forEach { record(.decided(Failure($0.failure))) }
-        if report.written != nil { options.onWrite() }
-        return report.written != nil
+        let wrote = report.written != nil
+        if wrote { options.onWrite() }
+        return wrote
     }
 
     /// A human takes over `failure`: the state says so, and the effects
     /// every automatic rollback decision has follow (notes, notification,
     /// incident, metrics).
     func escalate(_ failure: Failure, _ why: String) {
-        rollbackEffects.escalated(FailedRelease(app: failure.app, release: failure.release, reason: failure.reason, summary: failure.reason,
-                                                lastGood: state.apps[failure.app]?.lastGood, failedTree: state.apps[failure.app]?.failedTree ?? ""), why)
+        rollbackEffects.escalated(failedRelease(failure, summary: failure.reason), why)
+    }
+
+    /// A failure as the automatic rollback takes it, with what the app's
+    /// state knows: the release to return to and the failed tree.
+    private func failedRelease(_ failure: Failure, summary: String) -> FailedRelease {
+        let app = state.apps[failure.app] ?? AppState()
+        return FailedRelease(app: failure.app, release: failure.release, reason: failure.reason, summary: summary,
+                             lastGood: app.lastGood, failedTree: app.failedTree ?? "")
     }
 
     /// The reconciler's side of `RollbackEffects`: notes queued with the

@@ -188,7 +188,7 @@ public final class Reconciler {
         self.logger = logger
         self.clock = clock
         repo = try DeployRepository(path: options.repoPath, branch: options.branch)
-        store = StateStore(directory: options.stateDirectory ?? StateStore.defaultDirectory(repo))
+        store = StateStore(repo, directory: options.stateDirectory)
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
         self.drivers = drivers ?? Self.standardDrivers(options)
         router = TrafficRouter(directory: store.trafficDirectory, haproxy: options.haproxy)

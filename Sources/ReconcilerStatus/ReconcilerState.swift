@@ -140,6 +140,11 @@ public struct StateStore: Sendable {
         repo.git.gitDirectory + "rewind/state"
     }
 
+    /// The store of `repo`: `directory` (`--state-dir`), else the default.
+    public init(_ repo: DeployRepository, directory: String?) {
+        self.init(directory: directory ?? Self.defaultDirectory(repo))
+    }
+
     public var stateFile: String { directory + "/reconciler.json" }
     public var appsDirectory: String { directory + "/apps" }
     public var lockFile: String { directory + "/lock" }

@@ -93,7 +93,7 @@ public struct StatusReport: Sendable {
     /// `cache` when it holds the tip's: parsing 1,000 app.yaml files is
     /// most of the cost of a status).
     public static func build(repo: DeployRepository, stateDirectory: String?, cache: StatusCache? = nil) throws -> StatusReport {
-        let store = StateStore(directory: stateDirectory ?? StateStore.defaultDirectory(repo))
+        let store = StateStore(repo, directory: stateDirectory)
         let state = try store.load(cache: cache?.appStates)
         let tip = try? repo.tip()
         var desired: DesiredState?

@@ -31,7 +31,7 @@ struct LogsCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             let repo = try repoOptions.openWithMirror(sync: false).repo
-            let store = StateStore(directory: stateDir ?? StateStore.defaultDirectory(repo))
+            let store = StateStore(repo, directory: stateDir)
             let names = (try? repo.configForListing(at: try repo.tip()).config.apps.map(\.name)) ?? []
             guard names.contains(app) || store.loadApp(app) != nil else {
                 throw RewindError(.notFound, "unknown app '\(Bounded.text(app))'", hint: "apps in rewind.yaml: \(names.joined(separator: ", "))")

@@ -67,7 +67,7 @@ struct ReconcileCommand: ParsableCommand {
     private func handOver(_ revision: String, error: StateError) throws {
         let repo = try repoOptions.open()
         let commit = try repo.resolve(revision)
-        let store = StateStore(directory: loop.stateDir ?? StateStore.defaultDirectory(repo))
+        let store = StateStore(repo, directory: loop.stateDir)
         guard FileIO.writeAtomically(store.acceptFile, text: commit.hex + "\n") else {
             throw RewindError(.internalFailure, "cannot write \(store.acceptFile)", hint: "check that the state directory is writable")
         }

@@ -39,7 +39,7 @@ struct RolloutControl: ParsableArguments {
     func send(_ action: RolloutRequest.Action) throws {
         try runReporting(format: format) {
             let repo = try repoOptions.openWithMirror(sync: false).repo
-            let store = StateStore(directory: stateDir ?? StateStore.defaultDirectory(repo))
+            let store = StateStore(repo, directory: stateDir)
             guard let config = try? DesiredState.load(repo, commit: repo.tip()).config, config.app(named: app) != nil else {
                 throw RewindError(.notFound, "no app '\(Bounded.text(app, limit: 64))' in the tip's rewind.yaml", hint: "`rewind status` lists the apps")
             }

@@ -93,9 +93,10 @@ struct RequestError: Error, Sendable, HTTPResponseError {
 
     var status: HTTPResponse.Status { .init(code: code) }
 
-    func response(from request: Request, context: some RequestContext) throws -> Response {
-        json(code, .object([("error", .string(message))]))
-    }
+    func response(from request: Request, context: some RequestContext) throws -> Response { jsonResponse }
+
+    /// `{"error": message}` with the status.
+    var jsonResponse: Response { json(code, .object([("error", .string(message))])) }
 
     /// What a client may read of an unexpected error: Rewind's own errors
     /// say what is wrong in words; anything else (a library's error type)

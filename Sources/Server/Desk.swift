@@ -36,7 +36,7 @@ actor RollbackDesk {
         guard let thread = GitThread() else { throw RequestError(500, "cannot start the alert desk's thread: the system has no thread to give") }
         self.thread = thread
         let repo = try DeployRepository(path: options.repoPath, branch: options.branch)
-        let store = StateStore(directory: options.stateDirectory ?? StateStore.defaultDirectory(repo))
+        let store = StateStore(repo, directory: options.stateDirectory)
         self.repo = repo
         self.store = store
         seen = SeenAlerts(file: store.directory + "/alerts-seen.json")
@@ -207,16 +207,9 @@ actor RollbackDesk {
         }
     }
 
-    /// Only commit ids from a URL: a revision expression is not for libgit2's parser.
-    private static func checkCommitID(_ commit: String) throws(RequestError) {
-        guard PathParameterCheck<ServeContext>.isCommitID(commit) else {
-            throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
-        }
-    }
-
     /// `GET /api/v1/incidents/{commit}`: `rewind incident COMMIT --format json`.
     func incident(_ commit: String) throws(RequestError) -> JSON {
-        try Self.checkCommitID(commit)
+        try requireCommitID(commit)
         do {
             return try IncidentReport.build(repo, revision: commit).json
         } catch let error as RewindError where error.code == .notFound {
@@ -230,7 +223,7 @@ actor RollbackDesk {
     /// with the commit's message, each changed app's unified diff, its
     /// notes and its incident report (when one was written).
     func release(_ commit: String) throws(RequestError) -> ReleaseView {
-        try Self.checkCommitID(commit)
+        try requireCommitID(commit)
         do {
             guard let id = try? repo.git.resolveCommit(commit) else { throw RequestError(404, "no commit \(commit) in the repository") }
             let details = try CommitDetails.load(repo, commit: id)

@@ -1,3 +1,4 @@
+import DeployModel
 import FoundationEssentials
 import HTTPTypes
 import Hummingbird
@@ -9,22 +10,20 @@ import SystemSupport
 /// before the web UI's redirect to the sign-in form.
 struct PathParameterCheck<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let commit = context.parameters.get("commit"), !Self.isCommitID(commit) {
-            throw RequestError(400, "'\(Bounded.text(commit, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
-        }
-        if let app = context.parameters.get("app"), !Self.isAppName(app) {
+        if let commit = context.parameters.get("commit") { try requireCommitID(commit) }
+        if let app = context.parameters.get("app"), !RepoConfig.isValidAppName(app) {
             throw RequestError(404, "unknown app '\(Bounded.text(app, limit: 64))' (app names are lower-case letters, digits and dashes)")
         }
         return try await next(request, context)
     }
 
-    static func isCommitID(_ text: String) -> Bool {
-        (4...40).contains(text.utf8.count) && text.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }
-    }
+}
 
-    static func isAppName(_ text: String) -> Bool {
-        guard let first = text.utf8.first, first != 45, text.utf8.count <= 63 else { return false }
-        return text.utf8.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == 45 }
+/// Only commit ids from a URL (4 to 40 hexadecimal digits), else 400: a
+/// revision expression is not for libgit2's parser.
+func requireCommitID(_ text: String) throws(RequestError) {
+    guard (4...40).contains(text.utf8.count), text.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) || (65...70).contains($0) }) else {
+        throw RequestError(400, "'\(Bounded.text(text, limit: 64))' is not a commit id (4 to 40 hexadecimal digits)")
     }
 }
 

@@ -258,7 +258,7 @@ struct Routes {
         let response: Response
         switch result {
         case .success(let r): response = r
-        case .failure(let error as RequestError): response = json(error.code, .object([("error", .string(error.message))]))
+        case .failure(let error as RequestError): response = error.jsonResponse
         case .failure(let error):
             // Internal error types stay in the log; the client learns only that it failed.
             logger.error("\(route): \(error)")
