@@ -241,7 +241,8 @@ extension Reconciler {
             update(name) { $0.trafficHeld = why }
             if let why { logger.warning("\(name): traffic drained: \(why)") }
         case let .trafficProblem(name, problem):
-            update(name) { $0.trafficError = problem }
+            // The outcome of a sync that just ran: the proxy is not tried again for it.
+            update(name, followedByProxy: false) { $0.trafficError = problem }
         case let .noted(entries, commit):
             note(entries, on: commit)
         case let .sequence(name, entry, commit):
@@ -338,7 +339,8 @@ extension Reconciler {
 
     /// Runs `body` on an app's state, creating it if needed, and saves
     /// when it changed: only `record` changes an app's state this way.
-    private func update(_ app: String, _ body: (inout AppState) -> Void) {
+    /// Unless `followedByProxy` is false, the proxy then follows the change.
+    private func update(_ app: String, followedByProxy: Bool = true, _ body: (inout AppState) -> Void) {
         let before = state.apps[app]
         var appState = before ?? AppState()
         body(&appState)
@@ -348,7 +350,7 @@ extension Reconciler {
         // The proxy follows the saved state (a no-op unless what it should
         // route changed); its outcome is folded in here: no second
         // `record`, no recursion.
-        if appState.traffic != nil, let outcome = syncProxy(app), outcome.problem != appState.trafficError {
+        if followedByProxy, appState.traffic != nil, let outcome = syncProxy(app), outcome.problem != appState.trafficError {
             state.apps[app]?.trafficError = outcome.problem
             save()
         }

@@ -386,6 +386,8 @@ struct ProgressiveDeliveryTests {
             try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic, args: ["--health-fail-file", sick])))
             try h.commit("api 2.0.0")
             try h.waitUntil("the canary at 25%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 25 }
+            // The proxy follows the saved state a moment later: its weights are read once it has.
+            try h.waitUntil("the proxy at 75/25") { try h.proxyWeights("api").values.filter { $0 > 0 }.sorted() == [25, 75] }
             let before = try h.proxyWeights("api")
             let proxyPid = try String(contentsOfFile: h.stateDir + "/traffic/api/proxy.pid", encoding: .utf8)
             h.kill9()
