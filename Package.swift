@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "ReconcilerTests",
-            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", "WebClient", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ServerTests",

@@ -4,66 +4,10 @@ import GitKit
 import SystemSupport
 import WebClient
 
-/// Prometheus analysis: `policy.triggers` evaluated through `/api/v1/query`
-/// during each release's soak window. A breach that lasts `for` fails the
-/// release (action rollback, which may then be rolled back automatically
-/// under the policy), or is logged (notify, log).
-struct PrometheusClient {
-    let endpoint: WebURL
-    let caFile: String?
-
-    /// The value of an instant query: the first sample of a vector, or a
-    /// scalar; nil when the result is empty (no data is not a breach).
-    func value(of query: String) throws -> Double? {
-        let response = try WebClient.shared(caFile: caFile).request("GET", endpoint, path: "/api/v1/query?query=\(HTTPEndpoint.encode(query))", timeoutMilliseconds: 5_000)
-        let answer: QueryResponse
-        do {
-            answer = try JSONDecoder().decode(QueryResponse.self, from: Data(response.body))
-        } catch {
-            throw SystemError("Prometheus answered \(response.status) with something that is not a query result")
-        }
-        guard answer.status == "success", let data = answer.data else {
-            throw SystemError("Prometheus refused the query: \(answer.error ?? "status \(answer.status)")")
-        }
-        return data.value
-    }
-
-    struct QueryResponse: Decodable {
-        let status: String
-        let data: QueryData?
-        let error: String?
-    }
-
-    struct QueryData: Decodable {
-        let resultType: String
-        let value: Double?
-
-        enum Keys: String, CodingKey { case resultType, result }
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.container(keyedBy: Keys.self)
-            resultType = try c.decode(String.self, forKey: .resultType)
-            switch resultType {
-            case "vector": value = try c.decode([Sample].self, forKey: .result).first?.value.number
-            case "scalar": value = try c.decode(Pair.self, forKey: .result).number
-            default: value = nil
-            }
-        }
-    }
-
-    struct Sample: Decodable { let value: Pair }
-
-    /// `[<unix time>, "<value>"]`.
-    struct Pair: Decodable {
-        let number: Double?
-        init(from decoder: any Decoder) throws {
-            var c = try decoder.unkeyedContainer()
-            _ = try c.decode(Double.self)
-            number = Double(try c.decode(String.self))
-        }
-    }
-}
-
+/// Prometheus analysis: `policy.triggers` evaluated through the metrics
+/// source during each release's soak window. A breach that lasts `for`
+/// fails the release (action rollback, which may then be rolled back
+/// automatically under the policy), or is logged (notify, log).
 extension Trigger {
     /// Whether `value` breaches the threshold.
     func breached(by value: Double) -> Bool {
@@ -78,14 +22,19 @@ extension Trigger {
 }
 
 extension Reconciler {
+    /// Where the triggers' queries are answered: `options.metrics`, else
+    /// the Prometheus at `options.prometheus`; nil: triggers are not evaluated.
+    var metrics: (any MetricsSource)? {
+        options.metrics ?? options.prometheus.map { PrometheusClient(endpoint: $0, caFile: options.caFile) }
+    }
+
     /// Evaluates the triggers for every healthy app in its soak window, at
     /// most once per analysis interval.
     func analyse() {
-        guard let endpoint = options.prometheus, let desired, !desired.config.policy.triggers.isEmpty else { return }
+        guard let client = metrics, let desired, !desired.config.policy.triggers.isEmpty else { return }
         let mono = clock.monotonicMilliseconds()
         guard mono >= nextAnalysis else { return }
         nextAnalysis = mono + options.analysisInterval
-        let client = PrometheusClient(endpoint: endpoint, caFile: options.caFile)
         let now = clock.wallMilliseconds()
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
             // A rollout's queries run with its steps (`rolloutAnalysis`).
@@ -115,7 +64,7 @@ extension Reconciler {
                 }
             }
             if allClear, let verifying = app.verifying, verifying == release.hex, let commit = try? repo.git.commit(release) {
-                record(.verified(app: name, commit, what: "healthy, and its triggers' queries are under their thresholds"))
+                record(.rollback(.verified(app: name, commit, what: "healthy, and its triggers' queries are under their thresholds")))
             }
         }
     }
@@ -140,7 +89,7 @@ extension Reconciler {
     /// Runs `query` (the trigger's, its variables substituted) and keeps in
     /// `breaches` since when each trigger of `app` breaches: the one
     /// evaluation of soak analysis and of rollout analysis.
-    func read(_ trigger: Trigger, query: String, app: String, client: PrometheusClient, now: Int64, breaches: inout [String: [String: Int64]]) -> TriggerReading {
+    func read(_ trigger: Trigger, query: String, app: String, client: any MetricsSource, now: Int64, breaches: inout [String: [String: Int64]]) -> TriggerReading {
         let value: Double?
         do {
             value = try client.value(of: query)
@@ -157,7 +106,7 @@ extension Reconciler {
         return now - since >= trigger.forDuration.milliseconds ? .lasting(value: value, since: since) : .breaching
     }
 
-    private func evaluate(_ trigger: Trigger, app: String, client: PrometheusClient, now: Int64, release: OID, tree: OID) -> Evaluation {
+    private func evaluate(_ trigger: Trigger, app: String, client: any MetricsSource, now: Int64, release: OID, tree: OID) -> Evaluation {
         let value: Double, since: Int64
         switch read(trigger, query: trigger.query.replacing("$app", with: app), app: app, client: client, now: now, breaches: &breaches) {
         case .clear: return .clear

@@ -86,17 +86,8 @@ extension Reconciler {
             previous.health == .healthy && current.tree != step.tree.hex
                 ? KnownGood(commit: previous.release ?? current.commit, tree: current.tree, version: current.version) : nil
         }
-        record(.deploying(app: name, lastGood: lastGood))
-        if let traffic = step.spec.traffic {
-            // The proxy first: a missing haproxy or a listen port in use fails here, before anything starts.
-            record(.traffic(app: name, traffic))
-            if let problem = routeTraffic(name, force: true) {
-                // The running version keeps the proxy (or the lack of one) it had.
-                record(.traffic(app: name, previous.traffic))
-                record(.trafficProblem(app: name, nil))
-                return .finished(fail(name, release: release, tree: step.tree, reason: "\(problem); nothing was started, and traffic is unchanged"))
-            }
-        }
+        record(.release(.deploying(app: name, lastGood: lastGood)))
+        if let failure = routeFirst(step, previous: previous, release: release) { return .finished(failure) }
         var sequence = false
         if step.isRollback, let running = current {
             let (ran, failure) = rollbackSequence(step, deployment, current: running, release: release)
@@ -113,36 +104,48 @@ extension Reconciler {
             logger.info("stopping \(name) \(current.version) first: both versions need port \(current.port.map(String.init) ?? "?")")
             stop(current, of: name)
         }
-        let logStart = FileIO.size(deployment.logFile) ?? 0
-        let timeout = Self.healthTimeout(deployment)
-        let waiting = { [self] (instance: Instance?, applying: PendingStart?) -> Begun in
-            var deploy = InFlight(step: step, release: release, driver: driver, instance: instance, applying: applying, deployment: deployment, current: current,
-                                  overlap: overlap, logStart: logStart, startedAt: started, deadline: clock.monotonicMilliseconds() + timeout, nextProbe: 0)
-            deploy.keepsCurrent = step.spec.traffic != nil
-            deploy.rollout = rollout
-            deploy.sequence = sequence
-            return .waiting(deploy)
-        }
-        if background {
-            do {
-                return waiting(nil, try driver.startInBackground(deployment) { pending in try journal(name, pending) })
-            } catch is StateError {
-                return .finished(nil)
-            } catch {
-                return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
-            }
-        }
-        let instance: Instance
+        var deploy = InFlight(step: step, release: release, driver: driver, instance: nil, applying: nil, deployment: deployment, current: current,
+                              overlap: overlap, logStart: FileIO.size(deployment.logFile) ?? 0, startedAt: started, deadline: 0, nextProbe: 0)
+        deploy.keepsCurrent = step.spec.traffic != nil
+        deploy.rollout = rollout
+        deploy.sequence = sequence
+        return launch(deploy, background: background)
+    }
+
+    /// An app behind a proxy: the proxy first, so that a missing haproxy or
+    /// a listen port in use fails here, before anything starts. The failure, if it does.
+    private func routeFirst(_ step: PlannedStep, previous: AppState, release: OID) -> Failure? {
+        guard let traffic = step.spec.traffic else { return nil }
+        let name = step.ref.name
+        record(.traffic(.settings(app: name, traffic)))
+        guard let problem = routeTraffic(name, force: true) else { return nil }
+        // The running version keeps the proxy (or the lack of one) it had.
+        record(.traffic(.settings(app: name, previous.traffic)))
+        record(.traffic(.problem(app: name, nil)))
+        return fail(name, release: release, tree: step.tree, reason: "\(problem); nothing was started, and traffic is unchanged")
+    }
+
+    /// Starts the new instance (an exec apply in the background, with
+    /// `background`); its health timeout runs from then.
+    private func launch(_ deploy: InFlight, background: Bool) -> Begun {
+        var deploy = deploy
+        let name = deploy.step.ref.name
         do {
-            instance = try driver.start(deployment) { pending in try journal(name, pending) }
+            if background {
+                deploy.applying = try deploy.driver.startInBackground(deploy.deployment) { pending in try journal(name, pending) }
+            } else {
+                let instance = try deploy.driver.start(deploy.deployment) { pending in try journal(name, pending) }
+                deploy.instance = instance
+                record(.release(.pending(app: name, instance)))
+            }
         } catch is StateError {
             // Nothing was started (or it was stopped again): the loop stops and says why.
             return .finished(nil)
         } catch {
-            return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
+            return .finished(fail(name, release: deploy.release, tree: deploy.step.tree, reason: "\(error)"))
         }
-        record(.pending(app: name, instance))
-        return waiting(instance, nil)
+        deploy.deadline = clock.monotonicMilliseconds() + Self.healthTimeout(deploy.deployment)
+        return .waiting(deploy)
     }
 
     /// One look at a deploy under way: nil while it is still starting, else
@@ -156,7 +159,7 @@ extension Reconciler {
                 deploy.instance = instance
                 deploy.applying = nil
                 deploy.deadline = now + Self.healthTimeout(deploy.deployment)
-                record(.pending(app: deploy.step.ref.name, instance))
+                record(.release(.pending(app: deploy.step.ref.name, instance)))
             } catch {
                 return .some("\(error)")
             }
@@ -190,7 +193,7 @@ extension Reconciler {
         let name = deploy.step.ref.name
         if let problem {
             if let instance = deploy.instance { deploy.driver.stop(instance) }
-            record(.pending(app: name, nil))
+            record(.release(.pending(app: name, nil)))
             // Stopping the reconciler is not a failure of the release: the next start applies it again.
             if options.stop.requested { return nil }
             return fail(name, release: deploy.release, tree: deploy.step.tree, reason: problem)
@@ -201,13 +204,13 @@ extension Reconciler {
         var rollout = deploy.rollout
         rollout?.stepStartedAt = clock.wallMilliseconds()
         // Behind a proxy, this routes the new instance (its first step, or everything) before the old one stops.
-        record(.healthy(deploy.step, instance, deploy.deployment, release: deploy.release, tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt,
-                        rollout: rollout))
+        record(.release(.healthy(deploy.step, instance, deploy.deployment, release: deploy.release, tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt,
+                        rollout: rollout)))
         if let rollout {
             logger.notice("\(name): \(rollout.strategy.rawValue) rollout of \(instance.version): \(rollout.weight)% of traffic, \(rollout.stable.version) keeps the rest")
         } else if let current = deploy.current, deploy.keepsCurrent {
             retire(current, of: name)
-            record(.stopped(app: name, current))
+            record(.release(.stopped(app: name, current)))
         }
         if hadProxy && deploy.step.spec.traffic == nil {
             router.stop(name)
@@ -241,7 +244,7 @@ extension Reconciler {
         }
         if step.spec.traffic != nil {
             // The proxy follows the state: weights to 0.
-            record(.trafficHeld(app: name, "coordinated rollback \(current.version) → \(step.spec.version)"))
+            record(.traffic(.held(app: name, "coordinated rollback \(current.version) → \(step.spec.version)")))
             if let problem = state.apps[name]?.trafficError {
                 return (true, fail(name, release: release, tree: step.tree, reason: "cannot drain traffic: \(problem)"))
             }
@@ -277,7 +280,7 @@ extension Reconciler {
     }
 
     private func stage(_ name: String, _ release: OID, _ fields: [(String, String)]) {
-        record(.sequence(app: name, NoteRecorder.Entry(outcome: .sequence, app: name, fields: fields, distinctFields: 2), on: release))
+        record(.rollback(.sequence(app: name, NoteRecorder.Entry(outcome: .sequence, app: name, fields: fields, distinctFields: 2), on: release)))
     }
 
     /// Runs a hook or down command in the target's files; nil when it exited 0.
@@ -295,7 +298,7 @@ extension Reconciler {
     func abandon(_ deploy: InFlight) {
         if let instance = deploy.instance { deploy.driver.stop(instance) }
         if let applying = deploy.applying { deploy.driver.cancel(applying) }
-        record(.abandoned(app: deploy.step.ref.name, version: deploy.step.spec.version))
+        record(.release(.abandoned(app: deploy.step.ref.name, version: deploy.step.spec.version)))
     }
 
     /// Records `verified` when `release` is a rollback commit: recovery after a rollback.
@@ -303,10 +306,10 @@ extension Reconciler {
     /// thresholds too: `analyse()` records `verified` once they are.
     func verification(_ name: String, release: OID) {
         guard let commit = try? repo.git.commit(release), CommitKind(commit).returnsToEarlier, !alreadyVerified(name, release) else { return }
-        if options.prometheus != nil, desired?.config.policy.triggers.isEmpty == false {
-            record(.awaitingTriggers(app: name, rollback: release))
+        if metrics != nil, desired?.config.policy.triggers.isEmpty == false {
+            record(.rollback(.awaitingTriggers(app: name, rollback: release)))
         } else {
-            record(.verified(app: name, commit, what: "healthy"))
+            record(.rollback(.verified(app: name, commit, what: "healthy")))
         }
     }
 
@@ -330,7 +333,7 @@ extension Reconciler {
         if let problem = waitHealthy(driver, instance, deployment) {
             return fail(name, release: tip, tree: step.tree, reason: "still unhealthy after the rollback: \(problem)")
         }
-        record(.running(app: name, release: tip))
+        record(.release(.running(app: name, release: tip)))
         verification(name, release: tip)
         return nil
     }
@@ -368,7 +371,8 @@ extension Reconciler {
     /// A release failed: recorded, and returned for the policy.
     func fail(_ name: String, release: OID, tree: OID, reason: String) -> Failure {
         let failure = Failure(app: name, release: release, reason: reason)
-        record(.failed(failure, tree: tree))
+        let version = desired?.config.app(named: name).flatMap { desired?.spec($0, tree: tree) }?.version
+        record(.release(.failed(failure, tree: tree, version: version)))
         return failure
     }
 
@@ -376,7 +380,7 @@ extension Reconciler {
         guard let driver = drivers[instance.runsOn] else { return }
         logger.info("stopping \(name) \(instance.version)")
         driver.stop(instance)
-        record(.stopped(app: name, instance))
+        record(.release(.stopped(app: name, instance)))
     }
 
     /// The files, artifact and log place of a step's tree. A missing artifact

@@ -16,7 +16,7 @@ extension Reconciler {
     /// app is left behind unsaid. True when a commit was written.
     func automaticRollback(_ failures: [Failure]) -> Bool {
         guard let desired else { return false }
-        failures.forEach { record(.failureNoticed($0)) }
+        failures.forEach { record(.rollback(.failureNoticed($0))) }
         var service = AutomaticRollback(repoPath: options.repoPath, branch: repo.branchRef, trigger: .analysis)
         service.artifactRoot = options.artifactRoot
         service.limits = options.limits
@@ -30,10 +30,10 @@ extension Reconciler {
             return (failure, verdict)
         }
         for (failed, verdict) in report.verdicts {
-            if case .committed(let commit) = verdict { record(.rolledBack(Failure(failed), commit: commit)) }
+            if case .committed(let commit) = verdict { record(.rollback(.rolledBack(Failure(failed), commit: commit))) }
         }
         rollbackEffects.record(report, detectedAt: { [state] in state.apps[$0.app]?.lastRollback?.failedAt }, now: clock.wallMilliseconds())
-        report.verdicts.forEach { record(.decided(Failure($0.failure))) }
+        report.verdicts.forEach { record(.rollback(.decided(Failure($0.failure)))) }
         let wrote = report.written != nil
         if wrote { options.onWrite() }
         return wrote
@@ -61,7 +61,7 @@ extension Reconciler {
                         note: { [self] entries, commit in record(.noted(entries, on: commit)) },
                         incident: { [self] commit in writeIncident(commit) },
                         commit: { [repo] id in try? repo.git.commit(id) },
-                        escalate: { [self] failure, why in record(.escalated(Failure(failure), why)) })
+                        escalate: { [self] failure, why in record(.rollback(.escalated(Failure(failure), why))) })
     }
 }
 

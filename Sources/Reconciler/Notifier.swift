@@ -52,10 +52,66 @@ public struct RollbackEvent: Sendable {
     }
 }
 
+/// How a notification reaches its target: an HTTP POST through the web
+/// client (`WebTransport`), or in unit tests a fake.
+public protocol NotificationTransport: Sendable {
+    /// Posts `body` to `url`; the answer's HTTP status.
+    func post(_ body: [UInt8], to url: WebURL) throws -> Int
+}
+
+/// POSTs through the shared web client, with `caFile`'s authorities for https.
+public struct WebTransport: NotificationTransport {
+    let caFile: String?
+    public init(caFile: String?) { self.caFile = caFile }
+
+    public func post(_ body: [UInt8], to url: WebURL) throws -> Int {
+        try WebClient.shared(caFile: caFile).request("POST", url, body: body, timeoutMilliseconds: 5_000).status
+    }
+}
+
+/// The deliveries waiting, in order: each target gets its events in order
+/// (only its oldest may go), and a failed one waits 0.5 s, 1 s, 2 s, 4 s,
+/// 8 s before its next attempt; after 6 attempts it is given up.
+struct DeliveryQueue {
+    struct Delivery {
+        let target: Int
+        let body: [UInt8]
+        var attempt: Int
+        var due: Int64
+    }
+
+    static let attempts = 6
+    static let backoff = Backoff(base: 500, cap: 8_000)
+    private(set) var waiting: [Delivery] = []
+
+    mutating func add(_ deliveries: [Delivery]) { waiting += deliveries }
+
+    /// The delivery to make now (monotonic ms), taken off the queue.
+    mutating func next(now: Int64) -> Delivery? {
+        var blocked: Set<Int> = []
+        for (i, delivery) in waiting.enumerated() {
+            if delivery.due <= now && !blocked.contains(delivery.target) { return waiting.remove(at: i) }
+            blocked.insert(delivery.target)
+        }
+        return nil
+    }
+
+    /// A delivery failed at `now`: back at the head of its target's events
+    /// for a later attempt (true), or given up (false).
+    mutating func failed(_ delivery: Delivery, now: Int64) -> Bool {
+        var delivery = delivery
+        delivery.attempt += 1
+        guard delivery.attempt < Self.attempts else { return false }
+        delivery.due = now + Self.backoff.delay(attempt: delivery.attempt)
+        waiting.insert(delivery, at: 0)
+        return true
+    }
+}
+
 /// Delivers rollback events to webhooks on a thread of its own: `send`
 /// never blocks, each target gets its events in order, failed deliveries
-/// are retried with backoff (0.5 s, 1 s, 2 s, 4 s, 8 s), and the URLs (which
-/// may hold secrets) are never logged.
+/// are retried with backoff (`DeliveryQueue`), and the URLs (which may hold
+/// secrets) are never logged.
 public final class Notifier: Sendable {
     /// A destination: where, and in which format.
     public struct Target: Sendable {
@@ -70,72 +126,64 @@ public final class Notifier: Sendable {
         }
     }
 
-    private struct Delivery {
-        let target: Int
-        let body: [UInt8]
-        var attempt: Int
-        var due: Int64
-    }
-
     private let targets: [Target]
-    private let queue = Mutex<[Delivery]>([])
+    private let queue = Mutex(DeliveryQueue())
     private let log: @Sendable (String) -> Void
-    private let caFile: String?
+    private let transport: any NotificationTransport
+    /// Monotonic milliseconds.
+    private let clock: @Sendable () -> Int64
 
     /// A notifier for `targets`; `log` receives delivery failures (without
     /// URLs' paths); `caFile` adds certificate authorities for https.
-    public init(targets: [Target], caFile: String? = nil, log: @escaping @Sendable (String) -> Void) {
+    public convenience init(targets: [Target], caFile: String? = nil, log: @escaping @Sendable (String) -> Void) {
+        self.init(targets: targets, transport: WebTransport(caFile: caFile), background: true, log: log)
+    }
+
+    /// With `background` false nothing is delivered until `deliverDue` is
+    /// called (unit tests drive it, with a manual `clock`).
+    init(targets: [Target], transport: any NotificationTransport, background: Bool,
+         clock: @escaping @Sendable () -> Int64 = { Clock.monotonicMilliseconds() }, log: @escaping @Sendable (String) -> Void) {
         self.targets = targets
         self.log = log
-        self.caFile = caFile
-        guard !targets.isEmpty else { return }
-        BackgroundThread.start { [self] in self.deliverForever() }
+        self.transport = transport
+        self.clock = clock
+        guard background, !targets.isEmpty else { return }
+        BackgroundThread.start { [self] in
+            while true {
+                if !deliverDue() { Clock.sleep(milliseconds: 20) }
+            }
+        }
     }
 
     /// Queues an event for every target.
     public func send(_ event: RollbackEvent) {
         guard !targets.isEmpty else { return }
-        let now = Clock.monotonicMilliseconds()
+        let now = clock()
         let deliveries = targets.indices.map { i in
-            Delivery(target: i, body: (targets[i].slack ? event.slack : event.json).bytes(indent: nil), attempt: 0, due: now)
+            DeliveryQueue.Delivery(target: i, body: (targets[i].slack ? event.slack : event.json).bytes(indent: nil), attempt: 0, due: now)
         }
-        queue.withLock { $0 += deliveries }
+        queue.withLock { $0.add(deliveries) }
     }
 
-    private func deliverForever() {
-        while true {
-            let now = Clock.monotonicMilliseconds()
-            // Each target gets its events in order: only its oldest queued one may go.
-            let due = queue.withLock { q -> Delivery? in
-                var waiting: Set<Int> = []
-                for (i, delivery) in q.enumerated() {
-                    if delivery.due <= now && !waiting.contains(delivery.target) { return q.remove(at: i) }
-                    waiting.insert(delivery.target)
-                }
-                return nil
-            }
-            guard var delivery = due else {
-                Clock.sleep(milliseconds: 20)
-                continue
-            }
-            let target = targets[delivery.target]
-            var outcome: String
-            do {
-                let status = try WebClient.shared(caFile: caFile).request("POST", target.url, body: delivery.body, timeoutMilliseconds: 5_000).status
-                if (200..<300).contains(status) { continue }
-                outcome = "answered \(status)"
-            } catch {
-                // The error names scheme, host and port only: a webhook's path is often its secret.
-                outcome = "failed: \(error)"
-            }
-            delivery.attempt += 1
-            guard delivery.attempt < 6 else {
-                log("notification target #\(delivery.target + 1) (\(target.url)) gave up after 6 attempts; last: \(outcome)")
-                continue
-            }
-            log("notification target #\(delivery.target + 1) (\(target.url)) \(outcome); retrying")
-            delivery.due = Clock.monotonicMilliseconds() + Backoff(base: 500, cap: 8_000).delay(attempt: delivery.attempt)
-            queue.withLock { $0.insert(delivery, at: 0) }
+    /// Makes one delivery that is due; false when none was.
+    @discardableResult
+    func deliverDue() -> Bool {
+        guard let delivery = queue.withLock({ [now = clock()] in $0.next(now: now) }) else { return false }
+        let target = targets[delivery.target]
+        let outcome: String
+        do {
+            let status = try transport.post(delivery.body, to: target.url)
+            if (200..<300).contains(status) { return true }
+            outcome = "answered \(status)"
+        } catch {
+            // The error names scheme, host and port only: a webhook's path is often its secret.
+            outcome = "failed: \(error)"
         }
+        if queue.withLock({ [now = clock()] in $0.failed(delivery, now: now) }) {
+            log("notification target #\(delivery.target + 1) (\(target.url)) \(outcome); retrying")
+        } else {
+            log("notification target #\(delivery.target + 1) (\(target.url)) gave up after \(DeliveryQueue.attempts) attempts; last: \(outcome)")
+        }
+        return true
     }
 }

@@ -163,7 +163,7 @@ extension Reconciler {
             if let failed = app.failedTree {
                 if failed == tree.hex { continue }
                 // The desired state moved on: forget the failure.
-                plan.outcomes.append(.failureForgotten(app: name))
+                plan.outcomes.append(.release(.failureForgotten(app: name)))
             }
             let action: PlannedStep.Action
             if app.instance?.tree == tree.hex && app.health != .failed && app.health != .stopped {
@@ -188,16 +188,16 @@ extension Reconciler {
         let name = ref.name
         guard let tipTree = desired.trees[name] else { return nil }
         guard let pin = desired.pins.pins[name] else {
-            if app.heldByPin != nil { plan.outcomes.append(.pin(app: name, tree: nil)) }
+            if app.heldByPin != nil { plan.outcomes.append(.pin(.set(app: name, tree: nil))) }
             return tipTree
         }
-        if app.heldByPin != pin.tree { plan.outcomes.append(.pin(app: name, tree: pin.tree)) }
+        if app.heldByPin != pin.tree { plan.outcomes.append(.pin(.set(app: name, tree: pin.tree))) }
         guard let pinTree = OID(hex: pin.tree), pinTree != tipTree else { return tipTree }
         guard let spec = desired.spec(ref, tree: pinTree) else {
-            plan.outcomes.append(.pinInvalid(app: name, "the pin holds \(name) at tree \(pinTree.short), which has no valid app.yaml; fix or remove the pin"))
+            plan.outcomes.append(.pin(.invalid(app: name, "the pin holds \(name) at tree \(pinTree.short), which has no valid app.yaml; fix or remove the pin")))
             return nil
         }
-        if tipChanged { plan.outcomes.append(.held(app: name, pinTree: pinTree, version: spec.version, tip: tip)) }
+        if tipChanged { plan.outcomes.append(.pin(.held(app: name, pinTree: pinTree, version: spec.version, tip: tip))) }
         return pinTree
     }
 
@@ -221,7 +221,7 @@ extension Reconciler {
                 router.stop(name)
                 routed[name] = nil
             }
-            record(.removed(app: name))
+            record(.release(.removed(app: name)))
         }
     }
 }

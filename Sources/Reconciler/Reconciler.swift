@@ -94,6 +94,8 @@ public struct ReconcilerOptions: Sendable {
     public var prometheus: WebURL?
     /// Certificate authorities to trust for https:// Prometheus, besides the system's.
     public var caFile: String?
+    /// Where trigger queries are answered instead of `prometheus` (tests pass a fake).
+    public var metrics: (any MetricsSource)?
     /// Milliseconds between two evaluations of the triggers.
     public var analysisInterval: Int64 = 5_000
     /// Where rollback events go (webhooks); none by default.
@@ -161,7 +163,7 @@ public final class Reconciler {
     /// Repository reads that failed are retried after 1 s, 2 s... up to 30 s.
     static let retryBackoff = Backoff(base: 1_000, cap: 30_000)
     /// The apps' proxies, and what each was last told to route.
-    let router: TrafficRouter
+    let router: any TrafficRouting
     var routed: [String: [String: TrafficState.Server]] = [:]
     /// Rollout analysis: when each app's queries run next (monotonic ms), and since when each breaches (wall ms).
     var nextRolloutAnalysis: [String: Int64] = [:]
@@ -171,7 +173,8 @@ public final class Reconciler {
     var nextProxyLook: Int64 = 0
     /// When a rollout's stable version that died may be started again (monotonic ms).
     var nextStableRestart: [String: Int64] = [:]
-    /// Failed health probes in a row of each rollout's new version.
+    /// When each rollout's new version is probed next (monotonic ms), and its failed probes in a row.
+    var nextRolloutProbe: [String: Int64] = [:]
     var rolloutProbeFailures: [String: Int] = [:]
     /// Runs migrations' down commands and rollback hooks.
     let commands: CommandRunner
@@ -181,9 +184,10 @@ public final class Reconciler {
     private var lock: Int32?
 
     /// Opens the repository and the state directory, taking its lock.
-    /// `drivers` default to the process and exec platforms (`standardDrivers`).
+    /// `drivers` default to the process and exec platforms (`standardDrivers`),
+    /// `router` to one HAProxy per app with `traffic:`.
     public init(options: ReconcilerOptions, logger: Logger, drivers: [Platform: any PlatformDriver]? = nil,
-                clock: any ReconcilerClock = SystemClock()) throws {
+                clock: any ReconcilerClock = SystemClock(), router: (any TrafficRouting)? = nil) throws {
         self.options = options
         self.logger = logger
         self.clock = clock
@@ -191,7 +195,7 @@ public final class Reconciler {
         store = StateStore(repo, directory: options.stateDirectory)
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
         self.drivers = drivers ?? Self.standardDrivers(options)
-        router = TrafficRouter(directory: store.trafficDirectory, haproxy: options.haproxy)
+        self.router = router ?? HAProxyRouter(directory: store.trafficDirectory, haproxy: options.haproxy)
         commands = CommandRunner(baseEnvironment: InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment), searchPath: options.searchPath)
         guard let fd = FileIO.tryLock(store.lockFile) else {
             let pid = store.runningPid().map { " (pid \($0))" } ?? ""
@@ -322,11 +326,11 @@ extension Reconciler {
             if let pending = app.pending {
                 logger.notice("stopping \(name) \(pending.version): started by a reconciler that did not finish")
                 drivers[pending.runsOn]?.stop(pending)
-                record(.pending(app: name, nil))
+                record(.release(.pending(app: name, nil)))
             }
             if let instance = app.instance, instance.runsOn == .process, app.health != .failed, let driver = drivers[instance.runsOn] {
                 let alive = driver.isRunning(instance)
-                if !alive { record(.lost(app: name, instance, restart: !options.once)) }
+                if !alive { record(.supervision(.lost(app: name, instance, restart: !options.once))) }
             }
         }
     }

@@ -54,19 +54,19 @@ extension Reconciler {
         let exits = (app.exits + [now]).filter { $0 >= soakStart && now - $0 <= policy.soak.milliseconds }
         if inSoak && exits.count >= policy.crashLoopRestarts, let tree = OID(hex: instance.tree) {
             let release = app.release.flatMap(OID.init(hex:)) ?? tree
-            record(.crashLooping(app: name, exits: exits))
+            record(.supervision(.crashLooping(app: name, exits: exits)))
             return fail(name, release: release, tree: tree,
                         reason: "crash-looping: exited \(exits.count) times within \(Int(Double(now - soakStart) / 1000))s of becoming healthy (last: \(why))")
         }
-        record(.restarting(app: name, why: why, backoffMilliseconds: restartBackoff.delay(attempt: app.restarts + 1), exits: exits))
+        record(.supervision(.restarting(app: name, why: why, backoffMilliseconds: restartBackoff.delay(attempt: app.restarts + 1), exits: exits)))
         return nil
     }
 
     private func restart(_ name: String, _ deployment: Deployment, _ driver: any PlatformDriver) {
         do {
-            record(.restarted(app: name, try driver.start(deployment) { _ in }))
+            record(.supervision(.restarted(app: name, try driver.start(deployment) { _ in })))
         } catch {
-            record(.restartFailed(app: name, "\(error)", backoffMilliseconds: restartBackoff.delay(attempt: (state.apps[name]?.restarts ?? 1) + 1)))
+            record(.supervision(.restartFailed(app: name, "\(error)", backoffMilliseconds: restartBackoff.delay(attempt: (state.apps[name]?.restarts ?? 1) + 1))))
         }
     }
 
@@ -79,7 +79,7 @@ extension Reconciler {
         nextProbe[name] = mono + (before.health == .healthy ? interval : min(interval, 100))
         let problem = driver.healthProblem(instance, deployment)
         if problem == "starting" { return nil }
-        record(.probed(app: name, instance, problem: problem))
+        record(.supervision(.probed(app: name, instance, problem: problem)))
         let now = clock.wallMilliseconds()
         let timeout = deployment.spec.health?.timeout.milliseconds ?? 60_000
         guard let app = state.apps[name], let since = app.unhealthySince, now - since >= timeout, let soakStart = app.healthySince,
