@@ -137,19 +137,24 @@ final class EventWatcher: Service, Sendable {
         var files: [String] = []
     }
 
-    private func loop() {
-        var repo: DeployRepository?
+    /// What the loop has seen and shown so far.
+    private struct Watch {
         var seen = Seen()
         var shown: [String] = []
         var lastStatusAt: Int64 = 0
         var lastKeepAlive = Clock.monotonicMilliseconds()
         var previousApps: [String: AppStatus] = [:]
         let cache = StatusCache()
+    }
+
+    private func loop() {
+        var repo: DeployRepository?
+        var watch = Watch()
         var idleTicks = 0
         while !stop.requested {
             // Nobody listening: a look every second is enough (the first
             // listener gets a fresh status within one).
-            if hub.subscriberCount == 0, idleTicks < 9, lastStatusAt != 0 {
+            if hub.subscriberCount == 0, idleTicks < 9, watch.lastStatusAt != 0 {
                 idleTicks += 1
                 _ = stop.wait(milliseconds: intervalMilliseconds)
                 continue
@@ -157,45 +162,7 @@ final class EventWatcher: Service, Sendable {
             idleTicks = 0
             do {
                 if repo == nil { repo = try DeployRepository(path: repoPath, branch: branch) }
-                guard let repo else { continue }
-                let tip = try? repo.git.referenceTarget(repo.branchRef)
-                let notes = ReleaseNote.notesRefs.map { ((try? repo.git.referenceTarget($0)) ?? nil) }
-                let now = Clock.monotonicMilliseconds()
-                let current = Seen(tip: tip ?? nil, notes: notes, files: stateSignature(gitDirectory: repo.git.gitDirectory))
-                if current.tip != seen.tip, let commit = current.tip, seen.tip != nil || lastStatusAt != 0 {
-                    publishTip(repo, commit, previous: seen.tip)
-                }
-                if current.notes != seen.notes, lastStatusAt != 0 {
-                    for (ref, (old, new)) in zip(ReleaseNote.notesRefs, zip(seen.notes, current.notes)) where old != new {
-                        hub.publish("notes", .object([("ref", .string(ref)), ("head", .optional(new?.hex))]))
-                    }
-                }
-                // Health can change without a file write (a process that
-                // died): the status is looked at again every 2 s regardless.
-                // With nobody listening, it is not computed at all (the
-                // first listener gets a fresh one on the next look).
-                if hub.subscriberCount == 0 {
-                    shown = []
-                    previousApps = [:]
-                    if lastStatusAt == 0 { lastStatusAt = now }
-                } else if current != seen || now - lastStatusAt >= 2_000 {
-                    let report = try StatusReport.build(repo: repo, stateDirectory: stateDirectory, cache: cache)
-                    let visible = Self.visible(report)
-                    if visible != shown {
-                        let changes = Self.changes(from: previousApps, to: report.apps)
-                        var fields = [("status", report.json)]
-                        if !changes.isEmpty { fields.append(("changes", .array(changes))) }
-                        hub.publish("status", .object(fields))
-                        shown = visible
-                        previousApps = Dictionary(report.apps.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-                    }
-                    lastStatusAt = now
-                }
-                seen = current
-                if now - lastKeepAlive >= 15_000 {
-                    hub.keepAlive()
-                    lastKeepAlive = now
-                }
+                if let repo { try look(repo, &watch) }
             } catch {
                 logger.debug("events: \(error)")
                 repo = nil
@@ -203,6 +170,52 @@ final class EventWatcher: Service, Sendable {
             }
             _ = stop.wait(milliseconds: intervalMilliseconds)
         }
+    }
+
+    /// One look: a moved tip, moved notes, and the status when it changed.
+    private func look(_ repo: DeployRepository, _ watch: inout Watch) throws {
+        let tip = try? repo.git.referenceTarget(repo.branchRef)
+        let notes = ReleaseNote.notesRefs.map { ((try? repo.git.referenceTarget($0)) ?? nil) }
+        let now = Clock.monotonicMilliseconds()
+        let current = Seen(tip: tip ?? nil, notes: notes, files: stateSignature(gitDirectory: repo.git.gitDirectory))
+        if current.tip != watch.seen.tip, let commit = current.tip, watch.seen.tip != nil || watch.lastStatusAt != 0 {
+            publishTip(repo, commit, previous: watch.seen.tip)
+        }
+        if current.notes != watch.seen.notes, watch.lastStatusAt != 0 {
+            for (ref, (old, new)) in zip(ReleaseNote.notesRefs, zip(watch.seen.notes, current.notes)) where old != new {
+                hub.publish("notes", .object([("ref", .string(ref)), ("head", .optional(new?.hex))]))
+            }
+        }
+        // Health can change without a file write (a process that
+        // died): the status is looked at again every 2 s regardless.
+        // With nobody listening, it is not computed at all (the
+        // first listener gets a fresh one on the next look).
+        if hub.subscriberCount == 0 {
+            watch.shown = []
+            watch.previousApps = [:]
+            if watch.lastStatusAt == 0 { watch.lastStatusAt = now }
+        } else if current != watch.seen || now - watch.lastStatusAt >= 2_000 {
+            try publishStatus(repo, &watch)
+            watch.lastStatusAt = now
+        }
+        watch.seen = current
+        if now - watch.lastKeepAlive >= 15_000 {
+            hub.keepAlive()
+            watch.lastKeepAlive = now
+        }
+    }
+
+    /// The status, with what changed per app, when what it shows changed.
+    private func publishStatus(_ repo: DeployRepository, _ watch: inout Watch) throws {
+        let report = try StatusReport.build(repo: repo, stateDirectory: stateDirectory, cache: watch.cache)
+        let visible = Self.visible(report)
+        guard visible != watch.shown else { return }
+        let changes = Self.changes(from: watch.previousApps, to: report.apps)
+        var fields = [("status", report.json)]
+        if !changes.isEmpty { fields.append(("changes", .array(changes))) }
+        hub.publish("status", .object(fields))
+        watch.shown = visible
+        watch.previousApps = Dictionary(report.apps.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// The state directory's files that status reads, by size and time.

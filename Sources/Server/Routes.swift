@@ -48,11 +48,33 @@ struct Routes {
         let router = Router(context: ServeContext.self)
         // Before any route: a malformed path parameter is refused first, signed in or not.
         router.add(middleware: PathParameterCheck())
+        addProbeRoutes(router)
+        addHookRoutes(router)
+        addReadRoutes(router)
+        addWriteRoutes(router)
+        router.get("api/v1/events") { request, context in await events(request, closed: context.connectionClosed) }
+        addWebRoutes(router)
+        // The API's description, from the routes themselves.
+        let served = router.routes.map { (method: $0.method, path: $0.path.description) } + [(method: .get, path: "api/v1/openapi.json")]
+        let document = APIDocument.json(served, hookToken: options.hookToken != nil)
+        router.get("api/v1/openapi.json") { _, _ in respond("api/v1/openapi.json") { json(200, document) } }
+        // A known path with another method (TRACE included): 405 and the
+        // methods it takes, read from the router so that no route is forgotten.
+        router.add(middleware: MethodNotAllowed(routes: router.routes.map { ($0.path.description, $0.method) }))
+        return router
+    }
+
+    /// Liveness, readiness and metrics: open to anyone who reaches the port.
+    func addProbeRoutes(_ router: Router<ServeContext>) {
         router.get("healthz") { _, _ in respond("healthz") { text(200, "ok\n") } }
         router.get("readyz") { _, _ in
             respond("readyz") { readiness.isReady ? text(200, "ready\n") : text(503, "the reconciler has not finished its first pass\n") }
         }
         router.get("metrics") { _, _ in respond("metrics") { text(200, metrics.text(), type: "text/plain; version=0.0.4") } }
+    }
+
+    /// Alertmanager's and the git host's webhooks, each with its own secret.
+    func addHookRoutes(_ router: Router<ServeContext>) {
         router.post("hooks/alertmanager") { request, _ in
             await respondAsync("hooks/alertmanager") {
                 try authorizeHook(request)
@@ -76,6 +98,10 @@ struct Routes {
                 return json(202, .object([("result", .string("fetching")), ("provider", .string(delivery.provider)), ("delivery", .optional(delivery.id))]))
             }
         }
+    }
+
+    /// The API's reads: status, apps, releases, incidents, the audit.
+    func addReadRoutes(_ router: Router<ServeContext>) {
         router.get("api/v1/status") { request, _ in
             await respondAsync("api/v1/status") { try authorizeRead(request); return json(200, try await desk.status().json) }
         }
@@ -114,6 +140,10 @@ struct Routes {
                 return json(200, try await desk.audit(apps: apps, since: q.get("since"), until: q.get("until"), reworkWindow: q.get("reworkWindow")).json)
             }
         }
+    }
+
+    /// The API's writes: rollback, pin and unpin, each a commit.
+    func addWriteRoutes(_ router: Router<ServeContext>) {
         router.post("api/v1/apps/:app/rollback") { request, context in
             await respondAsync("api/v1/apps/rollback") {
                 let actor = try authorizeWrite(request)
@@ -134,16 +164,6 @@ struct Routes {
                 }
             }
         }
-        router.get("api/v1/events") { request, context in await events(request, closed: context.connectionClosed) }
-        addWebRoutes(router)
-        // The API's description, from the routes themselves.
-        let served = router.routes.map { (method: $0.method, path: $0.path.description) } + [(method: .get, path: "api/v1/openapi.json")]
-        let document = APIDocument.json(served, hookToken: options.hookToken != nil)
-        router.get("api/v1/openapi.json") { _, _ in respond("api/v1/openapi.json") { json(200, document) } }
-        // A known path with another method (TRACE included): 405 and the
-        // methods it takes, read from the router so that no route is forgotten.
-        router.add(middleware: MethodNotAllowed(routes: router.routes.map { ($0.path.description, $0.method) }))
-        return router
     }
 
     /// Who is calling: the owner of a bearer token, or of a live session.

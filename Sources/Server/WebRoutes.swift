@@ -21,6 +21,13 @@ extension Routes {
         + "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
     func addWebRoutes(_ router: Router<ServeContext>) {
+        addSessionRoutes(router)
+        addPageRoutes(router)
+        addFormRoutes(router)
+    }
+
+    /// Assets, sign-in and sign-out.
+    func addSessionRoutes(_ router: Router<ServeContext>) {
         router.get("ui/:asset") { request, context in
             respond("ui/asset") { asset(context.parameters.get("asset") ?? "", ifNoneMatch: request.headers[.ifNoneMatch]) }
         }
@@ -38,6 +45,10 @@ extension Routes {
                 return response
             }
         }
+    }
+
+    /// The pages: overview, an app, a release, the audit.
+    func addPageRoutes(_ router: Router<ServeContext>) {
         router.get("/") { request, _ in
             await webPage("ui/overview", request) { viewer in page(200, WebPage.overview(try await desk.status(), viewer: viewer)) }
         }
@@ -67,6 +78,10 @@ extension Routes {
                 }
             }
         }
+    }
+
+    /// The rollback preview and the forms that write: rollback, pin, unpin.
+    func addFormRoutes(_ router: Router<ServeContext>) {
         router.get("apps/:app/rollback") { request, context in
             await webPage("ui/rollback-preview", request) { viewer in
                 let app = context.parameters.get("app") ?? ""
