@@ -90,76 +90,85 @@ public struct IncidentReport: Sendable {
     private static func make(_ facts: IncidentSource, _ row: RollbackRow) -> IncidentReport {
         var events: [Event] = []
         var applied: [Int64] = []
-        var healthyAgain: [Int64] = []
         for app in row.apps {
-            if let bad = app.badRelease, let release = try? facts.repo.git.commit(bad) {
-                events.append(Event(time: release.author.time * 1000, app: app.app, kind: "committed",
-                                    text: "release `\(bad.short)` of \(app.app) \(app.from ?? "") committed by \(release.author.name): \(release.summary)"))
-                for event in facts.events(app.app, on: bad) {
-                    let note = event.note
-                    switch event.outcome {
-                    case .applied:
-                        applied.append(event.time)
-                        events.append(Event(time: event.time, app: app.app, kind: "applied", text: "\(app.app) \(note.value("version") ?? "") applied on \(note.value("host") ?? "?")"
-                                            + (note.value("duration").map { " in \($0)" } ?? "")))
-                    case .healthy:
-                        events.append(Event(time: event.time, app: app.app, kind: "healthy", text: "\(app.app) \(note.value("version") ?? "") healthy"))
-                    case .failed:
-                        if let starts = note.value("startsAt").flatMap(Dates.parse), starts < event.time {
-                            events.append(Event(time: starts, app: app.app, kind: "alert",
-                                                text: "alert \(note.value("alert") ?? "?") started firing" + (note.value("labels").map { " (labels: \($0))" } ?? "")))
-                        }
-                        var text = "\(app.app) failed: \(note.value("reason") ?? "")"
-                        if let alert = note.value("alert") { text += "; alert \(alert)" + (note.value("labels").map { " (labels: \($0))" } ?? "") + (note.value("startsAt").map { ", startsAt \($0)" } ?? "") }
-                        events.append(Event(time: event.time, app: app.app, kind: "failed", text: text))
-                    case .rolledBack:
-                        events.append(Event(time: event.time, app: app.app, kind: "decision",
-                                            text: "automation decided to roll \(app.app) back" + (note.value("to").map { " to \($0)" } ?? "") + (note.value("by").map { " (commit \($0))" } ?? "")))
-                    case .escalated:
-                        events.append(Event(time: event.time, app: app.app, kind: "escalated", text: "\(app.app) escalated to a human: \(note.value("reason") ?? "")"))
-                    case .aborted:
-                        events.append(Event(time: event.time, app: app.app, kind: "aborted",
-                                            text: "\(app.app) \(note.value("version") ?? "") taken out of traffic (\(note.value("weight").map { "was at \($0)%" } ?? "aborted")): \(note.value("reason") ?? "")"))
-                    case .held, .verified, .refused, .step, .promoted, .paused, .resumed, .sequence:
-                        break
-                    }
-                }
-                if applied.isEmpty { applied.append(release.author.time * 1000) }
-            }
+            guard let bad = app.badRelease, let release = try? facts.repo.git.commit(bad) else { continue }
+            events.append(Event(time: release.author.time * 1000, app: app.app, kind: "committed",
+                                text: "release `\(bad.short)` of \(app.app) \(app.from ?? "") committed by \(release.author.name): \(release.summary)"))
+            let before = Self.beforeRollback(facts.events(app.app, on: bad), app: app.app)
+            events += before
+            applied += before.filter { $0.kind == "applied" }.map(\.time)
+            if applied.isEmpty { applied.append(release.author.time * 1000) }
         }
         let who = row.author + (row.actor.map { " (actor \($0))" } ?? "")
         events.append(Event(time: row.time, app: nil, kind: "rollback",
                             text: "rollback commit `\(row.commit.short)` (\(row.kind), trigger \(row.trigger)\(row.alert.map { " \($0)" } ?? "")) by \(who)" + (row.reason.map { ": \($0)" } ?? "")))
-        for app in row.apps {
-            for event in facts.events(app.app, on: row.commit) {
-                switch event.outcome {
-                case .healthy:
-                    healthyAgain.append(event.time)
-                    events.append(Event(time: event.time, app: app.app, kind: "recovered", text: "\(app.app) \(event.note.value("version") ?? "") healthy again"))
-                case .verified:
-                    events.append(Event(time: event.time, app: app.app, kind: "verified", text: "rollback of \(app.app) verified"))
-                case .escalated:
-                    events.append(Event(time: event.time, app: app.app, kind: "escalated", text: "the rollback did not recover \(app.app); escalated: \(event.note.value("reason") ?? "")"))
-                case .failed:
-                    events.append(Event(time: event.time, app: app.app, kind: "failed", text: "the rollback of \(app.app) failed: \(event.note.value("reason") ?? "")"))
-                default:
-                    break
-                }
-            }
-        }
+        let after = row.apps.flatMap { Self.afterRollback(facts.events($0.app, on: row.commit), app: $0.app) }
+        events += after
+        let healthyAgain = after.filter { $0.kind == "recovered" }.map(\.time)
         let ordered = events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
-        var diffs: [(String, String)] = []
         let commit = try? facts.repo.git.commit(row.commit)
-        for app in row.apps {
-            guard let ref = facts.config.app(named: app.app), let bad = app.badRelease,
-                  let badTree = try? facts.repo.git.commit(bad).tree, let rollbackTree = commit?.tree else { continue }
-            let diff = (try? facts.repo.git.unifiedDiff(from: badTree, to: rollbackTree, paths: [ref.path])) ?? ""
-            diffs.append((app.app, diff))
-        }
         let message = commit?.message ?? ""
         let trailers = message.split(separator: "\n").filter { $0.hasPrefix("Rewind-") || $0.hasPrefix("This reverts commit ") }.map(String.init)
         let total = applied.min().flatMap { start in healthyAgain.count == row.apps.count ? healthyAgain.max().map { $0 - start } : nil }
-        return IncidentReport(row: row, timeline: ordered, diffs: diffs, trailers: trailers, guards: guardsChecked(facts, row), totalMilliseconds: total)
+        return IncidentReport(row: row, timeline: ordered, diffs: diffs(facts, row, rollbackTree: commit?.tree), trailers: trailers,
+                              guards: guardsChecked(facts, row), totalMilliseconds: total)
+    }
+
+    /// The failed release's story, from its notes: applied, healthy, the
+    /// alert and the failure, automation's decision, an escalation or abort.
+    private static func beforeRollback(_ notes: [NoteEvent], app: String) -> [Event] {
+        var events: [Event] = []
+        for event in notes {
+            let note = event.note
+            switch event.outcome {
+            case .applied:
+                events.append(Event(time: event.time, app: app, kind: "applied", text: "\(app) \(note.value("version") ?? "") applied on \(note.value("host") ?? "?")"
+                                    + (note.value("duration").map { " in \($0)" } ?? "")))
+            case .healthy:
+                events.append(Event(time: event.time, app: app, kind: "healthy", text: "\(app) \(note.value("version") ?? "") healthy"))
+            case .failed:
+                if let starts = note.value("startsAt").flatMap(Dates.parse), starts < event.time {
+                    events.append(Event(time: starts, app: app, kind: "alert",
+                                        text: "alert \(note.value("alert") ?? "?") started firing" + (note.value("labels").map { " (labels: \($0))" } ?? "")))
+                }
+                var text = "\(app) failed: \(note.value("reason") ?? "")"
+                if let alert = note.value("alert") { text += "; alert \(alert)" + (note.value("labels").map { " (labels: \($0))" } ?? "") + (note.value("startsAt").map { ", startsAt \($0)" } ?? "") }
+                events.append(Event(time: event.time, app: app, kind: "failed", text: text))
+            case .rolledBack:
+                events.append(Event(time: event.time, app: app, kind: "decision",
+                                    text: "automation decided to roll \(app) back" + (note.value("to").map { " to \($0)" } ?? "") + (note.value("by").map { " (commit \($0))" } ?? "")))
+            case .escalated:
+                events.append(Event(time: event.time, app: app, kind: "escalated", text: "\(app) escalated to a human: \(note.value("reason") ?? "")"))
+            case .aborted:
+                events.append(Event(time: event.time, app: app, kind: "aborted",
+                                    text: "\(app) \(note.value("version") ?? "") taken out of traffic (\(note.value("weight").map { "was at \($0)%" } ?? "aborted")): \(note.value("reason") ?? "")"))
+            case .held, .verified, .refused, .step, .promoted, .paused, .resumed, .sequence:
+                break
+            }
+        }
+        return events
+    }
+
+    /// What the rollback commit's notes say happened after it.
+    private static func afterRollback(_ notes: [NoteEvent], app: String) -> [Event] {
+        notes.compactMap { event in
+            switch event.outcome {
+            case .healthy: Event(time: event.time, app: app, kind: "recovered", text: "\(app) \(event.note.value("version") ?? "") healthy again")
+            case .verified: Event(time: event.time, app: app, kind: "verified", text: "rollback of \(app) verified")
+            case .escalated: Event(time: event.time, app: app, kind: "escalated", text: "the rollback did not recover \(app); escalated: \(event.note.value("reason") ?? "")")
+            case .failed: Event(time: event.time, app: app, kind: "failed", text: "the rollback of \(app) failed: \(event.note.value("reason") ?? "")")
+            default: nil
+            }
+        }
+    }
+
+    /// Each app's diff from the failed release to the rollback.
+    private static func diffs(_ facts: IncidentSource, _ row: RollbackRow, rollbackTree: OID?) -> [(String, String)] {
+        row.apps.compactMap { app in
+            guard let ref = facts.config.app(named: app.app), let bad = app.badRelease,
+                  let badTree = try? facts.repo.git.commit(bad).tree, let rollbackTree else { return nil }
+            return (app.app, (try? facts.repo.git.unifiedDiff(from: badTree, to: rollbackTree, paths: [ref.path])) ?? "")
+        }
     }
 
     /// The guards as they stand for this commit: the state it wrote is

@@ -185,70 +185,10 @@ extension Repository {
         var callbacks = git_remote_callbacks()
         try check(git_remote_init_callbacks(&callbacks, UInt32(GIT_REMOTE_CALLBACKS_VERSION)), "git_remote_init_callbacks")
         callbacks.payload = Unmanaged.passUnretained(session).toOpaque()
-        callbacks.certificate_check = { cert, valid, _, payload in
-            guard let cert, let payload else { return -1 }
-            let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
-            guard cert.pointee.cert_type == GIT_CERT_HOSTKEY_LIBSSH2 else {
-                // TLS: libgit2 has checked the chain against the trusted authorities.
-                return valid != 0 ? 0 : GIT_PASSTHROUGH.rawValue
-            }
-            guard let check = session.hooks.checkHostKey else {
-                session.refusal = "SSH host key not checked: no known_hosts configured"
-                return -1
-            }
-            let hostkey = UnsafeRawPointer(cert).assumingMemoryBound(to: git_cert_hostkey.self).pointee
-            guard hostkey.type.rawValue & GIT_CERT_SSH_RAW.rawValue != 0, let raw = hostkey.hostkey else {
-                session.refusal = "the SSH server's host key could not be read"
-                return -1
-            }
-            let blob = Array(UnsafeRawBufferPointer(start: raw, count: hostkey.hostkey_len))
-            if let refusal = check(HostKey(type: Repository.sshKeyTypeName(hostkey.raw_type), blob: blob)) {
-                session.refusal = refusal
-                return -1
-            }
-            return 0
-        }
-        callbacks.credentials = { out, _, usernameFromURL, allowed, payload in
-            guard let out, let payload else { return -1 }
-            let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
-            session.credentialAttempts += 1
-            guard session.credentialAttempts <= 3 else {
-                session.refusal = "authentication failed: the server refused the configured credentials"
-                return -1
-            }
-            let fromURL = usernameFromURL.map { String(cString: $0) }
-            let allowsKey = allowed & GIT_CREDENTIAL_SSH_KEY.rawValue != 0
-            let allowsPassword = allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0
-            let allowsUsername = allowed & GIT_CREDENTIAL_USERNAME.rawValue != 0
-            guard let credential = session.hooks.credential?(fromURL, allowsKey, allowsPassword, allowsUsername) else {
-                session.refusal = "the server asks for credentials and none are configured"
-                return -1
-            }
-            switch credential {
-            case .sshKey(let user, let publicKey, let privateKey, let passphrase):
-                return git_credential_ssh_key_new(out, user, publicKey, privateKey, passphrase)
-            case .userPassword(let user, let password):
-                return git_credential_userpass_plaintext_new(out, user, password)
-            case .username(let user):
-                return git_credential_username_new(out, user)
-            }
-        }
-        callbacks.push_update_reference = { refname, status, payload in
-            guard let payload, let refname, let status else { return 0 }
-            let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
-            session.rejections.append(PushRejection(reference: String(cString: refname), reason: String(cString: status)))
-            return 0
-        }
-        callbacks.transfer_progress = { stats, payload in
-            guard let stats, let payload else { return 0 }
-            let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
-            session.receivedBytes = stats.pointee.received_bytes
-            if let limit = session.hooks.maxReceivedBytes, session.receivedBytes > limit {
-                session.refusal = "the server sent more than \(limit) bytes; stopped"
-                return -1
-            }
-            return 0
-        }
+        callbacks.certificate_check = RemoteCallbacks.certificateCheck
+        callbacks.credentials = RemoteCallbacks.credentials
+        callbacks.push_update_reference = RemoteCallbacks.pushUpdateReference
+        callbacks.transfer_progress = RemoteCallbacks.transferProgress
         return try withExtendedLifetime(session) { try body(remote, session, callbacks) }
     }
 
@@ -277,5 +217,82 @@ private extension TransportSession {
         guard rc < 0 else { return }
         if let refusal { throw GitError(code: .other(rc), function: function, message: refusal) }
         throw GitError.last(rc, function)
+    }
+}
+
+/// libgit2's callbacks for a fetch or push. Each finds its `TransportSession`
+/// in the payload: the hooks it asks (host key, credentials) and what it
+/// leaves for the caller (a refusal, push rejections, bytes received).
+enum RemoteCallbacks {
+    /// TLS: libgit2 has checked the chain; SSH: the host key against the hooks' known hosts.
+    static let certificateCheck: git_transport_certificate_check_cb = { cert, valid, _, payload in
+        guard let cert, let payload else { return -1 }
+        let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
+        guard cert.pointee.cert_type == GIT_CERT_HOSTKEY_LIBSSH2 else {
+            // TLS: libgit2 has checked the chain against the trusted authorities.
+            return valid != 0 ? 0 : GIT_PASSTHROUGH.rawValue
+        }
+        guard let check = session.hooks.checkHostKey else {
+            session.refusal = "SSH host key not checked: no known_hosts configured"
+            return -1
+        }
+        let hostkey = UnsafeRawPointer(cert).assumingMemoryBound(to: git_cert_hostkey.self).pointee
+        guard hostkey.type.rawValue & GIT_CERT_SSH_RAW.rawValue != 0, let raw = hostkey.hostkey else {
+            session.refusal = "the SSH server's host key could not be read"
+            return -1
+        }
+        let blob = Array(UnsafeRawBufferPointer(start: raw, count: hostkey.hostkey_len))
+        if let refusal = check(HostKey(type: Repository.sshKeyTypeName(hostkey.raw_type), blob: blob)) {
+            session.refusal = refusal
+            return -1
+        }
+        return 0
+    }
+
+    /// The hooks' credential, at most 3 times (a refused one is not offered forever).
+    static let credentials: git_credential_acquire_cb = { out, _, usernameFromURL, allowed, payload in
+        guard let out, let payload else { return -1 }
+        let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
+        session.credentialAttempts += 1
+        guard session.credentialAttempts <= 3 else {
+            session.refusal = "authentication failed: the server refused the configured credentials"
+            return -1
+        }
+        let fromURL = usernameFromURL.map { String(cString: $0) }
+        let allowsKey = allowed & GIT_CREDENTIAL_SSH_KEY.rawValue != 0
+        let allowsPassword = allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT.rawValue != 0
+        let allowsUsername = allowed & GIT_CREDENTIAL_USERNAME.rawValue != 0
+        guard let credential = session.hooks.credential?(fromURL, allowsKey, allowsPassword, allowsUsername) else {
+            session.refusal = "the server asks for credentials and none are configured"
+            return -1
+        }
+        switch credential {
+        case .sshKey(let user, let publicKey, let privateKey, let passphrase):
+            return git_credential_ssh_key_new(out, user, publicKey, privateKey, passphrase)
+        case .userPassword(let user, let password):
+            return git_credential_userpass_plaintext_new(out, user, password)
+        case .username(let user):
+            return git_credential_username_new(out, user)
+        }
+    }
+
+    /// Push rejections arrive here only (libgit2 1.5).
+    static let pushUpdateReference: git_push_update_reference_cb = { refname, status, payload in
+        guard let payload, let refname, let status else { return 0 }
+        let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
+        session.rejections.append(PushRejection(reference: String(cString: refname), reason: String(cString: status)))
+        return 0
+    }
+
+    /// Counts bytes received, and stops past the hooks' limit.
+    static let transferProgress: git_indexer_progress_cb = { stats, payload in
+        guard let stats, let payload else { return 0 }
+        let session = Unmanaged<TransportSession>.fromOpaque(payload).takeUnretainedValue()
+        session.receivedBytes = stats.pointee.received_bytes
+        if let limit = session.hooks.maxReceivedBytes, session.receivedBytes > limit {
+            session.refusal = "the server sent more than \(limit) bytes; stopped"
+            return -1
+        }
+        return 0
     }
 }

@@ -107,25 +107,8 @@ struct WaitOptions: ParsableArguments {
             if Clock.monotonicMilliseconds() >= deadline { break }
             if stop.wait(milliseconds: 50) { throw ExitCode(130) }
         }
-        let result: String
-        let message: String
-        switch verdict {
-        case .done:
-            result = "done"
-            let names = condition.apps.isEmpty ? (report?.apps.map(\.name) ?? []) : condition.apps
-            message = "\(names.joined(separator: ", ")): " + [condition.synced ? "\(names.count == 1 ? "runs" : "run") the desired state of \(since.short)" : nil,
-                                                                 condition.healthy ? "healthy" : nil,
-                                                                 soakMilliseconds.map { "through a soak of \(Duration(milliseconds: $0))" }].compactMap { $0 }.joined(separator: ", ")
-        case .waiting(let apps):
-            result = "timeout"
-            message = "timed out after \(timeout) waiting for " + apps.sorted(by: { $0.key < $1.key }).map { "\($0.key): \($0.value)" }.joined(separator: "; ")
-        case .failed(_, let why):
-            result = "failed"
-            message = why
-        case .needsHuman(let why):
-            result = "needs-human"
-            message = "a human must act: \(why)"
-        }
+        let (result, message) = Self.outcome(verdict, condition, names: condition.apps.isEmpty ? (report?.apps.map(\.name) ?? []) : condition.apps,
+                                             since: since, timeout: timeout, soakMilliseconds: soakMilliseconds)
         if format == .json {
             Terminal.print(JSON.object([("result", .string(result)), ("message", .string(message)),
                                         ("apps", .array((report?.apps ?? []).filter { condition.apps.isEmpty || condition.apps.contains($0.name) }.map(\.json)))]).pretty)
@@ -135,6 +118,23 @@ struct WaitOptions: ParsableArguments {
             Terminal.error("error: \(message)")
         }
         if verdict.exitCode != 0 { throw ExitCode(verdict.exitCode) }
+    }
+
+    /// The result word and message a verdict ends with.
+    static func outcome(_ verdict: WaitVerdict, _ condition: WaitCondition, names: [String], since: OID, timeout: Duration, soakMilliseconds: Int64?) -> (String, String) {
+        switch verdict {
+        case .done:
+            let what = [condition.synced ? "\(names.count == 1 ? "runs" : "run") the desired state of \(since.short)" : nil,
+                        condition.healthy ? "healthy" : nil,
+                        soakMilliseconds.map { "through a soak of \(Duration(milliseconds: $0))" }].compactMap { $0 }.joined(separator: ", ")
+            return ("done", "\(names.joined(separator: ", ")): " + what)
+        case .waiting(let apps):
+            return ("timeout", "timed out after \(timeout) waiting for " + apps.sorted(by: { $0.key < $1.key }).map { "\($0.key): \($0.value)" }.joined(separator: "; "))
+        case .failed(_, let why):
+            return ("failed", why)
+        case .needsHuman(let why):
+            return ("needs-human", "a human must act: \(why)")
+        }
     }
 }
 
