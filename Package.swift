@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "ReconcilerTests",
-            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", "WebClient", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", "WebClient", "ReconcilerDoubles", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ServerTests",
@@ -120,5 +120,14 @@ let package = Package(
             dependencies: ["Remote", "SystemSupport", "TestSupport"]
         ),
         .target(name: "TestSupport", dependencies: ["SystemSupport", "Traffic", "ReconcilerStatus", "Rollback"], path: "Tests/TestSupport"),
+        // The reconciler's test doubles (as swift-nio's NIOEmbedded): a fake
+        // platform, proxy, metrics source and notification transport, a
+        // manual clock, and the world that drives the real tick.
+        .target(
+            name: "ReconcilerDoubles",
+            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "SystemSupport", "Traffic", "WebClient", "TestSupport",
+                           .product(name: "Logging", package: "swift-log")],
+            path: "Tests/ReconcilerDoubles"
+        ),
     ]
 )

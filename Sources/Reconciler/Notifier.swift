@@ -141,7 +141,7 @@ public final class Notifier: Sendable {
 
     /// With `background` false nothing is delivered until `deliverDue` is
     /// called (unit tests drive it, with a manual `clock`).
-    init(targets: [Target], transport: any NotificationTransport, background: Bool,
+    package init(targets: [Target], transport: any NotificationTransport, background: Bool,
          clock: @escaping @Sendable () -> Int64 = { Clock.monotonicMilliseconds() }, log: @escaping @Sendable (String) -> Void) {
         self.targets = targets
         self.log = log
@@ -167,7 +167,7 @@ public final class Notifier: Sendable {
 
     /// Makes one delivery that is due; false when none was.
     @discardableResult
-    func deliverDue() -> Bool {
+    package func deliverDue() -> Bool {
         guard let delivery = queue.withLock({ [now = clock()] in $0.next(now: now) }) else { return false }
         let target = targets[delivery.target]
         let outcome: String

@@ -46,7 +46,7 @@ extension Reconciler {
     /// waves; then the failures to the policy. `record` and `summarise`
     /// write down what each returned. True when it wrote a rollback commit,
     /// so that the loop passes again at once.
-    func pass(full: Bool) -> Bool {
+    package func pass(full: Bool) -> Bool {
         let started = clock.monotonicMilliseconds()
         defer { options.observer.passFinished(milliseconds: clock.monotonicMilliseconds() - started) }
         state.lastPassAt = clock.wallMilliseconds()

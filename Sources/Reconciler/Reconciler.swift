@@ -134,14 +134,14 @@ extension ReconcilerOptions: CustomStringConvertible, CustomDebugStringConvertib
 
 /// The reconciler: one repository, one state directory, one loop.
 public final class Reconciler {
-    let options: ReconcilerOptions
-    let repo: DeployRepository
+    package let options: ReconcilerOptions
+    package let repo: DeployRepository
     let store: StateStore
     let notes: NoteRecorder
     let logger: Logger
     let drivers: [Platform: any PlatformDriver]
     let clock: any ReconcilerClock
-    var state: ReconcilerState
+    package internal(set) var state: ReconcilerState
     /// The desired state of the last valid tip.
     var desired: DesiredView?
     /// The last tip whose signatures passed the policy.
@@ -178,6 +178,9 @@ public final class Reconciler {
     var rolloutProbeFailures: [String: Int] = [:]
     /// Runs migrations' down commands and rollback hooks.
     let commands: CommandRunner
+    /// The tip the last pass looked at, and when (monotonic ms) the last full pass ran.
+    private var lastTip: OID?
+    private var lastFull: Int64 = 0
     /// Set when the state could not record an intent: nothing more is
     /// started, and the loop stops with this error.
     var fatal: StateError?
@@ -224,36 +227,61 @@ public final class Reconciler {
     public func run() throws {
         if let accepted = options.acceptRewrite { try accept(accepted) }
         adoptAfterRestart()
-        var lastFull: Int64 = 0
-        var lastTip: OID?
         // Stopped before the first pass (a signal during the first sync): start nothing.
         while !options.stop.requested {
-            if consumeAcceptRequest() { lastTip = nil }
-            let now = clock.monotonicMilliseconds()
-            let tip = try? repo.tip()
-            let full = now - lastFull >= options.fullPassInterval
-            let retryDue = retry.map { now >= $0.at } ?? false
-            if tip != lastTip || full || retryDue {
-                if full { lastFull = now }
-                lastTip = tip
-                let moved = pass(full: full)
-                onPass()
-                if let fatal {
-                    logger.critical("\(fatal.message); stopping: nothing is started that the state cannot record")
-                    shutDown()
-                    throw fatal
-                }
-                if moved { lastTip = nil; continue }
+            let result: Tick
+            do {
+                result = try tick(now: clock.monotonicMilliseconds())
+            } catch {
+                shutDown()
+                throw error
             }
-            flushNotes()
-            if options.once { break }
-            supervise()
-            superviseTraffic()
-            analyse()
-            flushNotes()
-            if options.stop.wait(milliseconds: options.pollInterval) { break }
+            if result == .passAgain { continue }
+            if result == .converged || options.stop.wait(milliseconds: options.pollInterval) { break }
         }
         shutDown()
+    }
+
+    /// What a tick came to.
+    package enum Tick: Equatable {
+        /// A pass wrote a commit (a rollback) or the tip moved: pass again at once.
+        case passAgain
+        /// `once`: the tip is applied; the loop ends.
+        case converged
+        /// Supervision, traffic and analysis ran; the next tick comes after `pollInterval`.
+        case idle
+    }
+
+    /// One turn of the loop at `now` (monotonic ms), the same for `run` and
+    /// the unit tests' manual clock: a pass when the tip moved, a full pass
+    /// is due or a failed read is to be retried; then the notes, supervision,
+    /// traffic and analysis. Throws when the state cannot record an intent.
+    package func tick(now: Int64) throws -> Tick {
+        if consumeAcceptRequest() { lastTip = nil }
+        let tip = try? repo.tip()
+        let full = now - lastFull >= options.fullPassInterval
+        let retryDue = retry.map { now >= $0.at } ?? false
+        if tip != lastTip || full || retryDue {
+            if full { lastFull = now }
+            lastTip = tip
+            let moved = pass(full: full)
+            onPass()
+            if let fatal {
+                logger.critical("\(fatal.message); stopping: nothing is started that the state cannot record")
+                throw fatal
+            }
+            if moved {
+                lastTip = nil
+                return .passAgain
+            }
+        }
+        flushNotes()
+        if options.once { return .converged }
+        supervise()
+        superviseTraffic()
+        analyse()
+        flushNotes()
+        return .idle
     }
 
     private func shutDown() {
@@ -305,7 +333,7 @@ public final class Reconciler {
     }
 
     /// Writes the queued notes: one compare-and-swap for all of them.
-    func flushNotes() {
+    package func flushNotes() {
         guard !state.pendingNotes.isEmpty else { return }
         do {
             try notes.write(state.pendingNotes)

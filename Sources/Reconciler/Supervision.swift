@@ -7,7 +7,7 @@ extension Reconciler {
     /// Between passes: restart crashed processes with capped exponential
     /// backoff, probe health, and fail a release that crash-loops or stays
     /// unhealthy within its soak window (which may roll it back).
-    func supervise() {
+    package func supervise() {
         guard let desired else { return }
         let policy = desired.config.policy
         var failures: [Failure] = []

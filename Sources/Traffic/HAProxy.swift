@@ -156,6 +156,11 @@ public struct HAProxyRuntime: Sendable {
 public struct SyncResult: Sendable, Equatable {
     public var changes = 0
     public var leaving: [String] = []
+
+    public init(changes: Int = 0, leaving: [String] = []) {
+        self.changes = changes
+        self.leaving = leaving
+    }
 }
 
 /// A proxy's servers brought in line with what one backend should route:

@@ -4,6 +4,7 @@ import Platforms
 import SystemSupport
 import ReconcilerStatus
 import Testing
+import ReconcilerDoubles
 import TestSupport
 
 /// The reconciler's core on a fake platform and a manual clock: each test
@@ -56,7 +57,7 @@ import TestSupport
         world.platform.behaviours["api 2"] = .crashesAfter(100)
         world.converge()
         #expect(world.app("api").instance?.version == "2")
-        world.supervise(for: 6_000)
+        world.run(for: 6_000)
         #expect(try world.commits().count == 3, "one rollback commit")
         let rollback = try world.commits()[0]
         #expect(try world.message(rollback).contains("Rewind-Reason: api release \(bad.prefix(7)) failed: crash-looping: exited 3 times"))
@@ -68,7 +69,7 @@ import TestSupport
         late.converge()
         late.clock.advance(2_000)
         late.platform.behaviours["api 1"] = .crashesAfter(0)
-        late.supervise(for: 10_000)
+        late.run(for: 10_000)
         #expect(try late.commits().count == 1)
         #expect(late.app("api").restarts >= 3)
     }
@@ -119,7 +120,7 @@ import TestSupport
         let notes = world.harness.notes(on: bad)
         #expect(notes.contains("rolled-back app=api") && notes.contains("rolled-back app=worker"), "\(notes)")
         // No late duplicate: more passes and supervision write nothing.
-        world.supervise(for: 5_000)
+        world.run(for: 5_000)
         #expect(try world.commits().count == 3)
     }
 
@@ -159,7 +160,7 @@ import TestSupport
         #expect(notes.contains("rolled-back app=a") && notes.contains("escalated app=b") && notes.contains("escalated app=c"), "\(notes)")
         let status = try StatusReport.build(repo: world.reconciler.repo, stateDirectory: world.harness.stateDir)
         #expect(Set(status.needsHuman.compactMap { $0.split(separator: ":").first.map(String.init) }).isSuperset(of: ["b", "c"]), "\(status.needsHuman)")
-        world.supervise(for: 3_000)
+        world.run(for: 3_000)
         #expect(try world.commits().count == 3, "no second commit")
     }
 

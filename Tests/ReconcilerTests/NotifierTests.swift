@@ -2,24 +2,8 @@
 import Synchronization
 import SystemSupport
 import WebClient
+import ReconcilerDoubles
 import Testing
-
-/// A transport that answers from a script and remembers what it was sent.
-final class FakeTransport: NotificationTransport {
-    let answers: Mutex<[String: [Int]]>
-    let sent = Mutex<[(path: String, body: String)]>([])
-
-    /// `answers`: the statuses each path gives in turn (then 200).
-    init(answers: [String: [Int]]) { self.answers = Mutex(answers) }
-
-    func post(_ body: [UInt8], to url: WebURL) throws -> Int {
-        let path = "/" + (url.text.split(separator: "/").last.map(String.init) ?? "")
-        sent.withLock { $0.append((path, String(decoding: body, as: UTF8.self))) }
-        let status = answers.withLock { answers in answers[path]?.isEmpty == false ? answers[path]?.removeFirst() ?? 200 : 200 }
-        if status == 0 { throw SystemError("connection refused") }
-        return status
-    }
-}
 
 /// Delivery order, retries and giving up, on a manual clock: no thread, no sleep.
 @Suite struct NotifierTests {

@@ -127,40 +127,6 @@ struct ProgressiveDeliveryTests {
         }
     }
 
-    @Test("blue-green: a failure within scaleDownDelay switches traffic back at once, then writes one rollback commit")
-    func blueGreenFailing() throws {
-        let listen = try Self.freePort()
-        let traffic = "  listen: \(listen)\n  strategy: blueGreen\n  scaleDownDelay: 1m\n"
-        try withReconciler(apps: [HarnessApp("web", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
-            try h.start()
-            try h.waitHealthy("web", "1.0.0")
-            let sick = h.root + "/sick"
-            try h.writeApp(HarnessApp("web", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic, args: ["--health-fail-file", sick])))
-            let release = try h.commit("web 2.0.0")
-            try h.waitUntil("the switch to 2.0.0") { (try Self.rollout(h, "web"))?["version"] as? String == "2.0.0" }
-            let load = Load(port: listen)
-            defer { load.stop() }
-            try h.waitUntil("2.0.0 serves") { (load.counts["2.0.0"] ?? 0) >= 10 }
-            try writeFile(sick, "")
-            try h.waitUntil("traffic is back on 1.0.0 and the rollback is written") {
-                try h.applied("web").version == "1.0.0" && Self.rollbackCommits(h).count == 1
-            }
-            load.resetAfterInFlight()
-            try h.waitUntil("1.0.0 serves again") { (load.counts["1.0.0"] ?? 0) >= 20 }
-            #expect(load.counts["2.0.0"] == nil)
-            load.stop()
-            // Requests in flight at the switch may fail; none after it.
-            #expect(load.failed.isEmpty, "failed requests after the switch: \(load.failed.prefix(5))")
-            let rollback = try #require(try Self.rollbackCommits(h).first)
-            let message = try git(["log", "-1", "--format=%B", rollback], in: h.repo)
-            #expect(message.contains("Rewind-Trigger: analysis"))
-            #expect(message.contains("blue-green"))
-            #expect(h.notes(on: release, waitingFor: ["aborted app=web weight=100 version=2.0.0"]).contains("aborted app=web weight=100 version=2.0.0"))
-            try h.waitUntil("the rollback is verified") { h.notes(on: rollback, waitingFor: ["verified app=web"]).contains("verified app=web") }
-            #expect(try Self.rollbackCommits(h).count == 1)
-        }
-    }
-
     @Test("canary: each step's share matches its weight, a breach of the step's query takes it to 0 and writes one rollback commit naming the step and query")
     func canary() throws {
         let listen = try Self.freePort()
@@ -266,49 +232,6 @@ struct ProgressiveDeliveryTests {
             #expect(message.contains("Rewind-Trigger: manual") && message.contains("Rewind-Actor: ops@test") && message.contains("latency"), "\(message)")
             #expect(h.notes(on: third, waitingFor: ["aborted app=api weight=10 version=3.0.0"]).contains("aborted app=api weight=10 version=3.0.0"))
             try h.waitUntil("the abort's rollback is verified") { h.notes(on: rollbacks.first ?? "", waitingFor: ["verified app=api"]).contains("verified app=api") }
-        }
-    }
-
-    @Test("a failed health probe below traffic.failureLimit is noise: the canary keeps its weight, and probes that pass again reset the count")
-    func probeNoise() throws {
-        let listen = try Self.freePort()
-        let blip = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-blip-\(UUID().uuidString.prefix(6))").path
-        defer { try? FileManager.default.removeItem(atPath: blip) }
-        let traffic = "  listen: \(listen)\n  strategy: canary\n  steps: [25, 100]\n  interval: 1h\n  failureLimit: 100\n"
-        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
-            try h.start()
-            try h.waitHealthy("api", "1.0.0")
-            try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic, args: ["--health-fail-file", blip])))
-            try h.commit("api 2.0.0")
-            try h.waitUntil("the canary at 25%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 25 }
-            try writeFile(blip, "")
-            try h.waitUntil("a failed probe is seen") { h.log.contains("failed a health probe (1 of 100 in a row abort)") }
-            try FileManager.default.removeItem(atPath: blip)
-            try h.waitUntil("the probes pass again") { (try Loopback.get(port: listen, path: "/", timeoutMilliseconds: 1_000)).status == 200 && !FileManager.default.fileExists(atPath: blip) }
-            #expect((try Self.rollout(h, "api"))?["weight"] as? Int == 25)
-            #expect(try Self.rollbackCommits(h).isEmpty)
-        }
-    }
-
-    @Test("a rollback commit written by hand during a canary switches traffic back to the stable version, which keeps running (nothing is started)")
-    func handWrittenRollbackDuringCanary() throws {
-        let listen = try Self.freePort()
-        let traffic = "  listen: \(listen)\n  strategy: canary\n  steps: [10, 100]\n  interval: 1h\n"
-        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
-            try h.start()
-            try h.waitHealthy("api", "1.0.0")
-            let stablePid = try #require(try h.applied("api").pid)
-            try h.writeApp(HarnessApp("api", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
-            let release = try h.commit("api 2.0.0")
-            try h.waitUntil("the canary at 10%") { (try Self.rollout(h, "api"))?["weight"] as? Int == 10 }
-            let rolled = try rewind(["rollback", "api", "--repo", h.repo, "--reason", "not today"])
-            #expect(rolled.status == 0, "\(rolled.stderr)")
-            let rollback = try #require(try h.commits().first)
-            try h.waitUntil("the rollback is verified") { h.notes(on: rollback, waitingFor: ["verified app=api"]).contains("verified app=api") }
-            #expect(try h.applied("api").pid == stablePid, "the stable version was not restarted")
-            #expect(try Self.rollout(h, "api") == nil)
-            #expect(try Self.shares(port: listen, count: 20) == ["1.0.0": 20])
-            #expect(h.notes(on: release, waitingFor: ["aborted app=api weight=10 version=2.0.0"]).contains("aborted app=api weight=10 version=2.0.0"))
         }
     }
 

@@ -2,6 +2,7 @@ import Foundation
 @testable import Reconciler
 import SystemSupport
 import Testing
+import ReconcilerDoubles
 import TestSupport
 
 /// `rewind releases` shows each release's outcome from the notes, the
