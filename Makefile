@@ -18,7 +18,7 @@ test: deps check-template check-web
 # git only (no Prometheus, Alertmanager, HAProxy, sshd, nginx, browser or
 # PyPI). About a minute after the build on 2 cores. `make test` runs these too.
 UNIT_LIBRARIES := ^(GitKitTests|DeployModelTests|RollbackTests|FuzzTargetsTests)\.|^AuditTests\.AuditOracleTests|^RemoteTests\.RemoteURLTests
-UNIT_RECONCILER := ^ReconcilerTests\.(CoreTests|PolicyTests|RollbackEffectsTests|StatusCacheTests|StopTests|SupervisionTests|ExecPlatformTests)
+UNIT_RECONCILER := ^ReconcilerTests\.(CoreTests|RolloutTests|BreachTests|ReduceTests|NotifierTests|ReleaseOutcomeTests|PolicyTests|RollbackEffectsTests|StatusCacheTests|StopTests|SupervisionTests|ExecPlatformTests)
 UNIT_CLI := ^RewindCLITests\.(ConcurrencyTests|DiffTests|PinsFileTests|ReleasesTests|RevertTests|ValidateWorktreeTests|BrokenTipTests|ConventionsTests)
 UNIT_SERVER := ^ServerTests\.(GitHookTests|GitThreadTests|WebSecurityTests|RoutesTests)
 UNIT_TESTS := $(UNIT_LIBRARIES)|$(UNIT_RECONCILER)|$(UNIT_CLI)|$(UNIT_SERVER)
