@@ -45,7 +45,7 @@ demo-commands: deps
 # An optimised binary with the Swift runtime linked in: what you would ship.
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib
-	@echo "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	@echo "$$($(SWIFT) build -c release --show-bin-path)/rewind (and rewind-daemon beside it: install both)"
 
 bench: release
 	Benchmarks/run.sh "$$($(SWIFT) build -c release --show-bin-path)/rewind"

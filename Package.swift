@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "rewind", targets: ["rewind"]),
+        .executable(name: "rewind-daemon", targets: ["rewind-daemon"]),
         .executable(name: "rewind-demo-service", targets: ["rewind-demo-service"]),
         // For the libFuzzer executables of Fuzz/ (`make fuzz`), not a public API.
         .library(name: "RewindFuzzTargets", targets: ["FuzzTargets"]),
@@ -82,16 +83,29 @@ let package = Package(
             // The web UI's sources; WebAssets.generated.swift carries them (make web).
             exclude: ["web"]
         ),
+        // Every command but the two long-running ones: no HTTP server or
+        // client is linked, so a one-shot command starts as fast as git.
         .target(
             name: "RewindCLI",
             dependencies: [
-                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "ReconcilerStatus", "Server", "Remote", "SystemSupport", "WebClient",
+                "Audit", "GitKit", "DeployModel", "Rollback", "ReconcilerStatus", "Remote", "SystemSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `rewind reconcile` and `rewind serve`, which `rewind` hands over to
+        // the rewind-daemon binary beside it.
+        .target(
+            name: "RewindDaemon",
+            dependencies: [
+                "RewindCLI", "DeployModel", "GitKit", "Reconciler", "ReconcilerStatus", "Remote", "Rollback", "Server", "SystemSupport", "WebClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "FuzzTargets", dependencies: ["Audit", "DeployModel", "GitKit", "Rollback", "Remote", "Reconciler", "Server", "SystemSupport"]),
         .executableTarget(name: "rewind", dependencies: ["RewindCLI"]),
+        .executableTarget(name: "rewind-daemon", dependencies: ["RewindDaemon"]),
         .executableTarget(name: "rewind-demo-service", dependencies: ["SystemSupport"]),
         .testTarget(name: "GitKitTests", dependencies: ["GitKit", "TestSupport"]),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),

@@ -3,13 +3,13 @@ import Glibc
 #endif
 
 /// Writes to stdout and stderr.
-enum Terminal {
-    static func print(_ text: String) {
+package enum Terminal {
+    package static func print(_ text: String) {
         write(1, Array((text + "\n").utf8))
     }
 
     /// Writes bytes to a file descriptor, all of them.
-    static func write(_ fd: Int32, _ bytes: [UInt8]) {
+    package static func write(_ fd: Int32, _ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -18,7 +18,7 @@ enum Terminal {
         }
     }
 
-    static func error(_ text: String) {
+    package static func error(_ text: String) {
         write(2, Array((text.hasSuffix("\n") ? text : text + "\n").utf8))
     }
 }

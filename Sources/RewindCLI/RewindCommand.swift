@@ -25,8 +25,8 @@ public struct RewindCommand: AsyncParsableCommand {
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self, DiffCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
-            ReconcileCommand.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, AuditCommand.self, IncidentCommand.self,
-            ServeCommand.self, SyncCommand.self, PromoteCommand.self, AbortCommand.self, PauseCommand.self, ResumeCommand.self,
+            ReconcileHandOver.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, AuditCommand.self, IncidentCommand.self,
+            ServeHandOver.self, SyncCommand.self, PromoteCommand.self, AbortCommand.self, PauseCommand.self, ResumeCommand.self,
         ])
 
     public init() {}
@@ -53,17 +53,22 @@ public struct RewindCommand: AsyncParsableCommand {
     /// ones (`serve`). Spelled out because overload resolution in a
     /// top-level `main.swift` picks the synchronous `main()`.
     public static func runAsync() async {
+        await run(root: RewindCommand.self)
+    }
+
+    /// Parses the command line with `root` (rewind's, or rewind-daemon's) and runs the command.
+    public static func run<Root: AsyncParsableCommand>(root: Root.Type) async {
         let arguments = SoakWindow.expandBareFlag(Array(CommandLine.arguments.dropFirst()))
         suggestForUnknownCommand(arguments)
         do {
-            var command = try await asyncParseAsRoot(arguments)
+            var command = try await root.asyncParseAsRoot(arguments)
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            root.exit(withError: error)
         }
     }
 }
@@ -82,32 +87,34 @@ extension RewindCommand {
 
 /// Whether this process is `reconcile` or `serve` (which stop gracefully on
 /// a signal) rather than a one-shot command (which exits at once).
-enum ProcessRole {
+package enum ProcessRole {
     private static let longRunning = AtomicFlag()
-    static var isLongRunning: Bool { longRunning.value }
+    package static var isLongRunning: Bool { longRunning.value }
     /// Called first thing by `reconcile` and `serve`.
-    static func markLongRunning() { longRunning.set() }
+    package static func markLongRunning() { longRunning.set() }
 }
 
 /// Options every command that reads a repository takes.
-struct RepoOptions: ParsableArguments {
+package struct RepoOptions: ParsableArguments {
+    package init() {}
+
     @Option(name: .long, help: ArgumentHelp(
         "The deployment repository: a working tree or bare repository, or a remote URL (file://, git://, ssh://, user@host:path, https://).",
         discussion: "A remote repository is kept in a local mirror (see --mirror) and fetched before each command."))
-    var repo: String = "."
+    package var repo: String = "."
 
     @Option(name: .long, help: "The branch to follow (default: branch in rewind.yaml, else HEAD's branch).")
-    var branch: String?
+    package var branch: String?
 
     // Untitled: ArgumentParser lists titled groups before a command's own options.
-    @OptionGroup var remote: RemoteOptions
+    @OptionGroup package var remote: RemoteOptions
 
     /// Opens the repository; a remote one is synced into its mirror first.
-    func open() throws -> DeployRepository { try openWithMirror().repo }
+    package func open() throws -> DeployRepository { try openWithMirror().repo }
 
     /// Opens the repository and, for a remote URL, its mirror (synced first
     /// unless `sync` is false).
-    func openWithMirror(sync: Bool = true) throws -> (repo: DeployRepository, mirror: Mirror?) {
+    package func openWithMirror(sync: Bool = true) throws -> (repo: DeployRepository, mirror: Mirror?) {
         guard let mirror = try sync ? syncedMirror() : remote.mirror(for: repo) else {
             return (try DeployRepository(path: repo, branch: branch), nil)
         }
@@ -117,7 +124,7 @@ struct RepoOptions: ParsableArguments {
     /// For a remote URL, its mirror after one sync; nil for a local path.
     /// The first fetch must succeed; after that, a host that is down only
     /// gets a warning, and the mirror as last fetched is used.
-    func syncedMirror() throws -> Mirror? {
+    package func syncedMirror() throws -> Mirror? {
         guard let mirror = try remote.mirror(for: repo) else { return nil }
         if let error = mirror.sync().error {
             guard mirror.hasFetched else {
@@ -130,7 +137,9 @@ struct RepoOptions: ParsableArguments {
 }
 
 /// How Rewind reaches a remote deployment repository.
-struct RemoteOptions: ParsableArguments {
+package struct RemoteOptions: ParsableArguments {
+    package init() {}
+
     @Option(name: .long, help: "Where the mirror of a remote repository lives (default: $REWIND_MIRROR, else ~/.local/state/rewind/mirrors/<host-and-path>).")
     var mirror: String?
 
@@ -210,13 +219,13 @@ struct RemoteOptions: ParsableArguments {
 }
 
 /// Output formats for listings.
-enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+package enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, json
 }
 
 /// Runs a command body, printing Rewind's errors to stderr and exiting with
 /// the documented code.
-func runReporting(format: OutputFormat = .table, _ body: () throws -> Void) throws {
+package func runReporting(format: OutputFormat = .table, _ body: () throws -> Void) throws {
     do {
         try body()
     } catch let error as RewindError {
@@ -233,7 +242,7 @@ func runReporting(format: OutputFormat = .table, _ body: () throws -> Void) thro
     }
 }
 
-func exitStatus(for code: RewindError.Code) -> Int32 {
+package func exitStatus(for code: RewindError.Code) -> Int32 {
     switch code {
     case .refused, .conflict, .dirtyWorkingTree: return 1
     case .invalidState: return 2
@@ -267,10 +276,10 @@ enum AppNames {
 }
 
 /// Log levels on the command line, parsed once at the edge.
-enum LogLevel: String, ExpressibleByArgument, CaseIterable {
+package enum LogLevel: String, ExpressibleByArgument, CaseIterable {
     case debug, info, notice, warning, error
 
-    var level: Logger.Level { Logger.Level(rawValue: rawValue) ?? .info }
+    package var level: Logger.Level { Logger.Level(rawValue: rawValue) ?? .info }
 }
 
 /// Signature policies on the command line (`--verify`).

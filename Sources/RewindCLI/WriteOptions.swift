@@ -127,3 +127,8 @@ struct WriteOptions: ParsableArguments {
         }
     }
 }
+
+/// REWIND_ARTIFACT_ROOT, when set and not empty.
+package func environmentArtifactRoot() -> String? {
+    getenv("REWIND_ARTIFACT_ROOT").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+}

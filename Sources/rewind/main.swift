@@ -1,4 +1,6 @@
 import RewindCLI
 
+// `rewind reconcile` and `rewind serve` become rewind-daemon here.
+DaemonHandOver.execIfDaemonCommand(Array(CommandLine.arguments.dropFirst()))
 RewindCommand.prepareProcess()
 await RewindCommand.runAsync()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RewindCLI
 import DeployModel
 import Logging
 import Reconciler
@@ -17,7 +18,7 @@ import Glibc
 struct ReconcileCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile",
-        abstract: "Keep every app at what the branch says; roll back failed releases by commit.",
+        abstract: DaemonHandOver.abstract("reconcile"),
         discussion: """
             Watches the branch (a new commit is noticed within about 50 ms), applies each app's \
             state through its platform in dependsOn order, waits until healthy, and records each \
@@ -80,11 +81,6 @@ struct ReconcileCommand: ParsableCommand {
         }
         Terminal.print("accepted \(commit.short): the running reconciler resumes from it")
     }
-}
-
-/// REWIND_ARTIFACT_ROOT, when set and not empty.
-func environmentArtifactRoot() -> String? {
-    getenv("REWIND_ARTIFACT_ROOT").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
 }
 
 /// What `reconcile` and `serve` share: the loop's state, pace, artifacts and logging.

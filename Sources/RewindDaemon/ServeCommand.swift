@@ -1,4 +1,5 @@
 import ArgumentParser
+import RewindCLI
 import DeployModel
 import Logging
 import ReconcilerStatus
@@ -15,7 +16,7 @@ import Glibc
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the reconciler and the HTTP server: web UI, API, Alertmanager and push webhooks, metrics.",
+        abstract: DaemonHandOver.abstract("serve"),
         discussion: """
             Binds 127.0.0.1:8484 by default. Tokens come from files or the environment \
             (REWIND_API_TOKEN, REWIND_HOOK_TOKEN) and are never logged. SIGTERM or SIGINT shuts \

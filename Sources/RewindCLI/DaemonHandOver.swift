@@ -1,0 +1,65 @@
+import ArgumentParser
+import SystemSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `rewind reconcile` and `rewind serve` run in `rewind-daemon`, the binary
+/// beside `rewind`: only they link the HTTP server and client, so every
+/// other command starts without loading them. `rewind` replaces itself
+/// with the daemon (exec: same pid, signals, exit status and output).
+public enum DaemonHandOver {
+    /// The daemon's commands, with the abstract `rewind --help` lists.
+    public static let commands: [(name: String, abstract: String)] = [
+        ("reconcile", "Keep every app at what the branch says; roll back failed releases by commit."),
+        ("serve", "Run the reconciler and the HTTP server: web UI, API, Alertmanager and push webhooks, metrics."),
+    ]
+
+    public static func abstract(_ name: String) -> String { commands.first { $0.name == name }?.abstract ?? "" }
+
+    /// Call first, before any signal handling is set up: when the command
+    /// line names a daemon command (`rewind serve ...`, `rewind help serve`),
+    /// this process becomes rewind-daemon and does not return.
+    public static func execIfDaemonCommand(_ arguments: [String]) {
+        var forwarded = arguments
+        if arguments.first == "help", arguments.count >= 2, commands.contains(where: { $0.name == arguments[1] }) {
+            forwarded = [arguments[1], "--help"]
+        }
+        guard let first = forwarded.first, commands.contains(where: { $0.name == first }) else { return }
+        exec(forwarded)
+    }
+
+    /// Replaces this process with rewind-daemon running `arguments`; exits 70 when it cannot.
+    static func exec(_ arguments: [String]) -> Never {
+        let path = daemonPath()
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        execv(path, argv)
+        let why = String(cString: strerror(errno))
+        Terminal.error("error: cannot run \(path): \(why)\nhint: rewind-daemon is installed beside rewind (both are built by `swift build`); reinstall both")
+        Glibc.exit(70)
+    }
+
+    /// `rewind-daemon` in this executable's directory.
+    static func daemonPath() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let me = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        let directory = me.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return (directory.isEmpty ? "." : directory) + "/rewind-daemon"
+    }
+}
+
+/// `rewind reconcile` in `rewind --help`; it runs in rewind-daemon.
+struct ReconcileHandOver: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reconcile", abstract: DaemonHandOver.abstract("reconcile"))
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    func run() throws { DaemonHandOver.exec(["reconcile"] + arguments) }
+}
+
+/// `rewind serve` in `rewind --help`; it runs in rewind-daemon.
+struct ServeHandOver: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: DaemonHandOver.abstract("serve"))
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    func run() throws { DaemonHandOver.exec(["serve"] + arguments) }
+}

@@ -1,0 +1,5 @@
+import RewindCLI
+import RewindDaemon
+
+RewindCommand.prepareProcess()
+await DaemonCommand.runAsync()
