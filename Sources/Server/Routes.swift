@@ -27,13 +27,14 @@ struct Routes {
     let deliveries = SeenDeliveries()
     let hub: EventHub
     let sessions: Sessions
-    let throttle = SignInThrottle()
+    let throttle: SignInThrottle
     /// The API token and the named tokens (see `ServeOptions.credentials`).
     let credentials: Credentials
 
     init(options: ServeOptions, desk: RollbackDesk, metrics: Metrics, readiness: Readiness, logger: Logger,
-         hub: EventHub = EventHub(), sessions: Sessions = Sessions()) {
+         hub: EventHub = EventHub(), sessions: Sessions = Sessions(), throttle: SignInThrottle = SignInThrottle()) {
         self.options = options
+        self.throttle = throttle
         self.desk = desk
         self.metrics = metrics
         self.readiness = readiness

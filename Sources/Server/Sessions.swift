@@ -147,15 +147,19 @@ final class SignInThrottle: Sendable {
     let limit: Int
     let windowMilliseconds: Int64
     private let failures = Mutex<[String: [Int64]]>([:])
+    /// Wall milliseconds (a test's is frozen: its window never passes).
+    private let clock: @Sendable () -> Int64
 
-    init(limit: Int = 10, windowMilliseconds: Int64 = 60_000) {
+    init(limit: Int = 10, windowMilliseconds: Int64 = 60_000, clock: @escaping @Sendable () -> Int64 = { Clock.wallMilliseconds() }) {
         self.limit = limit
         self.windowMilliseconds = windowMilliseconds
+        self.clock = clock
     }
 
     /// Seconds to wait, when the address is over the limit.
-    func refusal(_ peer: String, now: Int64 = Clock.wallMilliseconds()) -> Int? {
-        failures.withLock { all in
+    func refusal(_ peer: String, now: Int64? = nil) -> Int? {
+        let now = now ?? clock()
+        return failures.withLock { all in
             let recent = (all[peer] ?? []).filter { $0 > now - windowMilliseconds }
             all[peer] = recent.isEmpty ? nil : recent
             guard recent.count >= limit, let oldest = recent.first else { return nil }
@@ -163,7 +167,8 @@ final class SignInThrottle: Sendable {
         }
     }
 
-    func failed(_ peer: String, now: Int64 = Clock.wallMilliseconds()) {
+    func failed(_ peer: String, now: Int64? = nil) {
+        let now = now ?? clock()
         failures.withLock { all in
             // Bounded: a flood of addresses forgets the quietest ones first.
             if all.count >= 10_000, all[peer] == nil, let quietest = all.min(by: { ($0.value.last ?? 0) < ($1.value.last ?? 0) }) { all[quietest.key] = nil }
