@@ -11,12 +11,29 @@ public struct AppRef: Sendable, Equatable, Codable {
 /// A Prometheus analysis trigger (evaluated by `rewind serve`).
 public struct Trigger: Sendable, Equatable, Codable {
     public enum Action: String, Sendable, Codable, CaseIterable { case rollback, notify, log }
+    /// How a query's value is held against the threshold.
+    public enum Comparison: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+        case above = ">", atLeast = ">=", below = "<", atMost = "<="
+        public var description: String { rawValue }
+    }
     public var name: String
     public var query: String
     public var threshold: Double
-    public var comparison: String
+    public var comparison: Comparison
     public var forDuration: Duration
     public var action: Action
+}
+
+extension Trigger {
+    /// Whether `value` breaches the threshold.
+    public func breached(by value: Double) -> Bool {
+        switch comparison {
+        case .above: value > threshold
+        case .atLeast: value >= threshold
+        case .below: value < threshold
+        case .atMost: value <= threshold
+        }
+    }
 }
 
 /// The automatic rollback policy.
@@ -183,9 +200,10 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         let name = reader.string(t, "name", parent: field, required: true)
         let query = reader.string(t, "query", parent: field, required: true)
         let threshold = reader.double(t, "threshold", parent: field, required: true)
-        let comparison = reader.string(t, "comparison", parent: field) ?? ">"
-        if ![">", ">=", "<", "<="].contains(comparison) {
-            reader.error(reader.value(t, "comparison", parent: field), field: "\(field).comparison", "'\(comparison)' is not a comparison", hint: "use >, >=, < or <=")
+        let comparisonText = reader.string(t, "comparison", parent: field) ?? ">"
+        let comparison = Trigger.Comparison(rawValue: comparisonText)
+        if comparison == nil {
+            reader.error(reader.value(t, "comparison", parent: field), field: "\(field).comparison", "'\(comparisonText)' is not a comparison", hint: "use >, >=, < or <=")
         }
         let forDuration = reader.duration(t, "for", parent: field) ?? Duration(milliseconds: 0)
         let actionText = reader.string(t, "action", parent: field) ?? "rollback"
@@ -193,7 +211,7 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         if action == nil {
             reader.error(reader.value(t, "action", parent: field), field: "\(field).action", "'\(actionText)' is not an action", hint: "use rollback, notify or log")
         }
-        guard let name, let query, let threshold, let action else { return nil }
+        guard let name, let query, let threshold, let comparison, let action else { return nil }
         return Trigger(name: name, query: query, threshold: threshold, comparison: comparison, forDuration: forDuration, action: action)
     }
 

@@ -8,19 +8,6 @@ import WebClient
 /// source during each release's soak window. A breach that lasts `for`
 /// fails the release (action rollback, which may then be rolled back
 /// automatically under the policy), or is logged (notify, log).
-extension Trigger {
-    /// Whether `value` breaches the threshold.
-    func breached(by value: Double) -> Bool {
-        switch comparison {
-        case ">": return value > threshold
-        case ">=": return value >= threshold
-        case "<": return value < threshold
-        case "<=": return value <= threshold
-        default: return false
-        }
-    }
-}
-
 extension Reconciler {
     /// Where the triggers' queries are answered: `options.metrics`, else
     /// the Prometheus at `options.prometheus`; nil: triggers are not evaluated.
