@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test test-unit fuzz demo demo-commands bench bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults template check-template web check-web clean
+.PHONY: deps build release test test-unit fuzz demo demo-commands bench bench-core bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults template check-template web check-web clean
 
 deps:
 	@scripts/install-deps.sh
@@ -18,7 +18,7 @@ test: deps check-template check-web
 # git only (no Prometheus, Alertmanager, HAProxy, sshd, nginx, browser or
 # PyPI). About a minute after the build on 2 cores. `make test` runs these too.
 UNIT_LIBRARIES := ^(GitKitTests|DeployModelTests|RollbackTests|FuzzTargetsTests)\.|^AuditTests\.AuditOracleTests|^RemoteTests\.RemoteURLTests
-UNIT_RECONCILER := ^ReconcilerTests\.(CoreTests|RolloutTests|BreachTests|ReduceTests|NotifierTests|ReleaseOutcomeTests|PolicyTests|RollbackEffectsTests|StatusCacheTests|StopTests|SupervisionTests|ExecPlatformTests)
+UNIT_RECONCILER := ^ReconcilerTests\.(CoreTests|RolloutTests|BreachTests|GateTests|ReduceTests|NotifierTests|ReleaseOutcomeTests|PolicyTests|RollbackEffectsTests|StatusCacheTests|StopTests|SupervisionTests|ExecPlatformTests)
 UNIT_CLI := ^RewindCLITests\.(ConcurrencyTests|DiffTests|PinsFileTests|ReleasesTests|RevertTests|ValidateWorktreeTests|BrokenTipTests|ConventionsTests)
 UNIT_SERVER := ^ServerTests\.(GitHookTests|GitThreadTests|WebSecurityTests|RoutesTests)
 UNIT_TESTS := $(UNIT_LIBRARIES)|$(UNIT_RECONCILER)|$(UNIT_CLI)|$(UNIT_SERVER)
@@ -85,6 +85,11 @@ bench-serve: release
 # The reconciler's benchmarks alone (Benchmarks/reconciler.py).
 bench-reconciler: release
 	python3 Benchmarks/reconciler.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# This build against an earlier rewind binary (BEFORE=path) and the git CLI:
+# start-up, revert ~1,000 back, and the reconciler benchmarks (Benchmarks/core.sh).
+bench-core: release
+	Benchmarks/core.sh "$$($(SWIFT) build -c release --show-bin-path)/rewind" "$(BEFORE)"
 
 # Regenerate the copy of deploy-repo-template/ that `rewind init` carries.
 template:

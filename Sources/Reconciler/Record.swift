@@ -56,6 +56,8 @@ extension Reconciler {
             let delay = Self.retryBackoff.delay(attempt: attempt)
             if logged { logger.error("cannot read the branch: \(why); retrying in \(Duration(milliseconds: delay))") }
             retry = (attempt, clock.monotonicMilliseconds() + delay)
+        case let .escalate(app, release, tree, why):
+            store.recordEscalation(app: app, release: release.hex, tree: tree, reason: why)
         case .readSucceeded:
             retry = nil
         }

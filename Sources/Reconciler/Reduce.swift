@@ -28,6 +28,8 @@ enum Effect {
     /// The app's health is probed at once, and its rollout's failed probes are forgotten.
     case probeNow(app: String)
     case forgetProbeFailures(app: String)
+    /// A human must look at the app's release (the one escalation store, shared with serve's desk).
+    case escalate(app: String, release: OID, tree: String?, String)
     /// The branch could not be read: a pass tries again after a growing delay (`logged`: say so).
     case readFailed(String, logged: Bool)
     case readSucceeded
@@ -132,7 +134,6 @@ extension Reduction {
             update(name) { app in
                 app.failedTree = nil
                 app.failedRelease = nil
-                app.needsHuman = nil
                 app.lastError = nil
             }
         case let .running(name, release):
@@ -213,7 +214,7 @@ extension Reduction {
             }
         case let .escalated(failure, why):
             // Its notes, notification and metrics: `RollbackEffects.escalated`.
-            update(failure.app) { $0.needsHuman = why }
+            effects.append(.escalate(app: failure.app, release: failure.release, tree: state.apps[failure.app]?.failedTree, why))
         case let .awaitingTriggers(name, rollback):
             update(name) { $0.verifying = rollback.hex }
             log(.notice, "\(name): rollback \(rollback.short) is healthy; waiting for the triggers' queries to be back under their thresholds")

@@ -5,6 +5,7 @@ import DeployModel
 import FoundationEssentials
 import Platforms
 import Rollback
+import Synchronization
 import SystemSupport
 
 /// How an app is doing on its platform.
@@ -46,8 +47,6 @@ public struct AppState: Sendable, Codable, Equatable {
     public var failedTree: String?
     /// The release commit that failed.
     public var failedRelease: String?
-    /// A problem automation must not handle (a failing rollback).
-    public var needsHuman: String?
     /// The last release that ran healthy.
     public var lastGood: KnownGood?
     /// When the running instance became healthy (wall ms): the soak window starts here.
@@ -150,21 +149,29 @@ public struct StateStore: Sendable {
     public var lockFile: String { directory + "/lock" }
     public var pidFile: String { directory + "/reconciler.pid" }
     public var acceptFile: String { directory + "/accept-rewrite" }
-    /// Escalations decided outside the reconciler (the alert desk of `rewind serve`), by app.
+    /// The one escalation store: what a human must look at, by app,
+    /// written by the reconciler and by `rewind serve`'s alert desk.
     public var escalationsFile: String { directory + "/escalations.json" }
 
-    /// The escalations the alert desk recorded, by app (empty when none or unreadable).
+    /// The escalations, by app (empty when none or unreadable).
     public func escalations() -> [String: Escalation] {
         guard let bytes = FileIO.read(escalationsFile) else { return [:] }
         return (try? JSONDecoder().decode([String: Escalation].self, from: Data(bytes))) ?? [:]
     }
 
-    /// Records that a human must look at `app`'s `release` (one writer: the serve that holds the lock).
-    public func recordEscalation(app: String, release: String, reason: String) {
-        var all = escalations()
-        all[app] = Escalation(release: release, reason: reason, at: Clock.wallMilliseconds())
-        if let data = try? JSONEncoder().encode(all) { _ = FileIO.writeAtomically(escalationsFile, Array(data)) }
+    /// Records that a human must look at `app`'s `release` (app tree
+    /// `tree`): it holds until the branch gives the app another tree. One
+    /// process writes a state directory (its lock holder); the reconciler
+    /// and the desk within it take turns.
+    public func recordEscalation(app: String, release: String, tree: String?, reason: String) {
+        Self.escalationWriter.withLock { _ in
+            var all = escalations()
+            all[app] = Escalation(release: release, tree: tree, reason: reason, at: Clock.wallMilliseconds())
+            if let data = try? JSONEncoder().encode(all) { _ = FileIO.writeAtomically(escalationsFile, Array(data)) }
+        }
     }
+
+    private static let escalationWriter = Mutex(())
     public var logDirectory: String { directory + "/logs" }
     /// Where an app's output is captured (as `Deployment.logFile` names it).
     public func logFile(_ app: String) -> String { "\(logDirectory)/\(app).log" }
@@ -253,9 +260,19 @@ public struct StateStore: Sendable {
 
 /// A release a human must look at, and why.
 public struct Escalation: Sendable, Codable, Equatable {
+    /// The release a human must look at.
     public var release: String
+    /// Its app tree; nil in escalations written before Rewind recorded it.
+    public var tree: String?
     public var reason: String
     public var at: Int64
+
+    /// Whether it still holds: while the branch wants the app tree it was
+    /// about (older entries: while the app runs the release).
+    public func holds(desiredTree: String?, appliedRelease: String?) -> Bool {
+        if let tree, !tree.isEmpty { return tree == desiredTree }
+        return release == appliedRelease
+    }
 }
 
 /// A state directory problem: what, and what to do.

@@ -119,8 +119,7 @@ public struct StatusReport: Sendable {
         for name in names {
             let app = state.apps[name] ?? AppState()
             var status = appStatus(name, app, desired: desired, repo: repo, report: report)
-            // The desk's escalation holds while the app runs the release it was about.
-            if status.needsHuman == nil, let escalation = escalations[name], escalation.release == (app.release ?? app.instance?.commit) {
+            if let escalation = escalations[name], escalation.holds(desiredTree: status.desiredTree, appliedRelease: app.release ?? app.instance?.commit) {
                 status.needsHuman = escalation.reason
                 status.waitingFor = "a human: \(escalation.reason)"
             }
@@ -146,7 +145,7 @@ public struct StatusReport: Sendable {
         var status = AppStatus(name: name, desiredVersion: version, desiredTree: tree?.hex, appliedVersion: app.instance?.version,
                                appliedCommit: app.release ?? app.instance?.commit, appliedTree: app.instance?.tree, health: app.health,
                                pin: pinVersion, lastError: app.lastError, waitingFor: "", pid: app.instance?.pid,
-                               port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: app.needsHuman)
+                               port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: nil)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
         if let failedTree = app.failedTree, failedTree == tree?.hex { status.failed = app.lastError ?? "failed" }
         status.startedAt = app.instance?.startedAt
@@ -168,7 +167,7 @@ public struct StatusReport: Sendable {
             status.traffic = t
             if let problem = app.trafficError {
                 status.waitingFor = "the proxy: \(problem)" + (app.rollout == nil ? "" : "; the rollout is held until it routes again")
-            } else if let held = app.trafficHeld, app.needsHuman == nil {
+            } else if let held = app.trafficHeld {
                 status.waitingFor = "the coordinated rollback to finish (traffic drained: \(held))"
             } else if let rollout = app.rollout, status.waitingFor == "nothing" {
                 status.waitingFor = rollout.paused ? "an operator: the rollout is paused (rewind resume \(name))"
@@ -182,7 +181,6 @@ public struct StatusReport: Sendable {
     static func waitingFor(_ app: AppState, desiredTree: String?, report: StatusReport) -> String {
         if report.halted != nil { return "an operator: history was rewritten (rewind reconcile --accept-rewrite REV)" }
         if report.invalid != nil { return "a valid commit: the tip is refused" }
-        if let human = app.needsHuman { return "a human: \(human)" }
         if let failed = app.failedTree, failed == desiredTree { return "a new commit: this release failed (fix forward or roll back)" }
         switch app.health {
         case .starting: return "health checks to pass"

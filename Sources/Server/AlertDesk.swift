@@ -81,7 +81,7 @@ extension RollbackDesk {
         let effects = RollbackEffects(trigger: .alert, observer: metrics, notifier: notifier, logger: logger,
                                       note: { written.note($0, on: $1) }, incident: { written.incident($0) },
                                       commit: { [repo] id in try? repo.git.commit(id) },
-                                      escalate: { [store] failure, why in store.recordEscalation(app: failure.app, release: failure.release.hex, reason: why) })
+                                      escalate: { [store] failure, why in store.recordEscalation(app: failure.app, release: failure.release.hex, tree: failure.failedTree, reason: why) })
         effects.record(report, detectedAt: { _ in receivedAt }, now: Clock.wallMilliseconds())
         let verdict = report.verdicts.first?.verdict ?? .failed("no decision")
         if case .committed = verdict { options.syncLoop?.trigger() }

@@ -71,6 +71,10 @@ public final class FakeWorld {
     }
 
     public var state: ReconcilerState { reconciler.state }
+    /// What status says a human must look at for `app` (the escalation store, as status reads it).
+    public func needsHuman(_ app: String) -> String? {
+        (try? StatusReport.build(repo: reconciler.repo, stateDirectory: harness.stateDir))?.apps.first { $0.name == app }?.needsHuman
+    }
     public func app(_ name: String) -> AppState { reconciler.state.apps[name] ?? AppState() }
     public func commits() throws -> [String] { try harness.commits() }
     public func message(_ commit: String) throws -> String { try git(["log", "-1", "--format=%B", commit], in: harness.repo) }

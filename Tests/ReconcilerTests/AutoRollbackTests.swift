@@ -151,18 +151,4 @@ import TestSupport
         if s < 60 { return ms < 10_000 ? "\(s).\(ms % 1000 / 100)s" : "\(s)s" }
         return s % 60 == 0 ? "\(s / 60)m" : "\(s / 60)m \(s % 60)s"
     }
-
-    @Test func policyLimitsAreHonoured() throws {
-        // maxPerHour 0: failures are reported, never rolled back automatically.
-        let policy = "  window: 30m\n  cooldown: 0s\n  maxPerHour: 0\n"
-        try withReconciler(apps: [try execApp("site", version: "1.0.0")], policy: policy) { h in
-            try h.start()
-            try h.waitHealthy("site", "1.0.0")
-            try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-fails.sh"))
-            try h.commit("site 1.1.0")
-            try h.waitUntil("escalated") { (try h.app("site")["waitingFor"] as? String ?? "").contains("maxPerHour") }
-            #expect(try h.commits().count == 2)
-            #expect(try h.applied("site").version == "1.0.0")
-        }
-    }
 }

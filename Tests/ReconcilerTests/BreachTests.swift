@@ -88,6 +88,6 @@ import TestSupport
         world.run(for: 61_000)
         #expect(world.notes(rollback).contains("did not come back under their thresholds within the soak window"), "\(world.notes(rollback))")
         #expect(world.notes(rollback).contains("escalated app=api"), "a failed rollback is not rolled back again: a human takes over")
-        #expect(world.app("api").needsHuman != nil)
+        #expect(world.needsHuman("api") != nil)
     }
 }

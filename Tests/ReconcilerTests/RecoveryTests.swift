@@ -4,30 +4,6 @@ import TestSupport
 
 /// Gates and restarts: invalid commits, rewritten history, kill -9.
 @Suite struct RecoveryTests {
-    @Test func anInvalidCommitIsRefusedAndTheNextValidOneApplies() throws {
-        try withReconciler(apps: [try execApp("site", version: "1.0.0"), try execApp("blog", version: "1.0.0")]) { h in
-            try h.start()
-            try h.waitHealthy("site", "1.0.0")
-            try h.waitHealthy("blog", "1.0.0")
-            // site's change is fine, blog's app.yaml is broken: nothing of the commit applies.
-            try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0"))
-            try h.write("apps/blog/app.yaml", "platform: exec\nversion: [not, a, string\n")
-            let bad = try h.commit("broken blog")
-            try h.waitUntil("the commit is refused") { (try h.status()["refused"] as? [String: Any])?["commit"] as? String == bad }
-            let refused = try h.status()["refused"] as? [String: Any] ?? [:]
-            let details = (refused["details"] as? [String] ?? []).joined(separator: "\n")
-            // The file has two lines: the problem at its end is on the last one.
-            #expect(details.contains("apps/blog/app.yaml:2: error: malformed YAML"), "\(details)")
-            #expect(try h.applied("site").version == "1.0.0")
-            #expect((try h.app("site")["waitingFor"] as? String ?? "").contains("a valid commit"))
-            try h.write("apps/blog/app.yaml", execAppYAML(version: "1.0.1"))
-            try h.commit("fix blog")
-            try h.waitHealthy("site", "1.1.0")
-            try h.waitHealthy("blog", "1.0.1")
-            #expect(try h.status()["refused"] is NSNull)
-        }
-    }
-
     @Test func aRewrittenHistoryHaltsUntilAccepted() throws {
         try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
             try h.start()

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make bench-core`: the reconciler-core issue's benchmarks, this build side
+# by side with an earlier one (BEFORE, another rewind binary) and with the
+# git CLI, in one run:
+#   1. start-up: `rewind --version` against `git --version`;
+#   2. `rewind revert` of a commit ~1,000 back against `git revert --no-edit`
+#      (the synthetic repository of run.sh);
+#   3. Benchmarks/reconciler.py for both builds: ref update → apply, an idle
+#      pass over 1,000 apps, rollback commit → healthy, RSS with 50 apps.
+#
+#   Benchmarks/core.sh PATH-TO-REWIND PATH-TO-EARLIER-REWIND [--runs N]
+set -euo pipefail
+rewind=$(realpath "${1:?usage: core.sh PATH-TO-REWIND PATH-TO-EARLIER-REWIND [--runs N]}")
+before=$(realpath "${2:?usage: core.sh PATH-TO-REWIND PATH-TO-EARLIER-REWIND [--runs N]}")
+runs=${4:-20}
+here=$(cd "$(dirname "$0")" && pwd)
+data="$here/data"
+repo="$data/synthetic"
+results="$data/results"
+mkdir -p "$results"
+export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
+if [ ! -f "$repo/.generated" ]; then
+  echo "generating the synthetic repository (once; a few minutes)..."
+  rm -rf "$repo"
+  python3 "$here/generate.py" "$repo"
+  touch "$repo/.generated"
+fi
+medians() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join(f"{x[\"median\"]*1000:.2f}" for x in r))' "$1"; }
+
+echo "== 1. start-up: --version, whole process"
+hyperfine -N -w 3 -r "$runs" --export-json "$results/core-version.json" "$rewind --version" "$before --version" "git --version" >/dev/null
+read -r now was git <<<"$(medians "$results/core-version.json")"
+printf '   rewind %s ms   before %s ms   git %s ms   ratio to git %s (before %s)\n' "$now" "$was" "$git" \
+  "$(python3 -c "print(f'{$now/$git:.1f}x')")" "$(python3 -c "print(f'{$was/$git:.1f}x')")"
+
+echo "== 2. revert ~1,000 back, in three working-tree clones"
+tip=$(git -C "$repo" rev-parse main)
+target=$(git -C "$repo" log --first-parent --format=%H --grep 'tune values' -n 1 main)
+for c in core-now core-before core-git; do
+  [ -d "$data/clone-$c" ] || git clone -q "$repo" "$data/clone-$c"
+  git -C "$data/clone-$c" reset -q --hard "$tip"
+done
+export REWIND_ARTIFACT_ROOT="$data/artifacts"
+mkdir -p "$data/artifacts/shared"; touch "$data/artifacts/shared/runtime.tar.gz"
+hyperfine -N -w 2 -r "$runs" --export-json "$results/core-revert.json" \
+  --prepare "git -C $data/clone-core-now reset -q --hard $tip" "$rewind revert $target --repo $data/clone-core-now" \
+  --prepare "git -C $data/clone-core-before reset -q --hard $tip" "$before revert $target --repo $data/clone-core-before" \
+  --prepare "git -C $data/clone-core-git reset -q --hard $tip" "git -C $data/clone-core-git revert --no-edit $target" >/dev/null
+read -r now was git <<<"$(medians "$results/core-revert.json")"
+printf '   rewind %s ms   before %s ms   git %s ms   ratio to git %s (before %s; target <= 2x)\n' "$now" "$was" "$git" \
+  "$(python3 -c "print(f'{$now/$git:.1f}x')")" "$(python3 -c "print(f'{$was/$git:.1f}x')")"
+
+echo "== 3. the reconciler, this build"
+python3 "$here/reconciler.py" "$rewind" --runs 5
+echo "== 3. the reconciler, the build before"
+python3 "$here/reconciler.py" "$before" --runs 5
