@@ -25,7 +25,7 @@ if [ ! -f "$repo/.generated" ]; then
   python3 "$here/generate.py" "$repo"
   touch "$repo/.generated"
 fi
-medians() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join(f"{x[\"median\"]*1000:.2f}" for x in r))' "$1"; }
+medians() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f" % (x["median"]*1000) for x in r))' "$1"; }
 
 echo "== 1. start-up: --version, whole process"
 hyperfine -N -w 3 -r "$runs" --export-json "$results/core-version.json" "$rewind --version" "$before --version" "git --version" >/dev/null
@@ -51,6 +51,6 @@ printf '   rewind %s ms   before %s ms   git %s ms   ratio to git %s (before %s;
   "$(python3 -c "print(f'{$now/$git:.1f}x')")" "$(python3 -c "print(f'{$was/$git:.1f}x')")"
 
 echo "== 3. the reconciler, this build"
-python3 "$here/reconciler.py" "$rewind" --runs 5
+python3 "$here/reconciler.py" "$rewind" --runs 5 --only ref-to-apply,idle-pass,rollback-to-healthy,memory
 echo "== 3. the reconciler, the build before"
-python3 "$here/reconciler.py" "$before" --runs 5
+python3 "$here/reconciler.py" "$before" --runs 5 --only ref-to-apply,idle-pass,rollback-to-healthy,memory
