@@ -27,7 +27,7 @@ public struct ProcessPlatform {
 
     public func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance {
         guard let settings = deployment.spec.process else { throw PlatformError("\(deployment.app) has no process settings") }
-        guard let port = settings.port ?? Loopback.freePort() else { throw PlatformError("no free port on 127.0.0.1 for \(deployment.app)") }
+        guard let port = settings.port ?? Loopback.freeAppPort() else { throw PlatformError("no free port on 127.0.0.1 for \(deployment.app)") }
         let portText = String(port)
         let arguments = settings.args.map { $0.replacingPort(portText) }
         var extra = settings.env.mapValues { $0.replacingPort(portText) }

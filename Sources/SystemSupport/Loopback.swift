@@ -9,7 +9,45 @@ public enum Loopback {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var address = loopbackAddress(port: 0)
+        guard let port = bindLoopback(fd, port: 0) else { return nil }
+        return port
+    }
+
+    /// A port for an app to listen on, free right now, chosen at random
+    /// below the kernel's ephemeral range (as Nomad's dynamic ports are):
+    /// the app binds it a moment later, and in between no outgoing
+    /// connection or `bind(0)` anywhere on the host can take it. Falls back
+    /// to `freePort` when the ephemeral range leaves no room below it.
+    public static func freeAppPort() -> Int? {
+        let low = 20_000
+        let high = min(32_767, ephemeralRangeStart() - 1)
+        guard high - low >= 1_000 else { return freePort() }
+        for _ in 0..<64 {
+            let candidate = Int.random(in: low...high)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { return nil }
+            let bound = bindLoopback(fd, port: candidate)
+            close(fd)
+            if bound != nil { return candidate }
+        }
+        return freePort()
+    }
+
+    /// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+    static func ephemeralRangeStart() -> Int {
+        let fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY)
+        guard fd >= 0 else { return 32_768 }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = read(fd, &buffer, buffer.count)
+        guard count > 0 else { return 32_768 }
+        let text = String(decoding: buffer[0..<count], as: UTF8.self)
+        return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
+    }
+
+    /// Binds `fd` to 127.0.0.1:`port` (0: the kernel picks); the port bound, or nil.
+    private static func bindLoopback(_ fd: Int32, port: Int) -> Int? {
+        var address = loopbackAddress(port: port)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }

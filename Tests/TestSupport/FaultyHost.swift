@@ -24,22 +24,29 @@ public final class FaultyHost: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let fillers = Mutex<[Int32]>([])
 
-    /// Listens on `port` (a free one when nil).
+    /// Listens on `port`; when nil, on a port the kernel picks at bind time
+    /// (asking for a free port first and binding it later races with any
+    /// other process on the machine doing the same).
     public init(_ behaviour: Behaviour, port: Int? = nil) throws {
         self.behaviour = behaviour
-        guard let chosen = port ?? Loopback.freePort() else { throw TestFailure("no free port") }
-        self.port = chosen
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var one: Int32 = 1
-        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = Loopback.loopbackAddress(port: chosen)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = Loopback.loopbackAddress(port: port ?? 0)
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0, listen(listener, behaviour == .blackHole ? 0 : 64) == 0 else {
-            close(listener)
-            throw TestFailure("cannot listen on 127.0.0.1:\(chosen): errno \(errno)")
+        guard bound == 0, listen(fd, behaviour == .blackHole ? 0 : 64) == 0 else {
+            let why = errno
+            close(fd)
+            throw TestFailure("cannot listen on 127.0.0.1:\(port ?? 0): errno \(why)")
         }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        listener = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
         if behaviour == .blackHole {
             // Fill the backlog (0 admits one); later SYNs are dropped.
             for _ in 0..<2 {
