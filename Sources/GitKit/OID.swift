@@ -90,3 +90,21 @@ extension OID {
         }
     }
 }
+
+/// Written as its 40 hexadecimal digits, as git prints it; anything else is
+/// refused with what was found.
+extension OID: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let oid = OID(hex: text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "'\(text.prefix(60))' is not a 40-digit hexadecimal git object id")
+        }
+        self = oid
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(hex)
+    }
+}

@@ -31,7 +31,7 @@ extension Reconciler {
             }
             guard now - since <= desired.config.policy.soak.milliseconds else {
                 breaches[name] = nil
-                if let verifying = app.verifying, let release = OID(hex: verifying) {
+                if let release = app.verifying {
                     // The soak window ended before the queries came back under their thresholds.
                     let failure = fail(name, release: release, tree: tree, reason: "the triggers' queries did not come back under their thresholds within the soak window")
                     _ = automaticRollback(failure)
@@ -39,7 +39,7 @@ extension Reconciler {
                 }
                 continue
             }
-            let release = app.release.flatMap(OID.init(hex:)) ?? tree
+            let release = app.release ?? tree
             var allClear = true
             for trigger in desired.config.policy.triggers {
                 switch evaluate(trigger, app: name, client: client, now: now, release: release, tree: tree) {
@@ -50,7 +50,7 @@ extension Reconciler {
                     return
                 }
             }
-            if allClear, let verifying = app.verifying, verifying == release.hex, let commit = try? repo.git.commit(release) {
+            if allClear, app.verifying == release, let commit = try? repo.git.commit(release) {
                 record(.rollback(.verified(app: name, commit, what: "healthy, and its triggers' queries are under their thresholds")))
             }
         }

@@ -84,7 +84,7 @@ extension Reconciler {
         let overlap = current.map { driver.canOverlap(deployment, with: $0) } ?? true
         let lastGood = current.flatMap { current in
             previous.health == .healthy && current.tree != step.tree.hex
-                ? KnownGood(commit: previous.release ?? current.commit, tree: current.tree, version: current.version) : nil
+                ? KnownGood(commit: previous.release?.hex ?? current.commit, tree: current.tree, version: current.version) : nil
         }
         record(.release(.deploying(app: name, lastGood: lastGood)))
         if let failure = routeFirst(step, previous: previous, release: release) { return .finished(failure) }
@@ -97,7 +97,7 @@ extension Reconciler {
         }
         var rollout: Rollout?
         if let traffic = step.spec.traffic, let current, previous.health == .healthy, !step.isRollback, !sequence, current.tree != step.tree.hex {
-            rollout = Rollout(strategy: traffic.strategy, stable: current, stableRelease: previous.release, step: 0,
+            rollout = Rollout(strategy: traffic.strategy, stable: current, stableRelease: previous.release?.hex, step: 0,
                               weight: traffic.strategy == .canary ? traffic.steps.first ?? 100 : 100, stepStartedAt: 0)
         }
         if let current, !overlap {

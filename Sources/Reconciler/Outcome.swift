@@ -69,7 +69,7 @@ enum ReleaseOutcome {
 /// Pins, as planning finds them.
 enum PinOutcome {
     /// The app's pin (nil: none) as the tip has it.
-    case set(app: String, tree: String?)
+    case set(app: String, tree: OID?)
     /// A tip changed an app its pin holds: not applied.
     case held(app: String, pinTree: OID, version: String, tip: OID)
     /// The pin names a tree with no valid app.yaml.

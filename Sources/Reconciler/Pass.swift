@@ -62,20 +62,20 @@ extension Reconciler {
             guard summarise(check(tip), of: gate, tip: tip) else { return false }
         }
         guard let desired else { return false }
-        let tipChanged = state.tip != tip.hex
+        let tipChanged = state.tip != tip
         let rollbackTip = tipChanged ? rollbackApps(tip, desired) : []
         let plan = Self.plan(desired, state: state, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full)
         plan.outcomes.forEach(record)
         var failures = runWaves(plan.steps, desired, reverse: !rollbackTip.isEmpty, tip: tip)
         if fatal != nil { return false }
         removeAppsNoLongerDesired(desired)
-        state.tip = tip.hex
-        state.lastApplied = tip.hex
+        state.tip = tip
+        state.lastApplied = tip
         save()
         // A failure recorded by a reconciler killed before it decided on a
         // rollback is decided now.
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) where !failures.contains(where: { $0.app == name }) {
-            guard let undecided = app.undecidedFailure, let release = OID(hex: undecided), app.failedRelease == undecided else { continue }
+            guard let release = app.undecidedFailure, app.failedRelease == release else { continue }
             logger.notice("\(name) release \(release.short) failed before a restart; deciding on its rollback now")
             failures.append(Failure(app: name, release: release, reason: app.lastError ?? "failed"))
         }
@@ -86,7 +86,7 @@ extension Reconciler {
 
     /// Gate 2: the tip must descend from the last commit acted on.
     func ancestryGate(_ tip: OID) -> GateResult {
-        guard let anchorHex = state.lastApplied, var anchor = OID(hex: anchorHex), anchor != tip else { return .proceed }
+        guard var anchor = state.lastApplied, anchor != tip else { return .proceed }
         // A rollback commit a mirror replaced (the remote had moved; it was
         // planned again on the remote's tip) is not part of the history: its
         // successor descends from its parent.
@@ -105,13 +105,13 @@ extension Reconciler {
         let level = max(options.verify, SignaturePolicy(rawValue: desired.config.policy.verify) ?? .none)
         guard level != .none, verifiedTip != tip else { return .proceed }
         var commits = [tip]
-        if level == .all, let anchor = state.lastApplied, anchor != tip.hex, let range = try? repo.git.commits(inRange: "\(anchor)..\(tip.hex)") {
+        if level == .all, let anchor = state.lastApplied, anchor != tip, let range = try? repo.git.commits(inRange: "\(anchor)..\(tip.hex)") {
             commits = range
         }
         let verifier = SignatureVerifier(allowedSigners: options.allowedSigners)
         for commit in commits {
             guard let problem = verifier.problem(with: commit, in: repo.git) else { continue }
-            return .refused(RefusedCommit(commit: tip.hex, message: "signature policy '\(level.rawValue)': \(problem)", details: []))
+            return .refused(RefusedCommit(commit: tip, message: "signature policy '\(level.rawValue)': \(problem)", details: []))
         }
         verifiedTip = tip
         return .proceed
@@ -122,7 +122,7 @@ extension Reconciler {
     /// is not parsed again.
     func validationGate(_ tip: OID) -> GateResult {
         if let desired, desired.commit == tip { return .proceed }
-        if state.tip == tip.hex, state.lastApplied == tip.hex, state.invalid == nil, let view = try? DesiredView(trusted: tip, repo: repo) {
+        if state.tip == tip, state.lastApplied == tip, state.invalid == nil, let view = try? DesiredView(trusted: tip, repo: repo) {
             desired = view
             return .proceed
         }
@@ -131,7 +131,7 @@ extension Reconciler {
             desired = DesiredView(validated: loaded, repo: repo)
             return .proceed
         } catch let error as RewindError {
-            return .refused(RefusedCommit(commit: tip.hex, message: error.message, details: error.diagnostics.map { "\($0)" }))
+            return .refused(RefusedCommit(commit: tip, message: error.message, details: error.diagnostics.map { "\($0)" }))
         } catch {
             return .retry("\(error)")
         }
@@ -161,7 +161,7 @@ extension Reconciler {
             let app = state.apps[name] ?? AppState()
             guard let tree = effectiveTree(ref, desired, app: app, tip: tip, tipChanged: tipChanged, into: &plan) else { continue }
             if let failed = app.failedTree {
-                if failed == tree.hex { continue }
+                if failed == tree { continue }
                 // The desired state moved on: forget the failure.
                 plan.outcomes.append(.release(.failureForgotten(app: name)))
             }
@@ -191,7 +191,7 @@ extension Reconciler {
             if app.heldByPin != nil { plan.outcomes.append(.pin(.set(app: name, tree: nil))) }
             return tipTree
         }
-        if app.heldByPin != pin.tree { plan.outcomes.append(.pin(.set(app: name, tree: pin.tree))) }
+        if app.heldByPin?.hex != pin.tree { plan.outcomes.append(.pin(.set(app: name, tree: OID(hex: pin.tree)))) }
         guard let pinTree = OID(hex: pin.tree), pinTree != tipTree else { return tipTree }
         guard let spec = desired.spec(ref, tree: pinTree) else {
             plan.outcomes.append(.pin(.invalid(app: name, "the pin holds \(name) at tree \(pinTree.short), which has no valid app.yaml; fix or remove the pin")))

@@ -367,7 +367,7 @@ extension Reconciler {
     func accept(_ revision: String) throws {
         let commit = try repo.resolve(revision)
         logger.notice("history rewrite accepted at \(commit.short)")
-        state.lastApplied = commit.hex
+        state.lastApplied = commit
         state.halted = nil
         save()
     }

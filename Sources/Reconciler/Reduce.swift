@@ -100,7 +100,7 @@ extension Reduction {
                 }
             }
             state.invalid = refused
-            if let tip { state.tip = tip.hex }
+            if let tip { state.tip = tip }
         case .retry(let why):
             effects.append(.readFailed(why, logged: state.lastError != why))
             state.lastError = why
@@ -138,7 +138,7 @@ extension Reduction {
             }
         case let .running(name, release):
             update(name) { app in
-                app.release = release.hex
+                app.release = release
                 app.health = .healthy
             }
         }
@@ -153,7 +153,7 @@ extension Reduction {
             app.traffic = step.spec.traffic
             app.trafficHeld = nil
             app.pending = nil
-            app.release = release.hex
+            app.release = release
             app.health = .healthy
             app.healthySince = now
             app.exits = []
@@ -175,9 +175,9 @@ extension Reduction {
     private mutating func failed(_ failure: Failure, tree: OID, version: String?) {
         let name = failure.app
         update(name) { app in
-            app.failedTree = tree.hex
-            app.failedRelease = failure.release.hex
-            app.undecidedFailure = failure.release.hex
+            app.failedTree = tree
+            app.failedRelease = failure.release
+            app.undecidedFailure = failure.release
             app.lastError = failure.reason
             app.pending = nil
             app.verifying = nil
@@ -204,19 +204,19 @@ extension Reduction {
         let now = self.now
         switch outcome {
         case let .failureNoticed(failure):
-            update(failure.app) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release.hex, failedAt: now, reason: failure.reason) }
+            update(failure.app) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release, failedAt: now, reason: failure.reason) }
         case let .decided(failure):
-            if state.apps[failure.app]?.undecidedFailure == failure.release.hex { update(failure.app) { $0.undecidedFailure = nil } }
+            if state.apps[failure.app]?.undecidedFailure == failure.release { update(failure.app) { $0.undecidedFailure = nil } }
         case let .rolledBack(failure, written):
             update(failure.app) { app in
-                app.lastRollback?.rollbackCommit = written.hex
+                app.lastRollback?.rollbackCommit = written
                 app.lastRollback?.committedAt = now
             }
         case let .escalated(failure, why):
             // Its notes, notification and metrics: `RollbackEffects.escalated`.
-            effects.append(.escalate(app: failure.app, release: failure.release, tree: state.apps[failure.app]?.failedTree, why))
+            effects.append(.escalate(app: failure.app, release: failure.release, tree: state.apps[failure.app]?.failedTree?.hex, why))
         case let .awaitingTriggers(name, rollback):
-            update(name) { $0.verifying = rollback.hex }
+            update(name) { $0.verifying = rollback }
             log(.notice, "\(name): rollback \(rollback.short) is healthy; waiting for the triggers' queries to be back under their thresholds")
         case let .verified(name, commit, what):
             verified(name, commit, what: what)
@@ -231,7 +231,7 @@ extension Reduction {
     /// note, and the notification with the incident report of automation's.
     private mutating func verified(_ name: String, _ commit: Commit, what: String) {
         let now = self.now
-        if let timeline = state.apps[name]?.lastRollback, timeline.rollbackCommit == commit.id.hex {
+        if let timeline = state.apps[name]?.lastRollback, timeline.rollbackCommit == commit.id {
             update(name) { $0.lastRollback?.healthyAt = now }
             effects.append(.rollbackRecovered(app: name, milliseconds: now - timeline.failedAt))
         } else {
@@ -318,7 +318,7 @@ extension Reduction {
         case let .aborted(name, stable, stableRelease):
             update(name) { app in
                 app.instance = stable
-                app.release = stableRelease ?? stable.commit
+                app.release = OID(hex: stableRelease ?? stable.commit)
                 app.rollout = nil
                 app.health = .healthy
                 app.healthySince = now

@@ -36,7 +36,7 @@ extension Reconciler {
     private func handle(_ request: RolloutRequest, app name: String) -> RolloutAnswer {
         func answer(_ ok: Bool, _ message: String, commit: OID? = nil) -> RolloutAnswer { RolloutAnswer(id: request.id, ok: ok, message: message, commit: commit?.hex) }
         guard let app = state.apps[name], desired?.contains(name) == true else { return answer(false, "\(name) is not an app the reconciler runs") }
-        guard let rollout = app.rollout, let instance = app.instance, let release = app.release.flatMap(OID.init(hex:)) else {
+        guard let rollout = app.rollout, let instance = app.instance, let release = app.release else {
             return answer(false, "\(name) has no rollout in progress" + (app.traffic == nil ? " (its app.yaml has no traffic:)" : ""))
         }
         let now = clock.wallMilliseconds()

@@ -50,7 +50,7 @@ extension Reconciler {
         if let breach = probeCanary(name, instance, canary, driver, traffic) ?? rolloutAnalysis(name, app, rollout, traffic, desired.config.policy) {
             return abort(breach)
         }
-        guard !rollout.paused, let release = app.release.flatMap(OID.init(hex:)) else { return }
+        guard !rollout.paused, let release = app.release else { return }
         advance(name, rollout, traffic, instance, release: release, now: now)
     }
 
@@ -153,7 +153,7 @@ extension Reconciler {
     @discardableResult
     func abortRollout(_ name: String, reason: String, detectedAt: Int64, by asked: RolloutRequest?) -> OID? {
         guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance,
-              let release = app.release.flatMap(OID.init(hex:)), let tree = OID(hex: canary.tree) else { return nil }
+              let release = app.release, let tree = OID(hex: canary.tree) else { return nil }
         // The proxy follows the state at once: the stable version gets everything.
         record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease)))
         let zeroAt = clock.wallMilliseconds()
@@ -165,7 +165,7 @@ extension Reconciler {
                                                                                 ("reason", who), ("tookMs", String(zeroAt - detectedAt))])], on: release))
         let failure = fail(name, release: release, tree: tree, reason: asked == nil ? reason : who)
         guard let asked else {
-            return automaticRollback(failure) ? state.apps[name]?.lastRollback?.rollbackCommit.flatMap(OID.init(hex:)) : nil
+            return automaticRollback(failure) ? state.apps[name]?.lastRollback?.rollbackCommit : nil
         }
         record(.rollback(.decided(failure)))
         return writeOperatorRollback(name, to: rollout.stableRelease, undoing: release, request: asked)
@@ -173,7 +173,7 @@ extension Reconciler {
 
     /// The new version takes all traffic; the old one stops.
     func promote(_ name: String, by asked: RolloutRequest?) {
-        guard let app = state.apps[name], let rollout = app.rollout, let instance = app.instance, let release = app.release.flatMap(OID.init(hex:)) else { return }
+        guard let app = state.apps[name], let rollout = app.rollout, let instance = app.instance, let release = app.release else { return }
         var fields = [("version", instance.version), ("from", rollout.strategy == .canary ? "\(rollout.weight)%" : "blue-green")]
         if let asked { fields.append(("by", asked.actor)) }
         if let reason = asked?.reason { fields.append(("reason", reason)) }
@@ -191,7 +191,7 @@ extension Reconciler {
         logger.notice("\(name): the tip returns to \(rollout.stable.version), which still runs; switching traffic back to it")
         record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: release.hex)))
         retire(canary, of: name)
-        if let canaryRelease = app.release.flatMap(OID.init(hex:)) {
+        if let canaryRelease = app.release {
             record(.noted([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
                                                                                     ("reason", "the branch returned to \(rollout.stable.version)")])], on: canaryRelease))
         }

@@ -53,7 +53,7 @@ extension Reconciler {
         let inSoak = now - soakStart <= policy.soak.milliseconds
         let exits = (app.exits + [now]).filter { $0 >= soakStart && now - $0 <= policy.soak.milliseconds }
         if inSoak && exits.count >= policy.crashLoopRestarts, let tree = OID(hex: instance.tree) {
-            let release = app.release.flatMap(OID.init(hex:)) ?? tree
+            let release = app.release ?? tree
             record(.supervision(.crashLooping(app: name, exits: exits)))
             return fail(name, release: release, tree: tree,
                         reason: "crash-looping: exited \(exits.count) times within \(Int(Double(now - soakStart) / 1000))s of becoming healthy (last: \(why))")
@@ -84,7 +84,7 @@ extension Reconciler {
         let timeout = deployment.spec.health?.timeout.milliseconds ?? 60_000
         guard let app = state.apps[name], let since = app.unhealthySince, now - since >= timeout, let soakStart = app.healthySince,
               now - soakStart <= policy.soak.milliseconds, let tree = OID(hex: instance.tree) else { return nil }
-        let release = app.release.flatMap(OID.init(hex:)) ?? tree
+        let release = app.release ?? tree
         return fail(name, release: release, tree: tree, reason: "unhealthy for \(Duration(milliseconds: now - since)) during its soak window: \(problem ?? "")")
     }
 }

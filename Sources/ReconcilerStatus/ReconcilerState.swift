@@ -3,6 +3,7 @@ import Glibc
 #endif
 import DeployModel
 import FoundationEssentials
+import GitKit
 import Platforms
 import Rollback
 import Synchronization
@@ -16,14 +17,14 @@ public enum Health: String, Sendable, Codable {
 /// The timeline of the last automatic rollback of an app, in wall-clock
 /// milliseconds: failure noticed, rollback commit written, healthy again.
 public struct RollbackTimeline: Sendable, Codable, Equatable {
-    public var failedRelease: String
-    public var rollbackCommit: String?
+    public var failedRelease: OID
+    public var rollbackCommit: OID?
     public var failedAt: Int64
     public var committedAt: Int64?
     public var healthyAt: Int64?
     public var reason: String
 
-    package init(failedRelease: String, failedAt: Int64, reason: String) {
+    package init(failedRelease: OID, failedAt: Int64, reason: String) {
         self.failedRelease = failedRelease
         self.failedAt = failedAt
         self.reason = reason
@@ -38,15 +39,15 @@ public struct AppState: Sendable, Codable, Equatable {
     /// on restart and starts again, so nothing runs twice.
     public var pending: Instance?
     /// The commit that introduced the running tree (the app's release).
-    public var release: String?
+    public var release: OID?
     public var health: Health = .unknown
     public var lastError: String?
     /// The pin's tree when a pin holds the app.
-    public var heldByPin: String?
+    public var heldByPin: OID?
     /// A tree that failed to deploy; not retried until the desired tree changes.
-    public var failedTree: String?
+    public var failedTree: OID?
     /// The release commit that failed.
-    public var failedRelease: String?
+    public var failedRelease: OID?
     /// The last release that ran healthy.
     public var lastGood: KnownGood?
     /// When the running instance became healthy (wall ms): the soak window starts here.
@@ -63,12 +64,12 @@ public struct AppState: Sendable, Codable, Equatable {
     /// A failed release (commit) whose automatic rollback has not been
     /// decided yet: recorded with the failure, so that a reconciler killed
     /// before deciding decides after its restart.
-    public var undecidedFailure: String?
+    public var undecidedFailure: OID?
     /// The running release has an exec observe command (run on full passes).
     public var observes = false
     /// A rollback commit that is healthy and waits for the triggers' queries
     /// to be back under their thresholds before it is `verified`.
-    public var verifying: String?
+    public var verifying: OID?
     /// The running version's `traffic:` (the app is reached through a proxy).
     public var traffic: TrafficSettings?
     /// A canary or blue-green release under way; the previous version still runs.
@@ -84,11 +85,11 @@ public struct AppState: Sendable, Codable, Equatable {
 
 /// A commit that was refused as a whole.
 public struct RefusedCommit: Sendable, Codable, Equatable {
-    public var commit: String
+    public var commit: OID
     public var message: String
     public var details: [String]
 
-    package init(commit: String, message: String, details: [String]) {
+    package init(commit: OID, message: String, details: [String]) {
         self.commit = commit
         self.message = message
         self.details = details
@@ -100,9 +101,9 @@ public struct RefusedCommit: Sendable, Codable, Equatable {
 public struct ReconcilerState: Sendable, Codable, Equatable {
     public var format = 1
     /// The last commit the reconciler acted on; the tip must descend from it.
-    public var lastApplied: String?
+    public var lastApplied: OID?
     /// The tip seen last.
-    public var tip: String?
+    public var tip: OID?
     /// Why reconciliation is halted (a rewritten history), if it is.
     public var halted: String?
     /// The newest commit refused as invalid, while the tip is invalid.

@@ -84,7 +84,7 @@ public struct StatusReport: Sendable {
     public var needsHuman: [String] {
         var found: [String] = []
         if let halted { found.append(halted) }
-        if let invalid { found.append("tip \(invalid.commit.prefix(7)) is refused: \(invalid.message)") }
+        if let invalid { found.append("tip \(invalid.commit.short) is refused: \(invalid.message)") }
         for app in apps { if let why = app.needsHuman { found.append("\(app.name): \(why)") } }
         return found
     }
@@ -101,13 +101,13 @@ public struct StatusReport: Sendable {
         if let tip {
             do {
                 desired = try cache?.desired(repo, tip) ?? DesiredState.load(repo, commit: tip)
-                if refused?.commit != tip.hex { refused = nil }
+                if refused?.commit != tip { refused = nil }
             } catch let error as RewindError where error.code == .invalidState {
                 // Refused whether or not a reconciler has seen it yet.
-                if refused?.commit != tip.hex { refused = RefusedCommit(commit: tip.hex, message: error.message, details: error.diagnostics.map { "\($0)" }) }
+                if refused?.commit != tip { refused = RefusedCommit(commit: tip, message: error.message, details: error.diagnostics.map { "\($0)" }) }
             } catch {}
         }
-        var report = StatusReport(branch: repo.branchName, tip: tip?.hex, lastApplied: state.lastApplied, reconcilerPid: store.runningPid(),
+        var report = StatusReport(branch: repo.branchName, tip: tip?.hex, lastApplied: state.lastApplied?.hex, reconcilerPid: store.runningPid(),
                                   halted: state.halted, invalid: refused, lastError: state.lastError, apps: [])
         if repo.isMirror {
             report.remote = RemoteSyncStatus.read(gitDirectory: repo.git.gitDirectory)
@@ -119,7 +119,7 @@ public struct StatusReport: Sendable {
         for name in names {
             let app = state.apps[name] ?? AppState()
             var status = appStatus(name, app, desired: desired, repo: repo, report: report)
-            if let escalation = escalations[name], escalation.holds(desiredTree: status.desiredTree, appliedRelease: app.release ?? app.instance?.commit) {
+            if let escalation = escalations[name], escalation.holds(desiredTree: status.desiredTree, appliedRelease: app.release?.hex ?? app.instance?.commit) {
                 status.needsHuman = escalation.reason
                 status.waitingFor = "a human: \(escalation.reason)"
             }
@@ -143,11 +143,11 @@ public struct StatusReport: Sendable {
             version = spec?.version ?? version
         }
         var status = AppStatus(name: name, desiredVersion: version, desiredTree: tree?.hex, appliedVersion: app.instance?.version,
-                               appliedCommit: app.release ?? app.instance?.commit, appliedTree: app.instance?.tree, health: app.health,
+                               appliedCommit: app.release?.hex ?? app.instance?.commit, appliedTree: app.instance?.tree, health: app.health,
                                pin: pinVersion, lastError: app.lastError, waitingFor: "", pid: app.instance?.pid,
                                port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: nil)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
-        if let failedTree = app.failedTree, failedTree == tree?.hex { status.failed = app.lastError ?? "failed" }
+        if let failedTree = app.failedTree, failedTree == tree { status.failed = app.lastError ?? "failed" }
         status.startedAt = app.instance?.startedAt
         status.restarts = app.restarts
         if let traffic = app.traffic {
@@ -181,7 +181,7 @@ public struct StatusReport: Sendable {
     static func waitingFor(_ app: AppState, desiredTree: String?, report: StatusReport) -> String {
         if report.halted != nil { return "an operator: history was rewritten (rewind reconcile --accept-rewrite REV)" }
         if report.invalid != nil { return "a valid commit: the tip is refused" }
-        if let failed = app.failedTree, failed == desiredTree { return "a new commit: this release failed (fix forward or roll back)" }
+        if let failed = app.failedTree, failed.hex == desiredTree { return "a new commit: this release failed (fix forward or roll back)" }
         switch app.health {
         case .starting: return "health checks to pass"
         case .restarting: return "a restart (backoff)"

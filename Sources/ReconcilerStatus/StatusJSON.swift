@@ -9,7 +9,7 @@ extension StatusReport {
             ("branch", .string(r.branch)), ("tip", .optional(r.tip)), ("lastApplied", .optional(r.lastApplied)),
             ("reconcilerPid", r.reconcilerPid.map { .number(Int64($0)) } ?? .null),
             ("halted", .optional(r.halted)),
-            ("refused", r.invalid.map { .object([("commit", .string($0.commit)), ("message", .string($0.message)), ("details", .array($0.details.map { .string($0) }))]) } ?? .null),
+            ("refused", r.invalid.map { .object([("commit", .string($0.commit.hex)), ("message", .string($0.message)), ("details", .array($0.details.map { .string($0) }))]) } ?? .null),
             ("error", .optional(r.lastError)),
             ("needsHuman", .array(r.needsHuman.map { .string($0) })),
             ("apps", .array(r.apps.map(\.json))),
@@ -51,7 +51,7 @@ extension AppStatus {
             ("traffic", a.traffic.map { $0.json(app: a.name, applied: a.appliedVersion) } ?? .null),
             ("lastRollback", a.lastRollback.map { t in
                 .object([
-                    ("failedRelease", .string(t.failedRelease)), ("rollbackCommit", .optional(t.rollbackCommit)), ("reason", .string(t.reason)),
+                    ("failedRelease", .string(t.failedRelease.hex)), ("rollbackCommit", .optional(t.rollbackCommit?.hex)), ("reason", .string(t.reason)),
                     ("failedAt", .time(t.failedAt)), ("committedAt", JSON.time(t.committedAt)),
                     ("healthyAt", JSON.time(t.healthyAt)),
                 ])

@@ -43,7 +43,7 @@ public struct WaitCondition: Sendable {
     /// commit written since the wait began (see `automaticRollbacks`).
     public func judge(_ report: StatusReport, rolledBack: [String: String] = [:]) -> WaitVerdict {
         if let halted = report.halted { return .needsHuman(halted) }
-        if let refused = report.invalid { return .needsHuman("the tip \(refused.commit.prefix(7)) is refused: \(refused.message)") }
+        if let refused = report.invalid { return .needsHuman("the tip \(refused.commit.short) is refused: \(refused.message)") }
         let names = apps.isEmpty ? report.apps.map(\.name) : apps
         var waiting: [String: String] = [:]
         for name in names {

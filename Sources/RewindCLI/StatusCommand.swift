@@ -63,7 +63,7 @@ struct StatusCommand: ParsableCommand {
             + (r.reconcilerPid.map { "reconciler running (pid \($0))" } ?? "no reconciler running")]
         if let halted = r.halted { lines.append("HALTED: \(halted)") }
         if let invalid = r.invalid {
-            lines.append("REFUSED \(invalid.commit.prefix(7)): \(invalid.message)")
+            lines.append("REFUSED \(invalid.commit.short): \(invalid.message)")
             lines += invalid.details.map { "  \($0)" }
             lines.append("  repair: fix the files in a new commit, or undo the commit that broke them (`rewind revert HEAD` for the tip)")
         }
@@ -86,7 +86,7 @@ struct StatusCommand: ParsableCommand {
         for a in r.apps {
             if let error = a.lastError { lines.append("\(a.name): \(error)") }
             if let t = a.lastRollback, let committed = t.committedAt {
-                var line = "\(a.name): automatic rollback \(t.rollbackCommit.map { String($0.prefix(7)) } ?? "?"): failure to commit \(committed - t.failedAt) ms"
+                var line = "\(a.name): automatic rollback \(t.rollbackCommit?.short ?? "?"): failure to commit \(committed - t.failedAt) ms"
                 if let healthy = t.healthyAt { line += ", commit to healthy \(healthy - committed) ms" }
                 lines.append(line)
             }
@@ -167,7 +167,7 @@ struct StatusCommand: ParsableCommand {
                 continue
             }
             let now = Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds())
-            var lines: [(String, String)] = [("", [report.halted.map { "halted: \($0)" }, report.invalid.map { "refused \($0.commit.prefix(7)): \($0.message)" }]
+            var lines: [(String, String)] = [("", [report.halted.map { "halted: \($0)" }, report.invalid.map { "refused \($0.commit.short): \($0.message)" }]
                 .compactMap { $0 }.joined(separator: "; "))]
             for a in apps {
                 let line = format == .json ? a.json.serialised

@@ -248,11 +248,11 @@ final class EventWatcher: Service, Sendable {
     /// What a person sees of the status: a change here is worth an event
     /// (a probe's timestamp is not).
     static func visible(_ report: StatusReport) -> [String] {
-        var lines = [report.tip ?? "-", report.lastApplied ?? "-", report.halted ?? "-", report.invalid?.commit ?? "-", report.lastError ?? "-",
+        var lines = [report.tip ?? "-", report.lastApplied ?? "-", report.halted ?? "-", report.invalid?.commit.hex ?? "-", report.lastError ?? "-",
                      "\(report.unpushed.count)", report.remote?.lastError ?? "-", "\(report.remote?.lastSuccessAt ?? 0)"]
         for a in report.apps {
             lines.append([a.name, a.desiredVersion ?? "-", a.appliedVersion ?? "-", a.appliedCommit ?? "-", a.health.rawValue, a.pin ?? "-", a.lastError ?? "-",
-                          a.waitingFor, a.needsHuman ?? "-", a.failed ?? "-", "\(a.restarts)", a.lastRollback?.rollbackCommit ?? "-"].joined(separator: "\u{1}"))
+                          a.waitingFor, a.needsHuman ?? "-", a.failed ?? "-", "\(a.restarts)", a.lastRollback?.rollbackCommit?.hex ?? "-"].joined(separator: "\u{1}"))
         }
         return lines
     }

@@ -106,7 +106,7 @@ enum WebPage {
         main += ".</p>\n"
         if let halted = report.halted { main += message("Halted: \(halted)") + "\n" }
         if let refused = report.invalid {
-            main += "<section class=\"message message-error\" aria-labelledby=\"refused-title\"><h2 id=\"refused-title\">Refused tip \(commitLink(refused.commit))</h2><p>\(e(refused.message))</p>"
+            main += "<section class=\"message message-error\" aria-labelledby=\"refused-title\"><h2 id=\"refused-title\">Refused tip \(commitLink(refused.commit.hex))</h2><p>\(e(refused.message))</p>"
             if !refused.details.isEmpty { main += "<ul class=\"diagnostics\">" + refused.details.map { "<li><code>\(e($0))</code></li>" }.joined() + "</ul>" }
             main += "</section>\n"
         }
@@ -128,7 +128,7 @@ enum WebPage {
             main += "<td>\(health(app.health.rawValue))\(app.healthIsLive ? "" : " <span class=\"hint\">(last seen)</span>")</td>"
             main += "<td>\(app.pin.map { "<span class=\"pin\">pinned to \(e(short($0)))</span>" } ?? "-")</td><td>\(e(app.waitingFor))</td>"
             main += "<td class=\"error-text\">\(e(problem(app) ?? ""))</td>"
-            main += "<td>\(app.lastRollback.map { ($0.rollbackCommit.map { commitLink($0) + " " } ?? "") + e($0.reason) } ?? "-")</td>"
+            main += "<td>\(app.lastRollback.map { ($0.rollbackCommit.map { commitLink($0.hex) + " " } ?? "") + e($0.reason) } ?? "-")</td>"
             main += "<td>\(viewer.canWrite ? "<a class=\"button\" href=\"/apps/\(u(app.name))/rollback\">Roll back…</a>" : "")</td></tr>\n"
         }
         main += "</tbody></table></div>\n"

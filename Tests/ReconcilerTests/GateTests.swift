@@ -20,7 +20,7 @@ import TestSupport
         let bad = try world.harness.commit("broken blog")
         world.converge()
         let refused = try #require(world.state.invalid)
-        #expect(refused.commit == bad)
+        #expect(refused.commit.hex == bad)
         // The file has two lines: the problem at its end is on the last one.
         #expect(refused.details.joined(separator: "\n").contains("apps/blog/app.yaml:2: error: malformed YAML"), "\(refused.details)")
         #expect(world.app("site").instance?.version == "1.0.0")

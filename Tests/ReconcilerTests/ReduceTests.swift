@@ -71,7 +71,7 @@ import Testing
         let tree = OID(hex: String(repeating: "e", count: 40))!
         let r = Reconciler.reduce(state, .release(.failed(Failure(app: "api", release: release, reason: "not healthy within 1s"), tree: tree, version: "2.0.0")), now: 5)
         let app = r.state.apps["api"]
-        #expect(app?.health == .failed && app?.failedTree == tree.hex && app?.undecidedFailure == release.hex)
+        #expect(app?.health == .failed && app?.failedTree == tree && app?.undecidedFailure == release)
         #expect(names(r.effects) == ["note", "releaseApplied", "log error"])
         guard case .note(let entries, let on) = r.effects.first else { Issue.record("no note"); return }
         #expect(on == release && entries.first?.summary.contains("version=2.0.0") == true, "\(entries)")
