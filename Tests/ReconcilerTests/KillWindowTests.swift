@@ -55,7 +55,7 @@ import TestSupport
             h.extraEnvironment = [:]
             try h.start()
             try h.waitHealthy("api", "1.0.0")
-            try h.waitUntil("the unrecorded process is stopped") { orphans.allSatisfy { kill($0, 0) != 0 } }
+            try TestProcess.waitUntilEnded(orphans, "the unrecorded process is stopped", timeout: 30) { h.log }
             let running = try #require(try h.applied("api").pid)
             #expect(!orphans.contains(running))
             #expect(h.log.contains("started by a reconciler that did not finish"))

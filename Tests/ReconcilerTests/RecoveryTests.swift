@@ -85,7 +85,7 @@ extension RecoveryTests {
             }
             h.kill9()
             try h.start()
-            try h.waitUntil("the unconfirmed process is stopped") { pendingPid.map { kill($0, 0) != 0 } ?? false }
+            try TestProcess.waitUntilEnded([try #require(pendingPid)], "the unconfirmed process is stopped", timeout: 30) { h.log }
             try FileManager.default.removeItem(atPath: gate)
             try h.waitHealthy("api", "2.0.0")
             let newPid = try h.applied("api").pid

@@ -19,7 +19,7 @@ import TestSupport
             #expect((try h.app("api")["healthIsLive"] as? Bool) == false)
             // The app dies while nothing supervises it: --once starts it again, and says so.
             kill(pid, SIGKILL)
-            try h.waitUntil("the app is gone") { kill(pid, 0) != 0 }
+            try TestProcess.waitUntilEnded([pid], "the app is gone", timeout: 30) { h.log }
             let once = try rewind(["reconcile", "--once", "--repo", h.repo, "--state-dir", h.stateDir, "--artifact-root", h.artifacts])
             #expect(once.status == 0, "\(once.stderr)")
             #expect(!once.stderr.contains("restarting"), "\(once.stderr)")

@@ -22,7 +22,7 @@ import TestSupport
             let running = try #require(try h.applied("api").pid)
             #expect(h.stop() == 0)
             let pid = try #require(pending)
-            try waitFor("both versions are stopped", timeout: 15) { kill(pid, 0) != 0 && kill(running, 0) != 0 }
+            try TestProcess.waitUntilEnded([pid, running], "both versions are stopped") { h.log }
         }
     }
 
@@ -38,7 +38,7 @@ import TestSupport
             }
             #expect(h.stop() == 0)
             let pid = try #require(pending)
-            try waitFor("the release is stopped", timeout: 15) { kill(pid, 0) != 0 }
+            try TestProcess.waitUntilEnded([pid], "the release is stopped") { h.log }
         }
     }
 }

@@ -25,7 +25,7 @@ import TestSupport
             try h.waitHealthy("api", "1.0.0")
             guard let pid = try h.applied("api").pid else { throw TestFailure("no pid") }
             #expect(h.stop() == 0)
-            #expect(kill(pid, 0) != 0, "SIGTERM to the reconciler stops its apps")
+            #expect(!TestProcess.runs(pid), "SIGTERM to the reconciler stops its apps: \(TestProcess.describe(pid))")
         }
     }
 }

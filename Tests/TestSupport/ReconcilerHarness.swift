@@ -321,3 +321,32 @@ public func execApp(_ name: String, version: String, dependsOn: [String] = [], a
     for script in ["apply.sh", "apply-fails.sh", "apply-hangs.sh", "apply-slow.sh", "health.sh", "observe.sh"] { files[script] = try execScript(script) }
     return HarnessApp(name, dependsOn: dependsOn, appYAML: execAppYAML(version: version, apply: apply, observe: observe, timeout: timeout), files: files)
 }
+
+/// Processes as the tests see them. A process that has ended but is not
+/// reaped yet (a zombie) runs nothing: on a host whose PID 1 reaps late
+/// (this VM's does), an orphan that ended stays a zombie for a while, and
+/// `kill(pid, 0)` still succeeds for it.
+public enum TestProcess {
+    /// True when `pid` runs (not ended, not a zombie).
+    public static func runs(_ pid: Int32) -> Bool { ProcessProbe.isAlive(pid) }
+
+    /// `pid`'s state, parent and command line, for a failure message.
+    public static func describe(_ pid: Int32) -> String {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return "pid \(pid): gone" }
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        let cmdline = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8))?.replacingOccurrences(of: "\0", with: " ") ?? ""
+        return "pid \(pid): state \(fields.first ?? "?"), parent \(fields.count > 1 ? String(fields[1]) : "?"), command '\(cmdline)'"
+    }
+}
+
+extension TestProcess {
+    /// Waits until none of `pids` runs; on timeout the error says what each
+    /// one is then, and `context` (a reconciler's log).
+    public static func waitUntilEnded(_ pids: [Int32], _ what: String, timeout: Double = 15, context: () -> String = { "" }) throws {
+        do {
+            try waitFor(what, timeout: timeout) { pids.allSatisfy { !runs($0) } }
+        } catch {
+            throw TestFailure("\(error): \(pids.map(describe).joined(separator: "; "))\n\(context().suffix(2_000))")
+        }
+    }
+}
