@@ -42,11 +42,7 @@ public enum DaemonHandOver {
 
     /// `rewind-daemon` in this executable's directory.
     static func daemonPath() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let me = count > 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
-        let directory = me.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        return (directory.isEmpty ? "." : directory) + "/rewind-daemon"
+        (Spawn.executableDirectory() ?? ".") + "/rewind-daemon"
     }
 }
 

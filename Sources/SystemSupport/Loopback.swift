@@ -35,13 +35,7 @@ public enum Loopback {
 
     /// The first port of the kernel's ephemeral range (32768 when it cannot be read).
     static func ephemeralRangeStart() -> Int {
-        let fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY)
-        guard fd >= 0 else { return 32_768 }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        let count = read(fd, &buffer, buffer.count)
-        guard count > 0 else { return 32_768 }
-        let text = String(decoding: buffer[0..<count], as: UTF8.self)
+        let text = FileIO.readText("/proc/sys/net/ipv4/ip_local_port_range") ?? ""
         return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
     }
 
