@@ -14,17 +14,7 @@ rewind=$(realpath "${1:?usage: core.sh PATH-TO-REWIND PATH-TO-EARLIER-REWIND [--
 before=$(realpath "${2:?usage: core.sh PATH-TO-REWIND PATH-TO-EARLIER-REWIND [--runs N]}")
 runs=${4:-20}
 here=$(cd "$(dirname "$0")" && pwd)
-data="$here/data"
-repo="$data/synthetic"
-results="$data/results"
-mkdir -p "$results"
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
-if [ ! -f "$repo/.generated" ]; then
-  echo "generating the synthetic repository (once; a few minutes)..."
-  rm -rf "$repo"
-  python3 "$here/generate.py" "$repo"
-  touch "$repo/.generated"
-fi
+. "$here/synthetic.sh"
 medians() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f" % (x["median"]*1000) for x in r))' "$1"; }
 
 echo "== 1. start-up: --version, whole process"
@@ -40,8 +30,6 @@ for c in core-now core-before core-git; do
   [ -d "$data/clone-$c" ] || git clone -q "$repo" "$data/clone-$c"
   git -C "$data/clone-$c" reset -q --hard "$tip"
 done
-export REWIND_ARTIFACT_ROOT="$data/artifacts"
-mkdir -p "$data/artifacts/shared"; touch "$data/artifacts/shared/runtime.tar.gz"
 hyperfine -N -w 2 -r "$runs" --export-json "$results/core-revert.json" \
   --prepare "git -C $data/clone-core-now reset -q --hard $tip" "$rewind revert $target --repo $data/clone-core-now" \
   --prepare "git -C $data/clone-core-before reset -q --hard $tip" "$before revert $target --repo $data/clone-core-before" \

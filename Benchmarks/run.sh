@@ -11,20 +11,7 @@ set -euo pipefail
 rewind=$(realpath "${1:?usage: run.sh PATH-TO-REWIND [--runs N]}")
 runs=${3:-15}
 here=$(cd "$(dirname "$0")" && pwd)
-data="$here/data"
-repo="$data/synthetic"
-results="$data/results"
-mkdir -p "$results" "$data/artifacts/shared"
-touch "$data/artifacts/shared/runtime.tar.gz"
-export REWIND_ARTIFACT_ROOT="$data/artifacts"
-export GIT_AUTHOR_NAME=Bench GIT_AUTHOR_EMAIL=bench@example.com GIT_COMMITTER_NAME=Bench GIT_COMMITTER_EMAIL=bench@example.com
-
-if [ ! -f "$repo/.generated" ]; then
-  echo "generating the synthetic repository (once; a few minutes)..."
-  rm -rf "$repo"
-  python3 "$here/generate.py" "$repo"
-  touch "$repo/.generated"
-fi
+. "$here/synthetic.sh"
 tip=$(git -C "$repo" rev-parse main)
 echo "repository: $(git -C "$repo" rev-list --count main) commits, $(git -C "$repo" ls-tree -d --name-only main:apps | wc -l) apps"
 
