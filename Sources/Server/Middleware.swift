@@ -2,6 +2,7 @@ import DeployModel
 import FoundationEssentials
 import HTTPTypes
 import Hummingbird
+import Logging
 import SystemSupport
 
 /// Path parameters as the API's document describes them
@@ -58,5 +59,59 @@ struct MethodNotAllowed<Context: RequestContext>: RouterMiddleware {
             response.headers[.allow] = allow
             return response
         }
+    }
+}
+
+/// Who may call a route: checked by `Authorized` before its handler runs.
+enum Access: Sendable {
+    /// Anyone who reaches the port (probes, metrics, the web UI, whose pages sign in themselves).
+    case open
+    /// The hook token (`--hook-token-file`), when one is configured.
+    case hook
+    /// A token or a session, unless reads are public (`Routes.authorizeRead`).
+    case read
+    /// A bearer token, or a session with its CSRF token; the caller becomes `context.actor`.
+    case write
+}
+
+/// Refuses a caller the route's `Access` does not let in (401 or 403,
+/// before the handler and before the body is read).
+struct Authorized: RouterMiddleware {
+    typealias Context = ServeContext
+    let access: Access
+    let routes: Routes
+
+    func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
+        var context = context
+        switch access {
+        case .open: break
+        case .hook: try routes.authorizeHook(request)
+        case .read: try routes.authorizeRead(request)
+        case .write: context.actor = try routes.authorizeWrite(request)
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Every answer of a route, counted in `rewind_http_requests_total` under
+/// the route's label. A `RequestError` becomes its JSON answer; any other
+/// error stays in the log, and the client learns only that it failed (500).
+struct Counted<Context: RequestContext>: RouterMiddleware {
+    let label: String
+    let metrics: Metrics
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as RequestError {
+            response = error.jsonResponse
+        } catch {
+            logger.error("\(label): \(error)")
+            response = json(500, .object([("error", .string("internal error; the server log has the details"))]))
+        }
+        metrics.count("rewind_http_requests_total", [("route", label), ("code", String(response.status.code))])
+        return response
     }
 }

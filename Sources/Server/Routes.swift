@@ -53,70 +53,69 @@ struct Routes {
         addHookRoutes(router)
         addReadRoutes(router)
         addWriteRoutes(router)
-        router.get("api/v1/events") { request, context in await events(request, closed: context.connectionClosed) }
+        on(router, .get, "api/v1/events", "api/v1/events", .read) { request, context in try events(request, closed: context.connectionClosed) }
         addWebRoutes(router)
         // The API's description, from the routes themselves.
         let served = router.routes.map { (method: $0.method, path: $0.path.description) } + [(method: .get, path: "api/v1/openapi.json")]
         let document = APIDocument.json(served, hookToken: options.hookToken != nil)
-        router.get("api/v1/openapi.json") { _, _ in respond("api/v1/openapi.json") { json(200, document) } }
+        on(router, .get, "api/v1/openapi.json", "api/v1/openapi.json", .open) { _, _ in json(200, document) }
         // A known path with another method (TRACE included): 405 and the
         // methods it takes, read from the router so that no route is forgotten.
         router.add(middleware: MethodNotAllowed(routes: router.routes.map { ($0.path.description, $0.method) }))
         return router
     }
 
+    /// Adds a route: who may call it (`Authorized`), and its answers
+    /// counted under `label` with errors mapped to their status (`Counted`).
+    func on(_ router: Router<ServeContext>, _ method: HTTPRequest.Method, _ path: String, _ label: String, _ access: Access,
+            _ handler: @escaping @Sendable (Request, ServeContext) async throws -> Response) {
+        router.group(RouterPath(path))
+            .add(middleware: Counted(label: label, metrics: metrics, logger: logger))
+            .add(middleware: Authorized(access: access, routes: self))
+            .on("", method: method, use: handler)
+    }
+
     /// Liveness, readiness and metrics: open to anyone who reaches the port.
     func addProbeRoutes(_ router: Router<ServeContext>) {
-        router.get("healthz") { _, _ in respond("healthz") { text(200, "ok\n") } }
-        router.get("readyz") { _, _ in
-            respond("readyz") { readiness.isReady ? text(200, "ready\n") : text(503, "the reconciler has not finished its first pass\n") }
+        on(router, .get, "healthz", "healthz", .open) { _, _ in text(200, "ok\n") }
+        on(router, .get, "readyz", "readyz", .open) { _, _ in
+            readiness.isReady ? text(200, "ready\n") : text(503, "the reconciler has not finished its first pass\n")
         }
-        router.get("metrics") { _, _ in respond("metrics") { text(200, metrics.text(), type: "text/plain; version=0.0.4") } }
+        on(router, .get, "metrics", "metrics", .open) { _, _ in text(200, metrics.text(), type: "text/plain; version=0.0.4") }
     }
 
     /// Alertmanager's and the git host's webhooks, each with its own secret.
     func addHookRoutes(_ router: Router<ServeContext>) {
-        router.post("hooks/alertmanager") { request, _ in
-            await respondAsync("hooks/alertmanager") {
-                try authorizeHook(request)
-                let payload = try AlertmanagerPayload.parse(try await body(request))
-                let decisions = await desk.handle(payload, receivedAt: Clock.wallMilliseconds())
-                return json(200, .object([("decisions", .array(decisions.map(\.json)))]))
-            }
+        on(router, .post, "hooks/alertmanager", "hooks/alertmanager", .hook) { request, _ in
+            let payload = try AlertmanagerPayload.parse(try await body(request))
+            let decisions = await desk.handle(payload, receivedAt: Clock.wallMilliseconds())
+            return json(200, .object([("decisions", .array(decisions.map(\.json)))]))
         }
-        router.post("hooks/git") { request, _ in
-            await respondAsync("hooks/git") {
-                let bytes = try await body(request)
-                let delivery = try GitPushHook.verify(headers: request.headers, body: bytes, secret: options.gitHookSecret)
-                guard deliveries.firstTime(delivery.id) else {
-                    return json(200, .object([("result", .string("duplicate")), ("delivery", .optional(delivery.id))]))
-                }
-                guard let loop = options.syncLoop else {
-                    return json(200, .object([("result", .string("local repository: nothing to fetch")), ("provider", .string(delivery.provider))]))
-                }
-                loop.trigger()
-                metrics.count("rewind_git_push_hooks_total", [("provider", delivery.provider)])
-                return json(202, .object([("result", .string("fetching")), ("provider", .string(delivery.provider)), ("delivery", .optional(delivery.id))]))
+        // Authenticated by the git host's signature over the body, not by a token.
+        on(router, .post, "hooks/git", "hooks/git", .open) { request, _ in
+            let bytes = try await body(request)
+            let delivery = try GitPushHook.verify(headers: request.headers, body: bytes, secret: options.gitHookSecret)
+            guard deliveries.firstTime(delivery.id) else {
+                return json(200, .object([("result", .string("duplicate")), ("delivery", .optional(delivery.id))]))
             }
+            guard let loop = options.syncLoop else {
+                return json(200, .object([("result", .string("local repository: nothing to fetch")), ("provider", .string(delivery.provider))]))
+            }
+            loop.trigger()
+            metrics.count("rewind_git_push_hooks_total", [("provider", delivery.provider)])
+            return json(202, .object([("result", .string("fetching")), ("provider", .string(delivery.provider)), ("delivery", .optional(delivery.id))]))
         }
     }
 
     /// The API's reads: status, apps, releases, incidents, the audit.
     func addReadRoutes(_ router: Router<ServeContext>) {
-        router.get("api/v1/status") { request, _ in
-            await respondAsync("api/v1/status") { try authorizeRead(request); return json(200, try await desk.status().json) }
-        }
-        router.get("api/v1/apps") { request, _ in
-            await respondAsync("api/v1/apps") { try authorizeRead(request); return json(200, .array(try await desk.status().apps.map(\.json))) }
-        }
-        router.get("api/v1/apps/:app/releases") { request, context in
-            await respondAsync("api/v1/apps/releases") {
-                try authorizeRead(request)
-                let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 20
-                guard limit >= 0 else { throw RequestError(400, "limit must be 0 (all) or a positive number") }
-                let bytes = try await desk.releases(app: context.parameters.get("app"), limit: limit)
-                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
-            }
+        on(router, .get, "api/v1/status", "api/v1/status", .read) { _, _ in json(200, try await desk.status().json) }
+        on(router, .get, "api/v1/apps", "api/v1/apps", .read) { _, _ in json(200, .array(try await desk.status().apps.map(\.json))) }
+        on(router, .get, "api/v1/apps/:app/releases", "api/v1/apps/releases", .read) { request, context in
+            let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 20
+            guard limit >= 0 else { throw RequestError(400, "limit must be 0 (all) or a positive number") }
+            let bytes = try await desk.releases(app: context.parameters.get("app"), limit: limit)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
         // One resource named by the path's last parameter.
         let resources: [(path: String, route: String, parameter: String, read: @Sendable (RollbackDesk, String) async throws -> JSON)] = [
@@ -125,44 +124,31 @@ struct Routes {
             ("api/v1/incidents/:commit", "api/v1/incidents", "commit", { try await $0.incident($1) }),
         ]
         for resource in resources {
-            router.get(RouterPath(resource.path)) { request, context in
-                await respondAsync(resource.route) {
-                    try authorizeRead(request)
-                    guard let name = context.parameters.get(resource.parameter) else { throw RequestError(404, "no \(resource.parameter) in the path") }
-                    return json(200, try await resource.read(desk, name))
-                }
+            on(router, .get, resource.path, resource.route, .read) { _, context in
+                guard let name = context.parameters.get(resource.parameter) else { throw RequestError(404, "no \(resource.parameter) in the path") }
+                return json(200, try await resource.read(desk, name))
             }
         }
-        router.get("api/v1/audit") { request, _ in
-            await respondAsync("api/v1/audit") {
-                try authorizeRead(request)
-                let q = request.uri.queryParameters
-                let apps = q.getAll("app").flatMap { $0.split(separator: ",").map(String.init) }
-                return json(200, try await desk.audit(apps: apps, since: q.get("since"), until: q.get("until"), reworkWindow: q.get("reworkWindow")).json)
-            }
+        on(router, .get, "api/v1/audit", "api/v1/audit", .read) { request, _ in
+            let q = request.uri.queryParameters
+            let apps = q.getAll("app").flatMap { $0.split(separator: ",").map(String.init) }
+            return json(200, try await desk.audit(apps: apps, since: q.get("since"), until: q.get("until"), reworkWindow: q.get("reworkWindow")).json)
         }
     }
 
-    /// The API's writes: rollback, pin and unpin, each a commit.
+    /// The API's writes: rollback, pin and unpin, each a commit by the caller (`context.actor`).
     func addWriteRoutes(_ router: Router<ServeContext>) {
-        router.post("api/v1/apps/:app/rollback") { request, context in
-            await respondAsync("api/v1/apps/rollback") {
-                let actor = try authorizeWrite(request)
-                let bytes = try await body(request)
-                let input = try RollbackInput.parse(bytes)
-                guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
-                return json(200, try await desk.write(.rollback(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
-            }
+        on(router, .post, "api/v1/apps/:app/rollback", "api/v1/apps/rollback", .write) { request, context in
+            let input = try RollbackInput.parse(try await body(request))
+            guard let app = context.parameters.get("app"), let actor = context.actor else { throw RequestError(404, "no app in the path") }
+            return json(200, try await desk.write(.rollback(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
         }
         for unpin in [false, true] {
-            router.post("api/v1/apps/:app/\(unpin ? "unpin" : "pin")") { request, context in
-                await respondAsync(unpin ? "api/v1/apps/unpin" : "api/v1/apps/pin") {
-                    let actor = try authorizeWrite(request)
-                    let input = try RollbackInput.parse(try await body(request))
-                    guard let app = context.parameters.get("app") else { throw RequestError(404, "no app in the path") }
-                    if unpin, input.to != nil { throw RequestError(400, "field 'to' is for pin; unpin releases the hold") }
-                    return json(200, try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
-                }
+            on(router, .post, "api/v1/apps/:app/\(unpin ? "unpin" : "pin")", unpin ? "api/v1/apps/unpin" : "api/v1/apps/pin", .write) { request, context in
+                let input = try RollbackInput.parse(try await body(request))
+                guard let app = context.parameters.get("app"), let actor = context.actor else { throw RequestError(404, "no app in the path") }
+                if unpin, input.to != nil { throw RequestError(400, "field 'to' is for pin; unpin releases the hold") }
+                return json(200, try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
             }
         }
     }
@@ -223,25 +209,20 @@ struct Routes {
     /// `rollback`, `notes`) until the client goes or the server stops.
     /// A client that hangs up ends its stream at once (`closed`), not at
     /// the next event or keep-alive: its place among the 256 is free again.
-    private func events(_ request: Request, closed: EventLoopFuture<Void>) async -> Response {
-        do {
-            try authorizeRead(request)
-        } catch {
-            return finish("api/v1/events", .failure(error))
-        }
+    private func events(_ request: Request, closed: EventLoopFuture<Void>) throws(RequestError) -> Response {
         guard let stream = hub.subscribe(until: closed) else {
-            return finish("api/v1/events", .failure(RequestError(503, "too many event streams are open, or the server is stopping; retry later")))
+            throw RequestError(503, "too many event streams are open, or the server is stopping; retry later")
         }
-        return count("api/v1/events", Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: ResponseBody { writer in
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-store"], body: ResponseBody { writer in
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             for await event in stream { try await writer.write(ByteBuffer(string: event.wire)) }
             try await writer.finish(nil)
-        }))
+        })
     }
 
     /// Checks the hook token (`Authorization: Bearer <token>`) in constant
     /// time; without one configured, hooks are open.
-    private func authorizeHook(_ request: Request) throws(RequestError) {
+    func authorizeHook(_ request: Request) throws(RequestError) {
         guard let token = options.hookToken else { return }
         guard let given = Self.bearerToken(request), constantTimeEqual(Array(given.utf8), Array(token.utf8)) else {
             throw RequestError(401, "missing or wrong bearer token")
@@ -266,27 +247,6 @@ struct Routes {
             throw RequestError(400, "the request body could not be read")
         }
     }
-
-    func respond(_ route: String, _ body: () throws -> Response) -> Response {
-        finish(route, Result { try body() })
-    }
-
-    func respondAsync(_ route: String, _ body: () async throws -> Response) async -> Response {
-        do { return finish(route, .success(try await body())) } catch { return finish(route, .failure(error)) }
-    }
-
-    func finish(_ route: String, _ result: Result<Response, any Error>) -> Response {
-        let response: Response
-        switch result {
-        case .success(let r): response = r
-        case .failure(let error as RequestError): response = error.jsonResponse
-        case .failure(let error):
-            // Internal error types stay in the log; the client learns only that it failed.
-            logger.error("\(route): \(error)")
-            response = json(500, .object([("error", .string("internal error; the server log has the details"))]))
-        }
-        return count(route, response)
-    }
 }
 
 /// A request's context: Hummingbird's, plus the peer's address (the
@@ -296,6 +256,8 @@ struct ServeContext: RequestContext, RemoteAddressRequestContext {
     let remoteAddress: SocketAddress?
     /// Completes when the client's connection closes.
     let connectionClosed: EventLoopFuture<Void>
+    /// Who writes (`Access.write`), set once the caller is authorized.
+    var actor: Actor?
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

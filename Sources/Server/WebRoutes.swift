@@ -28,17 +28,17 @@ extension Routes {
 
     /// Assets, sign-in and sign-out.
     func addSessionRoutes(_ router: Router<ServeContext>) {
-        router.get("ui/:asset") { request, context in
-            respond("ui/asset") { asset(context.parameters.get("asset") ?? "", ifNoneMatch: request.headers[.ifNoneMatch]) }
+        on(router, .get, "ui/:asset", "ui/asset", .open) { request, context in
+            asset(context.parameters.get("asset") ?? "", ifNoneMatch: request.headers[.ifNoneMatch])
         }
-        router.get("login") { request, _ in
+        on(router, .get, "login", "login", .open) { request, _ in
             let next = Self.safeNext(request.uri.queryParameters.get("next"))
-            if session(request) != nil { return count("login", Self.redirect(next)) }
-            return count("login", page(200, WebPage.signIn(next: next, problem: credentials.isEmpty ? Self.noTokens : nil)))
+            if session(request) != nil { return Self.redirect(next) }
+            return page(200, WebPage.signIn(next: next, problem: credentials.isEmpty ? Self.noTokens : nil))
         }
-        router.post("login") { request, context in await signIn(request, from: context.peer) }
-        router.post("logout") { request, _ in
-            await webForm("logout", request) { _, _, _ in
+        on(router, .post, "login", "login", .open) { request, context in await signIn(request, from: context.peer) }
+        on(router, .post, "logout", "logout", .open) { request, _ in
+            await webForm(request) { _, _, _ in
                 sessions.end(request.cookies[Sessions.cookieName]?.value)
                 var response = Self.redirect("/login")
                 response.headers[.setCookie] = cookie("", maxAge: 0, request: request)
@@ -49,11 +49,11 @@ extension Routes {
 
     /// The pages: overview, an app, a release, the audit.
     func addPageRoutes(_ router: Router<ServeContext>) {
-        router.get("/") { request, _ in
-            await webPage("ui/overview", request) { viewer in page(200, WebPage.overview(try await desk.status(), viewer: viewer)) }
+        on(router, .get, "/", "ui/overview", .open) { request, _ in
+            await webPage(request) { viewer in page(200, WebPage.overview(try await desk.status(), viewer: viewer)) }
         }
-        router.get("apps/:app") { request, context in
-            await webPage("ui/app", request) { viewer in
+        on(router, .get, "apps/:app", "ui/app", .open) { request, context in
+            await webPage(request) { viewer in
                 let name = context.parameters.get("app") ?? ""
                 let number = request.uri.queryParameters.get("page") ?? "1"
                 guard let page = Int(number), page >= 1, page <= 1_000_000 else { throw RequestError(400, "page '\(Bounded.text(number, limit: 32))' is not a page number (1, 2, ...)") }
@@ -61,13 +61,13 @@ extension Routes {
                 return self.page(200, WebPage.app(try await desk.appPage(name, page: page), viewer: viewer, notice: notice))
             }
         }
-        router.get("releases/:commit") { request, context in
-            await webPage("ui/release", request) { viewer in
+        on(router, .get, "releases/:commit", "ui/release", .open) { request, context in
+            await webPage(request) { viewer in
                 page(200, WebPage.release(try await desk.release(context.parameters.get("commit") ?? ""), viewer: viewer))
             }
         }
-        router.get("audit") { request, _ in
-            await webPage("ui/audit", request) { viewer in
+        on(router, .get, "audit", "ui/audit", .open) { request, _ in
+            await webPage(request) { viewer in
                 let q = request.uri.queryParameters
                 let since = Self.nonEmpty(q.get("since")) ?? "30d"
                 let until = Self.nonEmpty(q.get("until")) ?? "now"
@@ -82,15 +82,15 @@ extension Routes {
 
     /// The rollback preview and the forms that write: rollback, pin, unpin.
     func addFormRoutes(_ router: Router<ServeContext>) {
-        router.get("apps/:app/rollback") { request, context in
-            await webPage("ui/rollback-preview", request) { viewer in
+        on(router, .get, "apps/:app/rollback", "ui/rollback-preview", .open) { request, context in
+            await webPage(request) { viewer in
                 let app = context.parameters.get("app") ?? ""
                 let to = Self.nonEmpty(request.uri.queryParameters.get("to"))
                 return await preview(app: app, to: to, reason: "", force: false, refusal: nil, viewer: viewer)
             }
         }
-        router.post("apps/:app/rollback") { request, context in
-            await webForm("ui/rollback", request) { session, form, viewer in
+        on(router, .post, "apps/:app/rollback", "ui/rollback", .open) { request, context in
+            await webForm(request) { session, form, viewer in
                 let app = context.parameters.get("app") ?? ""
                 let to = Self.nonEmpty(form["to"])
                 let reason = (form["reason"] ?? "").trimmingCharacters()
@@ -111,8 +111,8 @@ extension Routes {
         }
         for unpin in [false, true] {
             let verb = unpin ? "unpin" : "pin"
-            router.post(RouterPath("apps/:app/\(verb)")) { request, context in
-                await webForm("ui/\(verb)", request) { session, form, _ in
+            on(router, .post, "apps/:app/\(verb)", "ui/\(verb)", .open) { request, context in
+                await webForm(request) { session, form, _ in
                     let app = context.parameters.get("app") ?? ""
                     let reason = (form["reason"] ?? "").trimmingCharacters()
                     guard !reason.isEmpty else { throw RequestError(400, "a reason is required to \(verb) \(Bounded.text(app, limit: 64))") }
@@ -155,18 +155,18 @@ extension Routes {
             metrics.count("rewind_ui_sign_ins_total", [("result", "throttled")])
             var response = page(429, WebPage.signIn(next: "/", problem: "Too many wrong tokens from this address: try again in \(wait) s."))
             response.headers[.retryAfter] = String(wait)
-            return count("login", response)
+            return response
         }
         let bytes: [UInt8]
-        do { bytes = try await body(request) } catch { return count("login", page(413, WebPage.signIn(next: "/", problem: "The form is too large."))) }
+        do { bytes = try await body(request) } catch { return page(413, WebPage.signIn(next: "/", problem: "The form is too large.")) }
         let form = FormBody.parse(bytes)
         let next = Self.safeNext(form["next"])
-        guard !credentials.isEmpty else { return count("login", page(401, WebPage.signIn(next: next, problem: Self.noTokens))) }
+        guard !credentials.isEmpty else { return page(401, WebPage.signIn(next: next, problem: Self.noTokens)) }
         guard let name = credentials.lookup((form["token"] ?? "").trimmingCharacters()) else {
             throttle.failed(peer)
             metrics.count("rewind_ui_sign_ins_total", [("result", "refused")])
             logger.warning("web UI: a sign-in with a wrong token from \(peer) was refused")
-            return count("login", page(401, WebPage.signIn(next: next, problem: "That token is not known. Use the API token or your named token.")))
+            return page(401, WebPage.signIn(next: next, problem: "That token is not known. Use the API token or your named token."))
         }
         throttle.succeeded(peer)
         let started = sessions.start(name: name)
@@ -174,7 +174,7 @@ extension Routes {
         logger.notice("web UI: \(name) signed in")
         var response = Self.redirect(next)
         response.headers[.setCookie] = cookie(started.id, maxAge: Int(sessions.lifetimeMilliseconds / 1000), request: request)
-        return count("login", response)
+        return response
     }
 
     /// The session cookie: HttpOnly, SameSite=Strict, and Secure behind TLS.
@@ -201,48 +201,48 @@ extension Routes {
     }
 
     /// A page: the sign-in redirect without a session, the error in words on failure.
-    private func webPage(_ route: String, _ request: Request, _ body: (WebPage.Viewer) async throws -> Response) async -> Response {
+    private func webPage(_ request: Request, _ body: (WebPage.Viewer) async throws -> Response) async -> Response {
         guard let viewer = viewer(request) else {
             var here = request.uri.path
             if let query = request.uri.query, !query.isEmpty { here += "?" + query }
-            return count(route, Self.redirect("/login?next=\(HTTPEndpoint.encode(here))"))
+            return Self.redirect("/login?next=\(HTTPEndpoint.encode(here))")
         }
-        return await rendered(route, viewer) { try await body(viewer) }
+        return await rendered(viewer) { try await body(viewer) }
     }
 
     /// `body`'s page, or its failure as a page in words (internal errors
     /// stay in the log); counted under `route`.
-    private func rendered(_ route: String, _ viewer: WebPage.Viewer, _ body: () async throws -> Response) async -> Response {
+    private func rendered(_ viewer: WebPage.Viewer, _ body: () async throws -> Response) async -> Response {
         do {
-            return count(route, try await body())
+            return try await body()
         } catch let error as RequestError {
-            return count(route, page(error.code, WebPage.error(error.code, error.message, viewer: viewer)))
+            return page(error.code, WebPage.error(error.code, error.message, viewer: viewer))
         } catch {
-            logger.error("\(route): \(error)")
-            return count(route, page(500, WebPage.error(500, "internal error; the server log has the details", viewer: viewer)))
+            logger.error("\(error)")
+            return page(500, WebPage.error(500, "internal error; the server log has the details", viewer: viewer))
         }
     }
 
     /// A form's POST: a live session and its CSRF token, or nothing is done.
-    private func webForm(_ route: String, _ request: Request, _ body: (Sessions.Session, [String: String], WebPage.Viewer) async throws -> Response) async -> Response {
+    private func webForm(_ request: Request, _ body: (Sessions.Session, [String: String], WebPage.Viewer) async throws -> Response) async -> Response {
         let anonymous = WebPage.Viewer(name: nil, csrf: nil)
         guard let session = self.session(request) else {
-            return count(route, page(401, WebPage.error(401, "Sign in first: this form needs a session. Nothing was written.", viewer: anonymous)))
+            return page(401, WebPage.error(401, "Sign in first: this form needs a session. Nothing was written.", viewer: anonymous))
         }
         let viewer = WebPage.Viewer(name: session.name, csrf: session.csrf)
         let form: [String: String]
         do {
             form = FormBody.parse(try await self.body(request))
         } catch let error as RequestError {
-            return count(route, page(error.code, WebPage.error(error.code, error.message, viewer: viewer)))
+            return page(error.code, WebPage.error(error.code, error.message, viewer: viewer))
         } catch {
-            return count(route, page(400, WebPage.error(400, "the form could not be read", viewer: viewer)))
+            return page(400, WebPage.error(400, "the form could not be read", viewer: viewer))
         }
         guard let csrf = form["csrf"], constantTimeEqual(Array(csrf.utf8), Array(session.csrf.utf8)) else {
             metrics.count("rewind_ui_csrf_refusals_total")
-            return count(route, page(403, WebPage.error(403, "The form's CSRF token is missing or wrong: reload the page and try again. Nothing was written.", viewer: viewer)))
+            return page(403, WebPage.error(403, "The form's CSRF token is missing or wrong: reload the page and try again. Nothing was written.", viewer: viewer))
         }
-        return await rendered(route, viewer) { try await body(session, form, viewer) }
+        return await rendered(viewer) { try await body(session, form, viewer) }
     }
 
     // MARK: Responses
@@ -275,10 +275,6 @@ extension Routes {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: found.text)))
     }
 
-    func count(_ route: String, _ response: Response) -> Response {
-        metrics.count("rewind_http_requests_total", [("route", route), ("code", String(response.status.code))])
-        return response
-    }
 }
 
 /// An `application/x-www-form-urlencoded` body: the first value of each

@@ -277,9 +277,18 @@ import TestSupport
         try await withServer { _, client in
             try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
             try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .serviceUnavailable) }
+            // Every answer counts under its route's label, refusals and errors included.
+            try await client.execute(uri: "/api/v1/status", method: .get) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/api/v1/apps/api/releases?limit=-1", method: .get, headers: auth) { #expect($0.status == .badRequest) }
+            try await client.execute(uri: "/api/v1/apps/api/releases", method: .get, headers: auth) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post) { #expect($0.status == .unauthorized) }
+            try await client.execute(uri: "/", method: .get) { #expect($0.status == .seeOther) }
             try await client.execute(uri: "/metrics", method: .get) { response in
                 let text = String(buffer: response.body)
-                #expect(text.contains("rewind_http_requests_total{route=\"healthz\",code=\"200\"} 1"))
+                for line in ["route=\"healthz\",code=\"200\"} 1", "route=\"api/v1/status\",code=\"401\"} 1", "route=\"api/v1/apps/releases\",code=\"400\"} 1",
+                             "route=\"api/v1/apps/releases\",code=\"200\"} 1", "route=\"api/v1/apps/rollback\",code=\"401\"} 1", "route=\"ui/overview\",code=\"303\"} 1"] {
+                    #expect(text.contains("rewind_http_requests_total{" + line), "\(line) in \(text)")
+                }
                 let check = try run("/usr/bin/promtool", ["check", "metrics"], stdin: text)
                 #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
             }
