@@ -45,9 +45,9 @@ public struct Deployment: Sendable {
 /// What runs for an app right now, as the state file records it.
 public struct Instance: Sendable, Codable, Equatable {
     /// The app tree id this instance runs.
-    public var tree: String
+    public var tree: OID
     /// The commit its files came from.
-    public var commit: String
+    public var commit: OID
     public var version: String
     /// The process (process platform); nil for exec apps.
     public var pid: Int32?
@@ -69,7 +69,7 @@ public struct Instance: Sendable, Codable, Equatable {
     public var runsOn: Platform { platform ?? (pid == nil ? .exec : .process) }
 
     /// Describes an instance.
-    public init(tree: String, commit: String, version: String, pid: Int32? = nil, pidStartTime: UInt64? = nil, port: Int? = nil, startedAt: Int64) {
+    public init(tree: OID, commit: OID, version: String, pid: Int32? = nil, pidStartTime: UInt64? = nil, port: Int? = nil, startedAt: Int64) {
         self.tree = tree
         self.commit = commit
         self.version = version

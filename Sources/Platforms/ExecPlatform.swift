@@ -117,7 +117,7 @@ public struct ExecPlatform {
 extension Instance {
     /// An exec app's instance; while its apply runs, the apply's pid.
     static func exec(_ deployment: Deployment, applyPid: Int32? = nil) -> Instance {
-        var instance = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+        var instance = Instance(tree: deployment.tree, commit: deployment.commit, version: deployment.spec.version,
                                 pid: applyPid, pidStartTime: applyPid.flatMap(ProcessProbe.startTime), startedAt: Clock.wallMilliseconds())
         instance.platform = .exec
         return instance

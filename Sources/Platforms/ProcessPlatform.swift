@@ -35,7 +35,7 @@ public struct ProcessPlatform {
         // The intent first: what is about to start, and the token that finds it.
         let launch = ProcessProbe.launchToken()
         extra[ProcessProbe.launchVariable] = launch
-        var intent = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+        var intent = Instance(tree: deployment.tree, commit: deployment.commit, version: deployment.spec.version,
                               port: port, startedAt: Clock.wallMilliseconds())
         intent.launch = launch
         intent.platform = .process
@@ -51,7 +51,7 @@ public struct ProcessPlatform {
         } catch {
             throw PlatformError("cannot start \(deployment.app) \(deployment.spec.version): \(error)")
         }
-        var instance = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version,
+        var instance = Instance(tree: deployment.tree, commit: deployment.commit, version: deployment.spec.version,
                                 pid: pid, pidStartTime: ProcessProbe.startTime(pid), port: port, startedAt: Clock.wallMilliseconds())
         instance.launch = launch
         instance.platform = .process

@@ -25,7 +25,7 @@ extension Reconciler {
         let now = clock.wallMilliseconds()
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
             // A rollout's queries run with its steps (`rolloutAnalysis`).
-            guard app.rollout == nil, app.health == .healthy, let since = app.healthySince, let instance = app.instance, let tree = OID(hex: instance.tree) else {
+            guard app.rollout == nil, app.health == .healthy, let since = app.healthySince, let tree = app.instance?.tree else {
                 breaches[name] = nil
                 continue
             }

@@ -70,7 +70,7 @@ extension Reconciler {
         guard let driver = drivers[step.spec.platform] else { return .finished(fail(name, release: release, tree: step.tree, reason: "no driver for platform \(step.spec.platform)")) }
         if let rollout = state.apps[name]?.rollout {
             // The stable version still runs: traffic goes back to it, nothing starts.
-            if rollout.stable.tree == step.tree.hex { return .finished(switchBack(step, release: release)) }
+            if rollout.stable.tree == step.tree { return .finished(switchBack(step, release: release)) }
             cancelRollout(name, because: "a newer release (\(step.spec.version)) replaces it")
         }
         let deployment: Deployment
@@ -83,8 +83,8 @@ extension Reconciler {
         var current = previous.instance
         let overlap = current.map { driver.canOverlap(deployment, with: $0) } ?? true
         let lastGood = current.flatMap { current in
-            previous.health == .healthy && current.tree != step.tree.hex
-                ? KnownGood(commit: previous.release?.hex ?? current.commit, tree: current.tree, version: current.version) : nil
+            previous.health == .healthy && current.tree != step.tree
+                ? KnownGood(commit: previous.release ?? current.commit, tree: current.tree, version: current.version) : nil
         }
         record(.release(.deploying(app: name, lastGood: lastGood)))
         if let failure = routeFirst(step, previous: previous, release: release) { return .finished(failure) }
@@ -96,7 +96,7 @@ extension Reconciler {
             if ran && step.spec.traffic == nil { current = nil }  // stopped: the drain of an app without a proxy
         }
         var rollout: Rollout?
-        if let traffic = step.spec.traffic, let current, previous.health == .healthy, !step.isRollback, !sequence, current.tree != step.tree.hex {
+        if let traffic = step.spec.traffic, let current, previous.health == .healthy, !step.isRollback, !sequence, current.tree != step.tree {
             rollout = Rollout(strategy: traffic.strategy, stable: current, stableRelease: previous.release?.hex, step: 0,
                               weight: traffic.strategy == .canary ? traffic.steps.first ?? 100 : 100, stepStartedAt: 0)
         }
@@ -230,7 +230,7 @@ extension Reconciler {
     /// it (traffic stays drained). Returns whether it ran, and the failure.
     func rollbackSequence(_ step: PlannedStep, _ deployment: Deployment, current: Instance, release: OID) -> (ran: Bool, failure: Failure?) {
         let name = step.ref.name
-        let currentSpec = deployments[current.tree]?.spec ?? OID(hex: current.tree).flatMap { repo.appSpec(appTree: $0, app: step.ref) }
+        let currentSpec = deployments[current.tree]?.spec ?? repo.appSpec(appTree: current.tree, app: step.ref)
         let downs = (currentSpec?.migrationsUndone(goingTo: step.spec) ?? []).filter { $0.down != nil }
         let hooks = step.spec.hooks
         guard !downs.isEmpty || hooks != nil else { return (false, nil) }
@@ -342,7 +342,7 @@ extension Reconciler {
     private func correctDrift(_ step: PlannedStep, tip: OID) -> Failure? {
         let name = step.ref.name
         guard let instance = state.apps[name]?.instance, let driver = drivers[step.spec.platform],
-              let deployment = try? makeDeployment(step, commit: OID(hex: instance.commit) ?? tip) else { return nil }
+              let deployment = try? makeDeployment(step, commit: instance.commit) else { return nil }
         guard case .drifted(let why) = driver.observe(instance, deployment, thorough: true) else { return nil }
         logger.warning("drift in \(name): \(why); applying \(step.spec.version) again")
         return deploy(step, tip: tip)

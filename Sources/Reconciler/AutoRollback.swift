@@ -51,7 +51,7 @@ extension Reconciler {
     private func failedRelease(_ failure: Failure, summary: String) -> FailedRelease {
         let app = state.apps[failure.app] ?? AppState()
         return FailedRelease(app: failure.app, release: failure.release, reason: failure.reason, summary: summary,
-                             lastGood: app.lastGood, failedTree: app.failedTree?.hex ?? "")
+                             lastGood: app.lastGood, failedTree: app.failedTree)
     }
 
     /// The reconciler's side of `RollbackEffects`: notes queued with the

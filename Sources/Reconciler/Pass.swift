@@ -166,7 +166,7 @@ extension Reconciler {
                 plan.outcomes.append(.release(.failureForgotten(app: name)))
             }
             let action: PlannedStep.Action
-            if app.instance?.tree == tree.hex && app.health != .failed && app.health != .stopped {
+            if app.instance?.tree == tree && app.health != .failed && app.health != .stopped {
                 if rollbackApps.contains(name) {
                     action = .verify
                 } else if full && app.observes {

@@ -149,14 +149,14 @@ public final class Reconciler {
     /// The state as last written to the state directory.
     private var saved: ReconcilerState?
     /// Deployments by app tree id, so that supervision can restart them.
-    var deployments: [String: Deployment] = [:]
+    var deployments: [OID: Deployment] = [:]
     /// When the triggers are evaluated next (monotonic ms), and since when each breaches (wall ms).
     var nextAnalysis: Int64 = 0
     var breaches: [String: [String: Int64]] = [:]
     /// Called after every pass (for readiness).
     public var onPass: () -> Void = {}
-    /// When each app's health is probed next (monotonic ms).
-    var nextProbe: [String: Int64] = [:]
+    /// Restarts crashed processes and probes health between passes (`Supervisor`).
+    var supervisor: any Supervising
     /// After a pass could not read the repository: the failures in a row,
     /// and when (monotonic ms) a pass tries again.
     var retry: (attempt: Int, at: Int64)?
@@ -192,6 +192,7 @@ public final class Reconciler {
     public init(options: ReconcilerOptions, logger: Logger, drivers: [Platform: any PlatformDriver]? = nil,
                 clock: any ReconcilerClock = SystemClock(), router: (any TrafficRouting)? = nil) throws {
         self.options = options
+        supervisor = Supervisor(maxRestartBackoff: options.maxRestartBackoff)
         self.logger = logger
         self.clock = clock
         repo = try DeployRepository(path: options.repoPath, branch: options.branch)

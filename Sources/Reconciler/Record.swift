@@ -46,9 +46,9 @@ extension Reconciler {
         case let .prune(app, keep):
             AppFiles.prune(root: "\(store.filesDirectory)/\(app)", keep: keep)
         case .remember(let deployment):
-            deployments[deployment.tree.hex] = deployment
+            deployments[deployment.tree] = deployment
         case .probeNow(let app):
-            nextProbe[app] = 0
+            supervisor.probeSoon(app)
         case .forgetProbeFailures(let app):
             rolloutProbeFailures[app] = nil
         case let .readFailed(why, logged):

@@ -169,7 +169,7 @@ extension Reduction {
              + (rollout.map { [Reconciler.stepEntry(name, $0, step.spec.version)] } ?? []), on: release)
         effects.append(.releaseApplied(app: name, outcome: "healthy"))
         log(.info, "\(name) \(step.spec.version) is healthy (\(took) ms)")
-        effects.append(.prune(app: name, keep: Set([instance.tree, state.apps[name]?.lastGood?.tree].compactMap { $0 })))
+        effects.append(.prune(app: name, keep: Set([instance.tree.hex, state.apps[name]?.lastGood?.tree.hex].compactMap { $0 })))
     }
 
     private mutating func failed(_ failure: Failure, tree: OID, version: String?) {
@@ -181,7 +181,7 @@ extension Reduction {
             app.lastError = failure.reason
             app.pending = nil
             app.verifying = nil
-            if app.instance == nil || app.instance?.tree == tree.hex || app.health == .starting { app.health = .failed }
+            if app.instance == nil || app.instance?.tree == tree || app.health == .starting { app.health = .failed }
         }
         note([NoteRecorder.Entry(outcome: .failed, app: name, fields: [("version", version ?? tree.short), ("reason", failure.reason)])], on: failure.release)
         effects.append(.releaseApplied(app: name, outcome: "failed"))
@@ -318,7 +318,7 @@ extension Reduction {
         case let .aborted(name, stable, stableRelease):
             update(name) { app in
                 app.instance = stable
-                app.release = OID(hex: stableRelease ?? stable.commit)
+                app.release = stableRelease.flatMap(OID.init(hex:)) ?? stable.commit
                 app.rollout = nil
                 app.health = .healthy
                 app.healthySince = now

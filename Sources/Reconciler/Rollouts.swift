@@ -153,7 +153,8 @@ extension Reconciler {
     @discardableResult
     func abortRollout(_ name: String, reason: String, detectedAt: Int64, by asked: RolloutRequest?) -> OID? {
         guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance,
-              let release = app.release, let tree = OID(hex: canary.tree) else { return nil }
+              let release = app.release else { return nil }
+        let tree = canary.tree
         // The proxy follows the state at once: the stable version gets everything.
         record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease)))
         let zeroAt = clock.wallMilliseconds()

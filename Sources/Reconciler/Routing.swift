@@ -15,7 +15,7 @@ import Traffic
 extension Reconciler {
     /// The proxy's name for an instance: its tree and port (a restart on another port is another server).
     static func serverName(_ instance: Instance) -> String {
-        "v\(instance.tree.prefix(12))-\(instance.port ?? 0)"
+        "v\(instance.tree.hex.prefix(12))-\(instance.port ?? 0)"
     }
 
     /// What `app`'s backend should route, from its state alone.

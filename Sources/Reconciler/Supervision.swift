@@ -1,90 +1,139 @@
 import DeployModel
 import GitKit
 import Platforms
+import ReconcilerStatus
 import SystemSupport
 
-extension Reconciler {
-    /// Between passes: restart crashed processes with capped exponential
-    /// backoff, probe health, and fail a release that crash-loops or stays
-    /// unhealthy within its soak window (which may roll it back).
-    package func supervise() {
-        guard let desired else { return }
-        let policy = desired.config.policy
-        var failures: [Failure] = []
-        defer { if !failures.isEmpty { _ = automaticRollback(failures) } }
-        for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
+/// Watches running processes between passes, with timers of its own. It
+/// acts on the platform (a restart) and returns what it found; the
+/// reconciler records the outcomes and hands failed releases to the policy.
+protocol Supervising {
+    /// One look at the apps: restarts that are due, exits, health probes
+    /// that are due. Failed releases come back as `.release(.failed)`.
+    mutating func look(at apps: [String: AppState], in world: SupervisedWorld) -> [Outcome]
+    /// Probe the app at the next look (it was just started).
+    mutating func probeSoon(_ app: String)
+}
+
+/// What supervision sees of the reconciler: the desired state, the
+/// drivers, the deployments of running instances, and the time.
+struct SupervisedWorld {
+    let desired: DesiredView
+    let drivers: [Platform: any PlatformDriver]
+    /// The deployment an instance was started from (rebuilt after a restart).
+    let deployment: (Instance, AppRef) -> Deployment?
+    /// Wall and monotonic milliseconds.
+    let wall: Int64
+    let monotonic: Int64
+}
+
+/// Restarts crashed processes with capped exponential backoff, probes
+/// health, and fails a release that crash-loops or stays unhealthy within
+/// its soak window.
+struct Supervisor: Supervising {
+    /// Restarts of a crashed process: 0.5 s, 1 s, 2 s... up to the cap.
+    let restartBackoff: Backoff
+    /// When each app's health is probed next (monotonic ms).
+    private var nextProbe: [String: Int64] = [:]
+
+    init(maxRestartBackoff: Int64) {
+        restartBackoff = Backoff(base: 500, cap: maxRestartBackoff)
+    }
+
+    mutating func probeSoon(_ app: String) { nextProbe[app] = 0 }
+
+    mutating func look(at apps: [String: AppState], in world: SupervisedWorld) -> [Outcome] {
+        var outcomes: [Outcome] = []
+        for (name, app) in apps.sorted(by: { $0.key < $1.key }) {
             // A rollout's new version is checked by `superviseTraffic`: a failure aborts it at once.
             guard app.rollout == nil, let instance = app.instance, instance.runsOn == .process, app.health != .failed, app.health != .stopped,
-                  let ref = desired.config.app(named: name), let driver = drivers[instance.runsOn],
-                  let deployment = deployment(of: instance, ref) else { continue }
+                  let ref = world.desired.config.app(named: name), let driver = world.drivers[instance.runsOn],
+                  let deployment = world.deployment(instance, ref) else { continue }
             if app.health == .restarting {
-                if clock.wallMilliseconds() >= app.nextRestartAt ?? 0 { restart(name, deployment, driver) }
+                if world.wall >= app.nextRestartAt ?? 0 { outcomes.append(restart(name, app, deployment, driver)) }
                 continue
             }
             switch driver.observe(instance, deployment, thorough: false) {
             case .exited(let why), .drifted(let why):
-                if let failure = processEnded(name, why: why, policy: policy) { failures.append(failure) }
+                outcomes += processEnded(name, app, instance, why: why, world)
             case .running:
-                if let failure = probeIfDue(name, instance, deployment, driver, policy: policy) { failures.append(failure) }
+                outcomes += probeIfDue(name, app, instance, deployment, driver, world)
             }
         }
-    }
-
-    /// Restarts of a crashed process: 0.5 s, 1 s, 2 s... up to `maxRestartBackoff`.
-    var restartBackoff: Backoff { Backoff(base: 500, cap: options.maxRestartBackoff) }
-
-    /// The deployment a running instance was started from (rebuilt after a restart).
-    func deployment(of instance: Instance, _ ref: AppRef) -> Deployment? {
-        if let known = deployments[instance.tree] { return known }
-        guard let tree = OID(hex: instance.tree), let commit = OID(hex: instance.commit),
-              let spec = repo.appSpec(appTree: tree, app: ref) else { return nil }
-        let step = PlannedStep(ref: ref, spec: spec, tree: tree, action: .none)
-        guard let deployment = try? makeDeployment(step, commit: commit) else { return nil }
-        deployments[instance.tree] = deployment
-        return deployment
+        return outcomes
     }
 
     /// A supervised process ended: restart it later, or, when it keeps
     /// crashing within the soak window, fail its release.
-    private func processEnded(_ name: String, why: String, policy: RollbackPolicy) -> Failure? {
-        let now = clock.wallMilliseconds()
-        guard let app = state.apps[name], let instance = app.instance else { return nil }
+    private func processEnded(_ name: String, _ app: AppState, _ instance: Instance, why: String, _ world: SupervisedWorld) -> [Outcome] {
+        let now = world.wall
+        let soak = world.desired.config.policy.soak.milliseconds
         let soakStart = app.healthySince ?? now
-        let inSoak = now - soakStart <= policy.soak.milliseconds
-        let exits = (app.exits + [now]).filter { $0 >= soakStart && now - $0 <= policy.soak.milliseconds }
-        if inSoak && exits.count >= policy.crashLoopRestarts, let tree = OID(hex: instance.tree) {
-            let release = app.release ?? tree
-            record(.supervision(.crashLooping(app: name, exits: exits)))
-            return fail(name, release: release, tree: tree,
-                        reason: "crash-looping: exited \(exits.count) times within \(Int(Double(now - soakStart) / 1000))s of becoming healthy (last: \(why))")
+        let exits = (app.exits + [now]).filter { $0 >= soakStart && now - $0 <= soak }
+        if now - soakStart <= soak && exits.count >= world.desired.config.policy.crashLoopRestarts {
+            let reason = "crash-looping: exited \(exits.count) times within \(Int(Double(now - soakStart) / 1000))s of becoming healthy (last: \(why))"
+            return [.supervision(.crashLooping(app: name, exits: exits)), failed(name, app, tree: instance.tree, reason: reason, world)]
         }
-        record(.supervision(.restarting(app: name, why: why, backoffMilliseconds: restartBackoff.delay(attempt: app.restarts + 1), exits: exits)))
-        return nil
+        return [.supervision(.restarting(app: name, why: why, backoffMilliseconds: restartBackoff.delay(attempt: app.restarts + 1), exits: exits))]
     }
 
-    private func restart(_ name: String, _ deployment: Deployment, _ driver: any PlatformDriver) {
+    private func restart(_ name: String, _ app: AppState, _ deployment: Deployment, _ driver: any PlatformDriver) -> Outcome {
         do {
-            record(.supervision(.restarted(app: name, try driver.start(deployment) { _ in })))
+            return .supervision(.restarted(app: name, try driver.start(deployment) { _ in }))
         } catch {
-            record(.supervision(.restartFailed(app: name, "\(error)", backoffMilliseconds: restartBackoff.delay(attempt: (state.apps[name]?.restarts ?? 1) + 1))))
+            return .supervision(.restartFailed(app: name, "\(error)", backoffMilliseconds: restartBackoff.delay(attempt: app.restarts + 1)))
         }
     }
 
     /// Probes health every `health.interval` (faster while starting). A
     /// release unhealthy for `health.timeout` within its soak window fails.
-    private func probeIfDue(_ name: String, _ instance: Instance, _ deployment: Deployment, _ driver: any PlatformDriver, policy: RollbackPolicy) -> Failure? {
-        let mono = clock.monotonicMilliseconds()
-        guard mono >= nextProbe[name] ?? 0, let before = state.apps[name] else { return nil }
+    private mutating func probeIfDue(_ name: String, _ app: AppState, _ instance: Instance, _ deployment: Deployment, _ driver: any PlatformDriver,
+                                     _ world: SupervisedWorld) -> [Outcome] {
+        guard world.monotonic >= nextProbe[name] ?? 0 else { return [] }
         let interval = deployment.spec.health?.interval.milliseconds ?? 1_000
-        nextProbe[name] = mono + (before.health == .healthy ? interval : min(interval, 100))
+        nextProbe[name] = world.monotonic + (app.health == .healthy ? interval : min(interval, 100))
         let problem = driver.healthProblem(instance, deployment)
-        if problem == "starting" { return nil }
-        record(.supervision(.probed(app: name, instance, problem: problem)))
-        let now = clock.wallMilliseconds()
+        if problem == "starting" { return [] }
+        let probed = Outcome.supervision(.probed(app: name, instance, problem: problem))
+        // Unhealthy since the first failed probe in a row (as `reduce` records it).
+        let now = world.wall
         let timeout = deployment.spec.health?.timeout.milliseconds ?? 60_000
-        guard let app = state.apps[name], let since = app.unhealthySince, now - since >= timeout, let soakStart = app.healthySince,
-              now - soakStart <= policy.soak.milliseconds, let tree = OID(hex: instance.tree) else { return nil }
-        let release = app.release ?? tree
-        return fail(name, release: release, tree: tree, reason: "unhealthy for \(Duration(milliseconds: now - since)) during its soak window: \(problem ?? "")")
+        guard let problem, let soakStart = app.healthySince, now - soakStart <= world.desired.config.policy.soak.milliseconds,
+              case let since = app.unhealthySince ?? now, now - since >= timeout else { return [probed] }
+        return [probed, failed(name, app, tree: instance.tree, reason: "unhealthy for \(Duration(milliseconds: now - since)) during its soak window: \(problem)", world)]
+    }
+
+    /// The app's release failed (`version`: its app.yaml's, when the desired state has one).
+    private func failed(_ name: String, _ app: AppState, tree: OID, reason: String, _ world: SupervisedWorld) -> Outcome {
+        let version = world.desired.config.app(named: name).flatMap { world.desired.spec($0, tree: tree) }?.version
+        return .release(.failed(Failure(app: name, release: app.release ?? tree, reason: reason), tree: tree, version: version))
+    }
+}
+
+extension Reconciler {
+    /// Between passes: supervision looks at the apps, its outcomes are
+    /// recorded, and the releases that failed go to the policy together
+    /// (which may roll them back).
+    package func supervise() {
+        guard let desired else { return }
+        let world = SupervisedWorld(desired: desired, drivers: drivers, deployment: { [unowned self] in deployment(of: $0, $1) },
+                                    wall: clock.wallMilliseconds(), monotonic: clock.monotonicMilliseconds())
+        let outcomes = supervisor.look(at: state.apps, in: world)
+        outcomes.forEach(record)
+        let failures = outcomes.compactMap { outcome -> Failure? in
+            if case .release(.failed(let failure, _, _)) = outcome { return failure }
+            return nil
+        }
+        if !failures.isEmpty { _ = automaticRollback(failures) }
+    }
+
+    /// The deployment a running instance was started from (rebuilt after a restart).
+    func deployment(of instance: Instance, _ ref: AppRef) -> Deployment? {
+        if let known = deployments[instance.tree] { return known }
+        guard let spec = repo.appSpec(appTree: instance.tree, app: ref) else { return nil }
+        let step = PlannedStep(ref: ref, spec: spec, tree: instance.tree, action: .none)
+        guard let deployment = try? makeDeployment(step, commit: instance.commit) else { return nil }
+        deployments[instance.tree] = deployment
+        return deployment
     }
 }

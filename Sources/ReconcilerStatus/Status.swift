@@ -119,7 +119,7 @@ public struct StatusReport: Sendable {
         for name in names {
             let app = state.apps[name] ?? AppState()
             var status = appStatus(name, app, desired: desired, repo: repo, report: report)
-            if let escalation = escalations[name], escalation.holds(desiredTree: status.desiredTree, appliedRelease: app.release?.hex ?? app.instance?.commit) {
+            if let escalation = escalations[name], escalation.holds(desiredTree: status.desiredTree, appliedRelease: (app.release ?? app.instance?.commit)?.hex) {
                 status.needsHuman = escalation.reason
                 status.waitingFor = "a human: \(escalation.reason)"
             }
@@ -143,7 +143,7 @@ public struct StatusReport: Sendable {
             version = spec?.version ?? version
         }
         var status = AppStatus(name: name, desiredVersion: version, desiredTree: tree?.hex, appliedVersion: app.instance?.version,
-                               appliedCommit: app.release?.hex ?? app.instance?.commit, appliedTree: app.instance?.tree, health: app.health,
+                               appliedCommit: (app.release ?? app.instance?.commit)?.hex, appliedTree: app.instance?.tree.hex, health: app.health,
                                pin: pinVersion, lastError: app.lastError, waitingFor: "", pid: app.instance?.pid,
                                port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: nil)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
@@ -188,7 +188,7 @@ public struct StatusReport: Sendable {
         case .unhealthy: return "health checks to pass again"
         default: break
         }
-        if desiredTree != nil && app.instance?.tree != desiredTree {
+        if desiredTree != nil && app.instance?.tree.hex != desiredTree {
             return report.reconcilerPid == nil ? "a reconciler (run `rewind reconcile`)" : "the reconciler to apply it"
         }
         return "nothing"

@@ -4,11 +4,11 @@ import SystemSupport
 
 /// A release that ran healthy: what an automatic rollback returns to.
 public struct KnownGood: Sendable, Codable, Equatable {
-    public var commit: String
-    public var tree: String
+    public var commit: OID
+    public var tree: OID
     public var version: String
 
-    public init(commit: String, tree: String, version: String) {
+    public init(commit: OID, tree: OID, version: String) {
         self.commit = commit
         self.tree = tree
         self.version = version
@@ -36,7 +36,7 @@ public struct AutoRollbackPolicy: Sendable {
     ///   - recent: times of automatic rollbacks of this app in the last hour (seconds).
     ///   - requireKnownGood: escalate when no earlier healthy release is known
     ///     (the reconciler); false lets the rollback choose its default target (alerts).
-    public func decide(app: String, releaseTime: Int64, isRollback: Bool, failedTree: String, lastGood: KnownGood?, recent: [Int64], now: Int64,
+    public func decide(app: String, releaseTime: Int64, isRollback: Bool, failedTree: OID?, lastGood: KnownGood?, recent: [Int64], now: Int64,
                        requireKnownGood: Bool = true) -> AutoRollbackDecision {
         if isRollback {
             return .escalate("rollback did not recover: likely not caused by the release; a human is needed (automation never rolls back a rollback)")
@@ -107,9 +107,9 @@ public struct FailedRelease: Sendable {
     /// The release to return to; nil lets the rollback choose its default target.
     public let lastGood: KnownGood?
     /// The app's tree in the failed release.
-    public let failedTree: String
+    public let failedTree: OID?
 
-    public init(app: String, release: OID, reason: String, summary: String, lastGood: KnownGood?, failedTree: String) {
+    public init(app: String, release: OID, reason: String, summary: String, lastGood: KnownGood?, failedTree: OID?) {
         self.app = app
         self.release = release
         self.reason = reason
@@ -232,9 +232,9 @@ public struct AutomaticRollback {
     private func request(for approved: [FailedRelease]) -> RollbackRequest {
         let targets: TargetSpec?
         if approved.count == 1 {
-            targets = approved[0].lastGood.map { .revision($0.commit) }
+            targets = approved[0].lastGood.map { .revision($0.commit.hex) }
         } else {
-            targets = .perApp(Dictionary(approved.compactMap { failure in failure.lastGood.map { (failure.app, $0.commit) } }, uniquingKeysWith: { a, _ in a }))
+            targets = .perApp(Dictionary(approved.compactMap { failure in failure.lastGood.map { (failure.app, $0.commit.hex) } }, uniquingKeysWith: { a, _ in a }))
         }
         var request = RollbackRequest(.rollback(apps: approved.map(\.app), all: false, to: targets), reason: approved.map(\.summary).joined(separator: "; "))
         request.trigger = trigger

@@ -81,7 +81,7 @@ extension RollbackDesk {
         let effects = RollbackEffects(trigger: .alert, observer: metrics, notifier: notifier, logger: logger,
                                       note: { written.note($0, on: $1) }, incident: { written.incident($0) },
                                       commit: { [repo] id in try? repo.git.commit(id) },
-                                      escalate: { [store] failure, why in store.recordEscalation(app: failure.app, release: failure.release.hex, tree: failure.failedTree, reason: why) })
+                                      escalate: { [store] failure, why in store.recordEscalation(app: failure.app, release: failure.release.hex, tree: failure.failedTree?.hex, reason: why) })
         effects.record(report, detectedAt: { _ in receivedAt }, now: Clock.wallMilliseconds())
         let verdict = report.verdicts.first?.verdict ?? .failed("no decision")
         if case .committed = verdict { options.syncLoop?.trigger() }
@@ -97,7 +97,7 @@ extension RollbackDesk {
         let release = RollbackHistory.releaseCommit(repo, ref, tree: tree, tip: tip)
         let summary = alert.annotations?["summary"].map { ": \($0)" } ?? ""
         let failed = FailedRelease(app: app, release: release, reason: "alert \(alertname) firing", summary: "alert \(alertname) firing on \(app) release \(release.short)\(summary)",
-                                   lastGood: store.loadApp(app)?.lastGood.flatMap { $0.tree == tree.hex ? nil : $0 }, failedTree: tree.hex)
+                                   lastGood: store.loadApp(app)?.lastGood.flatMap { $0.tree == tree ? nil : $0 }, failedTree: tree)
         return (failed, config.policy)
     }
 }

@@ -66,7 +66,7 @@ public final class FakePlatform: PlatformDriver {
     public func behaviour(_ app: String, _ version: String) -> FakeBehaviour { behaviours["\(app) \(version)"] ?? .healthy }
 
     public func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance {
-        var instance = Instance(tree: deployment.tree.hex, commit: deployment.commit.hex, version: deployment.spec.version, startedAt: clock.wallMilliseconds())
+        var instance = Instance(tree: deployment.tree, commit: deployment.commit, version: deployment.spec.version, startedAt: clock.wallMilliseconds())
         instance.platform = .process
         try journal(instance)
         if case .failsToStart = behaviour(deployment.app, deployment.spec.version) {

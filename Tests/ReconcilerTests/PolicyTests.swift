@@ -1,7 +1,8 @@
 import DeployModel
+import GitKit
+@testable import Reconciler
 import Rollback
 import Testing
-@testable import Reconciler
 
 /// The automatic rollback policy as a pure function: one row per rule.
 @Suite struct PolicyTests {
@@ -30,8 +31,8 @@ import Testing
     @Test(arguments: cases)
     func decides(_ c: Case) {
         let policy = AutoRollbackPolicy(policy: RollbackPolicy())  // window 30m, cooldown 10m, 3 per hour
-        let good = KnownGood(commit: String(repeating: "a", count: 40), tree: "t1", version: "1.0.0")
-        let decision = policy.decide(app: "api", releaseTime: Self.now - c.releaseAge, isRollback: c.isRollback, failedTree: "t2",
+        let good = KnownGood(commit: OID(hex: String(repeating: "a", count: 40))!, tree: OID(hex: String(repeating: "1", count: 40))!, version: "1.0.0")
+        let decision = policy.decide(app: "api", releaseTime: Self.now - c.releaseAge, isRollback: c.isRollback, failedTree: OID(hex: String(repeating: "2", count: 40))!,
                                      lastGood: c.hasLastGood ? good : nil, recent: c.recent, now: Self.now)
         switch (decision, c.escalation) {
         case (.rollback(let to), nil): #expect(to == good)

@@ -1,6 +1,7 @@
 import Foundation
-import SystemSupport
+import GitKit
 import ReconcilerStatus
+import SystemSupport
 import TestSupport
 import Testing
 import Traffic
@@ -407,8 +408,8 @@ import Platforms
 
 /// What the proxy should route, from the state alone (no proxy needed).
 @Test func wantedServersFollowTheState() {
-    let stable = Instance(tree: String(repeating: "a", count: 40), commit: "c1", version: "1.0", pid: 1, port: 4001, startedAt: 0)
-    let canary = Instance(tree: String(repeating: "b", count: 40), commit: "c2", version: "2.0", pid: 2, port: 4002, startedAt: 0)
+    let stable = Instance(tree: OID(hex: String(repeating: "a", count: 40))!, commit: OID(hex: String(repeating: "1", count: 40))!, version: "1.0", pid: 1, port: 4001, startedAt: 0)
+    let canary = Instance(tree: OID(hex: String(repeating: "b", count: 40))!, commit: OID(hex: String(repeating: "2", count: 40))!, version: "2.0", pid: 2, port: 4002, startedAt: 0)
     var app = AppState()
     app.instance = stable
     app.health = .healthy

@@ -8,7 +8,7 @@ import Testing
 /// `reduce` is pure: a state and an outcome give the next state and the
 /// effects that follow, with no reconciler, repository or clock.
 @Suite struct ReduceTests {
-    let instance = Instance(tree: String(repeating: "a", count: 40), commit: String(repeating: "b", count: 40), version: "1.0.0", pid: 42, port: 8080, startedAt: 0)
+    let instance = Instance(tree: OID(hex: String(repeating: "a", count: 40))!, commit: OID(hex: String(repeating: "b", count: 40))!, version: "1.0.0", pid: 42, port: 8080, startedAt: 0)
 
     func names(_ effects: [Effect]) -> [String] {
         effects.map { effect in

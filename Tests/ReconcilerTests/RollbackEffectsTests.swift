@@ -26,7 +26,7 @@ import Testing
     static let written = OID(hex: String(repeating: "b", count: 40))!
 
     static func failure(_ app: String, lastGood: KnownGood?) -> FailedRelease {
-        FailedRelease(app: app, release: failed, reason: "crash loop", summary: "\(app) failed", lastGood: lastGood, failedTree: "t")
+        FailedRelease(app: app, release: failed, reason: "crash loop", summary: "\(app) failed", lastGood: lastGood, failedTree: OID(hex: String(repeating: "f", count: 40))!)
     }
 
     static func effects(_ trigger: RollbackTrailers.TriggerKind, _ recorded: Recorded, failedIsRollback: Bool = false) -> RollbackEffects {
@@ -42,7 +42,7 @@ import Testing
         let recorded = Recorded()
         var report = RollbackReport()
         report.verdicts = [
-            (Self.failure("api", lastGood: KnownGood(commit: "c", tree: "t0", version: "1.1")), .committed(Self.written)),
+            (Self.failure("api", lastGood: KnownGood(commit: OID(hex: String(repeating: "c", count: 40))!, tree: OID(hex: String(repeating: "0", count: 40))!, version: "1.1")), .committed(Self.written)),
             (Self.failure("web", lastGood: nil), .escalated("cooldown")),
             (Self.failure("db", lastGood: nil), .refused("a migration")),
             (Self.failure("jobs", lastGood: nil), .alreadyDone("someone did")),
