@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test test-unit fuzz demo demo-commands bench bench-core bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults template check-template web check-web clean
+.PHONY: deps build release test test-unit fuzz demo demo-commands bench bench-core bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults bench-artifacts template check-template web check-web clean
 
 deps:
 	@scripts/install-deps.sh
@@ -16,8 +16,8 @@ test: deps check-template check-web
 
 # The fast tier: logic, repositories and the rewind binary, with libgit2 and
 # git only (no Prometheus, Alertmanager, HAProxy, sshd, nginx, browser or
-# PyPI). About a minute after the build on 2 cores. `make test` runs these too.
-UNIT_LIBRARIES := ^(GitKitTests|DeployModelTests|RollbackTests|FuzzTargetsTests)\.|^AuditTests\.AuditOracleTests|^RemoteTests\.RemoteURLTests
+# PyPI; python3 writes the tar layers of the unpacking tests). About a minute after the build on 2 cores. `make test` runs these too.
+UNIT_LIBRARIES := ^(GitKitTests|DeployModelTests|RollbackTests|FuzzTargetsTests)\.|^ArtifactsTests\.TarExtractorTests|^AuditTests\.AuditOracleTests|^RemoteTests\.RemoteURLTests
 UNIT_RECONCILER := ^ReconcilerTests\.(CoreTests|RolloutTests|BreachTests|GateTests|ReduceTests|NotifierTests|ReleaseOutcomeTests|PolicyTests|RollbackEffectsTests|StatusCacheTests|StopTests|SupervisionTests|ExecPlatformTests)
 UNIT_CLI := ^RewindCLITests\.(ConcurrencyTests|DiffTests|PinsFileTests|ReleasesTests|RevertTests|ValidateWorktreeTests|BrokenTipTests|ConventionsTests)
 UNIT_SERVER := ^ServerTests\.(GitHookTests|GitThreadTests|WebSecurityTests|RoutesTests)
@@ -56,11 +56,16 @@ bench: release
 	python3 Benchmarks/ui.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/traffic.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 	python3 Benchmarks/faults.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+	python3 Benchmarks/artifacts.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # A git host that stalls or goes away (Benchmarks/faults.py: rollback against a stalled host, CPU while
 # stalled, RSS over 5,000 syncs up and down, rewind serve's RSS over an hour; --minutes shortens that).
 bench-faults: release
 	python3 Benchmarks/faults.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# Pulling from an OCI registry (Benchmarks/artifacts.py: rewind pull of a 50 MB artifact against skopeo copy).
+bench-artifacts: release
+	python3 Benchmarks/artifacts.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # Progressive delivery alone (Benchmarks/traffic.py: canary abort, blue-green switch back, failed requests under load).
 bench-traffic: release

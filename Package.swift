@@ -31,6 +31,7 @@ let package = Package(
         ),
         // libgit2's network streams with deadlines and cancellation (git://, http(s), ssh).
         .target(name: "CGitStream", dependencies: ["CLibGit2"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "GitKit", dependencies: ["CLibGit2", "CGitStream"]),
         .target(name: "DeployModel", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "CRewindSystem"),
@@ -59,13 +60,21 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
+        // Artifacts pulled from OCI registries and downloads, checked by digest, in a content-addressed cache.
+        .target(
+            name: "Artifacts",
+            dependencies: [
+                "CZlib", "DeployModel", "SystemSupport", "WebClient",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The read side: the state files, status and wait, for the CLI and
         // the server without the reconciler's proxy and HTTP client.
         .target(name: "ReconcilerStatus", dependencies: ["DeployModel", "GitKit", "Platforms", "Remote", "Rollback", "SystemSupport"]),
         .target(
             name: "Reconciler",
             dependencies: [
-                "ReconcilerStatus", "Audit", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "Traffic", "WebClient",
+                "ReconcilerStatus", "Artifacts", "Audit", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "Traffic", "WebClient",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -98,7 +107,7 @@ let package = Package(
         .target(
             name: "RewindDaemon",
             dependencies: [
-                "RewindCLI", "DeployModel", "GitKit", "Reconciler", "ReconcilerStatus", "Remote", "Rollback", "Server", "SystemSupport", "WebClient",
+                "RewindCLI", "Artifacts", "DeployModel", "GitKit", "Reconciler", "ReconcilerStatus", "Remote", "Rollback", "Server", "SystemSupport", "WebClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -109,6 +118,7 @@ let package = Package(
         .executableTarget(name: "rewind-demo-service", dependencies: ["SystemSupport"]),
         .testTarget(name: "GitKitTests", dependencies: ["GitKit", "TestSupport"]),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
+        .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "DeployModel", "SystemSupport", "TestSupport"]),
         .testTarget(name: "WebClientTests", dependencies: ["WebClient", "SystemSupport", "TestSupport"]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "DeployModel", "TestSupport"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Rollback", "GitKit", "SystemSupport", "TestSupport"]),

@@ -31,14 +31,6 @@ public struct HealthCheck: Sendable, Equatable, Codable {
     public var interval: Duration = Duration(milliseconds: 1_000)
 }
 
-/// What must exist for this version to run.
-public struct Artifact: Sendable, Equatable, Codable {
-    /// An absolute path, a `file://` URL, or a path relative to the artifact root.
-    public var path: String
-    /// Optional SHA-256 of the file, hex.
-    public var sha256: String?
-}
-
 /// A database or data migration that a version carries.
 public struct Migration: Sendable, Equatable, Codable {
     public var id: String
@@ -213,26 +205,65 @@ public struct AppSpec: Sendable, Equatable, Codable {
         return check
     }
 
+    /// `artifact:` is a path (a string, or `path:`), a download (`url:`
+    /// with its `sha256:`), or an OCI artifact (`oci:` pinned by digest).
     private static func parseArtifact(_ reader: YAMLReader, _ map: Node.Mapping) -> Artifact? {
         guard let node = reader.value(map, "artifact", parent: "") else { return nil }
-        if case .scalar(let scalar) = node { return checkedArtifact(reader, node, Artifact(path: scalar.string)) }
+        if case .scalar(let scalar) = node { return checkedPath(reader, node, scalar.string, sha256: nil) }
         guard let a = reader.mapping(node, field: "artifact") else { return nil }
-        reader.warnUnknown(a, known: ["path", "sha256"], parent: "artifact")
-        guard let path = reader.string(a, "path", parent: "artifact", required: true) else { return nil }
+        reader.warnUnknown(a, known: ["path", "url", "oci", "sha256"], parent: "artifact")
         let sha = reader.string(a, "sha256", parent: "artifact")
-        if let sha, sha.utf8.count != 64 || !sha.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) {
-            reader.error(reader.value(a, "sha256", parent: "artifact"), field: "artifact.sha256", "expected 64 lower-case hex digits")
+        if let sha, !Artifact.isSHA256(sha) {
+            reader.error(reader.value(a, "sha256", parent: "artifact"), field: "artifact.sha256", "expected 64 lower-case hex digits",
+                         hint: "`sha256sum FILE` prints it")
         }
-        return checkedArtifact(reader, node, Artifact(path: path, sha256: sha))
-    }
-
-    private static func checkedArtifact(_ reader: YAMLReader, _ node: Node, _ artifact: Artifact) -> Artifact? {
-        let path = artifact.path
-        if path.isEmpty || (path.contains("://") && !path.hasPrefix("file://")) {
-            reader.error(node, field: "artifact", "'\(path)' is not a file path", hint: "use an absolute path, a file:// URL, or a path relative to artifactRoot")
+        let kinds = ["path", "url", "oci"].filter { reader.value(a, $0, parent: "artifact") != nil }
+        guard kinds.count == 1, let kind = kinds.first, let text = reader.string(a, kind, parent: "artifact", required: true) else {
+            reader.error(node, field: "artifact", kinds.isEmpty ? "artifact names nothing" : "artifact has \(kinds.joined(separator: " and ")); give exactly one",
+                         hint: "use path: FILE, url: https://… with sha256:, or oci: REGISTRY/REPOSITORY:TAG@sha256:DIGEST")
             return nil
         }
-        return artifact
+        let field = reader.value(a, kind, parent: "artifact")
+        switch kind {
+        case "url":
+            guard text.hasPrefix("https://") || text.hasPrefix("http://"), text.count > 8 else {
+                reader.error(field, field: "artifact.url", "'\(text)' is not an http:// or https:// URL")
+                return nil
+            }
+            guard sha != nil else {
+                reader.error(node, field: "artifact.sha256", "a download needs its sha256: nothing unchecked is deployed", hint: "add sha256: with the file's `sha256sum`")
+                return nil
+            }
+            return Artifact(.url(text), sha256: sha)
+        case "oci":
+            switch OCIReference.parse(text) {
+            case .failure(let error):
+                reader.error(field, field: "artifact.oci", error.message, hint: error.hint)
+                return nil
+            case .success(let reference):
+                guard reference.digest != nil else {
+                    reader.error(field, field: "artifact.oci", "'\(text)' names a tag but no digest: a tag can move, so Rewind deploys only digests",
+                                 hint: "pin it: append @sha256:DIGEST (`skopeo inspect --format '{{.Digest}}' docker://\(reference)` prints it)")
+                    return nil
+                }
+                if sha != nil {
+                    reader.error(reader.value(a, "sha256", parent: "artifact"), field: "artifact.sha256", "an OCI artifact is checked by the digest in its reference",
+                                 hint: "remove sha256:")
+                    return nil
+                }
+                return Artifact(.oci(reference))
+            }
+        default:
+            return checkedPath(reader, field ?? node, text, sha256: sha)
+        }
+    }
+
+    private static func checkedPath(_ reader: YAMLReader, _ node: Node, _ path: String, sha256: String?) -> Artifact? {
+        if path.isEmpty || (path.contains("://") && !path.hasPrefix("file://")) {
+            reader.error(node, field: "artifact", "'\(path)' is not a file path", hint: "use an absolute path, a file:// URL, or a path relative to artifactRoot; a download is url: with sha256:")
+            return nil
+        }
+        return Artifact(.path(path), sha256: sha256)
     }
 
     private static func parseMigrations(_ reader: YAMLReader, _ map: Node.Mapping) -> [Migration] {

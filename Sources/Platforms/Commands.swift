@@ -72,10 +72,15 @@ public struct CommandRunner: Sendable {
         return Outcome(status: status, output: text)
     }
 
-    /// A program given as `./x` or `dir/x` is relative to the app's files.
+    /// A program given as `./x` or `dir/x` is relative to the app's files,
+    /// or else to its artifact's directory (an unpacked OCI artifact: `bin/api`).
     func resolveRelative(_ program: String, _ deployment: Deployment) -> String {
         guard program.contains("/"), !program.hasPrefix("/") else { return program }
-        return deployment.files + "/" + program
+        let inFiles = deployment.files + "/" + program
+        if !FileIO.exists(inFiles), let artifact = deployment.artifactPath, FileIO.isDirectory(artifact), FileIO.exists(artifact + "/" + program) {
+            return artifact + "/" + program
+        }
+        return inFiles
     }
 
     private func appendToLog(_ deployment: Deployment, what: String, status: ExitStatus?, output: String) {

@@ -46,6 +46,7 @@
 // never recorded as running, and decides what was left undecided; what the
 // state cannot record is not started.
 
+import Artifacts
 import DeployModel
 import GitKit
 import Logging
@@ -114,6 +115,11 @@ public struct ReconcilerOptions: Sendable {
     public var concurrency = 8
     /// The HAProxy program for apps with `traffic:` (a name on PATH or a path).
     public var haproxy = "haproxy"
+    /// Registry credentials (a docker config.json), registries spoken to
+    /// over plain HTTP, and the largest artifact pulled.
+    public var registryAuth: String?
+    public var plainHTTPRegistries: [String] = []
+    public var maxArtifactSize: Int64 = 2 << 30
     /// Called after the reconciler wrote a commit or notes (a mirror pushes them).
     public var onWrite: @Sendable () -> Void = {}
 
@@ -178,6 +184,8 @@ public final class Reconciler {
     var rolloutProbeFailures: [String: Int] = [:]
     /// Runs migrations' down commands and rollback hooks.
     let commands: CommandRunner
+    /// Pulls and checks artifacts (OCI, downloads, files with a sha256) into `<state>/artifacts`.
+    let artifacts: ArtifactStore
     /// The tip the last pass looked at, and when (monotonic ms) the last full pass ran.
     private var lastTip: OID?
     private var lastFull: Int64 = 0
@@ -200,6 +208,12 @@ public final class Reconciler {
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
         self.drivers = drivers ?? Self.standardDrivers(options)
         self.router = router ?? HAProxyRouter(directory: store.trafficDirectory, haproxy: options.haproxy)
+        var artifactOptions = ArtifactOptions(directory: "\(store.directory)/artifacts")
+        artifactOptions.plainHTTP = Set(options.plainHTTPRegistries)
+        artifactOptions.caFile = options.caFile
+        artifactOptions.maxArtifactSize = options.maxArtifactSize
+        if let file = options.registryAuth { artifactOptions.credentials = try RegistryCredentials.load(file) }
+        artifacts = ArtifactStore(options: artifactOptions)
         commands = CommandRunner(baseEnvironment: InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment), searchPath: options.searchPath)
         guard let fd = FileIO.tryLock(store.lockFile) else {
             let pid = store.runningPid().map { " (pid \($0))" } ?? ""

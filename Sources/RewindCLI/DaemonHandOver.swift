@@ -14,6 +14,7 @@ public enum DaemonHandOver {
     public static let commands: [(name: String, abstract: String)] = [
         ("reconcile", "Keep every app at what the branch says; roll back failed releases by commit."),
         ("serve", "Run the reconciler and the HTTP server: web UI, API, Alertmanager and push webhooks, metrics."),
+        ("pull", "Pull an OCI artifact by digest into the reconciler's artifact cache."),
     ]
 
     public static func abstract(_ name: String) -> String { commands.first { $0.name == name }?.abstract ?? "" }
@@ -51,6 +52,13 @@ struct ReconcileHandOver: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "reconcile", abstract: DaemonHandOver.abstract("reconcile"))
     @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
     func run() throws { DaemonHandOver.exec(["reconcile"] + arguments) }
+}
+
+/// `rewind pull` in `rewind --help`; it runs in rewind-daemon.
+struct PullHandOver: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pull", abstract: DaemonHandOver.abstract("pull"))
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    func run() throws { DaemonHandOver.exec(["pull"] + arguments) }
 }
 
 /// `rewind serve` in `rewind --help`; it runs in rewind-daemon.

@@ -139,7 +139,18 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "Refuse a commit with more files than this in one app directory.")
     var maxAppFiles: Int = 10_000
 
+    @Option(help: ArgumentHelp("Credentials for OCI registries: a docker-style config.json with an auths map (never logged).", valueName: "file"))
+    var registryAuth: String?
+
+    @Option(help: ArgumentHelp("A registry (HOST:PORT) spoken to over plain HTTP instead of HTTPS (repeatable; for a registry on a private network).", valueName: "host:port"))
+    var plainHttpRegistry: [String] = []
+
+    @Option(help: "Refuse an artifact (a layer, a download, or its unpacked files) larger than this many bytes.")
+    var maxArtifactSize: Int64 = 2 << 30
+
     func validate() throws {
+        guard maxArtifactSize > 0 else { throw ValidationError("--max-artifact-size must be positive") }
+        if let registryAuth, FileIO.read(registryAuth) == nil { throw ValidationError("--registry-auth \(registryAuth) cannot be read") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be 1 or more") }
         guard maxBlobSize > 0, maxAppFiles > 0 else { throw ValidationError("--max-blob-size and --max-app-files must be positive") }
         for url in notifyUrl + slackUrl where WebURL(url) == nil {
@@ -188,6 +199,9 @@ struct LoopOptions: ParsableArguments {
         options.fullPassInterval = interval.milliseconds
         options.prometheus = prometheusUrl.flatMap(WebURL.init)
         options.caFile = caFile
+        options.registryAuth = registryAuth
+        options.plainHTTPRegistries = plainHttpRegistry
+        options.maxArtifactSize = maxArtifactSize
         options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
         if !targets.isEmpty {

@@ -26,6 +26,11 @@ struct Guards {
                                   hint: "choose a target where the app is complete; `rewind validate REV` shows what is wrong")
             }
             guard let artifact = spec.artifact else { continue }
+            guard artifact.path != nil else {
+                // Downloads and OCI artifacts are pulled and checked by the reconciler before it stops anything.
+                checked.append("artifact of \(change.app) \(spec.version) (\(artifact)) is pulled and verified by the reconciler")
+                continue
+            }
             let path = try resolve(artifact, app: change.app)
             guard access(path, F_OK) == 0 else {
                 var error = RewindError(.refused, "artifact for \(change.app) \(spec.version) is missing: \(path)",
@@ -71,11 +76,13 @@ public enum Artifacts {
     /// are, relative ones under `root` (--artifact-root,
     /// REWIND_ARTIFACT_ROOT, or rewind.yaml's artifactRoot).
     public static func path(of artifact: Artifact, app: String, root: String?) throws -> String {
-        var path = artifact.path
+        guard var path = artifact.path else {
+            throw RewindError(.refused, "the artifact of \(app) (\(artifact)) is not a file on this host", hint: "the reconciler pulls it into its artifact cache")
+        }
         if path.hasPrefix("file://") { path = String(path.dropFirst("file://".count)) }
         if path.hasPrefix("/") { return path }
         guard let root else {
-            throw RewindError(.refused, "artifact path '\(artifact.path)' of \(app) is relative and no artifact root is set",
+            throw RewindError(.refused, "artifact path '\(path)' of \(app) is relative and no artifact root is set",
                               hint: "set artifactRoot in rewind.yaml, REWIND_ARTIFACT_ROOT, or --artifact-root")
         }
         return root.hasSuffix("/") ? root + path : root + "/" + path

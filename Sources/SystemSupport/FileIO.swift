@@ -189,6 +189,12 @@ extension FileIO {
         return lstat(path, &info) == 0
     }
 
+    /// True when `path` is a directory (following a symbolic link).
+    public static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
     /// Creates a directory and its parents.
     public static func makeDirectory(_ path: String) {
         makeParent(path + "/x")

@@ -62,7 +62,7 @@ public struct WebError: Error, CustomStringConvertible, Sendable {
 /// notifier's wait for the answer. One client per CA file lives as long as
 /// the process.
 public final class WebClient: Sendable {
-    private let client: HTTPClient
+    let client: HTTPClient
 
     private static let clients = Mutex<[String: WebClient]>([:])
 

@@ -1,0 +1,96 @@
+import DeployModel
+import Foundation
+import Testing
+import TestSupport
+@testable import Artifacts
+
+/// Pulls from Debian's docker-registry on loopback, published with skopeo.
+@Suite(.serialized) struct RegistryPullTests {
+    static func store(_ dir: String, registry: TestRegistry, maxSize: Int64 = 1 << 30) -> ArtifactStore {
+        var options = ArtifactOptions(directory: dir + "/cache")
+        options.plainHTTP = [registry.host]
+        options.maxArtifactSize = maxSize
+        options.timeoutMilliseconds = 10_000
+        return ArtifactStore(options: options)
+    }
+
+    /// Pulled by digest, verified, unpacked with modes; a second pull is the cache.
+    @Test func anArtifactIsPulledByDigestUnpackedAndCached() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        try withTemporaryDirectory { dir in
+            let digest = try registry.publish("team/api", tag: "1.0", files: ["bin/api": ("#!/bin/sh\necho 1.0\n", true), "VERSION": ("1.0\n", false)])
+            let reference = try OCIReference.parse("\(registry.host)/team/api:1.0@\(digest)").get()
+            let store = Self.store(dir, registry: registry)
+            let path = try store.pull(reference)
+            #expect(path == dir + "/cache/oci/" + digest.dropFirst(7))
+            #expect(try String(contentsOfFile: path + "/VERSION", encoding: .utf8) == "1.0\n")
+            #expect(FileManager.default.isExecutableFile(atPath: path + "/bin/api"))
+            #expect(store.cached(reference) == path)
+            #expect(try store.existsInRegistry(reference))
+            registry.stop()
+            #expect(try store.pull(reference) == path, "the cache answers with the registry down")
+        }
+    }
+
+    /// A deleted manifest (garbage collection) and a stopped registry are
+    /// refused, naming the registry and what is missing; nothing is left in the cache.
+    @Test func aMissingManifestOrAStoppedRegistryIsRefusedClearly() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        try withTemporaryDirectory { dir in
+            let digest = try registry.publish("team/api", tag: "1.0", files: ["VERSION": ("1.0\n", false)])
+            let reference = try OCIReference.parse("\(registry.host)/team/api:1.0@\(digest)").get()
+            try registry.delete("team/api", digest: digest)
+            let store = Self.store(dir, registry: registry)
+            #expect(try !store.existsInRegistry(reference))
+            #expect(throws: ArtifactError.self) { try store.pull(reference) }
+            do { _ = try store.pull(reference) } catch {
+                #expect("\(error)".contains("\(registry.host) has no manifest \(digest) of team/api (404"), "\(error)")
+            }
+            registry.stop()
+            let other = try OCIReference.parse("\(registry.host)/team/web:2.0@sha256:" + String(repeating: "a", count: 64)).get()
+            do {
+                _ = try store.pull(other)
+                Issue.record("a stopped registry must fail the pull")
+            } catch {
+                #expect("\(error)".contains("registry \(registry.host)"), "\(error)")
+            }
+            #expect(store.cached(other) == nil)
+            #expect((try? FileManager.default.contentsOfDirectory(atPath: dir + "/cache/oci"))?.isEmpty ?? true, "nothing half-written")
+        }
+    }
+
+    /// A layer over --max-artifact-size is refused before it is downloaded.
+    @Test func aLayerOverTheSizeLimitIsRefused() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        try withTemporaryDirectory { dir in
+            let random = (0..<20_000).map { _ in String(UInt8.random(in: 0...255), radix: 16) }.joined()
+            let digest = try registry.publish("team/big", tag: "1", files: ["data": (random, false)])
+            let reference = try OCIReference.parse("\(registry.host)/team/big:1@\(digest)").get()
+            do {
+                _ = try Self.store(dir, registry: registry, maxSize: 1_000).pull(reference)
+                Issue.record("an oversized layer must be refused")
+            } catch {
+                #expect("\(error)".contains("over --max-artifact-size (1000)"), "\(error)")
+            }
+        }
+    }
+
+    /// A local file's sha256 is checked; a mismatch names both digests.
+    @Test func aLocalFileWithTheWrongSHA256IsRefused() throws {
+        try withTemporaryDirectory { dir in
+            try writeFile(dir + "/api.tar", "the artifact\n")
+            let right = try run("/usr/bin/sha256sum", [dir + "/api.tar"]).stdout.prefix(64)
+            try ArtifactStore.verify(file: dir + "/api.tar", sha256: String(right))
+            let wrong = String(repeating: "0", count: 64)
+            do {
+                try ArtifactStore.verify(file: dir + "/api.tar", sha256: wrong)
+                Issue.record("a wrong sha256 must be refused")
+            } catch {
+                #expect("\(error)".contains("has sha256 \(right), but app.yaml expects \(wrong)"), "\(error)")
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import SystemSupport
+
+/// Debian's `docker-registry` (CNCF distribution 2.8) on a free loopback
+/// port, plain HTTP, deletes enabled; artifacts are published with Debian's
+/// `skopeo` from OCI layouts the tests build. `close()` stops it and
+/// deletes its files.
+public final class TestRegistry {
+    public let root: String
+    public private(set) var port = 0
+    private var pid: pid_t?
+
+    public init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-registry-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        try start()
+    }
+
+    /// `127.0.0.1:PORT`, as a reference's registry.
+    public var host: String { "127.0.0.1:\(port)" }
+
+    /// Starts it (again, on the same port and storage after `stop()`).
+    public func start() throws {
+        // The same port again after `stop()`; a fresh one when that is taken (or on the first start).
+        if port != 0, try launch(port) { return }
+        for _ in 0..<5 {
+            guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+            port = free
+            if try launch(port) { return }
+        }
+        throw TestFailure("docker-registry did not start:\n\(log)")
+    }
+
+    /// True once it answers on `port`; false when it exited (the port was taken meanwhile).
+    private func launch(_ port: Int) throws -> Bool {
+        try writeFile(root + "/config.yml", """
+            version: 0.1
+            log:
+              level: info
+            storage:
+              filesystem:
+                rootdirectory: \(root)/data
+              delete:
+                enabled: true
+            http:
+              addr: 127.0.0.1:\(port)
+            """)
+        let started = try Spawn.start(SpawnOptions(program: "/usr/bin/docker-registry", arguments: ["serve", root + "/config.yml"],
+                                                   environment: ProcessInfo.processInfo.environment, outputFile: root + "/registry.log"))
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let response = try? Loopback.get(port: port, path: "/v2/", timeoutMilliseconds: 1_000), response.status == 200 {
+                pid = started
+                return true
+            }
+            if let _ = Spawn.poll(started) { return false }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        Spawn.stop(started, graceMilliseconds: 1_000)
+        throw TestFailure("docker-registry did not answer on \(port):\n\(log)")
+    }
+
+    public var log: String { (try? String(contentsOfFile: root + "/registry.log", encoding: .utf8)) ?? "" }
+
+    /// Stops it; its storage stays for `start()`.
+    public func stop() {
+        if let pid { Spawn.stop(pid, graceMilliseconds: 2_000) }
+        pid = nil
+    }
+
+    public func close() {
+        stop()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    /// Publishes `files` (path → (text, executable)) as one tar+gzip layer
+    /// of an OCI image `repository:tag`; returns the manifest's digest.
+    @discardableResult
+    public func publish(_ repository: String, tag: String, files: [String: (text: String, executable: Bool)]) throws -> String {
+        let work = root + "/build-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: work) }
+        for (path, file) in files { try writeFile(work + "/tree/" + path, file.text, executable: file.executable) }
+        try FileManager.default.createDirectory(atPath: work + "/tree", withIntermediateDirectories: true)
+        let tar = try run("/usr/bin/tar", ["--owner=0", "--group=0", "--numeric-owner", "-czf", work + "/layer.tar.gz", "-C", work + "/tree", "."])
+        guard tar.status == 0 else { throw TestFailure("tar: \(tar.stderr)") }
+        return try publishLayout(repository, tag: tag, layer: work + "/layer.tar.gz", mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", work: work)
+    }
+
+    /// Publishes a prepared layer file (any media type) as an OCI image.
+    public func publishLayout(_ repository: String, tag: String, layer: String, mediaType: String, work: String) throws -> String {
+        let layout = work + "/layout"
+        try FileManager.default.createDirectory(atPath: layout + "/blobs/sha256", withIntermediateDirectories: true)
+        func store(_ data: Data) throws -> (digest: String, size: Int) {
+            let digest = try sha256(data)
+            try data.write(to: URL(fileURLWithPath: layout + "/blobs/sha256/" + digest))
+            return ("sha256:" + digest, data.count)
+        }
+        let layerBlob = try store(Data(contentsOf: URL(fileURLWithPath: layer)))
+        let config = try store(Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8))
+        let manifest = try store(Data("""
+            {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
+            "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(config.digest)","size":\(config.size)},\
+            "layers":[{"mediaType":"\(mediaType)","digest":"\(layerBlob.digest)","size":\(layerBlob.size)}]}
+            """.utf8))
+        try writeFile(layout + "/oci-layout", #"{"imageLayoutVersion":"1.0.0"}"#)
+        try writeFile(layout + "/index.json", """
+            {"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(manifest.digest)",\
+            "size":\(manifest.size),"annotations":{"org.opencontainers.image.ref.name":"\(tag)"}}]}
+            """)
+        let copy = try run("/usr/bin/skopeo", ["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", "oci:\(layout):\(tag)", "docker://\(host)/\(repository):\(tag)"])
+        guard copy.status == 0 else { throw TestFailure("skopeo copy: \(copy.stderr)") }
+        return manifest.digest
+    }
+
+    /// Deletes a manifest, as garbage collection after a retention policy would.
+    public func delete(_ repository: String, digest: String) throws {
+        let result = try run("/usr/bin/curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "http://\(host)/v2/\(repository)/manifests/\(digest)"])
+        guard result.stdout == "202" else { throw TestFailure("DELETE \(digest): \(result.stdout) \(result.stderr)") }
+    }
+
+    private func sha256(_ data: Data) throws -> String {
+        let file = root + "/hash-\(UUID().uuidString.prefix(8))"
+        try data.write(to: URL(fileURLWithPath: file))
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try run("/usr/bin/sha256sum", [file])
+        guard let hex = result.stdout.split(separator: " ").first, hex.count == 64 else { throw TestFailure("sha256sum: \(result.stderr)") }
+        return String(hex)
+    }
+}
