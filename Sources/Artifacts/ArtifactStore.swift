@@ -33,6 +33,8 @@ public struct ArtifactOptions: Sendable {
 public final class ArtifactStore: Sendable {
     public let options: ArtifactOptions
     private let clients = Mutex<[String: RegistryClient]>([:])
+    /// Cache entries checked against their recorded digests by this process.
+    private let verified = Mutex<Set<String>>([])
 
     public init(options: ArtifactOptions) { self.options = options }
 
@@ -73,7 +75,11 @@ public final class ArtifactStore: Sendable {
         guard let digest = reference.digest else {
             throw ArtifactError("\(reference) names no digest; Rewind pulls only by digest (append @sha256:…)")
         }
-        if let directory = cached(reference) { return directory }
+        if let directory = cached(reference) {
+            if verifiedOnce(String(digest.dropFirst(7))) { return directory }
+            // Damaged since it was written (a disk error, a hand edit): pulled again.
+            evict(String(digest.dropFirst(7)))
+        }
         let client = try client(reference.registry)
         var manifest: ManifestDocument.Manifest
         switch try client.manifest(reference.repository, digest: digest) {
@@ -138,8 +144,40 @@ public final class ArtifactStore: Sendable {
         }
         FileIO.removeTree(final)
         guard rename(temporary, final) == 0 else { throw ArtifactError("cannot move the unpacked artifact into \(final): \(String(cString: strerror(errno)))") }
-        guard FileIO.writeAtomically("\(final).done", text: "\(reference)\n") else { throw ArtifactError("cannot mark \(final) complete") }
+        let record = CacheRecord(reference: "\(reference)", layers: manifest.layers.map(\.digest), tree: try CacheRecord.treeDigest(final))
+        guard FileIO.writeAtomically("\(final).done", text: record.text) else { throw ArtifactError("cannot mark \(final) complete") }
+        verified.withLock { _ = $0.insert(hex) }
         return final
+    }
+
+    /// True when the entry `hex` matches what was recorded when it was
+    /// written (its layers' digests and its unpacked files), checked once
+    /// per process: a restarted reconciler does not trust its cache blindly.
+    private func verifiedOnce(_ hex: String) -> Bool {
+        if verified.withLock({ $0.contains(hex) }) { return true }
+        let directory = "\(options.directory)/oci/\(hex)"
+        guard let record = FileIO.readText(directory + ".done").flatMap(CacheRecord.init(text:)),
+              (try? CacheRecord.treeDigest(directory)) == record.tree else { return false }
+        for layer in record.layers {
+            guard (try? Self.digest(file: "\(options.directory)/blobs/sha256/\(layer.dropFirst(7))")) == layer else { return false }
+        }
+        verified.withLock { _ = $0.insert(hex) }
+        return true
+    }
+
+    /// Removes a damaged entry: its marker, its files and its layers' blobs.
+    private func evict(_ hex: String) {
+        let directory = "\(options.directory)/oci/\(hex)"
+        let record = FileIO.readText(directory + ".done").flatMap(CacheRecord.init(text:))
+        FileIO.removeTree(directory + ".done")
+        FileIO.removeTree(directory)
+        for layer in record?.layers ?? [] { FileIO.removeTree("\(options.directory)/blobs/sha256/\(layer.dropFirst(7))") }
+    }
+
+    static func digest(file: String) throws -> String {
+        var hasher = SHA256()
+        try readChunks(file) { hasher.update(data: $0) }
+        return "sha256:" + hex(hasher.finalize())
     }
 
     // MARK: Downloads and files
@@ -159,9 +197,7 @@ public final class ArtifactStore: Sendable {
 
     /// Fails unless the file's SHA-256 is `sha256`, naming both digests.
     public static func verify(file: String, sha256 expected: String) throws {
-        var hasher = SHA256()
-        try readChunks(file) { hasher.update(data: $0) }
-        let actual = hex(hasher.finalize())
+        let actual = String(try digest(file: file).dropFirst(7))
         guard actual == expected else {
             throw ArtifactError("the artifact \(file) has sha256 \(actual), but app.yaml expects \(expected); it was changed or is not this version's")
         }
@@ -251,5 +287,91 @@ final class HashingWriter: Sendable {
 
     deinit {
         state.withLock { if $0.fd >= 0 { close($0.fd) } }
+    }
+}
+
+extension ArtifactStore: ArtifactAvailability {
+    /// The cache first; else the registry (a manifest HEAD by digest) or
+    /// the download's server (a HEAD).
+    public func availability(of artifact: Artifact) -> ArtifactCheck {
+        switch artifact.source {
+        case .path(let path):
+            return FileIO.exists(path) ? .published(path) : .missing("\(path) does not exist")
+        case .oci(let reference):
+            if let directory = cached(reference) { return .cached(directory) }
+            let where_ = "it is not in the artifact cache (\(options.directory))"
+            do {
+                return try existsInRegistry(reference)
+                    ? .published("\(reference.registry) has \(reference.repository)@\(reference.digest ?? "")")
+                    : .missing("\(where_), and \(reference.registry) has no manifest \(reference.digest ?? "") of \(reference.repository) (deleted, or garbage-collected)")
+            } catch {
+                return .missing("\(where_), and the registry cannot be asked: \(error)")
+            }
+        case .url(let url):
+            let described = WebURL(url)?.description ?? "the URL"
+            if let sha = artifact.sha256, FileIO.exists("\(options.directory)/url/\(sha)") { return .cached("\(options.directory)/url/\(sha)") }
+            do {
+                let answer = try WebClient.shared(caFile: options.caFile).exchange("HEAD", url, limit: 0, timeoutMilliseconds: min(options.timeoutMilliseconds, 30_000))
+                return answer.status == 200 ? .published(described) : .missing("it is not in the artifact cache, and \(described) answered \(answer.status)")
+            } catch {
+                return .missing("it is not in the artifact cache, and \(described) cannot be asked: \(error)")
+            }
+        }
+    }
+}
+
+/// What a cache entry was when it was written: the reference, its layers'
+/// digests, and a digest of its unpacked files (paths, modes, contents,
+/// link targets). Stored in `oci/HEX.done`, written last.
+struct CacheRecord: Equatable {
+    var reference: String
+    var layers: [String]
+    var tree: String
+
+    var text: String { "reference \(reference)\nlayers \(layers.joined(separator: " "))\ntree \(tree)\n" }
+
+    init(reference: String, layers: [String], tree: String) {
+        self.reference = reference
+        self.layers = layers
+        self.tree = tree
+    }
+
+    init?(text: String) {
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let space = line.firstIndex(of: " ") else { continue }
+            fields[String(line[..<space])] = String(line[line.index(after: space)...])
+        }
+        guard let reference = fields["reference"], let tree = fields["tree"], let layers = fields["layers"] else { return nil }
+        self.init(reference: reference, layers: layers.split(separator: " ").map(String.init), tree: tree)
+    }
+
+    /// One digest over every entry under `root`, in path order, without following links.
+    static func treeDigest(_ root: String) throws -> String {
+        var hasher = SHA256()
+        try walk(root, relative: "") { line in hasher.update(data: Array(line.utf8)) }
+        return "sha256:" + ArtifactStore.hex(hasher.finalize())
+    }
+
+    private static func walk(_ directory: String, relative: String, _ emit: (String) throws -> Void) throws {
+        for name in FileIO.list(directory).sorted() {
+            let path = directory + "/" + name
+            let shown = relative.isEmpty ? name : relative + "/" + name
+            var info = stat()
+            guard lstat(path, &info) == 0 else { throw ArtifactError("cannot read \(path)") }
+            let mode = String(info.st_mode & 0o7777, radix: 8)
+            switch info.st_mode & S_IFMT {
+            case S_IFDIR:
+                try emit("D \(shown) \(mode)\n")
+                try walk(path, relative: shown, emit)
+            case S_IFLNK:
+                var buffer = [CChar](repeating: 0, count: 4_096)
+                let count = readlink(path, &buffer, buffer.count - 1)
+                let target = count >= 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+                try emit("L \(shown) \(target)\n")
+            default:
+                try emit("F \(shown) \(mode) \(info.st_size) \(try ArtifactStore.digest(file: path))\n")
+            }
+        }
     }
 }

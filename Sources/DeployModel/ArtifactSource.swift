@@ -40,6 +40,23 @@ public struct Artifact: Sendable, Equatable, Codable, CustomStringConvertible {
     }
 }
 
+/// Whether an artifact that is not a file on this host is at hand for a
+/// rollback: in the artifact cache, or still where it is published. The
+/// rollback guards ask it before any commit is written.
+public protocol ArtifactAvailability: Sendable {
+    func availability(of artifact: Artifact) -> ArtifactCheck
+}
+
+/// What `ArtifactAvailability` found.
+public enum ArtifactCheck: Sendable, Equatable {
+    /// In the artifact cache, at this path.
+    case cached(String)
+    /// Not cached, but its registry (or server) has it.
+    case published(String)
+    /// Neither: what is missing and where, or why it could not be asked.
+    case missing(String)
+}
+
 /// `REGISTRY/REPOSITORY[:TAG][@sha256:DIGEST]`, as in the OCI distribution
 /// spec and `docker pull`, except that the registry is always named (no
 /// implicit Docker Hub). The digest is what is deployed; the tag is a label

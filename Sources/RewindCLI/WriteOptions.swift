@@ -43,7 +43,9 @@ struct WriteOptions: ParsableArguments {
             let (repo, mirror) = try repoOptions.openWithMirror()
             var writer = CommitWriter(repo: repo)
             writer.diffs = true
-            let result = try writer.run(request(operation, force: force), dryRun: dryRun)
+            var request = request(operation, force: force)
+            request.artifacts = DaemonArtifactCheck(stateDirectory: waiting.stateDir ?? StateStore.defaultDirectory(repo))
+            let result = try writer.run(request, dryRun: dryRun)
             report(result)
             if let mirror, !dryRun, case .written(let commit?, let plan, _) = result {
                 // A host that stalled the first sync would stall this one too:

@@ -18,8 +18,14 @@ struct PullCommand: ParsableCommand {
             verified, and prints the directory it was unpacked into. A cached artifact is not pulled again.
             """)
 
-    @Argument(help: "The artifact: REGISTRY/REPOSITORY[:TAG]@sha256:DIGEST.")
+    @Argument(help: "The artifact: REGISTRY/REPOSITORY[:TAG]@sha256:DIGEST (with --check, also an http(s) URL).")
     var reference: String
+
+    @Flag(help: "Only check that the artifact is at hand (in the cache, or still in its registry) and say where; exit 4 when it is not.")
+    var check = false
+
+    @Option(help: "With --check and a URL: the download's sha256 (its name in the cache).")
+    var sha256: String?
 
     @Option(help: "The state directory whose artifact cache to fill (default: <git dir>/rewind/state of --repo).")
     var stateDir: String?
@@ -43,6 +49,7 @@ struct PullCommand: ParsableCommand {
 
     func run() throws {
         try runReporting(format: format) {
+            if check { return try checkOnly() }
             let parsed: OCIReference
             switch OCIReference.parse(reference) {
             case .success(let found): parsed = found
@@ -51,13 +58,7 @@ struct PullCommand: ParsableCommand {
             guard parsed.digest != nil else {
                 throw RewindError(.usage, "\(parsed) names no digest; Rewind pulls only by digest", hint: "append @sha256:DIGEST (`skopeo inspect --format '{{.Digest}}' docker://\(parsed)`)")
             }
-            let directory = try stateDir ?? StateStore(try repoOptions.open(), directory: nil).directory
-            var options = ArtifactOptions(directory: directory + "/artifacts")
-            options.plainHTTP = Set(plainHttpRegistry)
-            options.caFile = caFile
-            options.maxArtifactSize = maxArtifactSize
-            if let registryAuth { options.credentials = try RegistryCredentials.load(registryAuth) }
-            let store = ArtifactStore(options: options)
+            let store = try artifactStore()
             let cached = store.cached(parsed) != nil
             let path: String
             do { path = try store.pull(parsed) } catch { throw RewindError(.refused, "cannot pull \(parsed): \(error)") }
@@ -65,6 +66,34 @@ struct PullCommand: ParsableCommand {
             case .json: Terminal.print(JSON.object([("reference", .string("\(parsed)")), ("directory", .string(path)), ("cached", .bool(cached))]).pretty)
             case .table: Terminal.print(path)
             }
+        }
+    }
+
+    private func artifactStore() throws -> ArtifactStore {
+        let directory = try stateDir ?? StateStore(try repoOptions.open(), directory: nil).directory
+        var options = ArtifactOptions(directory: directory + "/artifacts")
+        options.plainHTTP = Set(plainHttpRegistry + LoopOptions.environmentRegistries())
+        options.caFile = caFile
+        options.maxArtifactSize = maxArtifactSize
+        if let file = registryAuth ?? Environment.value("REWIND_REGISTRY_AUTH") { options.credentials = try RegistryCredentials.load(file) }
+        return ArtifactStore(options: options)
+    }
+
+    /// `--check`: where the artifact is, or why it is not at hand (exit 4).
+    private func checkOnly() throws {
+        let artifact: Artifact
+        if reference.hasPrefix("https://") || reference.hasPrefix("http://") {
+            artifact = Artifact(.url(reference), sha256: sha256)
+        } else {
+            switch OCIReference.parse(reference) {
+            case .success(let found): artifact = Artifact(.oci(found))
+            case .failure(let error): throw RewindError(.usage, error.message, hint: error.hint ?? "write REGISTRY/REPOSITORY:TAG@sha256:DIGEST")
+            }
+        }
+        switch try artifactStore().availability(of: artifact) {
+        case .cached(let place): Terminal.print("cached: \(place)")
+        case .published(let place): Terminal.print("published: \(place)")
+        case .missing(let why): throw RewindError(.notFound, why)
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Artifacts
 import RewindCLI
 import DeployModel
 import Logging
@@ -164,6 +165,23 @@ struct LoopOptions: ParsableArguments {
         }
     }
 
+    /// REWIND_PLAIN_HTTP_REGISTRIES: HOST:PORT,… spoken to over plain HTTP
+    /// (so that `rewind rollback`'s artifact check, which runs `rewind pull
+    /// --check`, speaks to registries as the reconciler does).
+    static func environmentRegistries() -> [String] {
+        (Environment.value("REWIND_PLAIN_HTTP_REGISTRIES") ?? "").split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty }
+    }
+
+    /// The reconciler's artifact cache and registry settings, for `serve`'s rollback guards.
+    func artifactStore(_ options: ReconcilerOptions, stateDirectory: String) throws -> ArtifactStore {
+        var artifacts = ArtifactOptions(directory: stateDirectory + "/artifacts")
+        artifacts.plainHTTP = Set(options.plainHTTPRegistries)
+        artifacts.caFile = options.caFile
+        artifacts.maxArtifactSize = options.maxArtifactSize
+        if let file = options.registryAuth { artifacts.credentials = try RegistryCredentials.load(file) }
+        return ArtifactStore(options: artifacts)
+    }
+
     /// For a remote repository: its mirror, synced once, and the loop that keeps it in step.
     func syncLoop(_ repo: RepoOptions) throws -> SyncLoop? {
         try repo.syncedMirror().map { SyncLoop(mirror: $0, interval: fetchInterval.milliseconds) }
@@ -199,8 +217,8 @@ struct LoopOptions: ParsableArguments {
         options.fullPassInterval = interval.milliseconds
         options.prometheus = prometheusUrl.flatMap(WebURL.init)
         options.caFile = caFile
-        options.registryAuth = registryAuth
-        options.plainHTTPRegistries = plainHttpRegistry
+        options.registryAuth = registryAuth ?? Environment.value("REWIND_REGISTRY_AUTH")
+        options.plainHTTPRegistries = plainHttpRegistry + Self.environmentRegistries()
         options.maxArtifactSize = maxArtifactSize
         options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }

@@ -163,6 +163,8 @@ public struct AutomaticRollback {
     public var alert: String?
     public var fingerprint: String?
     public var artifactRoot: String?
+    /// Checks OCI and download targets (the cache, then the registry).
+    public var artifacts: (any ArtifactAvailability)?
     public var limits = AppLimits()
 
     public init(repoPath: String, branch: String?, trigger: RollbackTrailers.TriggerKind) {
@@ -241,6 +243,7 @@ public struct AutomaticRollback {
         request.alert = alert
         request.fingerprint = fingerprint
         request.artifactRoot = artifactRoot
+        request.artifacts = artifacts
         request.undoing = Dictionary(approved.map { ($0.app, $0.release.hex) }, uniquingKeysWith: { a, _ in a })
         request.actor = "rewind@\(Clock.hostName())"
         return request

@@ -10,13 +10,16 @@ struct Guards {
     let repo: DeployRepository
     let config: RepoConfig
     let artifactRoot: String?
+    var artifacts: (any ArtifactAvailability)? = nil
 
     /// Every changed app's new app.yaml must be valid and its artifact must
     /// exist. (The planner validates the whole new state first, so a missing
     /// or invalid app.yaml has normally been reported in detail already.)
     /// Returns what it checked, in words.
+    /// An OCI or download artifact must be cached or still published;
+    /// `force` (a human's) lets a missing one through, recorded in `forced`.
     @discardableResult
-    func checkArtifacts(changes: [AppChange]) throws -> [String] {
+    func checkArtifacts(changes: [AppChange], force: Bool = false, forced: inout [String]) throws -> [String] {
         var checked: [String] = []
         for change in changes {
             guard let app = config.app(named: change.app), change.toTree != nil else { continue }
@@ -27,8 +30,7 @@ struct Guards {
             }
             guard let artifact = spec.artifact else { continue }
             guard artifact.path != nil else {
-                // Downloads and OCI artifacts are pulled and checked by the reconciler before it stops anything.
-                checked.append("artifact of \(change.app) \(spec.version) (\(artifact)) is pulled and verified by the reconciler")
+                checked.append(try checkPublished(artifact, app: change.app, version: spec.version, force: force, forced: &forced))
                 continue
             }
             let path = try resolve(artifact, app: change.app)
@@ -41,6 +43,25 @@ struct Guards {
             checked.append("artifact of \(change.app) \(spec.version) is present: \(path)")
         }
         return checked
+    }
+
+    /// Seed 002's "Registry That Forgot": the target's artifact must still
+    /// exist before a rollback to it is written.
+    private func checkPublished(_ artifact: Artifact, app: String, version: String, force: Bool, forced: inout [String]) throws -> String {
+        let check = artifacts?.availability(of: artifact) ?? .missing("this command cannot check a registry")
+        switch check {
+        case .cached(let path): return "artifact of \(app) \(version) is in the artifact cache: \(path)"
+        case .published(let place): return "artifact of \(app) \(version) is published: \(place)"
+        case .missing(let why):
+            if force {
+                forced.append("artifact of \(app) \(version) (\(artifact)) is not at hand: \(why)")
+                return "artifact of \(app) \(version) is not at hand, forced: \(why)"
+            }
+            var error = RewindError(.refused, "the artifact of \(app) \(version) (\(artifact)) is not at hand: \(why)",
+                                    hint: "push it to the registry again, or choose a target whose artifact exists; a human who accepts the risk may pass --force")
+            error.refusal = ("artifact", [app])
+            throw error
+        }
     }
 
     private func resolve(_ artifact: Artifact, app: String) throws -> String {

@@ -277,10 +277,13 @@ struct Planner {
         // broken app is fine, one that leaves another app broken is not.
         try DesiredState.check(repo, tree: newTree, commit: tip, what: "the state this \(action.rawValue) would write", limits: limits)
         var checked = ["the whole new state is valid (rewind.yaml, every app.yaml, the pins)"]
-        let guards = Guards(repo: repo, config: config, artifactRoot: request.artifactRoot)
-        checked += try guards.checkArtifacts(changes: changes)
-        let forced = try guards.checkMigrations(changes: changes, force: request.force)
-        checked.append(forced.isEmpty ? "no irreversible migration is crossed" : "irreversible migrations crossed with --force: \(forced.joined(separator: "; "))")
+        var guards = Guards(repo: repo, config: config, artifactRoot: request.artifactRoot)
+        guards.artifacts = request.artifacts
+        var forcedArtifacts: [String] = []
+        checked += try guards.checkArtifacts(changes: changes, force: request.force, forced: &forcedArtifacts)
+        let crossed = try guards.checkMigrations(changes: changes, force: request.force)
+        checked.append(crossed.isEmpty ? "no irreversible migration is crossed" : "irreversible migrations crossed with --force: \(crossed.joined(separator: "; "))")
+        let forced = crossed + forcedArtifacts
         if action == .revert { checked.append("no app held by a pin changes") }
         let apps = changes.map(\.app).isEmpty ? pinnedApps : changes.map(\.app)
         var trailers = RollbackTrailers(action: action, targets: targets, apps: apps, reason: request.reason, trigger: request.trigger,

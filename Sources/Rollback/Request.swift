@@ -33,6 +33,9 @@ public struct RollbackRequest: Sendable, Codable {
     public var force = false
     /// Directory for relative artifact paths; overrides rewind.yaml's `artifactRoot`.
     public var artifactRoot: String?
+    /// Checks artifacts that are not files on this host (OCI, downloads):
+    /// without one, a rollback to such a release is refused.
+    public var artifacts: (any ArtifactAvailability)?
     /// For each app, the release (commit) this request set out to undo, set
     /// once the default target is resolved. When planning again (a lost
     /// race, a remote that moved), an app whose current release is no longer
@@ -40,6 +43,11 @@ public struct RollbackRequest: Sendable, Codable {
     public var undoing: [String: String]?
     /// Who acts, for the `Rewind-Actor` trailer (automation, the API).
     public var actor: String?
+
+    /// Everything but the artifact checker, which belongs to the process.
+    private enum CodingKeys: String, CodingKey {
+        case operation, reason, trigger, alert, fingerprint, force, artifactRoot, undoing, actor
+    }
 
     /// Creates a request.
     public init(_ operation: Operation, reason: String? = nil) {

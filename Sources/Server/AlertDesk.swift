@@ -70,6 +70,7 @@ extension RollbackDesk {
         service.alert = decision.alertname
         service.fingerprint = decision.fingerprint
         service.artifactRoot = options.artifactRoot
+        service.artifacts = options.artifacts
         let written = DeskNotes(repoPath: options.repoPath, branch: repo.branchRef, logger: logger)
         // The alert is the release's failure: noted with its labels and
         // startsAt (the audit's time to detect, the incident's timeline).

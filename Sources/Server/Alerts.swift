@@ -76,7 +76,7 @@ struct RequestError: Error, Sendable, HTTPResponseError {
     /// maps to (`status(of:)`, the one table).
     init(_ error: RewindError) {
         self.init(Self.status(of: error.code), error.message + (error.hint.map { " (hint: \($0))" } ?? ""))
-        forceable = error.refusal?.name == "migration"
+        forceable = error.refusal?.name == "migration" || error.refusal?.name == "artifact"
     }
 
     /// The one table from Rewind's error codes to HTTP statuses.

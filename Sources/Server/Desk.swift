@@ -55,6 +55,7 @@ actor RollbackDesk {
         var request = RollbackRequest(action.operation, reason: reason)
         request.trigger = actor.trigger
         request.artifactRoot = options.artifactRoot
+        request.artifacts = options.artifacts
         request.actor = actor.name
         request.force = force
         do {

@@ -1,3 +1,4 @@
+import DeployModel
 import Foundation
 import Hummingbird
 import Logging
@@ -14,6 +15,8 @@ public struct ServeOptions: Sendable {
     public var branch: String?
     public var stateDirectory: String?
     public var artifactRoot: String?
+    /// Checks OCI and download targets before a rollback is written.
+    public var artifacts: (any ArtifactAvailability)?
     public var host = "127.0.0.1"
     /// 0 lets the kernel choose; the address is logged and written to `<state>/serve.address`.
     public var port = 8484

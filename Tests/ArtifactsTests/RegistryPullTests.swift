@@ -33,6 +33,36 @@ import TestSupport
         }
     }
 
+    /// A restarted reconciler (a new store) checks a cache entry against
+    /// what it recorded: a damaged layer or unpacked file is pulled again;
+    /// with the registry down, the damaged entry is refused, not used.
+    @Test func aDamagedCacheEntryIsDetectedAndPulledAgain() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        try withTemporaryDirectory { dir in
+            let digest = try registry.publish("team/api", tag: "1.0", files: ["bin/api": ("#!/bin/sh\necho 1.0\n", true)])
+            let reference = try OCIReference.parse("\(registry.host)/team/api:1.0@\(digest)").get()
+            let path = try Self.store(dir, registry: registry).pull(reference)
+            // A hand edit of an unpacked file.
+            try writeFile(path + "/bin/api", "#!/bin/sh\necho tampered\n", executable: true)
+            #expect(try Self.store(dir, registry: registry).pull(reference) == path)
+            #expect(try String(contentsOfFile: path + "/bin/api", encoding: .utf8) == "#!/bin/sh\necho 1.0\n", "pulled again")
+            // A damaged layer blob in the cache.
+            let blobs = try FileManager.default.contentsOfDirectory(atPath: dir + "/cache/blobs/sha256")
+            for blob in blobs { try Data("garbage".utf8).write(to: URL(fileURLWithPath: dir + "/cache/blobs/sha256/" + blob)) }
+            registry.stop()
+            do {
+                _ = try Self.store(dir, registry: registry).pull(reference)
+                Issue.record("a damaged entry must not be used while the registry is down")
+            } catch {
+                #expect("\(error)".contains("registry \(registry.host)"), "\(error)")
+            }
+            try registry.start()
+            #expect(try Self.store(dir, registry: registry).pull(reference) == path)
+            #expect(try String(contentsOfFile: path + "/bin/api", encoding: .utf8) == "#!/bin/sh\necho 1.0\n")
+        }
+    }
+
     /// A deleted manifest (garbage collection) and a stopped registry are
     /// refused, naming the registry and what is missing; nothing is left in the cache.
     @Test func aMissingManifestOrAStoppedRegistryIsRefusedClearly() throws {

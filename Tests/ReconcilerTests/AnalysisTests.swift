@@ -21,7 +21,7 @@ import TestSupport
         """
 
     @Test func aBreachThatLastsRollsBackByCommit() throws {
-        guard let port = Loopback.freePort() else { throw TestFailure("no port") }
+        guard let port = Loopback.freeAppPort() else { throw TestFailure("no port") }
         let yaml = { (v: String, args: [String]) in demoServiceYAML(version: v, args: args, port: port) }
         let h = try ReconcilerHarness(apps: [HarnessApp("api", appYAML: yaml("1.0.0", []))], policy: Self.policy)
         defer { h.close() }

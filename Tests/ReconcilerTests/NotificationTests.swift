@@ -6,7 +6,7 @@ import TestSupport
 /// Rollback events reach JSON and Slack-compatible webhooks over HTTPS, with retries.
 @Suite struct NotificationTests {
     @Test func rollbackStartedAndCompletedAreDelivered() throws {
-        guard let port = Loopback.freePort() else { throw TestFailure("no port") }
+        guard let port = Loopback.freeAppPort() else { throw TestFailure("no port") }
         try withReconciler(apps: [try execApp("site", version: "1.0.0")]) { h in
             let received = h.root + "/received.log"
             let receiver = try Spawn.start(SpawnOptions(program: "/usr/bin/python3", arguments: [packageRoot + "/fixtures/webhook-receiver.py", String(port), received],

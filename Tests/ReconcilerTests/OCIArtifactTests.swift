@@ -32,7 +32,8 @@ import TestSupport
             try h.commit("api 2.0")
             try h.waitHealthy("api", "2.0")
             registry.stop()
-            let rollback = try rewind(["rollback", "api", "--repo", h.repo, "--reason", "registry outage drill"])
+            // The guard finds 1.0 in the reconciler's artifact cache: no registry needed.
+            let rollback = try rewind(["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "registry outage drill"])
             #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
             try h.waitHealthy("api", "1.0")
         }
@@ -61,6 +62,48 @@ import TestSupport
             #expect(error.contains(registry.host) && error.contains("nothing was stopped"), "\(error)")
             #expect(try h.applied("api").version == "1.0")
             #expect(try h.applied("api").pid == before, "the running process was not touched")
+        }
+    }
+
+    /// Seed 002's "Registry That Forgot": the rollback target's manifest is
+    /// deleted (garbage collection). `rewind rollback` is refused before any
+    /// commit, naming what is missing and where; `--force` (a human) writes
+    /// it with the override in its trailers; once the target is in the
+    /// artifact cache (`rewind pull` before the deletion) it is allowed.
+    @Test func aRollbackToAnArtifactTheRegistryLostIsRefusedUnlessCachedOrForced() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let one = try registry.publish("team/api", tag: "1.0", files: Self.files("1.0"))
+        let two = try registry.publish("team/api", tag: "2.0", files: Self.files("2.0"))
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
+            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+            try h.commit("api 2.0")
+            let environment = ["REWIND_PLAIN_HTTP_REGISTRIES": registry.host]
+            let base = ["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "2.0 is slow"]
+            // While the registry has 1.0, the guard finds it there (a dry run writes nothing).
+            let present = try rewind(base + ["--dry-run"], environment: environment)
+            #expect(present.status == 0, "\(present.stdout)\(present.stderr)")
+            #expect(present.stdout.contains("ok: artifact of api 1.0 is published: \(registry.host) has team/api@\(one)"), "\(present.stdout)")
+            // Another state directory pulls 1.0 into its artifact cache before the registry loses it.
+            let cachedState = h.stateDir + "-cached"
+            defer { try? FileManager.default.removeItem(atPath: cachedState) }
+            let pulled = try rewind(["pull", "\(registry.host)/team/api:1.0@\(one)", "--state-dir", cachedState, "--plain-http-registry", registry.host])
+            #expect(pulled.status == 0, "\(pulled.stdout)\(pulled.stderr)")
+            try registry.delete("team/api", digest: one)
+            let commits = try h.commits().count
+            let refused = try rewind(base, environment: environment)
+            #expect(refused.status == 1, "\(refused.stdout)\(refused.stderr)")
+            #expect(refused.stderr.contains("the artifact of api 1.0") && refused.stderr.contains("has no manifest \(one) of team/api"), "\(refused.stderr)")
+            #expect(refused.stderr.contains("--force"), "\(refused.stderr)")
+            #expect(try h.commits().count == commits, "nothing written")
+            // In the cache: allowed, with the registry's copy gone.
+            let cached = try rewind(["rollback", "api", "--repo", h.repo, "--state-dir", cachedState, "--reason", "2.0 is slow", "--dry-run"], environment: environment)
+            #expect(cached.status == 0 && cached.stdout.contains("ok: artifact of api 1.0 is in the artifact cache"), "\(cached.stdout)\(cached.stderr)")
+            // A human's --force writes it, and the commit says what was forced.
+            let forced = try rewind(base + ["--force"], environment: environment)
+            #expect(forced.status == 0, "\(forced.stdout)\(forced.stderr)")
+            let message = try git(["log", "-1", "--format=%B"], in: h.repo)
+            #expect(message.contains("is not at hand"), "\(message)")
         }
     }
 }

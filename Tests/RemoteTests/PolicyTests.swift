@@ -12,7 +12,7 @@ import TestSupport
             let pub = try String(contentsOfFile: key + ".pub", encoding: .utf8).split(separator: " ")
             let allowed = tmp + "/allowed_signers"
             try writeFile(allowed, "author@example.com namespaces=\"git\" \(pub[0]) \(pub[1])\n")
-            guard let port = Loopback.freePort() else { throw TestFailure("no port") }
+            guard let port = Loopback.freeAppPort() else { throw TestFailure("no port") }
             try withReconciler(apps: [try execApp("api", version: "1.0")]) { h in
                 let received = h.root + "/received.log"
                 let receiver = try Spawn.start(SpawnOptions(program: "/usr/bin/python3", arguments: [packageRoot + "/fixtures/webhook-receiver.py", String(port), received],

@@ -11,7 +11,7 @@ public final class GitDaemon {
 
     public init(base: String) throws {
         self.base = base
-        guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+        guard let free = Loopback.freeAppPort() else { throw TestFailure("no free port") }
         port = free
         try start()
     }
@@ -89,7 +89,7 @@ public final class SSHServer {
 
     public init(directory: String) throws {
         self.directory = directory
-        guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+        guard let free = Loopback.freeAppPort() else { throw TestFailure("no free port") }
         port = free
         hostKey = directory + "/host_ed25519"
         userKey = directory + "/user_ed25519"
@@ -211,7 +211,7 @@ public final class HTTPSGitServer {
     /// Serves the repositories under `base` at https://localhost:PORT/NAME.
     public init(directory: String, base: String) throws {
         self.directory = directory
-        guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+        guard let free = Loopback.freeAppPort() else { throw TestFailure("no free port") }
         port = free
         certificate = directory + "/cert.pem"
         try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)

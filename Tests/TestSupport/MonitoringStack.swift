@@ -17,7 +17,7 @@ public final class MonitoringStack {
     public init(scrape: [String], rules: String, webhook: String, token: String, fileTargets: String? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-mon-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        guard let p = Loopback.freePort(), let a = Loopback.freePort() else { throw TestFailure("no free ports") }
+        guard let p = Loopback.freeAppPort(), let a = Loopback.freeAppPort() else { throw TestFailure("no free ports") }
         prometheusPort = p
         alertmanagerPort = a
         try writeFile(root + "/token", token + "\n")

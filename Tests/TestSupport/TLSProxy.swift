@@ -14,7 +14,7 @@ public final class TLSProxy {
 
     public init(directory: String, upstream: Int? = nil) throws {
         self.directory = directory
-        guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+        guard let free = Loopback.freeAppPort() else { throw TestFailure("no free port") }
         port = free
         caFile = directory + "/ca.pem"
         try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)

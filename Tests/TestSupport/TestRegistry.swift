@@ -24,7 +24,7 @@ public final class TestRegistry {
         // The same port again after `stop()`; a fresh one when that is taken (or on the first start).
         if port != 0, try launch(port) { return }
         for _ in 0..<5 {
-            guard let free = Loopback.freePort() else { throw TestFailure("no free port") }
+            guard let free = Loopback.freeAppPort() else { throw TestFailure("no free port") }
             port = free
             if try launch(port) { return }
         }

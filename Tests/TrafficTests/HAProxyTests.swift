@@ -10,7 +10,7 @@ import SystemSupport
 @Suite struct HAProxyTests {
     /// Starts a demo service answering "hello from api VERSION" on a free port.
     static func demo(_ version: String, root: String, extra: [String] = []) throws -> (pid: pid_t, port: Int) {
-        guard let port = Loopback.freePort() else { throw TestFailure("no free port") }
+        guard let port = Loopback.freeAppPort() else { throw TestFailure("no free port") }
         var environment = ProcessInfo.processInfo.environment
         environment["REWIND_VERSION"] = version
         let program = URL(fileURLWithPath: rewindBinary).deletingLastPathComponent().appendingPathComponent("rewind-demo-service").path
@@ -37,7 +37,7 @@ import SystemSupport
     @Test func weightsSteerRealTrafficBetweenTwoVersions() throws {
         try withTemporaryDirectory { root in
             let v1 = try Self.demo("1.0.0", root: root), v2 = try Self.demo("2.0.0", root: root)
-            guard let listen = Loopback.freePort() else { throw TestFailure("no free port") }
+            guard let listen = Loopback.freeAppPort() else { throw TestFailure("no free port") }
             let config = HAProxyConfig(directory: root + "/proxy", frontends: [.init(app: "api", listenPort: listen)])
             let proxy = try config.start()
             defer {
@@ -86,7 +86,7 @@ import SystemSupport
     @Test func aKilledProxyComesBackWithTheLastWeights() throws {
         try withTemporaryDirectory { root in
             let v1 = try Self.demo("1.0.0", root: root), v2 = try Self.demo("2.0.0", root: root)
-            guard let listen = Loopback.freePort() else { throw TestFailure("no free port") }
+            guard let listen = Loopback.freeAppPort() else { throw TestFailure("no free port") }
             let supervisor = HAProxySupervisor(config: HAProxyConfig(directory: root + "/proxy", frontends: [.init(app: "api", listenPort: listen)]))
             defer {
                 supervisor.stop()
@@ -133,7 +133,7 @@ import SystemSupport
     @Test func aServerWithARequestInFlightLeavesOnALaterSync() throws {
         try withTemporaryDirectory { root in
             let slow = try Self.demo("1.0.0", root: root, extra: ["--latency", "1s"]), next = try Self.demo("2.0.0", root: root)
-            guard let listen = Loopback.freePort() else { throw TestFailure("no free port") }
+            guard let listen = Loopback.freeAppPort() else { throw TestFailure("no free port") }
             let config = HAProxyConfig(directory: root + "/proxy", frontends: [.init(app: "api", listenPort: listen)])
             let proxy = try config.start()
             defer {

@@ -36,7 +36,7 @@ import TestSupport
 
     @Test func aServerThatStallsHitsTheTimeout() throws {
         // Accepts connections and never answers.
-        let port = try #require(Loopback.freePort())
+        let port = try #require(Loopback.freeAppPort())
         let stall = try Spawn.start(SpawnOptions(program: "/usr/bin/python3", arguments: ["-c", """
             import socket, time
             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", \(port))); s.listen(8)
