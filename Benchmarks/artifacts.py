@@ -72,7 +72,7 @@ def main():
             target = f"{root}/skopeo"
             shutil.rmtree(target, ignore_errors=True)
             start = time.perf_counter()
-            subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{reference}", f"dir:{target}"], check=True)
+            subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{host}/bench/api@{digest}", f"dir:{target}"], check=True)
             skopeo_times.append(time.perf_counter() - start)
         ours, theirs = statistics.median(rewind_times), statistics.median(skopeo_times)
         print(f"pull of a {MEGABYTES} MB single-layer artifact, median of {RUNS}: rewind pull {ours:.3f} s (unpacked), "

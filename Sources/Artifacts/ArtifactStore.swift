@@ -321,8 +321,8 @@ extension ArtifactStore: ArtifactAvailability {
 }
 
 /// What a cache entry was when it was written: the reference, its layers'
-/// digests, and a digest of its unpacked files (paths, modes, contents,
-/// link targets). Stored in `oci/HEX.done`, written last.
+/// digests, and a digest of its unpacked entries (paths, modes, sizes,
+/// inodes, change times, link targets). Stored in `oci/HEX.done`, written last.
 struct CacheRecord: Equatable {
     var reference: String
     var layers: [String]
@@ -346,7 +346,11 @@ struct CacheRecord: Equatable {
         self.init(reference: reference, layers: layers.split(separator: " ").map(String.init), tree: tree)
     }
 
-    /// One digest over every entry under `root`, in path order, without following links.
+    /// One digest over every entry under `root`, in path order, without
+    /// following links: each file's mode, size, inode and change time (as
+    /// git's index does), so that any write to a file after it was unpacked
+    /// shows, without reading every file again. (The layers' contents are
+    /// checked by their digests.)
     static func treeDigest(_ root: String) throws -> String {
         var hasher = SHA256()
         try walk(root, relative: "") { line in hasher.update(data: Array(line.utf8)) }
@@ -370,7 +374,7 @@ struct CacheRecord: Equatable {
                 let target = count >= 0 ? String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
                 try emit("L \(shown) \(target)\n")
             default:
-                try emit("F \(shown) \(mode) \(info.st_size) \(try ArtifactStore.digest(file: path))\n")
+                try emit("F \(shown) \(mode) \(info.st_size) \(info.st_ino) \(info.st_ctim.tv_sec).\(info.st_ctim.tv_nsec)\n")
             }
         }
     }

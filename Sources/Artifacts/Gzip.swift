@@ -8,6 +8,8 @@ final class GunzipStream {
     private var passthrough = false
     private var decided: Bool
     private var finished = false
+    /// Where inflate writes, reused for every piece.
+    private var chunk = [UInt8](repeating: 0, count: 256 * 1024)
 
     init(detect: Bool) {
         decided = !detect
@@ -37,7 +39,7 @@ final class GunzipStream {
             return []
         }
         var output: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        output.reserveCapacity(input.count * 2)
         var input = input
         let count = input.count
         var status: Int32 = Z_OK

@@ -39,19 +39,28 @@ final class TarExtractor {
         if target >= 0 { close(target) }
     }
 
-    /// Takes the next bytes of the (decompressed) stream.
+    /// Takes the next bytes of the (decompressed) stream. Only a header
+    /// split across two pieces is copied; file data goes straight to its file.
     func push(_ bytes: [UInt8]) throws(ArtifactError) {
-        pending += bytes
-        var offset = 0
-        defer { pending.removeFirst(offset) }
-        while offset < pending.count {
+        if pending.isEmpty { return try process(bytes[...]) }
+        let joined = pending + bytes
+        pending = []
+        try process(joined[...])
+    }
+
+    private func process(_ data: ArraySlice<UInt8>) throws(ArtifactError) {
+        var offset = data.startIndex
+        while offset < data.endIndex {
             if ended { return }
             if remaining > 0 || padding > 0 {
-                offset += try consumeData(from: offset)
+                offset += try consumeData(data[offset...])
                 continue
             }
-            guard pending.count - offset >= 512 else { return }
-            let header = Array(pending[offset..<offset + 512])
+            guard data.endIndex - offset >= 512 else {
+                pending = Array(data[offset...])
+                return
+            }
+            let header = Array(data[offset..<offset + 512])
             offset += 512
             try begin(header)
         }
@@ -63,11 +72,12 @@ final class TarExtractor {
         if target >= 0 { close(target); target = -1 }
     }
 
-    private func consumeData(from offset: Int) throws(ArtifactError) -> Int {
-        let available = Int64(pending.count - offset)
+    /// Consumes the current entry's data (or padding) from the front of `data`; how much.
+    private func consumeData(_ data: ArraySlice<UInt8>) throws(ArtifactError) -> Int {
+        let available = Int64(data.count)
         if remaining > 0 {
             let take = Int(min(remaining, available))
-            let slice = pending[offset..<offset + take]
+            let slice = data.prefix(take)
             if collecting != nil {
                 collected += slice
             } else if target >= 0 {
