@@ -112,7 +112,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "FuzzTargets", dependencies: ["Audit", "DeployModel", "GitKit", "Rollback", "Remote", "Reconciler", "Server", "SystemSupport"]),
+        .target(name: "FuzzTargets", dependencies: ["Artifacts", "Audit", "DeployModel", "GitKit", "Rollback", "Remote", "Reconciler", "Server", "SystemSupport"]),
         .executableTarget(name: "rewind", dependencies: ["RewindCLI"]),
         .executableTarget(name: "rewind-daemon", dependencies: ["RewindDaemon"]),
         .executableTarget(name: "rewind-demo-service", dependencies: ["SystemSupport"]),

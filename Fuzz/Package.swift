@@ -9,6 +9,7 @@ import PackageDescription
 let targets = [
     "rewind-yaml", "app-yaml", "pins", "alertmanager", "git-push", "known-hosts",
     "trailers", "notes", "durations", "remote-urls", "state", "dates", "web-form", "tokens",
+    "oci-manifest", "tar-paths",
 ]
 
 // A path dependency is known by its directory's name, whatever the clone is called.

@@ -76,7 +76,10 @@ public final class ArtifactStore: Sendable {
             throw ArtifactError("\(reference) names no digest; Rewind pulls only by digest (append @sha256:…)")
         }
         if let directory = cached(reference) {
-            if verifiedOnce(String(digest.dropFirst(7))) { return directory }
+            if verifiedOnce(String(digest.dropFirst(7))) {
+                touch(directory + ".done")
+                return directory
+            }
             // Damaged since it was written (a disk error, a hand edit): pulled again.
             evict(String(digest.dropFirst(7)))
         }
@@ -184,7 +187,15 @@ public final class ArtifactStore: Sendable {
 
     private func download(_ url: String, sha256: String) throws -> String {
         let path = "\(options.directory)/url/\(sha256)"
-        if FileIO.exists(path) { return path }
+        if FileIO.exists(path) {
+            // Checked once per process, like an OCI entry; a damaged download is fetched again.
+            if verified.withLock({ $0.contains("url:" + sha256) }) || (try? Self.verify(file: path, sha256: sha256)) != nil {
+                verified.withLock { _ = $0.insert("url:" + sha256) }
+                touch(path)
+                return path
+            }
+            FileIO.removeTree(path)
+        }
         let web = try WebClient.shared(caFile: options.caFile)
         try writeVerified(path, digest: "sha256:\(sha256)", size: nil, what: "the download \((WebURL(url)?.description ?? "the URL"))") { sink in
             let answer = try web.stream("GET", url, limit: options.maxArtifactSize, timeoutMilliseconds: options.timeoutMilliseconds) { buffer in

@@ -1,3 +1,4 @@
+import Artifacts
 import Audit
 import DeployModel
 import GitKit
@@ -21,8 +22,24 @@ public enum FuzzTargets {
         ("alertmanager", alertmanager), ("git-push", gitPush), ("known-hosts", knownHosts),
         ("trailers", trailers), ("notes", notes), ("durations", durations),
         ("remote-urls", remoteURLs), ("state", state), ("dates", dates),
-        ("web-form", webForm), ("tokens", tokens),
+        ("web-form", webForm), ("tokens", tokens), ("oci-manifest", ociManifest), ("tar-paths", tarPaths),
     ]
+
+    /// A registry's manifest or index: parsed ones name only valid digests.
+    static func ociManifest(_ bytes: [UInt8]) {
+        let (parsed, valid) = ArtifactInputs.manifest(bytes)
+        check(!parsed || valid, "a parsed manifest names only sha256 digests and sizes that are not negative")
+    }
+
+    /// A tar entry's name, and after a NUL a symbolic link's target: what
+    /// is accepted stays inside the artifact's directory.
+    static func tarPaths(_ bytes: [UInt8]) {
+        let parts = bytes.split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false)
+        let name = text(Array(parts[0]))
+        let link = parts.count > 1 ? text(Array(parts[1])) : nil
+        let (accepted, inside) = ArtifactInputs.entryAccepted(name: name, link: link)
+        check(!accepted || inside, "an accepted entry '\(name)' → '\(link ?? "")' stays inside")
+    }
 
     /// The target called `name`.
     public static func named(_ name: String) -> (@Sendable ([UInt8]) -> Void)? {

@@ -383,27 +383,6 @@ extension Reconciler {
         record(.release(.stopped(app: name, instance)))
     }
 
-    /// The files, artifact and log place of a step's tree. The artifact is
-    /// pulled (or found in the cache) and checked by its digest here, so a
-    /// missing, unreachable or wrong artifact fails before anything is stopped.
-    func makeDeployment(_ step: PlannedStep, commit: OID) throws -> Deployment {
-        let name = step.ref.name
-        let root = options.artifactRoot ?? desired?.config.artifactRoot
-        var artifactPath: String?
-        if let artifact = step.spec.artifact {
-            if artifact.path != nil, let problem = Rollback.Artifacts.problem(artifact, app: name, version: step.spec.version, root: root).problem {
-                throw PlatformError("\(problem); nothing was stopped, the running version stays")
-            }
-            do {
-                artifactPath = try artifacts.fetch(artifact) { _ in try Rollback.Artifacts.path(of: artifact, app: name, root: root) }
-            } catch {
-                throw PlatformError("artifact of \(name) \(step.spec.version) (\(artifact)): \(error); nothing was stopped, the running version stays")
-            }
-        }
-        let files = try AppFiles.materialise(repo.git, tree: step.tree, root: "\(store.filesDirectory)/\(name)")
-        return Deployment(app: name, spec: step.spec, commit: commit, tree: step.tree, files: files, artifactPath: artifactPath, logDirectory: store.logDirectory)
-    }
-
     func releaseCommit(_ ref: AppRef, tree: OID, tip: OID) -> OID {
         RollbackHistory.releaseCommit(repo, ref, tree: tree, tip: tip)
     }

@@ -120,6 +120,9 @@ public struct ReconcilerOptions: Sendable {
     public var registryAuth: String?
     public var plainHTTPRegistries: [String] = []
     public var maxArtifactSize: Int64 = 2 << 30
+    /// The artifact cache's bound: after a pull, least-recently-used
+    /// entries go until it fits, except what rollback needs (`pruneArtifactCache`).
+    public var artifactCacheSize: Int64 = 10 << 30
     /// Called after the reconciler wrote a commit or notes (a mirror pushes them).
     public var onWrite: @Sendable () -> Void = {}
 

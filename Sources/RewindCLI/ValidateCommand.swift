@@ -1,5 +1,6 @@
 import ArgumentParser
 import DeployModel
+import GitKit
 import Rollback
 import SystemSupport
 
@@ -18,11 +19,15 @@ struct ValidateCommand: ParsableCommand {
     @Flag(help: "Warnings (unknown fields) are errors.")
     var strict = false
 
+    @Flag(help: "Also check that every OCI or download artifact a rollback could still return to (the states within policy.window, and the one before) is in its registry: exit 1 naming the missing ones. Registry settings: REWIND_PLAIN_HTTP_REGISTRIES, REWIND_REGISTRY_AUTH.")
+    var artifacts = false
+
     // Last: the shared repository options come after the command's own in --help.
     @OptionGroup var options: RepoOptions
 
     func validate() throws {
         if worktree && revision != nil { throw ValidationError("--worktree checks the working tree; it takes no revision") }
+        if worktree && artifacts { throw ValidationError("--artifacts checks the history of a commit; it does not combine with --worktree") }
     }
 
     @Option(help: "Output format: table or json.")
@@ -35,6 +40,7 @@ struct ValidateCommand: ParsableCommand {
             var diagnostics: [Diagnostic] = []
             var failure: RewindError?
             var apps: [LoadedApp] = []
+            var checked: [ArtifactRelease] = []
             do {
                 let state: DesiredState
                 if worktree {
@@ -49,6 +55,15 @@ struct ValidateCommand: ParsableCommand {
                 }
                 diagnostics = state.warnings
                 apps = state.apps
+                if artifacts {
+                    checked = Self.rollbackArtifacts(repo, state: state, commit: commit)
+                    let missing = checked.filter { $0.problem != nil }
+                    if !missing.isEmpty && failure == nil {
+                        failure = RewindError(.refused, "\(missing.count) artifact\(missing.count == 1 ? "" : "s") a rollback could return to \(missing.count == 1 ? "is" : "are") missing: "
+                                              + missing.map { "\($0.app) \($0.version)" }.joined(separator: ", "),
+                                              hint: "publish them again, or shorten the registry's retention only past policy.window; a rollback to them would be refused")
+                    }
+                }
                 if strict, !state.warnings.isEmpty {
                     failure = RewindError(.invalidState, "\(worktree ? "the working tree" : "commit \(commit.short)") has \(state.warnings.count) warning\(state.warnings.count == 1 ? "" : "s"), errors under --strict",
                                           hint: "fix the fields named above")
@@ -63,10 +78,11 @@ struct ValidateCommand: ParsableCommand {
                     ("valid", .bool(failure == nil)),
                     ("apps", .array(apps.map { .object([("name", .string($0.ref.name)), ("version", .string($0.spec.version)), ("tree", .string($0.treeID.hex))]) })),
                     ("diagnostics", .array(diagnostics.map(Self.json))),
-                ])
+                ] + (artifacts ? [("artifacts", .array(checked.map(\.json)))] : []))
                 Terminal.print(json.pretty)
             } else {
                 for d in diagnostics { Terminal.error(d.description) }
+                for release in checked { Terminal.print("\(release.problem == nil ? "ok" : "missing"): \(release.app) \(release.version) \(release.artifact): \(release.problem ?? release.found)") }
                 if failure == nil {
                     Terminal.print("\(worktree ? "working tree" : commit.short): valid (\(apps.count) apps: \(apps.map { "\($0.ref.name) \($0.spec.version)" }.joined(separator: ", ")))")
                 }
@@ -75,6 +91,7 @@ struct ValidateCommand: ParsableCommand {
                 if format == .table { Terminal.error("error: \(failure.message)\nhint: \(failure.hint ?? "")") }
                 throw ExitCode(exitStatus(for: failure.code))
             }
+            if format == .table, artifacts { Terminal.print("every artifact a rollback could return to is in its registry (\(checked.count) checked)") }
         }
     }
 
@@ -84,5 +101,41 @@ struct ValidateCommand: ParsableCommand {
             ("line", d.line.map { .number(Int64($0)) } ?? .null), ("column", d.column.map { .number(Int64($0)) } ?? .null),
             ("field", .string(d.field)), ("message", .string(d.message)), ("hint", .optional(d.hint)),
         ])
+    }
+
+    /// One release's artifact as `--artifacts` found it.
+    struct ArtifactRelease {
+        let app: String
+        let version: String
+        let artifact: String
+        let found: String
+        let problem: String?
+
+        var json: JSON {
+            .object([("app", .string(app)), ("version", .string(version)), ("artifact", .string(artifact)), ("present", .bool(problem == nil)),
+                     ("detail", .string(problem ?? found))])
+        }
+    }
+
+    /// The OCI and download artifacts of what a rollback could return to,
+    /// each asked of its registry (not of any cache: this is for CI).
+    static func rollbackArtifacts(_ repo: DeployRepository, state: DesiredState, commit: OID) -> [ArtifactRelease] {
+        let scratch = FileIO.temporaryDirectory(prefix: "rewind-validate")
+        defer { FileIO.removeTree(scratch) }
+        let check = DaemonArtifactCheck(stateDirectory: scratch)
+        var seen = Set<String>()
+        var releases: [ArtifactRelease] = []
+        let trees = RollbackReach.trees(repo, apps: state.config.apps, from: commit, window: state.config.policy.window, nowMilliseconds: Clock.wallMilliseconds())
+        for (app, tree) in trees {
+            guard let spec = repo.appSpec(appTree: tree, app: app), let artifact = spec.artifact, artifact.path == nil,
+                  seen.insert("\(app.name) \(artifact)").inserted else { continue }
+            switch check.availability(of: artifact) {
+            case .cached(let place), .published(let place):
+                releases.append(ArtifactRelease(app: app.name, version: spec.version, artifact: "\(artifact)", found: place, problem: nil))
+            case .missing(let why):
+                releases.append(ArtifactRelease(app: app.name, version: spec.version, artifact: "\(artifact)", found: "", problem: why))
+            }
+        }
+        return releases
     }
 }

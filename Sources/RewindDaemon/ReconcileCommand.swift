@@ -149,7 +149,11 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "Refuse an artifact (a layer, a download, or its unpacked files) larger than this many bytes.")
     var maxArtifactSize: Int64 = 2 << 30
 
+    @Option(help: "The artifact cache's bound in bytes: after a pull, least-recently-used artifacts are evicted, except the applied ones, those the policy could roll back to within policy.window, and pinned ones.")
+    var artifactCacheSize: Int64 = 10 << 30
+
     func validate() throws {
+        guard artifactCacheSize > 0 else { throw ValidationError("--artifact-cache-size must be positive") }
         guard maxArtifactSize > 0 else { throw ValidationError("--max-artifact-size must be positive") }
         if let registryAuth, FileIO.read(registryAuth) == nil { throw ValidationError("--registry-auth \(registryAuth) cannot be read") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be 1 or more") }
@@ -220,6 +224,7 @@ struct LoopOptions: ParsableArguments {
         options.registryAuth = registryAuth ?? Environment.value("REWIND_REGISTRY_AUTH")
         options.plainHTTPRegistries = plainHttpRegistry + Self.environmentRegistries()
         options.maxArtifactSize = maxArtifactSize
+        options.artifactCacheSize = artifactCacheSize
         options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
         if !targets.isEmpty {

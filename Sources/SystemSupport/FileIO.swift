@@ -189,6 +189,20 @@ extension FileIO {
         return lstat(path, &info) == 0
     }
 
+    /// A new, empty, private directory under $TMPDIR (else /tmp); the caller removes it.
+    public static func temporaryDirectory(prefix: String) -> String {
+        let base = Environment.value("TMPDIR").flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer -> String? in
+            guard let start = buffer.baseAddress, mkdtemp(start) != nil else { return nil }
+            return String(cString: start)
+        }
+        if let made { return made }
+        let fallback = "\(base)/\(prefix).\(getpid())"
+        makeDirectory(fallback)
+        return fallback
+    }
+
     /// True when `path` is a directory (following a symbolic link).
     public static func isDirectory(_ path: String) -> Bool {
         var info = stat()

@@ -33,6 +33,53 @@ import TestSupport
         }
     }
 
+    /// HTTPS with a certificate from a test CA, and htpasswd basic
+    /// authentication: without the CA the error names --ca-file, without
+    /// or with wrong credentials it names --registry-auth, and no error or
+    /// description ever carries the password.
+    @Test func httpsWithATestCAAndBasicAuthentication() throws {
+        let password = "s3cret-registry-pass"
+        let registry = try TestRegistry(tls: true, user: ("deployer", password))
+        defer { registry.close() }
+        try withTemporaryDirectory { dir in
+            let digest = try registry.publish("team/api", tag: "1.0", files: ["VERSION": ("1.0\n", false)])
+            let reference = try OCIReference.parse("\(registry.host)/team/api:1.0@\(digest)").get()
+            var options = ArtifactOptions(directory: dir + "/cache")
+            options.timeoutMilliseconds = 10_000
+            func failure(_ options: ArtifactOptions) -> String {
+                do {
+                    _ = try ArtifactStore(options: options).pull(reference)
+                    return "pulled"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            let untrusted = failure(options)
+            #expect(untrusted.contains("TLS") && untrusted.contains("--ca-file"), "\(untrusted)")
+            options.caFile = registry.caFile
+            let anonymous = failure(options)
+            #expect(anonymous.contains("401") && anonymous.contains("--registry-auth"), "\(anonymous)")
+            let wrongAuth = Data("deployer:wrong-pass".utf8).base64EncodedString()
+            try writeFile(dir + "/wrong.json", #"{"auths": {"\#(registry.host)": {"auth": "\#(wrongAuth)"}}}"#)
+            options.credentials = try RegistryCredentials.load(dir + "/wrong.json")
+            let refused = failure(options)
+            #expect(refused.contains("401") && !refused.contains("wrong-pass") && !refused.contains(wrongAuth), "\(refused)")
+            try writeFile(dir + "/config.json", #"{"auths": {"https://\#(registry.host)": {"username": "deployer", "password": "\#(password)"}}}"#)
+            options.credentials = try RegistryCredentials.load(dir + "/config.json")
+            #expect(!"\(options.credentials)".contains(password))
+            let path = try ArtifactStore(options: options).pull(reference)
+            #expect(try String(contentsOfFile: path + "/VERSION", encoding: .utf8) == "1.0\n")
+            // A malformed credentials file names the file and the entry, not the secret.
+            try writeFile(dir + "/bad.json", #"{"auths": {"\#(registry.host)": {"auth": "not-base64-\#(password)"}}}"#)
+            do {
+                _ = try RegistryCredentials.load(dir + "/bad.json")
+                Issue.record("a malformed auth must be refused")
+            } catch {
+                #expect("\(error)".contains("bad.json") && !"\(error)".contains(password), "\(error)")
+            }
+        }
+    }
+
     /// A restarted reconciler (a new store) checks a cache entry against
     /// what it recorded: a damaged layer or unpacked file is pulled again;
     /// with the registry down, the damaged entry is refused, not used.
@@ -122,5 +169,19 @@ import TestSupport
                 #expect("\(error)".contains("has sha256 \(right), but app.yaml expects \(wrong)"), "\(error)")
             }
         }
+    }
+}
+
+/// `WWW-Authenticate` challenges as registries send them.
+@Suite struct ChallengeTests {
+    @Test func bearerAndBasicChallengesParse() {
+        let (bearer, parameters) = RegistryClient.parseChallenge(#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:team/api:pull""#)
+        #expect(bearer == "bearer")
+        #expect(parameters == ["realm": "https://auth.example.com/token", "service": "registry.example.com", "scope": "repository:team/api:pull"])
+        let (basic, realm) = RegistryClient.parseChallenge(#"Basic realm="rewind \"test\"""#)
+        #expect(basic == "basic" && realm == ["realm": #"rewind "test""#])
+        let (_, bare) = RegistryClient.parseChallenge("Bearer realm=https://a.example/t, service=r")
+        #expect(bare == ["realm": "https://a.example/t", "service": "r"])
+        #expect(RegistryClient.encode("repository:team/api:pull") == "repository%3Ateam%2Fapi%3Apull")
     }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import Reconciler
+import ReconcilerDoubles
 import Testing
 import TestSupport
 
@@ -105,5 +107,60 @@ import TestSupport
             let message = try git(["log", "-1", "--format=%B"], in: h.repo)
             #expect(message.contains("is not at hand"), "\(message)")
         }
+    }
+
+    /// `rewind validate --artifacts` (CI, pre-receive hooks): every artifact
+    /// a rollback could return to must still be in its registry.
+    @Test func validateArtifactsNamesWhatARetentionPolicyDeleted() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let one = try registry.publish("team/api", tag: "1.0", files: Self.files("1.0"))
+        let two = try registry.publish("team/api", tag: "2.0", files: Self.files("2.0"))
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
+            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+            try h.commit("api 2.0")
+            let environment = ["REWIND_PLAIN_HTTP_REGISTRIES": registry.host]
+            let fine = try rewind(["validate", "--artifacts", "--repo", h.repo], environment: environment)
+            #expect(fine.status == 0, "\(fine.stdout)\(fine.stderr)")
+            #expect(fine.stdout.contains("ok: api 1.0") && fine.stdout.contains("ok: api 2.0") && fine.stdout.contains("(2 checked)"), "\(fine.stdout)")
+            try registry.delete("team/api", digest: one)
+            let missing = try rewind(["validate", "--artifacts", "--repo", h.repo], environment: environment)
+            #expect(missing.status == 1, "\(missing.stdout)\(missing.stderr)")
+            #expect(missing.stdout.contains("missing: api 1.0") && missing.stderr.contains("missing: api 1.0"), "\(missing.stdout)\(missing.stderr)")
+            let json = try rewind(["validate", "--artifacts", "--format", "json", "--repo", h.repo], environment: environment)
+            let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+            let listed = object?["artifacts"] as? [[String: Any]] ?? []
+            #expect(listed.count == 2 && listed.contains { $0["version"] as? String == "1.0" && $0["present"] as? Bool == false }, "\(json.stdout)")
+        }
+    }
+}
+
+/// The artifact cache's bound on the manual clock: after a pull, what the
+/// policy could still roll back to stays; older releases go.
+@Suite(.serialized) struct ArtifactCacheBoundTests {
+    @Test func releasesOutsideThePolicyWindowAreEvictedAndThoseInsideStay() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let digests = try ["1.0", "2.0", "3.0"].map { try registry.publish("team/api", tag: $0, files: OCIArtifactTests.files($0)) }
+        func yaml(_ index: Int) -> String { OCIArtifactTests.appYAML(["1.0", "2.0", "3.0"][index], "\(registry.host)/team/api:\(["1.0", "2.0", "3.0"][index])@\(digests[index])") }
+        let world = try FakeWorld(apps: [HarnessApp("api", appYAML: yaml(0))], policy: "  window: 30m\n  cooldown: 0s\n") { options in
+            options.plainHTTPRegistries = [registry.host]
+            options.artifactCacheSize = 1
+        }
+        func cached(_ index: Int) -> Bool { FileManager.default.fileExists(atPath: world.harness.stateDir + "/artifacts/oci/\(digests[index].dropFirst(7)).done") }
+        world.converge()
+        try world.harness.write("apps/api/app.yaml", yaml(1))
+        try world.harness.commit("api 2.0")
+        world.converge()
+        #expect(world.app("api").instance?.version == "2.0")
+        #expect(cached(0) && cached(1), "1.0 is what the policy would roll back to: kept although over the bound")
+        #expect(world.log.lines.contains { $0.message.contains("all of it needed for rollback") })
+        // An hour later, 2.0's and 1.0's commits are outside the window.
+        world.clock.advance(3_600_000)
+        try world.harness.write("apps/api/app.yaml", yaml(2))
+        try world.harness.commit("api 3.0")
+        world.converge()
+        #expect(world.app("api").instance?.version == "3.0")
+        #expect(cached(2) && !cached(0), "1.0: neither applied nor within the window")
     }
 }

@@ -18,15 +18,7 @@ public final class TLSProxy {
         port = free
         caFile = directory + "/ca.pem"
         try FileManager.default.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-        func openssl(_ arguments: [String]) throws {
-            let result = try run("/usr/bin/openssl", arguments, in: directory)
-            guard result.status == 0 else { throw TestFailure("openssl \(arguments.first ?? "") failed: \(result.stderr)") }
-        }
-        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Rewind test CA",
-                     "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
-        try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
-        try writeFile(directory + "/server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-        try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"])
+        try makeTestCertificates(in: directory)
         let rest = upstream.map { "location / { proxy_pass http://127.0.0.1:\($0); }" } ?? "location / { return 404; }"
         nginx = try startNginx(directory: directory, port: port, http: """
             access_log \(directory)/access.log;
@@ -53,4 +45,19 @@ public final class TLSProxy {
     }
 
     deinit { stop() }
+}
+
+/// A certificate authority made for a test (`ca.pem`, which the system does
+/// not trust) and a server certificate for `localhost` and 127.0.0.1 signed
+/// by it (`server.pem`, `server.key`), in `directory`.
+public func makeTestCertificates(in directory: String) throws {
+    func openssl(_ arguments: [String]) throws {
+        let result = try run("/usr/bin/openssl", arguments, in: directory)
+        guard result.status == 0 else { throw TestFailure("openssl \(arguments.first ?? "") failed: \(result.stderr)") }
+    }
+    try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Rewind test CA",
+                 "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+    try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
+    try writeFile(directory + "/server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"])
 }

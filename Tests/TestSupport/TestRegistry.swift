@@ -2,18 +2,39 @@ import Foundation
 import SystemSupport
 
 /// Debian's `docker-registry` (CNCF distribution 2.8) on a free loopback
-/// port, plain HTTP, deletes enabled; artifacts are published with Debian's
-/// `skopeo` from OCI layouts the tests build. `close()` stops it and
-/// deletes its files.
+/// port, deletes enabled: plain HTTP, or HTTPS with a certificate from a
+/// test CA (`caFile`), optionally with htpasswd basic authentication.
+/// Artifacts are published with Debian's `skopeo` from OCI layouts the
+/// tests build. `close()` stops it and deletes its files.
 public final class TestRegistry {
     public let root: String
     public private(set) var port = 0
     private var pid: pid_t?
+    public let tls: Bool
+    /// The user and password htpasswd lets in.
+    public let user: (name: String, password: String)?
+    /// The test CA that signed the HTTPS certificate.
+    public var caFile: String { root + "/ca.pem" }
 
-    public init() throws {
+    public init(tls: Bool = false, user: (name: String, password: String)? = nil) throws {
+        self.tls = tls
+        self.user = user
         root = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-registry-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        if tls { try makeTestCertificates(in: root) }
+        if let user {
+            // bcrypt, as the registry requires (glibc's crypt through Debian's Python).
+            let hash = try run("/usr/bin/python3", ["-W", "ignore", "-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", user.password])
+            guard hash.status == 0, hash.stdout.hasPrefix("$2") else { throw TestFailure("bcrypt: \(hash.stderr)") }
+            try writeFile(root + "/htpasswd", "\(user.name):\(hash.stdout.trimmingCharacters(in: .whitespacesAndNewlines))\n")
+        }
         try start()
+    }
+
+    /// Credentials for skopeo and curl.
+    private var credentialArguments: (skopeo: [String], curl: [String]) {
+        guard let user else { return ([], []) }
+        return (["--dest-creds", "\(user.name):\(user.password)"], ["-u", "\(user.name):\(user.password)"])
     }
 
     /// `127.0.0.1:PORT`, as a reference's registry.
@@ -44,12 +65,13 @@ public final class TestRegistry {
                 enabled: true
             http:
               addr: 127.0.0.1:\(port)
-            """)
+            """ + (tls ? "\n  tls:\n    certificate: \(root)/server.pem\n    key: \(root)/server.key" : "")
+            + (user != nil ? "\nauth:\n  htpasswd:\n    realm: rewind-test\n    path: \(root)/htpasswd" : "") + "\n")
         let started = try Spawn.start(SpawnOptions(program: "/usr/bin/docker-registry", arguments: ["serve", root + "/config.yml"],
                                                    environment: ProcessInfo.processInfo.environment, outputFile: root + "/registry.log"))
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
-            if let response = try? Loopback.get(port: port, path: "/v2/", timeoutMilliseconds: 1_000), response.status == 200 {
+            if tls || user != nil ? Loopback.canConnect(port: port) : (try? Loopback.get(port: port, path: "/v2/", timeoutMilliseconds: 1_000))?.status == 200 {
                 pid = started
                 return true
             }
@@ -107,14 +129,16 @@ public final class TestRegistry {
             {"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"\(manifest.digest)",\
             "size":\(manifest.size),"annotations":{"org.opencontainers.image.ref.name":"\(tag)"}}]}
             """)
-        let copy = try run("/usr/bin/skopeo", ["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", "oci:\(layout):\(tag)", "docker://\(host)/\(repository):\(tag)"])
+        let copy = try run("/usr/bin/skopeo", ["copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false"] + credentialArguments.skopeo
+                           + ["oci:\(layout):\(tag)", "docker://\(host)/\(repository):\(tag)"])
         guard copy.status == 0 else { throw TestFailure("skopeo copy: \(copy.stderr)") }
         return manifest.digest
     }
 
     /// Deletes a manifest, as garbage collection after a retention policy would.
     public func delete(_ repository: String, digest: String) throws {
-        let result = try run("/usr/bin/curl", ["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", "http://\(host)/v2/\(repository)/manifests/\(digest)"])
+        let result = try run("/usr/bin/curl", ["-sS", "-k", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE"] + credentialArguments.curl
+                             + ["\(tls ? "https" : "http")://\(host)/v2/\(repository)/manifests/\(digest)"])
         guard result.stdout == "202" else { throw TestFailure("DELETE \(digest): \(result.stdout) \(result.stderr)") }
     }
 
