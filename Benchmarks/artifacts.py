@@ -61,10 +61,11 @@ class Registry:
 
 def publish(root, host, repository, tag, tree):
     """Publishes the directory `tree` as one tar+gzip layer; returns the manifest digest."""
-    layout = f"{root}/layout-{tag}"
+    name = f"{repository.replace('/', '-')}-{tag}"
+    layout = f"{root}/layout-{name}"
     os.makedirs(f"{layout}/blobs/sha256")
-    subprocess.run(["tar", "--owner=0", "--group=0", "-czf", f"{root}/layer-{tag}.tar.gz", "-C", tree, "."], check=True)
-    layer = blob(layout, open(f"{root}/layer-{tag}.tar.gz", "rb").read())
+    subprocess.run(["tar", "--owner=0", "--group=0", "-czf", f"{root}/layer-{name}.tar.gz", "-C", tree, "."], check=True)
+    layer = blob(layout, open(f"{root}/layer-{name}.tar.gz", "rb").read())
     config = blob(layout, b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config[0], "size": config[1]},
@@ -126,25 +127,12 @@ def main():
     registry = Registry(root)
     port = registry.port
     try:
-        tree, layout = f"{root}/tree", f"{root}/layout"
+        tree = f"{root}/tree"
         os.makedirs(tree)
-        os.makedirs(f"{layout}/blobs/sha256")
         with open(f"{tree}/payload", "wb") as f:
             f.write(os.urandom(MEGABYTES << 20))
-        subprocess.run(["tar", "--owner=0", "--group=0", "-czf", f"{root}/layer.tar.gz", "-C", tree, "."], check=True)
-        layer = blob(layout, open(f"{root}/layer.tar.gz", "rb").read())
-        config = blob(layout, b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
-        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config[0], "size": config[1]},
-                               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer[0], "size": layer[1]}]}).encode()
-        digest, size = blob(layout, manifest)
-        with open(f"{layout}/oci-layout", "w") as f:
-            f.write('{"imageLayoutVersion":"1.0.0"}')
-        with open(f"{layout}/index.json", "w") as f:
-            json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
-                                                          "annotations": {"org.opencontainers.image.ref.name": "1.0"}}]}, f)
         host = f"127.0.0.1:{port}"
-        subprocess.run(["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false", f"oci:{layout}:1.0", f"docker://{host}/bench/api:1.0"], check=True)
+        digest = publish(root, host, "bench/api", "1.0", tree)
         reference = f"{host}/bench/api:1.0@{digest}"
         rewind_times, skopeo_times = [], []
         for _ in range(RUNS):

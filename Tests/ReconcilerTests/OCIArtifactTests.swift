@@ -67,12 +67,9 @@ import TestSupport
         }
     }
 
-    /// Seed 002's "Registry That Forgot": the rollback target's manifest is
-    /// deleted (garbage collection). `rewind rollback` is refused before any
-    /// commit, naming what is missing and where; `--force` (a human) writes
-    /// it with the override in its trailers; once the target is in the
-    /// artifact cache (`rewind pull` before the deletion) it is allowed.
-    @Test func aRollbackToAnArtifactTheRegistryLostIsRefusedUnlessCachedOrForced() throws {
+    /// A registry with api 1.0 and 2.0, and a repository that released
+    /// 1.0 then 2.0 (no reconciler running); `one` is 1.0's digest.
+    func withTwoReleases(_ body: (TestRegistry, ReconcilerHarness, _ one: String) throws -> Void) throws {
         let registry = try TestRegistry()
         defer { registry.close() }
         let one = try registry.publish("team/api", tag: "1.0", files: Self.files("1.0"))
@@ -80,6 +77,17 @@ import TestSupport
         try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
             try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
             try h.commit("api 2.0")
+            try body(registry, h, one)
+        }
+    }
+
+    /// Seed 002's "Registry That Forgot": the rollback target's manifest is
+    /// deleted (garbage collection). `rewind rollback` is refused before any
+    /// commit, naming what is missing and where; `--force` (a human) writes
+    /// it with the override in its trailers; once the target is in the
+    /// artifact cache (`rewind pull` before the deletion) it is allowed.
+    @Test func aRollbackToAnArtifactTheRegistryLostIsRefusedUnlessCachedOrForced() throws {
+        try withTwoReleases { registry, h, one in
             let environment = ["REWIND_PLAIN_HTTP_REGISTRIES": registry.host]
             let base = ["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "2.0 is slow"]
             // While the registry has 1.0, the guard finds it there (a dry run writes nothing).
@@ -112,13 +120,7 @@ import TestSupport
     /// `rewind validate --artifacts` (CI, pre-receive hooks): every artifact
     /// a rollback could return to must still be in its registry.
     @Test func validateArtifactsNamesWhatARetentionPolicyDeleted() throws {
-        let registry = try TestRegistry()
-        defer { registry.close() }
-        let one = try registry.publish("team/api", tag: "1.0", files: Self.files("1.0"))
-        let two = try registry.publish("team/api", tag: "2.0", files: Self.files("2.0"))
-        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
-            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
-            try h.commit("api 2.0")
+        try withTwoReleases { registry, h, one in
             let environment = ["REWIND_PLAIN_HTTP_REGISTRIES": registry.host]
             let fine = try rewind(["validate", "--artifacts", "--repo", h.repo], environment: environment)
             #expect(fine.status == 0, "\(fine.stdout)\(fine.stderr)")
