@@ -233,7 +233,7 @@ public final class ArtifactStore: Sendable {
         guard rename(temporary, path) == 0 else { throw ArtifactError("cannot store \(path): \(String(cString: strerror(errno)))") }
     }
 
-    private func client(_ registry: String) throws -> RegistryClient {
+    func client(_ registry: String) throws -> RegistryClient {
         if let known = clients.withLock({ $0[registry] }) { return known }
         let client = try RegistryClient(registry: registry, plainHTTP: options.plainHTTP.contains(registry), credentials: options.credentials,
                                         caFile: options.caFile, timeoutMilliseconds: options.timeoutMilliseconds)

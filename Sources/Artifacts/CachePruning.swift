@@ -103,3 +103,25 @@ extension ArtifactStore {
         return false
     }
 }
+
+extension ArtifactStore {
+    /// The newest tag of `policy.repository` that its tag policy accepts,
+    /// and the digest it names now. A policy that matches no tag is an
+    /// error naming the repository, the policy and a few of the tags.
+    public func newest(_ policy: UpdatePolicy) throws -> (tag: String, digest: String) {
+        let reference = policy.repository
+        let client = try client(reference.registry)
+        let tags = try client.tags(reference.repository)
+        guard let tag = policy.tags.newest(tags) else {
+            let rule: String
+            switch policy.tags {
+            case .semver(let range): rule = "semver \"\(range.text)\""
+            case .regex(let pattern): rule = "regex \"\(pattern)\""
+            }
+            let sample = tags.prefix(5).joined(separator: ", ")
+            throw ArtifactError("none of the \(tags.count) tags of \(reference.registry)/\(reference.repository) matches \(rule)"
+                                + (tags.isEmpty ? "" : " (tags include \(sample)\(tags.count > 5 ? ", …" : ""))"))
+        }
+        return (tag, try client.digest(reference.repository, tag: tag))
+    }
+}

@@ -87,6 +87,44 @@ final class RegistryClient: Sendable {
         throw refusal(answer, what: "manifest \(digest) of \(repository)")
     }
 
+    /// Every tag of `repository` (`/v2/<name>/tags/list`, following the
+    /// `Link` header's pages, at most 100 pages).
+    func tags(_ repository: String) throws(ArtifactError) -> [String] {
+        struct Page: Decodable { var tags: [String]? }
+        var path: String? = "/v2/\(repository)/tags/list?n=1000"
+        var all: [String] = []
+        for _ in 0..<100 {
+            guard let next = path else { break }
+            let answer = try send("GET", next, repository: repository, accept: "application/json", limit: 4 << 20)
+            guard answer.status == 200 else { throw refusal(answer, what: "tag list of \(repository)") }
+            guard let page = try? JSONDecoder().decode(Page.self, from: Data(answer.body)) else {
+                throw ArtifactError("\(registry) answered the tag list of \(repository) with something that is not one")
+            }
+            all += page.tags ?? []
+            path = answer.header("Link").flatMap(Self.nextPage)
+        }
+        return all
+    }
+
+    /// The digest a tag names now (`HEAD` of its manifest; the registry's
+    /// `Docker-Content-Digest`, else the manifest fetched and hashed).
+    func digest(_ repository: String, tag: String) throws(ArtifactError) -> String {
+        let answer = try send("HEAD", "/v2/\(repository)/manifests/\(tag)", repository: repository, accept: ManifestDocument.accept, limit: 0)
+        guard answer.status == 200 else { throw refusal(answer, what: "manifest \(tag) of \(repository)") }
+        if let digest = answer.header("Docker-Content-Digest"), ManifestDocument.isDigest(digest) { return digest }
+        let full = try send("GET", "/v2/\(repository)/manifests/\(tag)", repository: repository, accept: ManifestDocument.accept, limit: Int64(ManifestDocument.maxBytes))
+        guard full.status == 200 else { throw refusal(full, what: "manifest \(tag) of \(repository)") }
+        return Self.digest(of: full.body)
+    }
+
+    /// `</v2/…?last=x&n=1000>; rel="next"` → the path.
+    static func nextPage(_ link: String) -> String? {
+        guard link.contains("rel=\"next\""), let open = link.firstIndex(of: "<"), let close = link.firstIndex(of: ">"), open < close else { return nil }
+        let target = String(link[link.index(after: open)..<close])
+        guard target.hasPrefix("/v2/") else { return nil }
+        return target
+    }
+
     /// Streams blob `digest` into `sink`; the status is checked first.
     func blob(_ repository: String, digest: String, limit: Int64, sink: @escaping @Sendable ([UInt8]) throws -> Void) throws(ArtifactError) {
         let answer = try send("GET", "/v2/\(repository)/blobs/\(digest)", repository: repository, accept: "*/*", limit: limit, sink: sink)

@@ -98,6 +98,8 @@ public struct AppSpec: Sendable, Equatable, Codable {
     public var migrations: [Migration]
     public var traffic: TrafficSettings? = nil
     public var hooks: RollbackHooks? = nil
+    /// New versions of the OCI artifact, proposed as commits by `serve`.
+    public var updates: UpdatePolicy? = nil
 
     /// The migrations this version has that `target` does not: the ones a
     /// rollback to `target` undoes, newest first.
@@ -117,7 +119,7 @@ public struct AppSpec: Sendable, Equatable, Codable {
         guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else {
             return (nil, reader.diagnostics)
         }
-        reader.warnUnknown(map, known: ["platform", "version", "process", "exec", "health", "artifact", "migrations", "traffic", "hooks", "demo"], parent: "")
+        reader.warnUnknown(map, known: ["platform", "version", "process", "exec", "health", "artifact", "migrations", "traffic", "hooks", "updates", "demo"], parent: "")
         let platformText = reader.string(map, "platform", parent: "", required: true)
         let platform = platformText.flatMap(Platform.init(rawValue:))
         if let platformText, platform == nil {
@@ -131,11 +133,12 @@ public struct AppSpec: Sendable, Equatable, Codable {
         let migrations = parseMigrations(reader, map)
         let traffic = parseTraffic(reader, map, platform: platform, process: process)
         let hooks = parseHooks(reader, map)
+        let updates = parseUpdates(reader, map, artifact: artifact)
         guard let platform, let version, !reader.diagnostics.contains(where: { $0.severity == .error }) else {
             return (nil, reader.diagnostics)
         }
         let spec = AppSpec(platform: platform, version: version, process: process, exec: exec, health: health, artifact: artifact, migrations: migrations,
-                           traffic: traffic, hooks: hooks)
+                           traffic: traffic, hooks: hooks, updates: updates)
         return (spec, reader.diagnostics)
     }
 
@@ -264,6 +267,64 @@ public struct AppSpec: Sendable, Equatable, Codable {
             return nil
         }
         return Artifact(.path(path), sha256: sha256)
+    }
+
+    /// `updates: {repository, tags: {semver: RANGE} | {regex: PATTERN}, interval}`:
+    /// only for an OCI artifact, whose repository is the default.
+    private static func parseUpdates(_ reader: YAMLReader, _ map: Node.Mapping, artifact: Artifact?) -> UpdatePolicy? {
+        guard let node = reader.value(map, "updates", parent: ""), let u = reader.mapping(node, field: "updates") else { return nil }
+        reader.warnUnknown(u, known: ["repository", "tags", "interval"], parent: "updates")
+        var base: OCIReference?
+        if case .oci(let reference)? = artifact?.source { base = OCIReference(registry: reference.registry, repository: reference.repository) }
+        if let text = reader.string(u, "repository", parent: "updates") {
+            // REGISTRY/REPOSITORY alone: the parser wants a tag, which is not used here.
+            var parsed = OCIReference.parse(text)
+            if case .failure = parsed { parsed = OCIReference.parse(text + ":latest") }
+            switch parsed {
+            case .success(let found): base = OCIReference(registry: found.registry, repository: found.repository)
+            case .failure(let error):
+                reader.error(reader.value(u, "repository", parent: "updates"), field: "updates.repository", error.message, hint: "write REGISTRY/REPOSITORY")
+                return nil
+            }
+        }
+        guard let repository = base else {
+            reader.error(node, field: "updates", "updates: proposes new versions of an OCI artifact, and this app has none",
+                         hint: "give artifact: {oci: REGISTRY/REPOSITORY:TAG@sha256:DIGEST}, or updates.repository")
+            return nil
+        }
+        guard let tagsNode = reader.value(u, "tags", parent: "updates", required: true), let t = reader.mapping(tagsNode, field: "updates.tags") else { return nil }
+        reader.warnUnknown(t, known: ["semver", "regex"], parent: "updates.tags")
+        let semver = reader.string(t, "semver", parent: "updates.tags")
+        let regex = reader.string(t, "regex", parent: "updates.tags")
+        let tags: TagPolicy
+        switch (semver, regex) {
+        case (let range?, nil):
+            guard let parsed = SemverRange(range) else {
+                reader.error(reader.value(t, "semver", parent: "updates.tags"), field: "updates.tags.semver", "'\(range)' is not a version range",
+                             hint: "e.g. \">=1.4.0 <2.0.0\", \"^1.4\", \"~1.4.2\", \"1.x\"")
+                return nil
+            }
+            tags = .semver(parsed)
+        case (nil, let pattern?):
+            guard (try? Regex(pattern)) != nil else {
+                reader.error(reader.value(t, "regex", parent: "updates.tags"), field: "updates.tags.regex", "'\(pattern)' is not a regular expression")
+                return nil
+            }
+            // A capture group: an unescaped "(" that does not open a (?…) group.
+            let unescaped = pattern.replacing("\\\\", with: "").replacing("\\(", with: "")
+            guard unescaped.contains("(") && unescaped.replacing("(?", with: "").contains("(") else {
+                reader.error(reader.value(t, "regex", parent: "updates.tags"), field: "updates.tags.regex", "the pattern has no capture group to order tags by",
+                             hint: "capture the numbers, e.g. ^build-(\\d+)$")
+                return nil
+            }
+            tags = .regex(pattern)
+        default:
+            reader.error(tagsNode, field: "updates.tags", "give exactly one of semver: or regex:", hint: "e.g. tags: {semver: \"^1.4\"}")
+            return nil
+        }
+        var policy = UpdatePolicy(repository: repository, tags: tags)
+        if let interval = reader.duration(u, "interval", parent: "updates") { policy.interval = interval }
+        return policy
     }
 
     private static func parseMigrations(_ reader: YAMLReader, _ map: Node.Mapping) -> [Migration] {

@@ -185,3 +185,27 @@ import TestSupport
         #expect(RegistryClient.encode("repository:team/api:pull") == "repository%3Ateam%2Fapi%3Apull")
     }
 }
+
+/// Tag policies against a real registry's tag list.
+@Suite(.serialized) struct TagListTests {
+    @Test func theNewestMatchingTagAndItsDigestAreFound() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        try withTemporaryDirectory { dir in
+            var digests: [String: String] = [:]
+            for tag in ["1.3.0", "1.4.0", "1.10.0", "2.0.0", "latest"] {
+                digests[tag] = try registry.publish("team/api", tag: tag, files: ["VERSION": ("\(tag)\n", false)])
+            }
+            let store = RegistryPullTests.store(dir, registry: registry)
+            let repository = OCIReference(registry: registry.host, repository: "team/api")
+            let found = try store.newest(UpdatePolicy(repository: repository, tags: .semver(try #require(SemverRange("^1.4")))))
+            #expect(found.tag == "1.10.0" && found.digest == digests["1.10.0"])
+            do {
+                _ = try store.newest(UpdatePolicy(repository: repository, tags: .regex(#"nightly-(\d+)"#)))
+                Issue.record("a policy that matches nothing must say so")
+            } catch {
+                #expect("\(error)".contains("none of the 5 tags of \(registry.host)/team/api matches regex"), "\(error)")
+            }
+        }
+    }
+}
