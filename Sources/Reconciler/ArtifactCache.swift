@@ -64,3 +64,16 @@ extension Reconciler {
         }
     }
 }
+
+extension ReconcilerOptions {
+    /// The artifact cache of `stateDirectory` with these registry settings
+    /// (the reconciler pulls through it; `serve`'s rollback guards ask it).
+    public func artifactStore(stateDirectory: String) throws -> ArtifactStore {
+        var artifacts = ArtifactOptions(directory: stateDirectory + "/artifacts")
+        artifacts.plainHTTP = Set(plainHTTPRegistries)
+        artifacts.caFile = caFile
+        artifacts.maxArtifactSize = maxArtifactSize
+        if let file = registryAuth { artifacts.credentials = try RegistryCredentials.load(file) }
+        return ArtifactStore(options: artifacts)
+    }
+}

@@ -211,12 +211,7 @@ public final class Reconciler {
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
         self.drivers = drivers ?? Self.standardDrivers(options)
         self.router = router ?? HAProxyRouter(directory: store.trafficDirectory, haproxy: options.haproxy)
-        var artifactOptions = ArtifactOptions(directory: "\(store.directory)/artifacts")
-        artifactOptions.plainHTTP = Set(options.plainHTTPRegistries)
-        artifactOptions.caFile = options.caFile
-        artifactOptions.maxArtifactSize = options.maxArtifactSize
-        if let file = options.registryAuth { artifactOptions.credentials = try RegistryCredentials.load(file) }
-        artifacts = ArtifactStore(options: artifactOptions)
+        artifacts = try options.artifactStore(stateDirectory: store.directory)
         commands = CommandRunner(baseEnvironment: InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment), searchPath: options.searchPath)
         guard let fd = FileIO.tryLock(store.lockFile) else {
             let pid = store.runningPid().map { " (pid \($0))" } ?? ""

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Artifacts
 import RewindCLI
 import DeployModel
 import Logging
@@ -174,16 +173,6 @@ struct LoopOptions: ParsableArguments {
     /// --check`, speaks to registries as the reconciler does).
     static func environmentRegistries() -> [String] {
         (Environment.value("REWIND_PLAIN_HTTP_REGISTRIES") ?? "").split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty }
-    }
-
-    /// The reconciler's artifact cache and registry settings, for `serve`'s rollback guards.
-    func artifactStore(_ options: ReconcilerOptions, stateDirectory: String) throws -> ArtifactStore {
-        var artifacts = ArtifactOptions(directory: stateDirectory + "/artifacts")
-        artifacts.plainHTTP = Set(options.plainHTTPRegistries)
-        artifacts.caFile = options.caFile
-        artifacts.maxArtifactSize = options.maxArtifactSize
-        if let file = options.registryAuth { artifacts.credentials = try RegistryCredentials.load(file) }
-        return ArtifactStore(options: artifacts)
     }
 
     /// For a remote repository: its mirror, synced once, and the loop that keeps it in step.

@@ -83,7 +83,7 @@ struct ServeCommand: AsyncParsableCommand {
             serve.branch = repoOptions.branch
             serve.stateDirectory = reconcile.stateDirectory
             serve.artifactRoot = reconcile.artifactRoot
-            serve.artifacts = try loop.artifactStore(reconcile, stateDirectory: reconcile.stateDirectory ?? StateStore.defaultDirectory(repo))
+            serve.artifacts = try reconcile.artifactStore(stateDirectory: reconcile.stateDirectory ?? StateStore.defaultDirectory(repo))
             serve.host = host
             serve.port = port
             serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "API token")
