@@ -166,3 +166,35 @@ import TestSupport
         #expect(cached(2) && !cached(0), "1.0: neither applied nor within the window")
     }
 }
+
+/// Automation never forces the artifact guard: a crash-looping release
+/// whose rollback target is neither cached nor in its registry escalates,
+/// and no rollback commit is written.
+@Suite(.serialized) struct ArtifactGuardAutomationTests {
+    @Test func anAutomaticRollbackToALostArtifactEscalatesInstead() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let one = try registry.publish("team/api", tag: "1.0", files: OCIArtifactTests.files("1.0"))
+        let two = try registry.publish("team/api", tag: "2.0", files: OCIArtifactTests.files("2.0"))
+        let world = try FakeWorld(apps: [HarnessApp("api", appYAML: OCIArtifactTests.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))],
+                                  policy: "  window: 30m\n  cooldown: 0s\n  soak: 10s\n  crashLoopRestarts: 3\n") { options in
+            options.plainHTTPRegistries = [registry.host]
+        }
+        world.converge()
+        try world.harness.write("apps/api/app.yaml", OCIArtifactTests.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+        try world.harness.commit("api 2.0")
+        world.platform.behaviours["api 2.0"] = .crashesAfter(100)
+        world.converge()
+        #expect(world.app("api").instance?.version == "2.0")
+        // 1.0 is lost: deleted from the registry and gone from the cache.
+        try registry.delete("team/api", digest: one)
+        let cache = world.harness.stateDir + "/artifacts/oci/" + one.dropFirst(7)
+        try FileManager.default.removeItem(atPath: cache + ".done")
+        try FileManager.default.removeItem(atPath: cache)
+        let commits = try world.commits().count
+        world.run(for: 6_000)
+        #expect(try world.commits().count == commits, "no rollback commit to an artifact that is not at hand")
+        let why = world.needsHuman("api") ?? ""
+        #expect(why.contains("not at hand") && why.contains("has no manifest \(one)"), "\(why)")
+    }
+}
