@@ -80,6 +80,33 @@ import TestSupport
         }
     }
 
+    /// The bearer-token flow of `WWW-Authenticate` against docker-registry's
+    /// `auth: token` and a token service (RS256 JWTs, fixtures/
+    /// registry-token-service.py): the credentials go to the token service,
+    /// the token to the registry; without them the error says what to pass.
+    @Test func bearerTokensFromATokenService() throws {
+        let password = "token-service-pass"
+        let registry = try TestRegistry(user: ("deployer", password), tokens: true)
+        defer { registry.close() }
+        try withTemporaryDirectory { dir in
+            let digest = try registry.publish("team/api", tag: "1.0", files: ["VERSION": ("1.0\n", false)])
+            let reference = try OCIReference.parse("\(registry.host)/team/api:1.0@\(digest)").get()
+            var options = ArtifactOptions(directory: dir + "/cache")
+            options.plainHTTP = [registry.host]
+            options.timeoutMilliseconds = 10_000
+            do {
+                _ = try ArtifactStore(options: options).pull(reference)
+                Issue.record("without credentials the token service must refuse")
+            } catch {
+                #expect("\(error)".contains("token service refused (401)") && "\(error)".contains("--registry-auth"), "\(error)")
+            }
+            try writeFile(dir + "/config.json", #"{"auths": {"\#(registry.host)": {"username": "deployer", "password": "\#(password)"}}}"#)
+            options.credentials = try RegistryCredentials.load(dir + "/config.json")
+            let path = try ArtifactStore(options: options).pull(reference)
+            #expect(try String(contentsOfFile: path + "/VERSION", encoding: .utf8) == "1.0\n")
+        }
+    }
+
     /// A restarted reconciler (a new store) checks a cache entry against
     /// what it recorded: a damaged layer or unpacked file is pulled again;
     /// with the registry down, the damaged entry is refused, not used.

@@ -11,18 +11,24 @@ public final class TestRegistry {
     public private(set) var port = 0
     private var pid: pid_t?
     public let tls: Bool
-    /// The user and password htpasswd lets in.
+    /// The user and password htpasswd (or, with `tokens`, the token service) lets in.
     public let user: (name: String, password: String)?
+    /// Bearer tokens from a token service (fixtures/registry-token-service.py) instead of htpasswd.
+    public let tokens: Bool
+    private var tokenService: pid_t?
     /// The test CA that signed the HTTPS certificate.
     public var caFile: String { root + "/ca.pem" }
 
-    public init(tls: Bool = false, user: (name: String, password: String)? = nil) throws {
+    public init(tls: Bool = false, user: (name: String, password: String)? = nil, tokens: Bool = false) throws {
         self.tls = tls
         self.user = user
+        self.tokens = tokens
         root = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-registry-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         if tls { try makeTestCertificates(in: root) }
-        if let user {
+        if tokens, let user {
+            try startTokenService(user)
+        } else if let user {
             // bcrypt, as the registry requires (glibc's crypt through Debian's Python).
             let hash = try run("/usr/bin/python3", ["-W", "ignore", "-c", "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))", user.password])
             guard hash.status == 0, hash.stdout.hasPrefix("$2") else { throw TestFailure("bcrypt: \(hash.stderr)") }
@@ -66,7 +72,7 @@ public final class TestRegistry {
             http:
               addr: 127.0.0.1:\(port)
             """ + (tls ? "\n  tls:\n    certificate: \(root)/server.pem\n    key: \(root)/server.key" : "")
-            + (user != nil ? "\nauth:\n  htpasswd:\n    realm: rewind-test\n    path: \(root)/htpasswd" : "") + "\n")
+            + authSection + "\n")
         let started = try Spawn.start(SpawnOptions(program: "/usr/bin/docker-registry", arguments: ["serve", root + "/config.yml"],
                                                    environment: ProcessInfo.processInfo.environment, outputFile: root + "/registry.log"))
         let deadline = Date().addingTimeInterval(20)
@@ -82,6 +88,34 @@ public final class TestRegistry {
         throw TestFailure("docker-registry did not answer on \(port):\n\(log)")
     }
 
+    /// The registry's `auth:` section: htpasswd, token, or none.
+    private var authSection: String {
+        guard user != nil else { return "" }
+        guard tokens else { return "\nauth:\n  htpasswd:\n    realm: rewind-test\n    path: \(root)/htpasswd" }
+        return "\nauth:\n  token:\n    realm: http://127.0.0.1:\(tokenPort)/token\n    service: rewind-test-registry\n    issuer: rewind-test-issuer\n    rootcertbundle: \(root)/token.pem"
+    }
+
+    private var tokenPort = 0
+
+    /// A signing key and its self-signed certificate (the registry's
+    /// rootcertbundle), and the token service on a free port.
+    private func startTokenService(_ user: (name: String, password: String)) throws {
+        let made = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "token.key", "-out", "token.pem", "-days", "2",
+                                                "-subj", "/CN=rewind-test-issuer"], in: root)
+        guard made.status == 0 else { throw TestFailure("openssl: \(made.stderr)") }
+        guard let free = Loopback.freeAppPort() else { throw TestFailure("no free port") }
+        tokenPort = free
+        tokenService = try Spawn.start(SpawnOptions(program: "/usr/bin/python3",
+                                                    arguments: [packageRoot + "/fixtures/registry-token-service.py", String(free), root + "/token.key", root + "/token.pem",
+                                                                "rewind-test-issuer", user.name, user.password],
+                                                    environment: ProcessInfo.processInfo.environment, outputFile: root + "/token-service.log"))
+        let deadline = Date().addingTimeInterval(20)
+        while !Loopback.canConnect(port: free) {
+            guard Date() < deadline else { throw TestFailure("the token service did not start:\n\((try? String(contentsOfFile: root + "/token-service.log", encoding: .utf8)) ?? "")") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
     public var log: String { (try? String(contentsOfFile: root + "/registry.log", encoding: .utf8)) ?? "" }
 
     /// Stops it; its storage stays for `start()`.
@@ -92,6 +126,8 @@ public final class TestRegistry {
 
     public func close() {
         stop()
+        if let tokenService { Spawn.stop(tokenService, graceMilliseconds: 1_000) }
+        tokenService = nil
         try? FileManager.default.removeItem(atPath: root)
     }
 
