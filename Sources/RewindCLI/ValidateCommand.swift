@@ -57,12 +57,7 @@ struct ValidateCommand: ParsableCommand {
                 apps = state.apps
                 if artifacts {
                     checked = Self.rollbackArtifacts(repo, state: state, commit: commit)
-                    let missing = checked.filter { $0.problem != nil }
-                    if !missing.isEmpty && failure == nil {
-                        failure = RewindError(.refused, "\(missing.count) artifact\(missing.count == 1 ? "" : "s") a rollback could return to \(missing.count == 1 ? "is" : "are") missing: "
-                                              + missing.map { "\($0.app) \($0.version)" }.joined(separator: ", "),
-                                              hint: "publish them again, or shorten the registry's retention only past policy.window; a rollback to them would be refused")
-                    }
+                    failure = Self.missing(checked)
                 }
                 if strict, !state.warnings.isEmpty {
                     failure = RewindError(.invalidState, "\(worktree ? "the working tree" : "commit \(commit.short)") has \(state.warnings.count) warning\(state.warnings.count == 1 ? "" : "s"), errors under --strict",
@@ -72,27 +67,41 @@ struct ValidateCommand: ParsableCommand {
                 diagnostics = error.diagnostics
                 failure = error
             }
-            if format == .json {
-                let json = JSON.object([
-                    ("commit", worktree ? .null : .string(commit.hex)),
-                    ("valid", .bool(failure == nil)),
-                    ("apps", .array(apps.map { .object([("name", .string($0.ref.name)), ("version", .string($0.spec.version)), ("tree", .string($0.treeID.hex))]) })),
-                    ("diagnostics", .array(diagnostics.map(Self.json))),
-                ] + (artifacts ? [("artifacts", .array(checked.map(\.json)))] : []))
-                Terminal.print(json.pretty)
-            } else {
-                for d in diagnostics { Terminal.error(d.description) }
-                for release in checked { Terminal.print("\(release.problem == nil ? "ok" : "missing"): \(release.app) \(release.version) \(release.artifact): \(release.problem ?? release.found)") }
-                if failure == nil {
-                    Terminal.print("\(worktree ? "working tree" : commit.short): valid (\(apps.count) apps: \(apps.map { "\($0.ref.name) \($0.spec.version)" }.joined(separator: ", ")))")
-                }
-            }
+            show(commit: commit, apps: apps, diagnostics: diagnostics, checked: checked, valid: failure == nil)
             if let failure {
                 if format == .table { Terminal.error("error: \(failure.message)\nhint: \(failure.hint ?? "")") }
                 throw ExitCode(exitStatus(for: failure.code))
             }
             if format == .table, artifacts { Terminal.print("every artifact a rollback could return to is in its registry (\(checked.count) checked)") }
         }
+    }
+
+    /// The report: JSON, or the diagnostics, the artifacts checked and the verdict in words.
+    private func show(commit: OID, apps: [LoadedApp], diagnostics: [Diagnostic], checked: [ArtifactRelease], valid: Bool) {
+        if format == .json {
+            let json = JSON.object([
+                ("commit", worktree ? .null : .string(commit.hex)),
+                ("valid", .bool(valid)),
+                ("apps", .array(apps.map { .object([("name", .string($0.ref.name)), ("version", .string($0.spec.version)), ("tree", .string($0.treeID.hex))]) })),
+                ("diagnostics", .array(diagnostics.map(Self.json))),
+            ] + (artifacts ? [("artifacts", .array(checked.map(\.json)))] : []))
+            Terminal.print(json.pretty)
+            return
+        }
+        for d in diagnostics { Terminal.error(d.description) }
+        for release in checked { Terminal.print("\(release.problem == nil ? "ok" : "missing"): \(release.app) \(release.version) \(release.artifact): \(release.problem ?? release.found)") }
+        if valid {
+            Terminal.print("\(worktree ? "working tree" : commit.short): valid (\(apps.count) apps: \(apps.map { "\($0.ref.name) \($0.spec.version)" }.joined(separator: ", ")))")
+        }
+    }
+
+    /// The refusal of `--artifacts` when some are missing.
+    static func missing(_ checked: [ArtifactRelease]) -> RewindError? {
+        let missing = checked.filter { $0.problem != nil }
+        guard !missing.isEmpty else { return nil }
+        return RewindError(.refused, "\(missing.count) artifact\(missing.count == 1 ? "" : "s") a rollback could return to \(missing.count == 1 ? "is" : "are") missing: "
+                           + missing.map { "\($0.app) \($0.version)" }.joined(separator: ", "),
+                           hint: "publish them again, or shorten the registry's retention only past policy.window; a rollback to them would be refused")
     }
 
     static func json(_ d: Diagnostic) -> JSON {
