@@ -240,7 +240,7 @@ final class RegistryClient: Sendable {
     }
 
     static func digest(of bytes: [UInt8]) -> String {
-        "sha256:" + SHA256.hash(data: bytes).map { String($0, radix: 16).leftPadded(2) }.joined()
+        "sha256:" + ArtifactStore.hex(SHA256.hash(data: bytes))
     }
 }
 

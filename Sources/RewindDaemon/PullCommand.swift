@@ -30,17 +30,10 @@ struct PullCommand: ParsableCommand {
     @Option(help: "The state directory whose artifact cache to fill (default: <git dir>/rewind/state of --repo).")
     var stateDir: String?
 
-    @Option(help: ArgumentHelp("Credentials: a docker-style config.json with an auths map (never logged).", valueName: "file"))
-    var registryAuth: String?
-
-    @Option(help: ArgumentHelp("A registry (HOST:PORT) spoken to over plain HTTP (repeatable).", valueName: "host:port"))
-    var plainHttpRegistry: [String] = []
+    @OptionGroup var registry: RegistryOptions
 
     @Option(help: "A PEM file of certificate authorities to trust besides the system's.")
     var caFile: String?
-
-    @Option(help: "Refuse a layer or unpacked artifact larger than this many bytes.")
-    var maxArtifactSize: Int64 = 2 << 30
 
     @Option(help: "Output format: table (the directory) or json.")
     var format: OutputFormat = .table
@@ -72,10 +65,10 @@ struct PullCommand: ParsableCommand {
     private func artifactStore() throws -> ArtifactStore {
         let directory = try stateDir ?? StateStore(try repoOptions.open(), directory: nil).directory
         var options = ArtifactOptions(directory: directory + "/artifacts")
-        options.plainHTTP = Set(plainHttpRegistry + LoopOptions.environmentRegistries())
+        options.plainHTTP = Set(registry.plainHTTP)
         options.caFile = caFile
-        options.maxArtifactSize = maxArtifactSize
-        if let file = registryAuth ?? Environment.value("REWIND_REGISTRY_AUTH") { options.credentials = try RegistryCredentials.load(file) }
+        options.maxArtifactSize = registry.maxArtifactSize
+        if let file = registry.credentialsFile { options.credentials = try RegistryCredentials.load(file) }
         return ArtifactStore(options: options)
     }
 

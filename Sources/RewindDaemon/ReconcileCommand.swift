@@ -139,22 +139,13 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "Refuse a commit with more files than this in one app directory.")
     var maxAppFiles: Int = 10_000
 
-    @Option(help: ArgumentHelp("Credentials for OCI registries: a docker-style config.json with an auths map (never logged).", valueName: "file"))
-    var registryAuth: String?
-
-    @Option(help: ArgumentHelp("A registry (HOST:PORT) spoken to over plain HTTP instead of HTTPS (repeatable; for a registry on a private network).", valueName: "host:port"))
-    var plainHttpRegistry: [String] = []
-
-    @Option(help: "Refuse an artifact (a layer, a download, or its unpacked files) larger than this many bytes.")
-    var maxArtifactSize: Int64 = 2 << 30
+    @OptionGroup var registry: RegistryOptions
 
     @Option(help: "The artifact cache's bound in bytes: after a pull, least-recently-used artifacts are evicted, except the applied ones, those the policy could roll back to within policy.window, and pinned ones.")
     var artifactCacheSize: Int64 = 10 << 30
 
     func validate() throws {
         guard artifactCacheSize > 0 else { throw ValidationError("--artifact-cache-size must be positive") }
-        guard maxArtifactSize > 0 else { throw ValidationError("--max-artifact-size must be positive") }
-        if let registryAuth, FileIO.read(registryAuth) == nil { throw ValidationError("--registry-auth \(registryAuth) cannot be read") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be 1 or more") }
         guard maxBlobSize > 0, maxAppFiles > 0 else { throw ValidationError("--max-blob-size and --max-app-files must be positive") }
         for url in notifyUrl + slackUrl where WebURL(url) == nil {
@@ -166,13 +157,6 @@ struct LoopOptions: ParsableArguments {
             // Not echoed: a URL may carry credentials.
             throw ValidationError("--prometheus-url is not an http:// or https:// URL with a host and without credentials, such as http://prometheus:9090")
         }
-    }
-
-    /// REWIND_PLAIN_HTTP_REGISTRIES: HOST:PORT,… spoken to over plain HTTP
-    /// (so that `rewind rollback`'s artifact check, which runs `rewind pull
-    /// --check`, speaks to registries as the reconciler does).
-    static func environmentRegistries() -> [String] {
-        (Environment.value("REWIND_PLAIN_HTTP_REGISTRIES") ?? "").split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty }
     }
 
     /// For a remote repository: its mirror, synced once, and the loop that keeps it in step.
@@ -210,9 +194,9 @@ struct LoopOptions: ParsableArguments {
         options.fullPassInterval = interval.milliseconds
         options.prometheus = prometheusUrl.flatMap(WebURL.init)
         options.caFile = caFile
-        options.registryAuth = registryAuth ?? Environment.value("REWIND_REGISTRY_AUTH")
-        options.plainHTTPRegistries = plainHttpRegistry + Self.environmentRegistries()
-        options.maxArtifactSize = maxArtifactSize
+        options.registryAuth = registry.credentialsFile
+        options.plainHTTPRegistries = registry.plainHTTP
+        options.maxArtifactSize = registry.maxArtifactSize
         options.artifactCacheSize = artifactCacheSize
         options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
