@@ -79,9 +79,13 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Updates",
+            dependencies: ["Artifacts", "DeployModel", "GitKit", "ReconcilerStatus", "Rollback", "SystemSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
             name: "Server",
             dependencies: [
-                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "ReconcilerStatus", "Remote", "SystemSupport",
+                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "ReconcilerStatus", "Remote", "SystemSupport", "Updates",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -107,7 +111,7 @@ let package = Package(
         .target(
             name: "RewindDaemon",
             dependencies: [
-                "RewindCLI", "Artifacts", "DeployModel", "GitKit", "Reconciler", "ReconcilerStatus", "Remote", "Rollback", "Server", "SystemSupport", "WebClient",
+                "RewindCLI", "Artifacts", "DeployModel", "GitKit", "Reconciler", "ReconcilerStatus", "Remote", "Rollback", "Server", "SystemSupport", "Updates", "WebClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -126,7 +130,7 @@ let package = Package(
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "ReconcilerTests",
-            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", "WebClient", "ReconcilerDoubles", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", "WebClient", "ReconcilerDoubles", "Artifacts", "Updates", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ServerTests",

@@ -64,6 +64,7 @@ struct Analysis {
         case .rollback?: kind = "rollback"
         case .pin?: kind = "pin"
         case .unpin?: kind = "unpin"
+        case .update?, .allow?: return nil  // deploys, not rollbacks
         case nil: kind = firstRelease.kind == .pin ? "pin" : "git-revert"
         }
         let time = firstRelease.time * 1000

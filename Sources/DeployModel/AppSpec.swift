@@ -287,9 +287,9 @@ public struct AppSpec: Sendable, Equatable, Codable {
                 return nil
             }
         }
-        guard let repository = base else {
+        guard case .oci? = artifact?.source, let repository = base else {
             reader.error(node, field: "updates", "updates: proposes new versions of an OCI artifact, and this app has none",
-                         hint: "give artifact: {oci: REGISTRY/REPOSITORY:TAG@sha256:DIGEST}, or updates.repository")
+                         hint: "give artifact: {oci: REGISTRY/REPOSITORY:TAG@sha256:DIGEST}; an update commit moves that value")
             return nil
         }
         guard let tagsNode = reader.value(u, "tags", parent: "updates", required: true), let t = reader.mapping(tagsNode, field: "updates.tags") else { return nil }

@@ -38,6 +38,8 @@ public struct AppStatus: Sendable {
     public var logFile: String?
     /// Behind a proxy: where clients connect, and the rollout under way.
     public var traffic: TrafficStatus?
+    /// The last check of the app's `updates:` (serve), while it has them.
+    public var updates: UpdateCheck?
 }
 
 /// An app behind Rewind's proxy: its listen port, and its rollout's step and weights.
@@ -116,6 +118,7 @@ public struct StatusReport: Sendable {
         let names = desired?.config.apps.map(\.name) ?? (state.apps.isEmpty ? tip.flatMap { repo.newestValidConfig(from: $0) }?.config.apps.map(\.name) : nil)
             ?? state.apps.keys.sorted()
         let escalations = store.escalations()
+        let updates = store.updateChecks()
         for name in names {
             let app = state.apps[name] ?? AppState()
             var status = appStatus(name, app, desired: desired, repo: repo, report: report)
@@ -126,6 +129,7 @@ public struct StatusReport: Sendable {
             status.healthObservedAt = state.lastPassAt
             status.logFile = store.logFile(name)
             status.healthIsLive = report.reconcilerPid != nil
+            if desired?.app(name)?.spec.updates != nil { status.updates = updates[name] }
             report.apps.append(status)
         }
         return report

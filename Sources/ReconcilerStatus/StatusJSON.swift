@@ -49,6 +49,7 @@ extension AppStatus {
             ("restarts", .number(Int64(a.restarts))),
             ("logFile", .optional(a.logFile)),
             ("traffic", a.traffic.map { $0.json(app: a.name, applied: a.appliedVersion) } ?? .null),
+            ("updates", a.updates?.json ?? .null),
             ("lastRollback", a.lastRollback.map { t in
                 .object([
                     ("failedRelease", .string(t.failedRelease.hex)), ("rollbackCommit", .optional(t.rollbackCommit?.hex)), ("reason", .string(t.reason)),

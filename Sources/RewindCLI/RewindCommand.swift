@@ -24,7 +24,7 @@ public struct RewindCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self, DiffCommand.self,
-            RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, CheckCommand.self,
+            RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, AllowCommand.self, CheckCommand.self,
             ReconcileHandOver.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, AuditCommand.self, IncidentCommand.self,
             ServeHandOver.self, PullHandOver.self, SyncCommand.self, PromoteCommand.self, AbortCommand.self, PauseCommand.self, ResumeCommand.self,
         ])

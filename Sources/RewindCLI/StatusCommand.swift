@@ -85,6 +85,7 @@ struct StatusCommand: ParsableCommand {
         lines.append(Table.render(["APP", "DESIRED", "APPLIED", "HEALTH", "PIN", "WAITING FOR"], rows))
         for a in r.apps {
             if let error = a.lastError { lines.append("\(a.name): \(error)") }
+            if let u = a.updates, u.state != .current { lines.append("\(a.name): updates \(u.state.rawValue): \(u.message)") }
             if let t = a.lastRollback, let committed = t.committedAt {
                 var line = "\(a.name): automatic rollback \(t.rollbackCommit?.short ?? "?"): failure to commit \(committed - t.failedAt) ms"
                 if let healthy = t.healthyAt { line += ", commit to healthy \(healthy - committed) ms" }
@@ -131,6 +132,9 @@ struct StatusCommand: ParsableCommand {
             "log:         \(a.logFile ?? "-") (rewind logs \(a.name))",
             "waiting for: \(a.waitingFor.isEmpty ? "nothing" : a.waitingFor)",
         ]
+        if let u = a.updates {
+            lines.append("updates:     \(u.state.rawValue): \(u.message) (checked \(Clock.iso8601UTC(milliseconds: u.checkedAt)))")
+        }
         if let error = a.lastError { lines.append("last error:  \(error)") }
         if let human = a.needsHuman { lines.append("NEEDS A HUMAN: \(human)") }
         lines.append("")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Artifacts
 import RewindCLI
 import DeployModel
 import Logging
@@ -7,6 +8,7 @@ import Remote
 import Rollback
 import Server
 import SystemSupport
+import Updates
 
 #if canImport(Glibc)
 import Glibc
@@ -62,6 +64,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Close a connection that sends nothing for this long (mid-headers, mid-body or idle).")
     var readTimeout = Duration(milliseconds: 10_000)
 
+    @Flag(help: "Propose no updates: apps' updates: sections are not watched (another serve proposes them, or nobody should).")
+    var noUpdates = false
+
     // Last: the shared repository options come after the command's own in --help.
     @OptionGroup var repoOptions: RepoOptions
 
@@ -83,7 +88,15 @@ struct ServeCommand: AsyncParsableCommand {
             serve.branch = repoOptions.branch
             serve.stateDirectory = reconcile.stateDirectory
             serve.artifactRoot = reconcile.artifactRoot
-            serve.artifacts = try reconcile.artifactStore(stateDirectory: reconcile.stateDirectory ?? StateStore.defaultDirectory(repo))
+            let artifacts = try reconcile.artifactStore(stateDirectory: reconcile.stateDirectory ?? StateStore.defaultDirectory(repo))
+            serve.artifacts = artifacts
+            if !noUpdates {
+                // A tag list is small: a registry that has not answered in 30 s is tried again at the next check.
+                var checking = artifacts.options
+                checking.timeoutMilliseconds = 30_000
+                serve.updates = UpdateWatch(repoPath: reconcile.repoPath, branch: repoOptions.branch, stateDirectory: reconcile.stateDirectory,
+                                            artifacts: ArtifactStore(options: checking), logger: logger, onWrite: { sync?.trigger() })
+            }
             serve.host = host
             serve.port = port
             serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "API token")

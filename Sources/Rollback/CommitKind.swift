@@ -20,6 +20,7 @@ public struct CommitKind: Sendable, Equatable {
             case .revert, .rollback: kind = .rollback
             case .pin: kind = .pin
             case .unpin: kind = .unpin
+            case .update, .allow: kind = .deploy
             }
         } else {
             kind = revertTarget == nil ? .deploy : .rollback

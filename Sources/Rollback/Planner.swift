@@ -65,6 +65,8 @@ struct Planner {
         case let .rollback(apps, all, target): return try planRollback(apps: all ? config.apps.map(\.name) : apps, to: target)
         case let .pin(app, target): return try planPin(app, to: target)
         case .unpin(let app): return try planUnpin(app)
+        case let .update(app, to): return try planUpdate(app, to: to)
+        case let .allow(app, version): return try planAllow(app, version: version)
         }
     }
 
@@ -189,7 +191,7 @@ struct Planner {
         newPins.pins[name] = Pin(tree: targetTree.hex, target: target.hex, reason: request.reason.map { RollbackTrailers.oneLine($0, limit: Bounded.maxReasonLength) })
         var tree = try replaceApp(app, in: tipTree, with: targetTree, from: target)
         tree = try writePins(newPins, into: tree)
-        return try finish(newTree: tree, action: .pin, targets: [target], message: nil, pinnedApps: [name])
+        return try finish(newTree: tree, action: .pin, targets: [target], message: nil, namedApps: [name])
     }
 
     private func planUnpin(_ name: String) throws -> PlanOutcome {
@@ -198,12 +200,12 @@ struct Planner {
         var newPins = pins
         newPins.pins[name] = nil
         let tree = try writePins(newPins, into: tipTree)
-        return try finish(newTree: tree, action: .unpin, targets: [], message: nil, pinnedApps: [name])
+        return try finish(newTree: tree, action: .unpin, targets: [], message: nil, namedApps: [name])
     }
 
     // MARK: shared steps
 
-    private func appRef(_ name: String) throws -> AppRef {
+    func appRef(_ name: String) throws -> AppRef {
         guard let app = config.app(named: name) else {
             throw RewindError(.notFound, "unknown app '\(Bounded.text(name))'", hint: "apps in rewind.yaml: \(config.apps.map(\.name).joined(separator: ", "))")
         }
@@ -268,7 +270,9 @@ struct Planner {
     }
 
     /// Runs the guards on the new state and composes the message.
-    private func finish(newTree: OID, action: RollbackTrailers.Action, targets: [OID], message: String?, pinnedApps: [String] = []) throws -> PlanOutcome {
+    /// `decorate` adds what only this action's trailers carry.
+    func finish(newTree: OID, action: RollbackTrailers.Action, targets: [OID], message: String?, namedApps: [String] = [],
+                decorate: (inout RollbackTrailers) -> Void = { _ in }) throws -> PlanOutcome {
         let changes = try appChanges(to: newTree)
         if action == .revert, let held = changes.first(where: { pins.pins[$0.app] != nil }) {
             throw RewindError(.refused, "reverting this commit would change app \(held.app), which is held by a pin", hint: "unpin it first with `rewind unpin \(held.app)`")
@@ -281,15 +285,19 @@ struct Planner {
         guards.artifacts = request.artifacts
         var forcedArtifacts: [String] = []
         checked += try guards.checkArtifacts(changes: changes, force: request.force, forced: &forcedArtifacts)
-        let crossed = try guards.checkMigrations(changes: changes, force: request.force)
-        checked.append(crossed.isEmpty ? "no irreversible migration is crossed" : "irreversible migrations crossed with --force: \(crossed.joined(separator: "; "))")
+        // Migrations are crossed going back; an update goes forward.
+        let crossed = action == .update ? [] : try guards.checkMigrations(changes: changes, force: request.force)
+        if action != .update {
+            checked.append(crossed.isEmpty ? "no irreversible migration is crossed" : "irreversible migrations crossed with --force: \(crossed.joined(separator: "; "))")
+        }
         let forced = crossed + forcedArtifacts
         if action == .revert { checked.append("no app held by a pin changes") }
-        let apps = changes.map(\.app).isEmpty ? pinnedApps : changes.map(\.app)
+        let apps = changes.map(\.app).isEmpty ? namedApps : changes.map(\.app)
         var trailers = RollbackTrailers(action: action, targets: targets, apps: apps, reason: request.reason, trigger: request.trigger,
                                         alert: request.alert, fingerprint: request.fingerprint, forced: forced)
-        if action == .unpin { trailers.apps = pinnedApps }
+        if action == .unpin { trailers.apps = namedApps }
         trailers.actor = request.actor
+        decorate(&trailers)
         let body = message ?? defaultMessage(action: action, changes: changes, apps: apps, targets: targets)
         let full = body + "\n" + trailers.rendered + "\n"
         var planned = PlannedCommit(parent: tip, parentTree: tipTree, tree: newTree, message: full, changes: changes, forced: forced)

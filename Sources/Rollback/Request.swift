@@ -20,6 +20,10 @@ public enum Operation: Sendable, Equatable, Codable {
     case rollback(apps: [String], all: Bool, to: TargetSpec?)
     case pin(String, to: TargetSpec?)
     case unpin(String)
+    /// Move an app's OCI artifact to `to` (tag and digest): an `updates:` proposal.
+    case update(String, to: OCIReference)
+    /// Let a rolled-back version (a digest, tag or version label) be proposed again.
+    case allow(String, version: String)
 }
 
 /// A rollback operation with everything that goes into its commit.

@@ -4,10 +4,14 @@ import SystemSupport
 /// What a rollback commit says about itself, as git trailers
 /// (`git interpret-trailers --parse` reads them).
 public struct RollbackTrailers: Sendable, Equatable {
-    public enum Action: String, Sendable, CaseIterable { case revert, rollback, pin, unpin }
+    /// `update` and `allow` are not rollbacks: an update commit moves an
+    /// app to a newer artifact (`updates:`), an allow commit lets a version
+    /// that was rolled back be proposed again (it changes no file).
+    public enum Action: String, Sendable, CaseIterable { case revert, rollback, pin, unpin, update, allow }
     public enum TriggerKind: String, Sendable, CaseIterable, Codable {
         /// `ui`: a signed-in person in `rewind serve`'s web UI (`Rewind-Actor` names them).
-        case manual, alert, analysis, api, ui
+        /// `registry`: `serve`'s watch of an app's `updates:` (a poll or a push notification).
+        case manual, alert, analysis, api, ui, registry
 
         /// Automation's own rollbacks (an alert, the reconciler's analysis).
         public var isAutomatic: Bool { self == .alert || self == .analysis }
@@ -26,6 +30,13 @@ public struct RollbackTrailers: Sendable, Equatable {
     /// Who acted, when it is not the commit's author: `rewind@HOST` for
     /// automation, the API token's name for the API.
     public var actor: String?
+    /// An update's artifact digests before and after (`Rewind-Old-Digest`,
+    /// `Rewind-New-Digest`) and the tag it follows (`Rewind-Tag`).
+    public var oldDigest: String?
+    public var newDigest: String?
+    public var tag: String?
+    /// The digest an allow commit lets be proposed again (`Rewind-Allow`).
+    public var allowed: String?
 
     /// Creates trailers.
     public init(action: Action, targets: [OID], apps: [String], reason: String?, trigger: TriggerKind = .manual,
@@ -57,6 +68,9 @@ public struct RollbackTrailers: Sendable, Equatable {
         if let fingerprint { lines.append("Rewind-Fingerprint: \(Self.oneLine(fingerprint))") }
         lines += forced.map { "Rewind-Forced: \(Self.oneLine($0, limit: Bounded.maxReasonLength))" }
         if let actor, !actor.isEmpty { lines.append("Rewind-Actor: \(Self.oneLine(actor))") }
+        for (key, value) in [("Rewind-Old-Digest", oldDigest), ("Rewind-New-Digest", newDigest), ("Rewind-Tag", tag), ("Rewind-Allow", allowed)] {
+            if let value { lines.append("\(key): \(Self.oneLine(value))") }
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -107,6 +121,7 @@ public struct RollbackTrailers: Sendable, Equatable {
             fingerprint: one("Rewind-Fingerprint"),
             forced: fields.filter { $0.0 == "Rewind-Forced" }.map(\.1))
         parsed.actor = one("Rewind-Actor")
+        (parsed.oldDigest, parsed.newDigest, parsed.tag, parsed.allowed) = (one("Rewind-Old-Digest"), one("Rewind-New-Digest"), one("Rewind-Tag"), one("Rewind-Allow"))
         return parsed
     }
 

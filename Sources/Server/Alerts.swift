@@ -24,21 +24,24 @@ struct AlertmanagerPayload: Decodable, Sendable {
 
     /// Decodes and checks a body; the error says what is wrong, for a 400.
     static func parse(_ bytes: [UInt8]) throws(RequestError) -> AlertmanagerPayload {
-        let payload: AlertmanagerPayload
-        do {
-            payload = try JSONDecoder().decode(AlertmanagerPayload.self, from: Data(bytes))
-        } catch let error as DecodingError {
-            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
-                throw RequestError(400, "the body is not an Alertmanager webhook payload (JSON, version 4)")
-            }
-            throw RequestError(400, "in the Alertmanager payload, \(DecodingProblem.describe(error))")
-        } catch {
-            throw RequestError(400, "the body is not an Alertmanager webhook payload (JSON, version 4)")
-        }
+        let payload = try decodeWebhook(AlertmanagerPayload.self, bytes, what: "an Alertmanager webhook payload (JSON, version 4)", within: "the Alertmanager payload")
         guard payload.version == "4" else {
             throw RequestError(400, "unsupported Alertmanager payload version '\(payload.version)'; Rewind reads version 4")
         }
         return payload
+    }
+}
+
+/// A webhook's JSON body as `T`; a 400 that says what the body is not
+/// (`what`), or which field of it (`within`) is wrong.
+func decodeWebhook<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], what: String, within: String) throws(RequestError) -> T {
+    do {
+        return try JSONDecoder().decode(T.self, from: Data(bytes))
+    } catch let error as DecodingError {
+        if case .dataCorrupted(let context) = error, context.codingPath.isEmpty { throw RequestError(400, "the body is not \(what)") }
+        throw RequestError(400, "in \(within), \(DecodingProblem.describe(error))")
+    } catch {
+        throw RequestError(400, "the body is not \(what)")
     }
 }
 

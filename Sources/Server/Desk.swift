@@ -105,12 +105,14 @@ enum DeskAction: Sendable {
     case rollback(app: String, to: String?)
     case pin(app: String, to: String?)
     case unpin(app: String)
+    case allow(app: String, version: String)
 
     var operation: Operation {
         switch self {
         case let .rollback(app, to): .rollback(apps: [app], all: false, to: to.map(TargetSpec.init(parsing:)))
         case let .pin(app, to): .pin(app, to: to.map(TargetSpec.init(parsing:)))
         case let .unpin(app): .unpin(app)
+        case let .allow(app, version): .allow(app, version: version)
         }
     }
 
@@ -120,6 +122,7 @@ enum DeskAction: Sendable {
         case .rollback: "rolled-back"
         case .pin: "pinned"
         case .unpin: "unpinned"
+        case .allow: "allowed"
         }
     }
 }

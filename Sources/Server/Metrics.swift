@@ -29,6 +29,8 @@ public final class Metrics: ReconcilerObserver {
         "rewind_alerts_received_total": ("counter", "Alerts received from Alertmanager, by status."),
         "rewind_alerts_deduplicated_total": ("counter", "Alerts already handled (same groupKey, fingerprint and startsAt)."),
         "rewind_http_requests_total": ("counter", "HTTP requests by route and status code."),
+        "rewind_git_push_hooks_total": ("counter", "Push webhooks from the git host that triggered a fetch, by provider."),
+        "rewind_registry_hooks_total": ("counter", "Registry notifications received, by result (checking: a pushed tag woke the update watch; ignored)."),
     ]
 
     private let storage = Mutex(Storage())

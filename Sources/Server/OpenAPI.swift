@@ -27,6 +27,8 @@ enum APIDocument {
                                               body: "Alertmanager's webhook JSON"),
         "POST /hooks/git": Operation(summary: "Push webhook (GitHub, GitLab, Gitea/Forgejo): fetch the remote now; signed when a webhook secret is configured", security: .signed, responses: [200, 202, 400, 401, 413],
                                      body: "the git host's push event"),
+        "POST /hooks/registry": Operation(summary: "Distribution registry notifications: a pushed tag has the apps whose updates: follow its repository checked at once",
+                                          security: .hook, responses: [200, 202, 400, 401, 413], body: "the registry's notification envelope ({\"events\": [...]})"),
         "GET /api/v1/status": Operation(summary: "rewind status --format json", security: .read, responses: [200, 401]),
         "GET /api/v1/apps": Operation(summary: "Every app's status", security: .read, responses: [200, 401]),
         "GET /api/v1/apps/{app}": Operation(summary: "One app's status", security: .read, responses: [200, 401, 404]),
@@ -40,6 +42,8 @@ enum APIDocument {
                                                       security: .write, responses: [200, 400, 401, 403, 404, 409, 413, 422, 503], body: #"{"to": "REV|#N", "reason": "...", "dryRun": false}"#),
         "POST /api/v1/apps/{app}/pin": Operation(summary: "Pin an app (at its current release, or at `to`)", security: .write, responses: [200, 400, 401, 403, 404, 409, 413],
                                                  body: #"{"to": "REV|#N", "reason": "...", "dryRun": false}"#),
+        "POST /api/v1/apps/{app}/allow": Operation(summary: "Let a rolled-back version be proposed by updates again (Rewind-Action: allow)", security: .write,
+                                                   responses: [200, 400, 401, 403, 404, 409, 413], body: #"{"version": "TAG|VERSION|sha256:…", "reason": "...", "dryRun": false}"#),
         "POST /api/v1/apps/{app}/unpin": Operation(summary: "Unpin an app", security: .write, responses: [200, 400, 401, 403, 404, 409, 413], body: #"{"reason": "...", "dryRun": false}"#),
         "GET /": Operation(summary: "Web UI: the apps", security: .session, responses: [200, 303], produces: "text/html"),
         "GET /login": Operation(summary: "Web UI: the sign-in form", security: .open, responses: [200, 303], query: ["next"], produces: "text/html"),
@@ -52,6 +56,8 @@ enum APIDocument {
                                                body: "form: csrf, reason, to, force", produces: "text/html"),
         "POST /apps/{app}/pin": Operation(summary: "Web UI: pin", security: .session, responses: [303, 400, 401, 403, 404, 409], body: "form: csrf, reason, to", produces: "text/html"),
         "POST /apps/{app}/unpin": Operation(summary: "Web UI: unpin", security: .session, responses: [303, 400, 401, 403, 404, 409], body: "form: csrf, reason", produces: "text/html"),
+        "POST /apps/{app}/allow": Operation(summary: "Web UI: allow a rolled-back version to be proposed again", security: .session, responses: [303, 400, 401, 403, 404, 409],
+                                            body: "form: csrf, reason, version", produces: "text/html"),
         "GET /releases/{commit}": Operation(summary: "Web UI: a commit, its diff, notes and incident report", security: .session, responses: [200, 303, 400, 404], produces: "text/html"),
         "GET /audit": Operation(summary: "Web UI: audit charts and tables", security: .session, responses: [200, 303, 400], query: ["since", "until"], produces: "text/html"),
         "GET /ui/{asset}": Operation(summary: "Web UI: embedded CSS and script", security: .open, responses: [200, 304, 404], produces: "text/css, text/javascript"),
@@ -116,10 +122,12 @@ enum APIDocument {
             if !parameters.isEmpty { fields.append(("parameters", .array(parameters))) }
             if let body = op.body {
                 let type = body.hasPrefix("form") ? "application/x-www-form-urlencoded" : "application/json"
-                var schema: [(String, JSON)] = key.hasPrefix("POST /api/v1/apps/") ? [("schema", writeSchema(pin: !key.hasSuffix("/unpin")))] : []
+                var schema: [(String, JSON)] = key.hasPrefix("POST /api/v1/apps/") ? [("schema", writeSchema(key.split(separator: "/").last.map(String.init) ?? ""))] : []
                 if key == "POST /hooks/alertmanager" { schema = [("schema", alertmanagerSchema)] }
-                // Alertmanager always sends a body; the API's writes may omit theirs.
-                fields.append(("requestBody", .object([("description", .string(body)), ("required", .bool(key == "POST /hooks/alertmanager")),
+                if key == "POST /hooks/registry" { schema = [("schema", registrySchema)] }
+                // Webhooks always send a body, and allow needs its version; the other writes may omit theirs.
+                let required = ["POST /hooks/alertmanager", "POST /hooks/registry", "POST /api/v1/apps/{app}/allow"].contains(key)
+                fields.append(("requestBody", .object([("description", .string(body)), ("required", .bool(required)),
                                                        ("content", .object([(type, .object(schema))]))])))
             }
             switch op.security {
@@ -153,17 +161,33 @@ enum APIDocument {
         ])
     }
 
-    /// The body of the API's writes (`RollbackInput`): unknown fields are refused.
-    static func writeSchema(pin: Bool) -> JSON {
+    /// The registry's notification envelope as `RegistryNotification` reads it.
+    static let registrySchema: JSON = {
+        let string = orNull(.object([("type", .string("string"))]))
+        let target = orNull(.object([("type", .string("object")), ("properties", .object(["repository", "tag", "digest", "mediaType"].map { ($0, string) }))]))
+        let event = JSON.object([("type", .string("object")), ("properties", .object([("action", string), ("target", target)]))])
+        return .object([("type", .string("object")), ("required", .array([.string("events")])),
+                        ("properties", .object([("events", .object([("type", .string("array")), ("items", event)]))]))])
+    }()
+
+    /// The body of the API's writes (`RollbackInput`) for `verb` (rollback,
+    /// pin, unpin, allow): unknown fields are refused.
+    static func writeSchema(_ verb: String) -> JSON {
         // null is "not given", as the server reads it.
         func field(_ type: String, _ description: String) -> JSON {
             .object([("type", .array([.string(type), .string("null")])), ("description", .string(description))])
         }
         var properties: [(String, JSON)] = []
-        if pin { properties.append(("to", field("string", "a revision or #N (a release number); default: the rollback's default target, or the current release for pin"))) }
+        if verb == "rollback" || verb == "pin" {
+            properties.append(("to", field("string", "a revision or #N (a release number); default: the rollback's default target, or the current release for pin")))
+        }
+        if verb == "allow" {
+            properties.append(("version", .object([("type", .string("string")), ("minLength", .number(1)), ("description", .string("the rolled-back tag, version label or digest"))])))
+        }
         properties.append(("reason", field("string", "written into the commit as Rewind-Reason")))
         properties.append(("dryRun", field("boolean", "plan (message, diffs, guards) and write nothing")))
-        return .object([("type", .string("object")), ("additionalProperties", .bool(false)), ("properties", .object(properties))])
+        let required: [(String, JSON)] = verb == "allow" ? [("required", .array([.string("version")]))] : []
+        return .object([("type", .string("object")), ("additionalProperties", .bool(false)), ("properties", .object(properties))] + required)
     }
 
     static func describe(_ code: Int) -> String {

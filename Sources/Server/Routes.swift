@@ -10,9 +10,9 @@ import SystemSupport
 /// describes all of it; `APIDocument` holds the descriptions).
 ///
 ///     GET  /healthz, /readyz, /metrics                     (open)
-///     POST /hooks/alertmanager, /hooks/git                 (hook token; webhook signature)
+///     POST /hooks/alertmanager, /hooks/registry, /hooks/git (hook token; webhook signature)
 ///     GET  /api/v1/...                                     (a token or a session, unless no token is configured or --ui-public-read)
-///     POST /api/v1/apps/{app}/rollback, /pin, /unpin       (a bearer token; or a session and X-CSRF-Token)
+///     POST /api/v1/apps/{app}/rollback, /pin, /unpin, /allow (a bearer token; or a session and X-CSRF-Token)
 ///     GET  /, /apps/{app}, /releases/{commit}, /audit      (the web UI: WebRoutes.swift)
 ///
 /// Every refusal happens before any work: a missing or wrong token → 401, a
@@ -105,6 +105,16 @@ struct Routes {
             metrics.count("rewind_git_push_hooks_total", [("provider", delivery.provider)])
             return json(202, .object([("result", .string("fetching")), ("provider", .string(delivery.provider)), ("delivery", .optional(delivery.id))]))
         }
+        // The distribution registry's push notifications: the apps following a pushed repository are checked at once.
+        on(router, .post, "hooks/registry", "hooks/registry", .hook) { request, _ in
+            let repositories = try RegistryNotification.parse(try await body(request)).pushedRepositories
+            guard let updates = options.updates else {
+                return json(200, .object([("result", .string("no updates are watched")), ("repositories", .array(repositories.map { .string($0) }))]))
+            }
+            for repository in repositories { updates.notify(repository: repository) }
+            metrics.count("rewind_registry_hooks_total", [("result", repositories.isEmpty ? "ignored" : "checking")])
+            return json(202, .object([("result", .string(repositories.isEmpty ? "no tag pushed" : "checking")), ("repositories", .array(repositories.map { .string($0) }))]))
+        }
     }
 
     /// The API's reads: status, apps, releases, incidents, the audit.
@@ -141,13 +151,22 @@ struct Routes {
         on(router, .post, "api/v1/apps/:app/rollback", "api/v1/apps/rollback", .write) { request, context in
             let input = try RollbackInput.parse(try await body(request))
             guard let app = context.parameters.get("app"), let actor = context.actor else { throw RequestError(404, "no app in the path") }
+            if input.version != nil { throw RequestError(400, "field 'version' is for allow; a rollback's target is 'to'") }
             return json(200, try await desk.write(.rollback(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
+        }
+        // Lets a rolled-back version be proposed by updates again.
+        on(router, .post, "api/v1/apps/:app/allow", "api/v1/apps/allow", .write) { request, context in
+            let input = try RollbackInput.parse(try await body(request))
+            guard let app = context.parameters.get("app"), let actor = context.actor else { throw RequestError(404, "no app in the path") }
+            guard let version = input.version, input.to == nil else { throw RequestError(400, "allow needs field 'version' (a rolled-back tag, version label or digest), and no 'to'") }
+            return json(200, try await desk.write(.allow(app: app, version: version), reason: input.reason, dryRun: input.dryRun, as: actor).json)
         }
         for unpin in [false, true] {
             on(router, .post, "api/v1/apps/:app/\(unpin ? "unpin" : "pin")", unpin ? "api/v1/apps/unpin" : "api/v1/apps/pin", .write) { request, context in
                 let input = try RollbackInput.parse(try await body(request))
                 guard let app = context.parameters.get("app"), let actor = context.actor else { throw RequestError(404, "no app in the path") }
                 if unpin, input.to != nil { throw RequestError(400, "field 'to' is for pin; unpin releases the hold") }
+                if input.version != nil { throw RequestError(400, "field 'version' is for allow") }
                 return json(200, try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
             }
         }
@@ -276,8 +295,10 @@ struct RollbackInput: Decodable {
     var to: String?
     var reason: String?
     var dryRun = false
+    /// For allow: the rolled-back version (a tag, version label or digest).
+    var version: String?
 
-    static let fields = ["to", "reason", "dryRun"]
+    static let fields = ["to", "reason", "dryRun", "version"]
 
     private struct Key: CodingKey {
         let stringValue: String
@@ -299,6 +320,7 @@ struct RollbackInput: Decodable {
                 case "to": to = try container.decodeIfPresent(String.self, forKey: key)
                 case "reason": reason = try container.decodeIfPresent(String.self, forKey: key)
                 case "dryRun": dryRun = try container.decodeIfPresent(Bool.self, forKey: key) ?? false
+                case "version": version = try container.decodeIfPresent(String.self, forKey: key)
                 default: throw UnknownField(name: key.stringValue)
                 }
             } catch is DecodingError {

@@ -8,6 +8,7 @@ import Remote
 import Rollback
 import ServiceLifecycle
 import SystemSupport
+import Updates
 
 /// How `rewind serve` runs.
 public struct ServeOptions: Sendable {
@@ -42,6 +43,9 @@ public struct ServeOptions: Sendable {
     /// The secret push webhooks are signed with (GitHub, Gitea/Forgejo) or
     /// carry (GitLab); nil: `POST /hooks/git` accepts unsigned pushes.
     public var gitHookSecret: String?
+    /// Watches the apps' `updates:` and writes update commits;
+    /// `POST /hooks/registry` wakes it. Nil: no updates are proposed.
+    public var updates: UpdateWatch?
 
     /// Named tokens (`--ui-tokens-file`): each signs in to the web UI and
     /// is a bearer token for the API; its name is the `Rewind-Actor`.
@@ -78,15 +82,7 @@ public enum RewindServer {
     public static func run(_ options: ServeOptions, reconciler reconcilerOptions: ReconcilerOptions, logger: Logger) async throws {
         // Refused before anything binds or writes serve.address: the running
         // serve's address stays as it is.
-        if let directory = options.stateDirectory {
-            let store = StateStore(directory: directory)
-            FileIO.makeDirectory(directory)
-            guard let fd = FileIO.tryLock(store.lockFile) else {
-                let pid = store.runningPid().map { " (pid \($0))" } ?? ""
-                throw StateError("another reconciler\(pid) is running on \(directory)", hint: "stop it first, or pass a different --state-dir", busy: true)
-            }
-            FileIO.release(fd)
-        }
+        try refuseBusyStateDirectory(options.stateDirectory)
         _ = try options.credentials()
         let metrics = Metrics()
         let stop = StopFlag()
@@ -98,6 +94,7 @@ public enum RewindServer {
             reconcilerOptions.onWrite = { previous(); loop.trigger() }
             loop.start(stop: stop, logger: logger)
         }
+        options.updates?.start(stop: stop)
         let reconciler = ReconcilerService(options: reconcilerOptions, stop: stop, logger: logger)
         let desk = try RollbackDesk(options: options, metrics: metrics, logger: logger, notifier: reconcilerOptions.notifier)
         let hub = EventHub()
@@ -134,6 +131,20 @@ public enum RewindServer {
         }.start()
         defer { finished.set() }
         try await group.run()
+    }
+}
+
+extension RewindServer {
+    /// Refuses a state directory whose lock another reconciler holds.
+    static func refuseBusyStateDirectory(_ directory: String?) throws {
+        guard let directory else { return }
+        let store = StateStore(directory: directory)
+        FileIO.makeDirectory(directory)
+        guard let fd = FileIO.tryLock(store.lockFile) else {
+            let pid = store.runningPid().map { " (pid \($0))" } ?? ""
+            throw StateError("another reconciler\(pid) is running on \(directory)", hint: "stop it first, or pass a different --state-dir", busy: true)
+        }
+        FileIO.release(fd)
     }
 }
 

@@ -158,6 +158,39 @@ enum WebPage {
         let perPage: Int
     }
 
+    /// The app page's actions for a writer: roll back, pin or unpin, and allow a blocked update.
+    static func actions(_ a: AppStatus, csrf: String) -> String {
+        let name = e(a.name)
+        var main = ""
+        main += "<section class=\"actions\" aria-labelledby=\"actions-title\"><h2 id=\"actions-title\">Actions</h2>"
+        main += "<p><a class=\"button\" href=\"/apps/\(u(a.name))/rollback\">Roll back to the default target…</a></p>"
+        if a.pin == nil {
+            main += """
+            <form method="post" action="/apps/\(u(a.name))/pin" class="card">\(csrfField(csrf))
+            <h3>Pin</h3><p class="hint">Holds \(name) where it is (or at a release you name) until unpinned; the reconciler will not move it.</p>
+            <label for="pin-to">Release (empty: the current one)</label><input id="pin-to" name="to" placeholder="#3 or a commit">
+            <label for="pin-reason">Reason</label><input id="pin-reason" name="reason" required>
+            <button type="submit">Pin \(name)</button></form>
+            """
+        } else {
+            main += """
+            <form method="post" action="/apps/\(u(a.name))/unpin" class="card">\(csrfField(csrf))
+            <h3>Unpin</h3><label for="unpin-reason">Reason</label><input id="unpin-reason" name="reason" required>
+            <button type="submit">Unpin \(name)</button></form>
+            """
+        }
+        if let check = a.updates, check.state == .blocked, let version = check.tag ?? check.digest {
+            main += """
+            <form method="post" action="/apps/\(u(a.name))/allow" class="card">\(csrfField(csrf))<input type="hidden" name="version" value="\(e(version))">
+            <h3>Allow \(e(version)) again</h3><p class="hint">It was rolled back, so updates do not propose it. Allowing it writes a commit that lets the next check propose it.</p>
+            <label for="allow-reason">Reason</label><input id="allow-reason" name="reason" required>
+            <button type="submit">Allow \(e(version))</button></form>
+            """
+        }
+        main += "</section>\n"
+        return main
+    }
+
     static func app(_ page: AppPage, viewer: Viewer, notice: String? = nil) -> String {
         let a = page.status
         let name = e(a.name)
@@ -168,30 +201,12 @@ enum WebPage {
         <dt>Desired</dt><dd>\(e(a.desiredVersion ?? "-"))</dd><dt>Applied</dt><dd>\(e(a.appliedVersion ?? "-")) (\(commitLink(a.appliedCommit)))</dd>
         <dt>Health</dt><dd id="app-health">\(health(a.health.rawValue))</dd><dt>Pin</dt><dd>\(a.pin.map { "pinned to \(commitLink($0))" } ?? "none")</dd>
         <dt>Waiting for</dt><dd>\(e(a.waitingFor))</dd><dt>Last error</dt><dd\(problem(a) == nil ? "" : " class=\"error-text\"")>\(e(problem(a) ?? "none"))</dd>
+        \(a.updates.map { u in "<dt>Updates</dt><dd id=\"app-updates\"\(u.state == .blocked || u.state == .failed ? " class=\"error-text\"" : "")>\(e(u.state.rawValue)): \(e(u.message))</dd>" } ?? "")
         \(a.traffic.map { t in "<dt>Traffic</dt><dd id=\"app-traffic\">\(e("127.0.0.1:\(t.listenPort), \(t.strategy): \(t.line(app: a.name))"))\(t.held.map { " <span class=\"error-text\">drained: \(e($0))</span>" } ?? "")</dd>" } ?? "")
         </dl>
 
         """
-        if viewer.canWrite, let csrf = viewer.csrf {
-            main += "<section class=\"actions\" aria-labelledby=\"actions-title\"><h2 id=\"actions-title\">Actions</h2>"
-            main += "<p><a class=\"button\" href=\"/apps/\(u(a.name))/rollback\">Roll back to the default target…</a></p>"
-            if a.pin == nil {
-                main += """
-                <form method="post" action="/apps/\(u(a.name))/pin" class="card">\(csrfField(csrf))
-                <h3>Pin</h3><p class="hint">Holds \(name) where it is (or at a release you name) until unpinned; the reconciler will not move it.</p>
-                <label for="pin-to">Release (empty: the current one)</label><input id="pin-to" name="to" placeholder="#3 or a commit">
-                <label for="pin-reason">Reason</label><input id="pin-reason" name="reason" required>
-                <button type="submit">Pin \(name)</button></form>
-                """
-            } else {
-                main += """
-                <form method="post" action="/apps/\(u(a.name))/unpin" class="card">\(csrfField(csrf))
-                <h3>Unpin</h3><label for="unpin-reason">Reason</label><input id="unpin-reason" name="reason" required>
-                <button type="submit">Unpin \(name)</button></form>
-                """
-            }
-            main += "</section>\n"
-        }
+        if viewer.canWrite, let csrf = viewer.csrf { main += actions(a, csrf: csrf) }
         let first = (page.page - 1) * page.perPage + 1
         let last = first + page.releases.count - 1
         main += "<h2 id=\"releases-title\">Releases</h2>\n<p class=\"sub\">\(page.total) in all; newest first\(page.releases.isEmpty ? "" : ", showing \(page.total - last + 1)–\(page.total - first + 1)").</p>\n"

@@ -24,6 +24,7 @@ extension Routes {
         addSessionRoutes(router)
         addPageRoutes(router)
         addFormRoutes(router)
+        addAllowRoute(router)
     }
 
     /// Assets, sign-in and sign-out.
@@ -126,10 +127,26 @@ extension Routes {
         }
     }
 
+    /// The web UI's allow of a blocked update (the same commit as `rewind allow`).
+    func addAllowRoute(_ router: Router<ServeContext>) {
+        on(router, .post, "apps/:app/allow", "ui/allow", .open) { request, context in
+            await webForm(request) { session, form, _ in
+                let app = context.parameters.get("app") ?? ""
+                let reason = (form["reason"] ?? "").trimmingCharacters()
+                guard !reason.isEmpty else { throw RequestError(400, "a reason is required to allow a version of \(Bounded.text(app, limit: 64)) again") }
+                guard let version = Self.nonEmpty(form["version"]?.trimmingCharacters()) else { throw RequestError(400, "name the version to allow") }
+                let written = try await desk.write(.allow(app: app, version: version), reason: reason, dryRun: false, as: Actor(name: session.name, trigger: .ui))
+                if case .alreadyDone = written.outcome { return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=already") }
+                return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=allowed")
+            }
+        }
+    }
+
     /// A query or form value, nil when absent or empty.
     static func nonEmpty(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }
 
     static let notices = ["pinned": "Pinned: the commit is on the branch.", "unpinned": "Unpinned: the commit is on the branch.",
+                          "allowed": "Allowed: the commit is on the branch; the next update check may propose that version.",
                           "already": "Nothing to do: the app is already there."]
     static let noTokens = "Sign-in is off: rewind serve has no token (start it with --api-token-file or --ui-tokens-file)."
 

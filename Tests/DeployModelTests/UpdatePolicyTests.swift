@@ -62,3 +62,36 @@ import Testing
         #expect(spec == nil && diagnostics.contains { "\($0)".contains("has none") })
     }
 }
+
+/// The update commit's edit of app.yaml: only the values that change.
+@Suite struct AppYAMLEditTests {
+    static let old = "registry.example.com/team/api:v1.4.0@sha256:" + String(repeating: "a", count: 64)
+    static let new = OCIReference(registry: "registry.example.com", repository: "team/api", tag: "v1.5.0", digest: "sha256:" + String(repeating: "b", count: 64))
+
+    @Test func theReferenceAndATagLabelChangeInPlaceWhateverTheQuoting() throws {
+        let bodies = [
+            "# api\nplatform: exec\nversion: v1.4.0   # tag\nexec:\n  apply: ./deploy\nartifact:\n  oci: \(Self.old)  # pinned\n",
+            "platform: exec\nversion: \"1.4.0\"\nexec: {apply: ./deploy}\nartifact: {oci: '\(Self.old)'}\n",
+            "\u{FEFF}platform: exec\nversion: 'release one'\nexec:\n  apply: ./deploy\nartifact:\n  oci: \"\(Self.old)\"\n\n\n# end\n",
+        ]
+        let labels: [String?] = ["v1.5.0", "1.5.0", nil]
+        for (text, label) in zip(bodies, labels) {
+            let edited = try AppYAMLEdit.movingArtifact(in: text, to: Self.new)
+            #expect(edited.version == label)
+            let expected = text.replacingOccurrences(of: Self.old, with: Self.new.description)
+                .replacingOccurrences(of: "version: v1.4.0", with: "version: v1.5.0").replacingOccurrences(of: "version: \"1.4.0\"", with: "version: \"1.5.0\"")
+            #expect(edited.text == expected)
+        }
+    }
+
+    @Test func aValueThatCannotBeEditedInPlaceIsRefused() {
+        let refused = [
+            "platform: exec\nexec: {apply: ./x}\n",
+            "platform: exec\nexec: {apply: ./x}\nartifact:\n  oci: >-\n    \(Self.old)\n",
+            "platform: exec\nexec: {apply: ./x}\nartifact:\n  oci: \"registry.example.com/team/api:v1.4.0@sha256:\\x61\(String(repeating: "a", count: 63))\"\n",
+        ]
+        for text in refused {
+            #expect(throws: AppYAMLEdit.Refusal.self) { try AppYAMLEdit.movingArtifact(in: text, to: Self.new) }
+        }
+    }
+}

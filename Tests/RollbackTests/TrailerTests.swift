@@ -86,3 +86,18 @@ func symlinkLeavesTheApp(link: String, target: String, leaves: Bool) {
     let old = "Roll back\n\nRewind-Action: rollback\nRewind-Target: \(a.hex)\nRewind-Target: \(b.hex)\nRewind-App: api\nRewind-App: web\n"
     #expect(try #require(RollbackTrailers.parse(old)).target(for: "web") == b)
 }
+
+/// An update commit's digests and tag, and an allow commit's digest, parse
+/// back; neither is a rollback to the classifier.
+@Test func updateAndAllowTrailersRoundTripAndAreDeploys() throws {
+    var update = RollbackTrailers(action: .update, targets: [], apps: ["api"], reason: "newest", trigger: .registry)
+    (update.oldDigest, update.newDigest, update.tag) = ("sha256:" + String(repeating: "1", count: 64), "sha256:" + String(repeating: "2", count: 64), "v1.2.0\nx")
+    let parsed = try #require(RollbackTrailers.parse("Update api to v1.2.0\n\n" + update.rendered + "\n"))
+    #expect(parsed.action == .update && parsed.trigger == .registry && parsed.oldDigest == update.oldDigest && parsed.newDigest == update.newDigest && parsed.tag == "v1.2.0 x")
+    #expect(CommitKind(message: "Update api\n\n" + update.rendered + "\n").kind == .deploy)
+    var allow = RollbackTrailers(action: .allow, targets: [a], apps: ["api"], reason: nil)
+    allow.allowed = "sha256:" + String(repeating: "3", count: 64)
+    let allowed = try #require(RollbackTrailers.parse("Allow\n\n" + allow.rendered + "\n"))
+    #expect(allowed.allowed == allow.allowed && allowed.action == .allow)
+    #expect(!CommitKind(message: "Allow\n\n" + allow.rendered + "\n").returnsToEarlier)
+}

@@ -49,6 +49,30 @@ import TestSupport
         }
     }
 
+    /// `POST /hooks/registry`: the hook token, then the envelope; only pushed
+    /// tags count. Without an update watch, it says so and does nothing.
+    @Test func registryNotificationsNeedTheHookTokenAndAnEnvelope() async throws {
+        let push = #"{"events":[{"action":"push","target":{"repository":"team/api","tag":"1.1.0","digest":"sha256:00"}},"#
+            + #"{"action":"push","target":{"repository":"team/api","digest":"sha256:01"}},{"action":"pull","target":{"repository":"team/web","tag":"2"}}]}"#
+        try await withServer { repo, client in
+            let before = try repo.snapshot()
+            for headers: HTTPFields in [[:], [.authorization: "Bearer nope"]] {
+                try await client.execute(uri: "/hooks/registry", method: .post, headers: headers, body: ByteBuffer(string: push)) { #expect($0.status == .unauthorized) }
+            }
+            for body in ["", "{", "[]", #"{"events":{}}"#, #"{"events":[{"target":{"tag":1}}]}"#] {
+                try await client.execute(uri: "/hooks/registry", method: .post, headers: auth, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .badRequest, "\(body)")
+                    #expect(String(buffer: response.body).contains("registry notification"), "\(String(buffer: response.body))")
+                }
+            }
+            try await client.execute(uri: "/hooks/registry", method: .post, headers: auth, body: ByteBuffer(string: push)) { response in
+                #expect(response.status == .ok)
+                #expect(String(buffer: response.body).contains(#""repositories":["team/api"]"#), "\(String(buffer: response.body))")
+            }
+            #expect(try repo.snapshot() == before)
+        }
+    }
+
     @Test func aTenMegabyteBodyIs413() async throws {
         try await withServer { repo, client in
             let before = try repo.snapshot()

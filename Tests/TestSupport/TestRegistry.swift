@@ -72,7 +72,7 @@ public final class TestRegistry {
             http:
               addr: 127.0.0.1:\(port)
             """ + (tls ? "\n  tls:\n    certificate: \(root)/server.pem\n    key: \(root)/server.key" : "")
-            + authSection + "\n")
+            + authSection + notificationsSection + "\n")
         let started = try Spawn.start(SpawnOptions(program: "/usr/bin/docker-registry", arguments: ["serve", root + "/config.yml"],
                                                    environment: ProcessInfo.processInfo.environment, outputFile: root + "/registry.log"))
         let deadline = Date().addingTimeInterval(20)
@@ -96,6 +96,32 @@ public final class TestRegistry {
     }
 
     private var tokenPort = 0
+
+    /// Where push notifications go (`rewind serve`'s /hooks/registry) and the bearer token they carry.
+    public private(set) var notifications: (url: String, token: String)?
+
+    /// Sends the registry's notifications to `url` from now on (restarts it on the same port and storage).
+    public func sendNotifications(to url: String, token: String) throws {
+        notifications = (url, token)
+        stop()
+        try start()
+    }
+
+    private var notificationsSection: String {
+        guard let notifications else { return "" }
+        return """
+
+            notifications:
+              endpoints:
+                - name: rewind
+                  url: \(notifications.url)
+                  headers:
+                    Authorization: [Bearer \(notifications.token)]
+                  timeout: 2s
+                  threshold: 5
+                  backoff: 200ms
+            """
+    }
 
     /// A signing key and its self-signed certificate (the registry's
     /// rootcertbundle), and the token service on a free port.
@@ -169,6 +195,15 @@ public final class TestRegistry {
                            + ["oci:\(layout):\(tag)", "docker://\(host)/\(repository):\(tag)"])
         guard copy.status == 0 else { throw TestFailure("skopeo copy: \(copy.stderr)") }
         return manifest.digest
+    }
+
+    /// Pushes the manifest `repository:source` again under `tag` (the same digest: a re-push of the same image).
+    public func push(_ repository: String, tag: String, from source: String) throws {
+        let tlsArguments = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+        let credentials = user.map { ["--src-creds", "\($0.name):\($0.password)"] } ?? []
+        let copy = try run("/usr/bin/skopeo", ["copy", "--quiet", "--preserve-digests"] + tlsArguments + credentials + credentialArguments.skopeo
+                           + ["docker://\(host)/\(repository):\(source)", "docker://\(host)/\(repository):\(tag)"])
+        guard copy.status == 0 else { throw TestFailure("skopeo copy: \(copy.stderr)") }
     }
 
     /// Deletes a manifest, as garbage collection after a retention policy would.
