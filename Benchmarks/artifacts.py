@@ -12,8 +12,13 @@ unpack) from the same registry, in turns, median of N (default 5).
 rollback: `rewind rollback` commit -> the previous version healthy, for an
 app whose artifact comes from the registry and is in the cache, with the
 registry up and with it stopped, in turns, median of N each.
+
+updates: a new tag pushed (skopeo's push has returned) -> the update commit
+on the branch, written by `rewind serve`: with the registry's push
+notifications sent to `POST /hooks/registry`, and without them (the
+`updates.interval` poll, 5 s), median of N each.
 """
-import hashlib, json, os, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
+import hashlib, json, os, random, shutil, signal, statistics, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from remote import free_port  # noqa: E402
@@ -36,9 +41,17 @@ class Registry:
 
     def __init__(self, root):
         self.root, self.port, self.process = root, free_port(), None
-        with open(f"{root}/config.yml", "w") as f:
-            f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\nhttp:\n  addr: 127.0.0.1:{self.port}\n")
+        self.configure()
         self.start()
+
+    def configure(self, notify=None):
+        """notify: (url, token) to send push notifications to, or None."""
+        text = f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {self.root}/data\nhttp:\n  addr: 127.0.0.1:{self.port}\n"
+        if notify:
+            text += (f"notifications:\n  endpoints:\n    - name: rewind\n      url: {notify[0]}\n      headers:\n        Authorization: [Bearer {notify[1]}]\n"
+                     "      timeout: 2s\n      threshold: 5\n      backoff: 200ms\n")
+        with open(f"{self.root}/config.yml", "w") as f:
+            f.write(text)
 
     def start(self):
         self.process = subprocess.Popen(["/usr/bin/docker-registry", "serve", f"{self.root}/config.yml"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -122,6 +135,53 @@ def rollback_with_registry_down(root, registry):
         rec.stop()
 
 
+def pushed_tag_to_update_commit(root, registry):
+    """A pushed tag -> serve's update commit, with notifications and by polling."""
+    host = f"127.0.0.1:{registry.port}"
+    tree = f"{root}/update-tree"
+    write(f"{tree}/VERSION", "1\n")
+    digest = publish(root, host, "bench/web", "1.0.0", tree)
+    app = (f"platform: exec\nversion: \"1.0.0\"\nexec:\n  apply: \"true\"\nartifact:\n  oci: {host}/bench/web:1.0.0@{digest}\n"
+           "updates:\n  tags: {semver: \"^1.0.0\"}\n  interval: 5s\n")
+    work = f"{root}/updates"
+    os.makedirs(work)
+    repo = new_repo(work, {"web": app}, policy="  maxPerHour: 0\n  soak: 0s\n")
+    state, token = f"{work}/state", "bench-hook-token"
+    write(f"{work}/hook-token", token + "\n")
+    log = open(f"{work}/serve.log", "w")
+    serve = subprocess.Popen([REWIND, "serve", "--repo", repo, "--state-dir", state, "--port", "0", "--hook-token-file", f"{work}/hook-token",
+                              "--plain-http-registry", host, "--log-level", "warning"], stdout=log, stderr=log)
+    head = f"{repo}/.git/refs/heads/main"
+    try:
+        wait("serve", lambda: os.path.exists(f"{state}/serve.address"))
+        address = open(f"{state}/serve.address").read().strip()
+        samples = {"notification": [], "poll": []}
+        minor = 0
+        for mode in ["notification", "poll"]:
+            registry.stop()
+            registry.configure((f"http://{address}/hooks/registry", token) if mode == "notification" else None)
+            registry.start()
+            for _ in range(RUNS):
+                minor += 1
+                st = lambda: status(repo, state)["web"]
+                # Each sample starts with the last update applied and healthy (soak 0s): nothing holds the next one.
+                wait("the last update applied", lambda: (lambda a: a["health"] == "healthy" and a["applied"]["tree"] == a["desired"]["tree"])(st()))
+                time.sleep(random.uniform(0, 0.2))
+                before = open(head).read()
+                write(f"{tree}/VERSION", f"{minor}\n")
+                publish(root, host, "bench/web", f"1.{minor}.0", tree)
+                t0 = time.time()
+                wait(f"the update commit for 1.{minor}.0", lambda: open(head).read() != before, pause=0.002)
+                samples[mode].append(time.time() - t0)
+        note, poll = statistics.median(samples["notification"]), statistics.median(samples["poll"])
+        print(f"pushed tag -> update commit, median of {RUNS}: with the registry's notification {note:.3f} s (target <= 1 s); "
+              f"without, by the 5 s poll interval, {poll:.3f} s (max {max(samples['poll']):.3f} s); ratio {poll / note:.1f}x")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=60)
+        log.close()
+
+
 def main():
     root = tempfile.mkdtemp(prefix="rewind-bench-artifacts-")
     registry = Registry(root)
@@ -150,6 +210,7 @@ def main():
         print(f"pull of a {MEGABYTES} MB single-layer artifact, median of {RUNS}: rewind pull {ours:.3f} s (unpacked), "
               f"skopeo copy dir: {theirs:.3f} s (not unpacked); ratio {ours / theirs:.2f}x (target <= 1.0x)")
         rollback_with_registry_down(root, registry)
+        pushed_tag_to_update_commit(root, registry)
     finally:
         registry.stop()
         shutil.rmtree(root, ignore_errors=True)

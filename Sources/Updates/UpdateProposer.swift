@@ -99,7 +99,8 @@ public struct UpdateProposer {
                 result.message = "update commit \(commit?.short ?? "?") moves \(name) to \(reference.tag ?? "?")"
                     + (proposal.map { " (proposed on branch \(shortBranchName($0)): merge it to apply)" } ?? "")
             case .alreadyDone(let why):
-                (result.state, result.message) = (.current, why)
+                // A proposal branch for this tip exists: it waits for its merge.
+                (result.state, result.message) = (why.hasPrefix("already proposed") ? .proposed : .current, why)
             }
         } catch let error as RewindError {
             result.state = error.message.hasPrefix("not proposed") ? .blocked : .failed
