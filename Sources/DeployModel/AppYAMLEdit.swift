@@ -16,8 +16,8 @@ public enum AppYAMLEdit {
     public static func movingArtifact(in original: String, to new: OCIReference, file: String = AppSpec.fileName) throws(Refusal) -> (text: String, version: String?) {
         let bom = original.hasPrefix("\u{FEFF}")
         let text = bom ? String(original.dropFirst()) : original
-        guard let root = try? Yams.compose(yaml: text), let map = root.mapping,
-              let artifact = map["artifact"]?.mapping, let oci = artifact["oci"], let ociScalar = oci.scalar, let ociMark = oci.mark else {
+        guard let root = try? Yams.compose(yaml: text, .basic), let map = root.mapping,
+              let artifact = value(map, "artifact")?.mapping, let oci = value(artifact, "oci"), let ociScalar = oci.scalar, let ociMark = oci.mark else {
             throw Refusal(message: "\(file) has no artifact.oci value to update")
         }
         guard case .success(let old) = OCIReference.parse(ociScalar.string) else {
@@ -25,7 +25,7 @@ public enum AppYAMLEdit {
         }
         var edits = [(mark: ociMark, scalar: ociScalar, replacement: new.description)]
         var newVersion: String?
-        if let node = map["version"], let scalar = node.scalar, let mark = node.mark, let oldTag = old.tag, let newTag = new.tag,
+        if let node = value(map, "version"), let scalar = node.scalar, let mark = node.mark, let oldTag = old.tag, let newTag = new.tag,
            let label = Self.label(scalar.string, oldTag: oldTag, newTag: newTag) {
             edits.append((mark, scalar, label))
             newVersion = label
@@ -43,6 +43,11 @@ public enum AppYAMLEdit {
             throw Refusal(message: "\(file): the edited file does not parse to the new artifact; nothing was written")
         }
         return (result, newVersion)
+    }
+
+    /// The value under a text key (a lookup by `Node` would resolve tags again).
+    private static func value(_ map: Node.Mapping, _ key: String) -> Node? {
+        map.first { $0.key.string == key }?.value
     }
 
     /// The version label after a move from `oldTag` to `newTag`, or nil

@@ -39,6 +39,10 @@ public struct RewindCommand: AsyncParsableCommand {
     public static func prepareProcess() {
         StopSignals.ignoreBrokenPipes()
         StopSignals.install()
+        // libgit2's initialisation parses the system's certificate bundle
+        // (about 6 ms): on a thread of its own, it overlaps the parsing of
+        // the command line and of rewind.yaml instead of adding to them.
+        BackgroundThread.start { GitRuntime.bootstrap() }
         BackgroundThread.start {
             while !StopSignals.wait(milliseconds: 60_000) {}
             // A one-shot command exits here, whatever its main thread is
