@@ -323,7 +323,15 @@ public struct AppSpec: Sendable, Equatable, Codable {
             return nil
         }
         var policy = UpdatePolicy(repository: repository, tags: tags)
-        if let interval = reader.duration(u, "interval", parent: "updates") { policy.interval = interval }
+        if let interval = reader.duration(u, "interval", parent: "updates") {
+            // Every check lists the repository's tags: a registry is not asked more than once a second.
+            guard interval.milliseconds >= 1_000 else {
+                reader.error(reader.value(u, "interval", parent: "updates"), field: "updates.interval", "\(interval) is shorter than the least interval, 1s",
+                             hint: "use 1s or more; the registry's push notifications (POST /hooks/registry) bring new tags at once")
+                return nil
+            }
+            policy.interval = interval
+        }
         return policy
     }
 

@@ -69,11 +69,8 @@ extension ReconcilerOptions {
     /// The artifact cache of `stateDirectory` with these registry settings
     /// (the reconciler pulls through it; `serve`'s rollback guards ask it).
     public func artifactStore(stateDirectory: String) throws -> ArtifactStore {
-        var artifacts = ArtifactOptions(directory: stateDirectory + "/artifacts")
-        artifacts.plainHTTP = Set(plainHTTPRegistries)
-        artifacts.caFile = caFile
-        artifacts.maxArtifactSize = maxArtifactSize
-        if let file = registryAuth { artifacts.credentials = try RegistryCredentials.load(file) }
+        var artifacts = registry
+        artifacts.directory = stateDirectory + "/artifacts"
         return ArtifactStore(options: artifacts)
     }
 }

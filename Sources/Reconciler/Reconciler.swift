@@ -115,11 +115,10 @@ public struct ReconcilerOptions: Sendable {
     public var concurrency = 8
     /// The HAProxy program for apps with `traffic:` (a name on PATH or a path).
     public var haproxy = "haproxy"
-    /// Registry credentials (a docker config.json), registries spoken to
-    /// over plain HTTP, and the largest artifact pulled.
-    public var registryAuth: String?
-    public var plainHTTPRegistries: [String] = []
-    public var maxArtifactSize: Int64 = 2 << 30
+    /// How registries are reached (credentials, plain-HTTP registries,
+    /// trusted authorities, the largest artifact): the artifact cache's
+    /// settings but its directory, which is the state directory's `artifacts`.
+    public var registry = ArtifactOptions(directory: "")
     /// The artifact cache's bound: after a pull, least-recently-used
     /// entries go until it fits, except what rollback needs (`pruneArtifactCache`).
     public var artifactCacheSize: Int64 = 10 << 30

@@ -64,12 +64,7 @@ struct PullCommand: ParsableCommand {
 
     private func artifactStore() throws -> ArtifactStore {
         let directory = try stateDir ?? StateStore(try repoOptions.open(), directory: nil).directory
-        var options = ArtifactOptions(directory: directory + "/artifacts")
-        options.plainHTTP = Set(registry.plainHTTP)
-        options.caFile = caFile
-        options.maxArtifactSize = registry.maxArtifactSize
-        if let file = registry.credentialsFile { options.credentials = try RegistryCredentials.load(file) }
-        return ArtifactStore(options: options)
+        return ArtifactStore(options: try registry.artifactOptions(directory: directory + "/artifacts", caFile: caFile))
     }
 
     /// `--check`: where the artifact is, or why it is not at hand (exit 4).

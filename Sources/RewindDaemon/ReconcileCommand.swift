@@ -194,9 +194,7 @@ struct LoopOptions: ParsableArguments {
         options.fullPassInterval = interval.milliseconds
         options.prometheus = prometheusUrl.flatMap(WebURL.init)
         options.caFile = caFile
-        options.registryAuth = registry.credentialsFile
-        options.plainHTTPRegistries = registry.plainHTTP
-        options.maxArtifactSize = registry.maxArtifactSize
+        options.registry = try registry.artifactOptions(directory: "", caFile: caFile)
         options.artifactCacheSize = artifactCacheSize
         options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }

@@ -24,6 +24,17 @@ struct RegistryOptions: ParsableArguments {
     /// The credentials file: the flag's, else REWIND_REGISTRY_AUTH.
     var credentialsFile: String? { registryAuth ?? Environment.value("REWIND_REGISTRY_AUTH") }
 
+    /// The artifact cache in `directory` reaching registries as these options
+    /// say, trusting `caFile` besides the system's authorities.
+    func artifactOptions(directory: String, caFile: String?) throws -> ArtifactOptions {
+        var options = ArtifactOptions(directory: directory)
+        options.plainHTTP = Set(plainHTTP)
+        options.caFile = caFile
+        options.maxArtifactSize = maxArtifactSize
+        if let file = credentialsFile { options.credentials = try RegistryCredentials.load(file) }
+        return options
+    }
+
     /// The flag's registries and REWIND_PLAIN_HTTP_REGISTRIES (HOST:PORT,…).
     var plainHTTP: [String] {
         plainHttpRegistry + (Environment.value("REWIND_PLAIN_HTTP_REGISTRIES") ?? "").split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty }

@@ -50,6 +50,7 @@ import Testing
         ("  tags: {semver: \"^1\", regex: \"(x)\"}\n", "exactly one of semver: or regex:"),
         ("  interval: 1m\n", "required field is missing"),
         ("  repository: not a registry\n  tags: {semver: \"^1\"}\n", "updates.repository"),
+        ("  tags: {semver: \"^1\"}\n  interval: 200ms\n", "shorter than the least interval, 1s"),
     ])
     func malformedUpdatesAreRefused(_ yaml: String, _ says: String) {
         let (spec, diagnostics) = Self.spec(yaml)

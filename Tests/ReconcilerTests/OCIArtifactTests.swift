@@ -146,7 +146,7 @@ import TestSupport
         let digests = try ["1.0", "2.0", "3.0"].map { try registry.publish("team/api", tag: $0, files: OCIArtifactTests.files($0)) }
         func yaml(_ index: Int) -> String { OCIArtifactTests.appYAML(["1.0", "2.0", "3.0"][index], "\(registry.host)/team/api:\(["1.0", "2.0", "3.0"][index])@\(digests[index])") }
         let world = try FakeWorld(apps: [HarnessApp("api", appYAML: yaml(0))], policy: "  window: 30m\n  cooldown: 0s\n") { options in
-            options.plainHTTPRegistries = [registry.host]
+            options.registry.plainHTTP = [registry.host]
             options.artifactCacheSize = 1
         }
         func cached(_ index: Int) -> Bool { FileManager.default.fileExists(atPath: world.harness.stateDir + "/artifacts/oci/\(digests[index].dropFirst(7)).done") }
@@ -178,7 +178,7 @@ import TestSupport
         let two = try registry.publish("team/api", tag: "2.0", files: OCIArtifactTests.files("2.0"))
         let world = try FakeWorld(apps: [HarnessApp("api", appYAML: OCIArtifactTests.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))],
                                   policy: "  window: 30m\n  cooldown: 0s\n  soak: 10s\n  crashLoopRestarts: 3\n") { options in
-            options.plainHTTPRegistries = [registry.host]
+            options.registry.plainHTTP = [registry.host]
         }
         world.converge()
         try world.harness.write("apps/api/app.yaml", OCIArtifactTests.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))

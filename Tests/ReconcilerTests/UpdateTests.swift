@@ -36,7 +36,7 @@ import Updates
         let one = try registry.publish("team/api", tag: "1.0.0", files: OCIArtifactTests.files("1.0.0"))
         let world = try FakeWorld(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0.0", "\(registry.host)/team/api:1.0.0@\(one)"))],
                                   policy: "  window: 30m\n  cooldown: 0s\n  soak: 10s\n  crashLoopRestarts: 3\n") { options in
-            options.plainHTTPRegistries = [registry.host]
+            options.registry.plainHTTP = [registry.host]
         }
         var artifactOptions = ArtifactOptions(directory: world.harness.stateDir + "/artifacts")
         artifactOptions.plainHTTP = [registry.host]
@@ -112,7 +112,7 @@ import Updates
         _ = try registry.publish("team/api", tag: "1.1.0", files: OCIArtifactTests.files("1.1.0"))
         let world = try FakeWorld(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0.0", "\(registry.host)/team/api:1.0.0@\(one)"))],
                                   policy: "  window: 30m\n  cooldown: 0s\n  soak: 1s\n") { options in
-            options.plainHTTPRegistries = [registry.host]
+            options.registry.plainHTTP = [registry.host]
         }
         var artifactOptions = ArtifactOptions(directory: world.harness.stateDir + "/artifacts")
         artifactOptions.plainHTTP = [registry.host]
