@@ -1,3 +1,5 @@
+import Yams
+
 /// `updates:` in app.yaml: where new versions of an OCI artifact come from,
 /// which tags count, and how often the registry is asked.
 public struct UpdatePolicy: Sendable, Equatable, Codable {
@@ -221,5 +223,77 @@ public struct SemverRange: Sendable, Equatable, Codable {
             }
         }
         return SemanticVersion(word).map { [Comparator(operation: .equal, version: $0)] }
+    }
+}
+
+extension AppSpec {
+    /// `updates: {repository, tags: {semver: RANGE} | {regex: PATTERN}, interval}`:
+    /// only for an OCI artifact, whose repository is the default.
+    static func parseUpdates(_ reader: YAMLReader, _ map: Node.Mapping, artifact: Artifact?) -> UpdatePolicy? {
+        guard let node = reader.value(map, "updates", parent: ""), let u = reader.mapping(node, field: "updates") else { return nil }
+        reader.warnUnknown(u, known: ["repository", "tags", "interval"], parent: "updates")
+        var base: OCIReference?
+        if case .oci(let reference)? = artifact?.source { base = OCIReference(registry: reference.registry, repository: reference.repository) }
+        if let text = reader.string(u, "repository", parent: "updates") {
+            // REGISTRY/REPOSITORY alone: the parser wants a tag, which is not used here.
+            var parsed = OCIReference.parse(text)
+            if case .failure = parsed { parsed = OCIReference.parse(text + ":latest") }
+            switch parsed {
+            case .success(let found): base = OCIReference(registry: found.registry, repository: found.repository)
+            case .failure(let error):
+                reader.error(reader.value(u, "repository", parent: "updates"), field: "updates.repository", error.message, hint: "write REGISTRY/REPOSITORY")
+                return nil
+            }
+        }
+        guard case .oci? = artifact?.source, let repository = base else {
+            reader.error(node, field: "updates", "updates: proposes new versions of an OCI artifact, and this app has none",
+                         hint: "give artifact: {oci: REGISTRY/REPOSITORY:TAG@sha256:DIGEST}; an update commit moves that value")
+            return nil
+        }
+        guard let tags = parseTagPolicy(reader, u) else { return nil }
+        var policy = UpdatePolicy(repository: repository, tags: tags)
+        if let interval = reader.duration(u, "interval", parent: "updates") {
+            // Every check lists the repository's tags: a registry is not asked more than once a second.
+            guard interval.milliseconds >= 1_000 else {
+                reader.error(reader.value(u, "interval", parent: "updates"), field: "updates.interval", "\(interval) is shorter than the least interval, 1s",
+                             hint: "use 1s or more; the registry's push notifications (POST /hooks/registry) bring new tags at once")
+                return nil
+            }
+            policy.interval = interval
+        }
+        return policy
+    }
+
+    /// `updates.tags`: `{semver: RANGE}` or `{regex: PATTERN}` with a capture group.
+    static func parseTagPolicy(_ reader: YAMLReader, _ u: Node.Mapping) -> TagPolicy? {
+        guard let tagsNode = reader.value(u, "tags", parent: "updates", required: true), let t = reader.mapping(tagsNode, field: "updates.tags") else { return nil }
+        reader.warnUnknown(t, known: ["semver", "regex"], parent: "updates.tags")
+        let semver = reader.string(t, "semver", parent: "updates.tags")
+        let regex = reader.string(t, "regex", parent: "updates.tags")
+        switch (semver, regex) {
+        case (let range?, nil):
+            guard let parsed = SemverRange(range) else {
+                reader.error(reader.value(t, "semver", parent: "updates.tags"), field: "updates.tags.semver", "'\(range)' is not a version range",
+                             hint: "e.g. \">=1.4.0 <2.0.0\", \"^1.4\", \"~1.4.2\", \"1.x\"")
+                return nil
+            }
+            return .semver(parsed)
+        case (nil, let pattern?):
+            guard (try? Regex(pattern)) != nil else {
+                reader.error(reader.value(t, "regex", parent: "updates.tags"), field: "updates.tags.regex", "'\(pattern)' is not a regular expression")
+                return nil
+            }
+            // A capture group: an unescaped "(" that does not open a (?…) group.
+            let unescaped = pattern.replacing("\\\\", with: "").replacing("\\(", with: "")
+            guard unescaped.contains("(") && unescaped.replacing("(?", with: "").contains("(") else {
+                reader.error(reader.value(t, "regex", parent: "updates.tags"), field: "updates.tags.regex", "the pattern has no capture group to order tags by",
+                             hint: "capture the numbers, e.g. ^build-(\\d+)$")
+                return nil
+            }
+            return .regex(pattern)
+        default:
+            reader.error(tagsNode, field: "updates.tags", "give exactly one of semver: or regex:", hint: "e.g. tags: {semver: \"^1.4\"}")
+            return nil
+        }
     }
 }
