@@ -78,6 +78,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The Docker Engine API over a unix socket (dockerd, or podman system service).
+        .target(name: "Containers", dependencies: ["DeployModel", "SystemSupport", "WebClient"]),
         .target(
             name: "Updates",
             dependencies: ["Artifacts", "DeployModel", "GitKit", "ReconcilerStatus", "Rollback", "SystemSupport", .product(name: "Logging", package: "swift-log")]
@@ -124,6 +126,7 @@ let package = Package(
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "DeployModel", "SystemSupport", "TestSupport"]),
         .testTarget(name: "WebClientTests", dependencies: ["WebClient", "SystemSupport", "TestSupport"]),
+        .testTarget(name: "ContainersTests", dependencies: ["Containers", "DeployModel", "SystemSupport", "TestSupport"]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "DeployModel", "TestSupport"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Rollback", "GitKit", "SystemSupport", "TestSupport"]),
         .testTarget(name: "RollbackTests", dependencies: ["Rollback", "GitKit", "DeployModel", "TestSupport"]),

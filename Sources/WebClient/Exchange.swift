@@ -19,28 +19,30 @@ public struct WebAnswer: Sendable {
 extension WebClient {
     /// Sends a request with `headers` and reads the answer's body, which
     /// may be at most `limit` bytes (more fails the request).
-    public func exchange(_ method: String, _ url: String, headers: [(String, String)] = [], limit: Int, timeoutMilliseconds: Int64) throws -> WebAnswer {
+    public func exchange(_ method: String, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, limit: Int, timeoutMilliseconds: Int64) throws -> WebAnswer {
         var collected: [UInt8] = []
         let gathered = Mutex<[UInt8]>([])
-        let answer = try stream(method, url, headers: headers, limit: Int64(limit), timeoutMilliseconds: timeoutMilliseconds) { buffer in
+        let answer = try stream(method, url, headers: headers, body: body, limit: Int64(limit), timeoutMilliseconds: timeoutMilliseconds) { buffer in
             gathered.withLock { $0 += buffer.readableBytesView }
         }
         collected = gathered.withLock { $0 }
-        return WebAnswer(status: answer.status, headers: answer.headers, body: collected)
+        // Only a 200's body goes to the sink; any other status keeps its own (up to 64 KiB).
+        return WebAnswer(status: answer.status, headers: answer.headers, body: answer.status == 200 ? collected : answer.body)
     }
 
     /// Sends a request and hands a 200 answer's body to `sink` piece by
     /// piece as it arrives (at most `limit` bytes in all; more fails the
     /// request). Any other status keeps up to 64 KiB of its body in the answer.
-    public func stream(_ method: String, _ url: String, headers: [(String, String)] = [], limit: Int64, timeoutMilliseconds: Int64,
+    public func stream(_ method: String, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil, limit: Int64, timeoutMilliseconds: Int64,
                        sink: @escaping @Sendable (ByteBuffer) throws -> Void) throws -> WebAnswer {
-        let described = WebURL(url)?.description ?? "the URL"
+        let described = WebURL(url)?.description ?? (url.hasPrefix("http+unix://") ? "the unix socket" : "the URL")
         let request: HTTPClient.Request
         do {
             var fields = HTTPHeaders()
             fields.add(name: "User-Agent", value: "rewind")
             for (name, value) in headers { fields.add(name: name, value: value) }
-            request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method), headers: fields)
+            if body != nil, !fields.contains(name: "Content-Type") { fields.add(name: "Content-Type", value: "application/json") }
+            request = try HTTPClient.Request(url: url, method: HTTPMethod(rawValue: method), headers: fields, body: body.map { .bytes($0) })
         } catch {
             throw WebError("\(method) \(described): not a URL Rewind can send to")
         }

@@ -171,7 +171,8 @@ public final class TestRegistry {
     }
 
     /// Publishes a prepared layer file (any media type) as an OCI image.
-    public func publishLayout(_ repository: String, tag: String, layer: String, mediaType: String, work: String) throws -> String {
+    /// With `diffID`, the config lists the (uncompressed) layer's digest as its diff id, as engines that run the image check.
+    public func publishLayout(_ repository: String, tag: String, layer: String, mediaType: String, work: String, diffID: Bool = false) throws -> String {
         let layout = work + "/layout"
         try FileManager.default.createDirectory(atPath: layout + "/blobs/sha256", withIntermediateDirectories: true)
         func store(_ data: Data) throws -> (digest: String, size: Int) {
@@ -180,7 +181,8 @@ public final class TestRegistry {
             return ("sha256:" + digest, data.count)
         }
         let layerBlob = try store(Data(contentsOf: URL(fileURLWithPath: layer)))
-        let config = try store(Data(#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.utf8))
+        let diffIDs = diffID ? "\"\(layerBlob.digest)\"" : ""
+        let config = try store(Data("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\(diffIDs)]}}".utf8))
         let manifest = try store(Data("""
             {"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",\
             "config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"\(config.digest)","size":\(config.size)},\

@@ -1,0 +1,152 @@
+import DeployModel
+import FoundationEssentials
+import SystemSupport
+
+/// What Rewind asks the engine to run: one version of one app.
+public struct ContainerSpec: Sendable, Equatable {
+    public var name: String
+    /// An image reference the engine has (a digest reference after a pull).
+    public var image: String
+    public var command: [String]?
+    public var environment: [String: String] = [:]
+    public var labels: [String: String] = [:]
+    /// The container's port, published on 127.0.0.1:`hostPort`.
+    public var port: Int?
+    public var hostPort: Int?
+    public var user: String?
+    public var memoryBytes: Int64?
+    public var nanoCPUs: Int64?
+    public var stopTimeoutSeconds: Int?
+    /// `host`: the container shares the host's network (no published port needed).
+    public var networkMode: String?
+
+    public init(name: String, image: String) {
+        self.name = name
+        self.image = image
+    }
+
+    /// The body of `POST /containers/create`.
+    var body: [UInt8] {
+        var config: [(String, JSON)] = [("Image", .string(image)), ("Labels", .object(labels.keys.sorted().map { ($0, .string(labels[$0] ?? "")) }))]
+        if let command { config.append(("Cmd", .array(command.map { .string($0) }))) }
+        if !environment.isEmpty { config.append(("Env", .array(environment.keys.sorted().map { .string("\($0)=\(environment[$0] ?? "")") }))) }
+        if let user { config.append(("User", .string(user))) }
+        if let stopTimeoutSeconds { config.append(("StopTimeout", .number(Int64(stopTimeoutSeconds)))) }
+        var host: [(String, JSON)] = []
+        if let port, let hostPort {
+            config.append(("ExposedPorts", .object([("\(port)/tcp", .object([]))])))
+            host.append(("PortBindings", .object([("\(port)/tcp", .array([.object([("HostIp", .string("127.0.0.1")), ("HostPort", .string("\(hostPort)"))])]))])))
+        }
+        if let memoryBytes { host.append(("Memory", .number(memoryBytes))) }
+        if let nanoCPUs { host.append(("NanoCpus", .number(nanoCPUs))) }
+        if let networkMode { host.append(("NetworkMode", .string(networkMode))) }
+        config.append(("HostConfig", .object(host)))
+        return JSON.object(config).bytes(indent: nil)
+    }
+}
+
+/// A container as `GET /containers/{id}/json` describes it.
+public struct ContainerState: Decodable, Sendable {
+    public let Id: String
+    public let Name: String
+    public let Image: String
+    public let State: Status
+    public let Config: Config
+
+    public struct Status: Decodable, Sendable {
+        public let Running: Bool
+        public let ExitCode: Int
+        public let Pid: Int?
+        public let StartedAt: String?
+        public let Status: String?
+    }
+
+    public struct Config: Decodable, Sendable {
+        public let Labels: [String: String]?
+    }
+}
+
+/// A container as `GET /containers/json` lists it.
+public struct ContainerSummary: Decodable, Sendable {
+    public let Id: String
+    public let Names: [String]?
+    public let Labels: [String: String]?
+    public let State: String?
+}
+
+extension ContainerEngine {
+    /// Pulls `reference` (which names a digest) into the engine's store. The
+    /// engine streams progress; an error in the stream is the pull's error.
+    public func pull(_ reference: OCIReference, timeoutMilliseconds: Int64 = 600_000) throws(EngineError) {
+        guard let digest = reference.digest else { throw EngineError("\(reference) names no digest: Rewind pulls images by digest") }
+        let image = "\(reference.registry)/\(reference.repository)"
+        let answer = try call("POST", "/images/create?fromImage=\(Self.query(image))&tag=\(Self.query(digest))", limit: 64 << 20, timeout: timeoutMilliseconds)
+        // Progress lines, one JSON object each; `{"error": …}` or `{"errorDetail": …}` mean it failed.
+        for line in answer.body.split(separator: UInt8(ascii: "\n")) {
+            if let progress = try? JSONDecoder().decode(PullProgress.self, from: Data(line)), let error = progress.error ?? progress.errorDetail?.message {
+                throw EngineError("the container engine could not pull \(reference): \(Bounded.text(error, limit: 300))")
+            }
+        }
+        guard hasImage(image + "@" + digest) else {
+            throw EngineError("the container engine reported pulling \(reference), but does not have it")
+        }
+    }
+
+    struct PullProgress: Decodable {
+        let error: String?
+        let errorDetail: Detail?
+        struct Detail: Decodable { let message: String? }
+    }
+
+    /// True when the engine's store has `image` (a name with a tag or digest).
+    public func hasImage(_ image: String) -> Bool {
+        (try? call("GET", "/images/\(Self.path(image))/json")) != nil
+    }
+
+    /// Creates a container; returns its id.
+    public func create(_ spec: ContainerSpec) throws(EngineError) -> String {
+        let answer = try call("POST", "/containers/create?name=\(Self.query(spec.name))", body: spec.body)
+        return try decode(Created.self, answer.body, what: "POST /containers/create").Id
+    }
+
+    struct Created: Decodable { let Id: String }
+
+    public func start(_ id: String) throws(EngineError) { _ = try call("POST", "/containers/\(Self.path(id))/start") }
+
+    /// Stops a container (SIGTERM, then SIGKILL after `timeoutSeconds`); a stopped one is fine.
+    public func stop(_ id: String, timeoutSeconds: Int) throws(EngineError) {
+        do {
+            _ = try call("POST", "/containers/\(Self.path(id))/stop?t=\(timeoutSeconds)", timeout: Int64(timeoutSeconds) * 1000 + timeoutMilliseconds)
+        } catch where error.status == 304 {
+            return
+        }
+    }
+
+    public func remove(_ id: String, force: Bool = false) throws(EngineError) {
+        _ = try call("DELETE", "/containers/\(Self.path(id))?force=\(force)&v=false")
+    }
+
+    public func inspect(_ id: String) throws(EngineError) -> ContainerState {
+        try decode(ContainerState.self, try call("GET", "/containers/\(Self.path(id))/json").body, what: "GET /containers/…/json")
+    }
+
+    /// Every container (running or not) that has label `label`.
+    public func list(label: String) throws(EngineError) -> [ContainerSummary] {
+        let filters = JSON.object([("label", .array([.string(label)]))]).serialised
+        return try decode([ContainerSummary].self, try call("GET", "/containers/json?all=true&filters=\(Self.query(filters))").body, what: "GET /containers/json")
+    }
+
+    /// Percent-encodes a query value.
+    static func query(_ text: String) -> String {
+        let hex = Array("0123456789ABCDEF")
+        return text.utf8.map { byte in
+            let c = Character(UnicodeScalar(byte))
+            return (c.isASCII && (c.isLetter || c.isNumber)) || "-._~".contains(c) ? String(c) : "%\(hex[Int(byte >> 4)])\(hex[Int(byte & 15)])"
+        }.joined()
+    }
+
+    /// A path segment: ids and names are hexadecimal or `[a-zA-Z0-9_.-]`; image references keep `/` and `:` and `@`.
+    static func path(_ text: String) -> String {
+        query(text).replacingOccurrences(of: "%2F", with: "/").replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%40", with: "@")
+    }
+}
