@@ -74,12 +74,12 @@ let package = Package(
         .target(
             name: "Reconciler",
             dependencies: [
-                "ReconcilerStatus", "Artifacts", "Audit", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "Traffic", "WebClient",
+                "ReconcilerStatus", "Artifacts", "Audit", "Containers", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "Traffic", "WebClient",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The Docker Engine API over a unix socket (dockerd, or podman system service).
-        .target(name: "Containers", dependencies: ["DeployModel", "SystemSupport", "WebClient"]),
+        .target(name: "Containers", dependencies: ["DeployModel", "Platforms", "SystemSupport", "WebClient"]),
         .target(
             name: "Updates",
             dependencies: ["Artifacts", "DeployModel", "GitKit", "ReconcilerStatus", "Rollback", "SystemSupport", .product(name: "Logging", package: "swift-log")]

@@ -1,13 +1,20 @@
 import DeployModel
 import FoundationEssentials
+import Synchronization
 import SystemSupport
+import WebClient
 
 /// What Rewind asks the engine to run: one version of one app.
 public struct ContainerSpec: Sendable, Equatable {
     public var name: String
     /// An image reference the engine has (a digest reference after a pull).
     public var image: String
+    /// Replaces the image's entrypoint.
+    public var entrypoint: [String]?
+    /// Replaces the image's default arguments.
     public var command: [String]?
+    /// `volume:/path` or `/host/dir:/path:ro`.
+    public var binds: [String] = []
     public var environment: [String: String] = [:]
     public var labels: [String: String] = [:]
     /// The container's port, published on 127.0.0.1:`hostPort`.
@@ -28,6 +35,7 @@ public struct ContainerSpec: Sendable, Equatable {
     /// The body of `POST /containers/create`.
     var body: [UInt8] {
         var config: [(String, JSON)] = [("Image", .string(image)), ("Labels", .object(labels.keys.sorted().map { ($0, .string(labels[$0] ?? "")) }))]
+        if let entrypoint { config.append(("Entrypoint", .array(entrypoint.map { .string($0) }))) }
         if let command { config.append(("Cmd", .array(command.map { .string($0) }))) }
         if !environment.isEmpty { config.append(("Env", .array(environment.keys.sorted().map { .string("\($0)=\(environment[$0] ?? "")") }))) }
         if let user { config.append(("User", .string(user))) }
@@ -37,6 +45,7 @@ public struct ContainerSpec: Sendable, Equatable {
             config.append(("ExposedPorts", .object([("\(port)/tcp", .object([]))])))
             host.append(("PortBindings", .object([("\(port)/tcp", .array([.object([("HostIp", .string("127.0.0.1")), ("HostPort", .string("\(hostPort)"))])]))])))
         }
+        if !binds.isEmpty { host.append(("Binds", .array(binds.map { .string($0) }))) }
         if let memoryBytes { host.append(("Memory", .number(memoryBytes))) }
         if let nanoCPUs { host.append(("NanoCpus", .number(nanoCPUs))) }
         if let networkMode { host.append(("NetworkMode", .string(networkMode))) }
@@ -114,9 +123,11 @@ extension ContainerEngine {
     public func start(_ id: String) throws(EngineError) { _ = try call("POST", "/containers/\(Self.path(id))/start") }
 
     /// Stops a container (SIGTERM, then SIGKILL after `timeoutSeconds`); a stopped one is fine.
-    public func stop(_ id: String, timeoutSeconds: Int) throws(EngineError) {
+    /// Without `timeoutSeconds`, the container's own stop timeout applies.
+    public func stop(_ id: String, timeoutSeconds: Int? = nil) throws(EngineError) {
         do {
-            _ = try call("POST", "/containers/\(Self.path(id))/stop?t=\(timeoutSeconds)", timeout: Int64(timeoutSeconds) * 1000 + timeoutMilliseconds)
+            let query = timeoutSeconds.map { "?t=\($0)" } ?? ""
+            _ = try call("POST", "/containers/\(Self.path(id))/stop\(query)", timeout: Int64(timeoutSeconds ?? 300) * 1000 + timeoutMilliseconds)
         } catch where error.status == 304 {
             return
         }
@@ -134,6 +145,44 @@ extension ContainerEngine {
     public func list(label: String) throws(EngineError) -> [ContainerSummary] {
         let filters = JSON.object([("label", .array([.string(label)]))]).serialised
         return try decode([ContainerSummary].self, try call("GET", "/containers/json?all=true&filters=\(Self.query(filters))").body, what: "GET /containers/json")
+    }
+
+    /// Follows `GET /events` for `die` events of containers labelled
+    /// `rewind.app` since `since` (seconds), calling `died` with each id,
+    /// until the stream ends or fails (at most an hour).
+    public func events(since: Int64, died: @escaping @Sendable (String) -> Void) {
+        // Only the type is filtered by the engine: Podman names the event `died` in filters and `die` in the stream,
+        // and matches a label filter only with a value. The rest is checked here.
+        let filters = JSON.object([("type", .array([.string("container")]))]).serialised
+        let partial = Mutex<[UInt8]>([])
+        _ = try? client.stream("GET", url("/events?since=\(since)&filters=\(Self.query(filters))"), headers: [("Host", "docker")], limit: .max,
+                               timeoutMilliseconds: 3_600_000) { buffer in
+            let lines: [[UInt8]] = partial.withLock { pending in
+                pending += buffer.readableBytesView
+                var complete: [[UInt8]] = []
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    complete.append(Array(pending[..<newline]))
+                    pending.removeSubrange(...newline)
+                }
+                return complete
+            }
+            for line in lines {
+                guard let event = try? JSONDecoder().decode(Event.self, from: Data(line)), (event.status ?? event.Action) == "die",
+                      event.Actor?.Attributes?["rewind.app"] != nil, let id = event.id ?? event.Actor?.ID else { continue }
+                died(id)
+            }
+        }
+    }
+
+    struct Event: Decodable {
+        let id: String?
+        let status: String?
+        let Action: String?
+        let Actor: ActorInfo?
+        struct ActorInfo: Decodable {
+            let ID: String?
+            let Attributes: [String: String]?
+        }
     }
 
     /// Percent-encodes a query value.

@@ -1,7 +1,14 @@
 import Yams
 
 /// The platforms an app can run on.
-public enum Platform: String, Sendable, Codable, CaseIterable { case process, exec }
+public enum Platform: String, Sendable, Codable, CaseIterable {
+    case process, exec, container
+
+    /// Rewind keeps what it started running: it watches it, restarts it with
+    /// backoff and counts crash loops (processes and containers; exec apps
+    /// are the user's commands).
+    public var isSupervised: Bool { self != .exec }
+}
 
 /// Settings of the `process` platform: Rewind runs and supervises the process.
 public struct ProcessSettings: Sendable, Equatable, Codable {
@@ -100,6 +107,8 @@ public struct AppSpec: Sendable, Equatable, Codable {
     public var hooks: RollbackHooks? = nil
     /// New versions of the OCI artifact, proposed as commits by `serve`.
     public var updates: UpdatePolicy? = nil
+    /// The `container` platform's image and settings.
+    public var container: ContainerSettings? = nil
 
     /// The migrations this version has that `target` does not: the ones a
     /// rollback to `target` undoes, newest first.
@@ -119,7 +128,7 @@ public struct AppSpec: Sendable, Equatable, Codable {
         guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else {
             return (nil, reader.diagnostics)
         }
-        reader.warnUnknown(map, known: ["platform", "version", "process", "exec", "health", "artifact", "migrations", "traffic", "hooks", "updates", "demo"], parent: "")
+        reader.warnUnknown(map, known: ["platform", "version", "process", "exec", "container", "health", "artifact", "migrations", "traffic", "hooks", "updates", "demo"], parent: "")
         let platformText = reader.string(map, "platform", parent: "", required: true)
         let platform = platformText.flatMap(Platform.init(rawValue:))
         if let platformText, platform == nil {
@@ -128,6 +137,7 @@ public struct AppSpec: Sendable, Equatable, Codable {
         let version = reader.string(map, "version", parent: "", required: true)
         let process = parseProcess(reader, map, required: platform == .process)
         let exec = parseExec(reader, map, required: platform == .exec)
+        let container = parseContainer(reader, map, required: platform == .container)
         let health = parseHealth(reader, map)
         let artifact = parseArtifact(reader, map)
         let migrations = parseMigrations(reader, map)
@@ -137,8 +147,9 @@ public struct AppSpec: Sendable, Equatable, Codable {
         guard let platform, let version, !reader.diagnostics.contains(where: { $0.severity == .error }) else {
             return (nil, reader.diagnostics)
         }
-        let spec = AppSpec(platform: platform, version: version, process: process, exec: exec, health: health, artifact: artifact, migrations: migrations,
+        var spec = AppSpec(platform: platform, version: version, process: process, exec: exec, health: health, artifact: artifact, migrations: migrations,
                            traffic: traffic, hooks: hooks, updates: updates)
+        spec.container = container
         return (spec, reader.diagnostics)
     }
 

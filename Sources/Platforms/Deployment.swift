@@ -64,6 +64,8 @@ public struct Instance: Sendable, Codable, Equatable {
     /// The platform that runs it (recorded by the driver; older state files
     /// lack it: a pid then means the process platform).
     public var platform: Platform?
+    /// The container's id (container platform); its name is `launch`.
+    public var container: String?
 
     /// The platform, as recorded or as older state files imply it.
     public var runsOn: Platform { platform ?? (pid == nil ? .exec : .process) }

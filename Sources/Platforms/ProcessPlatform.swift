@@ -70,13 +70,7 @@ public struct ProcessPlatform {
         if case .exited(let why) = observe(instance, deployment, thorough: false) { return why }
         let health = deployment.spec.health
         if let path = health?.http {
-            guard let port = instance.port else { return "no port to check \(path) on" }
-            do {
-                let response = try Loopback.get(port: port, path: path, timeoutMilliseconds: 2_000)
-                return (200..<300).contains(response.status) ? nil : "GET \(path) answered \(response.status)"
-            } catch {
-                return "GET \(path): \(error)"
-            }
+            return HTTPHealth.problem(port: instance.port, path: path)
         }
         if let command = health?.command {
             do {
@@ -148,5 +142,19 @@ extension String {
     func replacingPort(_ port: String) -> String {
         guard contains("$") else { return self }
         return replacing("${PORT}", with: port).replacing("$PORT", with: port)
+    }
+}
+
+/// `health.http`: a GET of `path` on 127.0.0.1:`port`, healthy on 2xx.
+public enum HTTPHealth {
+    /// Nil when healthy, else why not.
+    public static func problem(port: Int?, path: String) -> String? {
+        guard let port else { return "no port to check \(path) on" }
+        do {
+            let response = try Loopback.get(port: port, path: path, timeoutMilliseconds: 2_000)
+            return (200..<300).contains(response.status) ? nil : "GET \(path) answered \(response.status)"
+        } catch {
+            return "GET \(path): \(error)"
+        }
     }
 }

@@ -1,3 +1,5 @@
+import Containers
+import DeployModel
 import Platforms
 import SystemSupport
 
@@ -52,6 +54,7 @@ extension PlatformDriver {
 
 extension ProcessPlatform: PlatformDriver {}
 extension ExecPlatform: PlatformDriver {}
+extension ContainerPlatform: PlatformDriver {}
 
 /// The clocks the reconciler reads and the sleep it waits with; passed in,
 /// so that unit tests run it on a manual clock.
@@ -70,4 +73,20 @@ public struct SystemClock: ReconcilerClock {
     public func monotonicMilliseconds() -> Int64 { Clock.monotonicMilliseconds() }
     public func wallMilliseconds() -> Int64 { Clock.wallMilliseconds() }
     public func sleep(milliseconds: Int64) { Clock.sleep(milliseconds: milliseconds) }
+}
+
+extension Reconciler {
+    /// The process, exec and container platforms, with the apps' environment (less
+    /// Rewind's secrets) and the options' search path and stop grace.
+    public static func standardDrivers(_ options: ReconcilerOptions) -> [Platform: any PlatformDriver] {
+        let inherited = InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment)
+        var process = ProcessPlatform(environment: inherited, searchPath: options.searchPath)
+        process.graceMilliseconds = options.stopGrace
+        var drivers: [Platform: any PlatformDriver] = [.process: process, .exec: ExecPlatform(environment: inherited, searchPath: options.searchPath)]
+        // Containers need an engine: --container-socket, else Docker's or Podman's usual socket when there is one.
+        if let socket = options.containerSocket ?? ContainerEngine.defaultSocket(), let engine = try? ContainerEngine(socket: socket) {
+            drivers[.container] = ContainerPlatform(engine: engine)
+        }
+        return drivers
+    }
 }

@@ -122,6 +122,8 @@ public struct ReconcilerOptions: Sendable {
     /// The artifact cache's bound: after a pull, least-recently-used
     /// entries go until it fits, except what rollback needs (`pruneArtifactCache`).
     public var artifactCacheSize: Int64 = 10 << 30
+    /// The container engine's socket (Docker Engine API); nil: the usual sockets.
+    public var containerSocket: String?
     /// Called after the reconciler wrote a commit or notes (a mirror pushes them).
     public var onWrite: @Sendable () -> Void = {}
 
@@ -220,15 +222,6 @@ public final class Reconciler {
         state = try store.load()
         saved = state
         _ = FileIO.writeAtomically(store.pidFile, text: "\(getpid())\n")
-    }
-
-    /// The process and exec platforms, with the apps' environment (less
-    /// Rewind's secrets) and the options' search path and stop grace.
-    public static func standardDrivers(_ options: ReconcilerOptions) -> [Platform: any PlatformDriver] {
-        let inherited = InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment)
-        var process = ProcessPlatform(environment: inherited, searchPath: options.searchPath)
-        process.graceMilliseconds = options.stopGrace
-        return [.process: process, .exec: ExecPlatform(environment: inherited, searchPath: options.searchPath)]
     }
 
     deinit {
@@ -368,7 +361,7 @@ extension Reconciler {
                 drivers[pending.runsOn]?.stop(pending)
                 record(.release(.pending(app: name, nil)))
             }
-            if let instance = app.instance, instance.runsOn == .process, app.health != .failed, let driver = drivers[instance.runsOn] {
+            if let instance = app.instance, instance.runsOn.isSupervised, app.health != .failed, let driver = drivers[instance.runsOn] {
                 let alive = driver.isRunning(instance)
                 if !alive { record(.supervision(.lost(app: name, instance, restart: !options.once))) }
             }

@@ -46,7 +46,7 @@ struct Supervisor: Supervising {
         var outcomes: [Outcome] = []
         for (name, app) in apps.sorted(by: { $0.key < $1.key }) {
             // A rollout's new version is checked by `superviseTraffic`: a failure aborts it at once.
-            guard app.rollout == nil, let instance = app.instance, instance.runsOn == .process, app.health != .failed, app.health != .stopped,
+            guard app.rollout == nil, let instance = app.instance, instance.runsOn.isSupervised, app.health != .failed, app.health != .stopped,
                   let ref = world.desired.config.app(named: name), let driver = world.drivers[instance.runsOn],
                   let deployment = world.deployment(instance, ref) else { continue }
             if app.health == .restarting {
@@ -78,6 +78,8 @@ struct Supervisor: Supervising {
     }
 
     private func restart(_ name: String, _ app: AppState, _ deployment: Deployment, _ driver: any PlatformDriver) -> Outcome {
+        // What is left of the instance that ended goes first (an exited container; nothing for a process).
+        if let ended = app.instance { driver.stop(ended) }
         do {
             return .supervision(.restarted(app: name, try driver.start(deployment) { _ in }))
         } catch {

@@ -18,6 +18,8 @@ public struct AppStatus: Sendable {
     public var lastError: String?
     public var waitingFor: String
     public var pid: Int32?
+    /// The container's id (container platform).
+    public var container: String?
     public var port: Int?
     public var lastRollback: RollbackTimeline?
     /// When the running instance became healthy (wall-clock ms).
@@ -153,6 +155,7 @@ public struct StatusReport: Sendable {
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
         if let failedTree = app.failedTree, failedTree == tree { status.failed = app.lastError ?? "failed" }
         status.startedAt = app.instance?.startedAt
+        status.container = app.instance?.container
         status.restarts = app.restarts
         if let traffic = app.traffic {
             var t = TrafficStatus(listenPort: traffic.listenPort, strategy: traffic.strategy.rawValue, weight: 100)

@@ -44,6 +44,7 @@ extension AppStatus {
             ("lastError", .optional(a.lastError)),
             ("waitingFor", .string(a.waitingFor)),
             ("pid", a.pid.map { .number(Int64($0)) } ?? .null),
+            ("container", .optional(a.container)),
             ("port", a.port.map { .number(Int64($0)) } ?? .null),
             ("startedAt", JSON.time(a.startedAt)),
             ("restarts", .number(Int64(a.restarts))),

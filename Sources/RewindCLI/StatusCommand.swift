@@ -125,7 +125,7 @@ struct StatusCommand: ParsableCommand {
             "applied:     \(a.appliedVersion.map { "\($0) (\(a.appliedCommit.map { String($0.prefix(7)) } ?? "?"))" } ?? "-")",
             "health:      \(a.health.rawValue)" + (a.healthIsLive || a.healthObservedAt == nil ? "" : " (last seen \(Clock.iso8601UTC(milliseconds: a.healthObservedAt ?? 0)))")
                 + (a.healthySince.map { ", healthy since \(Clock.iso8601UTC(milliseconds: $0))" } ?? ""),
-            "process:     " + (a.pid.map { "pid \($0)" } ?? "-") + (a.port.map { ", port \($0)" } ?? "")
+            "process:     " + (a.pid.map { "pid \($0)" } ?? a.container.map { "container \($0.prefix(12))" } ?? "-") + (a.port.map { ", port \($0)" } ?? "")
                 + (a.startedAt.map { ", started \(Clock.iso8601UTC(milliseconds: $0))" } ?? ""),
             "restarts:    \(a.restarts)",
             "traffic:     " + (a.traffic.map { "listen 127.0.0.1:\($0.listenPort), \($0.strategy); \($0.line(app: a.name))" + ($0.held.map { "; DRAINED: \($0)" } ?? "") } ?? "-"),

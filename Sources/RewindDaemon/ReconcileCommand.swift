@@ -141,6 +141,9 @@ struct LoopOptions: ParsableArguments {
 
     @OptionGroup var registry: RegistryOptions
 
+    @Option(help: ArgumentHelp("The container engine's socket for platform: container (the Docker Engine API; default: /var/run/docker.sock, else /run/podman/podman.sock).", valueName: "path"))
+    var containerSocket: String?
+
     @Option(help: "The artifact cache's bound in bytes: after a pull, least-recently-used artifacts are evicted, except the applied ones, those the policy could roll back to within policy.window, and pinned ones.")
     var artifactCacheSize: Int64 = 10 << 30
 
@@ -196,6 +199,7 @@ struct LoopOptions: ParsableArguments {
         options.caFile = caFile
         options.registry = try registry.artifactOptions(directory: "", caFile: caFile)
         options.artifactCacheSize = artifactCacheSize
+        options.containerSocket = containerSocket
         options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
         if !targets.isEmpty {

@@ -9,7 +9,8 @@
 //
 // Options (each also as an environment variable, e.g. DEMO_FAIL_RATE):
 //   --name NAME            app label (default $REWIND_APP, else "demo")
-//   --port N               port on 127.0.0.1 (default $PORT, else 8080)
+//   --port N               port (default $PORT, else 8080)
+//   --address A            IPv4 address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
 //   --fail-rate R          share of / requests that fail, 0...1
 //   --health ok|fail
 //   --health-fail-file P   /health fails while file P exists
@@ -39,11 +40,12 @@ struct Settings {
     var crashAfterMilliseconds: Int64?
     var latencyMilliseconds: Int64 = 0
     var readyAfterMilliseconds: Int64 = 0
+    var address = "127.0.0.1"
 
     static func parse(_ arguments: [String], environment: [String: String]) -> Result<Settings, UsageError> {
         var s = Settings()
         var values: [String: String] = [:]
-        for key in ["name", "port", "fail-rate", "health", "health-fail-file", "fail-file", "crash-after", "latency", "ready-after"] {
+        for key in ["name", "port", "address", "fail-rate", "health", "health-fail-file", "fail-file", "crash-after", "latency", "ready-after"] {
             let envKey = "DEMO_" + key.uppercased().replacing("-", with: "_")
             if let value = environment[envKey] { values[key] = value }
         }
@@ -61,6 +63,10 @@ struct Settings {
             switch key {
             case "name": s.name = value
             case "port": guard let p = Int(value), (1...65535).contains(p) else { return .failure(UsageError(message: "--port: '\(value)' is not a port")) }; s.port = p
+            case "address":
+                var parsed = in_addr()
+                guard inet_pton(AF_INET, value, &parsed) == 1 else { return .failure(UsageError(message: "--address: '\(value)' is not an IPv4 address")) }
+                s.address = value
             case "fail-rate": guard let r = Double(value), (0...1).contains(r) else { return .failure(UsageError(message: "--fail-rate: '\(value)' is not between 0 and 1")) }; s.failRate = r
             case "health": guard value == "ok" || value == "fail" else { return .failure(UsageError(message: "--health: use ok or fail")) }; s.healthFails = value == "fail"
             case "health-fail-file": s.healthFailFile = value
@@ -147,7 +153,7 @@ struct Service {
     }
 }
 
-func listen(port: Int) -> Int32? {
+func listen(port: Int, address text: String) -> Int32? {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return nil }
     var yes: Int32 = 1
@@ -155,7 +161,7 @@ func listen(port: Int) -> Int32? {
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = UInt16(port).bigEndian
-    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    guard inet_pton(AF_INET, text, &address.sin_addr) == 1 else { close(fd); return nil }
     let bound = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
@@ -199,11 +205,11 @@ case .failure(let error):
     exit(64)
 case .success(let settings):
     signal(SIGPIPE, SIG_IGN)
-    guard let server = listen(port: settings.port) else {
-        FileIO.writeAll(2, Array("rewind-demo-service: cannot listen on 127.0.0.1:\(settings.port): \(String(cString: strerror(errno)))\n".utf8)[...])
+    guard let server = listen(port: settings.port, address: settings.address) else {
+        FileIO.writeAll(2, Array("rewind-demo-service: cannot listen on \(settings.address):\(settings.port): \(String(cString: strerror(errno)))\n".utf8)[...])
         exit(1)
     }
-    say("demo service \(settings.name) \(settings.version) listening on 127.0.0.1:\(settings.port)")
+    say("demo service \(settings.name) \(settings.version) listening on \(settings.address):\(settings.port)")
     let crashAt = settings.crashAfterMilliseconds.map { Clock.monotonicMilliseconds() + $0 }
     var service = Service(settings: settings)
     while true {

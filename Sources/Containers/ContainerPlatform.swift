@@ -1,0 +1,129 @@
+import DeployModel
+import FoundationEssentials
+import Platforms
+import Synchronization
+import SystemSupport
+
+/// The `container` platform: each version of an app runs as a container of
+/// its own, labelled `rewind.app`, `rewind.tree`, `rewind.commit` and
+/// `rewind.version`, published on a port of its own on 127.0.0.1. The image
+/// is pulled (by digest) before anything is created, so a registry that
+/// fails leaves the running version alone.
+public final class ContainerPlatform: Sendable {
+    public let engine: ContainerEngine
+    /// Containers the engine reported dead (`die` events), by id: a crash is
+    /// seen from the engine's event stream, not by asking after every container.
+    private let died = Mutex<Set<String>>([])
+    private let following = AtomicFlag()
+
+    public init(engine: ContainerEngine) { self.engine = engine }
+
+    /// Follows the engine's `die` events of Rewind's containers on a thread
+    /// of its own, from the first container on; a stream that ends is opened
+    /// again a second later, from a little before it ended.
+    func followEvents() {
+        guard !following.value else { return }
+        following.set()
+        BackgroundThread.start { [self] in
+            var since = Clock.wallMilliseconds() / 1000 - 1
+            while true {
+                engine.events(since: since) { [self] id in _ = died.withLock { $0.insert(id) } }
+                since = Clock.wallMilliseconds() / 1000 - 5
+                Clock.sleep(milliseconds: 1_000)
+            }
+        }
+    }
+
+    /// The engine's name for an image pinned by digest.
+    static func imageName(_ image: OCIReference) -> String { "\(image.registry)/\(image.repository)@\(image.digest ?? "")" }
+
+    public func start(_ deployment: Deployment, journal: (Instance) throws -> Void) throws -> Instance {
+        guard let settings = deployment.spec.container else { throw PlatformError("\(deployment.app) has no container settings") }
+        let image = Self.imageName(settings.image)
+        do {
+            if !engine.hasImage(image) { try engine.pull(settings.image) }
+        } catch {
+            throw PlatformError("\(deployment.app): \(error)")
+        }
+        followEvents()
+        guard let hostPort = Loopback.freeAppPort() else { throw PlatformError("no free port on 127.0.0.1 for \(deployment.app)") }
+        // The intent first: the name the container will have finds it after a kill -9.
+        var instance = Instance(tree: deployment.tree, commit: deployment.commit, version: deployment.spec.version, port: hostPort, startedAt: Clock.wallMilliseconds())
+        instance.platform = .container
+        instance.launch = "rewind-\(deployment.app)-\(deployment.tree.short)-\(hostPort)"
+        try journal(instance)
+        let spec = containerSpec(deployment, settings, name: instance.launch ?? "", image: image, hostPort: hostPort)
+        do {
+            let id = try engine.create(spec)
+            instance.container = id
+            try journal(instance)
+            try engine.start(id)
+        } catch let error as EngineError {
+            if let id = instance.container { try? engine.remove(id, force: true) }
+            throw PlatformError("\(deployment.app): \(error)")
+        }
+        return instance
+    }
+
+    func containerSpec(_ deployment: Deployment, _ settings: ContainerSettings, name: String, image: String, hostPort: Int) -> ContainerSpec {
+        var spec = ContainerSpec(name: name, image: image)
+        spec.entrypoint = settings.command
+        spec.command = settings.args
+        let inside = settings.port ?? hostPort
+        var environment = settings.env
+        for (key, value) in deployment.rewindEnvironment where key != "REWIND_APP_DIR" && key != "REWIND_ARTIFACT" { environment[key] = value }
+        environment["PORT"] = String(inside)
+        spec.environment = environment
+        spec.labels = ["rewind.app": deployment.app, "rewind.tree": deployment.tree.hex, "rewind.commit": deployment.commit.hex, "rewind.version": deployment.spec.version]
+        spec.port = inside
+        spec.hostPort = hostPort
+        spec.user = settings.user
+        spec.memoryBytes = settings.memory
+        spec.nanoCPUs = settings.cpus.map { Int64($0 * 1_000_000_000) }
+        spec.stopTimeoutSeconds = Int(settings.stopTimeout.milliseconds / 1000)
+        spec.binds = settings.volumes.map { volume in
+            volume.isBind ? "\(deployment.files)/\(volume.source.dropFirst(2)):\(volume.target):ro" : "\(volume.source):\(volume.target)"
+        }
+        return spec
+    }
+
+    public func healthProblem(_ instance: Instance, _ deployment: Deployment) -> String? {
+        if case .exited(let why) = observe(instance, deployment, thorough: false) { return why }
+        if let path = deployment.spec.health?.http {
+            return HTTPHealth.problem(port: instance.port, path: path)
+        }
+        return Clock.wallMilliseconds() - instance.startedAt >= 1_000 ? nil : "starting"
+    }
+
+    public func observe(_ instance: Instance, _ deployment: Deployment, thorough: Bool) -> Observation {
+        guard let id = instance.container else { return .exited("no container recorded") }
+        followEvents()
+        // Cheap unless the engine said it died, or a full pass looks anyway.
+        guard thorough || died.withLock({ $0.contains(id) }) else { return .running }
+        do {
+            let state = try engine.inspect(id)
+            return state.State.Running ? .running : .exited("container \(id.prefix(12)) exited with status \(state.State.ExitCode)")
+        } catch where error.status == 404 {
+            return .exited("container \(id.prefix(12)) is gone")
+        } catch {
+            // The engine did not answer: say nothing changed rather than restart what may run.
+            return .running
+        }
+    }
+
+    public func isRunning(_ instance: Instance) -> Bool {
+        guard let id = instance.container else { return false }
+        return (try? engine.inspect(id))?.State.Running == true
+    }
+
+    /// Stops the container (its stop timeout, then killed) and removes it; a
+    /// container created but not yet recorded is found by its name.
+    public func stop(_ instance: Instance) {
+        guard let id = instance.container ?? instance.launch else { return }
+        // The container's own stop timeout (container.stopTimeout) applies.
+        try? engine.stop(id, timeoutSeconds: nil)
+        try? engine.remove(id, force: true)
+    }
+
+    public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool { true }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import SystemSupport
+import Testing
+import TestSupport
+
+/// `platform: container` end to end: `rewind reconcile` runs images from
+/// Debian's docker-registry through Debian's Podman serving the Docker
+/// Engine API; a release and a rollback each end with one healthy,
+/// labelled container.
+@Suite(.serialized) struct ContainerPlatformTests {
+    static var demo: String { (rewindBinary as NSString).deletingLastPathComponent + "/rewind-demo-service" }
+
+    static func appYAML(_ version: String, _ image: String) -> String {
+        """
+        platform: container
+        version: "\(version)"
+        container:
+          image: \(image)
+          command: ["\(demo)"]
+          args: ["--address", "0.0.0.0"]
+          port: 8080
+          stopTimeout: 2s
+        health:
+          http: /health
+          timeout: 30s
+          interval: 200ms
+
+        """
+    }
+
+    @Test func aReleaseAndARollbackEachEndWithOneHealthyLabelledContainer() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let podman = try TestPodman(insecure: [registry.host])
+        defer { podman.close() }
+        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo, files: ["VERSION": "1.0\n"])
+        let two = try registry.publishImage("team/api", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"])
+        func running(_ version: String) throws -> [String] {
+            try podman.podman(["ps", "--filter", "label=rewind.app=api", "--filter", "label=rewind.version=\(version)", "--format", "{{.ID}}"])
+                .stdout.split(separator: "\n").map(String.init)
+        }
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
+            try h.start(["--container-socket", podman.socket])
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            #expect(try running("1.0").count == 1)
+            let id = try h.app("api")["container"] as? String ?? ""
+            #expect(try !id.isEmpty && id.hasPrefix(running("1.0").first ?? "?"), "status names the container")
+            let port = try #require(try h.app("api")["port"] as? Int)
+            #expect(try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000).status == 200, "published on 127.0.0.1:\(port)")
+
+            // A crash (killed behind Rewind's back) is seen from the engine's events and restarted.
+            let first = try #require(try running("1.0").first)
+            _ = try podman.podman(["kill", first])
+            try h.waitUntil("a new 1.0 container after the crash", timeout: 60) {
+                let now = try running("1.0")
+                let restarts = try h.app("api")["restarts"] as? Int ?? 0
+                return restarts >= 1 && now.count == 1 && now.first != first
+            }
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            #expect(try podman.podman(["ps", "-a", "--filter", "id=\(first)", "--format", "{{.ID}}"]).stdout.isEmpty, "the crashed container was removed")
+
+            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+            try h.commit("api 2.0")
+            try h.waitHealthy("api", "2.0", timeout: 60)
+            try h.waitUntil("the 1.0 container is gone") { try running("1.0").isEmpty }
+            #expect(try running("2.0").count == 1)
+
+            let rollback = try rewind(["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "container drill"])
+            #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            try h.waitUntil("only the 1.0 container runs") { try running("2.0").isEmpty && running("1.0").count == 1 }
+        }
+        #expect(try podman.podman(["ps", "--filter", "label=rewind.app=api", "--format", "{{.ID}}"]).stdout.isEmpty == false,
+                "stopping Rewind leaves containers to the engine; they are adopted again on the next start")
+    }
+}
