@@ -133,7 +133,7 @@ let package = Package(
         .testTarget(name: "RewindCLITests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "ReconcilerTests",
-            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", "WebClient", "ReconcilerDoubles", "Artifacts", "Updates", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Reconciler", "ReconcilerStatus", "Platforms", "GitKit", "DeployModel", "Rollback", "SystemSupport", "TestSupport", "Traffic", "WebClient", "ReconcilerDoubles", "Artifacts", "Containers", "Updates", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ServerTests",

@@ -15,6 +15,8 @@ public final class ContainerPlatform: Sendable {
     /// seen from the engine's event stream, not by asking after every container.
     private let died = Mutex<Set<String>>([])
     private let following = AtomicFlag()
+    /// Containers whose output is being copied into their app's log file.
+    private let logged = Mutex<Set<String>>([])
 
     public init(engine: ContainerEngine) { self.engine = engine }
 
@@ -58,11 +60,24 @@ public final class ContainerPlatform: Sendable {
             instance.container = id
             try journal(instance)
             try engine.start(id)
+            followLogs(id, into: deployment.logFile, since: instance.startedAt / 1000 - 1)
         } catch let error as EngineError {
             if let id = instance.container { try? engine.remove(id, force: true) }
             throw PlatformError("\(deployment.app): \(error)")
         }
         return instance
+    }
+
+    /// Copies a container's output into the app's log file (what `rewind
+    /// logs` reads), on a thread of its own, once per container: after a
+    /// restart of Rewind, from the log file's last change on.
+    func followLogs(_ id: String, into file: String, since: Int64) {
+        guard logged.withLock({ $0.insert(id).inserted }) else { return }
+        BackgroundThread.start { [self] in
+            FileIO.makeParent(file)
+            // Once per container and process: a stream that ends (the container did) is not opened again.
+            engine.followLogs(id, since: since) { FileIO.append(file, $0) }
+        }
     }
 
     func containerSpec(_ deployment: Deployment, _ settings: ContainerSettings, name: String, image: String, hostPort: Int) -> ContainerSpec {
@@ -98,6 +113,11 @@ public final class ContainerPlatform: Sendable {
     public func observe(_ instance: Instance, _ deployment: Deployment, thorough: Bool) -> Observation {
         guard let id = instance.container else { return .exited("no container recorded") }
         followEvents()
+        // An adopted container's output goes on into the log file from where it stopped.
+        if !logged.withLock({ $0.contains(id) }) {
+            let since = FileIO.signature(deployment.logFile).map { $0.modified / 1_000_000_000 } ?? instance.startedAt / 1000
+            followLogs(id, into: deployment.logFile, since: since)
+        }
         // Cheap unless the engine said it died, or a full pass looks anyway.
         guard thorough || died.withLock({ $0.contains(id) }) else { return .running }
         do {

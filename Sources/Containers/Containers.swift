@@ -174,6 +174,37 @@ extension ContainerEngine {
         }
     }
 
+    /// Follows a container's output (`GET /containers/{id}/logs?follow`)
+    /// since `since` (seconds), handing each piece of stdout and stderr to
+    /// `output`, until the container ends or the stream fails.
+    public func followLogs(_ id: String, since: Int64, output: @escaping @Sendable ([UInt8]) -> Void) {
+        let frames = Mutex<[UInt8]>([])
+        _ = try? client.stream("GET", url("/containers/\(Self.path(id))/logs?follow=true&stdout=true&stderr=true&since=\(since)"), headers: [("Host", "docker")],
+                               limit: .max, timeoutMilliseconds: 24 * 3_600_000) { buffer in
+            let payloads = frames.withLock { pending in
+                pending += buffer.readableBytesView
+                return Self.demultiplex(&pending)
+            }
+            for payload in payloads where !payload.isEmpty { output(payload) }
+        }
+    }
+
+    /// Takes the complete frames off `pending`: without a terminal, the
+    /// engine sends each write as an 8-byte header (stream, 0, 0, 0, length
+    /// as 4 bytes big-endian) and the bytes.
+    static func demultiplex(_ pending: inout [UInt8]) -> [[UInt8]] {
+        var payloads: [[UInt8]] = []
+        var offset = 0
+        while pending.count - offset >= 8 {
+            let length = pending[(offset + 4)..<(offset + 8)].reduce(0) { $0 << 8 | Int($1) }
+            guard pending.count - offset - 8 >= length else { break }
+            payloads.append(Array(pending[(offset + 8)..<(offset + 8 + length)]))
+            offset += 8 + length
+        }
+        pending.removeFirst(offset)
+        return payloads
+    }
+
     struct Event: Decodable {
         let id: String?
         let status: String?

@@ -126,3 +126,7 @@ extension ContainerEngine {
 public enum ContainerEngineTestHooks {
     public static func accepts(min: String, max: String) -> Bool { ContainerEngine.accepts(min: min, max: max) }
 }
+
+extension ContainerEngineTestHooks {
+    public static func demultiplex(_ pending: inout [UInt8]) -> [[UInt8]] { ContainerEngine.demultiplex(&pending) }
+}

@@ -78,6 +78,16 @@ public enum FileIO {
         return true
     }
 
+    /// Appends `bytes` at the end of a file (created if needed), as a
+    /// process's output redirected to it would be.
+    @discardableResult
+    public static func append(_ path: String, _ bytes: [UInt8]) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return writeAll(fd, bytes[...])
+    }
+
     /// Truncates a file to `length`, then appends `bytes`.
     public static func append(_ path: String, at length: Int, _ bytes: [UInt8]) -> Bool {
         let fd = open(path, O_WRONLY | O_CREAT, 0o644)

@@ -83,3 +83,15 @@ import TestSupport
                 && !ContainerEngineTestHooks.accepts(min: "1.42", max: "1.45"))
     }
 }
+
+/// The engine's multiplexed output: frames may arrive split anywhere.
+@Test func multiplexedOutputIsReassembledAcrossPieces() {
+    let frames: [UInt8] = [1, 0, 0, 0, 0, 0, 0, 3] + Array("ab\n".utf8) + [2, 0, 0, 0, 0, 0, 0, 2] + Array("c\n".utf8)
+    for cut in 0...frames.count {
+        var pending = Array(frames[..<cut])
+        var payloads = ContainerEngineTestHooks.demultiplex(&pending)
+        pending += frames[cut...]
+        payloads += ContainerEngineTestHooks.demultiplex(&pending)
+        #expect(payloads == [Array("ab\n".utf8), Array("c\n".utf8)] && pending.isEmpty, "cut at \(cut)")
+    }
+}

@@ -1,3 +1,5 @@
+import Containers
+import DeployModel
 import Foundation
 import SystemSupport
 import Testing
@@ -39,6 +41,13 @@ import TestSupport
             try podman.podman(["ps", "--filter", "label=rewind.app=api", "--filter", "label=rewind.version=\(version)", "--format", "{{.ID}}"])
                 .stdout.split(separator: "\n").map(String.init)
         }
+        // Someone else's container on the same engine: Rewind never touches it.
+        let engine = try ContainerEngine(socket: podman.socket)
+        try engine.pull(OCIReference(registry: registry.host, repository: "team/api", tag: "1.0", digest: one))
+        var other = ContainerSpec(name: "not-rewinds", image: "\(registry.host)/team/api@\(one)")
+        other.command = [Self.demo, "--port", "\(try #require(Loopback.freeAppPort()))"]
+        other.networkMode = "host"
+        try engine.start(try engine.create(other))
         try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
             try h.start(["--container-socket", podman.socket])
             try h.waitHealthy("api", "1.0", timeout: 60)
@@ -47,6 +56,10 @@ import TestSupport
             #expect(try !id.isEmpty && id.hasPrefix(running("1.0").first ?? "?"), "status names the container")
             let port = try #require(try h.app("api")["port"] as? Int)
             #expect(try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000).status == 200, "published on 127.0.0.1:\(port)")
+            // The container's output reaches `rewind logs`.
+            try h.waitUntil("the container's output in rewind logs") {
+                try rewind(["logs", "api", "--repo", h.repo, "--state-dir", h.stateDir]).stdout.contains("demo service api 1.0 listening on 0.0.0.0:8080")
+            }
 
             // A crash (killed behind Rewind's back) is seen from the engine's events and restarted.
             let first = try #require(try running("1.0").first)
@@ -69,7 +82,16 @@ import TestSupport
             #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
             try h.waitHealthy("api", "1.0", timeout: 60)
             try h.waitUntil("only the 1.0 container runs") { try running("2.0").isEmpty && running("1.0").count == 1 }
+
+            // kill -9 of Rewind: the container keeps running and is adopted again, with no second one started.
+            let adopted = try running("1.0")
+            h.kill9()
+            _ = h.waitForExit()
+            try h.start(["--container-socket", podman.socket])
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            #expect(try running("1.0") == adopted, "the same container, adopted")
         }
+        #expect(try podman.podman(["ps", "--filter", "name=not-rewinds", "--format", "{{.Names}}"]).stdout.contains("not-rewinds"), "a container Rewind did not start is left alone")
         #expect(try podman.podman(["ps", "--filter", "label=rewind.app=api", "--format", "{{.ID}}"]).stdout.isEmpty == false,
                 "stopping Rewind leaves containers to the engine; they are adopted again on the next start")
     }
