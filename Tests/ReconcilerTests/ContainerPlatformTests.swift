@@ -95,4 +95,30 @@ import TestSupport
         #expect(try podman.podman(["ps", "--filter", "label=rewind.app=api", "--format", "{{.ID}}"]).stdout.isEmpty == false,
                 "stopping Rewind leaves containers to the engine; they are adopted again on the next start")
     }
+
+    /// An image the registry does not have fails the release before anything
+    /// else happens: the running container keeps serving, and the error names the image.
+    @Test func aMissingImageFailsTheReleaseAndTheRunningContainerStays() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let podman = try TestPodman(insecure: [registry.host])
+        defer { podman.close() }
+        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo)
+        let missing = "sha256:" + String(repeating: "e", count: 64)
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))],
+                           policy: "  window: 30m\n  cooldown: 0s\n  maxPerHour: 0\n") { h in
+            try h.start(["--container-socket", podman.socket])
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            let before = try h.app("api")["container"] as? String
+            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(missing)"))
+            try h.commit("api 2.0")
+            var error = ""
+            try h.waitUntil("the release fails naming the image", timeout: 60) {
+                error = (try h.app("api")["lastError"] as? String) ?? ""
+                return error.contains("could not pull") && error.contains("team/api")
+            }
+            #expect(try h.applied("api").version == "1.0")
+            #expect(try h.app("api")["container"] as? String == before, "the running container was not touched")
+        }
+    }
 }
