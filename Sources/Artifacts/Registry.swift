@@ -174,8 +174,8 @@ final class RegistryClient: Sendable {
         guard scheme == "bearer", let realm = parameters["realm"], realm.hasPrefix("https://") || realm.hasPrefix("http://") else {
             throw ArtifactError("\(registry) asks for an authentication Rewind does not speak (\(scheme))")
         }
-        var query = ["scope=\(Self.encode(parameters["scope"] ?? scope))"]
-        if let service = parameters["service"] { query.insert("service=\(Self.encode(service))", at: 0) }
+        var query = ["scope=\(HTTPEndpoint.encode(parameters["scope"] ?? scope))"]
+        if let service = parameters["service"] { query.insert("service=\(HTTPEndpoint.encode(service))", at: 0) }
         let url = realm + (realm.contains("?") ? "&" : "?") + query.joined(separator: "&")
         let answer = try exchange("GET", url, headers: basic.map { [("Authorization", $0)] } ?? [], limit: 1 << 20, sink: nil)
         guard answer.status == 200 else {
@@ -225,18 +225,6 @@ final class RegistryClient: Sendable {
             parameters[key] = value
         }
         return (scheme, parameters)
-    }
-
-    static func encode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            if (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 45 || byte == 46 || byte == 95 || byte == 126 {
-                out.append(Character(UnicodeScalar(byte)))
-            } else {
-                out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(2)
-            }
-        }
-        return out
     }
 
     static func digest(of bytes: [UInt8]) -> String {

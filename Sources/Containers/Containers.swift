@@ -89,7 +89,7 @@ extension ContainerEngine {
     public func pull(_ reference: OCIReference, timeoutMilliseconds: Int64 = 600_000) throws(EngineError) {
         guard let digest = reference.digest else { throw EngineError("\(reference) names no digest: Rewind pulls images by digest") }
         let image = "\(reference.registry)/\(reference.repository)"
-        let answer = try call("POST", "/images/create?fromImage=\(Self.query(image))&tag=\(Self.query(digest))", limit: 64 << 20, timeout: timeoutMilliseconds)
+        let answer = try call("POST", "/images/create?fromImage=\(HTTPEndpoint.encode(image))&tag=\(HTTPEndpoint.encode(digest))", limit: 64 << 20, timeout: timeoutMilliseconds)
         // Progress lines, one JSON object each; `{"error": …}` or `{"errorDetail": …}` mean it failed.
         for line in answer.body.split(separator: UInt8(ascii: "\n")) {
             if let progress = try? JSONDecoder().decode(PullProgress.self, from: Data(line)), let error = progress.error ?? progress.errorDetail?.message {
@@ -114,7 +114,7 @@ extension ContainerEngine {
 
     /// Creates a container; returns its id.
     public func create(_ spec: ContainerSpec) throws(EngineError) -> String {
-        let answer = try call("POST", "/containers/create?name=\(Self.query(spec.name))", body: spec.body)
+        let answer = try call("POST", "/containers/create?name=\(HTTPEndpoint.encode(spec.name))", body: spec.body)
         return try decode(Created.self, answer.body, what: "POST /containers/create").Id
     }
 
@@ -144,7 +144,7 @@ extension ContainerEngine {
     /// Every container (running or not) that has label `label`.
     public func list(label: String) throws(EngineError) -> [ContainerSummary] {
         let filters = JSON.object([("label", .array([.string(label)]))]).serialised
-        return try decode([ContainerSummary].self, try call("GET", "/containers/json?all=true&filters=\(Self.query(filters))").body, what: "GET /containers/json")
+        return try decode([ContainerSummary].self, try call("GET", "/containers/json?all=true&filters=\(HTTPEndpoint.encode(filters))").body, what: "GET /containers/json")
     }
 
     /// Follows `GET /events` for `die` events of containers labelled
@@ -155,7 +155,7 @@ extension ContainerEngine {
         // and matches a label filter only with a value. The rest is checked here.
         let filters = JSON.object([("type", .array([.string("container")]))]).serialised
         let partial = Mutex<[UInt8]>([])
-        _ = try? client.stream("GET", url("/events?since=\(since)&filters=\(Self.query(filters))"), headers: [("Host", "docker")], limit: .max,
+        _ = try? client.stream("GET", url("/events?since=\(since)&filters=\(HTTPEndpoint.encode(filters))"), headers: Self.hostHeader, limit: .max,
                                timeoutMilliseconds: 3_600_000) { buffer in
             let lines: [[UInt8]] = partial.withLock { pending in
                 pending += buffer.readableBytesView
@@ -179,7 +179,7 @@ extension ContainerEngine {
     /// `output`, until the container ends or the stream fails.
     public func followLogs(_ id: String, since: Int64, output: @escaping @Sendable ([UInt8]) -> Void) {
         let frames = Mutex<[UInt8]>([])
-        _ = try? client.stream("GET", url("/containers/\(Self.path(id))/logs?follow=true&stdout=true&stderr=true&since=\(since)"), headers: [("Host", "docker")],
+        _ = try? client.stream("GET", url("/containers/\(Self.path(id))/logs?follow=true&stdout=true&stderr=true&since=\(since)"), headers: Self.hostHeader,
                                limit: .max, timeoutMilliseconds: 24 * 3_600_000) { buffer in
             let payloads = frames.withLock { pending in
                 pending += buffer.readableBytesView
@@ -216,17 +216,8 @@ extension ContainerEngine {
         }
     }
 
-    /// Percent-encodes a query value.
-    static func query(_ text: String) -> String {
-        let hex = Array("0123456789ABCDEF")
-        return text.utf8.map { byte in
-            let c = Character(UnicodeScalar(byte))
-            return (c.isASCII && (c.isLetter || c.isNumber)) || "-._~".contains(c) ? String(c) : "%\(hex[Int(byte >> 4)])\(hex[Int(byte & 15)])"
-        }.joined()
-    }
-
     /// A path segment: ids and names are hexadecimal or `[a-zA-Z0-9_.-]`; image references keep `/` and `:` and `@`.
     static func path(_ text: String) -> String {
-        query(text).replacingOccurrences(of: "%2F", with: "/").replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%40", with: "@")
+        HTTPEndpoint.encode(text).replacingOccurrences(of: "%2F", with: "/").replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%40", with: "@")
     }
 }

@@ -26,6 +26,8 @@ public final class ContainerEngine: Sendable {
     public static let defaultSockets = ["/var/run/docker.sock", "/run/podman/podman.sock"]
 
     public let socket: String
+    /// A socket has no host name, and Go's HTTP server wants one (Docker's client says "docker").
+    static let hostHeader = [("Host", "docker")]
     let client: WebClient
     /// How long one call may take (a pull has its own, longer deadline).
     let timeoutMilliseconds: Int64
@@ -45,7 +47,7 @@ public final class ContainerEngine: Sendable {
 
     /// `http+unix://` with the socket's path encoded as the host.
     func url(_ path: String, versioned: Bool = true) -> String {
-        let host = Self.query(socket)
+        let host = HTTPEndpoint.encode(socket)
         return "http+unix://\(host)" + (versioned ? "/v\(Self.apiVersion)" : "") + path
     }
 
@@ -57,8 +59,7 @@ public final class ContainerEngine: Sendable {
         }
         let answer: WebAnswer
         do {
-            // A socket has no host name, and Go's HTTP server wants one (Docker's client says "docker").
-            answer = try client.exchange(method, url(path, versioned: versioned), headers: [("Host", "docker")], body: body, limit: limit,
+            answer = try client.exchange(method, url(path, versioned: versioned), headers: Self.hostHeader, body: body, limit: limit,
                                          timeoutMilliseconds: timeout ?? timeoutMilliseconds)
         } catch {
             throw EngineError("the container engine at \(socket) did not answer \(method) \(path.prefix { $0 != "?" }): \(error)")

@@ -1,5 +1,6 @@
 import DeployModel
 import Foundation
+import SystemSupport
 import Testing
 import TestSupport
 @testable import Artifacts
@@ -209,7 +210,7 @@ import TestSupport
         #expect(basic == "basic" && realm == ["realm": #"rewind "test""#])
         let (_, bare) = RegistryClient.parseChallenge("Bearer realm=https://a.example/t, service=r")
         #expect(bare == ["realm": "https://a.example/t", "service": "r"])
-        #expect(RegistryClient.encode("repository:team/api:pull") == "repository%3Ateam%2Fapi%3Apull")
+        #expect(HTTPEndpoint.encode("repository:team/api:pull") == "repository%3Ateam%2Fapi%3Apull")
     }
 }
 
