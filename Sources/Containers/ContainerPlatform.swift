@@ -122,7 +122,9 @@ public final class ContainerPlatform: Sendable {
         guard thorough || died.withLock({ $0.contains(id) }) else { return .running }
         do {
             let state = try engine.inspect(id)
-            return state.State.Running ? .running : .exited("container \(id.prefix(12)) exited with status \(state.State.ExitCode)")
+            guard !state.State.Running else { return .running }
+            let output = engine.lastOutput(id, lines: 3)
+            return .exited("container \(id.prefix(12)) exited with status \(state.State.ExitCode)" + (output.isEmpty ? "" : "; last output: \(Bounded.text(output, limit: 300))"))
         } catch where error.status == 404 {
             return .exited("container \(id.prefix(12)) is gone")
         } catch {

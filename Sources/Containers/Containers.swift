@@ -189,6 +189,13 @@ extension ContainerEngine {
         }
     }
 
+    /// The last `lines` lines a container wrote (stdout and stderr), as text.
+    public func lastOutput(_ id: String, lines: Int) -> String {
+        guard var frames = try? call("GET", "/containers/\(Self.path(id))/logs?stdout=true&stderr=true&tail=\(lines)", limit: 1 << 20).body else { return "" }
+        let text = Self.demultiplex(&frames).map { String(decoding: $0, as: UTF8.self) }.joined()
+        return text.split(separator: "\n").suffix(lines).joined(separator: " | ")
+    }
+
     /// Takes the complete frames off `pending`: without a terminal, the
     /// engine sends each write as an 8-byte header (stream, 0, 0, 0, length
     /// as 4 bytes big-endian) and the bytes.

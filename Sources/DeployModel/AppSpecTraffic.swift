@@ -5,8 +5,8 @@ extension AppSpec {
     static func parseTraffic(_ reader: YAMLReader, _ map: Node.Mapping, platform: Platform?, process: ProcessSettings?) -> TrafficSettings? {
         guard let node = reader.value(map, "traffic", parent: ""), let t = reader.mapping(node, field: "traffic") else { return nil }
         reader.warnUnknown(t, known: ["listen", "strategy", "steps", "interval", "scaleDownDelay", "failureLimit", "analysis", "proxy"], parent: "traffic")
-        if let platform, platform != .process {
-            reader.error(node, field: "traffic", "traffic works on the process platform only, not \(platform.rawValue)", hint: "remove traffic, or use platform: process")
+        if let platform, platform == .exec {
+            reader.error(node, field: "traffic", "traffic works on the process and container platforms, not exec", hint: "remove traffic, or use platform: process or container")
         }
         if let fixed = process?.port {
             reader.error(reader.value(t, "listen", parent: "traffic") ?? node, field: "process.port",

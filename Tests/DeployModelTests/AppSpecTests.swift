@@ -115,7 +115,7 @@ private let trafficBase = "platform: process\nversion: 1\nprocess:\n  command: x
     (trafficBase + "  listen: 8080\n  strategy: blueGreen\n  failureLimit: 0\n", "traffic.failureLimit", 8, "whole number from 1 to 100"),
     (trafficBase + "  listen: 8080\n  strategy: blueGreen\n  proxy:\n    socket: run/admin.sock\n    backend: api\n", "traffic.proxy.socket", 9, "not an absolute path"),
     ("platform: process\nversion: 1\nprocess:\n  command: x\n  port: 9000\ntraffic:\n  listen: 8080\n  strategy: blueGreen\n", "process.port", 7, "each version needs a port of its own"),
-    ("platform: exec\nversion: 1\nexec:\n  apply: ./a\ntraffic:\n  listen: 8080\n  strategy: blueGreen\n", "traffic", 6, "process platform only"),
+    ("platform: exec\nversion: 1\nexec:\n  apply: ./a\ntraffic:\n  listen: 8080\n  strategy: blueGreen\n", "traffic", 6, "process and container platforms, not exec"),
     ("platform: process\nversion: 1\nprocess:\n  command: x\nmigrations:\n  - id: a\n    reversible: false\n    down: ./undo\n", "migrations[0].down", 8, "irreversible but has a down command"),
 ] as [(String, String, Int, String)])
 func reportsBadTrafficPrecisely(text: String, field: String, line: Int, message: String) throws {

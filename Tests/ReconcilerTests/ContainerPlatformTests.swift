@@ -12,14 +12,16 @@ import TestSupport
 @Suite(.serialized) struct ContainerPlatformTests {
     static var demo: String { (rewindBinary as NSString).deletingLastPathComponent + "/rewind-demo-service" }
 
-    static func appYAML(_ version: String, _ image: String) -> String {
-        """
+    static func appYAML(_ version: String, _ image: String, args: [String] = [], command: [String]? = nil) -> String {
+        let quoted = (["--address", "0.0.0.0"] + args).map { "\"\($0)\"" }.joined(separator: ", ")
+        let commandList = (command ?? [demo]).map { "\"\($0)\"" }.joined(separator: ", ")
+        return """
         platform: container
         version: "\(version)"
         container:
           image: \(image)
-          command: ["\(demo)"]
-          args: ["--address", "0.0.0.0"]
+          command: [\(commandList)]
+          args: [\(command == nil ? quoted : "")]
           port: 8080
           stopTimeout: 2s
         health:
@@ -119,6 +121,43 @@ import TestSupport
             }
             #expect(try h.applied("api").version == "1.0")
             #expect(try h.app("api")["container"] as? String == before, "the running container was not touched")
+        }
+    }
+
+    /// A container that crash-loops after becoming healthy, and one that
+    /// exits at once, each lead to one rollback commit, after which the
+    /// old version's container serves again.
+    @Test func aCrashLoopAndAContainerThatExitsAtOnceAreEachRolledBackByOneCommit() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let podman = try TestPodman(insecure: [registry.host])
+        defer { podman.close() }
+        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo, shell: true)
+        let two = try registry.publishImage("team/api", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"], shell: true)
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))],
+                           policy: "  window: 30m\n  cooldown: 0s\n  maxPerHour: 10\n") { h in
+            try h.start(["--container-socket", podman.socket])
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            let stable = try #require(try h.app("api")["container"] as? String)
+            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)", args: ["--crash-after", "300ms"]))
+            let looping = try h.commit("api 2.0 crash-loops")
+            try h.waitUntil("a rollback commit for the crash loop", timeout: 90) { try h.commits().count == 3 }
+            let first = try git(["log", "-1", "--format=%B", try h.commits()[0]], in: h.repo)
+            #expect(first.contains("Rewind-Action: rollback"))
+            #expect(first.contains("Rewind-Reason: api release \(looping.prefix(7)) failed: crash-looping"), "\(first)")
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            #expect(try h.app("api")["container"] as? String != stable, "a new 1.0 container: the old one was stopped for 2.0")
+            #expect(h.log.contains("restarting in 500 ms (restart 1)"), "restarted with backoff before the rollback")
+
+            try h.write("apps/api/app.yaml", Self.appYAML("3.0", "\(registry.host)/team/api:2.0@\(two)", command: ["/bin/sh", "-c", "echo no config; exit 3"]))
+            let exiting = try h.commit("api 3.0 exits at once")
+            try h.waitUntil("a rollback commit for the container that exits at once", timeout: 90) { try h.commits().count == 5 }
+            let second = try git(["log", "-1", "--format=%B", try h.commits()[0]], in: h.repo)
+            #expect(second.contains("Rewind-Reason: api release \(exiting.prefix(7)) failed"), "\(second)")
+            #expect(second.contains("exited with status 3; last output: no config"), "the reason gives the exit status and output: \(second)")
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            let containers = try podman.podman(["ps", "-a", "--filter", "label=rewind.app=api", "--format", "{{.Labels}}"]).stdout
+            #expect(containers.split(separator: "\n").count == 1, "only the 1.0 container is left: \(containers)")
         }
     }
 }

@@ -56,7 +56,7 @@ extension TestRegistry {
     /// library it loads (at their own paths), so that it runs in a container
     /// with nothing else in it; returns the manifest's digest.
     @discardableResult
-    public func publishImage(_ repository: String, tag: String, program: String, files: [String: String] = [:]) throws -> String {
+    public func publishImage(_ repository: String, tag: String, program: String, files: [String: String] = [:], shell: Bool = false) throws -> String {
         let work = root + "/image-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: work) }
         let tree = work + "/tree"
@@ -69,6 +69,12 @@ extension TestRegistry {
         }
         try FileManager.default.createDirectory(atPath: tree + "/tmp", withIntermediateDirectories: true)
         for (path, text) in files { try writeFile(tree + "/" + path, text) }
+        if shell {
+            // Debian's busybox-static as /bin/sh (and its applets through `sh -c`), for down commands and crashing scripts.
+            try FileManager.default.createDirectory(atPath: tree + "/bin", withIntermediateDirectories: true)
+            guard try run("/bin/cp", ["/bin/busybox", tree + "/bin/busybox"]).status == 0 else { throw TestFailure("cannot copy /bin/busybox (apt-get install busybox-static)") }
+            try FileManager.default.createSymbolicLink(atPath: tree + "/bin/sh", withDestinationPath: "busybox")
+        }
         let tar = try run("/usr/bin/tar", ["--owner=0", "--group=0", "--numeric-owner", "-cf", work + "/layer.tar", "-C", tree, "."])
         guard tar.status == 0 else { throw TestFailure("tar: \(tar.stderr)") }
         return try publishLayout(repository, tag: tag, layer: work + "/layer.tar", mediaType: "application/vnd.oci.image.layer.v1.tar", work: work,
