@@ -80,18 +80,22 @@ public final class ContainerPlatform: Sendable {
         }
     }
 
-    func containerSpec(_ deployment: Deployment, _ settings: ContainerSettings, name: String, image: String, hostPort: Int) -> ContainerSpec {
+    /// What a version's container runs with: without `hostPort`, nothing is
+    /// published (a one-off command).
+    func containerSpec(_ deployment: Deployment, _ settings: ContainerSettings, name: String, image: String, hostPort: Int?) -> ContainerSpec {
         var spec = ContainerSpec(name: name, image: image)
         spec.entrypoint = settings.command
         spec.command = settings.args
         let inside = settings.port ?? hostPort
         var environment = settings.env
         for (key, value) in deployment.rewindEnvironment where key != "REWIND_APP_DIR" && key != "REWIND_ARTIFACT" { environment[key] = value }
-        environment["PORT"] = String(inside)
+        if let inside { environment["PORT"] = String(inside) }
         spec.environment = environment
         spec.labels = ["rewind.app": deployment.app, "rewind.tree": deployment.tree.hex, "rewind.commit": deployment.commit.hex, "rewind.version": deployment.spec.version]
-        spec.port = inside
-        spec.hostPort = hostPort
+        if let hostPort {
+            spec.port = inside
+            spec.hostPort = hostPort
+        }
         spec.user = settings.user
         spec.memoryBytes = settings.memory
         spec.nanoCPUs = settings.cpus.map { Int64($0 * 1_000_000_000) }
@@ -145,6 +149,38 @@ public final class ContainerPlatform: Sendable {
         // The container's own stop timeout (container.stopTimeout) applies.
         try? engine.stop(id, timeoutSeconds: nil)
         try? engine.remove(id, force: true)
+    }
+
+    /// Runs `command` (a migration's `down`) once, in a container of the
+    /// deployment's image with its environment and volumes, labelled
+    /// `rewind.task`; removed afterwards. Nil when it exited 0, else why not.
+    public func runOnce(_ command: [String], _ deployment: Deployment, what: String, timeoutMilliseconds: Int64) -> String? {
+        guard let settings = deployment.spec.container, !command.isEmpty else { return "\(deployment.app) has no container settings" }
+        let image = Self.imageName(settings.image)
+        var spec = containerSpec(deployment, settings, name: "rewind-\(deployment.app)-\(what)-\(deployment.tree.short)-\(UInt32.random(in: 0...UInt32.max))",
+                                 image: image, hostPort: nil)
+        spec.entrypoint = [command[0]]
+        spec.command = Array(command.dropFirst())
+        spec.labels["rewind.task"] = what
+        var created: String?
+        defer { if let created { try? engine.remove(created, force: true) } }
+        do {
+            if !engine.hasImage(image) { try engine.pull(settings.image) }
+            let id = try engine.create(spec)
+            created = id
+            try engine.start(id)
+            let status: Int
+            do {
+                status = try engine.wait(id, timeoutMilliseconds: timeoutMilliseconds)
+            } catch where error.timedOut {
+                return "\(what) command timed out after \(Duration(milliseconds: timeoutMilliseconds)) in a container of \(image)"
+            }
+            guard status != 0 else { return nil }
+            let output = engine.lastOutput(id, lines: 3)
+            return "\(what) command exited with status \(status) in a container of \(image)" + (output.isEmpty ? "" : "; last output: \(Bounded.text(output, limit: 300))")
+        } catch {
+            return "\(what) command in a container of \(image): \(error)"
+        }
     }
 
     public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool { true }

@@ -133,6 +133,14 @@ extension ContainerEngine {
         }
     }
 
+    /// Waits until a container is no longer running; returns its exit status.
+    public func wait(_ id: String, timeoutMilliseconds: Int64) throws(EngineError) -> Int {
+        let answer = try call("POST", "/containers/\(Self.path(id))/wait", timeout: timeoutMilliseconds)
+        return try decode(Waited.self, answer.body, what: "POST /containers/…/wait").StatusCode
+    }
+
+    struct Waited: Decodable { let StatusCode: Int }
+
     public func remove(_ id: String, force: Bool = false) throws(EngineError) {
         _ = try call("DELETE", "/containers/\(Self.path(id))?force=\(force)&v=false")
     }

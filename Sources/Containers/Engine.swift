@@ -9,9 +9,12 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
     public let description: String
     /// The engine's HTTP status, when it answered.
     public let status: Int?
-    init(_ description: String, status: Int? = nil) {
+    /// The call's deadline passed before the engine answered.
+    public let timedOut: Bool
+    init(_ description: String, status: Int? = nil, timedOut: Bool = false) {
         self.description = description
         self.status = status
+        self.timedOut = timedOut
     }
 }
 
@@ -36,7 +39,8 @@ public final class ContainerEngine: Sendable {
         self.socket = socket
         self.timeoutMilliseconds = timeoutMilliseconds
         do {
-            client = try WebClient.shared()
+            // Events, logs, wait and stop may be quiet for minutes: each call has a deadline instead of a read timeout.
+            client = try WebClient.shared(quiet: true)
         } catch {
             throw EngineError("cannot make an HTTP client: \(error)")
         }
@@ -58,11 +62,14 @@ public final class ContainerEngine: Sendable {
             throw EngineError("no container engine at \(socket): start dockerd or `podman system service`, or pass --container-socket")
         }
         let answer: WebAnswer
+        let began = Clock.monotonicMilliseconds()
+        let deadline = timeout ?? timeoutMilliseconds
         do {
             answer = try client.exchange(method, url(path, versioned: versioned), headers: Self.hostHeader, body: body, limit: limit,
-                                         timeoutMilliseconds: timeout ?? timeoutMilliseconds)
+                                         timeoutMilliseconds: deadline)
         } catch {
-            throw EngineError("the container engine at \(socket) did not answer \(method) \(path.prefix { $0 != "?" }): \(error)")
+            throw EngineError("the container engine at \(socket) did not answer \(method) \(path.prefix { $0 != "?" }): \(error)",
+                              timedOut: Clock.monotonicMilliseconds() - began >= deadline)
         }
         guard (200..<300).contains(answer.status) else {
             let message = (try? JSONDecoder().decode(EngineMessage.self, from: Data(answer.body)))?.message

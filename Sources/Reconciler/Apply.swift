@@ -254,7 +254,7 @@ extension Reconciler {
         stage(name, release, [("stage", "drain"), ("version", current.version)])
         for migration in downs {
             guard let down = migration.down else { continue }
-            if let problem = runStageCommand(down, deployment, what: "down") {
+            if let problem = runDown(down, deployment) {
                 stage(name, release, [("stage", "down"), ("id", migration.id), ("result", "failed"), ("reason", problem)])
                 return (true, fail(name, release: release, tree: step.tree,
                                    reason: "the down command of migration \(migration.id) failed: \(problem); traffic stays drained, a human must finish the rollback"))
@@ -281,6 +281,15 @@ extension Reconciler {
 
     private func stage(_ name: String, _ release: OID, _ fields: [(String, String)]) {
         record(.rollback(.sequence(app: name, NoteRecorder.Entry(outcome: .sequence, app: name, fields: fields, distinctFields: 2), on: release)))
+    }
+
+    /// A `down` command: in a one-off container of the target's image on the
+    /// container platform, else like a hook.
+    private func runDown(_ command: [String], _ deployment: Deployment) -> String? {
+        if let runner = drivers[deployment.spec.platform] as? any OneOffRunner {
+            return runner.runOnce(command, deployment, what: "down", timeoutMilliseconds: 300_000)
+        }
+        return runStageCommand(command, deployment, what: "down")
     }
 
     /// Runs a hook or down command in the target's files; nil when it exited 0.

@@ -52,6 +52,16 @@ extension PlatformDriver {
     public func requestStop(_ instance: Instance) {}
 }
 
+/// A platform that runs a deployment's one-off commands (a migration's
+/// `down`) where its versions run, instead of on the host: the container
+/// platform runs them in a container of the target's image.
+public protocol OneOffRunner {
+    /// Nil when `command` exited 0, else why not.
+    func runOnce(_ command: [String], _ deployment: Deployment, what: String, timeoutMilliseconds: Int64) -> String?
+}
+
+extension ContainerPlatform: OneOffRunner {}
+
 extension ProcessPlatform: PlatformDriver {}
 extension ExecPlatform: PlatformDriver {}
 extension ContainerPlatform: PlatformDriver {}

@@ -67,16 +67,20 @@ public final class WebClient: Sendable {
     private static let clients = Mutex<[String: WebClient]>([:])
 
     /// The client that trusts the system's authorities and those in `caFile`.
-    public static func shared(caFile: String? = nil) throws -> WebClient {
+    /// `quiet`: no read timeout (only each request's deadline), for answers
+    /// that may say nothing for minutes: a container engine's events, logs,
+    /// `wait` and `stop`.
+    public static func shared(caFile: String? = nil, quiet: Bool = false) throws -> WebClient {
         try clients.withLock { clients in
-            if let known = clients[caFile ?? ""] { return known }
-            let client = try WebClient(caFile: caFile)
-            clients[caFile ?? ""] = client
+            let key = (quiet ? "quiet:" : "") + (caFile ?? "")
+            if let known = clients[key] { return known }
+            let client = try WebClient(caFile: caFile, readTimeout: quiet ? nil : .seconds(30))
+            clients[key] = client
             return client
         }
     }
 
-    private init(caFile: String?) throws {
+    private init(caFile: String?, readTimeout: TimeAmount?) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let caFile {
             do {
@@ -87,7 +91,7 @@ public final class WebClient: Sendable {
             }
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .follow(max: 5, allowCycles: false),
-                                                     timeout: .init(connect: .seconds(5), read: .seconds(30)))
+                                                     timeout: .init(connect: .seconds(5), read: readTimeout))
         configuration.decompression = .disabled
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }

@@ -160,4 +160,54 @@ import TestSupport
             #expect(containers.split(separator: "\n").count == 1, "only the 1.0 container is left: \(containers)")
         }
     }
+
+    /// A rollback across two reversible migrations on the container
+    /// platform: the newer container is stopped, each `down` runs newest
+    /// first as a one-off container of the target's image (with the app's
+    /// named volume and environment), and the target version then starts.
+    @Test func downCommandsRunAsOneOffContainersOfTheTargetImage() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let podman = try TestPodman(insecure: [registry.host])
+        defer { podman.close() }
+        let one = try registry.publishImage("team/db", tag: "1.0", program: Self.demo, shell: true)
+        let two = try registry.publishImage("team/db", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"], shell: true)
+        let volume = "rewind-test-\(UUID().uuidString.prefix(8).lowercased())"
+        func yaml(_ version: String, _ image: String, migrations: String) -> String {
+            Self.appYAML(version, image).replacingOccurrences(of: "  stopTimeout: 2s\n", with: "  stopTimeout: 2s\n  volumes: [\"\(volume):/data\"]\n") + migrations
+        }
+        let down = { (id: String) in "[\"/bin/sh\", \"-c\", \"echo down \(id) $REWIND_VERSION $(ls /VERSION 2>/dev/null || echo no-file) >> /data/downs.log; [ ! -e /data/fail-\(id) ]\"]" }
+        let v1 = yaml("1.0", "\(registry.host)/team/db:1.0@\(one)", migrations: "migrations:\n  - id: \"001\"\n")
+        let v2 = yaml("2.0", "\(registry.host)/team/db:2.0@\(two)", migrations: """
+            migrations:
+              - id: "001"
+              - id: "002"
+                down: \(down("002"))
+              - id: "003"
+                down: \(down("003"))
+
+            """)
+        try withReconciler(apps: [HarnessApp("db", appYAML: v1)]) { h in
+            try h.start(["--container-socket", podman.socket])
+            try h.waitHealthy("db", "1.0", timeout: 60)
+            try h.write("apps/db/app.yaml", v2)
+            try h.commit("db 2.0")
+            try h.waitHealthy("db", "2.0", timeout: 60)
+            let rolled = try rewind(["rollback", "db", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "bad schema"])
+            #expect(rolled.status == 0, "\(rolled.stderr)")
+            let rollback = try #require(try h.commits().first)
+            try h.waitHealthy("db", "1.0", timeout: 60)
+            let mountpoint = try podman.podman(["volume", "inspect", volume, "--format", "{{.Mountpoint}}"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let log = (try? String(contentsOfFile: mountpoint + "/downs.log", encoding: .utf8)) ?? ""
+            // The target's image (1.0 has no /VERSION file) and the target's environment, newest migration first.
+            #expect(log.split(separator: "\n") == ["down 003 1.0 no-file", "down 002 1.0 no-file"], "\(log)")
+            try h.waitUntil("the sequence's notes") { h.notes(on: rollback, waitingFor: ["sequence app=db stage=start"]).contains("sequence app=db stage=start") }
+            let notes = h.notes(on: rollback)
+            for stage in ["stage=drain", "stage=down id=003 result=ok", "stage=down id=002 result=ok", "stage=start"] {
+                #expect(notes.contains("sequence app=db \(stage)"), "\(stage) in \(notes)")
+            }
+            let tasks = try podman.podman(["ps", "-a", "--filter", "label=rewind.task", "--format", "{{.ID}}"]).stdout
+            #expect(tasks.isEmpty, "the one-off containers were removed: \(tasks)")
+        }
+    }
 }
