@@ -113,7 +113,7 @@ let package = Package(
         .target(
             name: "RewindDaemon",
             dependencies: [
-                "RewindCLI", "Artifacts", "DeployModel", "GitKit", "Reconciler", "ReconcilerStatus", "Remote", "Rollback", "Server", "SystemSupport", "Updates", "WebClient",
+                "RewindCLI", "Artifacts", "Containers", "DeployModel", "GitKit", "Reconciler", "ReconcilerStatus", "Remote", "Rollback", "Server", "SystemSupport", "Updates", "WebClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -185,3 +185,25 @@ public final class ContainerPlatform: Sendable {
 
     public func canOverlap(_ deployment: Deployment, with current: Instance) -> Bool { true }
 }
+
+/// Whether a rollback's target is at hand, knowing the container engine's
+/// store: an image the engine has counts as cached, so a rollback to it
+/// works with the registry down. Artifacts, and images the engine lacks,
+/// are asked of `base` (the artifact cache, then the registry).
+public struct EngineAwareAvailability: ArtifactAvailability {
+    public let base: any ArtifactAvailability
+    public let engine: ContainerEngine?
+
+    public init(base: any ArtifactAvailability, engine: ContainerEngine?) {
+        self.base = base
+        self.engine = engine
+    }
+
+    public func availability(of artifact: Artifact) -> ArtifactCheck { base.availability(of: artifact) }
+
+    public func availability(ofImage image: OCIReference) -> ArtifactCheck {
+        let name = ContainerPlatform.imageName(image)
+        if let engine, engine.hasImage(name) { return .cached("the container engine at \(engine.socket) has \(name)") }
+        return base.availability(ofImage: image)
+    }
+}

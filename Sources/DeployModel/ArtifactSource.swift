@@ -45,6 +45,14 @@ public struct Artifact: Sendable, Equatable, Codable, CustomStringConvertible {
 /// rollback guards ask it before any commit is written.
 public protocol ArtifactAvailability: Sendable {
     func availability(of artifact: Artifact) -> ArtifactCheck
+    /// A container image (`platform: container`): in the container engine's
+    /// store counts as cached; else its registry is asked.
+    func availability(ofImage image: OCIReference) -> ArtifactCheck
+}
+
+extension ArtifactAvailability {
+    /// Without a container engine to ask: the registry.
+    public func availability(ofImage image: OCIReference) -> ArtifactCheck { availability(of: Artifact(.oci(image))) }
 }
 
 /// What `ArtifactAvailability` found.

@@ -1,4 +1,5 @@
 import Artifacts
+import Containers
 import DeployModel
 import GitKit
 import Platforms
@@ -28,6 +29,12 @@ extension Reconciler {
         }
         let files = try AppFiles.materialise(repo.git, tree: step.tree, root: "\(store.filesDirectory)/\(name)")
         return Deployment(app: name, spec: step.spec, commit: commit, tree: step.tree, files: files, artifactPath: artifactPath, logDirectory: store.logDirectory)
+    }
+
+    /// What the rollback guards ask: the artifact cache and registries, and
+    /// the container engine's store for images.
+    var rollbackArtifacts: any ArtifactAvailability {
+        EngineAwareAvailability(base: artifacts, engine: (drivers[.container] as? ContainerPlatform)?.engine)
     }
 
     /// After a pull, the cache is brought under `--artifact-cache-size`. It

@@ -19,7 +19,7 @@ extension Reconciler {
         failures.forEach { record(.rollback(.failureNoticed($0))) }
         var service = AutomaticRollback(repoPath: options.repoPath, branch: repo.branchRef, trigger: .analysis)
         service.artifactRoot = options.artifactRoot
-        service.artifacts = artifacts
+        service.artifacts = rollbackArtifacts
         service.limits = options.limits
         let failed = failures.map { failedRelease($0, summary: "\($0.app) release \($0.release.short) failed: \($0.reason)") }
         // The failure's notes reach the disk before the commit that answers them.

@@ -47,6 +47,7 @@
 // state cannot record is not started.
 
 import Artifacts
+import Containers
 import DeployModel
 import GitKit
 import Logging
@@ -222,6 +223,7 @@ public final class Reconciler {
         state = try store.load()
         saved = state
         _ = FileIO.writeAtomically(store.pidFile, text: "\(getpid())\n")
+        if let engine = (self.drivers[.container] as? ContainerPlatform)?.engine { _ = FileIO.writeAtomically(store.containerSocketFile, text: engine.socket + "\n") }
     }
 
     deinit {

@@ -74,7 +74,7 @@ extension Reconciler {
         rollback.actor = request.actor
         rollback.undoing = [name: undoing.hex]
         rollback.artifactRoot = options.artifactRoot
-        rollback.artifacts = artifacts
+        rollback.artifacts = rollbackArtifacts
         do {
             flushNotes()
             var writer = CommitWriter(repo: try DeployRepository(path: options.repoPath, branch: repo.branchRef))

@@ -149,6 +149,9 @@ public struct StateStore: Sendable {
     public var appsDirectory: String { directory + "/apps" }
     public var lockFile: String { directory + "/lock" }
     public var pidFile: String { directory + "/reconciler.pid" }
+    /// The container engine's socket the reconciler uses, for the CLI's rollback guard.
+    public var containerSocketFile: String { Self.containerSocketFile(in: directory) }
+    public static func containerSocketFile(in directory: String) -> String { directory + "/container-socket" }
     public var acceptFile: String { directory + "/accept-rewrite" }
     /// The one escalation store: what a human must look at, by app,
     /// written by the reconciler and by `rewind serve`'s alert desk.

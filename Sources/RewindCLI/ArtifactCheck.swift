@@ -27,6 +27,17 @@ struct DaemonArtifactCheck: ArtifactAvailability {
             if let sha = artifact.sha256, FileIO.exists("\(stateDirectory)/artifacts/url/\(sha)") { return .cached("\(stateDirectory)/artifacts/url/\(sha)") }
             arguments += [url] + (artifact.sha256.map { ["--sha256", $0] } ?? [])
         }
+        return ask(arguments)
+    }
+
+    /// A container image: `rewind-daemon pull --check --image` asks the
+    /// container engine the reconciler uses (its socket is in the state
+    /// directory) first, then the registry.
+    func availability(ofImage image: OCIReference) -> ArtifactCheck {
+        ask(["pull", "--check", "--image", "--state-dir", stateDirectory, "\(image)"])
+    }
+
+    private func ask(_ arguments: [String]) -> ArtifactCheck {
         let output = "\(stateDirectory)/.artifact-check.\(getpid())"
         FileIO.makeDirectory(stateDirectory)
         defer { FileIO.removeTree(output) }

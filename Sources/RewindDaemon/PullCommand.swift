@@ -1,5 +1,6 @@
 import ArgumentParser
 import Artifacts
+import Containers
 import DeployModel
 import ReconcilerStatus
 import RewindCLI
@@ -24,6 +25,12 @@ struct PullCommand: ParsableCommand {
     @Flag(help: "Only check that the artifact is at hand (in the cache, or still in its registry) and say where; exit 4 when it is not.")
     var check = false
 
+    @Flag(help: "With --check: the reference is a container image; the container engine's store counts as cached (then its registry is asked).")
+    var image = false
+
+    @Option(help: "With --image: the container engine's socket (default: the one the reconciler of the state directory uses, else Docker's or Podman's usual one).")
+    var containerSocket: String?
+
     @Option(help: "With --check and a URL: the download's sha256 (its name in the cache).")
     var sha256: String?
 
@@ -43,6 +50,7 @@ struct PullCommand: ParsableCommand {
     func run() throws {
         try runReporting(format: format) {
             if check { return try checkOnly() }
+            if image { throw RewindError(.usage, "--image goes with --check", hint: "the reconciler pulls images through the container engine; run rewind pull --check --image REF") }
             let parsed: OCIReference
             switch OCIReference.parse(reference) {
             case .success(let found): parsed = found
@@ -62,9 +70,10 @@ struct PullCommand: ParsableCommand {
         }
     }
 
+    private func stateDirectory() throws -> String { try stateDir ?? StateStore(try repoOptions.open(), directory: nil).directory }
+
     private func artifactStore() throws -> ArtifactStore {
-        let directory = try stateDir ?? StateStore(try repoOptions.open(), directory: nil).directory
-        return ArtifactStore(options: try registry.artifactOptions(directory: directory + "/artifacts", caFile: caFile))
+        ArtifactStore(options: try registry.artifactOptions(directory: try stateDirectory() + "/artifacts", caFile: caFile))
     }
 
     /// `--check`: where the artifact is, or why it is not at hand (exit 4).
@@ -78,7 +87,16 @@ struct PullCommand: ParsableCommand {
             case .failure(let error): throw RewindError(.usage, error.message, hint: error.hint ?? "write REGISTRY/REPOSITORY:TAG@sha256:DIGEST")
             }
         }
-        switch try artifactStore().availability(of: artifact) {
+        let store = try artifactStore()
+        let found: ArtifactCheck
+        if image, case .oci(let reference) = artifact.source {
+            let socket = try containerSocket ?? FileIO.readText(StateStore.containerSocketFile(in: stateDirectory()))?.trimmingCharacters()
+                ?? ContainerEngine.defaultSocket()
+            found = EngineAwareAvailability(base: store, engine: socket.flatMap { try? ContainerEngine(socket: $0) }).availability(ofImage: reference)
+        } else {
+            found = store.availability(of: artifact)
+        }
+        switch found {
         case .cached(let place): Terminal.print("cached: \(place)")
         case .published(let place): Terminal.print("published: \(place)")
         case .missing(let why): throw RewindError(.notFound, why)

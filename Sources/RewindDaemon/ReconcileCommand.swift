@@ -1,3 +1,4 @@
+import Containers
 import ArgumentParser
 import RewindCLI
 import DeployModel
@@ -176,6 +177,11 @@ struct LoopOptions: ParsableArguments {
             return handler
         }
         return Logger(label: "rewind")
+    }
+
+    /// The container engine of --container-socket, else of Docker's or Podman's usual socket when there is one.
+    var containerEngine: ContainerEngine? {
+        (containerSocket ?? ContainerEngine.defaultSocket()).flatMap { try? ContainerEngine(socket: $0) }
     }
 
     /// The reconciler's options from the command line and the environment.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Artifacts
+import Containers
 import RewindCLI
 import DeployModel
 import Logging
@@ -89,7 +90,7 @@ struct ServeCommand: AsyncParsableCommand {
             serve.stateDirectory = reconcile.stateDirectory
             serve.artifactRoot = reconcile.artifactRoot
             let artifacts = try reconcile.artifactStore(stateDirectory: reconcile.stateDirectory ?? StateStore.defaultDirectory(repo))
-            serve.artifacts = artifacts
+            serve.artifacts = EngineAwareAvailability(base: artifacts, engine: loop.containerEngine)
             if !noUpdates {
                 // A tag list is small: a registry that has not answered in 30 s is tried again at the next check.
                 var checking = artifacts.options

@@ -28,9 +28,16 @@ struct Guards {
                 throw RewindError(.refused, "the target state of \(change.app) has no valid \(file)",
                                   hint: "choose a target where the app is complete; `rewind validate REV` shows what is wrong")
             }
+            if let image = spec.container?.image {
+                let check = artifacts?.availability(ofImage: image) ?? .missing("this command cannot check a container engine or registry")
+                checked.append(try checkAtHand(check, what: "image of \(change.app) \(spec.version)", reference: "\(image)", cache: "the container engine's store",
+                                               app: change.app, force: force, forced: &forced))
+            }
             guard let artifact = spec.artifact else { continue }
             guard artifact.path != nil else {
-                checked.append(try checkPublished(artifact, app: change.app, version: spec.version, force: force, forced: &forced))
+                let check = artifacts?.availability(of: artifact) ?? .missing("this command cannot check a registry")
+                checked.append(try checkAtHand(check, what: "artifact of \(change.app) \(spec.version)", reference: "\(artifact)", cache: "the artifact cache",
+                                               app: change.app, force: force, forced: &forced))
                 continue
             }
             let path = try resolve(artifact, app: change.app)
@@ -45,19 +52,19 @@ struct Guards {
         return checked
     }
 
-    /// Seed 002's "Registry That Forgot": the target's artifact must still
-    /// exist before a rollback to it is written.
-    private func checkPublished(_ artifact: Artifact, app: String, version: String, force: Bool, forced: inout [String]) throws -> String {
-        let check = artifacts?.availability(of: artifact) ?? .missing("this command cannot check a registry")
+    /// Seed 002's "Registry That Forgot": the target's artifact (or image)
+    /// must still exist before a rollback to it is written.
+    private func checkAtHand(_ check: ArtifactCheck, what: String, reference: String, cache: String, app: String, force: Bool,
+                             forced: inout [String]) throws -> String {
         switch check {
-        case .cached(let path): return "artifact of \(app) \(version) is in the artifact cache: \(path)"
-        case .published(let place): return "artifact of \(app) \(version) is published: \(place)"
+        case .cached(let path): return "\(what) is in \(cache): \(path)"
+        case .published(let place): return "\(what) is published: \(place)"
         case .missing(let why):
             if force {
-                forced.append("artifact of \(app) \(version) (\(artifact)) is not at hand: \(why)")
-                return "artifact of \(app) \(version) is not at hand, forced: \(why)"
+                forced.append("\(what) (\(reference)) is not at hand: \(why)")
+                return "\(what) is not at hand, forced: \(why)"
             }
-            var error = RewindError(.refused, "the artifact of \(app) \(version) (\(artifact)) is not at hand: \(why)",
+            var error = RewindError(.refused, "the \(what) (\(reference)) is not at hand: \(why)",
                                     hint: "push it to the registry again, or choose a target whose artifact exists; a human who accepts the risk may pass --force")
             error.refusal = ("artifact", [app])
             throw error

@@ -210,4 +210,39 @@ import TestSupport
             #expect(tasks.isEmpty, "the one-off containers were removed: \(tasks)")
         }
     }
+
+    /// Seed 002's registry outage: with the registry down, a rollback to an
+    /// image still in the engine's store is written (the guard says where the
+    /// image is) and applied; a rollback to an image the engine no longer
+    /// has is refused, naming it, and nothing is written.
+    @Test func withTheRegistryDownARollbackToAnImageInTheEnginesStoreWorks() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let podman = try TestPodman(insecure: [registry.host])
+        defer { podman.close() }
+        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo)
+        let two = try registry.publishImage("team/api", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"])
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
+            try h.start(["--container-socket", podman.socket])
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+            let release = try h.commit("api 2.0")
+            try h.waitHealthy("api", "2.0", timeout: 60)
+            registry.stop()
+
+            let rolled = try rewind(["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "registry outage drill"])
+            #expect(rolled.status == 0, "\(rolled.stdout)\(rolled.stderr)")
+            #expect(rolled.stdout.contains("image of api 1.0 is in the container engine's store"), "\(rolled.stdout)")
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            #expect(try h.app("api")["lastError"] as? String == nil)
+
+            // The 2.0 image leaves the engine's store: going back to it is refused while the registry is down.
+            _ = try podman.podman(["rmi", "\(registry.host)/team/api@\(two)"])
+            let commits = try h.commits().count
+            let refused = try rewind(["rollback", "api", "--to", release, "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "back to 2.0"])
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("the image of api 2.0 (\(registry.host)/team/api:2.0@\(two)) is not at hand"), "\(refused.stderr)")
+            #expect(try h.commits().count == commits, "nothing was written")
+        }
+    }
 }
