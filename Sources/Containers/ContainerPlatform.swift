@@ -15,8 +15,10 @@ public final class ContainerPlatform: Sendable {
     /// seen from the engine's event stream, not by asking after every container.
     private let died = Mutex<Set<String>>([])
     private let following = AtomicFlag()
-    /// Containers whose output is being copied into their app's log file.
-    private let logged = Mutex<Set<String>>([])
+    /// Containers whose output is copied into their app's log file, by id:
+    /// when (monotonic ms) a stream that ended may be opened again
+    /// (`Int64.max` while one is open).
+    private let logged = Mutex<[String: Int64]>([:])
 
     public init(engine: ContainerEngine) { self.engine = engine }
 
@@ -43,7 +45,11 @@ public final class ContainerPlatform: Sendable {
         guard let settings = deployment.spec.container else { throw PlatformError("\(deployment.app) has no container settings") }
         let image = Self.imageName(settings.image)
         do {
+            // An engine that does not answer holds the release (tried again); one that speaks no API Rewind does fails it.
+            _ = try engine.version()
             if !engine.hasImage(image) { try engine.pull(settings.image) }
+        } catch where error.unreachable {
+            throw PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving")
         } catch {
             throw PlatformError("\(deployment.app): \(error)")
         }
@@ -63,20 +69,29 @@ public final class ContainerPlatform: Sendable {
             followLogs(id, into: deployment.logFile, since: instance.startedAt / 1000 - 1)
         } catch let error as EngineError {
             if let id = instance.container { try? engine.remove(id, force: true) }
+            if error.unreachable { throw PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving") }
             throw PlatformError("\(deployment.app): \(error)")
         }
         return instance
     }
 
     /// Copies a container's output into the app's log file (what `rewind
-    /// logs` reads), on a thread of its own, once per container: after a
-    /// restart of Rewind, from the log file's last change on.
+    /// logs` reads), on a thread of its own, one stream per container. A
+    /// stream that ends (the container did, or the engine restarted) may be
+    /// opened again 5 s later by `observe`, from the log file's last change on.
     func followLogs(_ id: String, into file: String, since: Int64) {
-        guard logged.withLock({ $0.insert(id).inserted }) else { return }
+        let now = Clock.monotonicMilliseconds()
+        let open = logged.withLock { streams in
+            guard now >= streams[id] ?? 0 else { return false }
+            streams[id] = .max
+            return true
+        }
+        guard open else { return }
         BackgroundThread.start { [self] in
             FileIO.makeParent(file)
-            // Once per container and process: a stream that ends (the container did) is not opened again.
             engine.followLogs(id, since: since) { FileIO.append(file, $0) }
+            // Unless the container was stopped (and forgotten) meanwhile.
+            logged.withLock { if $0[id] == .max { $0[id] = Clock.monotonicMilliseconds() + 5_000 } }
         }
     }
 
@@ -117,8 +132,8 @@ public final class ContainerPlatform: Sendable {
     public func observe(_ instance: Instance, _ deployment: Deployment, thorough: Bool) -> Observation {
         guard let id = instance.container else { return .exited("no container recorded") }
         followEvents()
-        // An adopted container's output goes on into the log file from where it stopped.
-        if !logged.withLock({ $0.contains(id) }) {
+        // An adopted container's output (or one whose stream ended) goes on into the log file from where it stopped.
+        if Clock.monotonicMilliseconds() >= logged.withLock({ $0[id] ?? 0 }) {
             let since = FileIO.signature(deployment.logFile).map { $0.modified / 1_000_000_000 } ?? instance.startedAt / 1000
             followLogs(id, into: deployment.logFile, since: since)
         }
@@ -149,6 +164,7 @@ public final class ContainerPlatform: Sendable {
         // The container's own stop timeout (container.stopTimeout) applies.
         try? engine.stop(id, timeoutSeconds: nil)
         try? engine.remove(id, force: true)
+        logged.withLock { $0[id] = nil }
     }
 
     /// Runs `command` (a migration's `down`) once, in a container of the

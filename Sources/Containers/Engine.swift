@@ -11,10 +11,13 @@ public struct EngineError: Error, CustomStringConvertible, Sendable {
     public let status: Int?
     /// The call's deadline passed before the engine answered.
     public let timedOut: Bool
-    init(_ description: String, status: Int? = nil, timedOut: Bool = false) {
+    /// No engine answered: the socket is missing, refuses, or the call failed on the way.
+    public let unreachable: Bool
+    init(_ description: String, status: Int? = nil, timedOut: Bool = false, unreachable: Bool = false) {
         self.description = description
         self.status = status
         self.timedOut = timedOut
+        self.unreachable = unreachable
     }
 }
 
@@ -59,7 +62,7 @@ public final class ContainerEngine: Sendable {
     func call(_ method: String, _ path: String, body: [UInt8]? = nil, versioned: Bool = true, limit: Int = 8 << 20,
               timeout: Int64? = nil) throws(EngineError) -> (status: Int, body: [UInt8]) {
         guard FileIO.exists(socket) else {
-            throw EngineError("no container engine at \(socket): start dockerd or `podman system service`, or pass --container-socket")
+            throw EngineError("no container engine at \(socket): start dockerd or `podman system service`, or pass --container-socket", unreachable: true)
         }
         let answer: WebAnswer
         let began = Clock.monotonicMilliseconds()
@@ -69,7 +72,7 @@ public final class ContainerEngine: Sendable {
                                          timeoutMilliseconds: deadline)
         } catch {
             throw EngineError("the container engine at \(socket) did not answer \(method) \(path.prefix { $0 != "?" }): \(error)",
-                              timedOut: Clock.monotonicMilliseconds() - began >= deadline)
+                              timedOut: Clock.monotonicMilliseconds() - began >= deadline, unreachable: true)
         }
         guard (200..<300).contains(answer.status) else {
             let message = (try? JSONDecoder().decode(EngineMessage.self, from: Data(answer.body)))?.message

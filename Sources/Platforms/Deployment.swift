@@ -93,6 +93,14 @@ public enum Observation: Sendable, Equatable {
 
 /// A deployment that failed on the platform: what happened, and the last
 /// lines of output that explain it.
+/// The platform cannot be reached (a container engine that does not
+/// answer): nothing was touched, and the release is tried again rather
+/// than failed, since it is not the release that is wrong.
+public struct PlatformUnavailable: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
 public struct PlatformError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public let output: String?

@@ -141,6 +141,10 @@ extension Reconciler {
         } catch is StateError {
             // Nothing was started (or it was stopped again): the loop stops and says why.
             return .finished(nil)
+        } catch let unavailable as PlatformUnavailable {
+            // Not the release's fault: the running version stays, and a pass soon tries again.
+            record(.release(.deferred(app: name, why: unavailable.description)))
+            return .finished(nil)
         } catch {
             return .finished(fail(name, release: deploy.release, tree: deploy.step.tree, reason: "\(error)"))
         }

@@ -56,6 +56,9 @@ enum ReleaseOutcome {
     case failed(Failure, tree: OID, version: String?)
     /// A deploy the new tip no longer wants was stopped.
     case abandoned(app: String, version: String)
+    /// The platform could not be reached: nothing was started, and the
+    /// release is tried again soon (not failed).
+    case deferred(app: String, why: String)
     /// An instance was stopped (to make room, or because its app is gone).
     case stopped(app: String, Instance)
     /// An app left rewind.yaml.

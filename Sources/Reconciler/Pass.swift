@@ -50,6 +50,9 @@ extension Reconciler {
         let started = clock.monotonicMilliseconds()
         defer { options.observer.passFinished(milliseconds: clock.monotonicMilliseconds() - started) }
         state.lastPassAt = clock.wallMilliseconds()
+        // A pass that defers no release ends the run of deferrals.
+        deferral.at = nil
+        defer { if deferral.at == nil { deferral.passes = 0 } }
         let tip: OID
         do {
             tip = try repo.tip()

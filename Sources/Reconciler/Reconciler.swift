@@ -173,6 +173,10 @@ public final class Reconciler {
     var retry: (attempt: Int, at: Int64)?
     /// Repository reads that failed are retried after 1 s, 2 s... up to 30 s.
     static let retryBackoff = Backoff(base: 1_000, cap: 30_000)
+    /// A release that waits for its platform (an engine that does not
+    /// answer): the passes in a row that deferred one, and when the next
+    /// tries again (after 1 s, 2 s... up to 30 s).
+    var deferral: (passes: Int, at: Int64?) = (0, nil)
     /// The apps' proxies, and what each was last told to route.
     let router: any TrafficRouting
     var routed: [String: [String: TrafficState.Server]] = [:]
@@ -267,7 +271,7 @@ public final class Reconciler {
         if consumeAcceptRequest() { lastTip = nil }
         let tip = try? repo.tip()
         let full = now - lastFull >= options.fullPassInterval
-        let retryDue = retry.map { now >= $0.at } ?? false
+        let retryDue = (retry.map { now >= $0.at } ?? false) || (deferral.at.map { now >= $0 } ?? false)
         if tip != lastTip || full || retryDue {
             if full { lastFull = now }
             lastTip = tip

@@ -60,6 +60,11 @@ extension Reconciler {
             store.recordEscalation(app: app, release: release.hex, tree: tree, reason: why)
         case .readSucceeded:
             retry = nil
+        case .passSoon(let why):
+            deferral.passes += deferral.at == nil ? 1 : 0
+            let delay = Self.retryBackoff.delay(attempt: deferral.passes)
+            deferral.at = clock.monotonicMilliseconds() + delay
+            logger.log(level: deferral.passes == 1 ? .warning : .debug, "\(why); trying again in \(Duration(milliseconds: delay))")
         }
     }
 }

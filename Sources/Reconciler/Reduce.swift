@@ -33,6 +33,8 @@ enum Effect {
     /// The branch could not be read: a pass tries again after a growing delay (`logged`: say so).
     case readFailed(String, logged: Bool)
     case readSucceeded
+    /// A platform could not be reached: a pass tries the release again soon.
+    case passSoon(String)
 }
 
 /// A state and the effects that follow it.
@@ -120,6 +122,12 @@ extension Reduction {
             healthy(step, instance, deployment, release: release, took: took, rollout: rollout)
         case let .failed(failure, tree, version):
             failed(failure, tree: tree, version: version)
+        case let .deferred(name, why):
+            effects.append(.passSoon(why))
+            update(name) { app in
+                app.lastError = why
+                app.pending = nil
+            }
         case let .abandoned(name, version):
             log(.notice, "\(name): the tip moved on; stopped waiting for \(version)")
             update(name) { $0.pending = nil }

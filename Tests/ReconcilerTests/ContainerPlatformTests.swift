@@ -245,4 +245,42 @@ import TestSupport
             #expect(try h.commits().count == commits, "nothing was written")
         }
     }
+
+    /// The engine goes away mid-deploy (its API service stops; containers
+    /// keep running): the release waits, saying why and naming the app, with
+    /// the running container serving and nothing rolled back. When the
+    /// engine is back, Rewind reconnects and the release converges.
+    @Test func aReleaseWaitsForAnEngineThatIsGoneAndConvergesWhenItIsBack() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let podman = try TestPodman(insecure: [registry.host])
+        defer { podman.close() }
+        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo)
+        let two = try registry.publishImage("team/api", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"])
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
+            try h.start(["--container-socket", podman.socket])
+            try h.waitHealthy("api", "1.0", timeout: 60)
+            let port = try #require(try h.app("api")["port"] as? Int)
+            podman.stopService()
+            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+            try h.commit("api 2.0")
+            var error = ""
+            try h.waitUntil("the release waits for the engine, saying why", timeout: 30) {
+                error = (try h.app("api")["lastError"] as? String) ?? ""
+                return error.contains("api 2.0 waits for the container engine") && error.contains("no container engine at \(podman.socket)")
+            }
+            #expect(try h.applied("api").version == "1.0")
+            #expect(try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000).status == 200, "1.0 keeps serving without the engine's API")
+            #expect(try h.commits().count == 2, "no rollback: the release is not at fault")
+            #expect(h.log.contains("waits for the container engine"), "said once in the log")
+
+            try podman.startService()
+            try h.waitHealthy("api", "2.0", timeout: 60)
+            try h.waitUntil("only the 2.0 container runs") {
+                let ids = try podman.podman(["ps", "--filter", "label=rewind.app=api", "--format", "{{.Labels}}"]).stdout.split(separator: "\n")
+                return ids.count == 1 && ids[0].contains("rewind.version:2.0")
+            }
+            #expect(try h.app("api")["lastError"] as? String == nil)
+        }
+    }
 }

@@ -17,6 +17,11 @@ public final class TestPodman {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         try writeFile(root + "/containers.conf", "[containers]\ndefault_ulimits = []\n")
         try writeFile(root + "/registries.conf", "unqualified-search-registries = []\n" + registries.map { "[[registry]]\nlocation = \"\($0)\"\ninsecure = true\n" }.joined())
+        try startService()
+    }
+
+    /// Starts the API service and waits until it answers `/_ping`.
+    public func startService() throws {
         pid = try Spawn.start(SpawnOptions(program: "/usr/bin/podman", arguments: global + ["system", "service", "--time=0", "unix://\(socket)"],
                                            environment: environment, outputFile: root + "/service.log"))
         let deadline = Date().addingTimeInterval(30)
@@ -24,6 +29,15 @@ public final class TestPodman {
             guard Date() < deadline else { throw TestFailure("podman system service did not answer on \(socket):\n\(log)") }
             Thread.sleep(forTimeInterval: 0.05)
         }
+    }
+
+    /// Stops the API service (the engine "restarts" or goes away): its
+    /// containers keep running under their conmon, as under a real engine
+    /// restart with live-restore; the socket is removed.
+    public func stopService() {
+        if let pid { Spawn.stop(pid, graceMilliseconds: 5_000) }
+        pid = nil
+        try? FileManager.default.removeItem(atPath: socket)
     }
 
     /// The flags every podman command here needs: this machine's quirks and the storage of its own.
@@ -45,8 +59,7 @@ public final class TestPodman {
 
     public func close() {
         _ = try? podman(["rm", "--all", "--force", "--time", "0"])
-        if let pid { Spawn.stop(pid, graceMilliseconds: 5_000) }
-        pid = nil
+        stopService()
         try? FileManager.default.removeItem(atPath: root)
     }
 }
