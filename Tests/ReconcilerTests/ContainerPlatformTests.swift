@@ -32,95 +32,112 @@ import TestSupport
         """
     }
 
-    @Test func aReleaseAndARollbackEachEndWithOneHealthyLabelledContainer() throws {
+    /// A registry holding REPOSITORY 1.0 and 2.0 (each with busybox as /bin/sh
+    /// when `shell`), and Podman trusting it; both closed afterwards.
+    struct Engine {
+        let registry: TestRegistry
+        let podman: TestPodman
+        let repository: String
+        let one: String
+        let two: String
+        /// `HOST/REPOSITORY:TAG@DIGEST` of 1.0 or 2.0.
+        func image(_ version: String) -> String { "\(registry.host)/\(repository):\(version)@\(version == "1.0" ? one : two)" }
+    }
+
+    static func withEngine(_ repository: String = "team/api", shell: Bool = false, _ body: (Engine) throws -> Void) throws {
         let registry = try TestRegistry()
         defer { registry.close() }
         let podman = try TestPodman(insecure: [registry.host])
         defer { podman.close() }
-        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo, files: ["VERSION": "1.0\n"])
-        let two = try registry.publishImage("team/api", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"])
-        func running(_ version: String) throws -> [String] {
-            try podman.podman(["ps", "--filter", "label=rewind.app=api", "--filter", "label=rewind.version=\(version)", "--format", "{{.ID}}"])
-                .stdout.split(separator: "\n").map(String.init)
-        }
-        // Someone else's container on the same engine: Rewind never touches it.
-        let engine = try ContainerEngine(socket: podman.socket)
-        try engine.pull(OCIReference(registry: registry.host, repository: "team/api", tag: "1.0", digest: one))
-        var other = ContainerSpec(name: "not-rewinds", image: "\(registry.host)/team/api@\(one)")
-        other.command = [Self.demo, "--port", "\(try #require(Loopback.freeAppPort()))"]
-        other.networkMode = "host"
-        try engine.start(try engine.create(other))
-        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
-            try h.start(["--container-socket", podman.socket])
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            #expect(try running("1.0").count == 1)
-            let id = try h.app("api")["container"] as? String ?? ""
-            #expect(try !id.isEmpty && id.hasPrefix(running("1.0").first ?? "?"), "status names the container")
-            let port = try #require(try h.app("api")["port"] as? Int)
-            #expect(try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000).status == 200, "published on 127.0.0.1:\(port)")
-            // The container's output reaches `rewind logs`.
-            try h.waitUntil("the container's output in rewind logs") {
-                try rewind(["logs", "api", "--repo", h.repo, "--state-dir", h.stateDir]).stdout.contains("demo service api 1.0 listening on 0.0.0.0:8080")
+        let one = try registry.publishImage(repository, tag: "1.0", program: demo, files: ["VERSION": "1.0\n"], shell: shell)
+        let two = try registry.publishImage(repository, tag: "2.0", program: demo, files: ["VERSION": "2.0\n"], shell: shell)
+        try body(Engine(registry: registry, podman: podman, repository: repository, one: one, two: two))
+    }
+
+    @Test func aReleaseAndARollbackEachEndWithOneHealthyLabelledContainer() throws {
+        try Self.withEngine() { engine in
+            let (registry, podman, one, two) = (engine.registry, engine.podman, engine.one, engine.two)
+            func running(_ version: String) throws -> [String] {
+                try podman.podman(["ps", "--filter", "label=rewind.app=api", "--filter", "label=rewind.version=\(version)", "--format", "{{.ID}}"])
+                    .stdout.split(separator: "\n").map(String.init)
             }
+            // Someone else's container on the same engine: Rewind never touches it.
+            let engine = try ContainerEngine(socket: podman.socket)
+            try engine.pull(OCIReference(registry: registry.host, repository: "team/api", tag: "1.0", digest: one))
+            var other = ContainerSpec(name: "not-rewinds", image: "\(registry.host)/team/api@\(one)")
+            other.command = [Self.demo, "--port", "\(try #require(Loopback.freeAppPort()))"]
+            other.networkMode = "host"
+            try engine.start(try engine.create(other))
+            try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
+                try h.start(["--container-socket", podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                #expect(try running("1.0").count == 1)
+                let id = try h.app("api")["container"] as? String ?? ""
+                #expect(try !id.isEmpty && id.hasPrefix(running("1.0").first ?? "?"), "status names the container")
+                let port = try #require(try h.app("api")["port"] as? Int)
+                #expect(try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000).status == 200, "published on 127.0.0.1:\(port)")
+                // The container's output reaches `rewind logs`.
+                try h.waitUntil("the container's output in rewind logs") {
+                    try rewind(["logs", "api", "--repo", h.repo, "--state-dir", h.stateDir]).stdout.contains("demo service api 1.0 listening on 0.0.0.0:8080")
+                }
 
-            // A crash (killed behind Rewind's back) is seen from the engine's events and restarted.
-            let first = try #require(try running("1.0").first)
-            _ = try podman.podman(["kill", first])
-            try h.waitUntil("a new 1.0 container after the crash", timeout: 60) {
-                let now = try running("1.0")
-                let restarts = try h.app("api")["restarts"] as? Int ?? 0
-                return restarts >= 1 && now.count == 1 && now.first != first
+                // A crash (killed behind Rewind's back) is seen from the engine's events and restarted.
+                let first = try #require(try running("1.0").first)
+                _ = try podman.podman(["kill", first])
+                try h.waitUntil("a new 1.0 container after the crash", timeout: 60) {
+                    let now = try running("1.0")
+                    let restarts = try h.app("api")["restarts"] as? Int ?? 0
+                    return restarts >= 1 && now.count == 1 && now.first != first
+                }
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                #expect(try podman.podman(["ps", "-a", "--filter", "id=\(first)", "--format", "{{.ID}}"]).stdout.isEmpty, "the crashed container was removed")
+
+                try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+                try h.commit("api 2.0")
+                try h.waitHealthy("api", "2.0", timeout: 60)
+                try h.waitUntil("the 1.0 container is gone") { try running("1.0").isEmpty }
+                #expect(try running("2.0").count == 1)
+
+                let rollback = try rewind(["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "container drill"])
+                #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                try h.waitUntil("only the 1.0 container runs") { try running("2.0").isEmpty && running("1.0").count == 1 }
+
+                // kill -9 of Rewind: the container keeps running and is adopted again, with no second one started.
+                let adopted = try running("1.0")
+                h.kill9()
+                _ = h.waitForExit()
+                try h.start(["--container-socket", podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                #expect(try running("1.0") == adopted, "the same container, adopted")
             }
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            #expect(try podman.podman(["ps", "-a", "--filter", "id=\(first)", "--format", "{{.ID}}"]).stdout.isEmpty, "the crashed container was removed")
-
-            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
-            try h.commit("api 2.0")
-            try h.waitHealthy("api", "2.0", timeout: 60)
-            try h.waitUntil("the 1.0 container is gone") { try running("1.0").isEmpty }
-            #expect(try running("2.0").count == 1)
-
-            let rollback = try rewind(["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "container drill"])
-            #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            try h.waitUntil("only the 1.0 container runs") { try running("2.0").isEmpty && running("1.0").count == 1 }
-
-            // kill -9 of Rewind: the container keeps running and is adopted again, with no second one started.
-            let adopted = try running("1.0")
-            h.kill9()
-            _ = h.waitForExit()
-            try h.start(["--container-socket", podman.socket])
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            #expect(try running("1.0") == adopted, "the same container, adopted")
+            #expect(try podman.podman(["ps", "--filter", "name=not-rewinds", "--format", "{{.Names}}"]).stdout.contains("not-rewinds"), "a container Rewind did not start is left alone")
+            #expect(try podman.podman(["ps", "--filter", "label=rewind.app=api", "--format", "{{.ID}}"]).stdout.isEmpty == false,
+                    "stopping Rewind leaves containers to the engine; they are adopted again on the next start")
         }
-        #expect(try podman.podman(["ps", "--filter", "name=not-rewinds", "--format", "{{.Names}}"]).stdout.contains("not-rewinds"), "a container Rewind did not start is left alone")
-        #expect(try podman.podman(["ps", "--filter", "label=rewind.app=api", "--format", "{{.ID}}"]).stdout.isEmpty == false,
-                "stopping Rewind leaves containers to the engine; they are adopted again on the next start")
     }
 
     /// An image the registry does not have fails the release before anything
     /// else happens: the running container keeps serving, and the error names the image.
     @Test func aMissingImageFailsTheReleaseAndTheRunningContainerStays() throws {
-        let registry = try TestRegistry()
-        defer { registry.close() }
-        let podman = try TestPodman(insecure: [registry.host])
-        defer { podman.close() }
-        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo)
-        let missing = "sha256:" + String(repeating: "e", count: 64)
-        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))],
-                           policy: "  window: 30m\n  cooldown: 0s\n  maxPerHour: 0\n") { h in
-            try h.start(["--container-socket", podman.socket])
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            let before = try h.app("api")["container"] as? String
-            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(missing)"))
-            try h.commit("api 2.0")
-            var error = ""
-            try h.waitUntil("the release fails naming the image", timeout: 60) {
-                error = (try h.app("api")["lastError"] as? String) ?? ""
-                return error.contains("could not pull") && error.contains("team/api")
+        try Self.withEngine() { engine in
+            let (registry, podman, one) = (engine.registry, engine.podman, engine.one)
+            let missing = "sha256:" + String(repeating: "e", count: 64)
+            try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))],
+                               policy: "  window: 30m\n  cooldown: 0s\n  maxPerHour: 0\n") { h in
+                try h.start(["--container-socket", podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                let before = try h.app("api")["container"] as? String
+                try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(missing)"))
+                try h.commit("api 2.0")
+                var error = ""
+                try h.waitUntil("the release fails naming the image", timeout: 60) {
+                    error = (try h.app("api")["lastError"] as? String) ?? ""
+                    return error.contains("could not pull") && error.contains("team/api")
+                }
+                #expect(try h.applied("api").version == "1.0")
+                #expect(try h.app("api")["container"] as? String == before, "the running container was not touched")
             }
-            #expect(try h.applied("api").version == "1.0")
-            #expect(try h.app("api")["container"] as? String == before, "the running container was not touched")
         }
     }
 
@@ -128,36 +145,33 @@ import TestSupport
     /// exits at once, each lead to one rollback commit, after which the
     /// old version's container serves again.
     @Test func aCrashLoopAndAContainerThatExitsAtOnceAreEachRolledBackByOneCommit() throws {
-        let registry = try TestRegistry()
-        defer { registry.close() }
-        let podman = try TestPodman(insecure: [registry.host])
-        defer { podman.close() }
-        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo, shell: true)
-        let two = try registry.publishImage("team/api", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"], shell: true)
-        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))],
-                           policy: "  window: 30m\n  cooldown: 0s\n  maxPerHour: 10\n") { h in
-            try h.start(["--container-socket", podman.socket])
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            let stable = try #require(try h.app("api")["container"] as? String)
-            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)", args: ["--crash-after", "300ms"]))
-            let looping = try h.commit("api 2.0 crash-loops")
-            try h.waitUntil("a rollback commit for the crash loop", timeout: 90) { try h.commits().count == 3 }
-            let first = try git(["log", "-1", "--format=%B", try h.commits()[0]], in: h.repo)
-            #expect(first.contains("Rewind-Action: rollback"))
-            #expect(first.contains("Rewind-Reason: api release \(looping.prefix(7)) failed: crash-looping"), "\(first)")
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            #expect(try h.app("api")["container"] as? String != stable, "a new 1.0 container: the old one was stopped for 2.0")
-            #expect(h.log.contains("restarting in 500 ms (restart 1)"), "restarted with backoff before the rollback")
+        try Self.withEngine(shell: true) { engine in
+            let (registry, podman, one, two) = (engine.registry, engine.podman, engine.one, engine.two)
+            try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))],
+                               policy: "  window: 30m\n  cooldown: 0s\n  maxPerHour: 10\n") { h in
+                try h.start(["--container-socket", podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                let stable = try #require(try h.app("api")["container"] as? String)
+                try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)", args: ["--crash-after", "300ms"]))
+                let looping = try h.commit("api 2.0 crash-loops")
+                try h.waitUntil("a rollback commit for the crash loop", timeout: 90) { try h.commits().count == 3 }
+                let first = try git(["log", "-1", "--format=%B", try h.commits()[0]], in: h.repo)
+                #expect(first.contains("Rewind-Action: rollback"))
+                #expect(first.contains("Rewind-Reason: api release \(looping.prefix(7)) failed: crash-looping"), "\(first)")
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                #expect(try h.app("api")["container"] as? String != stable, "a new 1.0 container: the old one was stopped for 2.0")
+                #expect(h.log.contains("restarting in 500 ms (restart 1)"), "restarted with backoff before the rollback")
 
-            try h.write("apps/api/app.yaml", Self.appYAML("3.0", "\(registry.host)/team/api:2.0@\(two)", command: ["/bin/sh", "-c", "echo no config; exit 3"]))
-            let exiting = try h.commit("api 3.0 exits at once")
-            try h.waitUntil("a rollback commit for the container that exits at once", timeout: 90) { try h.commits().count == 5 }
-            let second = try git(["log", "-1", "--format=%B", try h.commits()[0]], in: h.repo)
-            #expect(second.contains("Rewind-Reason: api release \(exiting.prefix(7)) failed"), "\(second)")
-            #expect(second.contains("exited with status 3; last output: no config"), "the reason gives the exit status and output: \(second)")
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            let containers = try podman.podman(["ps", "-a", "--filter", "label=rewind.app=api", "--format", "{{.Labels}}"]).stdout
-            #expect(containers.split(separator: "\n").count == 1, "only the 1.0 container is left: \(containers)")
+                try h.write("apps/api/app.yaml", Self.appYAML("3.0", "\(registry.host)/team/api:2.0@\(two)", command: ["/bin/sh", "-c", "echo no config; exit 3"]))
+                let exiting = try h.commit("api 3.0 exits at once")
+                try h.waitUntil("a rollback commit for the container that exits at once", timeout: 90) { try h.commits().count == 5 }
+                let second = try git(["log", "-1", "--format=%B", try h.commits()[0]], in: h.repo)
+                #expect(second.contains("Rewind-Reason: api release \(exiting.prefix(7)) failed"), "\(second)")
+                #expect(second.contains("exited with status 3; last output: no config"), "the reason gives the exit status and output: \(second)")
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                let containers = try podman.podman(["ps", "-a", "--filter", "label=rewind.app=api", "--format", "{{.Labels}}"]).stdout
+                #expect(containers.split(separator: "\n").count == 1, "only the 1.0 container is left: \(containers)")
+            }
         }
     }
 
@@ -166,48 +180,45 @@ import TestSupport
     /// first as a one-off container of the target's image (with the app's
     /// named volume and environment), and the target version then starts.
     @Test func downCommandsRunAsOneOffContainersOfTheTargetImage() throws {
-        let registry = try TestRegistry()
-        defer { registry.close() }
-        let podman = try TestPodman(insecure: [registry.host])
-        defer { podman.close() }
-        let one = try registry.publishImage("team/db", tag: "1.0", program: Self.demo, shell: true)
-        let two = try registry.publishImage("team/db", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"], shell: true)
-        let volume = "rewind-test-\(UUID().uuidString.prefix(8).lowercased())"
-        func yaml(_ version: String, _ image: String, migrations: String) -> String {
-            Self.appYAML(version, image).replacingOccurrences(of: "  stopTimeout: 2s\n", with: "  stopTimeout: 2s\n  volumes: [\"\(volume):/data\"]\n") + migrations
-        }
-        let down = { (id: String) in "[\"/bin/sh\", \"-c\", \"echo down \(id) $REWIND_VERSION $(ls /VERSION 2>/dev/null || echo no-file) >> /data/downs.log; [ ! -e /data/fail-\(id) ]\"]" }
-        let v1 = yaml("1.0", "\(registry.host)/team/db:1.0@\(one)", migrations: "migrations:\n  - id: \"001\"\n")
-        let v2 = yaml("2.0", "\(registry.host)/team/db:2.0@\(two)", migrations: """
-            migrations:
-              - id: "001"
-              - id: "002"
-                down: \(down("002"))
-              - id: "003"
-                down: \(down("003"))
-
-            """)
-        try withReconciler(apps: [HarnessApp("db", appYAML: v1)]) { h in
-            try h.start(["--container-socket", podman.socket])
-            try h.waitHealthy("db", "1.0", timeout: 60)
-            try h.write("apps/db/app.yaml", v2)
-            try h.commit("db 2.0")
-            try h.waitHealthy("db", "2.0", timeout: 60)
-            let rolled = try rewind(["rollback", "db", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "bad schema"])
-            #expect(rolled.status == 0, "\(rolled.stderr)")
-            let rollback = try #require(try h.commits().first)
-            try h.waitHealthy("db", "1.0", timeout: 60)
-            let mountpoint = try podman.podman(["volume", "inspect", volume, "--format", "{{.Mountpoint}}"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            let log = (try? String(contentsOfFile: mountpoint + "/downs.log", encoding: .utf8)) ?? ""
-            // The target's image (1.0 has no /VERSION file) and the target's environment, newest migration first.
-            #expect(log.split(separator: "\n") == ["down 003 1.0 no-file", "down 002 1.0 no-file"], "\(log)")
-            try h.waitUntil("the sequence's notes") { h.notes(on: rollback, waitingFor: ["sequence app=db stage=start"]).contains("sequence app=db stage=start") }
-            let notes = h.notes(on: rollback)
-            for stage in ["stage=drain", "stage=down id=003 result=ok", "stage=down id=002 result=ok", "stage=start"] {
-                #expect(notes.contains("sequence app=db \(stage)"), "\(stage) in \(notes)")
+        try Self.withEngine("team/db", shell: true) { engine in
+            let (registry, podman, one, two) = (engine.registry, engine.podman, engine.one, engine.two)
+            let volume = "rewind-test-\(UUID().uuidString.prefix(8).lowercased())"
+            func yaml(_ version: String, _ image: String, migrations: String) -> String {
+                Self.appYAML(version, image).replacingOccurrences(of: "  stopTimeout: 2s\n", with: "  stopTimeout: 2s\n  volumes: [\"\(volume):/data\"]\n") + migrations
             }
-            let tasks = try podman.podman(["ps", "-a", "--filter", "label=rewind.task", "--format", "{{.ID}}"]).stdout
-            #expect(tasks.isEmpty, "the one-off containers were removed: \(tasks)")
+            let down = { (id: String) in "[\"/bin/sh\", \"-c\", \"read image < /VERSION; echo down \(id) $REWIND_VERSION image $image >> /data/downs.log\"]" }
+            let v1 = yaml("1.0", "\(registry.host)/team/db:1.0@\(one)", migrations: "migrations:\n  - id: \"001\"\n")
+            let v2 = yaml("2.0", "\(registry.host)/team/db:2.0@\(two)", migrations: """
+                migrations:
+                  - id: "001"
+                  - id: "002"
+                    down: \(down("002"))
+                  - id: "003"
+                    down: \(down("003"))
+
+                """)
+            try withReconciler(apps: [HarnessApp("db", appYAML: v1)]) { h in
+                try h.start(["--container-socket", podman.socket])
+                try h.waitHealthy("db", "1.0", timeout: 60)
+                try h.write("apps/db/app.yaml", v2)
+                try h.commit("db 2.0")
+                try h.waitHealthy("db", "2.0", timeout: 60)
+                let rolled = try rewind(["rollback", "db", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "bad schema"])
+                #expect(rolled.status == 0, "\(rolled.stderr)")
+                let rollback = try #require(try h.commits().first)
+                try h.waitHealthy("db", "1.0", timeout: 60)
+                let mountpoint = try podman.podman(["volume", "inspect", volume, "--format", "{{.Mountpoint}}"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+                let log = (try? String(contentsOfFile: mountpoint + "/downs.log", encoding: .utf8)) ?? ""
+                // The target's image (its /VERSION says 1.0) and the target's environment, newest migration first.
+                #expect(log.split(separator: "\n") == ["down 003 1.0 image 1.0", "down 002 1.0 image 1.0"], "\(log)")
+                try h.waitUntil("the sequence's notes") { h.notes(on: rollback, waitingFor: ["sequence app=db stage=start"]).contains("sequence app=db stage=start") }
+                let notes = h.notes(on: rollback)
+                for stage in ["stage=drain", "stage=down id=003 result=ok", "stage=down id=002 result=ok", "stage=start"] {
+                    #expect(notes.contains("sequence app=db \(stage)"), "\(stage) in \(notes)")
+                }
+                let tasks = try podman.podman(["ps", "-a", "--filter", "label=rewind.task", "--format", "{{.ID}}"]).stdout
+                #expect(tasks.isEmpty, "the one-off containers were removed: \(tasks)")
+            }
         }
     }
 
@@ -216,33 +227,30 @@ import TestSupport
     /// image is) and applied; a rollback to an image the engine no longer
     /// has is refused, naming it, and nothing is written.
     @Test func withTheRegistryDownARollbackToAnImageInTheEnginesStoreWorks() throws {
-        let registry = try TestRegistry()
-        defer { registry.close() }
-        let podman = try TestPodman(insecure: [registry.host])
-        defer { podman.close() }
-        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo)
-        let two = try registry.publishImage("team/api", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"])
-        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
-            try h.start(["--container-socket", podman.socket])
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
-            let release = try h.commit("api 2.0")
-            try h.waitHealthy("api", "2.0", timeout: 60)
-            registry.stop()
+        try Self.withEngine() { engine in
+            let (registry, podman, one, two) = (engine.registry, engine.podman, engine.one, engine.two)
+            try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
+                try h.start(["--container-socket", podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+                let release = try h.commit("api 2.0")
+                try h.waitHealthy("api", "2.0", timeout: 60)
+                registry.stop()
 
-            let rolled = try rewind(["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "registry outage drill"])
-            #expect(rolled.status == 0, "\(rolled.stdout)\(rolled.stderr)")
-            #expect(rolled.stdout.contains("image of api 1.0 is in the container engine's store"), "\(rolled.stdout)")
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            #expect(try h.app("api")["lastError"] as? String == nil)
+                let rolled = try rewind(["rollback", "api", "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "registry outage drill"])
+                #expect(rolled.status == 0, "\(rolled.stdout)\(rolled.stderr)")
+                #expect(rolled.stdout.contains("image of api 1.0 is in the container engine's store"), "\(rolled.stdout)")
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                #expect(try h.app("api")["lastError"] as? String == nil)
 
-            // The 2.0 image leaves the engine's store: going back to it is refused while the registry is down.
-            _ = try podman.podman(["rmi", "\(registry.host)/team/api@\(two)"])
-            let commits = try h.commits().count
-            let refused = try rewind(["rollback", "api", "--to", release, "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "back to 2.0"])
-            #expect(refused.status != 0)
-            #expect(refused.stderr.contains("the image of api 2.0 (\(registry.host)/team/api:2.0@\(two)) is not at hand"), "\(refused.stderr)")
-            #expect(try h.commits().count == commits, "nothing was written")
+                // The 2.0 image leaves the engine's store: going back to it is refused while the registry is down.
+                _ = try podman.podman(["rmi", "\(registry.host)/team/api@\(two)"])
+                let commits = try h.commits().count
+                let refused = try rewind(["rollback", "api", "--to", release, "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "back to 2.0"])
+                #expect(refused.status != 0)
+                #expect(refused.stderr.contains("the image of api 2.0 (\(registry.host)/team/api:2.0@\(two)) is not at hand"), "\(refused.stderr)")
+                #expect(try h.commits().count == commits, "nothing was written")
+            }
         }
     }
 
@@ -251,36 +259,33 @@ import TestSupport
     /// the running container serving and nothing rolled back. When the
     /// engine is back, Rewind reconnects and the release converges.
     @Test func aReleaseWaitsForAnEngineThatIsGoneAndConvergesWhenItIsBack() throws {
-        let registry = try TestRegistry()
-        defer { registry.close() }
-        let podman = try TestPodman(insecure: [registry.host])
-        defer { podman.close() }
-        let one = try registry.publishImage("team/api", tag: "1.0", program: Self.demo)
-        let two = try registry.publishImage("team/api", tag: "2.0", program: Self.demo, files: ["VERSION": "2.0\n"])
-        try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
-            try h.start(["--container-socket", podman.socket])
-            try h.waitHealthy("api", "1.0", timeout: 60)
-            let port = try #require(try h.app("api")["port"] as? Int)
-            podman.stopService()
-            try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
-            try h.commit("api 2.0")
-            var error = ""
-            try h.waitUntil("the release waits for the engine, saying why", timeout: 30) {
-                error = (try h.app("api")["lastError"] as? String) ?? ""
-                return error.contains("api 2.0 waits for the container engine") && error.contains("no container engine at \(podman.socket)")
-            }
-            #expect(try h.applied("api").version == "1.0")
-            #expect(try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000).status == 200, "1.0 keeps serving without the engine's API")
-            #expect(try h.commits().count == 2, "no rollback: the release is not at fault")
-            #expect(h.log.contains("waits for the container engine"), "said once in the log")
+        try Self.withEngine() { engine in
+            let (registry, podman, one, two) = (engine.registry, engine.podman, engine.one, engine.two)
+            try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
+                try h.start(["--container-socket", podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                let port = try #require(try h.app("api")["port"] as? Int)
+                podman.stopService()
+                try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
+                try h.commit("api 2.0")
+                var error = ""
+                try h.waitUntil("the release waits for the engine, saying why", timeout: 30) {
+                    error = (try h.app("api")["lastError"] as? String) ?? ""
+                    return error.contains("api 2.0 waits for the container engine") && error.contains("no container engine at \(podman.socket)")
+                }
+                #expect(try h.applied("api").version == "1.0")
+                #expect(try Loopback.get(port: port, path: "/", timeoutMilliseconds: 2_000).status == 200, "1.0 keeps serving without the engine's API")
+                #expect(try h.commits().count == 2, "no rollback: the release is not at fault")
+                #expect(h.log.contains("waits for the container engine"), "said once in the log")
 
-            try podman.startService()
-            try h.waitHealthy("api", "2.0", timeout: 60)
-            try h.waitUntil("only the 2.0 container runs") {
-                let ids = try podman.podman(["ps", "--filter", "label=rewind.app=api", "--format", "{{.Labels}}"]).stdout.split(separator: "\n")
-                return ids.count == 1 && ids[0].contains("rewind.version:2.0")
+                try podman.startService()
+                try h.waitHealthy("api", "2.0", timeout: 60)
+                try h.waitUntil("only the 2.0 container runs") {
+                    let ids = try podman.podman(["ps", "--filter", "label=rewind.app=api", "--format", "{{.Labels}}"]).stdout.split(separator: "\n")
+                    return ids.count == 1 && ids[0].contains("rewind.version:2.0")
+                }
+                #expect(try h.app("api")["lastError"] as? String == nil)
             }
-            #expect(try h.app("api")["lastError"] as? String == nil)
         }
     }
 }
