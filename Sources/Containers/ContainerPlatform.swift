@@ -20,7 +20,14 @@ public final class ContainerPlatform: Sendable {
     /// (`Int64.max` while one is open).
     private let logged = Mutex<[String: Int64]>([:])
 
-    public init(engine: ContainerEngine) { self.engine = engine }
+    /// Which Rewind started a container (label `rewind.owner`: its state
+    /// directory): only its own are adopted or swept.
+    public let owner: String
+
+    public init(engine: ContainerEngine, owner: String) {
+        self.engine = engine
+        self.owner = owner
+    }
 
     /// Follows the engine's `die` events of Rewind's containers on a thread
     /// of its own, from the first container on; a stream that ends is opened
@@ -54,6 +61,10 @@ public final class ContainerPlatform: Sendable {
             throw PlatformError("\(deployment.app): \(error)")
         }
         followEvents()
+        if let adopted = adopt(deployment) {
+            try journal(adopted)
+            return adopted
+        }
         guard let hostPort = Loopback.freeAppPort() else { throw PlatformError("no free port on 127.0.0.1 for \(deployment.app)") }
         // The intent first: the name the container will have finds it after a kill -9.
         var instance = Instance(tree: deployment.tree, commit: deployment.commit, version: deployment.spec.version, port: hostPort, startedAt: Clock.wallMilliseconds())
@@ -73,6 +84,36 @@ public final class ContainerPlatform: Sendable {
             throw PlatformError("\(deployment.app): \(error)")
         }
         return instance
+    }
+
+    /// A running container of this owner for the same app and tree, which a
+    /// lost state no longer names: taken over instead of starting a second.
+    func adopt(_ deployment: Deployment) -> Instance? {
+        guard let found = ((try? engine.list(label: "rewind.app=\(deployment.app)")) ?? []).first(where: { summary in
+            let labels = summary.Labels ?? [:]
+            return labels["rewind.owner"] == owner && labels["rewind.tree"] == deployment.tree.hex && labels["rewind.task"] == nil && summary.State == "running"
+        }), let state = try? engine.inspect(found.Id), state.State.Running, let port = state.hostPort else { return nil }
+        var instance = Instance(tree: deployment.tree, commit: deployment.commit, version: deployment.spec.version, port: port, startedAt: Clock.wallMilliseconds())
+        instance.platform = .container
+        instance.container = state.Id
+        instance.launch = String(state.Name.drop { $0 == "/" })
+        return instance
+    }
+
+    public func sweep(keeping: [Instance]) -> [String] {
+        let kept = Set(keeping.compactMap(\.container))
+        let names = Set(keeping.compactMap(\.launch))
+        guard let listed = try? engine.list(label: "rewind.owner=\(owner)") else { return [] }
+        var removed: [String] = []
+        for summary in listed where summary.Labels?["rewind.owner"] == owner && summary.Labels?["rewind.task"] == nil && !kept.contains(summary.Id) {
+            let name = (summary.Names?.first).map { String($0.drop { $0 == "/" }) } ?? ""
+            guard !names.contains(name) else { continue }
+            try? engine.stop(summary.Id, timeoutSeconds: nil)
+            try? engine.remove(summary.Id, force: true)
+            logged.withLock { $0[summary.Id] = nil }
+            removed.append("\(summary.Labels?["rewind.app"] ?? "?") \(summary.Labels?["rewind.version"] ?? "?") (container \(summary.Id.prefix(12)))")
+        }
+        return removed
     }
 
     /// Copies a container's output into the app's log file (what `rewind
@@ -106,7 +147,8 @@ public final class ContainerPlatform: Sendable {
         for (key, value) in deployment.rewindEnvironment where key != "REWIND_APP_DIR" && key != "REWIND_ARTIFACT" { environment[key] = value }
         if let inside { environment["PORT"] = String(inside) }
         spec.environment = environment
-        spec.labels = ["rewind.app": deployment.app, "rewind.tree": deployment.tree.hex, "rewind.commit": deployment.commit.hex, "rewind.version": deployment.spec.version]
+        spec.labels = ["rewind.app": deployment.app, "rewind.tree": deployment.tree.hex, "rewind.commit": deployment.commit.hex,
+                       "rewind.version": deployment.spec.version, "rewind.owner": owner]
         if let hostPort {
             spec.port = inside
             spec.hostPort = hostPort

@@ -61,6 +61,7 @@ public struct ContainerState: Decodable, Sendable {
     public let Image: String
     public let State: Status
     public let Config: Config
+    public let HostConfig: Host?
 
     public struct Status: Decodable, Sendable {
         public let Running: Bool
@@ -72,6 +73,20 @@ public struct ContainerState: Decodable, Sendable {
 
     public struct Config: Decodable, Sendable {
         public let Labels: [String: String]?
+    }
+
+    public struct Host: Decodable, Sendable {
+        public let PortBindings: [String: [Binding]?]?
+    }
+
+    public struct Binding: Decodable, Sendable {
+        public let HostIp: String?
+        public let HostPort: String?
+    }
+
+    /// The first port published on the host.
+    public var hostPort: Int? {
+        HostConfig?.PortBindings?.values.compactMap { $0?.first?.HostPort.flatMap { Int($0) } }.first
     }
 }
 

@@ -72,6 +72,7 @@ extension Reconciler {
         var failures = runWaves(plan.steps, desired, reverse: !rollbackTip.isEmpty, tip: tip)
         if fatal != nil { return false }
         removeAppsNoLongerDesired(desired)
+        if full { sweepUnrecorded() }
         state.tip = tip
         state.lastApplied = tip
         save()
@@ -85,6 +86,18 @@ extension Reconciler {
         // Every failure of the pass at once: one commit for the apps the
         // policy rolls back, an escalation for each of the others.
         return failures.isEmpty ? false : automaticRollback(failures)
+    }
+
+    /// Removes the instances a platform runs for this reconciler that the
+    /// state does not name: the containers a lost state left running, or one
+    /// an engine failure left between create and record.
+    func sweepUnrecorded() {
+        let keep = state.apps.values.flatMap { [$0.instance, $0.pending, $0.rollout?.stable].compactMap { $0 } }
+        for case let sweeping as any Sweeping in drivers.values {
+            for removed in sweeping.sweep(keeping: keep) {
+                logger.notice("removed \(removed): this reconciler started it, and its state no longer names it")
+            }
+        }
     }
 
     /// Gate 2: the tip must descend from the last commit acted on.

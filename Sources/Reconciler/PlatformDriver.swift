@@ -62,6 +62,16 @@ public protocol OneOffRunner {
 
 extension ContainerPlatform: OneOffRunner {}
 
+/// A platform whose instances outlive Rewind (containers): what it runs for
+/// this reconciler and the state does not name (left by a lost state, or by
+/// an engine that failed between create and record) is removed.
+public protocol Sweeping {
+    /// Stops and removes this reconciler's instances other than `keeping`; returns what it removed, in words.
+    func sweep(keeping: [Instance]) -> [String]
+}
+
+extension ContainerPlatform: Sweeping {}
+
 extension ProcessPlatform: PlatformDriver {}
 extension ExecPlatform: PlatformDriver {}
 extension ContainerPlatform: PlatformDriver {}
@@ -88,14 +98,14 @@ public struct SystemClock: ReconcilerClock {
 extension Reconciler {
     /// The process, exec and container platforms, with the apps' environment (less
     /// Rewind's secrets) and the options' search path and stop grace.
-    public static func standardDrivers(_ options: ReconcilerOptions) -> [Platform: any PlatformDriver] {
+    public static func standardDrivers(_ options: ReconcilerOptions, stateDirectory: String) -> [Platform: any PlatformDriver] {
         let inherited = InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment)
         var process = ProcessPlatform(environment: inherited, searchPath: options.searchPath)
         process.graceMilliseconds = options.stopGrace
         var drivers: [Platform: any PlatformDriver] = [.process: process, .exec: ExecPlatform(environment: inherited, searchPath: options.searchPath)]
         // Containers need an engine: --container-socket, else Docker's or Podman's usual socket when there is one.
         if let socket = options.containerSocket ?? ContainerEngine.defaultSocket(), let engine = try? ContainerEngine(socket: socket) {
-            drivers[.container] = ContainerPlatform(engine: engine)
+            drivers[.container] = ContainerPlatform(engine: engine, owner: stateDirectory)
         }
         return drivers
     }

@@ -215,7 +215,7 @@ public final class Reconciler {
         repo = try DeployRepository(path: options.repoPath, branch: options.branch)
         store = StateStore(repo, directory: options.stateDirectory)
         notes = NoteRecorder(git: repo.git, host: Clock.hostName())
-        self.drivers = drivers ?? Self.standardDrivers(options)
+        self.drivers = drivers ?? Self.standardDrivers(options, stateDirectory: store.directory)
         self.router = router ?? HAProxyRouter(directory: store.trafficDirectory, haproxy: options.haproxy)
         artifacts = try options.artifactStore(stateDirectory: store.directory)
         commands = CommandRunner(baseEnvironment: InheritedEnvironment.forApps(options.environment, deny: options.secretEnvironment), searchPath: options.searchPath)

@@ -288,4 +288,42 @@ import TestSupport
             }
         }
     }
+
+    /// The state directory is lost while Rewind is down: its running
+    /// container (labelled with this reconciler as owner) is adopted, not
+    /// duplicated; when the tip moved meanwhile, the new version starts and
+    /// the container no state names any more is removed.
+    @Test func aLostStateAdoptsTheRunningContainerAndRemovesTheOneNoLongerWanted() throws {
+        try Self.withEngine { engine in
+            func running(_ version: String) throws -> [String] {
+                try engine.podman.podman(["ps", "--filter", "label=rewind.app=api", "--filter", "label=rewind.version=\(version)", "--format", "{{.ID}}"])
+                    .stdout.split(separator: "\n").map(String.init)
+            }
+            try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", engine.image("1.0")))]) { h in
+                try h.start(["--container-socket", engine.podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                let first = try running("1.0")
+                h.kill9()
+                _ = h.waitForExit()
+                try FileManager.default.removeItem(atPath: h.stateDir)
+                try h.start(["--container-socket", engine.podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                #expect(try running("1.0") == first, "the running container was adopted, not started again")
+
+                h.kill9()
+                _ = h.waitForExit()
+                try FileManager.default.removeItem(atPath: h.stateDir)
+                try h.write("apps/api/app.yaml", Self.appYAML("2.0", engine.image("2.0")))
+                try h.commit("api 2.0 while Rewind was down")
+                try h.start(["--container-socket", engine.podman.socket])
+                try h.waitHealthy("api", "2.0", timeout: 60)
+                // Stopped (gone from `podman ps`), then removed, then logged.
+                try h.waitUntil("the 1.0 container no state names is removed, and the log says so", timeout: 60) {
+                    try running("1.0").isEmpty && h.log.contains("removed api 1.0 (container \(first.first?.prefix(12) ?? "?")")
+                }
+                #expect(try running("2.0").count == 1)
+                #expect(try engine.podman.podman(["ps", "-a", "--filter", "label=rewind.version=1.0", "--format", "{{.ID}}"]).stdout.isEmpty)
+            }
+        }
+    }
 }
