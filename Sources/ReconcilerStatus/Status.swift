@@ -20,6 +20,8 @@ public struct AppStatus: Sendable {
     public var pid: Int32?
     /// The container's id (container platform).
     public var container: String?
+    /// The container's image, `REGISTRY/REPOSITORY[:TAG]@DIGEST` (container platform).
+    public var image: String?
     public var port: Int?
     public var lastRollback: RollbackTimeline?
     /// When the running instance became healthy (wall-clock ms).
@@ -156,6 +158,9 @@ public struct StatusReport: Sendable {
         if let failedTree = app.failedTree, failedTree == tree { status.failed = app.lastError ?? "failed" }
         status.startedAt = app.instance?.startedAt
         status.container = app.instance?.container
+        if let instance = app.instance, instance.runsOn == .container, let ref = loaded?.ref {
+            status.image = repo.appSpec(appTree: instance.tree, app: ref)?.container.map { "\($0.image)" }
+        }
         status.restarts = app.restarts
         if let traffic = app.traffic {
             var t = TrafficStatus(listenPort: traffic.listenPort, strategy: traffic.strategy.rawValue, weight: 100)

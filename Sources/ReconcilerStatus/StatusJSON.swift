@@ -45,6 +45,7 @@ extension AppStatus {
             ("waitingFor", .string(a.waitingFor)),
             ("pid", a.pid.map { .number(Int64($0)) } ?? .null),
             ("container", .optional(a.container)),
+            ("image", .optional(a.image)),
             ("port", a.port.map { .number(Int64($0)) } ?? .null),
             ("startedAt", JSON.time(a.startedAt)),
             ("restarts", .number(Int64(a.restarts))),

@@ -128,6 +128,7 @@ struct StatusCommand: ParsableCommand {
             "process:     " + (a.pid.map { "pid \($0)" } ?? a.container.map { "container \($0.prefix(12))" } ?? "-") + (a.port.map { ", port \($0)" } ?? "")
                 + (a.startedAt.map { ", started \(Clock.iso8601UTC(milliseconds: $0))" } ?? ""),
             "restarts:    \(a.restarts)",
+        ] + (a.image.map { ["image:       \($0)"] } ?? []) + [
             "traffic:     " + (a.traffic.map { "listen 127.0.0.1:\($0.listenPort), \($0.strategy); \($0.line(app: a.name))" + ($0.held.map { "; DRAINED: \($0)" } ?? "") } ?? "-"),
             "log:         \(a.logFile ?? "-") (rewind logs \(a.name))",
             "waiting for: \(a.waitingFor.isEmpty ? "nothing" : a.waitingFor)",

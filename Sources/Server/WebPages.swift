@@ -191,6 +191,14 @@ enum WebPage {
         return main
     }
 
+    /// What runs the applied version: the process or the container (with its image), its port and restarts.
+    static func runs(_ a: AppStatus) -> String {
+        guard a.pid != nil || a.container != nil else { return "" }
+        let what = a.pid.map { "pid \($0)" } ?? a.container.map { "container \($0.prefix(12))" } ?? ""
+        return "<dt>Runs</dt><dd id=\"app-runs\">\(e(what + (a.port.map { ", port \($0)" } ?? "") + ", \(a.restarts) restart\(a.restarts == 1 ? "" : "s")"))</dd>"
+            + (a.image.map { "<dt>Image</dt><dd id=\"app-image\"><code>\(e($0))</code></dd>" } ?? "")
+    }
+
     static func app(_ page: AppPage, viewer: Viewer, notice: String? = nil) -> String {
         let a = page.status
         let name = e(a.name)
@@ -200,6 +208,7 @@ enum WebPage {
         <dl class="facts">
         <dt>Desired</dt><dd>\(e(a.desiredVersion ?? "-"))</dd><dt>Applied</dt><dd>\(e(a.appliedVersion ?? "-")) (\(commitLink(a.appliedCommit)))</dd>
         <dt>Health</dt><dd id="app-health">\(health(a.health.rawValue))</dd><dt>Pin</dt><dd>\(a.pin.map { "pinned to \(commitLink($0))" } ?? "none")</dd>
+        \(runs(a))
         <dt>Waiting for</dt><dd>\(e(a.waitingFor))</dd><dt>Last error</dt><dd\(problem(a) == nil ? "" : " class=\"error-text\"")>\(e(problem(a) ?? "none"))</dd>
         \(a.updates.map { u in "<dt>Updates</dt><dd id=\"app-updates\"\(u.state == .blocked || u.state == .failed ? " class=\"error-text\"" : "")>\(e(u.state.rawValue)): \(e(u.message))</dd>" } ?? "")
         \(a.traffic.map { t in "<dt>Traffic</dt><dd id=\"app-traffic\">\(e("127.0.0.1:\(t.listenPort), \(t.strategy): \(t.line(app: a.name))"))\(t.held.map { " <span class=\"error-text\">drained: \(e($0))</span>" } ?? "")</dd>" } ?? "")

@@ -230,7 +230,7 @@ import TestSupport
         try Self.withEngine() { engine in
             let (registry, podman, one, two) = (engine.registry, engine.podman, engine.one, engine.two)
             try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", "\(registry.host)/team/api:1.0@\(one)"))]) { h in
-                try h.start(["--container-socket", podman.socket])
+                let address = try h.startServe(["--container-socket", podman.socket, "--ui-public-read"])
                 try h.waitHealthy("api", "1.0", timeout: 60)
                 try h.write("apps/api/app.yaml", Self.appYAML("2.0", "\(registry.host)/team/api:2.0@\(two)"))
                 let release = try h.commit("api 2.0")
@@ -242,6 +242,15 @@ import TestSupport
                 #expect(rolled.stdout.contains("image of api 1.0 is in the container engine's store"), "\(rolled.stdout)")
                 try h.waitHealthy("api", "1.0", timeout: 60)
                 #expect(try h.app("api")["lastError"] as? String == nil)
+                // status and the web UI say what runs: the container, its port and restarts, and the image by digest.
+                let container = try #require(try h.app("api")["container"] as? String)
+                #expect(try h.app("api")["image"] as? String == engine.image("1.0"))
+                let shown = try rewind(["status", "api", "--repo", h.repo, "--state-dir", h.stateDir]).stdout
+                #expect(shown.contains("process:     container \(container.prefix(12))") && shown.contains("image:       \(engine.image("1.0"))"), "\(shown)")
+                let port = try #require(Int(address.split(separator: ":").last ?? ""))
+                let page = try Loopback.get(port: port, path: "/apps/api", timeoutMilliseconds: 5_000).body
+                #expect(page.contains("<dd id=\"app-image\"><code>\(engine.image("1.0"))</code></dd>"), "\(page)")
+                #expect(page.contains("container \(container.prefix(12)), port "), "\(page)")
 
                 // The 2.0 image leaves the engine's store: going back to it is refused while the registry is down.
                 _ = try podman.podman(["rmi", "\(registry.host)/team/api@\(two)"])
