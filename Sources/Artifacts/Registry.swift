@@ -43,6 +43,17 @@ public struct RegistryCredentials: Sendable, CustomStringConvertible {
 
     func basic(for registry: String) -> String? { byRegistry[registry].map { "Basic \($0)" } }
 
+    /// The Docker Engine API's `X-Registry-Auth` for `registry`: base64url
+    /// of `{"username", "password", "serveraddress"}`; nil without credentials.
+    public func engineAuth(for registry: String) -> String? {
+        guard let encoded = byRegistry[registry], let decoded = Data(base64Encoded: encoded),
+              let colon = decoded.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        let user = String(decoding: decoded[..<colon], as: UTF8.self)
+        let password = String(decoding: decoded[decoded.index(after: colon)...], as: UTF8.self)
+        let json = JSON.object([("username", .string(user)), ("password", .string(password)), ("serveraddress", .string(registry))]).bytes(indent: nil)
+        return Data(json).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+    }
+
     public var description: String { "RegistryCredentials(\(byRegistry.keys.sorted().joined(separator: ", ")))" }
 }
 

@@ -24,9 +24,13 @@ public final class ContainerPlatform: Sendable {
     /// directory): only its own are adopted or swept.
     public let owner: String
 
-    public init(engine: ContainerEngine, owner: String) {
+    /// The `X-Registry-Auth` for a registry (from `--registry-auth`), if any.
+    let registryAuth: @Sendable (String) -> String?
+
+    public init(engine: ContainerEngine, owner: String, registryAuth: @escaping @Sendable (String) -> String? = { _ in nil }) {
         self.engine = engine
         self.owner = owner
+        self.registryAuth = registryAuth
     }
 
     /// Follows the engine's `die` events of Rewind's containers on a thread
@@ -54,7 +58,7 @@ public final class ContainerPlatform: Sendable {
         do {
             // An engine that does not answer holds the release (tried again); one that speaks no API Rewind does fails it.
             _ = try engine.version()
-            if !engine.hasImage(image) { try engine.pull(settings.image) }
+            if !engine.hasImage(image) { try engine.pull(settings.image, auth: registryAuth(settings.image.registry)) }
         } catch where error.unreachable {
             throw PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving")
         } catch {
@@ -223,7 +227,7 @@ public final class ContainerPlatform: Sendable {
         var created: String?
         defer { if let created { try? engine.remove(created, force: true) } }
         do {
-            if !engine.hasImage(image) { try engine.pull(settings.image) }
+            if !engine.hasImage(image) { try engine.pull(settings.image, auth: registryAuth(settings.image.registry)) }
             let id = try engine.create(spec)
             created = id
             try engine.start(id)

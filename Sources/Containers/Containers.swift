@@ -99,12 +99,14 @@ public struct ContainerSummary: Decodable, Sendable {
 }
 
 extension ContainerEngine {
-    /// Pulls `reference` (which names a digest) into the engine's store. The
-    /// engine streams progress; an error in the stream is the pull's error.
-    public func pull(_ reference: OCIReference, timeoutMilliseconds: Int64 = 600_000) throws(EngineError) {
+    /// Pulls `reference` (which names a digest) into the engine's store,
+    /// with `auth` (an `X-Registry-Auth` value) for a registry that wants
+    /// credentials. The engine streams progress; an error in the stream is the pull's error.
+    public func pull(_ reference: OCIReference, auth: String? = nil, timeoutMilliseconds: Int64 = 600_000) throws(EngineError) {
         guard let digest = reference.digest else { throw EngineError("\(reference) names no digest: Rewind pulls images by digest") }
         let image = "\(reference.registry)/\(reference.repository)"
-        let answer = try call("POST", "/images/create?fromImage=\(HTTPEndpoint.encode(image))&tag=\(HTTPEndpoint.encode(digest))", limit: 64 << 20, timeout: timeoutMilliseconds)
+        let answer = try call("POST", "/images/create?fromImage=\(HTTPEndpoint.encode(image))&tag=\(HTTPEndpoint.encode(digest))", limit: 64 << 20,
+                              timeout: timeoutMilliseconds, headers: auth.map { [("X-Registry-Auth", $0)] } ?? [])
         // Progress lines, one JSON object each; `{"error": …}` or `{"errorDetail": …}` mean it failed.
         for line in answer.body.split(separator: UInt8(ascii: "\n")) {
             if let progress = try? JSONDecoder().decode(PullProgress.self, from: Data(line)), let error = progress.error ?? progress.errorDetail?.message {

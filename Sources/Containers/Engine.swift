@@ -60,7 +60,7 @@ public final class ContainerEngine: Sendable {
 
     /// One call; a refusal's message comes from the engine's `{"message": …}`.
     func call(_ method: String, _ path: String, body: [UInt8]? = nil, versioned: Bool = true, limit: Int = 8 << 20,
-              timeout: Int64? = nil) throws(EngineError) -> (status: Int, body: [UInt8]) {
+              timeout: Int64? = nil, headers: [(String, String)] = []) throws(EngineError) -> (status: Int, body: [UInt8]) {
         guard FileIO.exists(socket) else {
             throw EngineError("no container engine at \(socket): start dockerd or `podman system service`, or pass --container-socket", unreachable: true)
         }
@@ -68,7 +68,7 @@ public final class ContainerEngine: Sendable {
         let began = Clock.monotonicMilliseconds()
         let deadline = timeout ?? timeoutMilliseconds
         do {
-            answer = try client.exchange(method, url(path, versioned: versioned), headers: Self.hostHeader, body: body, limit: limit,
+            answer = try client.exchange(method, url(path, versioned: versioned), headers: Self.hostHeader + headers, body: body, limit: limit,
                                          timeoutMilliseconds: deadline)
         } catch {
             throw EngineError("the container engine at \(socket) did not answer \(method) \(path.prefix { $0 != "?" }): \(error)",

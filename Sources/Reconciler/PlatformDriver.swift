@@ -105,7 +105,8 @@ extension Reconciler {
         var drivers: [Platform: any PlatformDriver] = [.process: process, .exec: ExecPlatform(environment: inherited, searchPath: options.searchPath)]
         // Containers need an engine: --container-socket, else Docker's or Podman's usual socket when there is one.
         if let socket = options.containerSocket ?? ContainerEngine.defaultSocket(), let engine = try? ContainerEngine(socket: socket) {
-            drivers[.container] = ContainerPlatform(engine: engine, owner: stateDirectory)
+            let credentials = options.registry.credentials
+            drivers[.container] = ContainerPlatform(engine: engine, owner: stateDirectory, registryAuth: { credentials.engineAuth(for: $0) })
         }
         return drivers
     }

@@ -1,3 +1,4 @@
+import Artifacts
 import Containers
 import DeployModel
 import Foundation
@@ -53,6 +54,37 @@ import TestSupport
         #expect(try !engine.inspect(id).State.Running)
         try engine.remove(id)
         #expect(try engine.list(label: "rewind.app").isEmpty)
+    }
+
+    /// A registry that wants credentials: the engine is refused without
+    /// them, and pulls with the `X-Registry-Auth` made from the docker
+    /// config.json that `--registry-auth` names; no error carries the password.
+    @Test func aRegistryThatWantsCredentialsGetsThemFromRegistryAuth() throws {
+        let password = "pw-\(UUID().uuidString.prefix(8))"
+        let registry = try TestRegistry(user: ("deployer", password), tokens: true)
+        defer { registry.close() }
+        let podman = try TestPodman(insecure: [registry.host])
+        defer { podman.close() }
+        let digest = try registry.publishImage("team/private", tag: "1.0", program: Self.demo)
+        let engine = try ContainerEngine(socket: podman.socket)
+        let reference = OCIReference(registry: registry.host, repository: "team/private", tag: "1.0", digest: digest)
+        var refusal = ""
+        do {
+            try engine.pull(reference)
+        } catch {
+            refusal = "\(error)"
+        }
+        #expect(refusal.contains("could not pull \(reference)"), "\(refusal)")
+        #expect(!engine.hasImage("\(registry.host)/team/private@\(digest)"))
+
+        let file = podman.root + "/auth.json"
+        let basic = Data("deployer:\(password)".utf8).base64EncodedString()
+        try writeFile(file, #"{"auths": {"\#(registry.host)": {"auth": "\#(basic)"}}}"#)
+        let credentials = try RegistryCredentials.load(file)
+        #expect(credentials.engineAuth(for: "elsewhere.example:5000") == nil)
+        try engine.pull(reference, auth: credentials.engineAuth(for: registry.host))
+        #expect(engine.hasImage("\(registry.host)/team/private@\(digest)"))
+        #expect(!refusal.contains(password) && !"\(credentials)".contains(password))
     }
 
     /// Each failure names what and where, and what to do.
