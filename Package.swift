@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "DeployModel", "SystemSupport", "TestSupport"]),
         .testTarget(name: "WebClientTests", dependencies: ["WebClient", "SystemSupport", "TestSupport"]),
-        .testTarget(name: "ContainersTests", dependencies: ["Artifacts", "Containers", "DeployModel", "SystemSupport", "TestSupport"]),
+        .testTarget(name: "ContainersTests", dependencies: ["Artifacts", "Containers", "DeployModel", "GitKit", "Platforms", "SystemSupport", "TestSupport"]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "DeployModel", "TestSupport"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "Rollback", "GitKit", "SystemSupport", "TestSupport"]),
         .testTarget(name: "RollbackTests", dependencies: ["Rollback", "GitKit", "DeployModel", "TestSupport"]),

@@ -26,11 +26,15 @@ public final class ContainerPlatform: Sendable {
 
     /// The `X-Registry-Auth` for a registry (from `--registry-auth`), if any.
     let registryAuth: @Sendable (String) -> String?
+    /// Picks the port on 127.0.0.1 a new version's container is published on.
+    let ports: @Sendable () -> Int?
 
-    public init(engine: ContainerEngine, owner: String, registryAuth: @escaping @Sendable (String) -> String? = { _ in nil }) {
+    public init(engine: ContainerEngine, owner: String, registryAuth: @escaping @Sendable (String) -> String? = { _ in nil },
+                ports: @escaping @Sendable () -> Int? = { Loopback.freeAppPort() }) {
         self.engine = engine
         self.owner = owner
         self.registryAuth = registryAuth
+        self.ports = ports
     }
 
     /// Follows the engine's `die` events of Rewind's containers on a thread
@@ -69,8 +73,29 @@ public final class ContainerPlatform: Sendable {
             try journal(adopted)
             return adopted
         }
-        guard let hostPort = Loopback.freeAppPort() else { throw PlatformError("no free port on 127.0.0.1 for \(deployment.app)") }
-        // The intent first: the name the container will have finds it after a kill -9.
+        // A port that was free when picked may be taken before the engine binds it: another is tried, twice.
+        var taken: [String] = []
+        while taken.count < 3 {
+            guard let hostPort = ports() else { throw PlatformError("no free port on 127.0.0.1 for \(deployment.app)") }
+            do {
+                return try launch(deployment, settings, image: image, hostPort: hostPort, journal: journal)
+            } catch let error as EngineError where error.description.contains("address already in use") {
+                taken.append(String(hostPort))
+            } catch let error as EngineError where error.unreachable {
+                throw PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving")
+            } catch let error as EngineError {
+                throw PlatformError("\(deployment.app): \(error)")
+            }
+        }
+        throw PlatformError("\(deployment.app): ports \(taken.joined(separator: ", ")) on 127.0.0.1 were each in use when the container engine published them; "
+                            + "nothing was started, the running version stays (free ports, or another Rewind on this host with the same range?)")
+    }
+
+    /// Creates and starts the version's container on `hostPort`, journaled
+    /// first by the name it will have; a container that does not start (or
+    /// cannot be recorded) is removed. Throws the engine's or the journal's error.
+    private func launch(_ deployment: Deployment, _ settings: ContainerSettings, image: String, hostPort: Int,
+                        journal: (Instance) throws -> Void) throws -> Instance {
         var instance = Instance(tree: deployment.tree, commit: deployment.commit, version: deployment.spec.version, port: hostPort, startedAt: Clock.wallMilliseconds())
         instance.platform = .container
         instance.launch = "rewind-\(deployment.app)-\(deployment.tree.short)-\(hostPort)"
@@ -82,10 +107,9 @@ public final class ContainerPlatform: Sendable {
             try journal(instance)
             try engine.start(id)
             followLogs(id, into: deployment.logFile, since: instance.startedAt / 1000 - 1)
-        } catch let error as EngineError {
+        } catch {
             if let id = instance.container { try? engine.remove(id, force: true) }
-            if error.unreachable { throw PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving") }
-            throw PlatformError("\(deployment.app): \(error)")
+            throw error
         }
         return instance
     }
