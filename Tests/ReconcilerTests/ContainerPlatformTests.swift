@@ -335,4 +335,24 @@ import TestSupport
             }
         }
     }
+
+    /// More containers than an HTTP client keeps connections to one host by
+    /// default (8): each holds a log stream open, and starts, health and
+    /// events still get through. Twelve apps become healthy, each in its own
+    /// container, and the last one's output reaches `rewind logs`.
+    @Test func twelveContainerAppsRunSideBySide() throws {
+        try Self.withEngine { engine in
+            let apps = (1...12).map { HarnessApp(String(format: "svc-%02d", $0), appYAML: Self.appYAML("1.0", engine.image("1.0"))) }
+            try withReconciler(apps: apps) { h in
+                try h.start(["--container-socket", engine.podman.socket])
+                for app in apps { try h.waitHealthy(app.name, "1.0", timeout: 120) }
+                let running = try engine.podman.podman(["ps", "--filter", "label=rewind.version=1.0", "--format", "{{.Labels}}"]).stdout.split(separator: "\n")
+                #expect(running.count == 12, "one container per app: \(running)")
+                try h.waitUntil("svc-12's output in rewind logs") {
+                    try rewind(["logs", "svc-12", "--repo", h.repo, "--state-dir", h.stateDir]).stdout.contains("listening on 0.0.0.0:8080")
+                }
+                #expect(!h.log.contains("waits for the container engine"), "the engine was never mistaken for gone")
+            }
+        }
+    }
 }
