@@ -15,6 +15,9 @@ public final class ContainerPlatform: Sendable {
     /// seen from the engine's event stream, not by asking after every container.
     private let died = Mutex<Set<String>>([])
     private let following = AtomicFlag()
+    /// The engine's API version was checked (Podman's `/version` takes half
+    /// a second): later starts only ping it, until it stops answering.
+    private let versionChecked = Mutex(false)
     /// Containers whose output is copied into their app's log file, by id:
     /// when (monotonic ms) a stream that ended may be opened again
     /// (`Int64.max` while one is open).
@@ -61,9 +64,11 @@ public final class ContainerPlatform: Sendable {
         let image = Self.imageName(settings.image)
         do {
             // An engine that does not answer holds the release (tried again); one that speaks no API Rewind does fails it.
-            _ = try engine.version()
+            if versionChecked.withLock({ $0 }) { try engine.ping() } else { _ = try engine.version() }
+            versionChecked.withLock { $0 = true }
             if !engine.hasImage(image) { try engine.pull(settings.image, auth: registryAuth(settings.image.registry)) }
         } catch where error.unreachable {
+            versionChecked.withLock { $0 = false }  // perhaps another engine when it is back
             throw PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving")
         } catch {
             throw PlatformError("\(deployment.app): \(error)")
@@ -225,6 +230,13 @@ public final class ContainerPlatform: Sendable {
     public func isRunning(_ instance: Instance) -> Bool {
         guard let id = instance.container else { return false }
         return (try? engine.inspect(id))?.State.Running == true
+    }
+
+    /// Asks the container to stop (SIGTERM) without waiting, so that the
+    /// old containers of apps that became healthy together stop together.
+    public func requestStop(_ instance: Instance) {
+        guard let id = instance.container else { return }
+        try? engine.signal(id, "SIGTERM")
     }
 
     /// Stops the container (its stop timeout, then killed) and removes it; a

@@ -139,6 +139,14 @@ extension ContainerEngine {
 
     public func start(_ id: String) throws(EngineError) { _ = try call("POST", "/containers/\(Self.path(id))/start") }
 
+    /// Sends a signal to a container's main process without waiting.
+    public func signal(_ id: String, _ name: String) throws(EngineError) {
+        _ = try call("POST", "/containers/\(Self.path(id))/kill?signal=\(name)")
+    }
+
+    /// Whether the engine answers at all (`GET /_ping`: cheap, unlike `/version`).
+    public func ping() throws(EngineError) { _ = try call("GET", "/_ping", versioned: false, timeout: 5_000) }
+
     /// Stops a container (SIGTERM, then SIGKILL after `timeoutSeconds`); a stopped one is fine.
     /// Without `timeoutSeconds`, the container's own stop timeout applies.
     public func stop(_ id: String, timeoutSeconds: Int? = nil) throws(EngineError) {

@@ -205,6 +205,8 @@ case .failure(let error):
     exit(64)
 case .success(let settings):
     signal(SIGPIPE, SIG_IGN)
+    // As a container's PID 1, a signal without a handler is ignored: SIGTERM ends the service either way.
+    signal(SIGTERM) { _ in _exit(0) }
     guard let server = listen(port: settings.port, address: settings.address) else {
         FileIO.writeAll(2, Array("rewind-demo-service: cannot listen on \(settings.address):\(settings.port): \(String(cString: strerror(errno)))\n".utf8)[...])
         exit(1)

@@ -355,4 +355,32 @@ import TestSupport
             }
         }
     }
+
+    /// kill -9 of Rewind while a new version's container starts (it takes
+    /// 3 s to answer health): after the restart the release converges with
+    /// one 2.0 container, the 1.0 one is gone, and nothing was duplicated.
+    @Test func aKillMidDeployConvergesWithOneContainerPerVersion() throws {
+        try Self.withEngine { engine in
+            func containers(_ version: String) throws -> [String] {
+                try engine.podman.podman(["ps", "-a", "--filter", "label=rewind.app=api", "--filter", "label=rewind.version=\(version)", "--format", "{{.ID}}"])
+                    .stdout.split(separator: "\n").map(String.init)
+            }
+            try withReconciler(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0", engine.image("1.0")))]) { h in
+                try h.start(["--container-socket", engine.podman.socket])
+                try h.waitHealthy("api", "1.0", timeout: 60)
+                try h.write("apps/api/app.yaml", Self.appYAML("2.0", engine.image("2.0"), args: ["--ready-after", "3s"]))
+                try h.commit("api 2.0, slow to start")
+                try h.waitUntil("the 2.0 container exists", timeout: 60) { try !containers("2.0").isEmpty }
+                h.kill9()
+                _ = h.waitForExit()
+                #expect(try h.applied("api").version == "1.0", "killed before 2.0 was healthy")
+                try h.start(["--container-socket", engine.podman.socket])
+                try h.waitHealthy("api", "2.0", timeout: 60)
+                try h.waitUntil("one 2.0 container, and the 1.0 one removed", timeout: 60) {
+                    try containers("2.0").count == 1 && containers("1.0").isEmpty
+                }
+                #expect(try h.commits().count == 2, "no rollback: the release was not at fault")
+            }
+        }
+    }
 }

@@ -355,7 +355,8 @@ struct ProgressiveDeliveryTests {
         try withReconciler(apps: [HarnessApp("shop", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
             try h.start()
             try h.waitHealthy("shop", "1.0.0")
-            #expect(try Self.shares(port: listen, count: 10) == ["1.0.0": 10])
+            let before = try Self.shares(port: listen, count: 10)
+            #expect(before == ["1.0.0": 10], "\(before)")
             try h.writeApp(HarnessApp("shop", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
             try h.commit("shop 2.0.0")
             try h.waitUntil("the canary at 50%") { (try Self.rollout(h, "shop"))?["weight"] as? Int == 50 }
