@@ -204,12 +204,17 @@ extension Reconciler {
         }
         guard let instance = deploy.instance else { return nil }
         let hadProxy = state.apps[name]?.traffic != nil
-        if let current = deploy.current, deploy.overlap, !deploy.keepsCurrent { stop(current, of: name) }
+        // A process is stopped before the new one is recorded (after a kill between the two, nothing would find it);
+        // a container after: it is already replaced, and one a kill leaves behind is swept (`sweepUnrecorded`).
+        let retireAfter = deploy.driver is any Sweeping
+        let retiring = deploy.overlap && !deploy.keepsCurrent ? deploy.current : nil
+        if let retiring, !retireAfter { stop(retiring, of: name) }
         var rollout = deploy.rollout
         rollout?.stepStartedAt = clock.wallMilliseconds()
         // Behind a proxy, this routes the new instance (its first step, or everything) before the old one stops.
         record(.release(.healthy(deploy.step, instance, deploy.deployment, release: deploy.release, tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt,
                         rollout: rollout)))
+        if let retiring, retireAfter { stop(retiring, of: name) }
         if let rollout {
             logger.notice("\(name): \(rollout.strategy.rawValue) rollout of \(instance.version): \(rollout.weight)% of traffic, \(rollout.stable.version) keeps the rest")
         } else if let current = deploy.current, deploy.keepsCurrent {

@@ -253,7 +253,12 @@ import TestSupport
                 #expect(page.contains("container \(container.prefix(12)), port "), "\(page)")
 
                 // The 2.0 image leaves the engine's store: going back to it is refused while the registry is down.
-                _ = try podman.podman(["rmi", "\(registry.host)/team/api@\(two)"])
+                // Once the 2.0 container is removed (after 1.0 is recorded healthy), its image can go.
+                try h.waitUntil("the 2.0 container is removed") {
+                    try podman.podman(["ps", "-a", "--filter", "label=rewind.version=2.0", "--format", "{{.ID}}"]).stdout.isEmpty
+                }
+                let removed = try podman.podman(["rmi", "\(registry.host)/team/api@\(two)"])
+                #expect(removed.status == 0, "\(removed.stderr)")
                 let commits = try h.commits().count
                 let refused = try rewind(["rollback", "api", "--to", release, "--repo", h.repo, "--state-dir", h.stateDir, "--reason", "back to 2.0"])
                 #expect(refused.status != 0)
