@@ -49,7 +49,11 @@ public final class ContainerPlatform: Sendable {
         BackgroundThread.start { [self] in
             var since = Clock.wallMilliseconds() / 1000 - 1
             while true {
-                engine.events(since: since) { [self] id in _ = died.withLock { $0.insert(id) } }
+                engine.events(since: since) { [self] id, labels in
+                    // Only this reconciler's versions: not one-off tasks, not another reconciler's containers.
+                    guard labels["rewind.owner"] == owner, labels["rewind.task"] == nil else { return }
+                    _ = died.withLock { $0.insert(id) }
+                }
                 since = Clock.wallMilliseconds() / 1000 - 5
                 Clock.sleep(milliseconds: 1_000)
             }
@@ -144,6 +148,7 @@ public final class ContainerPlatform: Sendable {
             try? engine.stop(summary.Id, timeoutSeconds: nil)
             try? engine.remove(summary.Id, force: true)
             logged.withLock { $0[summary.Id] = nil }
+            _ = died.withLock { $0.remove(summary.Id) }
             removed.append("\(summary.Labels?["rewind.app"] ?? "?") \(summary.Labels?["rewind.version"] ?? "?") (container \(summary.Id.prefix(12)))")
         }
         return removed
@@ -247,6 +252,7 @@ public final class ContainerPlatform: Sendable {
         try? engine.stop(id, timeoutSeconds: nil)
         try? engine.remove(id, force: true)
         logged.withLock { $0[id] = nil }
+        _ = died.withLock { $0.remove(id) }
     }
 
     /// Runs `command` (a migration's `down`) once, in a container of the

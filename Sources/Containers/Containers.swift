@@ -181,9 +181,9 @@ extension ContainerEngine {
     }
 
     /// Follows `GET /events` for `die` events of containers labelled
-    /// `rewind.app` since `since` (seconds), calling `died` with each id,
-    /// until the stream ends or fails (at most an hour).
-    public func events(since: Int64, died: @escaping @Sendable (String) -> Void) {
+    /// `rewind.app` since `since` (seconds), calling `died` with each id and
+    /// its labels, until the stream ends or fails (at most an hour).
+    public func events(since: Int64, died: @escaping @Sendable (String, [String: String]) -> Void) {
         // Only the type is filtered by the engine: Podman names the event `died` in filters and `die` in the stream,
         // and matches a label filter only with a value. The rest is checked here.
         let filters = JSON.object([("type", .array([.string("container")]))]).serialised
@@ -201,8 +201,8 @@ extension ContainerEngine {
             }
             for line in lines {
                 guard let event = try? JSONDecoder().decode(Event.self, from: Data(line)), (event.status ?? event.Action) == "die",
-                      event.Actor?.Attributes?["rewind.app"] != nil, let id = event.id ?? event.Actor?.ID else { continue }
-                died(id)
+                      let labels = event.Actor?.Attributes, labels["rewind.app"] != nil, let id = event.id ?? event.Actor?.ID else { continue }
+                died(id, labels)
             }
         }
     }
