@@ -43,11 +43,17 @@ public final class UpdateWatch: Sendable {
     /// How soon a check that found the current release still soaking runs again.
     static let waitingRecheck: Int64 = 5_000
 
+    /// How soon a check that failed (the registry down, or a tag it lists
+    /// before it serves the manifest, as during a push) runs again: 1 s, 2 s... up to the interval.
+    static let failedRecheck = Backoff(base: 1_000, cap: 3_600_000)
+
     /// What the loop knows of one app between checks.
     struct Watched {
         var policy: UpdatePolicy
         var due: Int64
         var last: UpdateCheck.State?
+        /// Checks in a row that failed.
+        var failures = 0
     }
 
     /// Runs until `stop` is requested, on the calling thread.
@@ -83,11 +89,21 @@ public final class UpdateWatch: Sendable {
                 if check.state != item.last || check.state == .proposed { log(name, check) }
                 if check.state == .proposed { onWrite() }
                 watched[name]?.last = check.state
-                // A version that waits for a soak to end is proposed soon after it ends, not a whole interval later.
-                let wait = check.state == .waiting ? min(item.policy.interval.milliseconds, Self.waitingRecheck) : item.policy.interval.milliseconds
-                watched[name]?.due = Clock.monotonicMilliseconds() + wait
+                watched[name]?.failures = check.state == .failed ? item.failures + 1 : 0
+                watched[name]?.due = Clock.monotonicMilliseconds() + Self.recheck(after: check.state, failures: item.failures + 1, interval: item.policy.interval.milliseconds)
             }
             _ = stop.wait(milliseconds: 20)
+        }
+    }
+
+    /// When the next check runs: a version that waits for a soak to end is
+    /// proposed soon after it ends, and a failed check is tried again soon,
+    /// not a whole interval later.
+    static func recheck(after state: UpdateCheck.State, failures: Int, interval: Int64) -> Int64 {
+        switch state {
+        case .waiting: min(interval, waitingRecheck)
+        case .failed: min(interval, failedRecheck.delay(attempt: failures))
+        default: interval
         }
     }
 

@@ -191,6 +191,38 @@ import Updates
             try h.waitHealthy("api", "1.2.0")
         }
     }
+
+    /// A check that fails (here the registry is down when the notification
+    /// arrives; during a push the registry may also list a tag before it
+    /// serves its manifest) is tried again after 1 s, 2 s..., not a whole
+    /// `interval` (1h) later: the pushed tag is still proposed.
+    @Test func aCheckThatFailsIsTriedAgainSoon() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let one = try registry.publish("team/api", tag: "1.0.0", files: OCIArtifactTests.files("1.0.0"))
+        try withReconciler(apps: [HarnessApp("api", appYAML: Self.yaml("1.0.0", "\(registry.host)/team/api:1.0.0@\(one)"))],
+                           policy: "  window: 30m\n  cooldown: 0s\n  soak: 0s\n") { h in
+            let token = "registry-hook-\(UUID().uuidString)"
+            try writeFile(h.root + "/hook-token", token + "\n")
+            let address = try h.startServe(["--plain-http-registry", registry.host, "--hook-token-file", h.root + "/hook-token"])
+            let port = Int(address.split(separator: ":").last ?? "") ?? 0
+            try h.waitHealthy("api", "1.0.0")
+            func updates() throws -> [String: Any] { try h.app("api")["updates"] as? [String: Any] ?? [:] }
+            try h.waitUntil("the first update check") { try updates()["state"] as? String == "current" }
+            let two = try registry.publish("team/api", tag: "1.1.0", files: OCIArtifactTests.files("1.1.0"))
+            registry.stop()
+            let envelope = #"{"events": [{"action": "push", "target": {"repository": "team/api", "tag": "1.1.0", "mediaType": "application/vnd.oci.image.manifest.v1+json"}}]}"#
+            let sent = try Loopback.request("POST", host: "127.0.0.1", port: port, path: "/hooks/registry", body: Array(envelope.utf8),
+                                            contentType: "application/vnd.docker.distribution.events.v1+json",
+                                            headers: ["Authorization": "Bearer \(token)"], timeoutMilliseconds: 5_000)
+            #expect((200..<300).contains(sent.status), "\(sent.status) \(sent.body)")
+            try h.waitUntil("the check fails while the registry is down") { try updates()["state"] as? String == "failed" }
+            try registry.start()
+            try h.waitUntil("the update commit for 1.1.0, well before the 1h interval", timeout: 30) {
+                try h.commits().contains { (try? git(["log", "-1", "--format=%B", $0], in: h.repo))?.contains("Rewind-New-Digest: \(two)") == true }
+            }
+        }
+    }
 }
 
 /// A protected followed branch (`--proposal-prefix`): the update commit is
