@@ -6,6 +6,10 @@ public struct AppRef: Sendable, Equatable, Codable {
     /// Repository-relative directory, e.g. `apps/api`.
     public var path: String
     public var dependsOn: [String]
+    /// The hosts it runs on (with `hosts:` in rewind.yaml; required then).
+    public var placement: HostSelector? = nil
+    /// How a release moves across its hosts, stage by stage.
+    public var rollout: FleetRollout? = nil
 }
 
 /// A Prometheus analysis trigger (evaluated by `rewind serve`).
@@ -79,6 +83,8 @@ public struct RepoConfig: Sendable, Equatable, Codable {
     public var artifactRoot: String?
     /// The repository's own bounds on app directories.
     public var limits = RepoLimits()
+    /// The hosts that follow the repository (`hosts:`); none: one host runs every app.
+    public var hosts: [HostSpec] = []
 
     /// The app with this name.
     public func app(named name: String) -> AppRef? { apps.first { $0.name == name } }
@@ -90,7 +96,7 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else {
             return (nil, reader.diagnostics)
         }
-        reader.warnUnknown(map, known: ["apiVersion", "branch", "apps", "policy", "artifactRoot", "limits"], parent: "")
+        reader.warnUnknown(map, known: ["apiVersion", "branch", "hosts", "apps", "policy", "artifactRoot", "limits"], parent: "")
         let branch = reader.string(map, "branch", parent: "") ?? "main"
         if !isValidBranchName(branch) {
             reader.error(reader.value(map, "branch", parent: ""), field: "branch", "'\(branch)' is not a valid branch name", hint: "use a name such as main")
@@ -99,16 +105,18 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         if let artifactRoot, !artifactRoot.hasPrefix("/") {
             reader.error(reader.value(map, "artifactRoot", parent: ""), field: "artifactRoot", "must be an absolute directory", hint: "for example /var/lib/rewind/artifacts")
         }
-        let apps = parseApps(reader, map)
+        let hosts = parseHosts(reader, map)
+        let apps = parseApps(reader, map, hosts: hosts)
         let policy = parsePolicy(reader, map)
         let limits = parseLimits(reader, map)
         if reader.diagnostics.contains(where: { $0.severity == .error }) { return (nil, reader.diagnostics) }
         var config = RepoConfig(branch: branch, apps: apps, policy: policy, artifactRoot: artifactRoot)
         config.limits = limits
+        config.hosts = hosts
         return (config, reader.diagnostics)
     }
 
-    private static func parseApps(_ reader: YAMLReader, _ map: Node.Mapping) -> [AppRef] {
+    private static func parseApps(_ reader: YAMLReader, _ map: Node.Mapping, hosts: [HostSpec]) -> [AppRef] {
         guard let node = reader.value(map, "apps", parent: "", required: true) else { return [] }
         guard case .sequence(let list) = node, !list.isEmpty else {
             reader.error(node, field: "apps", "expected a non-empty list of apps", hint: "each item has name and path")
@@ -119,7 +127,7 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         for (i, item) in list.enumerated() {
             let field = "apps[\(i)]"
             guard let app = reader.mapping(item, field: field) else { continue }
-            reader.warnUnknown(app, known: ["name", "path", "dependsOn"], parent: field)
+            reader.warnUnknown(app, known: ["name", "path", "dependsOn", "placement", "rollout"], parent: field)
             guard let name = reader.string(app, "name", parent: field, required: true) else { continue }
             if !isValidAppName(name) {
                 reader.error(item, field: "\(field).name", "'\(name)' is not a valid app name", hint: "use lower-case letters, digits and dashes, starting with a letter or digit")
@@ -133,9 +141,11 @@ public struct RepoConfig: Sendable, Equatable, Codable {
                 reader.error(reader.value(app, "path", parent: field), field: "\(field).path", problem, hint: "use a relative path inside the repository, such as apps/\(name)")
             }
             let deps = reader.stringList(app, "dependsOn", parent: field) ?? []
-            apps.append(AppRef(name: name, path: RepoPath.normalise(path), dependsOn: deps))
+            let (placement, rollout) = parseFleetFields(reader, app, item, field: field, name: name, hosts: hosts)
+            apps.append(AppRef(name: name, path: RepoPath.normalise(path), dependsOn: deps, placement: placement, rollout: rollout))
         }
         checkPathsAndDependencies(reader, apps, nodes)
+        checkDependenciesShareHosts(reader, apps, nodes, hosts: hosts)
         return apps
     }
 

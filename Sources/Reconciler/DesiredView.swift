@@ -22,9 +22,10 @@ final class DesiredView {
     private var treeSpecs: [String: AppSpec?] = [:]
 
     /// From a state validated as a whole.
-    init(validated state: DesiredState, repo: DeployRepository) {
+    /// `host`: only the apps placed on it (`hosts:` and `placement`).
+    init(validated state: DesiredState, repo: DeployRepository, host: String? = nil) {
         commit = state.commit
-        config = state.config
+        config = state.config.placed(on: host)
         pins = state.pins
         trees = Dictionary(state.apps.map { ($0.ref.name, $0.treeID) }, uniquingKeysWith: { a, _ in a })
         specs = Dictionary(state.apps.map { ($0.ref.name, $0.spec) }, uniquingKeysWith: { a, _ in a })
@@ -32,10 +33,10 @@ final class DesiredView {
     }
 
     /// From a commit validated before: reads the config, pins and trees only.
-    init(trusted commit: OID, repo: DeployRepository) throws {
+    init(trusted commit: OID, repo: DeployRepository, host: String? = nil) throws {
         let tree = try repo.git.commit(commit).tree
         self.commit = commit
-        config = try repo.config(tree: tree)
+        config = try repo.config(tree: tree).placed(on: host)
         pins = try repo.pins(tree: tree)
         var trees: [String: OID] = [:]
         for app in config.apps {

@@ -138,13 +138,14 @@ extension Reconciler {
     /// is not parsed again.
     func validationGate(_ tip: OID) -> GateResult {
         if let desired, desired.commit == tip { return .proceed }
-        if state.tip == tip, state.lastApplied == tip, state.invalid == nil, let view = try? DesiredView(trusted: tip, repo: repo) {
+        if state.tip == tip, state.lastApplied == tip, state.invalid == nil, let view = try? DesiredView(trusted: tip, repo: repo, host: options.host) {
             desired = view
             return .proceed
         }
         do {
             let loaded = try DesiredState.load(repo, commit: tip, limits: options.limits)
-            desired = DesiredView(validated: loaded, repo: repo)
+            desired = DesiredView(validated: loaded, repo: repo, host: options.host)
+            if let why = loaded.config.unknownHost(options.host) { logger.warning("\(why); add it to hosts: and place apps on it") }
             return .proceed
         } catch let error as RewindError {
             return .refused(RefusedCommit(commit: tip, message: error.message, details: error.diagnostics.map { "\($0)" }))

@@ -125,6 +125,8 @@ public struct ReconcilerOptions: Sendable {
     public var artifactCacheSize: Int64 = 10 << 30
     /// The container engine's socket (Docker Engine API); nil: the usual sockets.
     public var containerSocket: String?
+    /// This host's name in rewind.yaml's `hosts:`: only the apps placed on it are applied (nil: every app).
+    public var host: String?
     /// Called after the reconciler wrote a commit or notes (a mirror pushes them).
     public var onWrite: @Sendable () -> Void = {}
 

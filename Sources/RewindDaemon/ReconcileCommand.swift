@@ -142,6 +142,9 @@ struct LoopOptions: ParsableArguments {
 
     @OptionGroup var registry: RegistryOptions
 
+    @Option(help: ArgumentHelp("This host's name in rewind.yaml's hosts: apply only the apps placed on it (without hosts: in rewind.yaml, every app).", valueName: "name"))
+    var host: String?
+
     @Option(help: ArgumentHelp("The container engine's socket for platform: container (the Docker Engine API; default: /var/run/docker.sock, else /run/podman/podman.sock).", valueName: "path"))
     var containerSocket: String?
 
@@ -206,6 +209,7 @@ struct LoopOptions: ParsableArguments {
         options.registry = try registry.artifactOptions(directory: "", caFile: caFile)
         options.artifactCacheSize = artifactCacheSize
         options.containerSocket = containerSocket
+        options.host = host
         options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
         if !targets.isEmpty {

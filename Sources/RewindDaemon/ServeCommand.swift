@@ -29,8 +29,8 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var loop: LoopOptions
 
-    @Option(help: "Address to bind.")
-    var host: String = "127.0.0.1"
+    @Option(help: "Address to bind (before the fleet's --host NAME, this option was --host).")
+    var address: String = "127.0.0.1"
 
     @Option(help: "Port to bind (0: any free port; the address is logged and written to <state>/serve.address).")
     var port: Int = 8484
@@ -98,7 +98,7 @@ struct ServeCommand: AsyncParsableCommand {
                 serve.updates = UpdateWatch(repoPath: reconcile.repoPath, branch: repoOptions.branch, stateDirectory: reconcile.stateDirectory,
                                             artifacts: ArtifactStore(options: checking), logger: logger, onWrite: { sync?.trigger() })
             }
-            serve.host = host
+            serve.host = address
             serve.port = port
             serve.apiToken = try secret(file: apiTokenFile, environment: "REWIND_API_TOKEN", what: "API token")
             serve.apiTokenName = apiTokenName
