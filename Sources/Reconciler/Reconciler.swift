@@ -230,6 +230,7 @@ public final class Reconciler {
         saved = state
         _ = FileIO.writeAtomically(store.pidFile, text: "\(getpid())\n")
         if let engine = (self.drivers[.container] as? ContainerPlatform)?.engine { _ = FileIO.writeAtomically(store.containerSocketFile, text: engine.socket + "\n") }
+        if let host = options.host { _ = FileIO.writeAtomically(store.hostFile, text: host + "\n") } else { FileIO.removeTree(store.hostFile) }
     }
 
     deinit {

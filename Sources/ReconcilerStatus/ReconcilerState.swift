@@ -152,6 +152,8 @@ public struct StateStore: Sendable {
     /// The container engine's socket the reconciler uses, for the CLI's rollback guard.
     public var containerSocketFile: String { Self.containerSocketFile(in: directory) }
     public static func containerSocketFile(in directory: String) -> String { directory + "/container-socket" }
+    /// The host name the reconciler runs as (`--host`), so that status shows that host's apps.
+    public var hostFile: String { directory + "/host" }
     public var acceptFile: String { directory + "/accept-rewrite" }
     /// The one escalation store: what a human must look at, by app,
     /// written by the reconciler and by `rewind serve`'s alert desk.

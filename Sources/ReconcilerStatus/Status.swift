@@ -77,6 +77,8 @@ public struct StatusReport: Sendable {
     public var lastApplied: String?
     /// The pid of the running reconciler, if one runs.
     public var reconcilerPid: Int32?
+    /// The host this state directory's reconciler runs as (`--host`), if any.
+    public var host: String?
     public var halted: String?
     public var invalid: RefusedCommit?
     public var lastError: String?
@@ -119,7 +121,9 @@ public struct StatusReport: Sendable {
             report.remote = RemoteSyncStatus.read(gitDirectory: repo.git.gitDirectory)
             report.unpushed = Outbox(gitDirectory: repo.git.gitDirectory).entries()
         }
-        let names = desired?.config.apps.map(\.name) ?? (state.apps.isEmpty ? tip.flatMap { repo.newestValidConfig(from: $0) }?.config.apps.map(\.name) : nil)
+        report.host = FileIO.readText(store.hostFile)?.trimmingCharacters()
+        let names = desired?.config.apps(on: report.host).map(\.name)
+            ?? (state.apps.isEmpty ? tip.flatMap { repo.newestValidConfig(from: $0) }?.config.apps(on: report.host).map(\.name) : nil)
             ?? state.apps.keys.sorted()
         let escalations = store.escalations()
         let updates = store.updateChecks()

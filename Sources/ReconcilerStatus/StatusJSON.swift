@@ -8,6 +8,7 @@ extension StatusReport {
         return .object([
             ("branch", .string(r.branch)), ("tip", .optional(r.tip)), ("lastApplied", .optional(r.lastApplied)),
             ("reconcilerPid", r.reconcilerPid.map { .number(Int64($0)) } ?? .null),
+            ("host", .optional(r.host)),
             ("halted", .optional(r.halted)),
             ("refused", r.invalid.map { .object([("commit", .string($0.commit.hex)), ("message", .string($0.message)), ("details", .array($0.details.map { .string($0) }))]) } ?? .null),
             ("error", .optional(r.lastError)),

@@ -60,7 +60,7 @@ struct StatusCommand: ParsableCommand {
 
     private func text(_ r: StatusReport) -> String {
         var lines = ["branch \(r.branch) at \(r.tip.map { String($0.prefix(7)) } ?? "(none)"), last applied \(r.lastApplied.map { String($0.prefix(7)) } ?? "(none)"); "
-            + (r.reconcilerPid.map { "reconciler running (pid \($0))" } ?? "no reconciler running")]
+            + (r.reconcilerPid.map { "reconciler running (pid \($0))" } ?? "no reconciler running") + (r.host.map { ", as host \($0)" } ?? "")]
         if let halted = r.halted { lines.append("HALTED: \(halted)") }
         if let invalid = r.invalid {
             lines.append("REFUSED \(invalid.commit.short): \(invalid.message)")

@@ -103,6 +103,7 @@ enum WebPage {
     static func overview(_ report: StatusReport, viewer: Viewer) -> String {
         var main = "<h1>Apps</h1>\n<p class=\"sub\">Branch <strong>\(e(report.branch))</strong>, tip \(commitLink(report.tip)), last applied \(commitLink(report.lastApplied))"
         main += report.reconcilerPid.map { ", reconciler pid \($0)" } ?? ", <strong>no reconciler running</strong>"
+        main += report.host.map { ", host <strong>\(e($0))</strong>" } ?? ""
         main += ".</p>\n"
         if let halted = report.halted { main += message("Halted: \(halted)") + "\n" }
         if let refused = report.invalid {

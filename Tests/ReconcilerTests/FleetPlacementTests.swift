@@ -49,6 +49,12 @@ import TestSupport
         #expect(applied() == ["api", "edge", "db"])
         #expect((try? String(contentsOfFile: h.root + "/applied-edge", encoding: .utf8))?.split(separator: "\n").count == 2, "edge on both hosts")
 
+        // Each host's status shows its own apps, and which host it is.
+        let status = try rewind(["status", "--repo", h.repo, "--state-dir", h.root + "/state-db-1", "--format", "json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any], "\(status.stdout)")
+        #expect(report["host"] as? String == "db-1")
+        #expect(((report["apps"] as? [[String: Any]]) ?? []).compactMap { $0["app"] as? String }.sorted() == ["db", "edge"], "\(status.stdout)")
+
         let stranger = try reconcile("web-9")
         #expect(stranger.status == 0, "\(stranger.stderr)")
         #expect(stranger.stderr.contains("host 'web-9' is not in rewind.yaml's hosts (web-1, db-1): it applies nothing"), "\(stranger.stderr)")
