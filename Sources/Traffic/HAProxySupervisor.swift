@@ -98,12 +98,14 @@ public struct HAProxyConfig: Sendable {
             throw TrafficError("cannot start haproxy: \(error)")
         }
         let deadline = Clock.monotonicMilliseconds() + 5_000
+        var exited = false
         while Clock.monotonicMilliseconds() < deadline {
             if (try? HAProxyRuntime(socket: socket).command("show info")) != nil { return pid }
-            if Spawn.poll(pid) != nil { break }
+            if Spawn.poll(pid) != nil { exited = true; break }
             Clock.sleep(milliseconds: 20)
         }
-        _ = Spawn.stop(pid, graceMilliseconds: 1_000)
+        // A haproxy that exited was reaped just now: its pid is free, and another process may get it.
+        if !exited { _ = Spawn.stop(pid, graceMilliseconds: 1_000) }
         throw TrafficError("haproxy did not open its socket \(socket) within 5 s: \(FileIO.tail(directory + "/haproxy.log", maxBytes: 500))")
     }
 }
