@@ -110,12 +110,17 @@ extension Repository {
         }
     }
 
-    /// Pushes `refspecs` (`refs/heads/main:refs/heads/main`; never forced: a
-    /// leading `+` is refused) to `url`. Returns the references the server
-    /// refused, read from the `push_update_reference` callback; empty when
-    /// every reference was updated.
-    public func push(url: String, refspecs: [String], hooks: TransportHooks) throws -> PushOutcome {
-        if let forced = refspecs.first(where: { $0.hasPrefix("+") }) {
+    /// Pushes `refspecs` (`refs/heads/main:refs/heads/main`) to `url`. A
+    /// leading `+` (force) is refused, except for a destination under
+    /// `forcing` (a fleet host's own status ref, which it replaces). Returns
+    /// the references the server refused, read from the
+    /// `push_update_reference` callback; empty when every reference was updated.
+    public func push(url: String, refspecs: [String], hooks: TransportHooks, forcing: String? = nil) throws -> PushOutcome {
+        if let forced = refspecs.first(where: { spec in
+            guard spec.hasPrefix("+") else { return false }
+            guard let forcing, let destination = spec.split(separator: ":").last else { return true }
+            return !destination.hasPrefix(forcing) || destination.contains("*")
+        }) {
             throw GitError(code: .other(-1), function: "push", message: "refusing to force-push \(forced)")
         }
         return try withRemote(url: url, hooks: hooks) { remote, session, callbacks in

@@ -179,6 +179,8 @@ public final class Reconciler {
     /// answer): the passes in a row that deferred one, and when the next
     /// tries again (after 1 s, 2 s... up to 30 s).
     var deferral: (passes: Int, at: Int64?) = (0, nil)
+    /// This host's status as last written under refs/rewind/hosts/ (`--host`), and when (monotonic ms).
+    var hostStatusWritten: (content: String, at: Int64)?
     /// The apps' proxies, and what each was last told to route.
     let router: any TrafficRouting
     var routed: [String: [String: TrafficState.Server]] = [:]
@@ -295,6 +297,7 @@ public final class Reconciler {
         superviseTraffic()
         analyse()
         flushNotes()
+        publishHostStatus()
         return .idle
     }
 

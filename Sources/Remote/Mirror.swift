@@ -74,6 +74,9 @@ public final class Mirror: Sendable {
 
     static let remoteHeads = "refs/rewind/remote/heads/"
     static let remoteNotes = "refs/rewind/remote/notes/rewind"
+    /// Each fleet host's status (`refs/rewind/hosts/NAME`, written by that host only) and where the others' are fetched to.
+    static let hostRefs = "refs/rewind/hosts/"
+    static let remoteHostRefs = "refs/rewind/remote/hosts/"
 
     /// The notes a mirror fetches, merges and pushes: Rewind's outcome notes
     /// and its incident reports, each with its remote-tracking reference.
@@ -184,7 +187,8 @@ public final class Mirror: Sendable {
 
     /// Fetches the remote's branches and notes into the remote-tracking references.
     private func fetch(_ git: Repository, _ report: inout SyncReport) throws {
-        try git.fetch(url: url.text, refspecs: ["+refs/heads/*:\(Self.remoteHeads)*"] + Self.notesRefs.map { "+\($0):\(Self.remoteNotes($0))" }, hooks: access.hooks(for: url))
+        try git.fetch(url: url.text, refspecs: ["+refs/heads/*:\(Self.remoteHeads)*", "+\(Self.hostRefs)*:\(Self.remoteHostRefs)*"]
+                      + Self.notesRefs.map { "+\($0):\(Self.remoteNotes($0))" }, hooks: access.hooks(for: url))
         report.fetched = true
     }
 
@@ -284,11 +288,16 @@ public final class Mirror: Sendable {
                 tips[reference] = localNotes
             }
         }
+        // This host's status (only it writes its ref): replaced, so pushed with force.
+        for (reference, local) in try git.references(matching: Self.hostRefs + "*") where try git.referenceTarget(Self.tracking(reference)) != local {
+            specs.append("+\(reference):\(reference)")
+            tips[reference] = local
+        }
         guard !specs.isEmpty else { return false }
         let rejections: [PushRejection]
         let alreadyThere: [String]
         do {
-            let outcome = try git.push(url: url.text, refspecs: specs, hooks: access.hooks(for: url))
+            let outcome = try git.push(url: url.text, refspecs: specs, hooks: access.hooks(for: url), forcing: Self.hostRefs)
             rejections = outcome.rejections
             alreadyThere = outcome.alreadyThere
         } catch let error as GitError where error.code == .nonFastForward {
@@ -343,7 +352,8 @@ public final class Mirror: Sendable {
     /// Where the remote's state of a reference is kept: `refs/heads/X` →
     /// `refs/rewind/remote/heads/X`, Rewind's notes → the remote's notes.
     static func tracking(_ reference: String) -> String {
-        Self.notesRefs.contains(reference) ? remoteNotes(reference) : remoteHeads + shortBranchName(reference)
+        if reference.hasPrefix(hostRefs) { return remoteHostRefs + reference.dropFirst(hostRefs.count) }
+        return Self.notesRefs.contains(reference) ? remoteNotes(reference) : remoteHeads + shortBranchName(reference)
     }
 
     /// The local branch of a remote-tracking reference: `refs/rewind/remote/heads/X` → `refs/heads/X`.

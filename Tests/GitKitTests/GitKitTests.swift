@@ -41,6 +41,32 @@ import TestSupport
         }
     }
 
+    /// Pushes are never forced, except to the one prefix a caller names (a
+    /// fleet host's own status ref): a forced branch, or a forced wildcard,
+    /// is refused before anything is sent, and the remote does not move.
+    @Test func aForcedPushIsRefusedOutsideTheNamedPrefix() throws {
+        try withFixtureRepo("three-apps") { fixture in
+            let remote = fixture.path + "-remote.git"
+            try TestSupport.git(["clone", "-q", "--bare", fixture.path, remote], in: "/")
+            defer { try? FileManager.default.removeItem(atPath: remote) }
+            let repo = try Repository.open(fixture.path)
+            let before = try TestSupport.git(["rev-parse", "main"], in: remote)
+            for spec in ["+refs/heads/main:refs/heads/main", "+refs/rewind/hosts/*:refs/rewind/hosts/*"] {
+                #expect(throws: GitError.self, "\(spec)") {
+                    try repo.push(url: remote, refspecs: [spec], hooks: TransportHooks(), forcing: "refs/rewind/hosts/")
+                }
+            }
+            #expect(throws: GitError.self) { try repo.push(url: remote, refspecs: ["+refs/heads/main:refs/rewind/hosts/a"], hooks: TransportHooks()) }
+            let status = try repo.createCommit(tree: try repo.emptyTree(), parents: [], message: "status\n",
+                                               author: Signature(name: "T", email: "t@example.com", time: 1_700_000_000),
+                                               committer: Signature(name: "T", email: "t@example.com", time: 1_700_000_000))
+            try repo.updateReference("refs/rewind/hosts/a", to: status, expecting: nil, logMessage: "test")
+            _ = try repo.push(url: remote, refspecs: ["+refs/rewind/hosts/a:refs/rewind/hosts/a"], hooks: TransportHooks(), forcing: "refs/rewind/hosts/")
+            #expect(try TestSupport.git(["rev-parse", "refs/rewind/hosts/a"], in: remote) == status.hex)
+            #expect(try TestSupport.git(["rev-parse", "main"], in: remote) == before)
+        }
+    }
+
     @Test func replacingEntryMatchesGitsOwnTree() throws {
         try withFixtureRepo("three-apps") { fixture in
             let repo = try Repository.open(fixture.path)

@@ -1,4 +1,5 @@
 import Foundation
+import SystemSupport
 import Testing
 import TestSupport
 
@@ -59,5 +60,73 @@ import TestSupport
         #expect(stranger.status == 0, "\(stranger.stderr)")
         #expect(stranger.stderr.contains("host 'web-9' is not in rewind.yaml's hosts (web-1, db-1): it applies nothing"), "\(stranger.stderr)")
         #expect((try? String(contentsOfFile: h.root + "/applied-db", encoding: .utf8))?.split(separator: "\n").count == 1, "web-9 applied nothing")
+    }
+
+    /// Two hosts follow one remote (a git daemon) through mirrors of their
+    /// own: each publishes its status under refs/rewind/hosts/NAME on the
+    /// remote, a parentless commit replaced on change, and each fetches the
+    /// other's. The git CLI reads the remote as the oracle.
+    @Test func eachHostPublishesItsStatusThroughTheGitHost() throws {
+        let apply = "#!/bin/sh\necho \"$REWIND_APP\" >> \"$HARNESS_DIR/applied-$REWIND_APP\"\n"
+        let app = { (name: String, version: String) in
+            HarnessApp(name, appYAML: "platform: exec\nversion: \"\(version)\"\nexec:\n  apply: ./apply.sh\n", files: ["apply.sh": apply])
+        }
+        let h = try ReconcilerHarness(apps: [app("api", "1.0"), app("db", "1.0")])
+        defer { h.close() }
+        let fleet = { (apiVersion: String) in """
+            apiVersion: rewind/v1
+            branch: main
+            hosts:
+              - name: web-1
+              - name: db-1
+            apps:
+              - name: api
+                path: apps/api
+                placement: {hosts: [web-1]}
+              - name: db
+                path: apps/db
+                placement: {hosts: [db-1]}
+
+            """ }
+        try h.write("rewind.yaml", fleet("1.0"))
+        try h.commit("two hosts")
+        let served = h.root + "/served"
+        try FileManager.default.createDirectory(atPath: served, withIntermediateDirectories: true)
+        try git(["clone", "-q", "--bare", h.repo, served + "/deploy.git"], in: h.root)
+        let daemon = try GitDaemon(base: served)
+        defer { daemon.stop() }
+        h.remoteURL = daemon.url("deploy.git")
+        h.extraEnvironment = ["HARNESS_DIR": h.root]
+        try h.start(["--host", "web-1", "--fetch-interval", "200ms"])
+        var environment = ProcessInfo.processInfo.environment
+        environment["HARNESS_DIR"] = h.root
+        let other = try Spawn.start(SpawnOptions(program: rewindBinary, arguments: ["reconcile", "--repo", daemon.url("deploy.git"), "--mirror", h.root + "/mirror-db",
+                                                                                  "--state-dir", h.root + "/state-db", "--host", "db-1", "--fetch-interval", "200ms"],
+                                                 environment: environment, outputFile: h.root + "/db-1.log"))
+        defer { Spawn.stop(other, graceMilliseconds: 5_000) }
+        let remote = served + "/deploy.git"
+        func published(_ host: String) -> [String: Any]? {
+            guard let text = try? git(["show", "refs/rewind/hosts/\(host):status.json"], in: remote) else { return nil }
+            return try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        }
+        func apps(_ status: [String: Any]?) -> [String: String] {
+            Dictionary(uniqueKeysWithValues: ((status?["apps"] as? [[String: Any]]) ?? []).compactMap { app in
+                (app["app"] as? String).map { ($0, "\(app["version"] as? String ?? "-") \(app["health"] as? String ?? "-")") }
+            })
+        }
+        try h.waitUntil("both hosts' status on the git host", timeout: 60) {
+            apps(published("web-1")) == ["api": "1.0 healthy"] && apps(published("db-1")) == ["db": "1.0 healthy"]
+        }
+        #expect(published("web-1")?["host"] as? String == "web-1" && published("web-1")?["writtenAt"] is String)
+        // Each host has the other's status from the git host.
+        try h.waitUntil("web-1's mirror has db-1's status", timeout: 30) {
+            (try? git(["show", "refs/rewind/remote/hosts/db-1:status.json"], in: h.mirror))?.contains("\"db-1\"") == true
+        }
+        // A new release changes the status; the ref stays one commit without parents.
+        try h.writeApp(app("api", "2.0"))
+        try h.commit("api 2.0")
+        try git(["push", "-q", remote, "main"], in: h.repo)
+        try h.waitUntil("web-1 publishes api 2.0", timeout: 60) { apps(published("web-1")) == ["api": "2.0 healthy"] }
+        #expect(try git(["rev-list", "--count", "refs/rewind/hosts/web-1"], in: remote) == "1", "bounded: one commit, no history")
     }
 }
