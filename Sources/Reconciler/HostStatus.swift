@@ -24,7 +24,8 @@ extension Reconciler {
         do {
             let git = repo.git
             let wall = clock.wallMilliseconds()
-            let document = JSON.object(fields + [("writtenAt", .string(Clock.iso8601UTC(milliseconds: wall)))]).bytes(indent: 2) + [10]
+            let document = JSON.object(fields + [("writtenAt", .string(Clock.iso8601UTC(milliseconds: wall))), ("writtenAtMilliseconds", .number(wall))])
+                .bytes(indent: 2) + [10]
             let blob = try git.writeBlob(document)
             let tree = try git.replacingEntry(in: try git.emptyTree(), path: "status.json", with: TreeEntry(name: "status.json", id: blob, kind: .blob, mode: 0o100644))
             let signature = git.defaultSignature(now: wall / 1000)

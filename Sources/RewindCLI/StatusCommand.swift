@@ -34,6 +34,9 @@ struct StatusCommand: ParsableCommand {
     @Flag(help: "Keep watching: redraw on each change on a terminal; otherwise a line per app that changed (with --format json, an object per line).")
     var watch = false
 
+    @Flag(help: "The fleet: each host of rewind.yaml's hosts: with what it last published (its apps' versions and health), and whether it is stale.")
+    var fleet = false
+
     // Last: the shared repository options come after the command's own in --help.
     @OptionGroup var repoOptions: RepoOptions
 
@@ -41,6 +44,10 @@ struct StatusCommand: ParsableCommand {
         try runReporting(format: format) {
             // The mirror as it is: status reads, it does not fetch or push.
             let repo = try repoOptions.openWithMirror(sync: false).repo
+            if fleet {
+                let report = FleetReport.build(repo: repo, now: Clock.wallMilliseconds())
+                return Terminal.print(format == .json ? report.json.pretty : Self.fleetTable(report))
+            }
             if watch { return try watchChanges(repo) }
             let report = try statusReport(repo, stateDirectory: stateDir)
             if let app {
@@ -116,6 +123,18 @@ struct StatusCommand: ParsableCommand {
             }
         }
         return events.sorted { $0.time < $1.time }
+    }
+
+    /// A line per host and app: version and health as the host last published them.
+    static func fleetTable(_ report: FleetReport) -> String {
+        var rows: [[String]] = []
+        for host in report.hosts {
+            let state = host.writtenAt == nil ? "never reported" : host.stale ? "STALE" : "fresh"
+            let written = host.writtenAt.map { Clock.iso8601UTC(milliseconds: $0) } ?? "-"
+            if host.apps.isEmpty { rows.append([host.name, state, written, "-", "-", "-"]) }
+            for app in host.apps { rows.append([host.name, state, written, app.app, app.version ?? "-", app.health]) }
+        }
+        return Table.render(["HOST", "STATE", "WRITTEN", "APP", "VERSION", "HEALTH"], rows)
     }
 
     private func detail(_ a: AppStatus, _ history: [Event]) -> String {

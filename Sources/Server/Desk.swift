@@ -90,6 +90,9 @@ actor RollbackDesk {
     func status() throws(RequestError) -> StatusReport {
         do { return try StatusReport.build(repo: repo, stateDirectory: options.stateDirectory, cache: statusCache) } catch { logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error)) }
     }
+
+    /// Each host of the fleet with what it last published (`rewind status --fleet`).
+    func fleet() -> FleetReport { FleetReport.build(repo: repo, now: Clock.wallMilliseconds()) }
 }
 
 

@@ -30,6 +30,7 @@ enum APIDocument {
         "POST /hooks/registry": Operation(summary: "Distribution registry notifications: a pushed tag has the apps whose updates: follow its repository checked at once",
                                           security: .hook, responses: [200, 202, 400, 401, 413], body: "the registry's notification envelope ({\"events\": [...]})"),
         "GET /api/v1/status": Operation(summary: "rewind status --format json", security: .read, responses: [200, 401]),
+        "GET /api/v1/fleet": Operation(summary: "rewind status --fleet --format json: each host with what it last published", security: .read, responses: [200, 401]),
         "GET /api/v1/apps": Operation(summary: "Every app's status", security: .read, responses: [200, 401]),
         "GET /api/v1/apps/{app}": Operation(summary: "One app's status", security: .read, responses: [200, 401, 404]),
         "GET /api/v1/apps/{app}/releases": Operation(summary: "rewind releases APP --format json", security: .read, responses: [200, 400, 401, 404], query: ["limit"]),

@@ -120,6 +120,7 @@ struct Routes {
     /// The API's reads: status, apps, releases, incidents, the audit.
     func addReadRoutes(_ router: Router<ServeContext>) {
         on(router, .get, "api/v1/status", "api/v1/status", .read) { _, _ in json(200, try await desk.status().json) }
+        on(router, .get, "api/v1/fleet", "api/v1/fleet", .read) { _, _ in json(200, await desk.fleet().json) }
         on(router, .get, "api/v1/apps", "api/v1/apps", .read) { _, _ in json(200, .array(try await desk.status().apps.map(\.json))) }
         on(router, .get, "api/v1/apps/:app/releases", "api/v1/apps/releases", .read) { request, context in
             let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 20

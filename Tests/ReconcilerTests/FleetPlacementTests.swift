@@ -122,6 +122,14 @@ import TestSupport
         try h.waitUntil("web-1's mirror has db-1's status", timeout: 30) {
             (try? git(["show", "refs/rewind/remote/hosts/db-1:status.json"], in: h.mirror))?.contains("\"db-1\"") == true
         }
+        // The fleet view from web-1's mirror: both hosts, fresh, with what each runs.
+        let view = try rewind(["status", "--fleet", "--repo", h.mirror, "--format", "json"])
+        let hosts = ((try JSONSerialization.jsonObject(with: Data(view.stdout.utf8)) as? [String: Any])?["hosts"] as? [[String: Any]]) ?? []
+        #expect(hosts.map { $0["host"] as? String ?? "?" } == ["web-1", "db-1"], "\(view.stdout)\(view.stderr)")
+        #expect(hosts.allSatisfy { $0["stale"] as? Bool == false }, "\(view.stdout)")
+        #expect(apps(hosts.last) == ["db": "1.0 healthy"], "\(view.stdout)")
+        let table = try rewind(["status", "--fleet", "--repo", h.mirror]).stdout
+        #expect(table.contains("db-1") && table.contains("fresh") && table.contains("db"), "\(table)")
         // A new release changes the status; the ref stays one commit without parents.
         try h.writeApp(app("api", "2.0"))
         try h.commit("api 2.0")

@@ -1,0 +1,79 @@
+import DeployModel
+import FoundationEssentials
+import GitKit
+import Rollback
+import SystemSupport
+
+/// The fleet view (`rewind status --fleet`): each host of rewind.yaml's
+/// `hosts:` with the status it publishes under `refs/rewind/hosts/NAME`.
+/// A host's own ref is local; the others' come from the git host
+/// (`refs/rewind/remote/hosts/`, fetched by the mirror). A host that has
+/// not written for 3 heartbeats (3 minutes) is stale.
+public struct FleetReport: Sendable {
+    public struct HostApp: Sendable, Decodable {
+        public let app: String
+        public let version: String?
+        public let tree: String?
+        public let health: String
+        public let lastError: String?
+    }
+
+    public struct Host: Sendable {
+        public var name: String
+        /// Wall-clock ms of the status, nil when the host never published one.
+        public var writtenAt: Int64?
+        public var lastApplied: String?
+        public var apps: [HostApp] = []
+        /// Not heard from for longer than `staleAfter`.
+        public var stale: Bool
+    }
+
+    /// A host writes its status at least once a minute: three missed make it stale.
+    public static let staleAfter: Int64 = 180_000
+
+    public var hosts: [Host]
+
+    /// What `status.json` holds (Reconciler's HostStatus writes it).
+    struct Published: Decodable {
+        let host: String
+        let lastApplied: String?
+        let apps: [HostApp]
+        let writtenAtMilliseconds: Int64
+    }
+
+    public static func build(repo: DeployRepository, now: Int64) -> FleetReport {
+        var published: [String: Published] = [:]
+        for prefix in ["refs/rewind/remote/hosts/", "refs/rewind/hosts/"] {
+            for (_, target) in (try? repo.git.references(matching: prefix + "*")) ?? [] {
+                guard let status = read(repo.git, target) else { continue }
+                // A host's own ref (read last) wins unless the fetched one is newer.
+                if let known = published[status.host], known.writtenAtMilliseconds > status.writtenAtMilliseconds { continue }
+                published[status.host] = status
+            }
+        }
+        let declared = (try? repo.tip()).flatMap { try? repo.config(tree: repo.git.commit($0).tree) }?.hosts.map(\.name) ?? []
+        let names = declared + published.keys.filter { !declared.contains($0) }.sorted()
+        return FleetReport(hosts: names.map { name in
+            guard let status = published[name] else { return Host(name: name, stale: true) }
+            return Host(name: name, writtenAt: status.writtenAtMilliseconds, lastApplied: status.lastApplied, apps: status.apps,
+                        stale: now - status.writtenAtMilliseconds > staleAfter)
+        })
+    }
+
+    private static func read(_ git: Repository, _ commit: OID) -> Published? {
+        guard let tree = try? git.commit(commit).tree, let entry = try? git.entry(in: tree, path: "status.json"),
+              let bytes = try? git.blob(entry.id) else { return nil }
+        return try? JSONDecoder().decode(Published.self, from: Data(bytes))
+    }
+
+    public var json: JSON {
+        .object([("hosts", .array(hosts.map { host in
+            .object([("host", .string(host.name)), ("writtenAt", JSON.time(host.writtenAt)), ("stale", .bool(host.stale)),
+                     ("lastApplied", .optional(host.lastApplied)),
+                     ("apps", .array(host.apps.map { app in
+                         .object([("app", .string(app.app)), ("version", .optional(app.version)), ("tree", .optional(app.tree)),
+                                  ("health", .string(app.health)), ("lastError", .optional(app.lastError))])
+                     }))])
+        }))])
+    }
+}
