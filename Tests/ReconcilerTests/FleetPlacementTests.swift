@@ -90,12 +90,8 @@ import TestSupport
             """ }
         try h.write("rewind.yaml", fleet("1.0"))
         try h.commit("two hosts")
-        let served = h.root + "/served"
-        try FileManager.default.createDirectory(atPath: served, withIntermediateDirectories: true)
-        try git(["clone", "-q", "--bare", h.repo, served + "/deploy.git"], in: h.root)
-        let daemon = try GitDaemon(base: served)
+        let (daemon, remote) = try h.serveThroughGitDaemon()
         defer { daemon.stop() }
-        h.remoteURL = daemon.url("deploy.git")
         h.extraEnvironment = ["HARNESS_DIR": h.root]
         try h.start(["--host", "web-1", "--fetch-interval", "200ms"])
         var environment = ProcessInfo.processInfo.environment
@@ -104,7 +100,6 @@ import TestSupport
                                                                                   "--state-dir", h.root + "/state-db", "--host", "db-1", "--fetch-interval", "200ms"],
                                                  environment: environment, outputFile: h.root + "/db-1.log"))
         defer { Spawn.stop(other, graceMilliseconds: 5_000) }
-        let remote = served + "/deploy.git"
         func published(_ host: String) -> [String: Any]? {
             guard let text = try? git(["show", "refs/rewind/hosts/\(host):status.json"], in: remote) else { return nil }
             return try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]

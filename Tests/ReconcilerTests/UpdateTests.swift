@@ -234,25 +234,21 @@ import Updates
         let one = try registry.publish("team/api", tag: "1.0.0", files: OCIArtifactTests.files("1.0.0"))
         let yaml = OCIArtifactTests.appYAML("1.0.0", "\(registry.host)/team/api:1.0.0@\(one)") + "updates:\n  tags: {semver: \"^1.0.0\"}\n  interval: 1s\n"
         try withReconciler(apps: [HarnessApp("api", appYAML: yaml)], policy: "  window: 30m\n  cooldown: 0s\n  soak: 0s\n") { h in
-            let served = h.root + "/served"
-            try FileManager.default.createDirectory(atPath: served, withIntermediateDirectories: true)
-            try git(["clone", "-q", "--bare", h.repo, served + "/deploy.git"], in: h.root)
-            let daemon = try GitDaemon(base: served)
+            let (daemon, remote) = try h.serveThroughGitDaemon()
             defer { daemon.stop() }
-            h.remoteURL = daemon.url("deploy.git")
             _ = try h.startServe(["--plain-http-registry", registry.host, "--proposal-prefix", "rewind/update-"])
             try h.waitHealthy("api", "1.0.0")
-            let main = try git(["rev-parse", "main"], in: served + "/deploy.git")
+            let main = try git(["rev-parse", "main"], in: remote)
             let two = try registry.publish("team/api", tag: "1.1.0", files: OCIArtifactTests.files("1.1.0"))
             var branch = ""
             try h.waitUntil("a proposal branch on the remote") {
-                branch = try git(["for-each-ref", "--format=%(refname:short)", "refs/heads/rewind/"], in: served + "/deploy.git")
+                branch = try git(["for-each-ref", "--format=%(refname:short)", "refs/heads/rewind/"], in: remote)
                 return !branch.isEmpty
             }
             #expect(branch.hasPrefix("rewind/update-api-"), "\(branch)")
-            let message = try git(["log", "-1", "--format=%B", branch], in: served + "/deploy.git")
+            let message = try git(["log", "-1", "--format=%B", branch], in: remote)
             #expect(message.contains("Rewind-Action: update") && message.contains("Rewind-New-Digest: \(two)"), "\(message)")
-            #expect(try git(["rev-parse", "main"], in: served + "/deploy.git") == main, "the protected branch does not move")
+            #expect(try git(["rev-parse", "main"], in: remote) == main, "the protected branch does not move")
             try h.waitUntil("status says it is proposed") {
                 let updates = try h.app("api")["updates"] as? [String: Any] ?? [:]
                 return updates["state"] as? String == "proposed" && (updates["message"] as? String ?? "").contains("rewind/update-api-")

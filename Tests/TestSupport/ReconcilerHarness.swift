@@ -103,6 +103,18 @@ public final class ReconcilerHarness {
         return address
     }
 
+    /// Serves a bare clone of the repository (`<root>/served/deploy.git`)
+    /// through a git daemon, and follows it from now on (`remoteURL`);
+    /// returns the daemon (stop it) and the bare repository's path.
+    public func serveThroughGitDaemon() throws -> (daemon: GitDaemon, remote: String) {
+        let served = root + "/served"
+        try FileManager.default.createDirectory(atPath: served, withIntermediateDirectories: true)
+        try git(["clone", "-q", "--bare", repo, served + "/deploy.git"], in: root)
+        let daemon = try GitDaemon(base: served)
+        remoteURL = daemon.url("deploy.git")
+        return (daemon, served + "/deploy.git")
+    }
+
     /// Starts `rewind reconcile` in the background.
     public func start(_ extra: [String] = []) throws { try start(extra, command: "reconcile", base: []) }
 
