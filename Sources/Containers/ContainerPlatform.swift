@@ -70,10 +70,10 @@ public final class ContainerPlatform: Sendable {
             // An engine that does not answer holds the release (tried again); one that speaks no API Rewind does fails it.
             if versionChecked.withLock({ $0 }) { try engine.ping() } else { _ = try engine.version() }
             versionChecked.withLock { $0 = true }
-            if !engine.hasImage(image) { try engine.pull(settings.image, auth: registryAuth(settings.image.registry)) }
+            try ensureImage(settings.image)
         } catch where error.unreachable {
             versionChecked.withLock { $0 = false }  // perhaps another engine when it is back
-            throw PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving")
+            throw Self.unavailable(deployment, error)
         } catch {
             throw PlatformError("\(deployment.app): \(error)")
         }
@@ -91,13 +91,29 @@ public final class ContainerPlatform: Sendable {
             } catch let error as EngineError where error.description.contains("address already in use") {
                 taken.append(String(hostPort))
             } catch let error as EngineError where error.unreachable {
-                throw PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving")
+                throw Self.unavailable(deployment, error)
             } catch let error as EngineError {
                 throw PlatformError("\(deployment.app): \(error)")
             }
         }
         throw PlatformError("\(deployment.app): ports \(taken.joined(separator: ", ")) on 127.0.0.1 were each in use when the container engine published them; "
                             + "nothing was started, the running version stays (free ports, or another Rewind on this host with the same range?)")
+    }
+
+    /// The engine did not answer: the release waits for it (tried again), not failed.
+    static func unavailable(_ deployment: Deployment, _ error: EngineError) -> PlatformUnavailable {
+        PlatformUnavailable("\(deployment.app) \(deployment.spec.version) waits for the container engine: \(error); the running version keeps serving")
+    }
+
+    /// Pulls `image` unless the engine's store has it, with the registry's credentials.
+    private func ensureImage(_ image: OCIReference) throws(EngineError) {
+        if !engine.hasImage(Self.imageName(image)) { try engine.pull(image, auth: registryAuth(image.registry)) }
+    }
+
+    /// `; last output: …` of a container that ended (its last 3 lines), or nothing.
+    private func lastOutput(_ id: String) -> String {
+        let output = engine.lastOutput(id, lines: 3)
+        return output.isEmpty ? "" : "; last output: \(Bounded.text(output, limit: 300))"
     }
 
     /// Creates and starts the version's container on `hostPort`, journaled
@@ -222,8 +238,7 @@ public final class ContainerPlatform: Sendable {
         do {
             let state = try engine.inspect(id)
             guard !state.State.Running else { return .running }
-            let output = engine.lastOutput(id, lines: 3)
-            return .exited("container \(id.prefix(12)) exited with status \(state.State.ExitCode)" + (output.isEmpty ? "" : "; last output: \(Bounded.text(output, limit: 300))"))
+            return .exited("container \(id.prefix(12)) exited with status \(state.State.ExitCode)" + lastOutput(id))
         } catch where error.status == 404 {
             return .exited("container \(id.prefix(12)) is gone")
         } catch {
@@ -269,7 +284,7 @@ public final class ContainerPlatform: Sendable {
         var created: String?
         defer { if let created { try? engine.remove(created, force: true) } }
         do {
-            if !engine.hasImage(image) { try engine.pull(settings.image, auth: registryAuth(settings.image.registry)) }
+            try ensureImage(settings.image)
             let id = try engine.create(spec)
             created = id
             try engine.start(id)
@@ -280,8 +295,7 @@ public final class ContainerPlatform: Sendable {
                 return "\(what) command timed out after \(Duration(milliseconds: timeoutMilliseconds)) in a container of \(image)"
             }
             guard status != 0 else { return nil }
-            let output = engine.lastOutput(id, lines: 3)
-            return "\(what) command exited with status \(status) in a container of \(image)" + (output.isEmpty ? "" : "; last output: \(Bounded.text(output, limit: 300))")
+            return "\(what) command exited with status \(status) in a container of \(image)" + lastOutput(id)
         } catch {
             return "\(what) command in a container of \(image): \(error)"
         }

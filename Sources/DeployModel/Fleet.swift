@@ -120,11 +120,17 @@ extension RepoConfig {
     static func parseSelector(_ reader: YAMLReader, _ node: Node, field: String, hosts: [HostSpec]) -> HostSelector? {
         guard let map = reader.mapping(node, field: field) else { return nil }
         reader.warnUnknown(map, known: ["hosts", "labels"], parent: field)
-        let selector = HostSelector(hosts: reader.stringList(map, "hosts", parent: field) ?? [], labels: reader.stringMap(map, "labels", parent: field) ?? [:])
+        let selector = readSelector(reader, map, field: field, hosts: hosts)
         if selector.hosts.isEmpty && selector.labels.isEmpty {
             reader.error(node, field: field, "selects no host: give hosts (names) or labels", hint: "for example {hosts: [web-1]} or {labels: {role: web}}")
             return nil
         }
+        return selector
+    }
+
+    /// The `hosts` and `labels` of a placement or a stage; each unknown host name is an error.
+    private static func readSelector(_ reader: YAMLReader, _ map: Node.Mapping, field: String, hosts: [HostSpec]) -> HostSelector {
+        let selector = HostSelector(hosts: reader.stringList(map, "hosts", parent: field) ?? [], labels: reader.stringMap(map, "labels", parent: field) ?? [:])
         for name in selector.hosts where !hosts.contains(where: { $0.name == name }) {
             reader.error(reader.value(map, "hosts", parent: field), field: "\(field).hosts", "unknown host '\(name)'",
                          hint: hosts.isEmpty ? "declare it under hosts: in rewind.yaml" : "name one of: \(hosts.map(\.name).joined(separator: ", "))")
@@ -169,10 +175,7 @@ extension RepoConfig {
             let stageField = "\(field).stages[\(i)]"
             guard let stage = reader.mapping(item, field: stageField) else { continue }
             reader.warnUnknown(stage, known: ["hosts", "labels", "maxParallel", "soak"], parent: stageField)
-            let selector = HostSelector(hosts: reader.stringList(stage, "hosts", parent: stageField) ?? [], labels: reader.stringMap(stage, "labels", parent: stageField) ?? [:])
-            for name in selector.hosts where !hosts.contains(where: { $0.name == name }) {
-                reader.error(reader.value(stage, "hosts", parent: stageField), field: "\(stageField).hosts", "unknown host '\(name)'", hint: "name one of: \(hosts.map(\.name).joined(separator: ", "))")
-            }
+            let selector = readSelector(reader, stage, field: stageField, hosts: hosts)
             if selector.select(placed).isEmpty {
                 reader.error(item, field: stageField, "stage \(i + 1) selects none of the app's hosts (\(placed.map(\.name).joined(separator: ", ")))",
                              hint: "give the stage hosts or labels of hosts the app is placed on")
