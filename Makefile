@@ -2,7 +2,7 @@
 SWIFT ?= swift
 export PATH := $(PATH):/opt/swift/usr/bin
 
-.PHONY: deps build release test test-unit fuzz demo demo-commands bench bench-core bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults bench-artifacts bench-containers template check-template web check-web clean
+.PHONY: deps build release test test-unit fuzz demo demo-commands bench bench-core bench-reconciler bench-serve bench-remote bench-audit bench-ui bench-traffic bench-faults bench-artifacts bench-containers bench-fleet template check-template web check-web clean
 
 deps:
 	@scripts/install-deps.sh
@@ -70,6 +70,11 @@ bench-artifacts: release
 # The container platform alone (Benchmarks/containers.py: rollback and deploy against podman by hand, idle with 50 containers).
 bench-containers: release
 	python3 Benchmarks/containers.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
+
+# A fleet of 10 hosts in network namespaces (Benchmarks/fleet.py: rollback commit -> every host healthy, with and
+# without the push webhook; idle cost per host). Needs root.
+bench-fleet: release
+	python3 Benchmarks/fleet.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
 # Progressive delivery alone (Benchmarks/traffic.py: canary abort, blue-green switch back, failed requests under load).
 bench-traffic: release

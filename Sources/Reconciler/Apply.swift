@@ -249,14 +249,14 @@ extension Reconciler {
         }
     }
 
-    /// True when `verified` was recorded for this app on this commit before
-    /// (a restart applying the rollback again): its timing, metrics and
-    /// notification stay those of the first time.
+    /// True when this host recorded `verified` for this app on this commit
+    /// before (a restart applying the rollback again): its timing, metrics
+    /// and notification stay those of the first time.
     private func alreadyVerified(_ name: String, _ release: OID) -> Bool {
         let key = ReleaseNote.key(.verified, app: name)
         if state.pendingNotes.contains(where: { $0.commit == release.hex && $0.key == key }) { return true }
         let note = (try? repo.git.note(on: release, notesRef: ReleaseNote.notesRef)) ?? nil
-        return note?.split(separator: "\n").contains { $0.hasPrefix(key) } ?? false
+        return note?.split(separator: "\n").contains { $0.hasPrefix(key) && $0.hasSuffix(" host=\(notes.host)") } ?? false
     }
 
     /// A rollback commit that sets an app to the tree already running: check

@@ -21,6 +21,7 @@ extension Reconciler {
         service.artifactRoot = options.artifactRoot
         service.artifacts = rollbackArtifacts
         service.limits = options.limits
+        if let host = options.host { service.host = host }
         let failed = failures.map { failedRelease($0, summary: "\($0.app) release \($0.release.short) failed: \($0.reason)") }
         // The failure's notes reach the disk before the commit that answers them.
         flushNotes()

@@ -67,6 +67,9 @@ enum ReleaseOutcome {
     case failureForgotten(app: String)
     /// A rollback commit runs and is healthy (the tree was running already).
     case running(app: String, release: OID)
+    /// A staged rollout across hosts holds the app's new release here (nil:
+    /// no longer); `skipped`: hosts it went on without (`onTimeout: proceed`).
+    case staged(app: String, StageHold?, skipped: [String])
 }
 
 /// Pins, as planning finds them.

@@ -67,8 +67,9 @@ extension Reconciler {
         guard let desired else { return false }
         let tipChanged = state.tip != tip
         let rollbackTip = tipChanged ? rollbackApps(tip, desired) : []
-        let plan = Self.plan(desired, state: state, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full)
+        let plan = Self.plan(desired, state: state, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full, fleet: fleetSnapshot(desired))
         plan.outcomes.forEach(record)
+        stageRecheckAt = state.apps.values.contains { $0.stageHold != nil } ? clock.monotonicMilliseconds() + Self.stageRecheck : nil
         var failures = runWaves(plan.steps, desired, reverse: !rollbackTip.isEmpty, tip: tip)
         if fatal != nil { return false }
         removeAppsNoLongerDesired(desired)
@@ -171,33 +172,49 @@ extension Reconciler {
     /// Step 4: what to do for each app (apps with nothing to do are left
     /// out), from the desired state and the recorded state alone: nothing
     /// is changed here; what planning found out comes back as outcomes.
-    static func plan(_ desired: DesiredView, state: ReconcilerState, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool) -> Plan {
+    static func plan(_ desired: DesiredView, state: ReconcilerState, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool,
+                     fleet: FleetSnapshot? = nil) -> Plan {
         var plan = Plan()
         for ref in desired.config.apps {
-            let name = ref.name
-            let app = state.apps[name] ?? AppState()
-            guard let tree = effectiveTree(ref, desired, app: app, tip: tip, tipChanged: tipChanged, into: &plan) else { continue }
-            if let failed = app.failedTree {
-                if failed == tree { continue }
-                // The desired state moved on: forget the failure.
-                plan.outcomes.append(.release(.failureForgotten(app: name)))
-            }
-            let action: PlannedStep.Action
-            if app.instance?.tree == tree && app.health != .failed && app.health != .stopped {
-                if rollbackApps.contains(name) {
-                    action = .verify
-                } else if full && app.observes {
-                    action = .observe
-                } else {
-                    continue
+            let app = state.apps[ref.name] ?? AppState()
+            var hold: StageHold?
+            var skipped: [String] = []
+            if let step = step(ref, desired, app: app, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackApps, full: full, into: &plan) {
+                // A new release waits for the stages before this host's; a rollback commit or a pin does not.
+                if step.action == .deploy, !step.isRollback, desired.pins.pins[ref.name] == nil, let fleet {
+                    hold = fleet.hold(ref, tree: step.tree, waitingSince: app.stageHold?.since, skipped: &skipped)
                 }
-            } else {
-                action = .deploy
+                if hold == nil { plan.steps.append(step) }
             }
-            guard let spec = desired.spec(ref, tree: tree) else { continue }
-            plan.steps.append(PlannedStep(ref: ref, spec: spec, tree: tree, action: action, isRollback: rollbackApps.contains(name)))
+            if hold != app.stageHold || !skipped.isEmpty { plan.outcomes.append(.release(.staged(app: ref.name, hold, skipped: skipped))) }
         }
         return plan
+    }
+
+    /// What to do for one app, or nil: nothing.
+    private static func step(_ ref: AppRef, _ desired: DesiredView, app: AppState, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool,
+                             into plan: inout Plan) -> PlannedStep? {
+        let name = ref.name
+        guard let tree = effectiveTree(ref, desired, app: app, tip: tip, tipChanged: tipChanged, into: &plan) else { return nil }
+        if let failed = app.failedTree {
+            if failed == tree { return nil }
+            // The desired state moved on: forget the failure.
+            plan.outcomes.append(.release(.failureForgotten(app: name)))
+        }
+        let action: PlannedStep.Action
+        if app.instance?.tree == tree && app.health != .failed && app.health != .stopped {
+            if rollbackApps.contains(name) {
+                action = .verify
+            } else if full && app.observes {
+                action = .observe
+            } else {
+                return nil
+            }
+        } else {
+            action = .deploy
+        }
+        guard let spec = desired.spec(ref, tree: tree) else { return nil }
+        return PlannedStep(ref: ref, spec: spec, tree: tree, action: action, isRollback: rollbackApps.contains(name))
     }
 
     /// The tree an app should run: its tree at the tip, or its pin's.

@@ -62,89 +62,6 @@ import WebClient
 import Glibc
 #endif
 
-/// How a reconciler runs.
-public struct ReconcilerOptions: Sendable {
-    public var repoPath: String
-    public var branch: String?
-    /// Default: `<git dir>/rewind/state`.
-    public var stateDirectory: String?
-    /// Milliseconds between full passes (drift detection).
-    public var fullPassInterval: Int64 = 30_000
-    /// Milliseconds between two looks at the branch ref.
-    public var pollInterval: Int64 = 50
-    /// Converge once and exit.
-    public var once = false
-    /// A commit an operator accepts after a history rewrite.
-    public var acceptRewrite: String?
-    public var artifactRoot: String?
-    /// Leave process-platform apps running when the reconciler stops.
-    public var keepAppsOnExit = false
-    /// Environment passed to apps (plus their own variables), less
-    /// Rewind's own variables and `secretEnvironment` (see `InheritedEnvironment`).
-    public var environment: [String: String]
-    /// Names (or `PREFIX*` patterns) of inherited variables apps must not see.
-    public var secretEnvironment: [String] = []
-    /// Directories searched for app commands given by name, before $PATH.
-    public var searchPath: [String]
-    /// The longest wait between two restarts of a crashing process.
-    public var maxRestartBackoff: Int64 = 30_000
-    /// SIGTERM to SIGKILL, for stopped processes.
-    public var stopGrace: Int64 = 5_000
-    /// How the loop is told to stop (default: SIGTERM or SIGINT).
-    public var stop: any StopCondition = SignalStop()
-    /// Prometheus for `policy.triggers` (none: triggers are not evaluated).
-    public var prometheus: WebURL?
-    /// Certificate authorities to trust for https:// Prometheus, besides the system's.
-    public var caFile: String?
-    /// Where trigger queries are answered instead of `prometheus` (tests pass a fake).
-    public var metrics: (any MetricsSource)?
-    /// Milliseconds between two evaluations of the triggers.
-    public var analysisInterval: Int64 = 5_000
-    /// Where rollback events go (webhooks); none by default.
-    public var notifier: Notifier?
-    /// Told about applies, passes and rollbacks (metrics).
-    public var observer: any ReconcilerObserver = NoObserver()
-    /// Which commits must carry a signature by an allowed signer (rewind.yaml's
-    /// `policy.verify` can raise it, never lower it).
-    public var verify: SignaturePolicy = .none
-    /// The OpenSSH allowed_signers file signatures are checked against.
-    public var allowedSigners: String?
-    /// Bounds on app directories; a commit over them is refused.
-    public var limits = AppLimits()
-    /// How many apps of one dependency wave are started and waited for at
-    /// once (1: one at a time, in dependency order).
-    public var concurrency = 8
-    /// The HAProxy program for apps with `traffic:` (a name on PATH or a path).
-    public var haproxy = "haproxy"
-    /// How registries are reached (credentials, plain-HTTP registries,
-    /// trusted authorities, the largest artifact): the artifact cache's
-    /// settings but its directory, which is the state directory's `artifacts`.
-    public var registry = ArtifactOptions(directory: "")
-    /// The artifact cache's bound: after a pull, least-recently-used
-    /// entries go until it fits, except what rollback needs (`pruneArtifactCache`).
-    public var artifactCacheSize: Int64 = 10 << 30
-    /// The container engine's socket (Docker Engine API); nil: the usual sockets.
-    public var containerSocket: String?
-    /// This host's name in rewind.yaml's `hosts:`: only the apps placed on it are applied (nil: every app).
-    public var host: String?
-    /// Called after the reconciler wrote a commit or notes (a mirror pushes them).
-    public var onWrite: @Sendable () -> Void = {}
-
-    /// Options with defaults.
-    public init(repoPath: String, environment: [String: String], searchPath: [String]) {
-        self.repoPath = repoPath
-        self.environment = environment
-        self.searchPath = searchPath
-    }
-}
-
-/// The environment holds Rewind's secrets: a description names the
-/// repository and state directory only, whatever prints it.
-extension ReconcilerOptions: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { "ReconcilerOptions(repo: \(repoPath), state: \(stateDirectory ?? "default"))" }
-    public var debugDescription: String { description }
-}
-
 /// The reconciler: one repository, one state directory, one loop.
 public final class Reconciler {
     package let options: ReconcilerOptions
@@ -179,6 +96,8 @@ public final class Reconciler {
     /// answer): the passes in a row that deferred one, and when the next
     /// tries again (after 1 s, 2 s... up to 30 s).
     var deferral: (passes: Int, at: Int64?) = (0, nil)
+    /// When (monotonic ms) a pass looks again at the releases a staged rollout across hosts holds.
+    var stageRecheckAt: Int64?
     /// This host's status as last written under refs/rewind/hosts/ (`--host`), and when (monotonic ms).
     var hostStatusWritten: (content: String, at: Int64)?
     /// The apps' proxies, and what each was last told to route.
@@ -218,7 +137,7 @@ public final class Reconciler {
         self.clock = clock
         repo = try DeployRepository(path: options.repoPath, branch: options.branch)
         store = StateStore(repo, directory: options.stateDirectory)
-        notes = NoteRecorder(git: repo.git, host: Clock.hostName())
+        notes = NoteRecorder(git: repo.git, host: options.host ?? Clock.hostName())
         self.drivers = drivers ?? Self.standardDrivers(options, stateDirectory: store.directory)
         self.router = router ?? HAProxyRouter(directory: store.trafficDirectory, haproxy: options.haproxy)
         artifacts = try options.artifactStore(stateDirectory: store.directory)
@@ -276,7 +195,7 @@ public final class Reconciler {
         if consumeAcceptRequest() { lastTip = nil }
         let tip = try? repo.tip()
         let full = now - lastFull >= options.fullPassInterval
-        let retryDue = (retry.map { now >= $0.at } ?? false) || (deferral.at.map { now >= $0 } ?? false)
+        let retryDue = [retry?.at, deferral.at, stageRecheckAt].contains { $0.map { now >= $0 } ?? false }
         if tip != lastTip || full || retryDue {
             if full { lastFull = now }
             lastTip = tip

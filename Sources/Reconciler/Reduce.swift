@@ -149,7 +149,22 @@ extension Reduction {
                 app.release = release
                 app.health = .healthy
             }
+        case let .staged(name, hold, skipped):
+            staged(name, hold, skipped: skipped)
         }
+    }
+
+    private mutating func staged(_ name: String, _ hold: StageHold?, skipped: [String]) {
+        let before = state.apps[name]?.stageHold
+        if let hold, hold != before {
+            log(hold.halted ? .warning : .notice, "\(name): \(hold.reason)")
+        } else if hold == nil, before != nil {
+            log(.notice, "\(name): the earlier stages are healthy; applying here")
+        }
+        if !skipped.isEmpty {
+            log(.warning, "\(name): going on without \(skipped.joined(separator: ", ")), silent for longer than rollout.hostTimeout (onTimeout: proceed)")
+        }
+        update(name) { $0.stageHold = hold }
     }
 
     private mutating func healthy(_ step: PlannedStep, _ instance: Instance, _ deployment: Deployment, release: OID, took: Int64, rollout: Rollout?) {

@@ -16,6 +16,25 @@ public struct FleetReport: Sendable {
         public let tree: String?
         public let health: String
         public let lastError: String?
+        /// Wall ms since when it has been healthy (a stage's soak counts from here).
+        public let healthySince: Int64?
+        /// Why the host does not apply the app's new release yet (a staged rollout).
+        public let stage: StageHold?
+
+        enum CodingKeys: String, CodingKey { case app, version, tree, health, lastError, healthySince, stage }
+
+        /// Leniently: a field this version does not understand (written by a
+        /// newer or older Rewind) is left out rather than losing the host.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            app = try c.decode(String.self, forKey: .app)
+            health = (try? c.decode(String.self, forKey: .health)) ?? "unknown"
+            version = try? c.decodeIfPresent(String.self, forKey: .version)
+            tree = try? c.decodeIfPresent(String.self, forKey: .tree)
+            lastError = try? c.decodeIfPresent(String.self, forKey: .lastError)
+            healthySince = try? c.decodeIfPresent(Int64.self, forKey: .healthySince)
+            stage = try? c.decodeIfPresent(StageHold.self, forKey: .stage)
+        }
     }
 
     public struct Host: Sendable {
@@ -28,8 +47,9 @@ public struct FleetReport: Sendable {
         public var stale: Bool
     }
 
-    /// A host writes its status at least once a minute: three missed make it stale.
-    public static let staleAfter: Int64 = 180_000
+    /// A host writes its status at least once per heartbeat (a minute unless
+    /// `--status-interval` says otherwise, and the status says which): three missed make it stale.
+    public static func staleAfter(heartbeat: Int64?) -> Int64 { 3 * (heartbeat ?? 60_000) }
 
     public var hosts: [Host]
 
@@ -39,24 +59,41 @@ public struct FleetReport: Sendable {
         let lastApplied: String?
         let apps: [HostApp]
         let writtenAtMilliseconds: Int64
+        /// How often the host writes even when nothing changed (older hosts: a minute).
+        let heartbeatMilliseconds: Int64?
     }
 
-    public static func build(repo: DeployRepository, now: Int64) -> FleetReport {
+    /// Each host's newest status: its own ref here, or what was fetched from the git host.
+    static func published(_ git: Repository) -> [String: Published] {
         var published: [String: Published] = [:]
         for prefix in ["refs/rewind/remote/hosts/", "refs/rewind/hosts/"] {
-            for (_, target) in (try? repo.git.references(matching: prefix + "*")) ?? [] {
-                guard let status = read(repo.git, target) else { continue }
+            for (_, target) in (try? git.references(matching: prefix + "*")) ?? [] {
+                guard let status = read(git, target) else { continue }
                 // A host's own ref (read last) wins unless the fetched one is newer.
                 if let known = published[status.host], known.writtenAtMilliseconds > status.writtenAtMilliseconds { continue }
                 published[status.host] = status
             }
         }
+        return published
+    }
+
+    /// What every host last published, as a staged rollout reads it.
+    public static func reports(_ git: Repository) -> [String: FleetStages.HostReport] {
+        published(git).mapValues { status in
+            FleetStages.HostReport(writtenAt: status.writtenAtMilliseconds, apps: Dictionary(status.apps.map {
+                ($0.app, FleetStages.Report(tree: $0.tree, health: $0.health, healthySince: $0.healthySince))
+            }, uniquingKeysWith: { a, _ in a }))
+        }
+    }
+
+    public static func build(repo: DeployRepository, now: Int64) -> FleetReport {
+        let published = published(repo.git)
         let declared = (try? repo.tip()).flatMap { try? repo.config(tree: repo.git.commit($0).tree) }?.hosts.map(\.name) ?? []
         let names = declared + published.keys.filter { !declared.contains($0) }.sorted()
         return FleetReport(hosts: names.map { name in
             guard let status = published[name] else { return Host(name: name, stale: true) }
             return Host(name: name, writtenAt: status.writtenAtMilliseconds, lastApplied: status.lastApplied, apps: status.apps,
-                        stale: now - status.writtenAtMilliseconds > staleAfter)
+                        stale: now - status.writtenAtMilliseconds > staleAfter(heartbeat: status.heartbeatMilliseconds))
         })
     }
 
@@ -72,7 +109,8 @@ public struct FleetReport: Sendable {
                      ("lastApplied", .optional(host.lastApplied)),
                      ("apps", .array(host.apps.map { app in
                          .object([("app", .string(app.app)), ("version", .optional(app.version)), ("tree", .optional(app.tree)),
-                                  ("health", .string(app.health)), ("lastError", .optional(app.lastError))])
+                                  ("health", .string(app.health)), ("lastError", .optional(app.lastError)),
+                                  ("stage", app.stage?.json ?? .null)])
                      }))])
         }))])
     }

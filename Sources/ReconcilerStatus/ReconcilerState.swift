@@ -79,6 +79,8 @@ public struct AppState: Sendable, Codable, Equatable {
     public var trafficHeld: String?
     /// Why the proxy could not be brought to what the state says (a rollout holds meanwhile).
     public var trafficError: String?
+    /// Why a new release waits for other hosts (a staged rollout across hosts).
+    public var stageHold: StageHold?
 
     public init() {}
 }

@@ -44,6 +44,8 @@ public struct AppStatus: Sendable {
     public var traffic: TrafficStatus?
     /// The last check of the app's `updates:` (serve), while it has them.
     public var updates: UpdateCheck?
+    /// Why its new release waits for other hosts (a staged rollout across hosts).
+    public var stage: StageHold?
 }
 
 /// An app behind Rewind's proxy: its listen port, and its rollout's step and weights.
@@ -159,6 +161,7 @@ public struct StatusReport: Sendable {
                                pin: pinVersion, lastError: app.lastError, waitingFor: "", pid: app.instance?.pid,
                                port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: nil)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
+        status.stage = app.stageHold
         if let failedTree = app.failedTree, failedTree == tree { status.failed = app.lastError ?? "failed" }
         status.startedAt = app.instance?.startedAt
         status.container = app.instance?.container
@@ -203,6 +206,9 @@ public struct StatusReport: Sendable {
         case .restarting: return "a restart (backoff)"
         case .unhealthy: return "health checks to pass again"
         default: break
+        }
+        if let hold = app.stageHold, desiredTree != nil && app.instance?.tree.hex != desiredTree {
+            return hold.halted ? "an operator: \(hold.reason)" : "the earlier stages of the rollout across hosts: \(hold.reason)"
         }
         if desiredTree != nil && app.instance?.tree.hex != desiredTree {
             return report.reconcilerPid == nil ? "a reconciler (run `rewind reconcile`)" : "the reconciler to apply it"

@@ -42,6 +42,7 @@ extension AppStatus {
             ("failed", .optional(a.failed)),
             ("healthySince", JSON.time(a.healthySince)),
             ("pin", .optional(a.pin)),
+            ("stage", a.stage?.json ?? .null),
             ("lastError", .optional(a.lastError)),
             ("waitingFor", .string(a.waitingFor)),
             ("pid", a.pid.map { .number(Int64($0)) } ?? .null),

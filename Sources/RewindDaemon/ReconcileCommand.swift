@@ -145,6 +145,9 @@ struct LoopOptions: ParsableArguments {
     @Option(help: ArgumentHelp("This host's name in rewind.yaml's hosts: apply only the apps placed on it (without hosts: in rewind.yaml, every app).", valueName: "name"))
     var host: String?
 
+    @Option(help: "With --host: how often this host's status is written under refs/rewind/hosts/ even when nothing changed; the fleet view marks a host stale after three missed.")
+    var statusInterval = Duration(milliseconds: 60_000)
+
     @Option(help: ArgumentHelp("The container engine's socket for platform: container (the Docker Engine API; default: /var/run/docker.sock, else /run/podman/podman.sock).", valueName: "path"))
     var containerSocket: String?
 
@@ -153,6 +156,7 @@ struct LoopOptions: ParsableArguments {
 
     func validate() throws {
         guard artifactCacheSize > 0 else { throw ValidationError("--artifact-cache-size must be positive") }
+        guard statusInterval.milliseconds >= 1_000 else { throw ValidationError("--status-interval must be 1s or more") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be 1 or more") }
         guard maxBlobSize > 0, maxAppFiles > 0 else { throw ValidationError("--max-blob-size and --max-app-files must be positive") }
         for url in notifyUrl + slackUrl where WebURL(url) == nil {
@@ -210,6 +214,7 @@ struct LoopOptions: ParsableArguments {
         options.artifactCacheSize = artifactCacheSize
         options.containerSocket = containerSocket
         options.host = host
+        options.hostStatusInterval = statusInterval.milliseconds
         options.analysisInterval = analysisInterval.milliseconds
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
         if !targets.isEmpty {

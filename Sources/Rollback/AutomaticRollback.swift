@@ -166,6 +166,8 @@ public struct AutomaticRollback {
     /// Checks OCI and download targets (the cache, then the registry).
     public var artifacts: (any ArtifactAvailability)?
     public var limits = AppLimits()
+    /// Who writes the commit (`Rewind-Actor: rewind@HOST`): a fleet host's name, else the machine's.
+    public var host = Clock.hostName()
 
     public init(repoPath: String, branch: String?, trigger: RollbackTrailers.TriggerKind) {
         self.repoPath = repoPath
@@ -245,7 +247,7 @@ public struct AutomaticRollback {
         request.artifactRoot = artifactRoot
         request.artifacts = artifacts
         request.undoing = Dictionary(approved.map { ($0.app, $0.release.hex) }, uniquingKeysWith: { a, _ in a })
-        request.actor = "rewind@\(Clock.hostName())"
+        request.actor = "rewind@\(host)"
         return request
     }
 

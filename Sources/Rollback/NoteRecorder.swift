@@ -12,7 +12,7 @@ import SystemSupport
 /// same outcome again changes nothing.
 public struct NoteRecorder {
     let git: Repository
-    let host: String
+    public let host: String
 
     /// A recorder writing through `git` (a handle that does not stage
     /// objects in memory), signing lines with `host`.
@@ -53,8 +53,9 @@ public struct NoteRecorder {
     }
 
     /// Adds the queued lines to the notes of their commits, skipping lines
-    /// whose outcome and app are already there, in one notes commit chain
-    /// and one compare-and-swap of the notes ref (retried on a lost race).
+    /// whose outcome and app this host wrote there already (each host of a
+    /// fleet notes its own), in one notes commit chain and one
+    /// compare-and-swap of the notes ref (retried on a lost race).
     public func write(_ pending: [PendingNote]) throws {
         var order: [String] = []
         var byCommit: [String: [PendingNote]] = [:]
@@ -65,7 +66,7 @@ public struct NoteRecorder {
         try update(ReleaseNote.notesRef, order.compactMap(OID.init(hex:))) { commit, existing in
             var lines = existing.split(separator: "\n").map(String.init)
             var added = false
-            for note in byCommit[commit.hex] ?? [] where !lines.contains(where: { $0.hasPrefix(note.key) }) {
+            for note in byCommit[commit.hex] ?? [] where !lines.contains(where: { $0.hasPrefix(note.key) && $0.hasSuffix(" host=\(host)") }) {
                 lines.append(note.line)
                 added = true
             }
