@@ -44,13 +44,20 @@ def demo(version):
 
 class Fleet:
     def __init__(self, root, hook, fetch_interval="60s"):
+        self.processes, self.namespaces = [], []
+        try:
+            self.setup(root, hook, fetch_interval)
+        except BaseException:
+            self.close()
+            raise
+
+    def setup(self, root, hook, fetch_interval):
         self.root = root
         self.names = [f"host-{n}" for n in range(1, HOSTS + 1)]
         self.git_ns = f"{TAG}-git"
-        self.processes = []
         ip("netns", "add", self.git_ns)
+        self.namespaces.append(self.git_ns)
         ip("-n", self.git_ns, "link", "set", "lo", "up")
-        self.namespaces = [self.git_ns]
         for n in range(1, HOSTS + 1):
             ns = f"{TAG}-{n}"
             ip("netns", "add", ns)
@@ -100,7 +107,7 @@ class Fleet:
 
     def running(self, name):
         try:
-            with open(f"{self.root}/{name}/state/apps/api") as f:
+            with open(f"{self.root}/{name}/state/apps/api.json") as f:
                 app = json.load(f)
             return (app.get("instance") or {}).get("version"), app.get("health")
         except (OSError, ValueError):
@@ -108,6 +115,18 @@ class Fleet:
 
     def wait_all(self, version, timeout=180):
         wait(f"every host runs api {version}", lambda: all(self.running(n) == (version, "healthy") for n in self.names), timeout=timeout, pause=0.005)
+
+    def quiet(self):
+        """Until every host's notes and status for the release are on the git host: no push is pending or retried
+        (a retried push fetches too, and would hide the fetch interval)."""
+        commit = sh("git", "rev-parse", "HEAD", cwd=self.work)
+
+        def done():
+            notes = subprocess.run(["git", "notes", "--ref=rewind", "show", commit], cwd=self.bare, capture_output=True, text=True).stdout.splitlines()
+            noted = {line.rsplit("host=", 1)[-1] for line in notes if line.startswith("healthy app=api")}
+            return noted >= set(self.names)
+        wait("every host's notes on the git host", done, timeout=300, pause=0.1)
+        time.sleep(3)
 
     def push(self):
         sh("git", "push", "-q", self.bare, "main", cwd=self.work)
@@ -118,6 +137,7 @@ class Fleet:
         commit(self.work, f"api {version}")
         self.push()
         self.wait_all(version)
+        self.quiet()
         previous = self.running(self.names[0])
         sh(REWIND, "rollback", "api", "--repo", self.work, "--reason", "benchmark")
         old = sh("git", "show", "HEAD:apps/api/app.yaml", cwd=self.work).split('version: "')[1].split('"')[0]
@@ -192,6 +212,8 @@ def idle():
         shutil.rmtree(root, ignore_errors=True)
 
 
+# SIGTERM (a timeout, ^C from a supervisor) ends the run through the cleanup, not around it.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
 if os.geteuid() != 0:
     sys.exit("the fleet benchmark makes network namespaces (ip netns): run it as root")
 print(f"{HOSTS} hosts, each a network namespace; rewind {REWIND}")

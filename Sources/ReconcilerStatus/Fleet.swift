@@ -115,3 +115,48 @@ public struct FleetReport: Sendable {
         }))])
     }
 }
+
+/// How far a release has reached across the hosts: for one app it
+/// changes, each host it is placed on, and what that host last published.
+public struct ReleaseReach: Sendable {
+    public struct Host: Sendable {
+        public let host: String
+        /// `runs` (the release's tree), `waits` (a stage holds it), `other` (another tree), `unknown` (nothing published).
+        public let state: String
+        public let health: String?
+        public let detail: String?
+        public let stale: Bool
+    }
+
+    public let app: String
+    public let hosts: [Host]
+    /// Hosts that run the release healthy.
+    public var reached: Int { hosts.filter { $0.state == "runs" && $0.health == "healthy" }.count }
+
+    public var json: JSON {
+        .object([("app", .string(app)), ("reached", .number(Int64(reached))), ("of", .number(Int64(hosts.count))),
+                 ("hosts", .array(hosts.map { host in
+                     .object([("host", .string(host.host)), ("state", .string(host.state)), ("health", .optional(host.health)),
+                              ("detail", .optional(host.detail)), ("stale", .bool(host.stale))])
+                 }))])
+    }
+}
+
+extension FleetReport {
+    /// Where `app` at `tree` runs among `placed` (host names).
+    public func reach(app: String, tree: String, placed: [String]) -> ReleaseReach {
+        ReleaseReach(app: app, hosts: placed.map { name in
+            guard let host = hosts.first(where: { $0.name == name }), host.writtenAt != nil else {
+                return ReleaseReach.Host(host: name, state: "unknown", health: nil, detail: "never reported", stale: true)
+            }
+            guard let running = host.apps.first(where: { $0.app == app }) else {
+                return ReleaseReach.Host(host: name, state: "unknown", health: nil, detail: "does not report \(app)", stale: host.stale)
+            }
+            if running.tree == tree { return ReleaseReach.Host(host: name, state: "runs", health: running.health, detail: running.lastError, stale: host.stale) }
+            if let stage = running.stage {
+                return ReleaseReach.Host(host: name, state: "waits", health: running.health, detail: (stage.halted ? "halted: " : "") + stage.reason, stale: host.stale)
+            }
+            return ReleaseReach.Host(host: name, state: "other", health: running.health, detail: running.version.map { "runs \($0)" }, stale: host.stale)
+        })
+    }
+}

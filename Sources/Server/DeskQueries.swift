@@ -70,11 +70,22 @@ extension RollbackDesk {
             }
             let notes = ((try? repo.git.note(on: id, notesRef: ReleaseNote.notesRef)) ?? nil) ?? ""
             let incident = (try? repo.git.note(on: id, notesRef: ReleaseNote.incidentNotesRef)) ?? nil
-            return ReleaseView(details: details, diffs: diffs, notes: notes.split(separator: "\n").map(String.init), incident: incident)
+            return ReleaseView(details: details, diffs: diffs, notes: notes.split(separator: "\n").map(String.init), incident: incident,
+                               reach: reach(details, config: config))
         } catch let error as RequestError {
             throw error
         } catch {
             logger.error("\(error)"); throw RequestError(500, RequestError.publicText(error))
+        }
+    }
+
+    /// With `hosts:`, how far the release's apps have reached across their hosts.
+    private func reach(_ details: CommitDetails, config: RepoConfig) -> [ReleaseReach] {
+        guard !config.hosts.isEmpty else { return [] }
+        let fleet = FleetReport.build(repo: repo, now: Clock.wallMilliseconds())
+        return details.apps.compactMap { change in
+            guard let ref = config.app(named: change.app), let tree = try? repo.appTree(ref, in: details.commit.tree) else { return nil }
+            return fleet.reach(app: change.app, tree: tree.hex, placed: (ref.placement?.select(config.hosts) ?? []).map(\.name))
         }
     }
 
@@ -106,11 +117,14 @@ struct ReleaseView: Sendable {
     let diffs: [(app: String, diff: String)]
     let notes: [String]
     let incident: String?
+    /// With `hosts:`: how far each app it changes has reached across its hosts.
+    var reach: [ReleaseReach] = []
 
     var json: JSON {
         .object(details.jsonFields + [("message", .string(details.commit.message)),
                                       ("diffs", .array(diffs.map { .object([("app", .string($0.app)), ("diff", .string($0.diff))]) })),
-                                      ("notes", .array(notes.map { .string($0) })), ("incident", .optional(incident))])
+                                      ("notes", .array(notes.map { .string($0) })), ("incident", .optional(incident)),
+                                      ("reach", .array(reach.map(\.json)))])
     }
 }
 

@@ -60,6 +60,7 @@ enum APIDocument {
         "POST /apps/{app}/allow": Operation(summary: "Web UI: allow a rolled-back version to be proposed again", security: .session, responses: [303, 400, 401, 403, 404, 409],
                                             body: "form: csrf, reason, version", produces: "text/html"),
         "GET /releases/{commit}": Operation(summary: "Web UI: a commit, its diff, notes and incident report", security: .session, responses: [200, 303, 400, 404], produces: "text/html"),
+        "GET /fleet": Operation(summary: "Web UI: hosts × apps, each host as it last published its status", security: .session, responses: [200, 303], produces: "text/html"),
         "GET /audit": Operation(summary: "Web UI: audit charts and tables", security: .session, responses: [200, 303, 400], query: ["since", "until"], produces: "text/html"),
         "GET /ui/{asset}": Operation(summary: "Web UI: embedded CSS and script", security: .open, responses: [200, 304, 404], produces: "text/css, text/javascript"),
     ]

@@ -37,7 +37,7 @@ enum WebPage {
         </head>
         <body data-live="\(e(live))" data-events="\(events ? "on" : "off")">
         <a class="skip" href="#main">Skip to content</a>
-        <header class="top"><nav aria-label="Main"><a href="/" class="brand">Rewind</a> <a href="/">Apps</a> <a href="/audit">Audit</a></nav>
+        <header class="top"><nav aria-label="Main"><a href="/" class="brand">Rewind</a> <a href="/">Apps</a> <a href="/fleet">Fleet</a> <a href="/audit">Audit</a></nav>
         <div class="who">
         """
         if let name = viewer.name, let csrf = viewer.csrf {
@@ -272,6 +272,7 @@ enum WebPage {
         main += "<h2>Notes</h2>\n"
         main += view.notes.isEmpty ? "<p>No notes yet (the reconciler writes them as it applies and checks a release).</p>\n"
             : "<ul class=\"notes\">" + view.notes.map { "<li><code>\(e($0))</code></li>" }.joined() + "</ul>\n"
+        if !view.reach.isEmpty { main += reach(view.reach) }
         if let incident = view.incident { main += "<h2>Incident report</h2>\n<pre class=\"incident\">\(e(incident))</pre>\n" }
         return document(title: "Release \(d.commit.id.short)", live: "release", viewer: viewer, main: main)
     }

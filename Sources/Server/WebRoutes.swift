@@ -48,7 +48,7 @@ extension Routes {
         }
     }
 
-    /// The pages: overview, an app, a release, the audit.
+    /// The pages: overview, an app, a release, the fleet, the audit.
     func addPageRoutes(_ router: Router<ServeContext>) {
         on(router, .get, "/", "ui/overview", .open) { request, _ in
             await webPage(request) { viewer in page(200, WebPage.overview(try await desk.status(), viewer: viewer)) }
@@ -66,6 +66,9 @@ extension Routes {
             await webPage(request) { viewer in
                 page(200, WebPage.release(try await desk.release(context.parameters.get("commit") ?? ""), viewer: viewer))
             }
+        }
+        on(router, .get, "fleet", "ui/fleet", .open) { request, _ in
+            await webPage(request) { viewer in page(200, WebPage.fleet(await desk.fleet(), viewer: viewer)) }
         }
         on(router, .get, "audit", "ui/audit", .open) { request, _ in
             await webPage(request) { viewer in

@@ -93,6 +93,19 @@ import TestSupport
         let hosts = ((try JSONSerialization.jsonObject(with: Data(view.stdout.utf8)) as? [String: Any])?["hosts"] as? [[String: Any]]) ?? []
         #expect(hosts.compactMap { $0["host"] as? String } == ["canary-1", "web-1", "web-2", "db-1"], "\(view.stdout)\(view.stderr)")
         #expect(hosts.allSatisfy { $0["stale"] as? Bool == false }, "\(view.stdout)")
+        // The same in the web UI and the API of a host's serve: hosts × apps, and the bad release's reach.
+        let page = lab.get("web-2", "/fleet")
+        #expect(page.contains("<tr id=\"host-canary-1\" data-host=\"canary-1\" data-state=\"fresh\">") && page.contains("data-app=\"db\" data-version=\"5.0\""), "\(page)")
+        #expect(page.contains("data-app=\"api\" data-version=\"1.1.0\""), "\(page)")
+        let api = lab.get("web-2", "/api/v1/fleet")
+        #expect(api.contains("\"host\" : \"db-1\"") || api.contains("\"host\":\"db-1\""), "\(api)")
+        try lab.waitUntil("the bad release reached no host but the canary, which left it") {
+            let release = lab.get("web-2", "/releases/\(bad)")
+            return release.contains("api: 0 of 3 hosts run it healthy") && release.contains("<li data-host=\"web-1\" data-state=\"other\">")
+        }
+        let good = try git(["log", "--format=%H", "-1", "--grep=api 1.1.0", "main"], in: lab.bare)
+        let reach = lab.get("web-2", "/releases/\(good)")
+        #expect(reach.contains("api: 3 of 3 hosts run it healthy"), "\(reach)")
     }
 
     /// Three hosts see the same failure at once: each would roll back, the

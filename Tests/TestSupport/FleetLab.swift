@@ -68,10 +68,16 @@ public final class FleetLab {
         for (k, v) in TestEnvironment.git { environment[k] = v }
         environment["HARNESS_DIR"] = harness.root
         let arguments = ["serve", "--repo", url(for: host), "--mirror", mirror(host), "--state-dir", stateDir(host), "--host", host,
-                         "--fetch-interval", "300ms", "--status-interval", "1s", "--address", "0.0.0.0", "--port", "8080", "--log-level", "info"] + extra
+                         "--fetch-interval", "300ms", "--status-interval", "1s", "--address", "0.0.0.0", "--port", "8080", "--ui-public-read", "--log-level", "info"] + extra
         try? FileManager.default.removeItem(atPath: stateDir(host) + "/reconciler.pid")
         agents[host] = try net.start(in: spec.namespace, rewindBinary, arguments, environment: environment, outputFile: harness.root + "/\(host).log")
         try waitFor("\(host)'s reconciler runs", timeout: 30) { FileManager.default.fileExists(atPath: stateDir(host) + "/reconciler.pid") }
+    }
+
+    /// GET `path` from a host's `rewind serve` (port 8080 in its namespace); the body, empty on failure.
+    public func get(_ host: String, _ path: String) -> String {
+        guard let namespace = net.host(host)?.namespace else { return "" }
+        return (try? net.run(in: namespace, "/usr/bin/curl", ["-s", "-m", "10", "http://127.0.0.1:8080" + path]))?.stdout ?? ""
     }
 
     /// kill -9 of a host's Rewind (its apps keep running).
