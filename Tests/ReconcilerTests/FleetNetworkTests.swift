@@ -232,4 +232,55 @@ import TestSupport
         #expect(try git(["rev-list", "--count", "main"], in: lab.bare) == String((Int(commits) ?? -1) + 1), "no commit but the release")
         #expect(lab.processes(on: "web-1", matching: "rewind-demo-service").count == 1, "one api process on web-1")
     }
+
+    /// Hosts that follow the git host over SSH (sshd in its namespace, host
+    /// keys checked against known_hosts). A host of the first stage falls
+    /// silent (cut off) before a release: the next stage waits for it for
+    /// hostTimeout, then halts and says so, naming it; once it is back and
+    /// runs the release, the next stage goes on.
+    @Test func overSSHAStageWaitsForASilentHostThenHaltsUntilItIsBack() throws {
+        let yaml = """
+            apiVersion: rewind/v1
+            branch: main
+            hosts:
+              - name: web-1
+              - name: web-2
+            apps:
+              - name: api
+                path: apps/api
+                placement: {hosts: [web-1, web-2]}
+                rollout:
+                  stages:
+                    - {hosts: [web-1], soak: 1s}
+                    - {hosts: [web-2]}
+                  hostTimeout: 4s
+                  onTimeout: halt
+
+            """ + Self.policy
+        let hosts = ["web-1", "web-2"]
+        let lab = try FleetLab(hosts: hosts, apps: [Self.api("1.0.0")], rewindYAML: yaml, ssh: true)
+        defer { lab.close() }
+        for host in hosts { try lab.startAgent(host) }
+        try lab.waitUntil("both hosts run 1.0.0 over ssh", timeout: 90) { hosts.allSatisfy { lab.app($0, "api") == "1.0.0 healthy" } }
+        try lab.waitUntil("both hosts' status reached the git host over ssh") { hosts.allSatisfy { lab.publishedApp($0, "api")?["version"] as? String == "1.0.0" } }
+        #expect(lab.url(for: "web-1").hasPrefix("ssh://"))
+
+        try lab.net.cut("web-1")
+        try lab.harness.writeApp(Self.api("1.1.0"))
+        try lab.harness.commit("api 1.1.0")
+        try lab.push()
+        try lab.waitUntil("web-2 waits for web-1") { lab.stage("web-2", "api")?.contains("web-1 (stage 1)") == true }
+        try lab.waitUntil("after hostTimeout the stage halts, naming web-1", timeout: 30) {
+            let status = lab.status("web-2")["apps"] as? [[String: Any]] ?? []
+            let stage = status.first?["stage"] as? [String: Any]
+            return stage?["halted"] as? Bool == true && (stage?["reason"] as? String)?.contains("web-1 (stage 1) has not reported since") == true
+        }
+        #expect(lab.app("web-2", "api") == "1.0.0 healthy", "halted: web-2 keeps the running release")
+        let waiting = (lab.status("web-2")["apps"] as? [[String: Any]])?.first?["waitingFor"] as? String ?? ""
+        #expect(waiting.hasPrefix("an operator: stage 2 of 2 is halted"), "\(waiting)")
+
+        try lab.net.reconnect("web-1")
+        try lab.waitUntil("web-1, back, runs 1.1.0, then web-2", timeout: 60) { hosts.allSatisfy { lab.app($0, "api") == "1.1.0 healthy" } }
+        #expect(lab.stage("web-2", "api") == nil)
+    }
 }

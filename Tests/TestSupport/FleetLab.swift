@@ -16,8 +16,10 @@ public final class FleetLab {
     public let bare: String
     private var daemon: pid_t?
     private var agents: [String: pid_t] = [:]
+    /// With `ssh`: sshd in the git host's namespace, which the hosts follow instead of the git daemon.
+    private var sshd: SSHServer?
 
-    public init(hosts: [String], apps: [HarnessApp], rewindYAML: String) throws {
+    public init(hosts: [String], apps: [HarnessApp], rewindYAML: String, ssh: Bool = false) throws {
         harness = try ReconcilerHarness(apps: apps)
         do {
             try harness.write("rewind.yaml", rewindYAML)
@@ -32,13 +34,21 @@ public final class FleetLab {
         }
         do {
             try startGitHost()
+            if ssh {
+                let server = try SSHServer(directory: harness.root + "/sshd", namespace: net.gitNamespace)
+                sshd = server
+                try writeFile(harness.root + "/known_hosts", try net.hosts.map { try server.knownHostsLine(address: $0.gitAddress) }.joined())
+            }
         } catch {
             close()
             throw error
         }
     }
 
-    public func url(for host: String) -> String { "git://\(net.host(host)?.gitAddress ?? "?")/deploy.git" }
+    public func url(for host: String) -> String {
+        let address = net.host(host)?.gitAddress ?? "?"
+        return sshd.map { "ssh://root@\(address):\($0.port)\(bare)" } ?? "git://\(address)/deploy.git"
+    }
     public func mirror(_ host: String) -> String { harness.root + "/\(host)/mirror" }
     public func stateDir(_ host: String) -> String { harness.root + "/\(host)/state" }
     public func log(_ host: String) -> String { (try? String(contentsOfFile: harness.root + "/\(host).log", encoding: .utf8)) ?? "" }
@@ -67,7 +77,8 @@ public final class FleetLab {
         var environment = ProcessInfo.processInfo.environment
         for (k, v) in TestEnvironment.git { environment[k] = v }
         environment["HARNESS_DIR"] = harness.root
-        let arguments = ["serve", "--repo", url(for: host), "--mirror", mirror(host), "--state-dir", stateDir(host), "--host", host,
+        let access = sshd.map { ["--ssh-key", $0.userKey, "--known-hosts", harness.root + "/known_hosts"] } ?? []
+        let arguments = ["serve", "--repo", url(for: host)] + access + [ "--mirror", mirror(host), "--state-dir", stateDir(host), "--host", host,
                          "--fetch-interval", "300ms", "--status-interval", "1s", "--address", "0.0.0.0", "--port", "8080", "--ui-public-read", "--log-level", "info"] + extra
         try? FileManager.default.removeItem(atPath: stateDir(host) + "/reconciler.pid")
         agents[host] = try net.start(in: spec.namespace, rewindBinary, arguments, environment: environment, outputFile: harness.root + "/\(host).log")
@@ -164,6 +175,7 @@ public final class FleetLab {
 
     /// Stops everything: the agents and apps (every process in the namespaces), the namespaces, the directory.
     public func close() {
+        sshd?.kill()
         net.close()
         for pid in agents.values {
             var status: Int32 = 0

@@ -79,17 +79,20 @@ public func killTree(_ pid: pid_t) {
 }
 
 /// OpenSSH's sshd on a free loopback port, with a generated host key and a
-/// user key allowed to log in as the current user.
+/// user key allowed to log in as the current user. With `namespace`, sshd
+/// runs in that network namespace instead, on every address of it.
 public final class SSHServer {
     public let directory: String
     public let port: Int
     public let hostKey: String
     public let userKey: String
+    private let namespace: String?
     private var pid: pid_t?
 
-    public init(directory: String) throws {
+    public init(directory: String, namespace: String? = nil) throws {
         self.directory = directory
-        guard let free = Loopback.freeAppPort() else { throw TestFailure("no free port") }
+        self.namespace = namespace
+        guard let free = namespace == nil ? Loopback.freeAppPort() : 2222 else { throw TestFailure("no free port") }
         port = free
         hostKey = directory + "/host_ed25519"
         userKey = directory + "/user_ed25519"
@@ -102,7 +105,7 @@ public final class SSHServer {
         try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         let config = """
             Port \(port)
-            ListenAddress 127.0.0.1
+            ListenAddress \(namespace == nil ? "127.0.0.1" : "0.0.0.0")
             HostKey \(hostKey)
             AuthorizedKeysFile \(directory)/authorized_keys
             PidFile \(directory)/sshd.pid
@@ -120,9 +123,17 @@ public final class SSHServer {
     /// Starts sshd (again) on the same port.
     public func start() throws {
         guard pid == nil else { return }
-        pid = try Spawn.start(SpawnOptions(program: "/usr/sbin/sshd", arguments: ["-D", "-e", "-f", directory + "/sshd_config"],
+        let sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", directory + "/sshd_config"]
+        let command = namespace.map { ["/usr/sbin/ip", "netns", "exec", $0] + sshd } ?? sshd
+        pid = try Spawn.start(SpawnOptions(program: command[0], arguments: Array(command.dropFirst()),
                                            environment: ProcessInfo.processInfo.environment, outputFile: directory + "/sshd.log"))
-        try waitFor("sshd listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
+        try waitFor("sshd listens on \(port)", timeout: 10) { listening }
+    }
+
+    private var listening: Bool {
+        guard let namespace else { return Loopback.canConnect(port: port) }
+        let sockets = try? run("/usr/sbin/ip", ["netns", "exec", namespace, "ss", "-ltnH", "sport = :\(port)"])
+        return sockets?.stdout.contains(":\(port)") == true
     }
 
     /// Kills sshd and every session it forked (each in a session of its
@@ -131,13 +142,13 @@ public final class SSHServer {
         guard let pid else { return }
         killTree(pid)
         self.pid = nil
-        try? waitFor("sshd is gone", timeout: 10) { !Loopback.canConnect(port: port) }
+        try? waitFor("sshd is gone", timeout: 10) { !listening }
     }
 
-    /// The known_hosts line for this server's host key.
-    public func knownHostsLine() throws -> String {
+    /// The known_hosts line for this server's host key, reached at `address`.
+    public func knownHostsLine(address: String = "127.0.0.1") throws -> String {
         let pub = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8).split(separator: " ")
-        return "[127.0.0.1]:\(port) \(pub[0]) \(pub[1])\n"
+        return "[\(address)]:\(port) \(pub[0]) \(pub[1])\n"
     }
 
     /// The sshd log so far.

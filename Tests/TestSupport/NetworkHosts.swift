@@ -96,12 +96,24 @@ public final class NetworkHosts {
 
     deinit { close() }
 
+    /// Kills every process in `namespace`. Shells go last, after up to 10 s
+    /// to end by themselves: an ssh session's shell runs the user's startup
+    /// files (pyenv's rehash takes a lock file there), and one killed
+    /// mid-way leaves the lock behind, which hangs every later ssh session
+    /// on this machine (see `killTree`).
     private static func killAll(in namespace: String) {
-        for _ in 0..<50 {
+        let shells: Set<String> = ["bash", "sh", "dash", "zsh"]
+        let deadline = Date().addingTimeInterval(10)
+        while true {
             let pids = ((try? TestSupport.run("/usr/sbin/ip", ["netns", "pids", namespace]))?.stdout ?? "").split(separator: "\n").compactMap { pid_t($0) }
             if pids.isEmpty { return }
-            for pid in pids { kill(pid, SIGKILL) }
-            Thread.sleep(forTimeInterval: 0.02)
+            let sparing = Date() < deadline
+            for pid in pids {
+                let command = ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+                if sparing && shells.contains(command) { continue }
+                kill(pid, SIGKILL)
+            }
+            Thread.sleep(forTimeInterval: 0.05)
         }
     }
 
