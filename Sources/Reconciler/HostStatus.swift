@@ -1,6 +1,7 @@
 import DeployModel
 import GitKit
 import ReconcilerStatus
+import Rollback
 import SystemSupport
 
 /// A host of a fleet (`--host NAME`) publishes what it runs under
@@ -22,7 +23,11 @@ extension Reconciler {
         do {
             let git = repo.git
             let wall = clock.wallMilliseconds()
+            // When this host's mirror last reached the git host: written along, but no reason to write by itself
+            // (every sync would change it, and each write triggers a sync).
+            let lastSync = RemoteSyncStatus.read(gitDirectory: git.gitDirectory)?.lastSuccessAt
             let document = JSON.object(fields + [("writtenAt", .string(Clock.iso8601UTC(milliseconds: wall))), ("writtenAtMilliseconds", .number(wall)),
+                                                    ("lastSyncMilliseconds", lastSync.map { .number($0) } ?? .null),
                                                     ("heartbeatMilliseconds", .number(options.hostStatusInterval))])
                 .bytes(indent: 2) + [10]
             let blob = try git.writeBlob(document)

@@ -42,6 +42,8 @@ public struct FleetReport: Sendable {
         /// Wall-clock ms of the status, nil when the host never published one.
         public var writtenAt: Int64?
         public var lastApplied: String?
+        /// Wall-clock ms when its mirror last reached the git host (as of `writtenAt`; nil: a local repository, or never).
+        public var lastSync: Int64?
         public var apps: [HostApp] = []
         /// Not heard from for longer than `staleAfter`.
         public var stale: Bool
@@ -61,6 +63,7 @@ public struct FleetReport: Sendable {
         let writtenAtMilliseconds: Int64
         /// How often the host writes even when nothing changed (older hosts: a minute).
         let heartbeatMilliseconds: Int64?
+        let lastSyncMilliseconds: Int64?
     }
 
     /// Each host's newest status: its own ref here, or what was fetched from the git host.
@@ -92,7 +95,7 @@ public struct FleetReport: Sendable {
         let names = declared + published.keys.filter { !declared.contains($0) }.sorted()
         return FleetReport(hosts: names.map { name in
             guard let status = published[name] else { return Host(name: name, stale: true) }
-            return Host(name: name, writtenAt: status.writtenAtMilliseconds, lastApplied: status.lastApplied, apps: status.apps,
+            return Host(name: name, writtenAt: status.writtenAtMilliseconds, lastApplied: status.lastApplied, lastSync: status.lastSyncMilliseconds, apps: status.apps,
                         stale: now - status.writtenAtMilliseconds > staleAfter(heartbeat: status.heartbeatMilliseconds))
         })
     }
@@ -105,7 +108,7 @@ public struct FleetReport: Sendable {
 
     public var json: JSON {
         .object([("hosts", .array(hosts.map { host in
-            .object([("host", .string(host.name)), ("writtenAt", JSON.time(host.writtenAt)), ("stale", .bool(host.stale)),
+            .object([("host", .string(host.name)), ("writtenAt", JSON.time(host.writtenAt)), ("lastSync", JSON.time(host.lastSync)), ("stale", .bool(host.stale)),
                      ("lastApplied", .optional(host.lastApplied)),
                      ("apps", .array(host.apps.map { app in
                          .object([("app", .string(app.app)), ("version", .optional(app.version)), ("tree", .optional(app.tree)),

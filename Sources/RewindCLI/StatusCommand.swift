@@ -131,13 +131,14 @@ struct StatusCommand: ParsableCommand {
         for host in report.hosts {
             let state = host.writtenAt == nil ? "never reported" : host.stale ? "STALE" : "fresh"
             let written = host.writtenAt.map { Clock.iso8601UTC(milliseconds: $0) } ?? "-"
-            if host.apps.isEmpty { rows.append([host.name, state, written, "-", "-", "-", "-"]) }
+            let synced = host.lastSync.map { Clock.iso8601UTC(milliseconds: $0) } ?? "-"
+            if host.apps.isEmpty { rows.append([host.name, state, written, synced, "-", "-", "-", "-"]) }
             for app in host.apps {
                 let stage = app.stage.map { ($0.halted ? "HALTED: " : "") + $0.reason } ?? "-"
-                rows.append([host.name, state, written, app.app, app.version ?? "-", app.health, stage])
+                rows.append([host.name, state, written, synced, app.app, app.version ?? "-", app.health, stage])
             }
         }
-        return Table.render(["HOST", "STATE", "WRITTEN", "APP", "VERSION", "HEALTH", "STAGE"], rows)
+        return Table.render(["HOST", "STATE", "WRITTEN", "LAST SYNC", "APP", "VERSION", "HEALTH", "STAGE"], rows)
     }
 
     private func detail(_ a: AppStatus, _ history: [Event]) -> String {

@@ -14,12 +14,12 @@ extension WebPage {
         let apps = Set(report.hosts.flatMap { $0.apps.map(\.app) }).sorted()
         main += "<p class=\"sub\">Each host as it last published under <code>refs/rewind/hosts/</code>; a host silent for three of its status intervals is stale.</p>\n"
         main += "<div class=\"table-wrap\"><table class=\"fleet\">\n<caption class=\"visually-hidden\">Hosts and the apps they run</caption>\n"
-        main += "<thead><tr><th scope=\"col\">Host</th><th scope=\"col\">State</th><th scope=\"col\">Written</th>"
+        main += "<thead><tr><th scope=\"col\">Host</th><th scope=\"col\">State</th><th scope=\"col\">Written</th><th scope=\"col\">Last sync</th>"
             + apps.map { "<th scope=\"col\"><a href=\"/apps/\(u($0))\">\(e($0))</a></th>" }.joined() + "</tr></thead>\n<tbody>\n"
         for host in report.hosts {
             let state = host.writtenAt == nil ? "never reported" : host.stale ? "STALE" : "fresh"
             main += "<tr id=\"host-\(e(host.name))\" data-host=\"\(e(host.name))\" data-state=\"\(e(state))\"><th scope=\"row\">\(e(host.name))</th>"
-            main += "<td>\(host.stale ? "<strong class=\"error-text\">\(e(state))</strong>" : e(state))</td><td>\(time(host.writtenAt))</td>"
+            main += "<td>\(host.stale ? "<strong class=\"error-text\">\(e(state))</strong>" : e(state))</td><td>\(time(host.writtenAt))</td><td>\(time(host.lastSync))</td>"
             for app in apps {
                 guard let running = host.apps.first(where: { $0.app == app }) else {
                     main += "<td>-</td>"

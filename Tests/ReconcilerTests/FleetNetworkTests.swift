@@ -205,7 +205,9 @@ import TestSupport
         try lab.waitUntil("the fleet view marks web-2 stale", timeout: 30) {
             let view = try rewind(["status", "--fleet", "--repo", lab.mirror("web-1"), "--format", "json"])
             let listed = ((try JSONSerialization.jsonObject(with: Data(view.stdout.utf8)) as? [String: Any])?["hosts"] as? [[String: Any]]) ?? []
-            return listed.first { $0["host"] as? String == "web-2" }?["stale"] as? Bool == true
+            let web2 = listed.first { $0["host"] as? String == "web-2" }
+            // Stale, with when its mirror last reached the git host.
+            return web2?["stale"] as? Bool == true && web2?["lastSync"] is String
                 && listed.first { $0["host"] as? String == "web-1" }?["stale"] as? Bool == false
         }
         let table = try rewind(["status", "--fleet", "--repo", lab.mirror("web-1")]).stdout
