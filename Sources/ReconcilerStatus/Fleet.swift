@@ -70,8 +70,9 @@ public struct FleetReport: Sendable {
     static func published(_ git: Repository) -> [String: Published] {
         var published: [String: Published] = [:]
         for prefix in ["refs/rewind/remote/hosts/", "refs/rewind/hosts/"] {
-            for (_, target) in (try? git.references(matching: prefix + "*")) ?? [] {
-                guard let status = read(git, target) else { continue }
+            for (reference, target) in (try? git.references(matching: prefix + "*")) ?? [] {
+                // A status counts for the host its ref names, and only when it says so itself.
+                guard let status = read(git, target), reference == prefix + status.host else { continue }
                 // A host's own ref (read last) wins unless the fetched one is newer.
                 if let known = published[status.host], known.writtenAtMilliseconds > status.writtenAtMilliseconds { continue }
                 published[status.host] = status

@@ -1,4 +1,6 @@
 import Foundation
+import ReconcilerStatus
+import Rollback
 import SystemSupport
 import Testing
 import TestSupport
@@ -131,5 +133,33 @@ import TestSupport
         try git(["push", "-q", remote, "main"], in: h.repo)
         try h.waitUntil("web-1 publishes api 2.0", timeout: 60) { apps(published("web-1")) == ["api": "2.0 healthy"] }
         #expect(try git(["rev-list", "--count", "refs/rewind/hosts/web-1"], in: remote) == "1", "bounded: one commit, no history")
+    }
+
+    /// A status counts for the host its ref names, and only when the status
+    /// names that host too: a ref cannot speak for another host, and a
+    /// status that does not parse is a host that never reported.
+    @Test func aStatusCountsOnlyForTheHostItsRefNames() throws {
+        let h = try ReconcilerHarness(apps: [HarnessApp("api", appYAML: "platform: exec\nversion: \"1.0\"\nexec:\n  apply: ./apply.sh\n", files: ["apply.sh": "#!/bin/sh\n"])])
+        defer { h.close() }
+        try h.write("rewind.yaml", "apiVersion: rewind/v1\nbranch: main\nhosts:\n  - name: web-1\n  - name: db-1\n  - name: db-2\napps:\n  - name: api\n    path: apps/api\n    placement: {hosts: [web-1]}\n")
+        try h.commit("hosts")
+        func publish(_ reference: String, _ json: String) throws {
+            let blob = try git(["hash-object", "-w", "--stdin"], in: h.repo, stdin: json)
+            let tree = try git(["mktree"], in: h.repo, stdin: "100644 blob \(blob)\tstatus.json\n")
+            let commit = try git(["commit-tree", tree, "-m", "status"], in: h.repo)
+            try git(["update-ref", reference, commit], in: h.repo)
+        }
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let status = { (host: String, applied: String, at: Int64) in
+            "{\"host\": \"\(host)\", \"lastApplied\": \"\(applied)\", \"apps\": [], \"writtenAtMilliseconds\": \(at)}"
+        }
+        let genuine = String(repeating: "a", count: 40), forged = String(repeating: "b", count: 40)
+        try publish("refs/rewind/remote/hosts/db-1", status("db-1", genuine, now))
+        try publish("refs/rewind/hosts/web-1", status("db-1", forged, now + 1_000))   // newer, but speaks for another host
+        try publish("refs/rewind/remote/hosts/db-2", "{not json")                      // does not parse
+        let report = FleetReport.build(repo: try DeployRepository(path: h.repo, branch: nil), now: now)
+        let written = Dictionary(uniqueKeysWithValues: report.hosts.map { ($0.name, $0.writtenAt != nil) })
+        #expect(written == ["web-1": false, "db-1": true, "db-2": false], "\(written)")
+        #expect(report.hosts.first { $0.name == "db-1" }?.lastApplied == genuine, "db-1's own status, not the one web-1's ref claims")
     }
 }
