@@ -355,6 +355,10 @@ struct ProgressiveDeliveryTests {
         try withReconciler(apps: [HarnessApp("shop", appYAML: Self.appYAML(version: "1.0.0", traffic: traffic))]) { h in
             try h.start()
             try h.waitHealthy("shop", "1.0.0")
+            // The proxy follows the saved state a moment later: healthy in the state is not yet routed.
+            try h.waitUntil("the attached proxy routes 1.0.0") {
+                try HAProxyRuntime(socket: config.socket).servers(backend: "shop").filter { $0.weight > 0 && !$0.inMaintenance && $0.operationalState == 2 }.count == 1
+            }
             let before = try Self.shares(port: listen, count: 10)
             #expect(before == ["1.0.0": 10], "\(before)")
             try h.writeApp(HarnessApp("shop", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
