@@ -70,11 +70,9 @@ extension Reconciler {
     /// The rollback commit of `rewind abort`: trigger manual, the operator as actor.
     func writeOperatorRollback(_ name: String, to target: String?, undoing: OID, request: RolloutRequest) -> OID? {
         var rollback = RollbackRequest(.rollback(apps: [name], all: false, to: target.map { .revision($0) }),
-                                       reason: "abort of the \(name) rollout" + (request.reason.map { ": \($0)" } ?? ""))
-        rollback.actor = request.actor
+                                       reason: "abort of the \(name) rollout" + (request.reason.map { ": \($0)" } ?? ""),
+                                       by: RequestAuthor(trigger: .manual, actor: request.actor, artifactRoot: options.artifactRoot, artifacts: rollbackArtifacts))
         rollback.undoing = [name: undoing.hex]
-        rollback.artifactRoot = options.artifactRoot
-        rollback.artifacts = rollbackArtifacts
         do {
             flushNotes()
             var writer = CommitWriter(repo: try DeployRepository(path: options.repoPath, branch: repo.branchRef))

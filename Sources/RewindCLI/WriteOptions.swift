@@ -30,9 +30,9 @@ struct WriteOptions: ParsableArguments {
     @OptionGroup var waiting: WaitOptions
 
     func request(_ operation: Operation, force: Bool) -> RollbackRequest {
-        var request = RollbackRequest(operation, reason: reason)
+        var request = RollbackRequest(operation, reason: reason, by: RequestAuthor(trigger: .manual, actor: nil, artifactRoot: artifactRoot ?? environmentArtifactRoot(),
+                                                                                 artifacts: nil))
         request.force = force
-        request.artifactRoot = artifactRoot ?? environmentArtifactRoot()
         return request
     }
 

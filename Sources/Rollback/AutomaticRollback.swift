@@ -240,14 +240,11 @@ public struct AutomaticRollback {
         } else {
             targets = .perApp(Dictionary(approved.compactMap { failure in failure.lastGood.map { (failure.app, $0.commit.hex) } }, uniquingKeysWith: { a, _ in a }))
         }
-        var request = RollbackRequest(.rollback(apps: approved.map(\.app), all: false, to: targets), reason: approved.map(\.summary).joined(separator: "; "))
-        request.trigger = trigger
+        var request = RollbackRequest(.rollback(apps: approved.map(\.app), all: false, to: targets), reason: approved.map(\.summary).joined(separator: "; "),
+                                      by: RequestAuthor(trigger: trigger, actor: "rewind@\(host)", artifactRoot: artifactRoot, artifacts: artifacts))
         request.alert = alert
         request.fingerprint = fingerprint
-        request.artifactRoot = artifactRoot
-        request.artifacts = artifacts
         request.undoing = Dictionary(approved.map { ($0.app, $0.release.hex) }, uniquingKeysWith: { a, _ in a })
-        request.actor = "rewind@\(host)"
         return request
     }
 

@@ -53,10 +53,35 @@ public struct RollbackRequest: Sendable, Codable {
         case operation, reason, trigger, alert, fingerprint, force, artifactRoot, undoing, actor
     }
 
-    /// Creates a request.
-    public init(_ operation: Operation, reason: String? = nil) {
+    /// Creates a request written by `author`: every writer (the CLI, the
+    /// API and web UI, automatic rollback, an operator's abort, the update
+    /// proposer) says who it is and how artifacts are checked, here.
+    public init(_ operation: Operation, reason: String?, by author: RequestAuthor) {
         self.operation = operation
         self.reason = reason
+        trigger = author.trigger
+        actor = author.actor
+        artifactRoot = author.artifactRoot
+        artifacts = author.artifacts
+    }
+}
+
+/// Who writes a commit and how its artifacts are checked: the same for
+/// every request one writer makes. No defaults: each writer decides.
+public struct RequestAuthor: Sendable {
+    public var trigger: RollbackTrailers.TriggerKind
+    /// For the `Rewind-Actor` trailer (nil: the commit's author says who).
+    public var actor: String?
+    /// Directory for relative artifact paths (nil: rewind.yaml's `artifactRoot`).
+    public var artifactRoot: String?
+    /// Checks artifacts that are not files on this host (nil: a rollback to such a release is refused).
+    public var artifacts: (any ArtifactAvailability)?
+
+    public init(trigger: RollbackTrailers.TriggerKind, actor: String?, artifactRoot: String?, artifacts: (any ArtifactAvailability)?) {
+        self.trigger = trigger
+        self.actor = actor
+        self.artifactRoot = artifactRoot
+        self.artifacts = artifacts
     }
 }
 

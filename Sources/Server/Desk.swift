@@ -52,11 +52,8 @@ actor RollbackDesk {
     /// actor's trigger (`api`, `ui`) and name as `Rewind-Actor`. With
     /// `dryRun`, the plan (message, diffs, guards) and nothing written.
     func write(_ action: DeskAction, reason: String?, dryRun: Bool, force: Bool = false, as actor: Actor) throws(RequestError) -> DeskWrite {
-        var request = RollbackRequest(action.operation, reason: reason)
-        request.trigger = actor.trigger
-        request.artifactRoot = options.artifactRoot
-        request.artifacts = options.artifacts
-        request.actor = actor.name
+        var request = RollbackRequest(action.operation, reason: reason,
+                                      by: RequestAuthor(trigger: actor.trigger, actor: actor.name, artifactRoot: options.artifactRoot, artifacts: options.artifacts))
         request.force = force
         do {
             var writer = CommitWriter(repo: repo)

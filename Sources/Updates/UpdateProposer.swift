@@ -86,10 +86,8 @@ public struct UpdateProposer {
 
     private func write(_ name: String, to reference: OCIReference, _ found: UpdateCheck) -> UpdateCheck {
         var result = found
-        var request = RollbackRequest(.update(name, to: reference), reason: "\(reference.tag ?? "a new version") is the newest tag the tag policy accepts")
-        request.trigger = .registry
-        request.actor = actor
-        request.artifacts = artifacts
+        let request = RollbackRequest(.update(name, to: reference), reason: "\(reference.tag ?? "a new version") is the newest tag the tag policy accepts",
+                                      by: RequestAuthor(trigger: .registry, actor: actor, artifactRoot: nil, artifacts: artifacts))
         do {
             switch try CommitWriter(repo: repo).run(request) {
             case let .written(commit, plan, _):

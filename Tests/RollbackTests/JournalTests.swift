@@ -28,7 +28,8 @@ final class RecordingJournal: CommitJournal {
     func writer(_ fixture: FixtureRepo, _ journal: RecordingJournal) throws -> (CommitWriter, RollbackRequest) {
         var writer = CommitWriter(repo: try DeployRepository(path: fixture.path, branch: nil))
         writer.journal = journal
-        var request = RollbackRequest(.rollback(apps: ["api"], all: false, to: nil))
+        var request = RollbackRequest(.rollback(apps: ["api"], all: false, to: nil), reason: nil,
+                                      by: RequestAuthor(trigger: .manual, actor: nil, artifactRoot: nil, artifacts: nil))
         request.artifactRoot = fixture.artifactRoot
         return (writer, request)
     }
