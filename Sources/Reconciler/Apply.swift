@@ -196,7 +196,9 @@ extension Reconciler {
     func finish(_ deploy: InFlight, problem: String?) -> Failure? {
         let name = deploy.step.ref.name
         if let problem {
+            // Started, or started in the background and not yet polled (a stop requested right after the start).
             if let instance = deploy.instance { deploy.driver.stop(instance) }
+            if let applying = deploy.applying { deploy.driver.cancel(applying) }
             record(.release(.pending(app: name, nil)))
             // Stopping the reconciler is not a failure of the release: the next start applies it again.
             if options.stop.requested { return nil }

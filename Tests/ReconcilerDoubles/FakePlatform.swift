@@ -59,6 +59,8 @@ public final class FakePlatform: PlatformDriver {
     public private(set) var mostStartingAtOnce = 0
     /// Called on every health probe with the app and version.
     public var onProbe: ((String, String) -> Void)?
+    /// Called after each start with the app and version.
+    public var onStart: ((String, String) -> Void)?
     private var nextPid: Int32 = 4_000_000
 
     public init(clock: ManualClock) { self.clock = clock }
@@ -81,6 +83,7 @@ public final class FakePlatform: PlatformDriver {
         appOf[nextPid] = deployment.app
         events.append("start \(deployment.app) \(deployment.spec.version)")
         mostStartingAtOnce = max(mostStartingAtOnce, running.values.filter { !isHealthy($0, deployment.app) }.count)
+        onStart?(deployment.app, deployment.spec.version)
         return instance
     }
 
