@@ -44,7 +44,10 @@ extension Reconciler {
             abortRollout(name, reason: "\(instance.version) \(Self.describe(rollout, traffic)): \(breach)", detectedAt: now, by: nil)
         }
         if case .exited(let why) = driver.observe(instance, canary, thorough: false) { return abort(why) }
-        if !driver.isRunning(rollout.stable), let stable = deployment(of: rollout.stable, ref) {
+        // The stable version is looked at when the canary is probed (at most every 250 ms), not every tick:
+        // for a container that is a call to the engine.
+        let probeDue = clock.monotonicMilliseconds() >= nextRolloutProbe[name] ?? 0
+        if probeDue, !driver.isRunning(rollout.stable), let stable = deployment(of: rollout.stable, ref) {
             return restartStable(name, rollout, stable, driver)
         }
         if let breach = probeCanary(name, instance, canary, driver, traffic) ?? rolloutAnalysis(name, app, rollout, traffic, desired.config.policy) {

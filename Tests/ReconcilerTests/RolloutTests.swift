@@ -42,6 +42,20 @@ import TestSupport
         return answer
     }
 
+    /// The version a canary would return to must run: when it dies mid-rollout
+    /// it is started again (looked at when the canary is probed, not every tick).
+    @Test func aStableVersionThatDiesMidCanaryIsStartedAgain() throws {
+        let (world, _) = try worldInRollout(Self.canary)
+        let stable = try #require(world.app("api").rollout?.stable)
+        world.platform.stop(stable)
+        world.run(for: 500)
+        let restarted = try #require(world.app("api").rollout?.stable)
+        #expect(restarted.version == "1.0.0" && restarted.pid != stable.pid && world.platform.isRunning(restarted), "\(restarted)")
+        #expect(world.platform.events.filter { $0 == "start api 1.0.0" }.count == 2)
+        #expect(world.log.contains("the stable version 1.0.0 is not running; starting it again"))
+        #expect(world.app("api").rollout?.weight == 25, "the canary goes on")
+    }
+
     @Test func aCanaryMovesStepByStepAndABreachTakesItOutWithOneRollbackCommit() throws {
         let traffic = Self.canary + "  analysis:\n    - name: canary-errors\n      query: 'errors{version=\"$version\"}'\n      threshold: 0\n      comparison: \">\"\n"
         let (world, release) = try worldInRollout(traffic)
