@@ -156,6 +156,10 @@ struct LoopOptions: ParsableArguments {
 
     func validate() throws {
         guard artifactCacheSize > 0 else { throw ValidationError("--artifact-cache-size must be positive") }
+        if let host, !RepoConfig.isValidAppName(host) {
+            // Echoed bounded: it names a ref (refs/rewind/hosts/NAME) and a file.
+            throw ValidationError("--host '\(Bounded.text(host, limit: 64))' is not a host name: use lower-case letters, digits and dashes, starting with a letter or digit, as in rewind.yaml's hosts:")
+        }
         guard statusInterval.milliseconds >= 1_000 else { throw ValidationError("--status-interval must be 1s or more") }
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be 1 or more") }
         guard maxBlobSize > 0, maxAppFiles > 0 else { throw ValidationError("--max-blob-size and --max-app-files must be positive") }

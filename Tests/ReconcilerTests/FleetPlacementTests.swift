@@ -162,4 +162,18 @@ import TestSupport
         #expect(written == ["web-1": false, "db-1": true, "db-2": false], "\(written)")
         #expect(report.hosts.first { $0.name == "db-1" }?.lastApplied == genuine, "db-1's own status, not the one web-1's ref claims")
     }
+
+    /// `--host` names a ref and a file: a name rewind.yaml could not hold is
+    /// refused before anything starts, as is a status interval under a second.
+    @Test func aBadHostNameOrStatusIntervalIsRefusedUpFront() throws {
+        let h = try ReconcilerHarness(apps: [HarnessApp("api", appYAML: "platform: exec\nversion: \"1.0\"\nexec:\n  apply: ./apply.sh\n", files: ["apply.sh": "#!/bin/sh\n"])])
+        defer { h.close() }
+        for (arguments, message) in [(["--host", "../web-1"], "--host '../web-1' is not a host name"),
+                                     (["--host", "Web 1"], "--host 'Web 1' is not a host name"),
+                                     (["--host", "web-1", "--status-interval", "10ms"], "--status-interval must be 1s or more")] {
+            let result = try rewind(["reconcile", "--once", "--repo", h.repo, "--state-dir", h.root + "/state-bad"] + arguments)
+            #expect(result.status != 0 && result.stderr.contains(message), "\(arguments): \(result.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: h.root + "/state-bad/host"), "nothing was started")
+        }
+    }
 }
