@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "CGitStream", dependencies: ["CLibGit2"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "GitKit", dependencies: ["CLibGit2", "CGitStream"]),
-        .target(name: "DeployModel", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "DeployModel", dependencies: ["SystemSupport", .product(name: "Yams", package: "Yams")]),
         .target(name: "CRewindSystem"),
         .target(name: "SystemSupport", dependencies: ["CRewindSystem"]),
         .target(name: "Rollback", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),

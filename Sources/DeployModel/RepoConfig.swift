@@ -85,6 +85,8 @@ public struct RepoConfig: Sendable, Equatable, Codable {
     public var limits = RepoLimits()
     /// The hosts that follow the repository (`hosts:`); none: one host runs every app.
     public var hosts: [HostSpec] = []
+    /// Change windows (`windows:`): freezes that hold deploy commits, or the only times they may apply.
+    public var windows: [ChangeWindow] = []
 
     /// The app with this name.
     public func app(named name: String) -> AppRef? { apps.first { $0.name == name } }
@@ -96,7 +98,7 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else {
             return (nil, reader.diagnostics)
         }
-        reader.warnUnknown(map, known: ["apiVersion", "branch", "hosts", "apps", "policy", "artifactRoot", "limits"], parent: "")
+        reader.warnUnknown(map, known: ["apiVersion", "branch", "hosts", "apps", "policy", "artifactRoot", "limits", "windows"], parent: "")
         let branch = reader.string(map, "branch", parent: "") ?? "main"
         if !isValidBranchName(branch) {
             reader.error(reader.value(map, "branch", parent: ""), field: "branch", "'\(branch)' is not a valid branch name", hint: "use a name such as main")
@@ -109,10 +111,12 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         let apps = parseApps(reader, map, hosts: hosts)
         let policy = parsePolicy(reader, map)
         let limits = parseLimits(reader, map)
+        let windows = parseWindows(reader, map, apps: apps)
         if reader.diagnostics.contains(where: { $0.severity == .error }) { return (nil, reader.diagnostics) }
         var config = RepoConfig(branch: branch, apps: apps, policy: policy, artifactRoot: artifactRoot)
         config.limits = limits
         config.hosts = hosts
+        config.windows = windows
         return (config, reader.diagnostics)
     }
 

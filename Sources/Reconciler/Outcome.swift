@@ -70,6 +70,8 @@ enum ReleaseOutcome {
     /// A staged rollout across hosts holds the app's new release here (nil:
     /// no longer); `skipped`: hosts it went on without (`onTimeout: proceed`).
     case staged(app: String, StageHold?, skipped: [String])
+    /// A change window holds the app's new release (nil: no longer).
+    case frozen(app: String, String?)
 }
 
 /// Pins, as planning finds them.

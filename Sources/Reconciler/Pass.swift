@@ -67,7 +67,10 @@ extension Reconciler {
         guard let desired else { return false }
         let tipChanged = state.tip != tip
         let rollbackTip = tipChanged ? rollbackApps(tip, desired) : []
-        let plan = Self.plan(desired, state: state, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full, fleet: fleetSnapshot(desired))
+        let windows = desired.config.windows.isEmpty ? nil : ChangeCalendar(desired.config.windows, at: clock.wallMilliseconds())
+        let overridden = windows != nil && ((try? repo.git.commit(tip)).map { RollbackTrailers.overridesFreeze($0.message) } ?? false)
+        let plan = Self.plan(desired, state: state, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full, fleet: fleetSnapshot(desired),
+                             windows: windows, overridden: overridden)
         plan.outcomes.forEach(record)
         stageRecheckAt = state.apps.values.contains { $0.stageHold != nil } ? clock.monotonicMilliseconds() + Self.stageRecheck : nil
         var failures = runWaves(plan.steps, desired, reverse: !rollbackTip.isEmpty, tip: tip)
@@ -173,20 +176,25 @@ extension Reconciler {
     /// out), from the desired state and the recorded state alone: nothing
     /// is changed here; what planning found out comes back as outcomes.
     static func plan(_ desired: DesiredView, state: ReconcilerState, tip: OID, tipChanged: Bool, rollbackApps: Set<String>, full: Bool,
-                     fleet: FleetSnapshot? = nil) -> Plan {
+                     fleet: FleetSnapshot? = nil, windows: ChangeCalendar? = nil, overridden: Bool = false) -> Plan {
         var plan = Plan()
         for ref in desired.config.apps {
             let app = state.apps[ref.name] ?? AppState()
             var hold: StageHold?
+            var freeze: String?
             var skipped: [String] = []
             if let step = step(ref, desired, app: app, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackApps, full: full, into: &plan) {
+                let returning = step.isRollback || desired.pins.pins[ref.name] != nil
+                // A change window holds a new release (a rollback or pin only when it says rollbacks: deny).
+                if step.action == .deploy, let windows { freeze = windows.hold(app: ref.name, rollback: returning, overridden: overridden) }
                 // A new release waits for the stages before this host's; a rollback commit or a pin does not.
-                if step.action == .deploy, !step.isRollback, desired.pins.pins[ref.name] == nil, let fleet {
+                if freeze == nil, step.action == .deploy, !returning, let fleet {
                     hold = fleet.hold(ref, tree: step.tree, waitingSince: app.stageHold?.since, skipped: &skipped)
                 }
-                if hold == nil { plan.steps.append(step) }
+                if hold == nil && freeze == nil { plan.steps.append(step) }
             }
             if hold != app.stageHold || !skipped.isEmpty { plan.outcomes.append(.release(.staged(app: ref.name, hold, skipped: skipped))) }
+            if freeze != app.freeze { plan.outcomes.append(.release(.frozen(app: ref.name, freeze))) }
         }
         return plan
     }

@@ -151,6 +151,9 @@ extension Reduction {
             }
         case let .staged(name, hold, skipped):
             staged(name, hold, skipped: skipped)
+        case let .frozen(name, why):
+            if let why { log(.notice, "\(name): \(why)") } else { log(.notice, "\(name): no change window holds it any more; applying") }
+            update(name) { $0.freeze = why }
         }
     }
 

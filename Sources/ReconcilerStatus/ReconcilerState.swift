@@ -81,6 +81,8 @@ public struct AppState: Sendable, Codable, Equatable {
     public var trafficError: String?
     /// Why a new release waits for other hosts (a staged rollout across hosts).
     public var stageHold: StageHold?
+    /// Why a new release waits for a change window (a freeze), with until when.
+    public var freeze: String?
 
     public init() {}
 }

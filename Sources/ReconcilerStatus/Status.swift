@@ -46,6 +46,8 @@ public struct AppStatus: Sendable {
     public var updates: UpdateCheck?
     /// Why its new release waits for other hosts (a staged rollout across hosts).
     public var stage: StageHold?
+    /// Why its new release waits for a change window.
+    public var freeze: String?
 }
 
 /// An app behind Rewind's proxy: its listen port, and its rollout's step and weights.
@@ -162,6 +164,7 @@ public struct StatusReport: Sendable {
                                port: app.instance?.port, lastRollback: app.lastRollback, healthySince: app.healthySince, needsHuman: nil)
         status.waitingFor = waitingFor(app, desiredTree: tree?.hex, report: report)
         status.stage = app.stageHold
+        status.freeze = app.freeze
         if let failedTree = app.failedTree, failedTree == tree { status.failed = app.lastError ?? "failed" }
         status.startedAt = app.instance?.startedAt
         status.container = app.instance?.container
@@ -207,6 +210,7 @@ public struct StatusReport: Sendable {
         case .unhealthy: return "health checks to pass again"
         default: break
         }
+        if let freeze = app.freeze, desiredTree != nil && app.instance?.tree.hex != desiredTree { return "the change window: \(freeze)" }
         if let hold = app.stageHold, desiredTree != nil && app.instance?.tree.hex != desiredTree {
             return hold.halted ? "an operator: \(hold.reason)" : "the earlier stages of the rollout across hosts: \(hold.reason)"
         }

@@ -43,6 +43,7 @@ extension AppStatus {
             ("healthySince", JSON.time(a.healthySince)),
             ("pin", .optional(a.pin)),
             ("stage", a.stage?.json ?? .null),
+            ("freeze", .optional(a.freeze)),
             ("lastError", .optional(a.lastError)),
             ("waitingFor", .string(a.waitingFor)),
             ("pid", a.pid.map { .number(Int64($0)) } ?? .null),

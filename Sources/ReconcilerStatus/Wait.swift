@@ -55,7 +55,9 @@ public struct WaitCondition: Sendable {
             if let human = app.needsHuman { return .needsHuman("\(name): \(human)") }
             if let failed = app.failed { return .failed(app: name, "\(name) \(app.desiredVersion ?? "") failed: \(failed)") }
             if synced && (app.appliedTree == nil || app.appliedTree != app.desiredTree) {
-                waiting[name] = "\(app.desiredVersion ?? "its desired state") to be applied (runs \(app.appliedVersion ?? "nothing"))"
+                // A freeze or a staged rollout says what it waits for (as status does).
+                let held = app.freeze ?? app.stage.map { ($0.halted ? "halted: " : "") + $0.reason }
+                waiting[name] = "\(app.desiredVersion ?? "its desired state") to be applied (runs \(app.appliedVersion ?? "nothing"))" + (held.map { "; \($0)" } ?? "")
             } else if healthy && app.health != .healthy {
                 waiting[name] = "\(app.appliedVersion ?? "") to be healthy (\(app.health.rawValue)\(app.lastError.map { ": \($0)" } ?? ""))"
             }

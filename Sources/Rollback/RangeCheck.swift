@@ -1,11 +1,13 @@
 import DeployModel
 import GitKit
 
-/// A commit that changes a pinned app without releasing the pin.
+/// A commit that changes a pinned app without releasing the pin, or that
+/// deploys an app inside a change window (`window`: why it is held).
 public struct PinViolation: Sendable, Equatable {
     public let commit: OID
     public let summary: String
     public let app: String
+    public var window: String? = nil
 }
 
 /// `rewind check RANGE`: for CI and pre-receive hooks, so that bots cannot
@@ -27,6 +29,7 @@ public enum RangeCheck {
             let commit = try gitStep("reading \(id.short)") { try repo.git.commit(id) }
             guard let parent = commit.parents.first else { continue }
             let parentTree = try gitStep("reading \(parent.short)") { try repo.git.commit(parent).tree }
+            found += try windowViolations(repo, commit, parentTree: parentTree)
             let before = try repo.pins(tree: parentTree)
             guard !before.pins.isEmpty else { continue }
             let after = try repo.pins(tree: commit.tree)
@@ -39,6 +42,22 @@ public enum RangeCheck {
                     found.append(PinViolation(commit: id, summary: commit.summary, app: name))
                 }
             }
+        }
+        return found
+    }
+
+    /// A deploy commit (not a rollback or pin, unless the window holds
+    /// those too) that changes an app inside one of the parent's change
+    /// windows, at its committer time, without `Rewind-Override: freeze`.
+    static func windowViolations(_ repo: DeployRepository, _ commit: Commit, parentTree: OID) throws -> [PinViolation] {
+        guard let config = try? repo.config(tree: parentTree), !config.windows.isEmpty else { return [] }
+        let kind = CommitKind(commit)
+        let calendar = ChangeCalendar(config.windows, at: commit.committer.time * 1000)
+        var found: [PinViolation] = []
+        for app in config.apps {
+            guard try repo.appTree(app, in: commit.tree) != (try repo.appTree(app, in: parentTree)),
+                  let why = calendar.hold(app: app.name, rollback: kind.returnsToEarlier, overridden: RollbackTrailers.overridesFreeze(commit.message)) else { continue }
+            found.append(PinViolation(commit: commit.id, summary: commit.summary, app: app.name, window: why))
         }
         return found
     }

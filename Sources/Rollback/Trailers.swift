@@ -142,6 +142,15 @@ public struct RollbackTrailers: Sendable, Equatable {
         return OID(hex: String(decoding: bytes[start..<(start + 40)], as: UTF8.self))
     }
 
+    /// True when the message's trailers let its commit through a change
+    /// window (`Rewind-Override: freeze`), which the audit lists.
+    public static func overridesFreeze(_ message: String) -> Bool {
+        lastParagraph(message).contains { line in
+            guard let colon = line.firstIndex(of: ":") else { return false }
+            return line[..<colon] == "Rewind-Override" && line[line.index(after: colon)...].trimmingCharacters() == "freeze"
+        }
+    }
+
     /// Text whose presence in a message means it may be a rollback.
     static let messageMarkers = ["Rewind-Action:", "This reverts commit "]
 

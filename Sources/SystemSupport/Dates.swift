@@ -12,16 +12,7 @@ public enum Dates {
         var days = local / 86_400
         var rest = local % 86_400
         if rest < 0 { rest += 86_400; days -= 1 }
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        let (year, month, day) = civil(days)
         let off = Int64(abs(Int(offsetMinutes)))
         let y = max(0, min(9999, year))
         func two(_ n: Int64) -> (UInt8, UInt8) { (48 + UInt8(truncatingIfNeeded: n / 10 % 10), 48 + UInt8(truncatingIfNeeded: n % 10)) }
@@ -30,6 +21,20 @@ public enum Dates {
         let (y1, y2) = two(y / 100), (y3, y4) = two(y % 100)
         out.append(contentsOf: [y1, y2, y3, y4, 45, mo1, mo2, 45, d1, d2, 84, h1, h2, 58, mi1, mi2, 58, s1, s2,
                                 offsetMinutes < 0 ? 45 : 43, oh1, oh2, 58, om1, om2])
+    }
+
+    /// Year, month and day of `days` since 1970-01-01, proleptic Gregorian
+    /// (Howard Hinnant's algorithm).
+    public static func civil(_ days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     /// `2026-11-21T18:30:07Z`: RFC 3339 in UTC, the one form Rewind prints

@@ -58,6 +58,10 @@ public struct UpdateProposer {
                                                   + "or after `rewind allow \(name) \(newest.tag)`")
                 return result
             }
+            if !config.windows.isEmpty, let why = ChangeCalendar(config.windows, at: now()).hold(app: name, rollback: false) {
+                (result.state, result.message) = (.waiting, "\(newest.tag) waits for the change window: \(why)")
+                return result
+            }
             if let why = try soaking(name, tree: tree, soak: config.policy.soak) {
                 (result.state, result.message) = (.waiting, "\(newest.tag) waits: \(why)")
                 return result

@@ -104,10 +104,32 @@ import Updates
         #expect(newer.state == .proposed && newer.digest == three, "\(newer)")
     }
 
-    /// A pin holds updates; an unknown tag policy match is a clear failure.
-    @Test func aPinHoldsUpdatesAndAPolicyThatMatchesNothingSaysSo() throws {
+    /// A deny window holds update proposals until it is over.
+    @Test func aFreezeHoldsUpdateProposalsUntilItIsOver() throws {
         let registry = try TestRegistry()
         defer { registry.close() }
+        let (world, proposer, _) = try Self.worldWithTwoTags(registry)
+        world.converge()
+        world.run(for: 1_500)
+        let now = world.clock.wallMilliseconds()
+        let config = try String(contentsOfFile: world.harness.repo + "/rewind.yaml", encoding: .utf8)
+        try world.harness.write("rewind.yaml", config + "windows:\n  - kind: deny\n    schedule: \"\((now / 60_000) % 60) \((now / 3_600_000) % 24) * * *\"\n    duration: 1h\n")
+        try world.harness.commit("a freeze from now on, for an hour")
+        world.converge()
+        let commits = try world.commits().count
+        let held = proposer.check("api")
+        #expect(held.state == .waiting && held.message.contains("1.1.0 waits for the change window: held by freeze until"), "\(held)")
+        #expect(try world.commits().count == commits)
+        world.clock.advance(3_600_000)
+        let proposed = proposer.check("api")
+        #expect(proposed.state == .proposed && proposed.tag == "1.1.0", "\(proposed)")
+        #expect(try world.commits().count == commits + 1)
+    }
+
+    /// A pin holds updates; an unknown tag policy match is a clear failure.
+    /// api 1.0.0 from the registry, which also has 1.1.0, on the fake world
+    /// (soak 1 s), and a proposer on the manual clock; and 1.0.0's digest.
+    static func worldWithTwoTags(_ registry: TestRegistry) throws -> (FakeWorld, UpdateProposer, one: String) {
         let one = try registry.publish("team/api", tag: "1.0.0", files: OCIArtifactTests.files("1.0.0"))
         _ = try registry.publish("team/api", tag: "1.1.0", files: OCIArtifactTests.files("1.1.0"))
         let world = try FakeWorld(apps: [HarnessApp("api", appYAML: Self.appYAML("1.0.0", "\(registry.host)/team/api:1.0.0@\(one)"))],
@@ -118,6 +140,13 @@ import Updates
         artifactOptions.plainHTTP = [registry.host]
         let proposer = UpdateProposer(repo: try DeployRepository(path: world.harness.repo, branch: nil), store: StateStore(directory: world.harness.stateDir),
                                       artifacts: ArtifactStore(options: artifactOptions), now: { [clock = world.clock] in clock.wallMilliseconds() })
+        return (world, proposer, one)
+    }
+
+    @Test func aPinHoldsUpdatesAndAPolicyThatMatchesNothingSaysSo() throws {
+        let registry = try TestRegistry()
+        defer { registry.close() }
+        let (world, proposer, one) = try Self.worldWithTwoTags(registry)
         world.converge()
         world.run(for: 1_500)
         let pin = try rewind(["pin", "api", "--repo", world.harness.repo, "--reason", "freeze for the audit"])
