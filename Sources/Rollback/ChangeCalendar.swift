@@ -11,15 +11,19 @@ public struct ChangeCalendar: Sendable {
     let windows: [ChangeWindow]
     /// For each window, when its current opening ends (nil: not open now).
     let openUntil: [Int64?]
+    /// For each allow window that is closed, when it next opens (nil: not within 8 days, or not needed).
+    let nextOpen: [Int64?]
 
     public init(_ windows: [ChangeWindow], at now: Int64) {
         self.now = now
         self.windows = windows
         var zones: [String: ZoneInfo] = [:]
-        openUntil = windows.map { window in
-            let zone = zones[window.timeZone] ?? ZoneInfo.load(window.timeZone) ?? .utc
-            zones[window.timeZone] = zone
-            return Self.openUntil(window, zone: zone, at: now)
+        for window in windows where zones[window.timeZone] == nil { zones[window.timeZone] = ZoneInfo.load(window.timeZone) ?? .utc }
+        let open = windows.map { Self.openUntil($0, zone: zones[$0.timeZone] ?? .utc, at: now) }
+        openUntil = open
+        // Once here, not per app: a fleet of apps held outside an allow window would each search a week of minutes.
+        nextOpen = zip(windows, open).map { window, open in
+            window.kind == .allow && open == nil ? Self.nextOpening(window, zone: zones[window.timeZone] ?? .utc, after: now) : nil
         }
     }
 
@@ -36,7 +40,7 @@ public struct ChangeCalendar: Sendable {
         }
         let allowing = relevant.filter { windows[$0].kind == .allow }
         if !allowing.isEmpty && !allowing.contains(where: { openUntil[$0] != nil }) {
-            let next = allowing.compactMap { Self.nextOpening(windows[$0], zone: ZoneInfo.load(windows[$0].timeZone) ?? .utc, after: now) }.min()
+            let next = allowing.compactMap { nextOpen[$0] }.min()
             return "held outside every allow window (" + allowing.map { windows[$0].summary }.joined(separator: "; ") + "); "
                 + (next.map { "the next opens at \(Clock.iso8601UTC(milliseconds: $0))" } ?? "none opens within 8 days")
         }
