@@ -1,5 +1,9 @@
 import CLibGit2
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 extension Repository {
     /// Stores bytes as a blob.
     public func writeBlob(_ bytes: [UInt8]) throws -> OID {
@@ -131,14 +135,37 @@ extension Repository {
     /// still points at `expected` (or does not exist yet, when `expected` is
     /// nil). A lost race throws `GitError` with code `.modified` or `.locked`.
     public func updateReference(_ name: String, to new: OID, expecting expected: OID?, logMessage: String) throws {
-        var target = new.raw
-        var ref: OpaquePointer?
-        if var current = expected?.raw {
-            try check(git_reference_create_matching(&ref, handle, name, &target, 1, &current, logMessage), "git_reference_create_matching")
-        } else {
-            try check(git_reference_create(&ref, handle, name, &target, 0, logMessage), "git_reference_create")
+        func attempt() throws {
+            var target = new.raw
+            var ref: OpaquePointer?
+            if var current = expected?.raw {
+                try check(git_reference_create_matching(&ref, handle, name, &target, 1, &current, logMessage), "git_reference_create_matching")
+            } else {
+                try check(git_reference_create(&ref, handle, name, &target, 0, logMessage), "git_reference_create")
+            }
+            git_reference_free(ref)
         }
-        git_reference_free(ref)
+        do {
+            try attempt()
+        } catch let error as GitError where error.code == .locked {
+            guard removeStaleLock(of: name) else { throw error }
+            try attempt()
+        }
+    }
+
+    /// A lock file older than this is left over: a live update holds a ref's lock for milliseconds.
+    public static let staleLockSeconds = 10
+
+    /// A writer killed between taking a ref's lock and renaming it (kill -9,
+    /// a crash) leaves `NAME.lock` behind, and every later update of the ref
+    /// fails as locked; git itself would ask a human to delete it. A lock
+    /// older than `staleLockSeconds` is removed (true: removed).
+    func removeStaleLock(of name: String) -> Bool {
+        let path = gitDirectory + (gitDirectory.hasSuffix("/") ? "" : "/") + name + ".lock"
+        var info = stat()
+        guard !name.contains(".."), stat(path, &info) == 0 else { return false }
+        guard time(nil) - info.st_mtim.tv_sec > Self.staleLockSeconds else { return false }
+        return unlink(path) == 0
     }
 
     /// Reverts `commit` against `onto` in memory, as `git revert` would

@@ -4,6 +4,28 @@ import TestSupport
 @testable import GitKit
 
 @Suite struct GitKitTests {
+    /// A writer killed between taking a ref's lock and renaming it leaves
+    /// `NAME.lock`: found when a reconciler killed with -9 mid-notes-write
+    /// could never write notes again ("refs/notes/rewind kept moving"). A
+    /// lock older than 10 s is such a leftover and is removed; a fresh one
+    /// belongs to a live writer and is respected.
+    @Test func aLeftoverRefLockIsRemovedAndALiveOneRespected() throws {
+        try withFixtureRepo("three-apps") { fixture in
+            let repo = try Repository.open(fixture.path)
+            let tip = try repo.resolveCommit("main")
+            let older = try repo.resolveCommit("main~1")
+            let lock = fixture.path + "/.git/refs/heads/main.lock"
+            try writeFile(lock, "")
+            #expect(throws: GitError.self) { try repo.updateReference("refs/heads/main", to: older, expecting: tip, logMessage: "live lock") }
+            #expect(try FileManager.default.fileExists(atPath: lock) && repo.referenceTarget("refs/heads/main") == tip, "a fresh lock is a live writer's")
+            try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-120)], ofItemAtPath: lock)
+            try repo.updateReference("refs/heads/main", to: older, expecting: tip, logMessage: "leftover lock")
+            #expect(try repo.referenceTarget("refs/heads/main") == older)
+            #expect(!FileManager.default.fileExists(atPath: lock))
+            #expect(try git(["rev-parse", "main"], in: fixture.path) == older.hex, "git agrees")
+        }
+    }
+
     @Test func compareAndSwapRefusesAStaleExpectation() throws {
         try withFixtureRepo("three-apps") { fixture in
             let repo = try Repository.open(fixture.path)
