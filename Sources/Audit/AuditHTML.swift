@@ -174,6 +174,14 @@ extension AuditReport {
             }
             out += "</table>\n"
         }
+        if !overrides.isEmpty {
+            out += "<h2>Freeze overrides</h2>\n<table><tr><th>time</th><th>commit</th><th>apps</th><th>summary</th><th>author</th></tr>\n"
+            for o in overrides {
+                out += "<tr><td>\(Clock.iso8601UTC(milliseconds: o.time))</td><td><code>\(o.commit.short)</code></td><td>\(Audit.html(o.apps.joined(separator: ", ")))</td>"
+                    + "<td>\(Audit.html(o.summary))</td><td>\(Audit.html(o.author))</td></tr>\n"
+            }
+            out += "</table>\n"
+        }
         if !escalations.isEmpty {
             out += "<h2>Escalations</h2>\n<table><tr><th>time</th><th>app</th><th>release</th><th>reason</th></tr>\n"
             for e in escalations {

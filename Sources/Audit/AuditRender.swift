@@ -88,6 +88,7 @@ extension AuditReport {
                 ("timeToRecovery", .string(MetricDefinitions.recovery)),
             ])),
             ("rollbacks", .array(rollbacks.map(\.json))),
+            ("freezeOverrides", .array(overrides.map(\.json))),
             ("escalations", .array(escalations.map { e in
                 .object([("time", .string(Clock.iso8601UTC(milliseconds: e.time))), ("app", .string(e.app)), ("release", .string(e.release.hex)), ("reason", .string(e.reason))])
             })),
@@ -155,6 +156,12 @@ extension AuditReport {
                     + Self.cell(row.apps.map { "\($0.from ?? "-") → \($0.to ?? "-")" }.joined(separator: ", "))
                     + " | \(row.kind) | \(Self.cell(trigger)) | \(Self.cell((row.reason ?? "") + forced)) | \(Self.cell(row.author)) | "
                     + "\(humanDuration(row.detectMilliseconds)) | \(humanDuration(row.decisionMilliseconds)) | \(humanDuration(row.recoveryMilliseconds)) | \(row.outcome) |\n"
+            }
+        }
+        if !overrides.isEmpty {
+            out += "\n## Freeze overrides\n\n| time | commit | apps | summary | author |\n|---|---|---|---|---|\n"
+            for o in overrides {
+                out += "| \(Clock.iso8601UTC(milliseconds: o.time)) | `\(o.commit.short)` | \(Self.cell(o.apps.joined(separator: ", "))) | \(Self.cell(o.summary)) | \(Self.cell(o.author)) |\n"
             }
         }
         if !escalations.isEmpty {
@@ -234,6 +241,13 @@ extension AuditReport {
         let r = rollbackMetrics
         lines.append("Rollback success rate \(percent(r.successRate)) (\(r.verified)/\(r.attempted) verified), automation coverage \(percent(r.automationCoverage)), "
                      + "\(decimal(r.rollbacksPerRelease)) rollbacks per release, \(r.dataLossGuardsHit) data-loss guard refusals, \(escalations.count) escalations")
+        if !overrides.isEmpty {
+            lines.append("")
+            lines.append("Freeze overrides (Rewind-Override: freeze):")
+            lines += Self.columns([["TIME", "COMMIT", "APPS", "SUMMARY", "AUTHOR"]] + overrides.map {
+                [Clock.iso8601UTC(milliseconds: $0.time), $0.commit.short, $0.apps.joined(separator: ","), String($0.summary.prefix(60)), $0.author]
+            }).map { "  " + $0 }
+        }
         lines += warnings.map { "warning: \($0)" }
         return lines.joined(separator: "\n")
     }

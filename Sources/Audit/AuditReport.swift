@@ -152,6 +152,8 @@ public struct AuditReport: Sendable {
     public let perApp: [(app: String, metrics: DoraMetrics, weeks: [WeekMetrics])]
     public let rollbackMetrics: RollbackMetrics
     public let warnings: [String]
+    /// Commits let through a change window by a human (`withFreezeOverrides`).
+    public internal(set) var overrides: [OverrideRow] = []
 
     /// Builds the report; an unknown app in the query is a usage error.
     public static func build(_ facts: AuditFacts, _ query: AuditQuery) throws -> AuditReport {

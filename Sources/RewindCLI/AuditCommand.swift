@@ -56,7 +56,7 @@ struct AuditCommand: ParsableCommand {
         try runReporting(format: format == .json ? .json : .table) {
             let query = try AuditQuery(apps: apps, since: since, until: until, reworkWindow: reworkWindow, naming: ("--since", "--until", "--rework-window"))
             let repo = try options.open()
-            let report = try AuditReport.build(try AuditDigest.load(repo, useCache: !noCache), query)
+            let report = try AuditReport.build(try AuditDigest.load(repo, useCache: !noCache), query).withFreezeOverrides(repo)
             let bytes: [UInt8]
             switch format {
             case .table: bytes = Array((report.table + "\n").utf8)

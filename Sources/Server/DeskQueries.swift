@@ -34,7 +34,7 @@ extension RollbackDesk {
             func given(_ value: String?) -> String? { value?.isEmpty == false ? value : nil }
             let query = try AuditQuery(apps: apps.filter { !$0.isEmpty }.map { Bounded.text($0, limit: 128) }, since: given(since), until: given(until),
                                        reworkWindow: given(reworkWindow), naming: ("since", "until", "reworkWindow"))
-            return try AuditReport.build(try AuditDigest.load(repo), query)
+            return try AuditReport.build(try AuditDigest.load(repo), query).withFreezeOverrides(repo)
         } catch let error as RewindError where error.code == .usage {
             throw RequestError(error)
         } catch {

@@ -9,7 +9,7 @@ import TestSupport
 
 /// Change windows (`windows:`): the calendar in the tz database's zones
 /// (across a DST change), the reconciler holding a deploy and not a
-/// rollback on the manual clock, the override trailer, and `rewind check`.
+/// rollback on the manual clock, the override trailer, `rewind check`, and the audit's overrides.
 @Suite struct ChangeWindowTests {
     static func ms(_ iso: String) -> Int64 {
         let formatter = ISO8601DateFormatter()
@@ -110,6 +110,13 @@ import TestSupport
             #expect(caught.stderr.contains("Rewind-Override: freeze"), "the hint names the override")
             let json = try rewind(["check", "\(base)..HEAD", "--repo", h.repo, "--format", "json"])
             #expect(json.stdout.contains("\"window\"") && json.stdout.contains("api 1.3 on Saturday"), "\(json.stdout)")
+            // The audit lists the override, and only it.
+            let audit = try rewind(["audit", "--since", "2026-12-01", "--until", "2026-12-31", "--repo", h.repo, "--format", "json"])
+            let report = try #require(try JSONSerialization.jsonObject(with: Data(audit.stdout.utf8)) as? [String: Any], "\(audit.stderr)")
+            let overrides = (report["freezeOverrides"] as? [[String: Any]]) ?? []
+            #expect(overrides.compactMap { $0["summary"] as? String } == ["api 1.2 on Saturday"] && overrides.first?["apps"] as? [String] == ["api"], "\(overrides)")
+            let markdown = try rewind(["audit", "--since", "2026-12-01", "--until", "2026-12-31", "--repo", h.repo, "--format", "markdown"]).stdout
+            #expect(markdown.contains("## Freeze overrides") && markdown.contains("api 1.2 on Saturday"), "\(markdown)")
         }
     }
 }
