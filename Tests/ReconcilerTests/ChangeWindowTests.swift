@@ -119,4 +119,30 @@ import TestSupport
             #expect(markdown.contains("## Freeze overrides") && markdown.contains("api 1.2 on Saturday"), "\(markdown)")
         }
     }
+
+    /// End to end, with `rewind reconcile` and real processes: during a deny
+    /// window a deploy is held (status says until when) while a rollback
+    /// commit applies.
+    @Test func endToEndADeployIsHeldAndARollbackAppliesDuringAFreeze() throws {
+        try withReconciler(apps: [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0"))]) { h in
+            try h.start()
+            try h.waitHealthy("api", "1.0.0")
+            try h.write("apps/api/app.yaml", demoServiceYAML(version: "1.1.0"))
+            let good = try h.commit("api 1.1.0")
+            try h.waitHealthy("api", "1.1.0")
+            let now = Clock.wallMilliseconds()
+            let config = try String(contentsOfFile: h.repo + "/rewind.yaml", encoding: .utf8)
+            try h.write("rewind.yaml", config + "windows:\n  - kind: deny\n    schedule: \"\((now / 60_000) % 60) \((now / 3_600_000) % 24) * * *\"\n    duration: 2h\n")
+            try h.write("apps/api/app.yaml", demoServiceYAML(version: "1.2.0"))
+            try h.commit("api 1.2.0 and a freeze from now on")
+            try h.waitUntil("the release is held by the freeze") { ((try h.app("api"))["freeze"] as? String)?.hasPrefix("held by freeze until") == true }
+            #expect(try h.applied("api").version == "1.1.0")
+            #expect(((try h.app("api"))["waitingFor"] as? String)?.hasPrefix("the change window: held by freeze until") == true)
+            // A rollback to 1.0.0 (the release before 1.1.0) applies during the freeze.
+            let rollback = try rewind(["rollback", "api", "--to", "\(good)~1", "--repo", h.repo, "--reason", "incident during the freeze"])
+            #expect(rollback.status == 0, "\(rollback.stderr)")
+            try h.waitHealthy("api", "1.0.0")
+            #expect((try h.app("api"))["freeze"] is NSNull, "nothing is held: the tip returns api to 1.0.0")
+        }
+    }
 }
