@@ -11,6 +11,8 @@ public struct RollbackEvent: Sendable {
         case escalated
         /// A commit was not applied (its signature failed the policy).
         case refused = "commit-refused"
+        /// A change window holds an app's new release (`windows:` in rewind.yaml).
+        case freezeHeld = "freeze-held"
     }
 
     public var kind: Kind
@@ -47,6 +49,7 @@ public struct RollbackEvent: Sendable {
         case .failed: what = ":x: Rollback of *\(app)* failed"
         case .escalated: what = ":rotating_light: *\(app)* needs a human"
         case .refused: what = ":no_entry: A commit for *\(app)* was refused"
+        case .freezeHeld: what = ":snowflake: A release of *\(app)* is held by a change window"
         }
         return .object([("text", .string("\(what) (\(trigger)\(commit.map { ", commit \($0.prefix(7))" } ?? "")): \(reason)" + (incident.map { "\nIncident: \($0)" } ?? "")))])
     }

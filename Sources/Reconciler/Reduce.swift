@@ -153,6 +153,10 @@ extension Reduction {
             staged(name, hold, skipped: skipped)
         case let .frozen(name, why):
             if let why { log(.notice, "\(name): \(why)") } else { log(.notice, "\(name): no change window holds it any more; applying") }
+            // Told once when a hold begins, not again for each pass while it lasts.
+            if let why, state.apps[name]?.freeze == nil {
+                effects.append(.notify(RollbackEvent(.freezeHeld, app: name, trigger: "window", reason: why), incidentOf: nil))
+            }
             update(name) { $0.freeze = why }
         }
     }
