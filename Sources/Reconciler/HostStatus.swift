@@ -1,18 +1,17 @@
 import DeployModel
 import GitKit
 import ReconcilerStatus
+import Remote
 import Rollback
 import SystemSupport
 
 /// A host of a fleet (`--host NAME`) publishes what it runs under
 /// `refs/rewind/hosts/NAME`: a commit without parents holding
-/// `status.json`, replaced on every change and at least every `hostStatusInterval` (a minute) (so
-/// others can tell a silent host from a stale one). Only this host writes
+/// `status.json`, replaced on every change and at least every `hostStatusInterval` (default a
+/// minute), so others can tell a silent host from a stale one. Only this host writes
 /// it, and the mirror pushes it with a force refspec; since each commit has
 /// no parent, the ref never holds more than one commit, tree and blob.
 extension Reconciler {
-    static let hostStatusPrefix = "refs/rewind/hosts/"
-
     func publishHostStatus() {
         guard let host = options.host else { return }
         let now = clock.monotonicMilliseconds()
@@ -34,13 +33,13 @@ extension Reconciler {
             let tree = try git.replacingEntry(in: try git.emptyTree(), path: "status.json", with: TreeEntry(name: "status.json", id: blob, kind: .blob, mode: 0o100644))
             let signature = git.defaultSignature(now: wall / 1000)
             let commit = try git.createCommit(tree: tree, parents: [], message: "rewind: status of host \(host)\n", author: signature, committer: signature)
-            let reference = Self.hostStatusPrefix + host
+            let reference = Mirror.hostRefs + host
             try git.updateReference(reference, to: commit, expecting: try git.referenceTarget(reference), logMessage: "rewind: host status")
             hostStatusWritten = (content, now)
             // The mirror pushes it now, not at its next interval: later stages wait for it.
             options.onWrite()
         } catch {
-            logger.warning("cannot write this host's status under \(Self.hostStatusPrefix)\(host): \(error); trying again in a second")
+            logger.warning("cannot write this host's status under \(Mirror.hostRefs)\(host): \(error); trying again in a second")
             hostStatusWritten = (hostStatusWritten?.content ?? "", now)
         }
     }

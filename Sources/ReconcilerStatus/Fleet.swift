@@ -1,6 +1,7 @@
 import DeployModel
 import FoundationEssentials
 import GitKit
+import Remote
 import Rollback
 import SystemSupport
 
@@ -69,7 +70,7 @@ public struct FleetReport: Sendable {
     /// Each host's newest status: its own ref here, or what was fetched from the git host.
     static func published(_ git: Repository) -> [String: Published] {
         var published: [String: Published] = [:]
-        for prefix in ["refs/rewind/remote/hosts/", "refs/rewind/hosts/"] {
+        for prefix in [Mirror.remoteHostRefs, Mirror.hostRefs] {
             for (reference, target) in (try? git.references(matching: prefix + "*")) ?? [] {
                 // A status counts for the host its ref names, and only when it says so itself.
                 guard let status = read(git, target), reference == prefix + status.host else { continue }
@@ -90,9 +91,10 @@ public struct FleetReport: Sendable {
         }
     }
 
-    public static func build(repo: DeployRepository, now: Int64) -> FleetReport {
+    /// `hosts`: rewind.yaml's at the tip, when the caller has parsed it already (nil: it is read here).
+    public static func build(repo: DeployRepository, hosts: [HostSpec]? = nil, now: Int64) -> FleetReport {
         let published = published(repo.git)
-        let declared = (try? repo.tip()).flatMap { try? repo.config(tree: repo.git.commit($0).tree) }?.hosts.map(\.name) ?? []
+        let declared = (hosts ?? (try? repo.tip()).flatMap { try? repo.config(tree: repo.git.commit($0).tree) }?.hosts ?? []).map(\.name)
         let names = declared + published.keys.filter { !declared.contains($0) }.sorted()
         return FleetReport(hosts: names.map { name in
             guard let status = published[name] else { return Host(name: name, stale: true) }

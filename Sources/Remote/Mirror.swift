@@ -75,8 +75,8 @@ public final class Mirror: Sendable {
     static let remoteHeads = "refs/rewind/remote/heads/"
     static let remoteNotes = "refs/rewind/remote/notes/rewind"
     /// Each fleet host's status (`refs/rewind/hosts/NAME`, written by that host only) and where the others' are fetched to.
-    static let hostRefs = "refs/rewind/hosts/"
-    static let remoteHostRefs = "refs/rewind/remote/hosts/"
+    public static let hostRefs = "refs/rewind/hosts/"
+    public static let remoteHostRefs = "refs/rewind/remote/hosts/"
 
     /// The notes a mirror fetches, merges and pushes: Rewind's outcome notes
     /// and its incident reports, each with its remote-tracking reference.

@@ -51,14 +51,15 @@ public enum RangeCheck {
     /// windows, at its committer time, without `Rewind-Override: freeze`.
     static func windowViolations(_ repo: DeployRepository, _ commit: Commit, parentTree: OID) throws -> [PinViolation] {
         guard let config = try? repo.config(tree: parentTree), !config.windows.isEmpty else { return [] }
+        let changed = try config.apps.filter { try repo.appTree($0, in: commit.tree) != (try repo.appTree($0, in: parentTree)) }
+        // The calendar searches each window minute by minute: only for a commit that changes an app, not for every commit of the range.
+        guard !changed.isEmpty else { return [] }
         let kind = CommitKind(commit)
+        let overridden = RollbackTrailers.overridesFreeze(commit.message)
         let calendar = ChangeCalendar(config.windows, at: commit.committer.time * 1000)
-        var found: [PinViolation] = []
-        for app in config.apps {
-            guard try repo.appTree(app, in: commit.tree) != (try repo.appTree(app, in: parentTree)),
-                  let why = calendar.hold(app: app.name, rollback: kind.returnsToEarlier, overridden: RollbackTrailers.overridesFreeze(commit.message)) else { continue }
-            found.append(PinViolation(commit: commit.id, summary: commit.summary, app: app.name, window: why))
+        return changed.compactMap { app in
+            calendar.hold(app: app.name, rollback: kind.returnsToEarlier, overridden: overridden)
+                .map { PinViolation(commit: commit.id, summary: commit.summary, app: app.name, window: $0) }
         }
-        return found
     }
 }

@@ -82,7 +82,7 @@ extension RollbackDesk {
     /// With `hosts:`, how far the release's apps have reached across their hosts.
     private func reach(_ details: CommitDetails, config: RepoConfig) -> [ReleaseReach] {
         guard !config.hosts.isEmpty else { return [] }
-        let fleet = FleetReport.build(repo: repo, now: Clock.wallMilliseconds())
+        let fleet = FleetReport.build(repo: repo, hosts: config.hosts, now: Clock.wallMilliseconds())
         return details.apps.compactMap { change in
             guard let ref = config.app(named: change.app), let tree = try? repo.appTree(ref, in: details.commit.tree) else { return nil }
             return fleet.reach(app: change.app, tree: tree.hex, placed: (ref.placement?.select(config.hosts) ?? []).map(\.name))

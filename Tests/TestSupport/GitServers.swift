@@ -68,14 +68,19 @@ public func killTree(_ pid: pid_t) {
         doomed += parents[doomed[index]] ?? []
         index += 1
     }
-    let shells: Set<String> = ["bash", "sh", "dash", "zsh"]
     for victim in doomed {
-        let command = ((try? String(contentsOfFile: "/proc/\(victim)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        if victim != pid && shells.contains(command) { continue }
+        if victim != pid && isShell(victim) { continue }
         kill(victim, SIGKILL)
     }
     var status: Int32 = 0
     waitpid(pid, &status, 0)
+}
+
+/// Whether `pid` runs a shell (bash, sh, dash, zsh): an ssh session's shell
+/// is left to end by itself (see `killTree`).
+public func isShell(_ pid: pid_t) -> Bool {
+    let command = ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    return ["bash", "sh", "dash", "zsh"].contains(command)
 }
 
 /// OpenSSH's sshd on a free loopback port, with a generated host key and a

@@ -102,17 +102,12 @@ public final class NetworkHosts {
     /// mid-way leaves the lock behind, which hangs every later ssh session
     /// on this machine (see `killTree`).
     private static func killAll(in namespace: String) {
-        let shells: Set<String> = ["bash", "sh", "dash", "zsh"]
         let deadline = Date().addingTimeInterval(10)
         while true {
             let pids = ((try? TestSupport.run("/usr/sbin/ip", ["netns", "pids", namespace]))?.stdout ?? "").split(separator: "\n").compactMap { pid_t($0) }
             if pids.isEmpty { return }
             let sparing = Date() < deadline
-            for pid in pids {
-                let command = ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-                if sparing && shells.contains(command) { continue }
-                kill(pid, SIGKILL)
-            }
+            for pid in pids where !(sparing && isShell(pid)) { kill(pid, SIGKILL) }
             Thread.sleep(forTimeInterval: 0.05)
         }
     }
