@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Reconciler", "ReconcilerStatus", "Rollback", "DeployModel", "SystemSupport", "TestSupport",
+                "Server", "Reconciler", "ReconcilerStatus", "Rollback", "DeployModel", "SystemSupport", "TestSupport", "ReconcilerDoubles",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -37,6 +37,7 @@ class Failure(Exception):
 # Every failed step is reported in the JSON (and the exit status), not as a traceback.
 def main():
     url, token, repo, bad_yaml, out = sys.argv[1:6]
+    viewer_token = sys.argv[6] if len(sys.argv) > 6 else None
     os.makedirs(out, exist_ok=True)
     driver = chromium(1280, 1000)
     result = {"problems": [], "console": [], "screenshots": [], "seenHealth": [], "commits": {}}
@@ -217,6 +218,28 @@ def main():
             overflow = driver.execute_script("return document.documentElement.scrollWidth;")
             if overflow > 390:
                 result["problems"].append("at 390 px %s is %d px wide" % (path, overflow))
+
+        # 8. A viewer (read-only role) signs in: no action is offered anywhere.
+        if viewer_token:
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+            go("/")
+            driver.find_element(By.CSS_SELECTOR, "form[action='/logout'] button").click()
+            wait_for("the sign-in page after signing out", lambda: "/login" in driver.current_url)
+            driver.find_element(By.ID, "token").send_keys(viewer_token + Keys.ENTER)
+            wait_for("the overview for the viewer", lambda: driver.find_elements(By.CSS_SELECTOR, "table.apps tbody tr"))
+            keep_source()
+            seen = {"who": " ".join(texts(".who span"))}
+            for path in ("/", "/apps/api", "/apps/web/rollback"):
+                go(path)
+                seen[path] = {
+                    "rollbackLinks": len(driver.find_elements(By.CSS_SELECTOR, "a[href$='/rollback']")),
+                    "forms": [f.get_attribute("action") for f in driver.find_elements(By.CSS_SELECTOR, "form[method='post']")],
+                    "confirm": len(driver.find_elements(By.ID, "confirm")),
+                }
+            shot("viewer-app")
+            result["viewer"] = seen
+            if token in driver.page_source or viewer_token in driver.page_source:
+                result["problems"].append("a token is in the viewer's page")
     except Exception as failure:
         result["problems"].append("%s: %s" % (type(failure).__name__, str(failure).split("\n")[0]))
         try:
@@ -231,7 +254,7 @@ def main():
         if entry.get("level") == "SEVERE":
             result["problems"].append("console: %s" % entry.get("message"))
     for where, source in sources:
-        if token in source:
+        if token in source or (viewer_token and viewer_token in source):
             result["problems"].append("the token is in the source of " + where)
     result["pagesChecked"] = len(sources)
     print(json.dumps(result))

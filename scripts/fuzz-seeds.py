@@ -170,5 +170,6 @@ write("web-form", "seed-odd", "%zz&=&&a=b=c&%&%4&%e2%82%ac=euro&x")
 # Tokens files (--ui-tokens-file).
 write("tokens", "seed-valid", "# team\nalice: alice-0123456789abcdef\nbob:   bob-0123456789abcdef01  \n\n")
 write("tokens", "seed-no-colon", "alice alice-0123456789abcdef\n")
+write("tokens", "seed-roles", "alice: alice-0123456789abcdef viewer\nops: ops-0123456789abcdef break-glass\nbob: bob-0123456789abcdef superuser\n")
 write("tokens", "seed-duplicate", "alice: secret-0123456789abcdef\nalice: secret-0123456789abcdefX\nbad name: secret-0123456789abcdefY\n")
 write("tokens", "seed-short", "a: short\n")

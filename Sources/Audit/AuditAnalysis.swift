@@ -73,13 +73,15 @@ struct Analysis {
         let outcomes = apps.map(\.outcome)
         let outcome = outcomes.contains("escalated") ? "escalated" : outcomes.allSatisfy { $0 == "verified" } ? "verified" : "unknown"
         let recoveries = apps.map(\.recovery)
-        return RollbackRow(
+        var row = RollbackRow(
             commit: commit, time: time, kind: kind, trigger: trailers?.trigger.rawValue ?? "manual", alert: trailers?.alert,
             reason: trailers?.reason ?? (trailers == nil ? firstLine(message) : nil), author: firstRelease.author.isEmpty ? (facts.commit(commit)?.author.name ?? "") : firstRelease.author,
             actor: trailers?.actor, forced: trailers?.forced ?? [], apps: apps.map(\.row),
             detectMilliseconds: apps.compactMap(\.detect).min(), decisionMilliseconds: apps.compactMap(\.decision).min(),
             recoveryMilliseconds: recoveries.contains(where: { $0 == nil }) ? nil : recoveries.compactMap { $0 }.max(),
             outcome: outcome)
+        row.breakGlass = trailers?.breakGlass ?? false
+        return row
     }
 
     /// The moment of the rollback to the millisecond: the `rolled-back`

@@ -57,7 +57,7 @@ public struct AuditDigest: Sendable {
 // MARK: the cache file
 
 extension AuditDigest {
-    static let magic = Array("rewind-audit-digest 2\n".utf8)
+    static let magic = Array("rewind-audit-digest 3\n".utf8)
 
     func encoded(key: String) -> [UInt8] {
         var w = BinaryWriter()
@@ -77,6 +77,7 @@ extension AuditDigest {
             w.string(row.author)
             w.optional(row.actor)
             w.strings(row.forced)
+            w.int(row.breakGlass ? 1 : 0)
             w.int(Int64(row.apps.count))
             for a in row.apps {
                 w.string(a.app)
@@ -129,7 +130,7 @@ extension AuditDigest {
         for _ in 0..<rowCount {
             guard let commit = r.string().flatMap(OID.init(hex:)), let time = r.int(), let kind = r.string(), let trigger = r.string(),
                   let alert = r.optionalString(), let reason = r.optionalString(), let author = r.string(), let actor = r.optionalString(),
-                  let forced = r.strings(), let appCount = r.count() else { return nil }
+                  let forced = r.strings(), let breakGlass = r.int(), let appCount = r.count() else { return nil }
             var members: [RollbackApp] = []
             for _ in 0..<appCount {
                 guard let app = r.string(), let from = r.optionalString(), let to = r.optionalString(), let bad = r.optionalString(), let target = r.optionalString() else { return nil }
@@ -139,6 +140,7 @@ extension AuditDigest {
             rows.append(RollbackRow(commit: commit, time: time, kind: kind, trigger: trigger, alert: alert.value, reason: reason.value, author: author,
                                     actor: actor.value, forced: forced, apps: members, detectMilliseconds: detect.value, decisionMilliseconds: decision.value,
                                     recoveryMilliseconds: recovery.value, outcome: outcome))
+            rows[rows.count - 1].breakGlass = breakGlass == 1
         }
         guard let escalationCount = r.count() else { return nil }
         var escalations: [EscalationRow] = []

@@ -225,7 +225,8 @@ extension AuditReport {
                 rows.append([Clock.iso8601UTC(milliseconds: row.time), row.commit.short, row.apps.map(\.app).joined(separator: ","),
                              row.apps.map { "\($0.from ?? "-") → \($0.to ?? "-")" }.joined(separator: ","), row.kind,
                              row.trigger + (row.alert.map { ":\($0)" } ?? ""), humanDuration(row.detectMilliseconds), humanDuration(row.decisionMilliseconds),
-                             humanDuration(row.recoveryMilliseconds), row.outcome, (row.forced.isEmpty ? "" : "[forced] ") + String((row.reason ?? "").prefix(60))])
+                             humanDuration(row.recoveryMilliseconds), row.outcome,
+                             (row.breakGlass ? "[break-glass] " : "") + (row.forced.isEmpty ? "" : "[forced] ") + String((row.reason ?? "").prefix(60))])
             }
             lines += Self.columns(rows).map { "  " + $0 }
         }
@@ -266,6 +267,7 @@ extension RollbackRow {
     /// acted for automation and the API.
     public var triggerText: String {
         trigger + (alert.map { " (\($0))" } ?? "") + (automatic || trigger == "api" || trigger == "ui" ? actor.map { " by \($0)" } ?? "" : "")
+            + (breakGlass ? " (BREAK-GLASS)" : "")
     }
 
     public var json: JSON {
@@ -282,6 +284,7 @@ extension RollbackRow {
             ("author", .string(author)),
             ("actor", .optional(actor)),
             ("forced", .array(forced.map { .string($0) })),
+            ("breakGlass", .bool(breakGlass)),
             ("timeToDetectMilliseconds", detectMilliseconds.map { .number($0) } ?? .null),
             ("timeToDecisionMilliseconds", decisionMilliseconds.map { .number($0) } ?? .null),
             ("timeToRecoveryMilliseconds", recoveryMilliseconds.map { .number($0) } ?? .null),

@@ -61,6 +61,8 @@ public struct RollbackRow: Sendable {
     public let recoveryMilliseconds: Int64?
     /// `verified`, `escalated`, or `unknown` (no note says).
     public let outcome: String
+    /// Written through a break-glass account (`Rewind-Break-Glass`).
+    public var breakGlass = false
 
     /// Triggered by automation (an alert, or the reconciler's analysis).
     public var automatic: Bool { trigger == "alert" || trigger == "analysis" }

@@ -67,6 +67,29 @@ public struct RolloutAnswer: Sendable, Codable, Equatable {
 }
 
 extension StateStore {
+    /// Leaves `request` for the running reconciler, which acts on it
+    /// within a tick and answers (`answer(to:app:)`); throws when the
+    /// state directory cannot take it.
+    public func post(_ request: RolloutRequest, app: String) throws(RewindError) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        FileIO.makeDirectory(requestsDirectory)
+        guard let data = try? encoder.encode(request), FileIO.writeAtomically(requestFile(app), Array(data)) else {
+            throw RewindError(.internalFailure, "cannot write \(requestFile(app))", hint: "check that the state directory is writable")
+        }
+    }
+
+    /// The reconciler's answer to the request `id` for `app`, once it is
+    /// there (and then taken away); nil until then.
+    public func answer(to id: String, app: String) -> RolloutAnswer? {
+        guard let bytes = FileIO.read(answerFile(app)), let answer = try? JSONDecoder().decode(RolloutAnswer.self, from: Data(bytes)), answer.id == id else { return nil }
+        FileIO.removeTree(answerFile(app))
+        return answer
+    }
+
+    /// Takes back a request nobody answered.
+    public func withdraw(app: String) { FileIO.removeTree(requestFile(app)) }
+
     public var requestsDirectory: String { directory + "/requests" }
     public func requestFile(_ app: String) -> String { "\(requestsDirectory)/\(app).json" }
     public func answerFile(_ app: String) -> String { "\(requestsDirectory)/\(app).answer.json" }

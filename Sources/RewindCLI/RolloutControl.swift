@@ -49,21 +49,13 @@ struct RolloutControl: ParsableArguments {
             }
             let user = Environment.value("USER") ?? "operator"
             let request = RolloutRequest(id: ProcessProbe.launchToken(), action: action, reason: reason, actor: actor ?? "\(user)@\(Clock.hostName())")
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            FileIO.makeDirectory(store.requestsDirectory)
-            guard let data = try? encoder.encode(request), FileIO.writeAtomically(store.requestFile(app), Array(data)) else {
-                throw RewindError(.internalFailure, "cannot write \(store.requestFile(app))", hint: "check that the state directory is writable")
-            }
+            try store.post(request, app: app)
             let deadline = Clock.monotonicMilliseconds() + timeout.milliseconds
             while Clock.monotonicMilliseconds() < deadline {
-                if let bytes = FileIO.read(store.answerFile(app)), let answer = try? JSONDecoder().decode(RolloutAnswer.self, from: Data(bytes)), answer.id == request.id {
-                    FileIO.removeTree(store.answerFile(app))
-                    return try report(answer, action)
-                }
+                if let answer = store.answer(to: request.id, app: app) { return try report(answer, action) }
                 Clock.sleep(milliseconds: 20)
             }
-            FileIO.removeTree(store.requestFile(app))
+            store.withdraw(app: app)
             throw RewindError(.contention, "the reconciler did not answer the \(action.rawValue) of \(app) within \(timeout)",
                               hint: "see the reconciler's log; nothing was asked of it any more")
         }

@@ -297,6 +297,7 @@ struct Planner {
                                         alert: request.alert, fingerprint: request.fingerprint, forced: forced)
         if action == .unpin { trailers.apps = namedApps }
         trailers.actor = request.actor
+        trailers.breakGlass = request.breakGlass
         decorate(&trailers)
         let body = message ?? defaultMessage(action: action, changes: changes, apps: apps, targets: targets)
         let full = body + "\n" + trailers.rendered + "\n"

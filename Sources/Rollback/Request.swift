@@ -47,10 +47,12 @@ public struct RollbackRequest: Sendable, Codable {
     public var undoing: [String: String]?
     /// Who acts, for the `Rewind-Actor` trailer (automation, the API).
     public var actor: String?
+    /// The actor is a break-glass account (`Rewind-Break-Glass`): the audit shows it as such.
+    public var breakGlass = false
 
     /// Everything but the artifact checker, which belongs to the process.
     private enum CodingKeys: String, CodingKey {
-        case operation, reason, trigger, alert, fingerprint, force, artifactRoot, undoing, actor
+        case operation, reason, trigger, alert, fingerprint, force, artifactRoot, undoing, actor, breakGlass
     }
 
     /// Creates a request written by `author`: every writer (the CLI, the

@@ -30,6 +30,8 @@ public struct RollbackTrailers: Sendable, Equatable {
     /// Who acted, when it is not the commit's author: `rewind@HOST` for
     /// automation, the API token's name for the API.
     public var actor: String?
+    /// The actor acted through a break-glass account (`Rewind-Break-Glass: yes`).
+    public var breakGlass = false
     /// An update's artifact digests before and after (`Rewind-Old-Digest`,
     /// `Rewind-New-Digest`) and the tag it follows (`Rewind-Tag`).
     public var oldDigest: String?
@@ -68,6 +70,7 @@ public struct RollbackTrailers: Sendable, Equatable {
         if let fingerprint { lines.append("Rewind-Fingerprint: \(Self.oneLine(fingerprint))") }
         lines += forced.map { "Rewind-Forced: \(Self.oneLine($0, limit: Bounded.maxReasonLength))" }
         if let actor, !actor.isEmpty { lines.append("Rewind-Actor: \(Self.oneLine(actor))") }
+        if breakGlass { lines.append("Rewind-Break-Glass: yes") }
         for (key, value) in [("Rewind-Old-Digest", oldDigest), ("Rewind-New-Digest", newDigest), ("Rewind-Tag", tag), ("Rewind-Allow", allowed)] {
             if let value { lines.append("\(key): \(Self.oneLine(value))") }
         }
@@ -121,6 +124,7 @@ public struct RollbackTrailers: Sendable, Equatable {
             fingerprint: one("Rewind-Fingerprint"),
             forced: fields.filter { $0.0 == "Rewind-Forced" }.map(\.1))
         parsed.actor = one("Rewind-Actor")
+        parsed.breakGlass = one("Rewind-Break-Glass") == "yes"
         (parsed.oldDigest, parsed.newDigest, parsed.tag, parsed.allowed) = (one("Rewind-Old-Digest"), one("Rewind-New-Digest"), one("Rewind-Tag"), one("Rewind-Allow"))
         return parsed
     }

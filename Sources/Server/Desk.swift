@@ -55,6 +55,7 @@ actor RollbackDesk {
         var request = RollbackRequest(action.operation, reason: reason,
                                       by: RequestAuthor(trigger: actor.trigger, actor: actor.name, artifactRoot: options.artifactRoot, artifacts: options.artifacts))
         request.force = force
+        request.breakGlass = actor.identity.breakGlass
         do {
             var writer = CommitWriter(repo: repo)
             writer.diffs = dryRun
@@ -94,10 +95,23 @@ actor RollbackDesk {
 
 
 /// Who writes through the desk: the API token's holder or a signed-in
-/// person of the web UI.
+/// person of the web UI, with their role.
 struct Actor: Sendable, Equatable {
-    let name: String
+    let identity: Identity
     let trigger: RollbackTrailers.TriggerKind
+    var name: String { identity.name }
+
+    init(_ identity: Identity, trigger: RollbackTrailers.TriggerKind) {
+        self.identity = identity
+        self.trigger = trigger
+    }
+
+    /// Refuses (403, naming the role needed and the caller's) what the role does not allow.
+    func require(_ role: Role, to what: String? = nil) throws(RequestError) {
+        guard identity.role < role else { return }
+        let doing = what.map { " to \($0)" } ?? ""
+        throw RequestError(403, "this needs the \(role.name) role\(doing); \(identity.name) is \(identity.role == .viewer ? "a" : "an") \(identity.role.name)")
+    }
 }
 
 /// What the API and the web UI ask the desk to write.

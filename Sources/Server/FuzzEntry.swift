@@ -28,7 +28,7 @@ public enum WebInputs {
     public static func tokens(_ text: String) -> Result<Bool, RewindError> {
         do {
             let credentials = try Credentials.parse(text, file: "tokens")
-            return .success(credentials.entries.allSatisfy { credentials.lookup(String(decoding: $0.token, as: UTF8.self)) == $0.name })
+            return .success(credentials.entries.allSatisfy { credentials.lookup(String(decoding: $0.token, as: UTF8.self)) == $0.identity })
         } catch {
             return .failure(error)
         }

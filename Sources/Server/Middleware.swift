@@ -70,12 +70,14 @@ enum Access: Sendable {
     case hook
     /// A token or a session, unless reads are public (`Routes.authorizeRead`).
     case read
-    /// A bearer token, or a session with its CSRF token; the caller becomes `context.actor`.
-    case write
+    /// A bearer token, or a session with its CSRF token, of at least this
+    /// role; the caller becomes `context.actor`.
+    case write(Role)
 }
 
 /// Refuses a caller the route's `Access` does not let in (401 or 403,
-/// before the handler and before the body is read).
+/// before the handler and before the body is read). A refusal is logged
+/// with the caller (its name and role, or its address when it is nobody).
 struct Authorized: RouterMiddleware {
     typealias Context = ServeContext
     let access: Access
@@ -83,13 +85,24 @@ struct Authorized: RouterMiddleware {
 
     func handle(_ request: Request, context: ServeContext, next: (Request, ServeContext) async throws -> Response) async throws -> Response {
         var context = context
-        switch access {
-        case .open: break
-        case .hook: try routes.authorizeHook(request)
-        case .read: try routes.authorizeRead(request)
-        case .write: context.actor = try routes.authorizeWrite(request)
+        do {
+            switch access {
+            case .open: break
+            case .hook: try routes.authorizeHook(request)
+            case .read: try routes.authorizeRead(request)
+            case .write(let role): context.actor = try routes.authorizeWrite(request, needs: role)
+            }
+        } catch {
+            routes.logRefusal(request, peer: context.peer, error)
+            throw error
         }
-        return try await next(request, context)
+        do {
+            return try await next(request, context)
+        } catch let error as RequestError where error.code == 403 {
+            // A handler's own refusal of the role (a forced rollback by an operator).
+            routes.logRefusal(request, peer: context.peer, error)
+            throw error
+        }
     }
 }
 

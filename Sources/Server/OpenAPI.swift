@@ -39,13 +39,21 @@ enum APIDocument {
         "GET /api/v1/audit": Operation(summary: "rewind audit --format json", security: .read, responses: [200, 400, 401], query: ["since", "until", "app", "reworkWindow"]),
         "GET /api/v1/events": Operation(summary: "Server-Sent Events: status, tip, rollback, notes", security: .read, responses: [200, 401, 503], produces: "text/event-stream"),
         "GET /api/v1/openapi.json": Operation(summary: "This document", security: .open, responses: [200]),
-        "POST /api/v1/apps/{app}/rollback": Operation(summary: "Roll back an app (Rewind-Trigger: api, or ui with a session); dryRun plans without writing",
-                                                      security: .write, responses: [200, 400, 401, 403, 404, 409, 413, 422, 503], body: #"{"to": "REV|#N", "reason": "...", "dryRun": false}"#),
-        "POST /api/v1/apps/{app}/pin": Operation(summary: "Pin an app (at its current release, or at `to`)", security: .write, responses: [200, 400, 401, 403, 404, 409, 413],
+        "POST /api/v1/apps/{app}/rollback": Operation(summary: "Roll back an app (Rewind-Trigger: api, or ui with a session); dryRun plans without writing. Role: operator (admin with force)",
+                                                      security: .write, responses: [200, 400, 401, 403, 404, 409, 413, 422, 503], body: #"{"to": "REV|#N", "reason": "...", "dryRun": false, "force": false}"#),
+        "POST /api/v1/apps/{app}/pin": Operation(summary: "Pin an app (at its current release, or at `to`). Role: operator", security: .write, responses: [200, 400, 401, 403, 404, 409, 413],
                                                  body: #"{"to": "REV|#N", "reason": "...", "dryRun": false}"#),
-        "POST /api/v1/apps/{app}/allow": Operation(summary: "Let a rolled-back version be proposed by updates again (Rewind-Action: allow)", security: .write,
+        "POST /api/v1/apps/{app}/allow": Operation(summary: "Let a rolled-back version be proposed by updates again (Rewind-Action: allow). Role: admin", security: .write,
                                                    responses: [200, 400, 401, 403, 404, 409, 413], body: #"{"version": "TAG|VERSION|sha256:…", "reason": "...", "dryRun": false}"#),
-        "POST /api/v1/apps/{app}/unpin": Operation(summary: "Unpin an app", security: .write, responses: [200, 400, 401, 403, 404, 409, 413], body: #"{"reason": "...", "dryRun": false}"#),
+        "POST /api/v1/apps/{app}/unpin": Operation(summary: "Unpin an app. Role: operator", security: .write, responses: [200, 400, 401, 403, 404, 409, 413], body: #"{"reason": "...", "dryRun": false}"#),
+        "POST /api/v1/apps/{app}/promote": Operation(summary: "rewind promote APP: the rollout's new version takes all traffic. Role: operator", security: .write,
+                                                     responses: [200, 400, 401, 403, 404, 409, 413, 503], body: #"{"reason": "..."}"#),
+        "POST /api/v1/apps/{app}/abort": Operation(summary: "rewind abort APP: traffic back to the stable version, and a rollback commit. Role: operator", security: .write,
+                                                   responses: [200, 400, 401, 403, 404, 409, 413, 503], body: #"{"reason": "..."}"#),
+        "POST /api/v1/apps/{app}/pause": Operation(summary: "rewind pause APP: the rollout stays at its step. Role: operator", security: .write,
+                                                   responses: [200, 400, 401, 403, 404, 409, 413, 503], body: #"{"reason": "..."}"#),
+        "POST /api/v1/apps/{app}/resume": Operation(summary: "rewind resume APP: a paused rollout goes on. Role: operator", security: .write,
+                                                    responses: [200, 400, 401, 403, 404, 409, 413, 503], body: #"{"reason": "..."}"#),
         "GET /": Operation(summary: "Web UI: the apps", security: .session, responses: [200, 303], produces: "text/html"),
         "GET /login": Operation(summary: "Web UI: the sign-in form", security: .open, responses: [200, 303], query: ["next"], produces: "text/html"),
         "POST /login": Operation(summary: "Web UI: sign in with a token; sets the session cookie", security: .open, responses: [303, 401, 413, 429], body: "form: token, next", produces: "text/html"),
@@ -155,7 +163,7 @@ enum APIDocument {
                               ("description", .string("rewind serve: the reconciler's API, webhooks and web UI. Rollbacks are git commits."))])),
             ("paths", .object(byPath.sorted { $0.0 < $1.0 }.map { ($0.0, .object($0.1)) })),
             ("components", .object([("securitySchemes", .object([
-                ("bearer", .object([("type", .string("http")), ("scheme", .string("bearer")), ("description", .string("the API token or a named token of --ui-tokens-file"))])),
+                ("bearer", .object([("type", .string("http")), ("scheme", .string("bearer")), ("description", .string("the API token (an admin) or a named token of --ui-tokens-file (its role: viewer, operator, admin or break-glass)"))])),
                 ("session", .object([("type", .string("apiKey")), ("in", .string("cookie")), ("name", .string(Sessions.cookieName)),
                                      ("description", .string("a web UI session; writes also need the page's CSRF token in X-CSRF-Token (API) or the form's csrf field"))])),
                 ("hook", .object([("type", .string("http")), ("scheme", .string("bearer")), ("description", .string("the hook token (Alertmanager); push webhooks are signed instead"))])),
@@ -180,6 +188,10 @@ enum APIDocument {
             .object([("type", .array([.string(type), .string("null")])), ("description", .string(description))])
         }
         var properties: [(String, JSON)] = []
+        if ["promote", "abort", "pause", "resume"].contains(verb) {
+            let reason = field("string", "recorded in the note (and, for abort, the rollback commit's Rewind-Reason)")
+            return .object([("type", .string("object")), ("additionalProperties", .bool(false)), ("properties", .object([("reason", reason)]))])
+        }
         if verb == "rollback" || verb == "pin" {
             properties.append(("to", field("string", "a revision or #N (a release number); default: the rollback's default target, or the current release for pin")))
         }
@@ -188,13 +200,16 @@ enum APIDocument {
         }
         properties.append(("reason", field("string", "written into the commit as Rewind-Reason")))
         properties.append(("dryRun", field("boolean", "plan (message, diffs, guards) and write nothing")))
+        if verb == "rollback" {
+            properties.append(("force", field("boolean", "past the guards (an irreversible migration, a missing artifact), recorded as Rewind-Forced; admins only")))
+        }
         let required: [(String, JSON)] = verb == "allow" ? [("required", .array([.string("version")]))] : []
         return .object([("type", .string("object")), ("additionalProperties", .bool(false)), ("properties", .object(properties))] + required)
     }
 
     static func describe(_ code: Int) -> String {
         [200: "OK", 202: "Accepted", 303: "See other (sign in, or the written commit)", 304: "Not modified", 400: "Bad input: the error says what and where",
-         401: "No or wrong token or session", 403: "Missing or wrong CSRF token", 404: "Not found", 409: "Refused by a guard, or a conflict",
+         401: "No or wrong token or session", 403: "The caller's role may not do this (the error names the role needed), or a missing or wrong CSRF token", 404: "Not found", 409: "Refused by a guard, or a conflict",
          413: "Body over the limit", 429: "Too many failed sign-ins from this address; wait", 422: "The repository's state is invalid", 503: "Busy or not ready; retry"][code] ?? "See the error"
     }
 }

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import DeployModel
+import Rollback
 import SystemSupport
 
 /// The HTTP surface of `rewind serve` (`GET /api/v1/openapi.json`
@@ -12,7 +13,8 @@ import SystemSupport
 ///     GET  /healthz, /readyz, /metrics                     (open)
 ///     POST /hooks/alertmanager, /hooks/registry, /hooks/git (hook token; webhook signature)
 ///     GET  /api/v1/...                                     (a token or a session, unless no token is configured or --ui-public-read)
-///     POST /api/v1/apps/{app}/rollback, /pin, /unpin, /allow (a bearer token; or a session and X-CSRF-Token)
+///     POST /api/v1/apps/{app}/rollback, /pin, /unpin, /allow (a bearer token; or a session and X-CSRF-Token; a role)
+///     POST /api/v1/apps/{app}/promote, /abort, /pause, /resume (the same; RolloutRoutes.swift)
 ///     GET  /, /apps/{app}, /releases/{commit}, /audit      (the web UI: WebRoutes.swift)
 ///
 /// Every refusal happens before any work: a missing or wrong token → 401, a
@@ -53,6 +55,7 @@ struct Routes {
         addHookRoutes(router)
         addReadRoutes(router)
         addWriteRoutes(router)
+        addRolloutRoutes(router)
         on(router, .get, "api/v1/events", "api/v1/events", .read) { request, context in try events(request, closed: context.connectionClosed) }
         addWebRoutes(router)
         // The API's description, from the routes themselves.
@@ -147,27 +150,31 @@ struct Routes {
         }
     }
 
-    /// The API's writes: rollback, pin and unpin, each a commit by the caller (`context.actor`).
+    /// The API's writes: rollback, pin and unpin (operators), allow
+    /// (admins), each a commit by the caller (`context.actor`).
     func addWriteRoutes(_ router: Router<ServeContext>) {
-        on(router, .post, "api/v1/apps/:app/rollback", "api/v1/apps/rollback", .write) { request, context in
+        on(router, .post, "api/v1/apps/:app/rollback", "api/v1/apps/rollback", .write(.operator)) { request, context in
             let input = try RollbackInput.parse(try await body(request))
             guard let app = context.parameters.get("app"), let actor = context.actor else { throw RequestError(404, "no app in the path") }
             if input.version != nil { throw RequestError(400, "field 'version' is for allow; a rollback's target is 'to'") }
-            return json(200, try await desk.write(.rollback(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
+            if input.force { try actor.require(.admin, to: "force a rollback past its guards") }
+            return json(200, try await desk.write(.rollback(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, force: input.force, as: actor).json)
         }
         // Lets a rolled-back version be proposed by updates again.
-        on(router, .post, "api/v1/apps/:app/allow", "api/v1/apps/allow", .write) { request, context in
+        on(router, .post, "api/v1/apps/:app/allow", "api/v1/apps/allow", .write(.admin)) { request, context in
             let input = try RollbackInput.parse(try await body(request))
             guard let app = context.parameters.get("app"), let actor = context.actor else { throw RequestError(404, "no app in the path") }
+            if input.force { throw RequestError(400, "field 'force' is for rollback") }
             guard let version = input.version, input.to == nil else { throw RequestError(400, "allow needs field 'version' (a rolled-back tag, version label or digest), and no 'to'") }
             return json(200, try await desk.write(.allow(app: app, version: version), reason: input.reason, dryRun: input.dryRun, as: actor).json)
         }
         for unpin in [false, true] {
-            on(router, .post, "api/v1/apps/:app/\(unpin ? "unpin" : "pin")", unpin ? "api/v1/apps/unpin" : "api/v1/apps/pin", .write) { request, context in
+            on(router, .post, "api/v1/apps/:app/\(unpin ? "unpin" : "pin")", unpin ? "api/v1/apps/unpin" : "api/v1/apps/pin", .write(.operator)) { request, context in
                 let input = try RollbackInput.parse(try await body(request))
                 guard let app = context.parameters.get("app"), let actor = context.actor else { throw RequestError(404, "no app in the path") }
                 if unpin, input.to != nil { throw RequestError(400, "field 'to' is for pin; unpin releases the hold") }
                 if input.version != nil { throw RequestError(400, "field 'version' is for allow") }
+                if input.force { throw RequestError(400, "field 'force' is for rollback") }
                 return json(200, try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: input.to), reason: input.reason, dryRun: input.dryRun, as: actor).json)
             }
         }
@@ -176,17 +183,17 @@ struct Routes {
     /// Who is calling: the owner of a bearer token, or of a live session.
     /// A wrong bearer token is nobody, whatever cookie comes with it.
     struct Caller {
-        let name: String
+        let identity: Identity
         let session: Sessions.Session?
     }
 
     func caller(_ request: Request) -> Caller? {
         if request.headers[.authorization] != nil {
-            guard let token = Self.bearerToken(request), let name = credentials.lookup(token) else { return nil }
-            return Caller(name: name, session: nil)
+            guard let token = Self.bearerToken(request), let identity = credentials.lookup(token) else { return nil }
+            return Caller(identity: identity, session: nil)
         }
         guard let session = self.session(request) else { return nil }
-        return Caller(name: session.name, session: session)
+        return Caller(identity: session.identity, session: session)
     }
 
     /// The live session of the request's cookie.
@@ -201,26 +208,38 @@ struct Routes {
         return header.hasPrefix(prefix) ? String(header.dropFirst(prefix.count)) : nil
     }
 
-    /// Reads need a token or a session, unless no token is configured at
-    /// all (nobody could sign in) or `--ui-public-read` is given.
+    /// Reads need a token or a session (every role reads), unless no token
+    /// is configured at all (nobody could sign in) or `--ui-public-read` is given.
     func authorizeRead(_ request: Request) throws(RequestError) {
         if credentials.isEmpty || options.publicRead { return }
         guard caller(request) != nil else { throw RequestError(401, "sign in, or send Authorization: Bearer <token>") }
     }
 
     /// Writes need a bearer token (trigger `api`), or a session whose CSRF
-    /// token comes in `X-CSRF-Token` (trigger `ui`). The token's name is
-    /// the commit's `Rewind-Actor`.
-    func authorizeWrite(_ request: Request) throws(RequestError) -> Actor {
+    /// token comes in `X-CSRF-Token` (trigger `ui`), of at least `role`.
+    /// The token's name is the commit's `Rewind-Actor`.
+    func authorizeWrite(_ request: Request, needs role: Role) throws(RequestError) -> Actor {
         guard !credentials.isEmpty else {
             throw RequestError(401, "no API token is configured; start rewind serve with --api-token-file, REWIND_API_TOKEN or --ui-tokens-file")
         }
         guard let caller = caller(request) else { throw RequestError(401, "missing or wrong bearer token") }
-        guard let session = caller.session else { return Actor(name: caller.name, trigger: .api) }
-        guard let given = request.headers[Self.csrfHeader], constantTimeEqual(Array(given.utf8), Array(session.csrf.utf8)) else {
-            throw RequestError(403, "missing or wrong CSRF token (send the page's token in X-CSRF-Token)")
+        var trigger = RollbackTrailers.TriggerKind.api
+        if let session = caller.session {
+            guard let given = request.headers[Self.csrfHeader], constantTimeEqual(Array(given.utf8), Array(session.csrf.utf8)) else {
+                throw RequestError(403, "missing or wrong CSRF token (send the page's token in X-CSRF-Token)")
+            }
+            trigger = .ui
         }
-        return Actor(name: caller.name, trigger: .ui)
+        let actor = Actor(caller.identity, trigger: trigger)
+        try actor.require(role)
+        return actor
+    }
+
+    /// A refused request in the log, with who asked: the caller's name
+    /// and role, or the address of a caller without a valid token. Never a token.
+    func logRefusal(_ request: Request, peer: String, _ error: RequestError) {
+        let who = caller(request).map { $0.identity.described } ?? "an unknown caller from \(peer)"
+        logger.warning("refused \(request.method.rawValue) \(Bounded.text(request.uri.path, limit: 200)) for \(who): \(error.code) \(error.message)")
     }
 
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
@@ -298,8 +317,10 @@ struct RollbackInput: Decodable {
     var dryRun = false
     /// For allow: the rolled-back version (a tag, version label or digest).
     var version: String?
+    /// For rollback: past the guards (an irreversible migration, a missing artifact); admins only.
+    var force = false
 
-    static let fields = ["to", "reason", "dryRun", "version"]
+    static let fields = ["to", "reason", "dryRun", "version", "force"]
 
     private struct Key: CodingKey {
         let stringValue: String
@@ -322,6 +343,7 @@ struct RollbackInput: Decodable {
                 case "reason": reason = try container.decodeIfPresent(String.self, forKey: key)
                 case "dryRun": dryRun = try container.decodeIfPresent(Bool.self, forKey: key) ?? false
                 case "version": version = try container.decodeIfPresent(String.self, forKey: key)
+                case "force": force = try container.decodeIfPresent(Bool.self, forKey: key) ?? false
                 default: throw UnknownField(name: key.stringValue)
                 }
             } catch is DecodingError {
@@ -338,7 +360,7 @@ struct RollbackInput: Decodable {
             let near = Spelling.nearest(error.name, in: fields).map { "; did you mean '\($0)'?" } ?? ""
             throw RequestError(400, "unknown field '\(Bounded.text(error.name, limit: 64))'\(near) (the fields are \(fields.joined(separator: ", ")))")
         } catch let error as WrongType {
-            throw RequestError(400, "field '\(error.name)' must be \(error.name == "dryRun" ? "true or false" : "a string")")
+            throw RequestError(400, "field '\(error.name)' must be \(["dryRun", "force"].contains(error.name) ? "true or false" : "a string")")
         } catch {
             throw RequestError(400, "the body must be a JSON object such as {\"to\": \"#3\", \"reason\": \"...\", \"dryRun\": true}")
         }

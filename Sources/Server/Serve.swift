@@ -59,14 +59,14 @@ public struct ServeOptions: Sendable {
     /// Options with defaults.
     public init(repoPath: String) { self.repoPath = repoPath }
 
-    /// Every token that may act: the API token under `apiTokenName`, then
-    /// the named tokens. A name or a token used twice is refused.
+    /// Every token that may act: the API token under `apiTokenName` (an
+    /// admin), then the named tokens with their roles. A name or a token used twice is refused.
     public func credentials() throws(RewindError) -> Credentials {
         var all = Credentials()
-        if let apiToken { try all.add(name: apiTokenName, token: apiToken) }
+        if let apiToken { try all.add(name: apiTokenName, token: apiToken, role: .admin) }
         for entry in namedTokens.entries {
             do {
-                try all.add(name: entry.name, token: String(decoding: entry.token, as: UTF8.self))
+                try all.add(name: entry.name, token: String(decoding: entry.token, as: UTF8.self), role: entry.identity.role, breakGlass: entry.identity.breakGlass)
             } catch {
                 throw RewindError(.usage, "the tokens file and the API token clash: \(error.message)", hint: "give the API token another --api-token-name, and each name its own token")
             }

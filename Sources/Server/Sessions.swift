@@ -1,18 +1,68 @@
+import DeployModel
 import FoundationEssentials
 import Rollback
 import Synchronization
 import SystemSupport
 
+/// What a caller may do, each role including the ones before it.
+public enum Role: Int, Sendable, Comparable, CaseIterable {
+    /// Read only: pages, status, releases, the audit, events.
+    case viewer
+    /// Also rollback, pin and unpin, and a rollout's promote, abort, pause and resume.
+    case `operator`
+    /// Also past guards (`force`), a blocked version allowed again, and a rewritten history accepted.
+    case admin
+
+    public var name: String {
+        switch self {
+        case .viewer: "viewer"
+        case .operator: "operator"
+        case .admin: "admin"
+        }
+    }
+
+    public static func < (a: Role, b: Role) -> Bool { a.rawValue < b.rawValue }
+
+    /// The role words of a tokens file: a role, or `break-glass` (an admin whose writes are marked as such).
+    static func parse(_ word: String) -> (Role, breakGlass: Bool)? {
+        if word == "break-glass" { return (.admin, true) }
+        return allCases.first { $0.name == word }.map { ($0, false) }
+    }
+
+    static let words = ["viewer", "operator", "admin", "break-glass"]
+}
+
+/// Who a token or a session is: the name (`Rewind-Actor`), the role, and
+/// whether it is a break-glass account (its commits say so, the audit shows it).
+public struct Identity: Sendable, Equatable {
+    public let name: String
+    public let role: Role
+    public let breakGlass: Bool
+
+    public init(name: String, role: Role, breakGlass: Bool = false) {
+        self.name = name
+        self.role = role
+        self.breakGlass = breakGlass
+    }
+
+    /// "alice (viewer)", "ops (admin, break-glass)": for refusals and the log.
+    var described: String { "\(name) (\(role.name)\(breakGlass ? ", break-glass" : ""))" }
+}
+
 /// The tokens that may act: the API token (named by `--api-token-name`)
 /// and the named tokens of `--ui-tokens-file`. A token is a bearer token
 /// for the API and a sign-in secret for the web UI; its name becomes the
-/// `Rewind-Actor` of what it writes.
+/// `Rewind-Actor` of what it writes, its role says what it may do.
 public struct Credentials: Sendable {
     struct Entry: Sendable {
-        let name: String
+        let identity: Identity
         let token: [UInt8]
+        var name: String { identity.name }
     }
     private(set) var entries: [Entry] = []
+
+    /// A named token without a role in the tokens file is an operator.
+    public static let defaultRole = Role.operator
 
     public init() {}
 
@@ -21,11 +71,12 @@ public struct Credentials: Sendable {
     /// Adds one named token; a second use of a name or a token is refused.
     /// (The API token keeps whatever length it was given; a tokens file's
     /// tokens must have 16 characters or more.)
-    public mutating func add(name: String, token: String) throws(RewindError) {
-        try add(name: name, token: token, where: nil)
+    public mutating func add(name: String, token: String, role: Role = .admin, breakGlass: Bool = false) throws(RewindError) {
+        try add(Identity(name: name, role: role, breakGlass: breakGlass), token: token, where: nil)
     }
 
-    private mutating func add(name: String, token: String, where place: String?) throws(RewindError) {
+    private mutating func add(_ identity: Identity, token: String, where place: String?) throws(RewindError) {
+        let name = identity.name
         let at = place.map { "\($0): " } ?? ""
         guard Self.isValidName(name) else {
             throw RewindError(.usage, "\(at)token name '\(Bounded.printable(name))' is not valid",
@@ -36,7 +87,7 @@ public struct Credentials: Sendable {
         }
         guard !entries.contains(where: { $0.name == name }) else { throw RewindError(.usage, "\(at)token name '\(name)' is used twice", hint: "give each token its own name") }
         guard lookup(token) == nil else { throw RewindError(.usage, "\(at)the token of '\(name)' is also the token of another name", hint: "give each name its own token") }
-        entries.append(Entry(name: name, token: Array(token.utf8)))
+        entries.append(Entry(identity: identity, token: Array(token.utf8)))
     }
 
     static func isValidName(_ name: String) -> Bool {
@@ -45,8 +96,9 @@ public struct Credentials: Sendable {
         }
     }
 
-    /// Parses a tokens file: `name: token` per line; blank lines and `#`
-    /// comments are skipped. Errors name the file and line, never a token.
+    /// Parses a tokens file: `name: token [role]` per line, the role one of
+    /// viewer, operator (the default), admin or break-glass; blank lines
+    /// and `#` comments are skipped. Errors name the file and line, never a token.
     public static func parse(_ text: String, file: String) throws(RewindError) -> Credentials {
         var credentials = Credentials()
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -57,8 +109,21 @@ public struct Credentials: Sendable {
                 throw RewindError(.usage, "\(place): expected 'name: token'", hint: "one token per line, its name first (the line is not shown: it may hold a secret)")
             }
             let name = String(line[..<colon]).trimmingCharacters()
-            let token = String(line[line.index(after: colon)...]).trimmingCharacters()
-            try credentials.add(name: name, token: token, where: place)
+            let words = line[line.index(after: colon)...].split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let token = words.first, words.count <= 2 else {
+                throw RewindError(.usage, "\(place): expected 'name: token' or 'name: token role'",
+                                  hint: "the token comes after the colon, then at most a role: \(Role.words.joined(separator: ", ")) (the line is not shown: it may hold a secret)")
+            }
+            var role = (defaultRole, breakGlass: false)
+            if words.count == 2 {
+                guard let given = Role.parse(words[1]) else {
+                    let near = Spelling.nearest(words[1], in: Role.words).map { "did you mean '\($0)'? " } ?? ""
+                    throw RewindError(.usage, "\(place): unknown role for '\(Bounded.printable(name))'",
+                                      hint: "\(near)the roles are \(Role.words.joined(separator: ", ")) (the word is not shown: a token with a space in it would end up here)")
+                }
+                role = given
+            }
+            try credentials.add(Identity(name: name, role: role.0, breakGlass: role.breakGlass), token: token, where: place)
         }
         guard !credentials.isEmpty else { throw RewindError(.usage, "\(file) names no token", hint: "add lines such as 'alice: <a long random token>'") }
         return credentials
@@ -72,11 +137,11 @@ public struct Credentials: Sendable {
         return try parse(text, file: file)
     }
 
-    /// The name of the token, compared in constant time with every entry.
-    func lookup(_ token: String) -> String? {
+    /// Who holds the token, compared in constant time with every entry.
+    func lookup(_ token: String) -> Identity? {
         let given = Array(token.utf8)
-        var found: String?
-        for entry in entries where constantTimeEqual(given, entry.token) { found = entry.name }
+        var found: Identity?
+        for entry in entries where constantTimeEqual(given, entry.token) { found = entry.identity }
         return found
     }
 }
@@ -86,9 +151,10 @@ public struct Credentials: Sendable {
 /// In memory only: a restart signs everyone out.
 final class Sessions: Sendable {
     struct Session: Sendable {
-        let name: String
+        let identity: Identity
         let csrf: String
         let expires: Int64
+        var name: String { identity.name }
     }
 
     static let cookieName = "rewind_session"
@@ -103,10 +169,10 @@ final class Sessions: Sendable {
         self.capacity = capacity
     }
 
-    /// A new session for `name`; its id and CSRF token.
-    func start(name: String, now: Int64 = Clock.wallMilliseconds()) -> (id: String, session: Session) {
+    /// A new session for `identity`; its id and CSRF token.
+    func start(_ identity: Identity, now: Int64 = Clock.wallMilliseconds()) -> (id: String, session: Session) {
         let id = Self.randomToken()
-        let session = Session(name: name, csrf: Self.randomToken(), expires: now + lifetimeMilliseconds)
+        let session = Session(identity: identity, csrf: Self.randomToken(), expires: now + lifetimeMilliseconds)
         sessions.withLock { all in
             all = all.filter { $0.value.expires > now }
             if all.count >= capacity, let oldest = all.min(by: { $0.value.expires < $1.value.expires }) { all[oldest.key] = nil }

@@ -14,7 +14,27 @@ enum WebPage {
     struct Viewer: Sendable {
         let name: String?
         let csrf: String?
-        var canWrite: Bool { csrf != nil }
+        /// Nil: public read, no session.
+        var role: Role? = nil
+        var breakGlass = false
+        /// Rollback, pin and unpin (operators and admins).
+        var canWrite: Bool { csrf != nil && (role ?? .viewer) >= .operator }
+        /// Past guards, and allow of a blocked version (admins).
+        var canAdminister: Bool { csrf != nil && role == .admin }
+
+        static let anonymous = Viewer(name: nil, csrf: nil)
+
+        init(name: String?, csrf: String?) {
+            self.name = name
+            self.csrf = csrf
+        }
+
+        init(_ session: Sessions.Session) {
+            name = session.name
+            csrf = session.csrf
+            role = session.identity.role
+            breakGlass = session.identity.breakGlass
+        }
     }
 
     static func e(_ text: String) -> String { HTML.escape(text) }
@@ -41,7 +61,8 @@ enum WebPage {
         <div class="who">
         """
         if let name = viewer.name, let csrf = viewer.csrf {
-            out += "<span>Signed in as <strong>\(e(name))</strong></span> <form method=\"post\" action=\"/logout\" class=\"inline\">\(csrfField(csrf))<button type=\"submit\">Sign out</button></form>"
+            let role = viewer.role.map { " <span class=\"role\">(\($0.name)\(viewer.breakGlass ? ", break-glass" : ""))</span>" } ?? ""
+            out += "<span>Signed in as <strong>\(e(name))</strong>\(role)</span> <form method=\"post\" action=\"/logout\" class=\"inline\">\(csrfField(csrf))<button type=\"submit\">Sign out</button></form>"
         } else {
             out += "<span>Read only</span>"
         }
@@ -95,7 +116,7 @@ enum WebPage {
         <button type="submit">Sign in</button>
         </form>
         """
-        return document(title: "Sign in", live: "", viewer: Viewer(name: nil, csrf: nil), events: false, main: main)
+        return document(title: "Sign in", live: "", viewer: .anonymous, events: false, main: main)
     }
 
     // MARK: Overview
@@ -159,8 +180,8 @@ enum WebPage {
         let perPage: Int
     }
 
-    /// The app page's actions for a writer: roll back, pin or unpin, and allow a blocked update.
-    static func actions(_ a: AppStatus, csrf: String) -> String {
+    /// The app page's actions for a writer: roll back, pin or unpin, and (an admin) allow a blocked update.
+    static func actions(_ a: AppStatus, csrf: String, admin: Bool) -> String {
         let name = e(a.name)
         var main = ""
         main += "<section class=\"actions\" aria-labelledby=\"actions-title\"><h2 id=\"actions-title\">Actions</h2>"
@@ -180,7 +201,7 @@ enum WebPage {
             <button type="submit">Unpin \(name)</button></form>
             """
         }
-        if let check = a.updates, check.state == .blocked, let version = check.tag ?? check.digest {
+        if admin, let check = a.updates, check.state == .blocked, let version = check.tag ?? check.digest {
             main += """
             <form method="post" action="/apps/\(u(a.name))/allow" class="card">\(csrfField(csrf))<input type="hidden" name="version" value="\(e(version))">
             <h3>Allow \(e(version)) again</h3><p class="hint">It was rolled back, so updates do not propose it. Allowing it writes a commit that lets the next check propose it.</p>
@@ -216,7 +237,7 @@ enum WebPage {
         </dl>
 
         """
-        if viewer.canWrite, let csrf = viewer.csrf { main += actions(a, csrf: csrf) }
+        if viewer.canWrite, let csrf = viewer.csrf { main += actions(a, csrf: csrf, admin: viewer.canAdminister) }
         let first = (page.page - 1) * page.perPage + 1
         let last = first + page.releases.count - 1
         main += "<h2 id=\"releases-title\">Releases</h2>\n<p class=\"sub\">\(page.total) in all; newest first\(page.releases.isEmpty ? "" : ", showing \(page.total - last + 1)–\(page.total - first + 1)").</p>\n"
@@ -317,7 +338,9 @@ enum WebPage {
             if case .planned = plan?.outcome { return true }
             return refusal?.forceable == true
         }()
-        if viewer.canWrite, let csrf = viewer.csrf, canConfirm {
+        if viewer.canWrite, !viewer.canAdminister, refusal?.forceable == true {
+            main += message("Only an admin may roll back across this guard.", kind: "warn") + "\n"
+        } else if viewer.canWrite, let csrf = viewer.csrf, canConfirm {
             main += """
             <form method="post" action="/apps/\(u(app))/rollback" class="card">\(csrfField(csrf))
             <h2>Confirm</h2>
@@ -326,7 +349,7 @@ enum WebPage {
             <input id="reason" name="reason" required value="\(e(reason))">
 
             """
-            if refusal?.forceable == true || force {
+            if (refusal?.forceable == true || force) && viewer.canAdminister {
                 main += "<p><input type=\"checkbox\" id=\"force\" name=\"force\" value=\"1\"\(force ? " checked" : "")> <label for=\"force\" class=\"inline-label\">I have checked the data: roll back across the guard (recorded as Rewind-Forced)</label></p>\n"
             }
             main += "<button type=\"submit\" id=\"confirm\">Roll back \(e(app))</button> <a href=\"/apps/\(u(app))\">Cancel</a></form>\n"

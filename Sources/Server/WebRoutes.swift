@@ -38,8 +38,8 @@ extension Routes {
             return page(200, WebPage.signIn(next: next, problem: credentials.isEmpty ? Self.noTokens : nil))
         }
         on(router, .post, "login", "login", .open) { request, context in await signIn(request, from: context.peer) }
-        on(router, .post, "logout", "logout", .open) { request, _ in
-            await webForm(request) { _, _, _ in
+        on(router, .post, "logout", "logout", .open) { request, context in
+            await webForm(request, needs: .viewer, peer: context.peer) { _, _, _ in
                 sessions.end(request.cookies[Sessions.cookieName]?.value)
                 var response = Self.redirect("/login")
                 response.headers[.setCookie] = cookie("", maxAge: 0, request: request)
@@ -94,16 +94,17 @@ extension Routes {
             }
         }
         on(router, .post, "apps/:app/rollback", "ui/rollback", .open) { request, context in
-            await webForm(request) { session, form, viewer in
+            await webForm(request, needs: .operator, peer: context.peer) { actor, form, viewer in
                 let app = context.parameters.get("app") ?? ""
                 let to = Self.nonEmpty(form["to"])
                 let reason = (form["reason"] ?? "").trimmingCharacters()
                 let force = form["force"] == "1"
+                if force { try actor.require(.admin, to: "roll back across a guard") }
                 guard !reason.isEmpty else {
                     return await preview(app: app, to: to, reason: reason, force: force, refusal: RequestError(400, "a reason is required: say why you roll back"), viewer: viewer)
                 }
                 do {
-                    let written = try await desk.write(.rollback(app: app, to: to), reason: reason, dryRun: false, force: force, as: Actor(name: session.name, trigger: .ui))
+                    let written = try await desk.write(.rollback(app: app, to: to), reason: reason, dryRun: false, force: force, as: actor)
                     switch written.outcome {
                     case .written(let commit?): return Self.redirect("/releases/\(commit.hex)")
                     case .alreadyDone, .written(nil), .planned: return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=already")
@@ -116,12 +117,12 @@ extension Routes {
         for unpin in [false, true] {
             let verb = unpin ? "unpin" : "pin"
             on(router, .post, "apps/:app/\(verb)", "ui/\(verb)", .open) { request, context in
-                await webForm(request) { session, form, _ in
+                await webForm(request, needs: .operator, peer: context.peer) { actor, form, _ in
                     let app = context.parameters.get("app") ?? ""
                     let reason = (form["reason"] ?? "").trimmingCharacters()
                     guard !reason.isEmpty else { throw RequestError(400, "a reason is required to \(verb) \(Bounded.text(app, limit: 64))") }
                     let to = unpin ? nil : Self.nonEmpty(form["to"]?.trimmingCharacters())
-                    let written = try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: to), reason: reason, dryRun: false, as: Actor(name: session.name, trigger: .ui))
+                    let written = try await desk.write(unpin ? .unpin(app: app) : .pin(app: app, to: to), reason: reason, dryRun: false, as: actor)
                     // Already pinned (or not pinned at all): nothing written, and the page says so.
                     if case .alreadyDone = written.outcome { return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=already") }
                     return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=\(verb)ned")
@@ -133,12 +134,12 @@ extension Routes {
     /// The web UI's allow of a blocked update (the same commit as `rewind allow`).
     func addAllowRoute(_ router: Router<ServeContext>) {
         on(router, .post, "apps/:app/allow", "ui/allow", .open) { request, context in
-            await webForm(request) { session, form, _ in
+            await webForm(request, needs: .admin, peer: context.peer) { actor, form, _ in
                 let app = context.parameters.get("app") ?? ""
                 let reason = (form["reason"] ?? "").trimmingCharacters()
                 guard !reason.isEmpty else { throw RequestError(400, "a reason is required to allow a version of \(Bounded.text(app, limit: 64)) again") }
                 guard let version = Self.nonEmpty(form["version"]?.trimmingCharacters()) else { throw RequestError(400, "name the version to allow") }
-                let written = try await desk.write(.allow(app: app, version: version), reason: reason, dryRun: false, as: Actor(name: session.name, trigger: .ui))
+                let written = try await desk.write(.allow(app: app, version: version), reason: reason, dryRun: false, as: actor)
                 if case .alreadyDone = written.outcome { return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=already") }
                 return Self.redirect("/apps/\(HTTPEndpoint.encode(app))?done=allowed")
             }
@@ -159,8 +160,8 @@ extension Routes {
         var problem = refusal
         if problem == nil || problem?.code == 400 {
             do {
-                plan = try await desk.write(.rollback(app: app, to: to), reason: reason.isEmpty ? nil : reason, dryRun: true, force: force,
-                                            as: Actor(name: viewer.name ?? "preview", trigger: .ui))
+                plan = try await desk.write(.rollback(app: app, to: to), reason: reason.isEmpty ? nil : reason, dryRun: true, force: force && viewer.canAdminister,
+                                            as: Actor(Identity(name: viewer.name ?? "preview", role: viewer.role ?? .viewer), trigger: .ui))
             } catch {
                 if problem == nil { problem = error }
             }
@@ -182,16 +183,16 @@ extension Routes {
         let form = FormBody.parse(bytes)
         let next = Self.safeNext(form["next"])
         guard !credentials.isEmpty else { return page(401, WebPage.signIn(next: next, problem: Self.noTokens)) }
-        guard let name = credentials.lookup((form["token"] ?? "").trimmingCharacters()) else {
+        guard let identity = credentials.lookup((form["token"] ?? "").trimmingCharacters()) else {
             throttle.failed(peer)
             metrics.count("rewind_ui_sign_ins_total", [("result", "refused")])
             logger.warning("web UI: a sign-in with a wrong token from \(peer) was refused")
             return page(401, WebPage.signIn(next: next, problem: "That token is not known. Use the API token or your named token."))
         }
         throttle.succeeded(peer)
-        let started = sessions.start(name: name)
+        let started = sessions.start(identity)
         metrics.count("rewind_ui_sign_ins_total", [("result", "signed-in")])
-        logger.notice("web UI: \(name) signed in")
+        logger.notice("web UI: \(identity.described) signed in")
         var response = Self.redirect(next)
         response.headers[.setCookie] = cookie(started.id, maxAge: Int(sessions.lifetimeMilliseconds / 1000), request: request)
         return response
@@ -215,8 +216,8 @@ extension Routes {
     /// public (no token configured, or --ui-public-read), a read-only
     /// visitor; nil: sign in first.
     private func viewer(_ request: Request) -> WebPage.Viewer? {
-        if let session = self.session(request) { return WebPage.Viewer(name: session.name, csrf: session.csrf) }
-        if credentials.isEmpty || options.publicRead { return WebPage.Viewer(name: nil, csrf: nil) }
+        if let session = self.session(request) { return WebPage.Viewer(session) }
+        if credentials.isEmpty || options.publicRead { return .anonymous }
         return nil
     }
 
@@ -243,13 +244,14 @@ extension Routes {
         }
     }
 
-    /// A form's POST: a live session and its CSRF token, or nothing is done.
-    private func webForm(_ request: Request, _ body: (Sessions.Session, [String: String], WebPage.Viewer) async throws -> Response) async -> Response {
-        let anonymous = WebPage.Viewer(name: nil, csrf: nil)
+    /// A form's POST: a live session of at least `role` and its CSRF token, or nothing is done.
+    private func webForm(_ request: Request, needs role: Role, peer: String,
+                         _ body: (Actor, [String: String], WebPage.Viewer) async throws -> Response) async -> Response {
         guard let session = self.session(request) else {
-            return page(401, WebPage.error(401, "Sign in first: this form needs a session. Nothing was written.", viewer: anonymous))
+            return page(401, WebPage.error(401, "Sign in first: this form needs a session. Nothing was written.", viewer: .anonymous))
         }
-        let viewer = WebPage.Viewer(name: session.name, csrf: session.csrf)
+        let viewer = WebPage.Viewer(session)
+        let actor = Actor(session.identity, trigger: .ui)
         let form: [String: String]
         do {
             form = FormBody.parse(try await self.body(request))
@@ -262,7 +264,20 @@ extension Routes {
             metrics.count("rewind_ui_csrf_refusals_total")
             return page(403, WebPage.error(403, "The form's CSRF token is missing or wrong: reload the page and try again. Nothing was written.", viewer: viewer))
         }
-        return await rendered(viewer) { try await body(session, form, viewer) }
+        do {
+            try actor.require(role)
+        } catch {
+            logRefusal(request, peer: peer, error)
+            return page(403, WebPage.error(403, error.message + ". Nothing was written.", viewer: viewer))
+        }
+        return await rendered(viewer) {
+            do {
+                return try await body(actor, form, viewer)
+            } catch let error as RequestError where error.code == 403 {
+                logRefusal(request, peer: peer, error)
+                throw error
+            }
+        }
     }
 
     // MARK: Responses

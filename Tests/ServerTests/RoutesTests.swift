@@ -12,8 +12,14 @@ import TestSupport
     static let token = "test-token-\(UUID().uuidString)"
 
     static let aliceToken = "alice-\(UUID().uuidString)"
+    /// A viewer, an admin and a break-glass account beside alice (an operator, the default role).
+    static let veraToken = "vera-\(UUID().uuidString)"
+    static let adaToken = "ada-\(UUID().uuidString)"
+    static let glassToken = "glass-\(UUID().uuidString)"
 
-    func withServer(publicRead: Bool = false, _ body: @escaping @Sendable (FixtureRepo, any TestClientProtocol) async throws -> Void) async throws {
+    /// A server on a fixture repository; `routes` learns every route it has (method, path).
+    func withServer(publicRead: Bool = false, logger: Logger = Logger(label: "test"), routes: (@Sendable ([(method: String, path: String)]) -> Void)? = nil,
+                    _ body: @escaping @Sendable (FixtureRepo, any TestClientProtocol) async throws -> Void) async throws {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-serve-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         try await withFixtureRepoAsync("three-apps") { repo in
@@ -22,15 +28,22 @@ import TestSupport
             options.artifactRoot = repo.artifactRoot
             options.apiToken = Self.token
             options.hookToken = Self.token
-            options.namedTokens = try Credentials.parse("alice: \(Self.aliceToken)\n", file: "tokens")
+            options.namedTokens = try Credentials.parse("""
+                alice: \(Self.aliceToken)
+                vera: \(Self.veraToken) viewer
+                ada: \(Self.adaToken) admin
+                glass: \(Self.glassToken) break-glass
+
+                """, file: "tokens")
             options.publicRead = publicRead
             let metrics = Metrics()
             let desk = try RollbackDesk(options: options, metrics: metrics, logger: Logger(label: "test"))
             // The sign-in throttle's clock stands still: its minute never
             // passes however slowly a loaded machine runs the test.
             let frozen = SystemSupport.Clock.wallMilliseconds()
-            let router = Routes(options: options, desk: desk, metrics: metrics, readiness: Readiness(), logger: Logger(label: "test"),
+            let router = Routes(options: options, desk: desk, metrics: metrics, readiness: Readiness(), logger: logger,
                                 throttle: SignInThrottle(clock: { frozen })).router()
+            routes?(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
             let app = Application(router: router)
             try await app.test(.router) { client in try await body(repo, client) }
         }

@@ -218,7 +218,7 @@ import Rollback
                 #expect(response.status == .conflict)
                 let page = String(buffer: response.body)
                 #expect(page.contains("irreversible migration: worker migration 0002_drop_legacy_jobs"), "\(page)")
-                #expect(page.contains("name=\"force\""))
+                #expect(!page.contains("name=\"force\"") && page.contains("Only an admin may roll back across this guard"), "an operator is not offered the force")
             }
             let tip = try repo.tip()
             let headers: HTTPFields = [.cookie: session.cookie, .contentType: "application/x-www-form-urlencoded"]
@@ -229,10 +229,20 @@ import Rollback
             #expect(try repo.tip() == tip, "refused: no commit")
             // The refusal is noted for the audit's "data-loss guards hit", as the CLI's is.
             #expect(try repo.git("notes", "--ref=rewind", "show", tip).contains("refused app=worker guard=migration trigger=ui"))
+            // Past a guard is an admin's: alice (an operator) is refused, ada (an admin) may.
             try await client.execute(uri: "/apps/worker/rollback", method: .post, headers: headers,
-                                     body: ByteBuffer(string: "csrf=\(session.csrf)&reason=data+checked+by+alice&force=1")) { #expect($0.status == .seeOther) }
+                                     body: ByteBuffer(string: "csrf=\(session.csrf)&reason=data+checked+by+alice&force=1")) { response in
+                #expect(response.status == .forbidden)
+                #expect(String(buffer: response.body).contains("needs the admin role"))
+            }
+            #expect(try repo.tip() == tip, "refused: no commit")
+            let admin = try await Self.signIn(client, token: RoutesTests.adaToken)
+            try await client.execute(uri: "/apps/worker/rollback", method: .get, headers: [.cookie: admin.cookie]) { #expect(String(buffer: $0.body).contains("name=\"force\"")) }
+            try await client.execute(uri: "/apps/worker/rollback", method: .post, headers: [.cookie: admin.cookie, .contentType: "application/x-www-form-urlencoded"],
+                                     body: ByteBuffer(string: "csrf=\(admin.csrf)&reason=data+checked+by+ada&force=1")) { #expect($0.status == .seeOther) }
             let message = try repo.git("log", "-1", "--format=%B")
-            #expect(message.contains("Rewind-Forced: worker migration 0002_drop_legacy_jobs is irreversible") && message.contains("Rewind-Trigger: ui"), "\(message)")
+            #expect(message.contains("Rewind-Forced: worker migration 0002_drop_legacy_jobs is irreversible") && message.contains("Rewind-Trigger: ui")
+                    && message.contains("Rewind-Actor: ada"), "\(message)")
         }
     }
 
@@ -303,7 +313,7 @@ import Rollback
             }
         }
         let parsed = try Credentials.parse("# team\nalice: \(secret)\nbob:   \(secret)-bob  \n", file: "tokens")
-        #expect(parsed.lookup(secret) == "alice" && parsed.lookup(secret + "-bob") == "bob" && parsed.lookup("nope") == nil)
+        #expect(parsed.lookup(secret)?.name == "alice" && parsed.lookup(secret + "-bob")?.name == "bob" && parsed.lookup("nope") == nil)
         var options = ServeOptions(repoPath: "/nowhere")
         options.apiToken = secret
         options.apiTokenName = "alice"

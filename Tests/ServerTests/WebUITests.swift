@@ -8,13 +8,14 @@ import TestSupport
 @Suite struct WebUITests {
     static let token = "alice-\(UUID().uuidString)"
     static let apiToken = "api-\(UUID().uuidString)"
+    static let viewerToken = "vera-\(UUID().uuidString)"
 
     @Test func anEngineerOnCallSignsInWatchesARollbackAndActsFromTheBrowser() throws {
         let apps = [HarnessApp("api", appYAML: demoServiceYAML(version: "1.0.0")), HarnessApp("web", appYAML: demoServiceYAML(version: "3.0.0")),
                     HarnessApp("worker", appYAML: demoServiceYAML(version: "2.0.0"))]
         try withReconciler(apps: apps) { h in
             let tokens = h.root + "/tokens"
-            try writeFile(tokens, "# who may act\nalice: \(Self.token)\n")
+            try writeFile(tokens, "# who may act\nalice: \(Self.token) operator\nvera: \(Self.viewerToken) viewer\n")
             let apiTokenFile = h.root + "/api-token"
             try writeFile(apiTokenFile, Self.apiToken + "\n")
             let address = try h.startServe(["--ui-tokens-file", tokens, "--api-token-file", apiTokenFile])
@@ -27,7 +28,7 @@ import TestSupport
             try writeFile(bad, demoServiceYAML(version: "1.1.0", args: ["--crash-after", "300ms"]))
             let output = packageRoot + "/.build/test-output/WebUITests"
             try? FileManager.default.removeItem(atPath: output)
-            let check = try run("/usr/bin/env", ["python3", packageRoot + "/scripts/check-web-ui.py", "http://\(address)", Self.token, h.repo, bad, output])
+            let check = try run("/usr/bin/env", ["python3", packageRoot + "/scripts/check-web-ui.py", "http://\(address)", Self.token, h.repo, bad, output, Self.viewerToken])
             try #require(check.status == 0, "\(check.stderr)\n\(check.stdout.suffix(3_000))")
             let result = try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any] ?? [:]
             let commits = result["commits"] as? [String: String] ?? [:]
@@ -67,10 +68,22 @@ import TestSupport
             }
             #expect(((result["pagesChecked"] as? NSNumber)?.intValue ?? 0) >= 12)
 
+            // A viewer sees the pages and no action: no rollback link or
+            // button, no form but sign-out, no confirmation of a rollback.
+            let viewer = result["viewer"] as? [String: Any] ?? [:]
+            #expect((viewer["who"] as? String)?.contains("vera (viewer)") == true, "\(viewer)")
+            for path in ["/", "/apps/api", "/apps/web/rollback"] {
+                let page = viewer[path] as? [String: Any] ?? [:]
+                #expect((page["rollbackLinks"] as? NSNumber)?.intValue == 0, "\(path): \(page)")
+                #expect((page["confirm"] as? NSNumber)?.intValue == 0, "\(path): \(page)")
+                #expect((page["forms"] as? [String])?.allSatisfy { $0.hasSuffix("/logout") } == true, "\(path): \(page)")
+            }
+            #expect(shots.contains(output + "/viewer-app.png"))
+
             // Tokens never reach the log.
             let log = (try? String(contentsOfFile: h.logFile, encoding: .utf8)) ?? ""
-            #expect(log.contains("alice signed in"))
-            #expect(!log.contains(Self.token) && !log.contains(Self.apiToken))
+            #expect(log.contains("alice (operator) signed in") && log.contains("vera (viewer) signed in"))
+            #expect(!log.contains(Self.token) && !log.contains(Self.apiToken) && !log.contains(Self.viewerToken))
         }
     }
 }
