@@ -29,6 +29,11 @@ if ! $unit && ! command -v st >/dev/null 2>&1; then
   echo "installing: schemathesis (PyPI)"
   python3 -m pip install --quiet schemathesis 2>/dev/null || python3 -m pip install --quiet --break-system-packages schemathesis
 fi
+# jsonschema (from PyPI) checks the PagerDuty events against the Events API v2 schema (fixtures/pagerduty/).
+if ! $unit && ! python3 -c "import jsonschema" >/dev/null 2>&1; then
+  echo "installing: jsonschema (PyPI)"
+  python3 -m pip install --quiet jsonschema 2>/dev/null || python3 -m pip install --quiet --break-system-packages jsonschema
+fi
 if ! command -v swift >/dev/null 2>&1; then
   for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
     [ -x "$candidate/swift" ] && { echo "swift is at $candidate; add it to PATH"; exit 1; }

@@ -95,8 +95,11 @@ extension Reconciler {
 
     private func evaluate(_ trigger: Trigger, app: String, client: any MetricsSource, now: Int64, release: OID, tree: OID) -> Evaluation {
         let value: Double, since: Int64
+        let key = "\(app)/\(trigger.name)"
         switch read(trigger, query: trigger.query.replacing("$app", with: app), app: app, client: client, now: now, breaches: &breaches) {
-        case .clear: return .clear
+        case .clear:
+            suggested.remove(key)
+            return .clear
         case .unknown: return .unknown
         case .breaching: return .breaching
         case .lasting(let v, let s): (value, since) = (v, s)
@@ -106,7 +109,11 @@ extension Reconciler {
         case .rollback:
             breaches[app] = nil
             return .failed(fail(app, release: release, tree: tree, reason: reason))
-        case .notify, .log:
+        case .notify:
+            // Once per breach: offered again only after the query was under its threshold.
+            if suggested.insert(key).inserted { record(.rollback(.suggested(app: app, release: release, reason: reason))) }
+            return .clear
+        case .log:
             if since == now || (now - since) % 60_000 < options.analysisInterval { logger.warning("\(app): \(reason) (action \(trigger.action.rawValue))") }
             return .clear
         }

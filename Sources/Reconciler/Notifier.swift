@@ -1,18 +1,28 @@
+import DeployModel
 import Synchronization
 import SystemSupport
 import WebClient
 
-/// A rollback event sent to notification webhooks.
+/// An event sent to notification targets (`--notify-url`, `--slack-url`,
+/// and the routes of `--notify-routes`).
 public struct RollbackEvent: Sendable {
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// A release is applied and healthy.
+        case deployed
+        /// A release did not make it (unhealthy, crashed, could not start).
+        case releaseFailed = "failed"
         case started = "rollback-started"
         case completed = "rollback-completed"
         case failed = "rollback-failed"
         case escalated
+        /// A `notify` trigger breaches: a human is offered the rollback (command and link).
+        case suggested
         /// A commit was not applied (its signature failed the policy).
         case refused = "commit-refused"
         /// A change window holds an app's new release (`windows:` in rewind.yaml).
         case freezeHeld = "freeze-held"
+        /// `updates:` wrote an update commit (or proposed it on a branch).
+        case updateProposed = "update-proposed"
     }
 
     public var kind: Kind
@@ -24,6 +34,14 @@ public struct RollbackEvent: Sendable {
     /// is verified or escalated); the report is the note on `commit` under
     /// refs/notes/rewind-incident.
     public var incident: String?
+    /// The release an incident is about (the one that failed): PagerDuty's
+    /// dedup key is the app and this release, so that the rollback that
+    /// is verified resolves what its failure triggered.
+    public var release: String?
+    /// For `suggested`: the exact command that rolls the app back.
+    public var command: String?
+    /// The web UI's page for the event (with `uiURL` in the routes file).
+    public var link: String?
 
     /// Describes an event.
     public init(_ kind: Kind, app: String, trigger: String, commit: String? = nil, reason: String) {
@@ -34,24 +52,58 @@ public struct RollbackEvent: Sendable {
         self.reason = reason
     }
 
+    public var severity: NotificationRoutes.Severity { NotificationRoutes.severity(of: kind.rawValue) }
+
     /// The generic JSON payload.
     var json: JSON {
         .object([("event", .string(kind.rawValue)), ("app", .string(app)), ("trigger", .string(trigger)), ("commit", .optional(commit)),
-                 ("reason", .string(reason)), ("incident", .optional(incident)), ("time", .string(Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds())))])
+                 ("reason", .string(reason)), ("incident", .optional(incident)), ("time", .string(Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds()))),
+                 ("severity", .string(severity.name)), ("release", .optional(release)), ("command", .optional(command)), ("link", .optional(link))])
     }
 
     /// A Slack-compatible incoming-webhook payload: `{"text": ...}`.
     var slack: JSON {
         let what: String
         switch kind {
+        case .deployed: what = ":rocket: *\(app)* deployed"
+        case .releaseFailed: what = ":warning: A release of *\(app)* failed"
         case .started: what = ":rewind: Rolling back *\(app)*"
         case .completed: what = ":white_check_mark: Rollback of *\(app)* verified healthy"
         case .failed: what = ":x: Rollback of *\(app)* failed"
         case .escalated: what = ":rotating_light: *\(app)* needs a human"
+        case .suggested: what = ":eyes: *\(app)* may need a rollback"
         case .refused: what = ":no_entry: A commit for *\(app)* was refused"
         case .freezeHeld: what = ":snowflake: A release of *\(app)* is held by a change window"
+        case .updateProposed: what = ":package: An update of *\(app)* is proposed"
         }
-        return .object([("text", .string("\(what) (\(trigger)\(commit.map { ", commit \($0.prefix(7))" } ?? "")): \(reason)" + (incident.map { "\nIncident: \($0)" } ?? "")))])
+        var text = "\(what) (\(trigger)\(commit.map { ", commit \($0.prefix(7))" } ?? "")): \(reason)" + (incident.map { "\nIncident: \($0)" } ?? "")
+        if let command { text += "\nTo roll back: `\(command)`" }
+        if let link { text += "\n<\(link)>" }
+        return .object([("text", .string(text))])
+    }
+
+    /// A PagerDuty Events API v2 body: `trigger` when a human must act (an
+    /// escalation, a rollback that failed), `resolve` when the rollback is
+    /// verified; nil for every other event. The dedup key is the app and
+    /// the release the incident is about.
+    func pagerDuty(routingKey: String, source: String) -> JSON? {
+        let action: String
+        switch kind {
+        case .escalated, .failed: action = "trigger"
+        case .completed: action = "resolve"
+        default: return nil
+        }
+        let dedup = "rewind/\(app)/\(release ?? commit ?? "unknown")"
+        var fields: [(String, JSON)] = [("routing_key", .string(routingKey)), ("event_action", .string(action)), ("dedup_key", .string(dedup))]
+        if action == "trigger" {
+            let summary = String("\(app): \(kind == .escalated ? "needs a human" : "rollback failed"): \(reason)".prefix(1_024))
+            fields.append(("payload", .object([("summary", .string(summary)), ("source", .string(source)), ("severity", .string("critical")),
+                                               ("component", .string(app)), ("group", .string("rewind")), ("class", .string(kind.rawValue)),
+                                               ("custom_details", json)])))
+            fields.append(("client", .string("Rewind")))
+            if let link { fields.append(("links", .array([.object([("href", .string(link)), ("text", .string("Rewind: \(app)"))])]))) }
+        }
+        return .object(fields)
     }
 }
 
@@ -79,6 +131,8 @@ struct DeliveryQueue {
     struct Delivery {
         let target: Int
         let body: [UInt8]
+        /// The event as the generic JSON says it (for the dead letters: no secret in it).
+        var event: JSON = .null
         var attempt: Int
         var due: Int64
     }
@@ -111,21 +165,45 @@ struct DeliveryQueue {
     }
 }
 
-/// Delivers rollback events to webhooks on a thread of its own: `send`
-/// never blocks, each target gets its events in order, failed deliveries
-/// are retried with backoff (`DeliveryQueue`), and the URLs (which may hold
-/// secrets) are never logged.
+/// Delivers events to their targets on a thread of its own: `send` never
+/// blocks, each target gets its events in order, failed deliveries are
+/// retried with backoff (`DeliveryQueue`), and what is given up goes to the
+/// dead-letter file. URLs and routing keys (secrets) are never logged.
 public final class Notifier: Sendable {
-    /// A destination: where, and in which format.
+    /// A destination: its name, where, in which format, and which events it takes.
     public struct Target: Sendable {
+        public enum Format: Sendable {
+            case json, slack
+            /// PagerDuty's Events API v2 with this routing key.
+            case pagerDuty(routingKey: String)
+        }
+        public let name: String
         public let url: WebURL
-        public let slack: Bool
+        public let format: Format
+        /// The events it takes (`--notify-url` and `--slack-url` take all).
+        let takes: @Sendable (RollbackEvent) -> Bool
 
         /// Parses an http(s) URL; nil when it is not one.
         public init?(url: String, slack: Bool) {
             guard let parsed = WebURL(url) else { return nil }
-            self.url = parsed
-            self.slack = slack
+            // The events these took before routes existed: rollbacks, suggestions, refusals and freezes, not every deploy.
+            self.init(name: "", url: parsed, format: slack ? .slack : .json) { ![.deployed, .releaseFailed, .updateProposed].contains($0.kind) }
+        }
+
+        public init(name: String, url: WebURL, format: Format, takes: @escaping @Sendable (RollbackEvent) -> Bool) {
+            self.name = name
+            self.url = url
+            self.format = format
+            self.takes = takes
+        }
+
+        /// The body for this target, nil when the event means nothing to it (PagerDuty: only what pages or resolves).
+        func body(_ event: RollbackEvent) -> [UInt8]? {
+            switch format {
+            case .json: event.json.bytes(indent: nil)
+            case .slack: event.slack.bytes(indent: nil)
+            case .pagerDuty(let key): event.pagerDuty(routingKey: key, source: "rewind@\(Clock.hostName())")?.bytes(indent: nil)
+            }
         }
     }
 
@@ -135,21 +213,27 @@ public final class Notifier: Sendable {
     private let transport: any NotificationTransport
     /// Monotonic milliseconds.
     private let clock: @Sendable () -> Int64
+    /// Where what is given up is written, one JSON line each (nil: nowhere).
+    private let deadLetters: String?
+    /// The web UI's address: events link to its pages.
+    private let uiURL: String?
 
     /// A notifier for `targets`; `log` receives delivery failures (without
     /// URLs' paths); `caFile` adds certificate authorities for https.
-    public convenience init(targets: [Target], caFile: String? = nil, log: @escaping @Sendable (String) -> Void) {
-        self.init(targets: targets, transport: WebTransport(caFile: caFile), background: true, log: log)
+    public convenience init(targets: [Target], caFile: String? = nil, deadLetters: String? = nil, uiURL: String? = nil, log: @escaping @Sendable (String) -> Void) {
+        self.init(targets: targets, transport: WebTransport(caFile: caFile), background: true, deadLetters: deadLetters, uiURL: uiURL, log: log)
     }
 
     /// With `background` false nothing is delivered until `deliverDue` is
     /// called (unit tests drive it, with a manual `clock`).
-    package init(targets: [Target], transport: any NotificationTransport, background: Bool,
-         clock: @escaping @Sendable () -> Int64 = { Clock.monotonicMilliseconds() }, log: @escaping @Sendable (String) -> Void) {
+    package init(targets: [Target], transport: any NotificationTransport, background: Bool, deadLetters: String? = nil, uiURL: String? = nil,
+                 clock: @escaping @Sendable () -> Int64 = { Clock.monotonicMilliseconds() }, log: @escaping @Sendable (String) -> Void) {
         self.targets = targets
         self.log = log
         self.transport = transport
         self.clock = clock
+        self.deadLetters = deadLetters
+        self.uiURL = uiURL.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         guard background, !targets.isEmpty else { return }
         BackgroundThread.start { [self] in
             while true {
@@ -158,15 +242,43 @@ public final class Notifier: Sendable {
         }
     }
 
-    /// Queues an event for every target.
+    /// Queues an event for every target that takes it.
     public func send(_ event: RollbackEvent) {
         guard !targets.isEmpty else { return }
+        let event = linked(event)
         let now = clock()
-        let deliveries = targets.indices.map { i in
-            DeliveryQueue.Delivery(target: i, body: (targets[i].slack ? event.slack : event.json).bytes(indent: nil), attempt: 0, due: now)
+        let deliveries = targets.indices.compactMap { i -> DeliveryQueue.Delivery? in
+            guard targets[i].takes(event), let body = targets[i].body(event) else { return nil }
+            return DeliveryQueue.Delivery(target: i, body: body, event: event.json, attempt: 0, due: now)
         }
         queue.withLock { $0.add(deliveries) }
     }
+
+    /// The event with its web UI link: a suggestion's rollback page, else the commit's page.
+    func linked(_ event: RollbackEvent) -> RollbackEvent {
+        guard let uiURL, event.link == nil else { return event }
+        var event = event
+        if event.kind == .suggested {
+            event.link = "\(uiURL)/apps/\(HTTPEndpoint.encode(event.app))/rollback"
+        } else if let commit = event.commit {
+            event.link = "\(uiURL)/releases/\(commit)"
+        }
+        return event
+    }
+
+    /// Sends `event` to one target now, without queueing or retrying
+    /// (`rewind notify test`): the answer's status, or why it failed.
+    public func deliverNow(_ event: RollbackEvent, to index: Int) -> Result<Int, NotificationFailure> {
+        let target = targets[index]
+        guard let body = target.body(linked(event)) else { return .failure(NotificationFailure("this target takes no \(event.kind.rawValue) event")) }
+        do {
+            return .success(try transport.post(body, to: target.url))
+        } catch {
+            return .failure(NotificationFailure("\(error)"))
+        }
+    }
+
+    public var targetNames: [String] { targets.map(\.name) }
 
     /// Makes one delivery that is due; false when none was.
     @discardableResult
@@ -183,10 +295,30 @@ public final class Notifier: Sendable {
             outcome = "failed: \(error)"
         }
         if queue.withLock({ [now = clock()] in $0.failed(delivery, now: now) }) {
-            log("notification target #\(delivery.target + 1) (\(target.url)) \(outcome); retrying")
+            log("notification target \(label(delivery.target)) (\(target.url)) \(outcome); retrying")
         } else {
-            log("notification target #\(delivery.target + 1) (\(target.url)) gave up after \(DeliveryQueue.attempts) attempts; last: \(outcome)")
+            log("notification target \(label(delivery.target)) (\(target.url)) gave up after \(DeliveryQueue.attempts) attempts; last: \(outcome)"
+                + (deadLetters.map { "; the event is in \($0)" } ?? ""))
+            deadLetter(delivery, target: target, outcome: outcome)
         }
         return true
     }
+
+    /// A target as the log names it: its name in the routes file, or its place among --notify-url and --slack-url.
+    private func label(_ index: Int) -> String { targets[index].name.isEmpty ? "#\(index + 1)" : "'\(targets[index].name)'" }
+
+    /// Appends what could not be delivered to the dead-letter file: the
+    /// target's name and the event, never its URL or key.
+    private func deadLetter(_ delivery: DeliveryQueue.Delivery, target: Target, outcome: String) {
+        guard let deadLetters else { return }
+        let line = JSON.object([("time", .string(Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds()))), ("target", .string(target.name.isEmpty ? label(delivery.target) : target.name)),
+                                ("attempts", .number(Int64(DeliveryQueue.attempts))), ("last", .string(outcome)), ("event", delivery.event)])
+        if !FileIO.append(deadLetters, line.bytes(indent: nil) + [10]) { log("cannot write the dead-letter file \(deadLetters)") }
+    }
+}
+
+/// Why a notification was not delivered.
+public struct NotificationFailure: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

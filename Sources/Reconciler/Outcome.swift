@@ -100,6 +100,8 @@ enum RollbackOutcome {
     case verified(app: String, Commit, what: String)
     /// A stage of a coordinated rollback, noted on the rollback commit.
     case sequence(app: String, NoteRecorder.Entry, on: OID)
+    /// A `notify` trigger breaches on the app's release: a human is offered the rollback (once per breach).
+    case suggested(app: String, release: OID, reason: String)
 }
 
 /// Supervision of running processes.

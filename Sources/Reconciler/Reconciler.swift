@@ -83,6 +83,8 @@ public final class Reconciler {
     /// When the triggers are evaluated next (monotonic ms), and since when each breaches (wall ms).
     var nextAnalysis: Int64 = 0
     var breaches: [String: [String: Int64]] = [:]
+    /// The `notify` triggers (app/trigger) whose breach was offered to a human, until their query is clear again.
+    var suggested: Set<String> = []
     /// Called after every pass (for readiness).
     public var onPass: () -> Void = {}
     /// Restarts crashed processes and probes health between passes (`Supervisor`).

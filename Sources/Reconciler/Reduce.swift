@@ -198,6 +198,8 @@ extension Reduction {
               NoteRecorder.Entry(outcome: .healthy, app: name, fields: [("version", step.spec.version)])]
              + (rollout.map { [Reconciler.stepEntry(name, $0, step.spec.version)] } ?? []), on: release)
         effects.append(.releaseApplied(app: name, outcome: "healthy"))
+        effects.append(.notify(RollbackEvent(.deployed, app: name, trigger: "reconciler", commit: release.hex, reason: "\(name) \(step.spec.version) is healthy (\(took) ms)"),
+                               incidentOf: nil))
         log(.info, "\(name) \(step.spec.version) is healthy (\(took) ms)")
         effects.append(.prune(app: name, keep: Set([instance.tree.hex, state.apps[name]?.lastGood?.tree.hex].compactMap { $0 })))
     }
@@ -215,6 +217,9 @@ extension Reduction {
         }
         note([NoteRecorder.Entry(outcome: .failed, app: name, fields: [("version", version ?? tree.short), ("reason", failure.reason)])], on: failure.release)
         effects.append(.releaseApplied(app: name, outcome: "failed"))
+        var event = RollbackEvent(.releaseFailed, app: name, trigger: "reconciler", commit: failure.release.hex, reason: "\(name) \(version ?? tree.short): \(failure.reason)")
+        event.release = failure.release.hex
+        effects.append(.notify(event, incidentOf: nil))
         log(.error, "\(name) release \(failure.release.short) failed: \(failure.reason)")
     }
 
@@ -230,9 +235,18 @@ extension Reduction {
         }
     }
 
+    /// `text` as one shell word: in single quotes, each ' written as '\''.
+    static func shellQuoted(_ text: String) -> String { "'" + text.replacing("'", with: "'\\''") + "'" }
+
     mutating func rollback(_ outcome: RollbackOutcome) {
         let now = self.now
         switch outcome {
+        case let .suggested(name, release, reason):
+            log(.warning, "\(name): \(reason) (action notify): a human decides whether to roll back")
+            var event = RollbackEvent(.suggested, app: name, trigger: "analysis", commit: release.hex, reason: reason)
+            event.release = release.hex
+            event.command = "rewind rollback \(name) --reason \(Self.shellQuoted("\(reason) (suggested by Rewind)"))"
+            effects.append(.notify(event, incidentOf: nil))
         case let .failureNoticed(failure):
             update(failure.app) { $0.lastRollback = RollbackTimeline(failedRelease: failure.release, failedAt: now, reason: failure.reason) }
         case let .decided(failure):
@@ -261,6 +275,8 @@ extension Reduction {
     /// note, and the notification with the incident report of automation's.
     private mutating func verified(_ name: String, _ commit: Commit, what: String) {
         let now = self.now
+        // The release this rollback undid, while its incident is open: the notification resolves it.
+        let undid = state.apps[name]?.lastRollback.flatMap { $0.rollbackCommit == commit.id || $0.healthyAt == nil ? $0.failedRelease.hex : nil }
         if let timeline = state.apps[name]?.lastRollback, timeline.rollbackCommit == commit.id {
             update(name) { $0.lastRollback?.healthyAt = now }
             effects.append(.rollbackRecovered(app: name, milliseconds: now - timeline.failedAt))
@@ -271,7 +287,9 @@ extension Reduction {
         log(.notice, "\(name): rollback \(commit.id.short) verified (\(what))")
         let trigger = RollbackTrailers.parse(commit.message)?.trigger ?? .manual
         note([NoteRecorder.Entry(outcome: .verified, app: name)], on: commit.id)
-        let event = RollbackEvent(.completed, app: name, trigger: trigger.rawValue, commit: commit.id.hex, reason: "\(name) is \(what) again")
+        var event = RollbackEvent(.completed, app: name, trigger: trigger.rawValue, commit: commit.id.hex, reason: "\(name) is \(what) again")
+        // The release the rollback undid: its incident (PagerDuty's dedup key) is resolved.
+        event.release = undid
         effects.append(.notify(event, incidentOf: trigger.isAutomatic ? commit.id : nil))
     }
 

@@ -15,6 +15,7 @@ public enum DaemonHandOver {
         ("reconcile", "Keep every app at what the branch says; roll back failed releases by commit."),
         ("serve", "Run the reconciler and the HTTP server: web UI, API, Alertmanager and push webhooks, metrics."),
         ("pull", "Pull an OCI artifact by digest into the reconciler's artifact cache."),
+        ("notify", "Notification routes (--notify-routes): `rewind notify test ROUTE` sends a sample to each of its targets."),
     ]
 
     public static func abstract(_ name: String) -> String { commands.first { $0.name == name }?.abstract ?? "" }
@@ -59,6 +60,13 @@ struct PullHandOver: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pull", abstract: DaemonHandOver.abstract("pull"))
     @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
     func run() throws { DaemonHandOver.exec(["pull"] + arguments) }
+}
+
+/// `rewind notify` in `rewind --help`; it runs in rewind-daemon.
+struct NotifyHandOver: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "notify", abstract: DaemonHandOver.abstract("notify"))
+    @Argument(parsing: .captureForPassthrough) var arguments: [String] = []
+    func run() throws { DaemonHandOver.exec(["notify"] + arguments) }
 }
 
 /// `rewind serve` in `rewind --help`; it runs in rewind-daemon.

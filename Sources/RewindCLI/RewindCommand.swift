@@ -26,7 +26,7 @@ public struct RewindCommand: AsyncParsableCommand {
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self, DiffCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, AllowCommand.self, CheckCommand.self,
             ReconcileHandOver.self, StatusCommand.self, WaitCommand.self, LogsCommand.self, AuditCommand.self, IncidentCommand.self,
-            ServeHandOver.self, PullHandOver.self, SyncCommand.self, PromoteCommand.self, AbortCommand.self, PauseCommand.self, ResumeCommand.self,
+            ServeHandOver.self, PullHandOver.self, NotifyHandOver.self, SyncCommand.self, PromoteCommand.self, AbortCommand.self, PauseCommand.self, ResumeCommand.self,
         ])
 
     public init() {}

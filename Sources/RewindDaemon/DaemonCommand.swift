@@ -8,7 +8,7 @@ public struct DaemonCommand: AsyncParsableCommand {
         commandName: "rewind",
         abstract: "The long-running commands of rewind (run them as `rewind reconcile` and `rewind serve`).",
         version: RewindCommand.configuration.version,
-        subcommands: [ReconcileCommand.self, ServeCommand.self, PullCommand.self])
+        subcommands: [ReconcileCommand.self, ServeCommand.self, PullCommand.self, NotifyCommand.self])
 
     public init() {}
 

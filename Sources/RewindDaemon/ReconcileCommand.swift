@@ -113,6 +113,9 @@ struct LoopOptions: ParsableArguments {
     @Option(help: "Send rollback events to this Slack-compatible incoming webhook (repeatable; http or https).")
     var slackUrl: [String] = []
 
+    @Option(help: ArgumentHelp("A notification routes file: targets (webhook, slack, pagerduty) and which events of which apps go to each (see the README).", valueName: "file"))
+    var notifyRoutes: String?
+
     @Option(help: "Log level.")
     var logLevel: LogLevel = .info
 
@@ -220,10 +223,14 @@ struct LoopOptions: ParsableArguments {
         options.host = host
         options.hostStatusInterval = statusInterval.milliseconds
         options.analysisInterval = analysisInterval.milliseconds
+        let routing = try notifyRoutes.map { file throws(RewindError) in try NotifyRouting.load(file: file) }
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
+            + (routing?.targets ?? [])
         if !targets.isEmpty {
             let logger = Logger(label: "rewind")
-            options.notifier = Notifier(targets: targets, caFile: caFile) { logger.warning("\($0)") }
+            let state = stateDir ?? (try? DeployRepository(path: options.repoPath, branch: repo.branch)).map(StateStore.defaultDirectory)
+            let deadLetters = routing?.routes.deadLetters ?? state.map { $0 + "/notifications-dead.jsonl" }
+            options.notifier = Notifier(targets: targets, caFile: caFile, deadLetters: deadLetters, uiURL: routing?.routes.uiURL) { logger.warning("\($0)") }
         }
         return options
     }

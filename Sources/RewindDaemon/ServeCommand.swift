@@ -4,6 +4,7 @@ import Containers
 import RewindCLI
 import DeployModel
 import Logging
+import Reconciler
 import ReconcilerStatus
 import Remote
 import Rollback
@@ -96,7 +97,10 @@ struct ServeCommand: AsyncParsableCommand {
                 var checking = artifacts.options
                 checking.timeoutMilliseconds = 30_000
                 serve.updates = UpdateWatch(repoPath: reconcile.repoPath, branch: repoOptions.branch, stateDirectory: reconcile.stateDirectory,
-                                            artifacts: ArtifactStore(options: checking), logger: logger, onWrite: { sync?.trigger() })
+                                            artifacts: ArtifactStore(options: checking), logger: logger, onWrite: { sync?.trigger() },
+                                            onProposed: { [notifier = reconcile.notifier] app, check in
+                                                notifier?.send(RollbackEvent(.updateProposed, app: app, trigger: "registry", commit: check.commit, reason: check.message))
+                                            })
             }
             serve.host = address
             serve.port = port

@@ -20,12 +20,16 @@ public final class UpdateWatch: Sendable {
     let logger: Logger
     /// Called after an update commit is written (a mirror pushes it).
     let onWrite: @Sendable () -> Void
+    /// Called when a check writes (or proposes on a branch) a new update: the app and the check.
+    let onProposed: @Sendable (String, UpdateCheck) -> Void
     /// Repositories a notification named since the loop last looked.
     private let pushed = Mutex<Set<String>>([])
     private let changes = Atomic<Int>(0)
 
-    public init(repoPath: String, branch: String?, stateDirectory: String?, artifacts: ArtifactStore, logger: Logger, onWrite: @escaping @Sendable () -> Void = {}) {
+    public init(repoPath: String, branch: String?, stateDirectory: String?, artifacts: ArtifactStore, logger: Logger, onWrite: @escaping @Sendable () -> Void = {},
+                onProposed: @escaping @Sendable (String, UpdateCheck) -> Void = { _, _ in }) {
         (self.repoPath, self.branch, self.stateDirectory, self.artifacts, self.logger, self.onWrite) = (repoPath, branch, stateDirectory, artifacts, logger, onWrite)
+        self.onProposed = onProposed
     }
 
     /// A push to `repository` (`team/api`): the apps that follow it are
@@ -87,7 +91,10 @@ public final class UpdateWatch: Sendable {
                 let check = proposer.check(name)
                 store.recordUpdateCheck(app: name, check)
                 if check.state != item.last || check.state == .proposed { log(name, check) }
-                if check.state == .proposed { onWrite() }
+                if check.state == .proposed {
+                    onWrite()
+                    if !check.message.hasPrefix("already proposed") { onProposed(name, check) }
+                }
                 watched[name]?.last = check.state
                 watched[name]?.failures = check.state == .failed ? item.failures + 1 : 0
                 watched[name]?.due = Clock.monotonicMilliseconds() + Self.recheck(after: check.state, failures: item.failures + 1, interval: item.policy.interval.milliseconds)

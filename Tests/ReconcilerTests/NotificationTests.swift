@@ -60,3 +60,112 @@ import TestSupport
         }
     }
 }
+
+/// Notification routes end to end: `rewind reconcile --notify-routes` with a
+/// PagerDuty stand-in on loopback that checks every body against the
+/// Events API v2 schema, and Slack and JSON webhooks through the TLS proxy.
+@Suite struct NotificationRouteTests {
+    static func lines(_ path: String) -> [[String: Any]] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    @Test func anEscalationPagesAndTheVerifiedRollbackResolvesItWithTheSameKey() throws {
+        guard let pdPort = Loopback.freeAppPort(), let hookPort = Loopback.freeAppPort() else { throw TestFailure("no port") }
+        let policy = "  window: 30m\n  cooldown: 0s\n  maxPerHour: 1\n  soak: 1m\n  crashLoopRestarts: 3\n"
+        try withReconciler(apps: [try execApp("site", version: "1.0.0")], policy: policy) { h in
+            let paged = h.root + "/pagerduty.jsonl", received = h.root + "/received.log"
+            let env = ProcessInfo.processInfo.environment
+            let pagerDuty = try Spawn.start(SpawnOptions(program: "/usr/bin/env", arguments: ["python3", packageRoot + "/fixtures/pagerduty/receiver.py", String(pdPort), paged], environment: env))
+            defer { Spawn.stop(pagerDuty, graceMilliseconds: 1_000) }
+            let hooks = try Spawn.start(SpawnOptions(program: "/usr/bin/python3", arguments: [packageRoot + "/fixtures/webhook-receiver.py", String(hookPort), received], environment: env))
+            defer { Spawn.stop(hooks, graceMilliseconds: 1_000) }
+            for port in [pdPort, hookPort] { try h.waitUntil("a receiver listens") { (try? Loopback.get(port: port, path: "/", timeoutMilliseconds: 200)) != nil } }
+            let proxy = try TLSProxy(directory: h.root + "/tls", upstream: hookPort)
+            defer { proxy.stop() }
+            try writeFile(h.root + "/pd-key", "R0UTINGKEYe2e0123456789abc\n")
+            try writeFile(h.root + "/slack-url", proxy.url("/slack-secret") + "\n")
+            try writeFile(h.root + "/notify.yaml", """
+                targets:
+                  oncall: {type: pagerduty, routingKeyFile: \(h.root)/pd-key, url: "http://127.0.0.1:\(pdPort)/v2/enqueue"}
+                  chat: {type: slack, urlFile: \(h.root)/slack-url}
+                  audit: {type: webhook, url: "\(proxy.url("/audit"))"}
+                routes:
+                  - name: page
+                    events: [escalated, rollback-failed, rollback-completed]
+                    targets: [oncall]
+                  - name: chat
+                    severity: warning
+                    targets: [chat]
+                  - name: all
+                    targets: [audit]
+                uiURL: https://rewind.example.com
+
+                """)
+            try h.start(["--notify-routes", h.root + "/notify.yaml", "--ca-file", proxy.caFile])
+            try h.waitHealthy("site", "1.0.0")
+            // 1.1.0 fails: rolled back automatically, verified: PagerDuty gets a resolve of its key (nothing was triggered: harmless).
+            try h.write("apps/site/app.yaml", execAppYAML(version: "1.1.0", apply: "./apply-fails.sh"))
+            let first = try h.commit("site 1.1.0")
+            try h.waitUntil("the first rollback is verified and resolved", timeout: 30) {
+                Self.lines(paged).contains { ($0["body"] as? [String: Any])?["dedup_key"] as? String == "rewind/site/\(first)" }
+            }
+            // 1.2.0 fails too: over maxPerHour, escalated: PagerDuty is triggered.
+            try h.write("apps/site/app.yaml", execAppYAML(version: "1.2.0", apply: "./apply-fails.sh"))
+            let second = try h.commit("site 1.2.0")
+            try h.waitUntil("the escalation pages", timeout: 30) {
+                Self.lines(paged).contains { ($0["body"] as? [String: Any])?["event_action"] as? String == "trigger" }
+            }
+            // A human rolls back; once it is verified, the page is resolved with the same key.
+            let rollback = try rewind(["rollback", "site", "--reason", "paged: back to 1.0.0", "--repo", h.repo])
+            #expect(rollback.status == 0, "\(rollback.stderr)")
+            try h.waitUntil("the human's rollback resolves the page", timeout: 30) {
+                Self.lines(paged).filter { ($0["body"] as? [String: Any])?["dedup_key"] as? String == "rewind/site/\(second)" }.count == 2
+            }
+            let events = Self.lines(paged)
+            #expect(events.allSatisfy { $0["valid"] as? Bool == true }, "every body matches the Events v2 schema: \(events.filter { $0["valid"] as? Bool != true })")
+            let incident = events.compactMap { $0["body"] as? [String: Any] }.filter { $0["dedup_key"] as? String == "rewind/site/\(second)" }
+            #expect(incident.map { $0["event_action"] as? String } == ["trigger", "resolve"], "\(incident)")
+            let payload = incident.first?["payload"] as? [String: Any] ?? [:]
+            #expect(payload["severity"] as? String == "critical" && payload["component"] as? String == "site", "\(payload)")
+            #expect(((incident.first?["links"] as? [[String: Any]])?.first?["href"] as? String)?.hasPrefix("https://rewind.example.com/releases/") == true)
+            // Slack (warning and up) and the JSON webhook (everything), through TLS.
+            let text = (try? String(contentsOfFile: received, encoding: .utf8)) ?? ""
+            #expect(text.contains("/slack-secret {\"text\":\":rotating_light: *site* needs a human"), "\(text)")
+            #expect(!text.contains("/slack-secret {\"text\":\":rocket:"), "deployed is info: not on the warning route")
+            #expect(text.contains("/audit {\"event\":\"deployed\",\"app\":\"site\"") && text.contains("/audit {\"event\":\"failed\",\"app\":\"site\""), "\(text)")
+            #expect(!h.log.contains("R0UTINGKEY") && !h.log.contains("slack-secret"), "secrets are never logged")
+        }
+    }
+
+    @Test func notifyTestSendsASampleToEachTargetOfARouteAndSaysWhatEachAnswered() throws {
+        guard let pdPort = Loopback.freeAppPort(), let deadPort = Loopback.freeAppPort() else { throw TestFailure("no port") }
+        try withTemporaryDirectory { dir in
+            let paged = dir + "/pagerduty.jsonl"
+            let pagerDuty = try Spawn.start(SpawnOptions(program: "/usr/bin/env", arguments: ["python3", packageRoot + "/fixtures/pagerduty/receiver.py", String(pdPort), paged],
+                                                         environment: ProcessInfo.processInfo.environment))
+            defer { Spawn.stop(pagerDuty, graceMilliseconds: 1_000) }
+            try waitFor("the receiver listens", timeout: 20) { (try? Loopback.get(port: pdPort, path: "/", timeoutMilliseconds: 200)) != nil }
+            try writeFile(dir + "/pd-key", "R0UTINGKEYtest0123456789ab\n")
+            try writeFile(dir + "/notify.yaml", """
+                targets:
+                  oncall: {type: pagerduty, routingKeyFile: \(dir)/pd-key, url: "http://127.0.0.1:\(pdPort)/v2/enqueue"}
+                  gone: {type: webhook, url: "http://127.0.0.1:\(deadPort)/hook"}
+                routes:
+                  - {name: page, events: [escalated], targets: [oncall]}
+                  - {name: both, targets: [oncall, gone]}
+
+                """)
+            let ok = try rewind(["notify", "test", "page", "--notify-routes", dir + "/notify.yaml"])
+            #expect(ok.status == 0 && ok.stdout.contains("oncall: delivered (HTTP 202)"), "\(ok.stdout)\(ok.stderr)")
+            let sample = Self.lines(paged).first
+            #expect(sample?["valid"] as? Bool == true && (sample?["body"] as? [String: Any])?["event_action"] as? String == "trigger", "\(String(describing: sample))")
+            let partly = try rewind(["notify", "test", "both", "--notify-routes", dir + "/notify.yaml", "--format", "json"])
+            #expect(partly.status == 1 && partly.stdout.contains("\"target\": \"gone\"") && partly.stdout.contains("\"ok\": false"), "\(partly.stdout)\(partly.stderr)")
+            let unknown = try rewind(["notify", "test", "pgae", "--notify-routes", dir + "/notify.yaml"])
+            #expect(unknown.status != 0 && unknown.stderr.contains("no route 'pgae'") && unknown.stderr.contains("did you mean 'page'?"), "\(unknown.stderr)")
+            #expect(!(ok.stdout + partly.stdout + unknown.stderr).contains("R0UTINGKEY"))
+        }
+    }
+}

@@ -72,7 +72,9 @@ import Testing
         let r = Reconciler.reduce(state, .release(.failed(Failure(app: "api", release: release, reason: "not healthy within 1s"), tree: tree, version: "2.0.0")), now: 5)
         let app = r.state.apps["api"]
         #expect(app?.health == .failed && app?.failedTree == tree && app?.undecidedFailure == release)
-        #expect(names(r.effects) == ["note", "releaseApplied", "log error"])
+        #expect(names(r.effects) == ["note", "releaseApplied", "notify", "log error"])
+        guard case .notify(let event, _) = r.effects[2] else { Issue.record("no notification"); return }
+        #expect(event.kind == .releaseFailed && event.release == release.hex && event.reason == "api 2.0.0: not healthy within 1s", "\(event)")
         guard case .note(let entries, let on) = r.effects.first else { Issue.record("no note"); return }
         #expect(on == release && entries.first?.summary.contains("version=2.0.0") == true, "\(entries)")
     }
