@@ -5,7 +5,7 @@ import TestSupport
 
 /// policy.triggers during the soak window, on the fake metrics source and
 /// the manual clock: a breach must last `for`, an unanswered query is no
-/// breach, notify only logs, and a rollback's triggers must clear within
+/// breach, notify suggests, and a rollback's triggers must clear within
 /// the soak. A real Prometheus over HTTPS is in AnalysisTests.
 @Suite struct BreachTests {
     static func policy(action: String = "rollback", for duration: String = "2s") -> String {
@@ -68,12 +68,24 @@ import TestSupport
         #expect(world.app("api").health == .healthy)
     }
 
-    @Test func notifyOnlyLogsTheBreach() throws {
-        let (world, _) = try worldWithNewRelease(policy: Self.policy(action: "notify", for: "0s"))
+    /// A notify trigger rolls nothing back: it offers the rollback to a
+    /// human (the `suggested` event with the exact command), once per breach.
+    @Test func notifySuggestsTheRollbackOncePerBreach() throws {
+        let (world, release) = try worldWithNewRelease(policy: Self.policy(action: "notify", for: "0s"))
         world.metrics.set("errors{app=\"api\"}", 0.5)
         world.run(for: 5_000)
         #expect(try world.commits().count == 2)
         #expect(world.log.contains("api: trigger error-rate: 0.5 > 0.05") && world.log.contains("(action notify)"))
+        func suggestions() -> [String] { world.transport.sent.withLock { $0.map(\.body).filter { $0.contains("\"event\":\"suggested\"") } } }
+        #expect(suggestions().count == 1, "once, not again while the breach lasts: \(world.transport.events)")
+        let body = suggestions().first ?? ""
+        #expect(body.contains("\"command\":\"rewind rollback api --reason 'trigger error-rate: 0.5 > 0.05") && body.contains("\"release\":\"\(release)\""), "\(body)")
+        world.metrics.set("errors{app=\"api\"}", 0.01)
+        world.run(for: 1_000)
+        world.metrics.set("errors{app=\"api\"}", 0.5)
+        world.run(for: 1_000)
+        #expect(suggestions().count == 2, "a new breach after the query cleared is offered again")
+        #expect(try world.commits().count == 2, "nothing is rolled back")
     }
 
     @Test func aRollbackWhoseTriggersDoNotClearWithinTheSoakFails() throws {
