@@ -34,6 +34,11 @@ if ! $unit && ! python3 -c "import jsonschema" >/dev/null 2>&1; then
   echo "installing: jsonschema (PyPI)"
   python3 -m pip install --quiet jsonschema 2>/dev/null || python3 -m pip install --quiet --break-system-packages jsonschema
 fi
+# aiosmtpd (from PyPI) is the SMTP server (STARTTLS, AUTH) of the email notification tests.
+if ! $unit && ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "installing: aiosmtpd (PyPI)"
+  python3 -m pip install --quiet aiosmtpd 2>/dev/null || python3 -m pip install --quiet --break-system-packages aiosmtpd
+fi
 if ! command -v swift >/dev/null 2>&1; then
   for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
     [ -x "$candidate/swift" ] && { echo "swift is at $candidate; add it to PATH"; exit 1; }

@@ -1,3 +1,4 @@
+import SystemSupport
 import Yams
 
 /// The notification routes file (`--notify-routes FILE`): named targets,
@@ -34,7 +35,7 @@ public struct NotificationRoutes: Sendable, Equatable {
     public static func severity(of event: String) -> Severity { events.first { $0.name == event }?.severity ?? .info }
 
     public struct Target: Sendable, Equatable {
-        public enum Kind: String, Sendable, CaseIterable { case webhook, slack, pagerduty }
+        public enum Kind: String, Sendable, CaseIterable { case webhook, slack, pagerduty, email }
         public let name: String
         public let kind: Kind
         /// The URL inline (`url`), or the file that holds it (`urlFile`); PagerDuty's defaults to its Events API v2.
@@ -42,6 +43,17 @@ public struct NotificationRoutes: Sendable, Equatable {
         public let urlFile: String?
         /// PagerDuty: the file holding the integration's routing key.
         public let routingKeyFile: String?
+        /// Email: the SMTP server (host and port; STARTTLS is required), sender, recipients, and the user and password file for AUTH.
+        public var server: (host: String, port: Int)? = nil
+        public var from: String? = nil
+        public var to: [String] = []
+        public var user: String? = nil
+        public var passwordFile: String? = nil
+
+        public static func == (a: Target, b: Target) -> Bool {
+            a.name == b.name && a.kind == b.kind && a.url == b.url && a.urlFile == b.urlFile && a.routingKeyFile == b.routingKeyFile
+                && a.server?.host == b.server?.host && a.server?.port == b.server?.port && a.from == b.from && a.to == b.to && a.user == b.user && a.passwordFile == b.passwordFile
+        }
     }
 
     public struct Route: Sendable, Equatable {
@@ -114,12 +126,12 @@ public struct NotificationRoutes: Sendable, Equatable {
     private static func parseTarget(_ reader: YAMLReader, _ name: String, _ node: Node) -> Target? {
         let field = "targets.\(name)"
         guard let map = reader.mapping(node, field: field) else { return nil }
-        reader.warnUnknown(map, known: ["type", "url", "urlFile", "routingKeyFile"], parent: field)
+        reader.warnUnknown(map, known: ["type", "url", "urlFile", "routingKeyFile", "server", "from", "to", "user", "passwordFile"], parent: field)
         guard let typeNode = reader.value(map, "type", parent: field, required: true) else { return nil }
         guard let kind = typeNode.string.flatMap(Target.Kind.init(rawValue:)) else {
             let near = Spelling.nearest(typeNode.string ?? "", in: Target.Kind.allCases.map(\.rawValue)).map { "did you mean '\($0)'? " } ?? ""
             reader.error(typeNode, field: "\(field).type", "unknown target type '\(typeNode.string ?? "?")'",
-                         hint: "\(near)the types are \(Target.Kind.allCases.map(\.rawValue).joined(separator: ", ")) (email is not built yet)")
+                         hint: "\(near)the types are \(Target.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
             return nil
         }
         let url = reader.string(map, "url", parent: field)
@@ -140,8 +152,45 @@ public struct NotificationRoutes: Sendable, Equatable {
                 reader.error(node, field: "\(field).routingKeyFile", "a pagerduty target needs 'routingKeyFile'", hint: "the file holds the Events API v2 integration's routing key")
                 return nil
             }
+        case .email:
+            return parseEmail(reader, name, map, node)
         }
         return Target(name: name, kind: kind, url: url, urlFile: urlFile, routingKeyFile: keyFile)
+    }
+
+    private static func parseEmail(_ reader: YAMLReader, _ name: String, _ map: Node.Mapping, _ node: Node) -> Target? {
+        let field = "targets.\(name)"
+        var target = Target(name: name, kind: .email, url: nil, urlFile: nil, routingKeyFile: nil)
+        for key in ["url", "urlFile", "routingKeyFile"] where reader.value(map, key, parent: field) != nil {
+            reader.error(reader.value(map, key, parent: field), field: "\(field).\(key)", "\(key) is not for email targets", hint: "an email target has server, from, to, user and passwordFile")
+        }
+        if let text = reader.string(map, "server", parent: field, required: true) {
+            let parts = text.split(separator: ":")
+            if parts.count == 2, !parts[0].isEmpty, let port = Int(parts[1]), (1...65535).contains(port) {
+                target.server = (String(parts[0]), port)
+            } else {
+                reader.error(reader.value(map, "server", parent: field), field: "\(field).server", "'\(Bounded.printable(text))' is not host:port", hint: "e.g. smtp.example.com:587 (STARTTLS is required)")
+            }
+        }
+        target.from = reader.string(map, "from", parent: field, required: true)
+        target.to = reader.stringList(map, "to", parent: field) ?? []
+        if target.to.isEmpty { reader.error(node, field: "\(field).to", "an email target needs at least one recipient in 'to'") }
+        for (i, address) in ([target.from].compactMap { $0 } + target.to).enumerated() where !isAddress(address) {
+            reader.error(node, field: i == 0 && target.from != nil ? "\(field).from" : "\(field).to", "'\(Bounded.printable(address))' is not a mail address", hint: "write it as name@example.com")
+        }
+        target.user = reader.string(map, "user", parent: field)
+        target.passwordFile = reader.string(map, "passwordFile", parent: field)
+        if (target.user == nil) != (target.passwordFile == nil) {
+            reader.error(node, field: field, "'user' and 'passwordFile' go together", hint: "both for a server that wants AUTH, neither for one that does not")
+        }
+        return target.server == nil || target.from == nil || target.to.isEmpty ? nil : target
+    }
+
+    /// A mail address as SMTP takes it between < and >: local@domain, no spaces, brackets or line breaks.
+    static func isAddress(_ text: String) -> Bool {
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        return parts.count == 2 && !parts[0].isEmpty && !parts[1].isEmpty && text.utf8.count <= 254
+            && text.unicodeScalars.allSatisfy { $0.value > 32 && $0.value < 127 && !"<>()[],;:\\\"".unicodeScalars.contains($0) }
     }
 
     private static func parseRoute(_ reader: YAMLReader, _ node: Node, index: Int, targets: [String]) -> Route? {

@@ -82,6 +82,19 @@ public struct RollbackEvent: Sendable {
         return .object([("text", .string(text))])
     }
 
+    /// A mail's subject: `[rewind] critical escalated: api`.
+    var mailSubject: String { "[rewind] \(severity.name) \(kind.rawValue): \(app)" }
+
+    /// A mail's text: what happened, then each field on a line of its own.
+    var mailText: String {
+        var lines = ["\(app): \(kind.rawValue) (\(severity.name))", "", reason, ""]
+        for (key, value) in [("Trigger", trigger), ("Commit", commit), ("Release", release), ("Incident", incident), ("To roll back", command), ("Link", link)] {
+            if let value { lines.append("\(key): \(value)") }
+        }
+        lines.append("Time: \(Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds()))")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     /// A PagerDuty Events API v2 body: `trigger` when a human must act (an
     /// escalation, a rollback that failed), `resolve` when the rollback is
     /// verified; nil for every other event. The dedup key is the app and
@@ -112,6 +125,8 @@ public struct RollbackEvent: Sendable {
 public protocol NotificationTransport: Sendable {
     /// Posts `body` to `url`; the answer's HTTP status.
     func post(_ body: [UInt8], to url: WebURL) throws -> Int
+    /// Sends a mail through an SMTP server (STARTTLS); throws when it is not accepted.
+    func mail(_ mail: Mail, via server: SMTPServer) throws
 }
 
 /// POSTs through the shared web client, with `caFile`'s authorities for https.
@@ -121,6 +136,10 @@ public struct WebTransport: NotificationTransport {
 
     public func post(_ body: [UInt8], to url: WebURL) throws -> Int {
         try WebClient.shared(caFile: caFile).request("POST", url, body: body, timeoutMilliseconds: 5_000).status
+    }
+
+    public func mail(_ mail: Mail, via server: SMTPServer) throws {
+        try SMTPClient.send(mail, via: server)
     }
 }
 
@@ -133,6 +152,8 @@ struct DeliveryQueue {
         let body: [UInt8]
         /// The event as the generic JSON says it (for the dead letters: no secret in it).
         var event: JSON = .null
+        /// A mail's subject.
+        var subject = ""
         var attempt: Int
         var due: Int64
     }
@@ -176,6 +197,8 @@ public final class Notifier: Sendable {
             case json, slack
             /// PagerDuty's Events API v2 with this routing key.
             case pagerDuty(routingKey: String)
+            /// A mail from `from` to `to` through `server` (the URL is unused).
+            case email(server: SMTPServer, from: String, to: [String])
         }
         public let name: String
         public let url: WebURL
@@ -197,13 +220,34 @@ public final class Notifier: Sendable {
             self.takes = takes
         }
 
+        /// A mail target (`format` says where it goes).
+        public init(name: String, server: SMTPServer, from: String, to: [String], takes: @escaping @Sendable (RollbackEvent) -> Bool) {
+            // Never contacted: a mail goes to `server`; the URL only names the target in the log.
+            let place = WebURL("http://\(server.host.contains(":") ? "[\(server.host)]" : server.host):\(server.port)") ?? WebURL("http://localhost:25")!
+            self.init(name: name, url: place, format: .email(server: server, from: from, to: to), takes: takes)
+        }
+
+        /// Where deliveries go, for the log: scheme, host and port only.
+        var place: String {
+            if case .email(let server, _, _) = format { return server.description }
+            return url.description
+        }
+
         /// The body for this target, nil when the event means nothing to it (PagerDuty: only what pages or resolves).
         func body(_ event: RollbackEvent) -> [UInt8]? {
             switch format {
             case .json: event.json.bytes(indent: nil)
             case .slack: event.slack.bytes(indent: nil)
             case .pagerDuty(let key): event.pagerDuty(routingKey: key, source: "rewind@\(Clock.hostName())")?.bytes(indent: nil)
+            case .email: Array(event.mailText.utf8)
             }
+        }
+
+        /// Sends a body made by `body(_:)`; the answer's status (a mail the server accepted: 250).
+        func deliver(_ body: [UInt8], _ transport: any NotificationTransport, subject: String) throws -> Int {
+            guard case let .email(server, from, to) = format else { return try transport.post(body, to: url) }
+            try transport.mail(Mail(from: from, to: to, subject: subject, body: String(decoding: body, as: UTF8.self)), via: server)
+            return 250
         }
     }
 
@@ -249,7 +293,7 @@ public final class Notifier: Sendable {
         let now = clock()
         let deliveries = targets.indices.compactMap { i -> DeliveryQueue.Delivery? in
             guard targets[i].takes(event), let body = targets[i].body(event) else { return nil }
-            return DeliveryQueue.Delivery(target: i, body: body, event: event.json, attempt: 0, due: now)
+            return DeliveryQueue.Delivery(target: i, body: body, event: event.json, subject: event.mailSubject, attempt: 0, due: now)
         }
         queue.withLock { $0.add(deliveries) }
     }
@@ -272,7 +316,7 @@ public final class Notifier: Sendable {
         let target = targets[index]
         guard let body = target.body(linked(event)) else { return .failure(NotificationFailure("this target takes no \(event.kind.rawValue) event")) }
         do {
-            return .success(try transport.post(body, to: target.url))
+            return .success(try target.deliver(body, transport, subject: linked(event).mailSubject))
         } catch {
             return .failure(NotificationFailure("\(error)"))
         }
@@ -287,17 +331,17 @@ public final class Notifier: Sendable {
         let target = targets[delivery.target]
         let outcome: String
         do {
-            let status = try transport.post(delivery.body, to: target.url)
-            if (200..<300).contains(status) { return true }
+            let status = try target.deliver(delivery.body, transport, subject: delivery.subject)
+            if (200..<300).contains(status) || status == 250 { return true }
             outcome = "answered \(status)"
         } catch {
             // The error names scheme, host and port only: a webhook's path is often its secret.
             outcome = "failed: \(error)"
         }
         if queue.withLock({ [now = clock()] in $0.failed(delivery, now: now) }) {
-            log("notification target \(label(delivery.target)) (\(target.url)) \(outcome); retrying")
+            log("notification target \(label(delivery.target)) (\(target.place)) \(outcome); retrying")
         } else {
-            log("notification target \(label(delivery.target)) (\(target.url)) gave up after \(DeliveryQueue.attempts) attempts; last: \(outcome)"
+            log("notification target \(label(delivery.target)) (\(target.place)) gave up after \(DeliveryQueue.attempts) attempts; last: \(outcome)"
                 + (deadLetters.map { "; the event is in \($0)" } ?? ""))
             deadLetter(delivery, target: target, outcome: outcome)
         }

@@ -11,7 +11,7 @@ public struct NotifyRouting: Sendable {
 
     /// Reads and checks the routes file and every secret file it names.
     /// An error names the file, line and field, or the secret's file (never its content).
-    public static func load(file: String) throws(RewindError) -> NotifyRouting {
+    public static func load(file: String, caFile: String? = nil) throws(RewindError) -> NotifyRouting {
         guard let text = FileIO.readText(file) else {
             throw RewindError(.usage, "cannot read the notification routes file \(file)", hint: "check that it exists and is readable by Rewind")
         }
@@ -44,6 +44,11 @@ public struct NotifyRouting: Sendable {
                 if let file = spec.urlFile { text = try secret(file, what: "\(place).urlFile") }
                 guard let url = WebURL(text) else { throw RewindError(.usage, "\(place): the URL is not an http:// or https:// URL with a host") }
                 targets.append(Notifier.Target(name: spec.name, url: url, format: .pagerDuty(routingKey: key), takes: takes))
+            case .email:
+                guard let server = spec.server, let from = spec.from else { continue }
+                let password = try spec.passwordFile.map { path throws(RewindError) in try secret(path, what: "\(place).passwordFile") }
+                targets.append(Notifier.Target(name: spec.name, server: SMTPServer(host: server.host, port: server.port, user: spec.user, password: password, caFile: caFile),
+                                               from: from, to: spec.to, takes: takes))
             }
         }
         return NotifyRouting(routes: routes, targets: targets)

@@ -39,7 +39,7 @@ struct NotifyCommand: ParsableCommand {
 
         func run() throws {
             try runReporting(format: format) {
-                let routing = try NotifyRouting.load(file: notifyRoutes)
+                let routing = try NotifyRouting.load(file: notifyRoutes, caFile: caFile)
                 guard let chosen = routing.routes.routes.first(where: { $0.name == route }) else {
                     let names = routing.routes.routes.map(\.name)
                     let near = Spelling.nearest(route, in: names).map { "did you mean '\($0)'? " } ?? ""

@@ -223,7 +223,7 @@ struct LoopOptions: ParsableArguments {
         options.host = host
         options.hostStatusInterval = statusInterval.milliseconds
         options.analysisInterval = analysisInterval.milliseconds
-        let routing = try notifyRoutes.map { file throws(RewindError) in try NotifyRouting.load(file: file) }
+        let routing = try notifyRoutes.map { file throws(RewindError) in try NotifyRouting.load(file: file, caFile: caFile) }
         let targets = notifyUrl.compactMap { Notifier.Target(url: $0, slack: false) } + slackUrl.compactMap { Notifier.Target(url: $0, slack: true) }
             + (routing?.targets ?? [])
         if !targets.isEmpty {

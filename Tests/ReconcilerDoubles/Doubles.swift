@@ -77,6 +77,13 @@ public final class FakeTransport: NotificationTransport {
         return status
     }
 
+    /// The mails sent (a real SMTP server is in NotificationRouteTests).
+    public let mails = Mutex<[Mail]>([])
+
+    public func mail(_ mail: Mail, via server: SMTPServer) throws {
+        mails.withLock { $0.append(mail) }
+    }
+
     /// The events delivered, by their "event" field, in order.
     public var events: [String] {
         sent.withLock { $0.compactMap { $0.body.split(separator: "\"").dropFirst(3).first.map(String.init) } }

@@ -7,6 +7,7 @@ import Synchronization
 import SystemSupport
 import Testing
 import TestSupport
+import WebClient
 
 /// The routes file (`--notify-routes`): parsing with file:line errors, and
 /// which event reaches which target in which format, on a fake transport.
@@ -83,7 +84,25 @@ import TestSupport
             #expect(offer["/slack-secret-path"]?.contains("To roll back: `rewind rollback web --reason 'latency'`") == true, "\(offer)")
             #expect(offer["/slack-secret-path"]?.contains("<https://rewind.example.com/apps/web/rollback>") == true, "\(offer)")
             #expect(offer["/audit"]?.contains("\"command\":\"rewind rollback web --reason 'latency'\"") == true)
+            #expect(transport.mails.withLock { $0 }.isEmpty, "no email target here")
         }
+    }
+
+    @Test func anEmailTargetGetsAMailWithTheEventsSubjectAndFields() {
+        let transport = FakeTransport()
+        let server = SMTPServer(host: "smtp.example.com", port: 587, user: "rewind", password: "s3cret", caFile: nil)
+        let target = Notifier.Target(name: "mail", server: server, from: "rewind@example.com", to: ["oncall@example.com"]) { $0.severity >= .critical }
+        let notifier = Notifier(targets: [target], transport: transport, background: false, uiURL: "https://rewind.example.com") { _ in }
+        notifier.send(RollbackEvent(.deployed, app: "api", trigger: "reconciler", reason: "api 1.1.0 is healthy"))
+        var escalated = RollbackEvent(.escalated, app: "api", trigger: "analysis", commit: String(repeating: "f", count: 40), reason: "no earlier release")
+        escalated.incident = "api 1.1.0 failed"
+        notifier.send(escalated)
+        while notifier.deliverDue() {}
+        let mails = transport.mails.withLock { $0 }
+        #expect(mails.count == 1, "the info event is under the target's routes")
+        #expect(mails.first?.subject == "[rewind] critical escalated: api" && mails.first?.to == ["oncall@example.com"])
+        let body = mails.first?.body ?? ""
+        #expect(body.contains("no earlier release") && body.contains("Incident: api 1.1.0 failed") && body.contains("Link: https://rewind.example.com/releases/\(String(repeating: "f", count: 40))"), "\(body)")
     }
 
     @Test func whatCannotBeDeliveredGoesToTheDeadLettersWithoutItsSecrets() throws {
@@ -127,6 +146,11 @@ import TestSupport
             ("targets:\n  chat: {type: slack, url: \"http://x/y\"}\nroutes: []\n", "routes: no route is defined"),
             ("routes:\n  - targets: [chat]\n", "targets: required field is missing"),
             ("targets: [\n", "malformed YAML"),
+            ("targets:\n  mail: {type: email, server: smtp.example.com, from: a@b.c, to: [d@e.f]}\nroutes:\n  - targets: [mail]\n",
+             "targets.mail.server: 'smtp.example.com' is not host:port (e.g. smtp.example.com:587 (STARTTLS is required))"),
+            ("targets:\n  mail: {type: email, server: \"smtp:587\", from: a@b.c}\nroutes:\n  - targets: [mail]\n", "targets.mail.to: an email target needs at least one recipient"),
+            ("targets:\n  mail: {type: email, server: \"smtp:587\", from: a@b.c, to: [\"x <y@z>\"]}\nroutes:\n  - targets: [mail]\n", "targets.mail.to: 'x <y@z>' is not a mail address"),
+            ("targets:\n  mail: {type: email, server: \"smtp:587\", from: a@b.c, to: [d@e.f], user: me}\nroutes:\n  - targets: [mail]\n", "targets.mail: 'user' and 'passwordFile' go together"),
         ]
         for (text, expected) in cases {
             let (routes, diagnostics) = NotificationRoutes.parse(text, file: "notify.yaml")

@@ -169,3 +169,62 @@ import TestSupport
         }
     }
 }
+
+/// Email through a real SMTP server on loopback (aiosmtpd from PyPI) that
+/// requires STARTTLS (a test certificate authority) and AUTH.
+@Suite struct EmailNotificationTests {
+    /// A routes file of its own (and password file) for each call.
+    static func routes(_ dir: String, port: Int, password: String = "pa55word-\(UUID().uuidString)", from: String = "rewind@example.com") throws -> String {
+        let id = UUID().uuidString
+        try writeFile(dir + "/smtp-password-\(id)", password + "\n")
+        let path = dir + "/notify-\(id).yaml"
+        try writeFile(path, """
+            targets:
+              mail: {type: email, server: "localhost:\(port)", from: \(from), to: [oncall@example.com, lead@example.com], user: rewind, passwordFile: \(dir)/smtp-password-\(id)}
+            routes:
+              - {name: mail, events: [escalated], targets: [mail]}
+
+            """)
+        return path
+    }
+
+    @Test func anEscalationIsMailedOverSTARTTLSWithAuthAndEveryRefusalSaysWhereAndWhy() throws {
+        guard let port = Loopback.freeAppPort(), let plainPort = Loopback.freeAppPort() else { throw TestFailure("no port") }
+        try withTemporaryDirectory { dir in
+            try makeTestCertificates(in: dir)
+            let received = dir + "/mail.jsonl", password = "pa55word-\(UUID().uuidString)"
+            let env = ProcessInfo.processInfo.environment
+            let server = try Spawn.start(SpawnOptions(program: "/usr/bin/env", arguments: ["python3", packageRoot + "/fixtures/smtp/server.py", String(port),
+                                                                                         dir + "/server.pem", dir + "/server.key", "rewind", password, received], environment: env))
+            defer { Spawn.stop(server, graceMilliseconds: 1_000) }
+            let plain = try Spawn.start(SpawnOptions(program: "/usr/bin/env", arguments: ["python3", packageRoot + "/fixtures/smtp/server.py", String(plainPort),
+                                                                                        "-", "-", "rewind", password, dir + "/plain.jsonl"], environment: env))
+            defer { Spawn.stop(plain, graceMilliseconds: 1_000) }
+            for p in [port, plainPort] { try waitFor("the SMTP server listens", timeout: 20) { Loopback.canConnect(port: p) } }
+
+            let sent = try rewind(["notify", "test", "mail", "--notify-routes", try Self.routes(dir, port: port, password: password), "--ca-file", dir + "/ca.pem", "--app", "api"])
+            #expect(sent.status == 0 && sent.stdout.contains("mail: delivered"), "\(sent.stdout)\(sent.stderr)")
+            let lines = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n")
+            let mail = try #require(lines.first.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+            #expect(mail["tls"] as? Bool == true && mail["user"] as? String == "rewind", "\(mail)")
+            #expect(mail["from"] as? String == "rewind@example.com" && mail["to"] as? [String] == ["oncall@example.com", "lead@example.com"])
+            let data = mail["data"] as? String ?? ""
+            #expect(data.contains("Subject: [rewind] critical escalated: api") && data.contains("api: escalated (critical)") && data.contains("Trigger: test"), "\(data)")
+
+            // Refusals: a wrong password, a sender the server refuses, no STARTTLS, a CA not trusted, nobody listening.
+            let cases: [(String, [String], String)] = [
+                (try Self.routes(dir, port: port, password: "wrong"), ["--ca-file", dir + "/ca.pem"], "smtp://localhost:\(port) refused the sign-in (AUTH PLAIN as rewind): 535"),
+                (try Self.routes(dir, port: port, password: password, from: "refused@example.com"), ["--ca-file", dir + "/ca.pem"], "refused the sender refused@example.com: 550"),
+                (try Self.routes(dir, port: plainPort, password: password), [], "does not offer STARTTLS: Rewind sends no mail and no password without TLS"),
+                (try Self.routes(dir, port: port, password: password), [], "TLS failed after STARTTLS: its certificate is not signed by an authority Rewind trusts"),
+            ]
+            for (routes, extra, expected) in cases {
+                let refused = try rewind(["notify", "test", "mail", "--notify-routes", routes] + extra)
+                #expect(refused.status == 1 && refused.stdout.contains("mail: NOT DELIVERED") && refused.stdout.contains(expected), "\(expected): \(refused.stdout)\(refused.stderr)")
+                #expect(!refused.stdout.contains(password) && !refused.stdout.contains("wrong\n"), "the password is never shown")
+            }
+            #expect(((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n").count == 1, "nothing else was accepted")
+            #expect(((try? String(contentsOfFile: dir + "/plain.jsonl", encoding: .utf8)) ?? "").isEmpty, "nothing went over the plain connection")
+        }
+    }
+}
