@@ -22,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        // ID tokens of single sign-on: signatures checked against the provider's JWKS.
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
     ],
     targets: [
         .systemLibrary(
@@ -88,13 +90,14 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "ReconcilerStatus", "Remote", "SystemSupport", "Updates",
+                "Audit", "GitKit", "DeployModel", "Rollback", "Reconciler", "ReconcilerStatus", "Remote", "SystemSupport", "Updates", "WebClient",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             // The web UI's sources; WebAssets.generated.swift carries them (make web).
             exclude: ["web"]
@@ -139,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Reconciler", "ReconcilerStatus", "Rollback", "DeployModel", "SystemSupport", "TestSupport", "ReconcilerDoubles",
+                "Server", "Reconciler", "ReconcilerStatus", "Rollback", "DeployModel", "SystemSupport", "TestSupport", "ReconcilerDoubles", "WebClient", .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -39,6 +39,11 @@ if ! $unit && ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
   echo "installing: aiosmtpd (PyPI)"
   python3 -m pip install --quiet aiosmtpd 2>/dev/null || python3 -m pip install --quiet --break-system-packages aiosmtpd
 fi
+# oidc-provider-mock (from PyPI) is the OpenID provider of the single sign-on tests.
+if ! $unit && ! python3 -c "import oidc_provider_mock" >/dev/null 2>&1; then
+  echo "installing: oidc-provider-mock (PyPI)"
+  python3 -m pip install --quiet oidc-provider-mock 2>/dev/null || python3 -m pip install --quiet --break-system-packages oidc-provider-mock
+fi
 if ! command -v swift >/dev/null 2>&1; then
   for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
     [ -x "$candidate/swift" ] && { echo "swift is at $candidate; add it to PATH"; exit 1; }

@@ -57,6 +57,24 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Always mark the session cookie Secure (it is anyway when a proxy sends X-Forwarded-Proto: https).")
     var uiSecureCookie = false
 
+    @Option(help: ArgumentHelp("Single sign-on: the OpenID Connect provider's issuer URL (discovery at <issuer>/.well-known/openid-configuration).", valueName: "url"))
+    var oidcIssuer: String?
+
+    @Option(help: "Single sign-on: this server's client id at the provider.")
+    var oidcClientId: String?
+
+    @Option(help: "Single sign-on: file holding the client secret (none: a public client with PKCE only).")
+    var oidcClientSecretFile: String?
+
+    @Option(help: "Single sign-on: file mapping groups to roles, one 'group: role' per line (viewer, operator, admin).")
+    var oidcRolesFile: String?
+
+    @Option(help: "Single sign-on: the ID token claim that lists the person's groups.")
+    var oidcGroupsClaim: String = "groups"
+
+    @Option(help: ArgumentHelp("This server's address as browsers reach it, for single sign-on's callback (default: http://ADDRESS:PORT).", valueName: "url"))
+    var publicUrl: String?
+
     @Option(help: "The alert label that names the app.")
     var alertAppLabel: String = "app"
 
@@ -74,6 +92,29 @@ struct ServeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+        if oidcIssuer != nil && (oidcClientId == nil || oidcRolesFile == nil) {
+            throw ValidationError("--oidc-issuer needs --oidc-client-id and --oidc-roles-file (which groups get which role)")
+        }
+        if oidcIssuer == nil && (oidcClientId != nil || oidcRolesFile != nil || oidcClientSecretFile != nil) {
+            throw ValidationError("--oidc-client-id, --oidc-client-secret-file and --oidc-roles-file need --oidc-issuer")
+        }
+        if oidcIssuer != nil && port == 0 && publicUrl == nil {
+            throw ValidationError("--oidc-issuer with --port 0 needs --public-url (the provider sends browsers back to it)")
+        }
+        if let publicUrl, !(publicUrl.hasPrefix("http://") || publicUrl.hasPrefix("https://")) {
+            throw ValidationError("--public-url must be an http:// or https:// URL, such as https://rewind.example.com")
+        }
+    }
+
+    /// Single sign-on's settings and provider (discovery and keys), when --oidc-issuer is given.
+    func singleSignOn(boundPort: Int) async throws -> SingleSignOn? {
+        guard let oidcIssuer, let oidcClientId, let oidcRolesFile else { return nil }
+        let roles = try GroupRoles.load(file: oidcRolesFile)
+        let secret = try secret(file: oidcClientSecretFile, environment: "REWIND_OIDC_CLIENT_SECRET", what: "OIDC client secret")
+        let base = publicUrl ?? "http://\(address.contains(":") ? "[\(address)]" : address):\(boundPort)"
+        var settings = SingleSignOn.Settings(issuer: oidcIssuer, clientID: oidcClientId, clientSecret: secret, publicURL: base, roles: roles, caFile: loop.caFile)
+        settings.groupsClaim = oidcGroupsClaim
+        return try await SingleSignOn.start(settings)
     }
 
     func run() async throws {
@@ -118,6 +159,7 @@ struct ServeCommand: AsyncParsableCommand {
             serve.appLabel = alertAppLabel
             serve.readTimeoutMilliseconds = readTimeout.milliseconds
             serve.severities = Set(alertSeverity)
+            serve.sso = try await singleSignOn(boundPort: port)
             try await RewindServer.run(serve, reconciler: reconcile, logger: logger)
         } catch let error as RewindError {
             Terminal.error("error: \(error)")

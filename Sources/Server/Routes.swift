@@ -211,7 +211,7 @@ struct Routes {
     /// Reads need a token or a session (every role reads), unless no token
     /// is configured at all (nobody could sign in) or `--ui-public-read` is given.
     func authorizeRead(_ request: Request) throws(RequestError) {
-        if credentials.isEmpty || options.publicRead { return }
+        if signInOff || options.publicRead { return }
         guard caller(request) != nil else { throw RequestError(401, "sign in, or send Authorization: Bearer <token>") }
     }
 
@@ -219,7 +219,7 @@ struct Routes {
     /// token comes in `X-CSRF-Token` (trigger `ui`), of at least `role`.
     /// The token's name is the commit's `Rewind-Actor`.
     func authorizeWrite(_ request: Request, needs role: Role) throws(RequestError) -> Actor {
-        guard !credentials.isEmpty else {
+        guard !signInOff else {
             throw RequestError(401, "no API token is configured; start rewind serve with --api-token-file, REWIND_API_TOKEN or --ui-tokens-file")
         }
         guard let caller = caller(request) else { throw RequestError(401, "missing or wrong bearer token") }
@@ -243,6 +243,9 @@ struct Routes {
     }
 
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
+
+    /// Nobody can sign in: no token and no single sign-on (then the pages are read-only and every write is 401).
+    var signInOff: Bool { credentials.isEmpty && options.sso == nil }
 
     /// `GET /api/v1/events`: Server-Sent Events (`status`, `tip`,
     /// `rollback`, `notes`) until the client goes or the server stops.

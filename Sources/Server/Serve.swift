@@ -50,6 +50,8 @@ public struct ServeOptions: Sendable {
     /// Named tokens (`--ui-tokens-file`): each signs in to the web UI and
     /// is a bearer token for the API; its name is the `Rewind-Actor`.
     public var namedTokens = Credentials()
+    /// Single sign-on through an OpenID Connect provider (`--oidc-issuer`).
+    public var sso: SingleSignOn?
     /// Pages and read endpoints without a session (`--ui-public-read`).
     public var publicRead = false
     /// The session cookie is `Secure` always (else only when a proxy says

@@ -170,9 +170,10 @@ final class Sessions: Sendable {
     }
 
     /// A new session for `identity`; its id and CSRF token.
-    func start(_ identity: Identity, now: Int64 = Clock.wallMilliseconds()) -> (id: String, session: Session) {
+    /// With `expires` (single sign-on: the ID token's expiry), the session ends then if that is sooner.
+    func start(_ identity: Identity, expires: Int64? = nil, now: Int64 = Clock.wallMilliseconds()) -> (id: String, session: Session) {
         let id = Self.randomToken()
-        let session = Session(identity: identity, csrf: Self.randomToken(), expires: now + lifetimeMilliseconds)
+        let session = Session(identity: identity, csrf: Self.randomToken(), expires: min(now + lifetimeMilliseconds, expires ?? .max))
         sessions.withLock { all in
             all = all.filter { $0.value.expires > now }
             if all.count >= capacity, let oldest = all.min(by: { $0.value.expires < $1.value.expires }) { all[oldest.key] = nil }

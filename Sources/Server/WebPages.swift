@@ -104,11 +104,12 @@ enum WebPage {
 
     // MARK: Sign-in
 
-    static func signIn(next: String, problem: String?) -> String {
+    static func signIn(next: String, problem: String?, sso: Bool = false) -> String {
+        let single = sso ? "<p class=\"card narrow\"><a class=\"button\" id=\"sso\" href=\"/login/oidc?next=\(u(next))\">Sign in with single sign-on</a></p>\n" : ""
         let main = """
         <h1>Sign in</h1>
         \(problem.map { message($0) } ?? "")
-        <form method="post" action="/login" class="card narrow">
+        \(single)<form method="post" action="/login" class="card narrow">
         <input type="hidden" name="next" value="\(e(next))">
         <label for="token">Token</label>
         <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>

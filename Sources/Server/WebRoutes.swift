@@ -35,9 +35,10 @@ extension Routes {
         on(router, .get, "login", "login", .open) { request, _ in
             let next = Self.safeNext(request.uri.queryParameters.get("next"))
             if session(request) != nil { return Self.redirect(next) }
-            return page(200, WebPage.signIn(next: next, problem: credentials.isEmpty ? Self.noTokens : nil))
+            return page(200, WebPage.signIn(next: next, problem: signInOff ? Self.noTokens : nil, sso: options.sso != nil))
         }
         on(router, .post, "login", "login", .open) { request, context in await signIn(request, from: context.peer) }
+        addSingleSignOnRoutes(router)
         on(router, .post, "logout", "logout", .open) { request, context in
             await webForm(request, needs: .viewer, peer: context.peer) { _, _, _ in
                 sessions.end(request.cookies[Sessions.cookieName]?.value)
@@ -174,7 +175,7 @@ extension Routes {
     private func signIn(_ request: Request, from peer: String) async -> Response {
         if let wait = throttle.refusal(peer) {
             metrics.count("rewind_ui_sign_ins_total", [("result", "throttled")])
-            var response = page(429, WebPage.signIn(next: "/", problem: "Too many wrong tokens from this address: try again in \(wait) s."))
+            var response = page(429, WebPage.signIn(next: "/", problem: "Too many wrong tokens from this address: try again in \(wait) s.", sso: options.sso != nil))
             response.headers[.retryAfter] = String(wait)
             return response
         }
@@ -182,12 +183,12 @@ extension Routes {
         do { bytes = try await body(request) } catch { return page(413, WebPage.signIn(next: "/", problem: "The form is too large.")) }
         let form = FormBody.parse(bytes)
         let next = Self.safeNext(form["next"])
-        guard !credentials.isEmpty else { return page(401, WebPage.signIn(next: next, problem: Self.noTokens)) }
+        guard !credentials.isEmpty else { return page(401, WebPage.signIn(next: next, problem: signInOff ? Self.noTokens : "Sign-in with a token is off: use single sign-on.", sso: options.sso != nil)) }
         guard let identity = credentials.lookup((form["token"] ?? "").trimmingCharacters()) else {
             throttle.failed(peer)
             metrics.count("rewind_ui_sign_ins_total", [("result", "refused")])
             logger.warning("web UI: a sign-in with a wrong token from \(peer) was refused")
-            return page(401, WebPage.signIn(next: next, problem: "That token is not known. Use the API token or your named token."))
+            return page(401, WebPage.signIn(next: next, problem: "That token is not known. Use the API token or your named token.", sso: options.sso != nil))
         }
         throttle.succeeded(peer)
         let started = sessions.start(identity)
@@ -199,7 +200,7 @@ extension Routes {
     }
 
     /// The session cookie: HttpOnly, SameSite=Strict, and Secure behind TLS.
-    private func cookie(_ value: String, maxAge: Int, request: Request) -> String {
+    func cookie(_ value: String, maxAge: Int, request: Request) -> String {
         let secure = options.secureCookies || request.headers[Self.forwardedProto]?.lowercased() == "https"
         return "\(Sessions.cookieName)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
     }
@@ -217,7 +218,7 @@ extension Routes {
     /// visitor; nil: sign in first.
     private func viewer(_ request: Request) -> WebPage.Viewer? {
         if let session = self.session(request) { return WebPage.Viewer(session) }
-        if credentials.isEmpty || options.publicRead { return .anonymous }
+        if signInOff || options.publicRead { return .anonymous }
         return nil
     }
 

@@ -122,6 +122,28 @@ public final class WebClient: Sendable {
         }
     }
 
+    /// `request`, awaited instead of waited for (for a caller on Swift's
+    /// cooperative pool, such as a route of the web server).
+    public func send(_ method: String, _ url: WebURL, body: [UInt8]? = nil, contentType: String = "application/json",
+                     timeoutMilliseconds: Int64) async throws -> (status: Int, body: [UInt8]) {
+        let request: HTTPClient.Request
+        do {
+            var headers = HTTPHeaders()
+            headers.add(name: "User-Agent", value: "rewind")
+            headers.add(name: "Accept", value: "application/json")
+            if body != nil { headers.add(name: "Content-Type", value: contentType) }
+            request = try HTTPClient.Request(url: url.text, method: HTTPMethod(rawValue: method), headers: headers, body: body.map { .bytes($0) })
+        } catch {
+            throw WebError("\(method) \(url): not a URL Rewind can send to")
+        }
+        do {
+            let response = try await client.execute(request: request, deadline: .now() + .milliseconds(timeoutMilliseconds)).get()
+            return (Int(response.status.code), response.body.map { Array($0.readableBytesView.prefix(4 << 20)) } ?? [])
+        } catch {
+            throw WebError("\(method) \(url): \(Self.describe(error, timeout: timeoutMilliseconds, url: url))")
+        }
+    }
+
     /// What went wrong, in words a user can act on.
     static func describe(_ error: any Error, timeout: Int64, url: WebURL) -> String {
         if let error = error as? HTTPClientError {

@@ -18,7 +18,7 @@ import TestSupport
     /// Who may use a route: `nil` for routes no role governs (open, hooks).
     static let table: [String: Role?] = [
         "GET /healthz": nil, "GET /readyz": nil, "GET /metrics": nil, "GET /api/v1/openapi.json": nil, "GET /ui/{asset}": nil,
-        "GET /login": nil, "POST /login": nil,
+        "GET /login": nil, "POST /login": nil, "GET /login/oidc": nil, "GET /login/oidc/callback": nil,
         "POST /hooks/alertmanager": nil, "POST /hooks/git": nil, "POST /hooks/registry": nil,
         "GET /api/v1/status": .viewer, "GET /api/v1/fleet": .viewer, "GET /api/v1/apps": .viewer, "GET /api/v1/apps/{app}": .viewer,
         "GET /api/v1/apps/{app}/releases": .viewer, "GET /api/v1/releases/{commit}": .viewer,
