@@ -80,6 +80,11 @@ bench-fleet: release
 bench-traffic: release
 	python3 Benchmarks/traffic.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
 
+# Governance (Benchmarks/governance.py: escalation -> PagerDuty and email accepted; an API write with roles
+# against an earlier build, BEFORE=path to its rewind).
+bench-governance: release
+	python3 Benchmarks/governance.py "$$($(SWIFT) build -c release --show-bin-path)/rewind" $(if $(BEFORE),--before "$(BEFORE)")
+
 # The web UI alone (Benchmarks/ui.py: overview and app pages, rollback to browser).
 bench-ui: release
 	python3 Benchmarks/ui.py "$$($(SWIFT) build -c release --show-bin-path)/rewind"
