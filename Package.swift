@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         // ID tokens of single sign-on: signatures checked against the provider's JWKS.
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.7.1"),
+        // The text of notifications, from the routes file's templates.
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         .systemLibrary(
@@ -79,6 +81,7 @@ let package = Package(
             dependencies: [
                 "ReconcilerStatus", "Artifacts", "Audit", "Containers", "GitKit", "DeployModel", "Rollback", "Platforms", "Remote", "SystemSupport", "Traffic", "WebClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
         // The Docker Engine API over a unix socket (dockerd, or podman system service).

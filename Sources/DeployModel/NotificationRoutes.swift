@@ -49,10 +49,14 @@ public struct NotificationRoutes: Sendable, Equatable {
         public var to: [String] = []
         public var user: String? = nil
         public var passwordFile: String? = nil
+        /// Mustache templates of the text (slack, email) and the subject (email), with their lines in the file.
+        public var textTemplate: (text: String, line: Int?)? = nil
+        public var subjectTemplate: (text: String, line: Int?)? = nil
 
         public static func == (a: Target, b: Target) -> Bool {
             a.name == b.name && a.kind == b.kind && a.url == b.url && a.urlFile == b.urlFile && a.routingKeyFile == b.routingKeyFile
                 && a.server?.host == b.server?.host && a.server?.port == b.server?.port && a.from == b.from && a.to == b.to && a.user == b.user && a.passwordFile == b.passwordFile
+                && a.textTemplate?.text == b.textTemplate?.text && a.subjectTemplate?.text == b.subjectTemplate?.text
         }
     }
 
@@ -126,7 +130,7 @@ public struct NotificationRoutes: Sendable, Equatable {
     private static func parseTarget(_ reader: YAMLReader, _ name: String, _ node: Node) -> Target? {
         let field = "targets.\(name)"
         guard let map = reader.mapping(node, field: field) else { return nil }
-        reader.warnUnknown(map, known: ["type", "url", "urlFile", "routingKeyFile", "server", "from", "to", "user", "passwordFile"], parent: field)
+        reader.warnUnknown(map, known: ["type", "url", "urlFile", "routingKeyFile", "server", "from", "to", "user", "passwordFile", "template"], parent: field)
         guard let typeNode = reader.value(map, "type", parent: field, required: true) else { return nil }
         guard let kind = typeNode.string.flatMap(Target.Kind.init(rawValue:)) else {
             let near = Spelling.nearest(typeNode.string ?? "", in: Target.Kind.allCases.map(\.rawValue)).map { "did you mean '\($0)'? " } ?? ""
@@ -140,6 +144,7 @@ public struct NotificationRoutes: Sendable, Equatable {
         if let url, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
             reader.error(reader.value(map, "url", parent: field), field: "\(field).url", "'url' must be an http:// or https:// URL", hint: "or name a file holding it with urlFile")
         }
+        let templates = parseTemplate(reader, map, field: field, kind: kind)
         switch kind {
         case .webhook, .slack:
             if (url == nil) == (urlFile == nil) {
@@ -153,9 +158,34 @@ public struct NotificationRoutes: Sendable, Equatable {
                 return nil
             }
         case .email:
-            return parseEmail(reader, name, map, node)
+            var target = parseEmail(reader, name, map, node)
+            target?.textTemplate = templates.text.map { (text: $0.0, line: $0.1) }
+            target?.subjectTemplate = templates.subject.map { (text: $0.0, line: $0.1) }
+            return target
         }
-        return Target(name: name, kind: kind, url: url, urlFile: urlFile, routingKeyFile: keyFile)
+        var target = Target(name: name, kind: kind, url: url, urlFile: urlFile, routingKeyFile: keyFile)
+        target.textTemplate = templates.text.map { (text: $0.0, line: $0.1) }
+        return target
+    }
+
+    /// `template: {text: ..., subject: ...}`: Mustache templates of a Slack
+    /// message's text, or of a mail's text and subject (checked when the
+    /// file is loaded, where the template engine is).
+    private static func parseTemplate(_ reader: YAMLReader, _ map: Node.Mapping, field: String, kind: Target.Kind) -> (text: (String, Int?)?, subject: (String, Int?)?) {
+        guard let node = reader.value(map, "template", parent: field) else { return (nil, nil) }
+        guard kind == .slack || kind == .email else {
+            reader.error(node, field: "\(field).template", "a \(kind.rawValue) target has no template", hint: "templates are for slack (text) and email (text, subject) targets; webhook and pagerduty bodies are JSON")
+            return (nil, nil)
+        }
+        guard let inner = reader.mapping(node, field: "\(field).template") else { return (nil, nil) }
+        reader.warnUnknown(inner, known: kind == .email ? ["text", "subject"] : ["text"], parent: "\(field).template")
+        func one(_ key: String) -> (String, Int?)? {
+            guard let text = reader.string(inner, key, parent: "\(field).template") else { return nil }
+            return (text, reader.value(inner, key, parent: "\(field).template")?.mark?.line)
+        }
+        let text = one("text"), subject = kind == .email ? one("subject") : nil
+        if text == nil && subject == nil { reader.error(node, field: "\(field).template", "the template is empty", hint: kind == .email ? "give text, subject or both" : "give text") }
+        return (text, subject)
     }
 
     private static func parseEmail(_ reader: YAMLReader, _ name: String, _ map: Node.Mapping, _ node: Node) -> Target? {

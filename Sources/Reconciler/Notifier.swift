@@ -1,4 +1,6 @@
 import DeployModel
+import Mustache
+import Rollback
 import Synchronization
 import SystemSupport
 import WebClient
@@ -80,6 +82,18 @@ public struct RollbackEvent: Sendable {
         if let command { text += "\nTo roll back: `\(command)`" }
         if let link { text += "\n<\(link)>" }
         return .object([("text", .string(text))])
+    }
+
+    /// What a template sees: every field by its JSON name (absent ones are
+    /// missing, so `{{#command}}…{{/command}}` shows only when there is one),
+    /// and `short` (the commit's first 8 digits).
+    var templateContext: [String: Any] {
+        var context: [String: Any] = ["event": kind.rawValue, "app": app, "severity": severity.name, "trigger": trigger, "reason": reason,
+                                      "time": Clock.iso8601UTC(milliseconds: Clock.wallMilliseconds())]
+        for (key, value) in [("commit", commit), ("release", release), ("incident", incident), ("command", command), ("link", link), ("short", commit.map { String($0.prefix(8)) })] {
+            if let value { context[key] = value }
+        }
+        return context
     }
 
     /// A mail's subject: `[rewind] critical escalated: api`.
@@ -205,6 +219,8 @@ public final class Notifier: Sendable {
         public let format: Format
         /// The events it takes (`--notify-url` and `--slack-url` take all).
         let takes: @Sendable (RollbackEvent) -> Bool
+        /// The routes file's templates of the text (and a mail's subject); nil: Rewind's own.
+        public var templates: NotificationTemplates?
 
         /// Parses an http(s) URL; nil when it is not one.
         public init?(url: String, slack: Bool) {
@@ -237,10 +253,16 @@ public final class Notifier: Sendable {
         func body(_ event: RollbackEvent) -> [UInt8]? {
             switch format {
             case .json: event.json.bytes(indent: nil)
-            case .slack: event.slack.bytes(indent: nil)
+            case .slack: (templates?.text.map { JSON.object([("text", .string($0.render(event.templateContext)))]) } ?? event.slack).bytes(indent: nil)
             case .pagerDuty(let key): event.pagerDuty(routingKey: key, source: "rewind@\(Clock.hostName())")?.bytes(indent: nil)
-            case .email: Array(event.mailText.utf8)
+            case .email: Array((templates?.text?.render(event.templateContext) ?? event.mailText).utf8)
             }
+        }
+
+        /// A mail's subject: the template's (on one line), else Rewind's.
+        func subject(_ event: RollbackEvent) -> String {
+            guard let rendered = templates?.subject?.render(event.templateContext) else { return event.mailSubject }
+            return rendered.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
         }
 
         /// Sends a body made by `body(_:)`; the answer's status (a mail the server accepted: 250).
@@ -293,7 +315,7 @@ public final class Notifier: Sendable {
         let now = clock()
         let deliveries = targets.indices.compactMap { i -> DeliveryQueue.Delivery? in
             guard targets[i].takes(event), let body = targets[i].body(event) else { return nil }
-            return DeliveryQueue.Delivery(target: i, body: body, event: event.json, subject: event.mailSubject, attempt: 0, due: now)
+            return DeliveryQueue.Delivery(target: i, body: body, event: event.json, subject: targets[i].subject(event), attempt: 0, due: now)
         }
         queue.withLock { $0.add(deliveries) }
     }
@@ -316,7 +338,7 @@ public final class Notifier: Sendable {
         let target = targets[index]
         guard let body = target.body(linked(event)) else { return .failure(NotificationFailure("this target takes no \(event.kind.rawValue) event")) }
         do {
-            return .success(try target.deliver(body, transport, subject: linked(event).mailSubject))
+            return .success(try target.deliver(body, transport, subject: target.subject(linked(event))))
         } catch {
             return .failure(NotificationFailure("\(error)"))
         }
@@ -365,4 +387,32 @@ public final class Notifier: Sendable {
 public struct NotificationFailure: Error, CustomStringConvertible, Sendable {
     public let description: String
     init(_ description: String) { self.description = description }
+}
+
+/// The routes file's Mustache templates of one target, compiled when the
+/// file is loaded (text: values are not HTML-escaped).
+public struct NotificationTemplates: Sendable {
+    let text: MustacheTemplate?
+    let subject: MustacheTemplate?
+
+    /// Compiles the templates; an error names the file, field, line and column.
+    public static func compile(text: (text: String, line: Int?)?, subject: (text: String, line: Int?)?, file: String, field: String) throws(RewindError) -> NotificationTemplates? {
+        guard text != nil || subject != nil else { return nil }
+        func one(_ template: (text: String, line: Int?)?, _ key: String) throws(RewindError) -> MustacheTemplate? {
+            guard let template else { return nil }
+            do {
+                return try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + template.text)
+            } catch {
+                var where_ = template.line.map { ":\($0)" } ?? ""
+                var why = "\(error)"
+                if let parse = error as? MustacheTemplate.ParserError {
+                    where_ = template.line.map { ":\($0 + parse.context.lineNumber - 1)" } ?? ""
+                    why = "\(parse.error) at line \(parse.context.lineNumber) of the template, column \(parse.context.columnNumber)"
+                }
+                throw RewindError(.usage, "\(file)\(where_): \(field).template.\(key): the template does not parse: \(why)",
+                                  hint: "Mustache: {{app}}, {{reason}}, {{#command}}…{{/command}}; every field of the JSON event is there by name")
+            }
+        }
+        return NotificationTemplates(text: try one(text, "text"), subject: try one(subject, "subject"))
+    }
 }

@@ -51,6 +51,10 @@ public struct NotifyRouting: Sendable {
                                                from: from, to: spec.to, takes: takes))
             }
         }
+        for spec in routes.targets {
+            guard let i = targets.firstIndex(where: { $0.name == spec.name }) else { continue }
+            targets[i].templates = try NotificationTemplates.compile(text: spec.textTemplate, subject: spec.subjectTemplate, file: file, field: "targets.\(spec.name)")
+        }
         return NotifyRouting(routes: routes, targets: targets)
     }
 

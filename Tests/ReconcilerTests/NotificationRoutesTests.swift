@@ -105,6 +105,54 @@ import WebClient
         #expect(body.contains("no earlier release") && body.contains("Incident: api 1.1.0 failed") && body.contains("Link: https://rewind.example.com/releases/\(String(repeating: "f", count: 40))"), "\(body)")
     }
 
+    /// Mustache templates of a Slack message and of a mail's subject and
+    /// text, in the routes file: fields by name, sections for what may be
+    /// absent, nothing HTML-escaped; a template that does not parse names its line.
+    @Test func templatesShapeTheTextOfSlackAndEmail() throws {
+        try withTemporaryDirectory { dir in
+            try writeFile(dir + "/pw", "pw\n")
+            try writeFile(dir + "/notify.yaml", """
+                targets:
+                  chat:
+                    type: slack
+                    url: "http://127.0.0.1:9/chat"
+                    template:
+                      text: "{{app}} {{event}} ({{severity}}): {{reason}}{{#command}} | run: {{command}}{{/command}}"
+                  mail:
+                    type: email
+                    server: "smtp.example.com:587"
+                    from: rewind@example.com
+                    to: [oncall@example.com]
+                    template:
+                      subject: "ROLLBACK NEEDED? {{app}} {{short}}"
+                      text: "Release {{release}} of {{app}}:\\n{{reason}}\\n"
+                routes:
+                  - targets: [chat, mail]
+
+                """)
+            let routing = try NotifyRouting.load(file: dir + "/notify.yaml")
+            let transport = FakeTransport()
+            let notifier = Notifier(targets: routing.targets, transport: transport, background: false) { _ in }
+            var suggested = RollbackEvent(.suggested, app: "api", trigger: "analysis", commit: String(repeating: "9", count: 40), reason: "p99 <500ms> & rising")
+            suggested.command = "rewind rollback api --reason 'latency'"
+            suggested.release = String(repeating: "9", count: 40)
+            notifier.send(suggested)
+            notifier.send(RollbackEvent(.deployed, app: "web", trigger: "reconciler", reason: "web 2.0.0 is healthy"))
+            while notifier.deliverDue() {}
+            let chat = transport.sent.withLock { $0.map(\.body) }
+            #expect(chat == [#"{"text":"api suggested (warning): p99 <500ms> & rising | run: rewind rollback api --reason 'latency'"}"#,
+                             #"{"text":"web deployed (info): web 2.0.0 is healthy"}"#], "\(chat)")
+            let mails = transport.mails.withLock { $0 }
+            #expect(mails.first?.subject == "ROLLBACK NEEDED? api 99999999" && mails.first?.body == "Release \(String(repeating: "9", count: 40)) of api:\np99 <500ms> & rising\n",
+                    "\(mails.map { ($0.subject, $0.body) })")
+
+            try writeFile(dir + "/bad.yaml", "targets:\n  chat:\n    type: slack\n    url: \"http://x/y\"\n    template:\n      text: \"{{#command}} run {{command}}\"\nroutes:\n  - targets: [chat]\n")
+            #expect { _ = try NotifyRouting.load(file: dir + "/bad.yaml") } throws: { "\($0)".contains("bad.yaml:6: targets.chat.template.text: the template does not parse") }
+            try writeFile(dir + "/hook.yaml", "targets:\n  hook:\n    type: webhook\n    url: \"http://x/y\"\n    template: {text: \"{{app}}\"}\nroutes:\n  - targets: [hook]\n")
+            #expect { _ = try NotifyRouting.load(file: dir + "/hook.yaml") } throws: { "\($0)".contains("hook.yaml:5:15: error: targets.hook.template: a webhook target has no template") }
+        }
+    }
+
     @Test func whatCannotBeDeliveredGoesToTheDeadLettersWithoutItsSecrets() throws {
         try withTemporaryDirectory { dir in
             let routing = try NotifyRouting.load(file: try Self.write(in: dir))
