@@ -178,7 +178,16 @@ import Updates
                            policy: "  window: 30m\n  cooldown: 0s\n  soak: 1s\n  crashLoopRestarts: 2\n") { h in
             let token = "registry-hook-\(UUID().uuidString)"
             try writeFile(h.root + "/hook-token", token + "\n")
-            let address = try h.startServe(["--plain-http-registry", registry.host, "--hook-token-file", h.root + "/hook-token", "--ui-public-read"])
+            // Each proposal is also an update-proposed notification (a route of its own, to a loopback receiver).
+            guard let hookPort = Loopback.freeAppPort() else { throw TestFailure("no port") }
+            let received = h.root + "/received.log"
+            let receiver = try Spawn.start(SpawnOptions(program: "/usr/bin/env", arguments: ["python3", packageRoot + "/fixtures/webhook-receiver.py", String(hookPort), received],
+                                                        environment: ProcessInfo.processInfo.environment))
+            defer { Spawn.stop(receiver, graceMilliseconds: 1_000) }
+            try h.waitUntil("the receiver listens") { Loopback.canConnect(port: hookPort) }
+            try writeFile(h.root + "/notify.yaml", "targets:\n  hook: {type: webhook, url: \"http://127.0.0.1:\(hookPort)/events\"}\nroutes:\n  - {events: [update-proposed], targets: [hook]}\n")
+            let address = try h.startServe(["--plain-http-registry", registry.host, "--hook-token-file", h.root + "/hook-token", "--ui-public-read",
+                                            "--notify-routes", h.root + "/notify.yaml"])
             let port = Int(address.split(separator: ":").last ?? "") ?? 0
             try h.waitHealthy("api", "1.0.0")
             try registry.sendNotifications(to: "http://\(address)/hooks/registry", token: token)
@@ -218,6 +227,12 @@ import Updates
             _ = try registry.publish("team/api", tag: "1.2.0", files: OCIArtifactTests.files("1.2.0"))
             try h.waitUntil("an update commit for 1.2.0") { try commit(tagged: "1.2.0") != nil }
             try h.waitHealthy("api", "1.2.0")
+            try h.waitUntil("two update-proposed events") { ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n").count >= 2 }
+            let events = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n")
+            #expect(events.count == 2 && events.allSatisfy { $0.contains("\"event\":\"update-proposed\",\"app\":\"api\",\"trigger\":\"registry\"") }, "\(events)")
+            let (first, second) = (try commit(tagged: "1.1.0") ?? "-", try commit(tagged: "1.2.0") ?? "-")
+            #expect(events.first?.contains(first) == true && events.last?.contains(second) == true,
+                    "1.1.0 and 1.2.0, each once; the blocked re-push proposed nothing: \(events)")
         }
     }
 
