@@ -121,7 +121,7 @@ public final class SingleSignOn: Sendable {
 
     /// The provider's sign-in page for a new sign-in that returns to `next`:
     /// a one-time state, a nonce, and the PKCE challenge of a fresh verifier.
-    func authorizationURL(next: String, now: Int64 = Clock.wallMilliseconds()) -> String {
+    func authorizationURL(next: String, now: Int64 = Clock.wallMilliseconds()) -> (url: String, state: String) {
         let state = Sessions.randomToken(), nonce = Sessions.randomToken(), verifier = Sessions.randomToken() + Sessions.randomToken()
         pending.withLock { all in
             all = all.filter { $0.value.expires > now }
@@ -132,11 +132,11 @@ public final class SingleSignOn: Sendable {
         let query = [("response_type", "code"), ("client_id", settings.clientID), ("redirect_uri", settings.redirectURI), ("scope", "openid profile email"),
                      ("state", state), ("nonce", nonce), ("code_challenge", challenge), ("code_challenge_method", "S256")]
         let separator = provider.authorizationEndpoint.contains("?") ? "&" : "?"
-        return provider.authorizationEndpoint + separator + query.map { "\($0)=\(HTTPEndpoint.encode($1))" }.joined(separator: "&")
+        return (provider.authorizationEndpoint + separator + query.map { "\($0)=\(HTTPEndpoint.encode($1))" }.joined(separator: "&"), state)
     }
 
     /// Why a sign-in failed: for the log, never for the browser.
-    struct Failure: Error, CustomStringConvertible {
+    struct Failure: Error, CustomStringConvertible, Sendable {
         let description: String
         init(_ description: String) { self.description = description }
     }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import SystemSupport
 
@@ -8,7 +9,11 @@ extension Routes {
     func addSingleSignOnRoutes(_ router: Router<ServeContext>) {
         on(router, .get, "login/oidc", "login/oidc", .open) { request, _ in
             guard let sso = options.sso else { throw RequestError(404, "single sign-on is not configured (rewind serve --oidc-issuer)") }
-            return Self.redirect(sso.authorizationURL(next: Self.safeNext(request.uri.queryParameters.get("next"))))
+            let (url, state) = sso.authorizationURL(next: Self.safeNext(request.uri.queryParameters.get("next")))
+            var response = Self.redirect(url)
+            // The state is bound to this browser: a callback link someone else started is refused (login CSRF).
+            response.headers[.setCookie] = stateCookie(state, maxAge: 600, request: request)
+            return response
         }
         on(router, .get, "login/oidc/callback", "login/oidc/callback", .open) { request, context in
             guard let sso = options.sso else { throw RequestError(404, "single sign-on is not configured (rewind serve --oidc-issuer)") }
@@ -19,8 +24,11 @@ extension Routes {
             }
             let q = request.uri.queryParameters
             do {
-                let (identity, next, expires) = try await sso.complete(code: q.get("code"), state: q.get("state"),
-                                                                      error: q.get("error"))
+                let bound = request.cookies[Self.stateCookieName]?.value ?? ""
+                guard let state = q.get("state"), constantTimeEqual(Array(bound.utf8), Array(state.utf8)) else {
+                    throw SingleSignOn.Failure("the callback's state is not the one this browser was given (a sign-in started elsewhere)")
+                }
+                let (identity, next, expires) = try await sso.complete(code: q.get("code"), state: state, error: q.get("error"))
                 throttle.succeeded(context.peer)
                 let started = sessions.start(identity, expires: expires)
                 metrics.count("rewind_ui_sign_ins_total", [("result", "signed-in")])
@@ -28,6 +36,7 @@ extension Routes {
                 var response = Self.redirect(next)
                 let maxAge = max(0, Int((started.session.expires - Clock.wallMilliseconds()) / 1000))
                 response.headers[.setCookie] = cookie(started.id, maxAge: maxAge, request: request)
+                response.headers.append(HTTPField(name: .setCookie, value: stateCookie("", maxAge: 0, request: request)))
                 return response
             } catch {
                 throttle.failed(context.peer)
@@ -36,5 +45,14 @@ extension Routes {
                 return page(401, WebPage.signIn(next: "/", problem: "Sign-in failed. Try again; if it keeps failing, ask whoever runs Rewind (the server's log says why).", sso: true))
             }
         }
+    }
+
+    static let stateCookieName = "rewind_oidc_state"
+
+    /// The sign-in's state for the callback: HttpOnly, and SameSite=Lax, as
+    /// the provider's redirect back is a navigation from another site.
+    func stateCookie(_ value: String, maxAge: Int, request: Request) -> String {
+        let secure = options.secureCookies || request.headers[Self.forwardedProto]?.lowercased() == "https"
+        return "\(Self.stateCookieName)=\(value); Path=/login/oidc; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (secure ? "; Secure" : "")
     }
 }

@@ -13,6 +13,10 @@ import SystemSupport
         let headers: [String: String]
         let body: String
         var location: String { headers["location"] ?? "" }
+        /// `name=value` of the cookie `name` this answer sets.
+        func cookie(_ name: String) -> String {
+            (headers["set-cookie"] ?? "").split(separator: "\n").first { $0.hasPrefix(name + "=") }.map { String($0.split(separator: ";").first ?? "") } ?? ""
+        }
     }
 
     static func curl(_ url: String, method: String = "GET", form: String? = nil, cookie: String? = nil) throws -> Answer {
@@ -27,18 +31,23 @@ import SystemSupport
         var headers: [String: String] = [:]
         for line in head.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            let name = line[..<colon].lowercased(), value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            // Several Set-Cookie headers: one per line.
+            headers[name] = headers[name].map { $0 + "\n" + value } ?? value
         }
         return Answer(status: status, headers: headers, body: parts.dropFirst().joined(separator: "\n\n"))
     }
 
-    /// Follows a sign-in as `sub` through the provider; the callback's answer.
-    static func signIn(serve: String, as sub: String) throws -> Answer {
+    /// Follows a sign-in as `sub` through the provider; the callback's
+    /// answer, the callback's URL and the state cookie the browser had.
+    static func signIn(serve: String, as sub: String) throws -> (answer: Answer, callback: String, stateCookie: String) {
         let start = try curl("http://\(serve)/login/oidc?next=%2Fapps%2Fapi")
         #expect(start.status == 303 && start.location.contains("code_challenge_method=S256") && start.location.contains("nonce="), "\(start.location)")
+        let stateCookie = start.cookie("rewind_oidc_state")
+        #expect(stateCookie.hasPrefix("rewind_oidc_state=") && start.headers["set-cookie"]?.contains("HttpOnly; SameSite=Lax") == true)
         let authorized = try curl(start.location, method: "POST", form: "sub=\(sub)")
         #expect(authorized.status == 302 || authorized.status == 303, "\(authorized.status) \(authorized.body.prefix(300))")
-        return try curl(authorized.location)
+        return (try curl(authorized.location, cookie: stateCookie), authorized.location, stateCookie)
     }
 
     @Test func groupsMapToRolesAndAFailedSignInSaysOnlyThatItFailed() throws {
@@ -60,28 +69,33 @@ import SystemSupport
             #expect(try Self.curl("http://\(serve)/login").body.contains("Sign in with single sign-on"))
 
             // alice (ops, everyone): an operator, the highest of her groups' roles.
-            let alice = try Self.signIn(serve: serve, as: "alice")
+            let (alice, aliceCallback, aliceState) = try Self.signIn(serve: serve, as: "alice")
             #expect(alice.status == 303 && alice.location == "/apps/api", "\(alice.status) \(h.log.suffix(1500))")
-            let cookie = String((alice.headers["set-cookie"] ?? "").split(separator: ";").first ?? "")
+            let cookie = alice.cookie("rewind_session")
             #expect(cookie.hasPrefix("rewind_session=") && alice.headers["set-cookie"]?.contains("HttpOnly") == true)
             let page = try Self.curl("http://\(serve)/apps/api", cookie: cookie)
             #expect(page.status == 200 && page.body.contains("alice</strong> <span class=\"role\">(operator)") && page.body.contains("/apps/api/rollback"), "\(page.body.prefix(2000))")
 
             // bob (everyone): a viewer, without the rollback button.
-            let bob = try Self.signIn(serve: serve, as: "bob")
-            let bobCookie = String((bob.headers["set-cookie"] ?? "").split(separator: ";").first ?? "")
+            let bob = try Self.signIn(serve: serve, as: "bob").answer
+            let bobCookie = bob.cookie("rewind_session")
             let bobPage = try Self.curl("http://\(serve)/apps/api", cookie: bobCookie)
             #expect(bobPage.body.contains("bob</strong> <span class=\"role\">(viewer)") && !bobPage.body.contains("/apps/api/rollback"), "\(bobPage.body.prefix(2000))")
 
             // carol (contractors): no group maps to a role. The browser learns only that it failed; the log says why.
-            let carol = try Self.signIn(serve: serve, as: "carol")
-            #expect(carol.status == 401 && carol.body.contains("Sign-in failed") && !carol.body.contains("contractors") && carol.headers["set-cookie"] == nil)
+            let carol = try Self.signIn(serve: serve, as: "carol").answer
+            #expect(carol.status == 401 && carol.body.contains("Sign-in failed") && !carol.body.contains("contractors") && carol.cookie("rewind_session").isEmpty)
             try h.waitUntil("the log says why") { h.log.contains("carol is in no group the roles file maps to a role") }
 
             // A callback replayed (its state used already) is refused.
-            let again = try Self.curl("http://\(serve)/login/oidc/callback?code=x&state=\(String(repeating: "a", count: 64))")
-            #expect(again.status == 401 && again.body.contains("Sign-in failed"))
+            let again = try Self.curl(aliceCallback, cookie: aliceState)
+            #expect(again.status == 401 && again.body.contains("Sign-in failed") && again.cookie("rewind_session").isEmpty)
             #expect(h.log.contains("unknown, used or expired state"))
+            // A callback link of a sign-in another browser started (login CSRF): refused, the code never used.
+            let stranger = try Self.curl("http://\(serve)/login/oidc?next=%2F")
+            let foreign = try Self.curl(try Self.curl(stranger.location, method: "POST", form: "sub=alice").location)
+            #expect(foreign.status == 401 && foreign.cookie("rewind_session").isEmpty)
+            #expect(h.log.contains("the callback's state is not the one this browser was given"))
             #expect(h.log.contains("alice (operator) signed in through single sign-on") && h.log.contains("bob (viewer) signed in through single sign-on"))
 
             // In a browser: headless Chromium follows the same redirects and lands on the page it asked for, signed in.
