@@ -42,7 +42,11 @@ public struct RewindCommand: AsyncParsableCommand {
         // libgit2's initialisation parses the system's certificate bundle
         // (about 6 ms): on a thread of its own, it overlaps the parsing of
         // the command line and of rewind.yaml instead of adding to them.
-        BackgroundThread.start { GitRuntime.bootstrap() }
+        // Help and the version read no repository: they skip it.
+        if !Self.readsNoRepository(Array(CommandLine.arguments.dropFirst())) {
+            bootstrapping.set()
+            BackgroundThread.start { GitRuntime.bootstrap() }
+        }
         BackgroundThread.start {
             while !StopSignals.wait(milliseconds: 60_000) {}
             // A one-shot command exits here, whatever its main thread is
@@ -84,7 +88,16 @@ public struct RewindCommand: AsyncParsableCommand {
     /// still initialising, or it crashes on a lock they destroyed. Found as
     /// `rewind frobnicate` ending in SIGSEGV once in a full test run.
     static func settleBeforeExit() {
-        GitRuntime.bootstrap()
+        if bootstrapping.value { GitRuntime.bootstrap() }
+    }
+
+    /// Set when `prepareProcess` started libgit2's initialisation.
+    private static let bootstrapping = AtomicFlag()
+
+    /// `rewind`, `rewind --version`, `rewind help …`, `rewind … --help`: no repository is read.
+    static func readsNoRepository(_ arguments: [String]) -> Bool {
+        guard let first = arguments.first else { return true }
+        return first == "--version" || first == "help" || arguments.contains("--help") || arguments.contains("-h")
     }
 }
 
