@@ -30,13 +30,16 @@ struct Routes {
     let hub: EventHub
     let sessions: Sessions
     let throttle: SignInThrottle
+    /// How often refusals of callers without a valid token are logged, per address.
+    let anonymousRefusals: LogBudget
     /// The API token and the named tokens (see `ServeOptions.credentials`).
     let credentials: Credentials
 
     init(options: ServeOptions, desk: RollbackDesk, metrics: Metrics, readiness: Readiness, logger: Logger,
-         hub: EventHub = EventHub(), sessions: Sessions = Sessions(), throttle: SignInThrottle = SignInThrottle()) {
+         hub: EventHub = EventHub(), sessions: Sessions = Sessions(), throttle: SignInThrottle = SignInThrottle(), anonymousRefusals: LogBudget = LogBudget()) {
         self.options = options
         self.throttle = throttle
+        self.anonymousRefusals = anonymousRefusals
         self.desk = desk
         self.metrics = metrics
         self.readiness = readiness
@@ -237,9 +240,17 @@ struct Routes {
 
     /// A refused request in the log, with who asked: the caller's name
     /// and role, or the address of a caller without a valid token. Never a token.
+    /// A caller without a valid token is logged at most once per address
+    /// every 10 s (with how many were not), so that nobody can flood the
+    /// log; a known caller's refusals are each logged.
     func logRefusal(_ request: Request, peer: String, _ error: RequestError) {
-        let who = caller(request).map { $0.identity.described } ?? "an unknown caller from \(peer)"
-        logger.warning("refused \(request.method.rawValue) \(Bounded.text(request.uri.path, limit: 200)) for \(who): \(error.code) \(error.message)")
+        let line = "refused \(request.method.rawValue) \(Bounded.text(request.uri.path, limit: 200))"
+        if let known = caller(request) {
+            logger.warning("\(line) for \(known.identity.described): \(error.code) \(error.message)")
+        } else if let quiet = anonymousRefusals.admit(peer) {
+            let more = quiet > 0 ? " (and \(quiet) more from this address not logged)" : ""
+            logger.warning("\(line) for an unknown caller from \(peer): \(error.code) \(error.message)\(more)")
+        }
     }
 
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!

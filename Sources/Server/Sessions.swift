@@ -247,3 +247,33 @@ final class SignInThrottle: Sendable {
         _ = failures.withLock { $0.removeValue(forKey: peer) }
     }
 }
+
+/// One log line per key (an address) every `intervalMilliseconds`; the
+/// lines held back in between are counted and reported with the next.
+final class LogBudget: Sendable {
+    let intervalMilliseconds: Int64
+    private let state = Mutex<[String: (last: Int64, quiet: Int)]>([:])
+    /// Wall milliseconds (a test's stands still).
+    private let clock: @Sendable () -> Int64
+
+    init(intervalMilliseconds: Int64 = 10_000, clock: @escaping @Sendable () -> Int64 = { Clock.wallMilliseconds() }) {
+        self.intervalMilliseconds = intervalMilliseconds
+        self.clock = clock
+    }
+
+    /// Nil: not now (counted). Else: log now, saying how many were held back.
+    func admit(_ key: String, now given: Int64? = nil) -> Int? {
+        let now = given ?? clock()
+        return state.withLock { all in
+            if let entry = all[key], now - entry.last < intervalMilliseconds {
+                all[key]?.quiet += 1
+                return nil
+            }
+            // Bounded: a flood of addresses forgets the quietest first.
+            if all.count >= 10_000, all[key] == nil, let oldest = all.min(by: { $0.value.last < $1.value.last }) { all[oldest.key] = nil }
+            let quiet = all[key]?.quiet ?? 0
+            all[key] = (now, 0)
+            return quiet
+        }
+    }
+}

@@ -92,6 +92,24 @@ import TestSupport
         }
     }
 
+    /// A caller without a valid token cannot flood the log: one line per
+    /// address every 10 s, saying how many more were not logged.
+    @Test func refusalsOfUnknownCallersAreLoggedSparingly() async throws {
+        let log = LogCapture()
+        try await routes.withServer(logger: Logger(label: "test", factory: { _ in log })) { _, client in
+            for _ in 0..<50 {
+                try await client.execute(uri: "/api/v1/apps/api/rollback", method: .post, headers: [.authorization: "Bearer wrong-token"]) { #expect($0.status == .unauthorized) }
+            }
+            let lines = log.lines.filter { $0.message.contains("for an unknown caller from") }
+            #expect(lines.count == 1, "\(lines.map(\.message))")
+            #expect(!log.lines.contains { $0.message.contains("wrong-token") })
+        }
+        let budget = LogBudget(intervalMilliseconds: 10_000)
+        #expect(budget.admit("10.0.0.1", now: 0) == 0 && budget.admit("10.0.0.1", now: 5_000) == nil && budget.admit("10.0.0.1", now: 9_999) == nil)
+        #expect(budget.admit("10.0.0.2", now: 9_999) == 0, "each address has its own budget")
+        #expect(budget.admit("10.0.0.1", now: 10_000) == 2, "the next line says how many were held back")
+    }
+
     /// Past guards is an admin's: an operator's `force` is refused before
     /// anything is planned, and the refusal is logged.
     @Test func forcingARollbackNeedsAnAdmin() async throws {

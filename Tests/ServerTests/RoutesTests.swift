@@ -38,11 +38,11 @@ import TestSupport
             options.publicRead = publicRead
             let metrics = Metrics()
             let desk = try RollbackDesk(options: options, metrics: metrics, logger: Logger(label: "test"))
-            // The sign-in throttle's clock stands still: its minute never
-            // passes however slowly a loaded machine runs the test.
+            // The sign-in throttle's and the refusal log's clocks stand still:
+            // their windows never pass however slowly a loaded machine runs the test.
             let frozen = SystemSupport.Clock.wallMilliseconds()
             let router = Routes(options: options, desk: desk, metrics: metrics, readiness: Readiness(), logger: logger,
-                                throttle: SignInThrottle(clock: { frozen })).router()
+                                throttle: SignInThrottle(clock: { frozen }), anonymousRefusals: LogBudget(clock: { frozen })).router()
             routes?(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
             let app = Application(router: router)
             try await app.test(.router) { client in try await body(repo, client) }
