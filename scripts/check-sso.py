@@ -35,9 +35,13 @@ def main():
         while time.time() < deadline and not driver.find_elements(By.CSS_SELECTOR, ".who"):
             time.sleep(0.05)
         result["url"] = driver.current_url
-        result["who"] = " ".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".who span"))
-        result["rollbackLinks"] = len(driver.find_elements(By.CSS_SELECTOR, "a[href$='/rollback']"))
-        result["heading"] = " ".join(e.text for e in driver.find_elements(By.TAG_NAME, "h1"))
+        # Read in one script call: a live update (Server-Sent Events) may
+        # replace the page's elements between two calls (a stale element).
+        seen = driver.execute_script("""
+            const who = document.querySelector('.who > span');
+            return {who: who ? who.textContent : '', rollbackLinks: document.querySelectorAll("a[href$='/rollback']").length,
+                    heading: Array.from(document.querySelectorAll('h1')).map(e => e.textContent).join(' ')};""")
+        result.update(seen)
     except Exception as failure:
         result["problems"].append("%s: %s" % (type(failure).__name__, str(failure).split("\n")[0]))
     finally:

@@ -231,11 +231,11 @@ def main():
             seen = {"who": " ".join(texts(".who span"))}
             for path in ("/", "/apps/api", "/apps/web/rollback"):
                 go(path)
-                seen[path] = {
-                    "rollbackLinks": len(driver.find_elements(By.CSS_SELECTOR, "a[href$='/rollback']")),
-                    "forms": [f.get_attribute("action") for f in driver.find_elements(By.CSS_SELECTOR, "form[method='post']")],
-                    "confirm": len(driver.find_elements(By.ID, "confirm")),
-                }
+                # One script call: a live update may replace elements between two.
+                seen[path] = driver.execute_script("""
+                    return {rollbackLinks: document.querySelectorAll("a[href$='/rollback']").length,
+                            forms: Array.from(document.querySelectorAll("form[method='post']")).map(f => f.getAttribute('action')),
+                            confirm: document.querySelectorAll('#confirm').length};""")
             shot("viewer-app")
             result["viewer"] = seen
             if token in driver.page_source or viewer_token in driver.page_source:
