@@ -14,10 +14,12 @@
    token over one keep-alive connection, median of 300, both builds in the
    same run, as a ratio (target: within 10%).
 """
-import http.client, json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
+import http.client, json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from reconciler import ENV, REWIND, new_repo, status, wait, write  # noqa: E402
+from reconciler import REWIND, new_repo, status, wait, write  # noqa: E402
+from remote import free_port  # noqa: E402
+from serve import Serve, alert  # noqa: E402
 
 RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 10
 BEFORE = os.path.realpath(sys.argv[sys.argv.index("--before") + 1]) if "--before" in sys.argv else None
@@ -25,40 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 summary = []
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def exec_app(version):
     return f"platform: exec\nversion: \"{version}\"\nexec:\n  apply: [\"true\"]\n"
-
-
-def alert(fingerprint, starts):
-    return json.dumps({"version": "4", "groupKey": "{}:{alertname=\"HighErrorRate\"}", "status": "firing", "receiver": "rewind",
-                       "alerts": [{"status": "firing", "labels": {"alertname": "HighErrorRate", "app": "api", "severity": "critical"},
-                                   "annotations": {}, "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z", "fingerprint": fingerprint}]})
-
-
-class Serve:
-    def __init__(self, binary, root, repo, extra):
-        self.state = os.path.join(root, "state")
-        self.log = open(os.path.join(root, "serve.log"), "w")
-        self.process = subprocess.Popen([binary, "serve", "--repo", repo, "--state-dir", self.state, "--port", "0", "--log-level", "warning"] + extra,
-                                        env=ENV, stdout=self.log, stderr=self.log)
-        address = os.path.join(self.state, "serve.address")
-        wait("serve", lambda: os.path.exists(address) and open(address).read().strip())
-        host, port = open(address).read().strip().split(":")
-        self.host, self.port = host, int(port)
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
-        self.log.close()
 
 
 def lines(path):
@@ -93,15 +63,13 @@ routes:
 """)
         repo = new_repo(root, {"api": exec_app("1.0.0")}, policy="  maxPerHour: 0\n")
         wait("receivers", lambda: all(subprocess.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{p}"], capture_output=True).returncode == 0 for p in (pd_port, smtp_port)))
-        serve = Serve(REWIND, root, repo, ["--notify-routes", f"{root}/notify.yaml", "--ca-file", f"{root}/ca.pem"])
+        serve = Serve(root, repo, extra=["--notify-routes", f"{root}/notify.yaml", "--ca-file", f"{root}/ca.pem"])
         wait("1.0.0", lambda: status(repo, serve.state)["api"]["health"] == "healthy")
         to_pager, to_mail = [], []
         for i in range(runs):
             pages, mails = len(lines(f"{root}/pd.jsonl")), len(lines(f"{root}/mail.jsonl"))
-            c = http.client.HTTPConnection(serve.host, serve.port, timeout=10)
             t0 = time.time()
-            c.request("POST", "/hooks/alertmanager", body=alert(f"fp-{i}", f"2026-12-04T10:{i:02d}:00Z"), headers={"Content-Type": "application/json"})
-            answer = c.getresponse().read()
+            code, answer = serve.post(alert(f"fp-{i}", f"2026-12-04T10:{i:02d}:00Z"))
             assert b"escalated" in answer, answer
             wait("the page and the mail", lambda: len(lines(f"{root}/pd.jsonl")) > pages and len(lines(f"{root}/mail.jsonl")) > mails, timeout=30)
             page, mail = lines(f"{root}/pd.jsonl")[-1], lines(f"{root}/mail.jsonl")[-1]
@@ -126,7 +94,7 @@ def api_write(binary, requests=300):
     try:
         repo = new_repo(root, {"api": exec_app("1.0.0")}, policy="  maxPerHour: 3\n")
         write(f"{root}/api-token", "bench-api-token-0123456789\n")
-        serve = Serve(binary, root, repo, ["--api-token-file", f"{root}/api-token"])
+        serve = Serve(root, repo, binary=binary, extra=["--api-token-file", f"{root}/api-token"])
         wait("1.0.0", lambda: status(repo, serve.state)["api"]["health"] == "healthy")
         c = http.client.HTTPConnection(serve.host, serve.port, timeout=10)
         headers = {"Authorization": "Bearer bench-api-token-0123456789", "Content-Type": "application/json"}

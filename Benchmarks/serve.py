@@ -42,10 +42,10 @@ def alert(fingerprint, starts):
 
 
 class Serve:
-    def __init__(self, root, repo):
+    def __init__(self, root, repo, binary=REWIND, extra=()):
         self.state = os.path.join(root, "state")
         self.log = open(os.path.join(root, "serve.log"), "w")
-        self.process = subprocess.Popen([REWIND, "serve", "--repo", repo, "--state-dir", self.state, "--port", "0", "--log-level", "warning"],
+        self.process = subprocess.Popen([binary, "serve", "--repo", repo, "--state-dir", self.state, "--port", "0", "--log-level", "warning"] + list(extra),
                                         env=ENV, stdout=self.log, stderr=self.log)
         address = os.path.join(self.state, "serve.address")
         wait("serve", lambda: os.path.exists(address) and open(address).read().strip())

@@ -43,13 +43,14 @@ public struct RollbackEvent: Sendable {
     /// The web UI's page for the event (with `uiURL` in the routes file).
     public var link: String?
 
-    /// Describes an event.
-    public init(_ kind: Kind, app: String, trigger: String, commit: String? = nil, reason: String) {
+    /// Describes an event (`release`: the one its incident is about).
+    public init(_ kind: Kind, app: String, trigger: String, commit: String? = nil, reason: String, release: String? = nil) {
         self.kind = kind
         self.app = app
         self.trigger = trigger
         self.commit = commit
         self.reason = reason
+        self.release = release
     }
 
     public var severity: NotificationRoutes.Severity { NotificationRoutes.severity(of: kind.rawValue) }

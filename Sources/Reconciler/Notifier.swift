@@ -184,9 +184,11 @@ public final class Notifier: Sendable {
         guard !targets.isEmpty else { return }
         let event = linked(event)
         let now = clock()
+        // The event as it was sent, once for every target (its `time` is now).
+        let record = event.json
         let deliveries = targets.indices.compactMap { i -> DeliveryQueue.Delivery? in
             guard targets[i].takes(event), let body = targets[i].body(event) else { return nil }
-            return DeliveryQueue.Delivery(target: i, body: body, event: event.json, subject: targets[i].subject(event), attempt: 0, due: now)
+            return DeliveryQueue.Delivery(target: i, body: body, event: record, subject: targets[i].subject(event), attempt: 0, due: now)
         }
         queue.withLock { $0.add(deliveries) }
     }
@@ -214,8 +216,6 @@ public final class Notifier: Sendable {
             return .failure(NotificationFailure("\(error)"))
         }
     }
-
-    public var targetNames: [String] { targets.map(\.name) }
 
     /// Makes one delivery that is due; false when none was.
     @discardableResult

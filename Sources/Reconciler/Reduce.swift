@@ -217,8 +217,8 @@ extension Reduction {
         }
         note([NoteRecorder.Entry(outcome: .failed, app: name, fields: [("version", version ?? tree.short), ("reason", failure.reason)])], on: failure.release)
         effects.append(.releaseApplied(app: name, outcome: "failed"))
-        var event = RollbackEvent(.releaseFailed, app: name, trigger: "reconciler", commit: failure.release.hex, reason: "\(name) \(version ?? tree.short): \(failure.reason)")
-        event.release = failure.release.hex
+        let event = RollbackEvent(.releaseFailed, app: name, trigger: "reconciler", commit: failure.release.hex, reason: "\(name) \(version ?? tree.short): \(failure.reason)",
+                                  release: failure.release.hex)
         effects.append(.notify(event, incidentOf: nil))
         log(.error, "\(name) release \(failure.release.short) failed: \(failure.reason)")
     }
@@ -243,8 +243,7 @@ extension Reduction {
         switch outcome {
         case let .suggested(name, release, reason):
             log(.warning, "\(name): \(reason) (action notify): a human decides whether to roll back")
-            var event = RollbackEvent(.suggested, app: name, trigger: "analysis", commit: release.hex, reason: reason)
-            event.release = release.hex
+            var event = RollbackEvent(.suggested, app: name, trigger: "analysis", commit: release.hex, reason: reason, release: release.hex)
             event.command = "rewind rollback \(name) --reason \(Self.shellQuoted("\(reason) (suggested by Rewind)"))"
             effects.append(.notify(event, incidentOf: nil))
         case let .failureNoticed(failure):
@@ -287,9 +286,8 @@ extension Reduction {
         log(.notice, "\(name): rollback \(commit.id.short) verified (\(what))")
         let trigger = RollbackTrailers.parse(commit.message)?.trigger ?? .manual
         note([NoteRecorder.Entry(outcome: .verified, app: name)], on: commit.id)
-        var event = RollbackEvent(.completed, app: name, trigger: trigger.rawValue, commit: commit.id.hex, reason: "\(name) is \(what) again")
         // The release the rollback undid: its incident (PagerDuty's dedup key) is resolved.
-        event.release = undid
+        let event = RollbackEvent(.completed, app: name, trigger: trigger.rawValue, commit: commit.id.hex, reason: "\(name) is \(what) again", release: undid)
         effects.append(.notify(event, incidentOf: trigger.isAutomatic ? commit.id : nil))
     }
 

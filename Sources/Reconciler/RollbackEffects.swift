@@ -64,9 +64,7 @@ public struct RollbackEffects {
         note([NoteRecorder.Entry(outcome: .rolledBack, app: failure.app, fields: fields)], failure.release)
         observer.automaticRollback(app: failure.app, trigger: trigger.rawValue, outcome: "committed", millisecondsToCommit: millisecondsToCommit)
         logger.notice("rolled back \(failure.app)\(failure.lastGood.map { " to \($0.version)" } ?? "") with commit \(commit.short) (\(trigger.rawValue))")
-        var event = RollbackEvent(.started, app: failure.app, trigger: trigger.rawValue, commit: commit.hex, reason: failure.summary)
-        event.release = failure.release.hex
-        notifier?.send(event)
+        notifier?.send(RollbackEvent(.started, app: failure.app, trigger: trigger.rawValue, commit: commit.hex, reason: failure.summary, release: failure.release.hex))
     }
 
     /// Not rolled back: a human takes over. When the failed release is
@@ -77,13 +75,11 @@ public struct RollbackEffects {
         observer.automaticRollback(app: failure.app, trigger: trigger.rawValue, outcome: outcome, millisecondsToCommit: nil)
         let kind = commit(failure.release).map(CommitKind.init)
         if kind?.returnsToEarlier == true {
-            var failed = RollbackEvent(.failed, app: failure.app, trigger: trigger.rawValue, commit: failure.release.hex, reason: failure.reason)
-            failed.release = failure.release.hex
-            notifier?.send(failed)
+            notifier?.send(RollbackEvent(.failed, app: failure.app, trigger: trigger.rawValue, commit: failure.release.hex, reason: failure.reason,
+                                         release: failure.release.hex))
         }
         note([NoteRecorder.Entry(outcome: .escalated, app: failure.app, fields: [("reason", why)])], failure.release)
-        var event = RollbackEvent(.escalated, app: failure.app, trigger: trigger.rawValue, commit: failure.release.hex, reason: why)
-        event.release = failure.release.hex
+        var event = RollbackEvent(.escalated, app: failure.app, trigger: trigger.rawValue, commit: failure.release.hex, reason: why, release: failure.release.hex)
         if kind?.isAutomaticRollback == true { event.incident = incident(failure.release) }
         notifier?.send(event)
         logger.critical("\(failure.app): \(why)")

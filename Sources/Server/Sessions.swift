@@ -91,9 +91,13 @@ public struct Credentials: Sendable {
     }
 
     static func isValidName(_ name: String) -> Bool {
-        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { c in
-            (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) || c == 46 || c == 95 || c == 64 || c == 45
-        }
+        (1...64).contains(name.utf8.count) && name.unicodeScalars.allSatisfy(isNameCharacter)
+    }
+
+    /// What a name (a `Rewind-Actor`) is made of: letters, digits and `. _ @ -`.
+    static func isNameCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        let c = scalar.value
+        return (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) || c == 46 || c == 95 || c == 64 || c == 45
     }
 
     /// Parses a tokens file: `name: token [role]` per line, the role one of

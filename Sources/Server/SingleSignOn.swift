@@ -248,11 +248,7 @@ public final class SingleSignOn: Sendable {
 
     /// A name fit for `Rewind-Actor`: letters, digits and `. _ @ -`, at most 64.
     static func actorName(_ text: String) -> String {
-        let kept = String(text.unicodeScalars.map { scalar -> Character in
-            let c = scalar.value
-            let ok = (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) || c == 46 || c == 95 || c == 64 || c == 45
-            return ok ? Character(scalar) : "-"
-        }.prefix(64))
+        let kept = String(text.unicodeScalars.map { Credentials.isNameCharacter($0) ? Character($0) : "-" }.prefix(64))
         return kept.isEmpty ? "sso-user" : kept
     }
 

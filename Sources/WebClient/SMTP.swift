@@ -1,6 +1,8 @@
+import FoundationEssentials
 import NIOCore
 import NIOPosix
 import NIOSSL
+import SystemSupport
 
 /// Where and how mail is sent: an SMTP server that offers STARTTLS (mail
 /// is never sent, nor a password, over a connection that is not
@@ -136,7 +138,7 @@ final class SMTPSession: ChannelInboundHandler, @unchecked Sendable {
             if bytes.count > 3 && bytes[3] == UInt8(ascii: "-") { continue }
             let lines = reply
             reply = []
-            guard let code = Int(String(line.prefix(3))) else { return fail(context, "answered something that is not SMTP: \(Self.printable(line))") }
+            guard let code = Int(String(line.prefix(3))) else { return fail(context, "answered something that is not SMTP: \(Bounded.printable(line, limit: 300))") }
             answer(context, code: code, lines: lines)
             if step == .finished { return }
         }
@@ -179,7 +181,7 @@ final class SMTPSession: ChannelInboundHandler, @unchecked Sendable {
         case (.helloSecure, 250):
             if let user = server.user {
                 let plain = Array("\0\(user)\0\(server.password ?? "")".utf8)
-                send(context, "AUTH PLAIN " + Self.base64(plain), next: .auth)
+                send(context, "AUTH PLAIN " + Data(plain).base64EncodedString(), next: .auth)
             } else {
                 send(context, "MAIL FROM:<\(mail.from)>", next: .mailFrom)
             }
@@ -199,7 +201,7 @@ final class SMTPSession: ChannelInboundHandler, @unchecked Sendable {
             step = .finished
             context.close(promise: nil)
         default:
-            fail(context, "refused \(describe(step)): \(Self.printable(lines.last ?? String(code)))")
+            fail(context, "refused \(describe(step)): \(Bounded.printable(lines.last ?? String(code), limit: 300))")
         }
     }
 
@@ -229,24 +231,6 @@ final class SMTPSession: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    static func printable(_ text: String) -> String {
-        String(text.unicodeScalars.map { $0.value >= 32 && $0.value < 127 ? Character($0) : "?" }.prefix(300))
-    }
-
-    static func base64(_ bytes: [UInt8]) -> String {
-        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-        var out: [UInt8] = []
-        var i = 0
-        while i < bytes.count {
-            let n = (UInt32(bytes[i]) << 16) | (i + 1 < bytes.count ? UInt32(bytes[i + 1]) << 8 : 0) | (i + 2 < bytes.count ? UInt32(bytes[i + 2]) : 0)
-            out.append(table[Int((n >> 18) & 63)])
-            out.append(table[Int((n >> 12) & 63)])
-            out.append(i + 1 < bytes.count ? table[Int((n >> 6) & 63)] : UInt8(ascii: "="))
-            out.append(i + 2 < bytes.count ? table[Int(n & 63)] : UInt8(ascii: "="))
-            i += 3
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
 private extension String {

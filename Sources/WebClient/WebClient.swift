@@ -104,19 +104,9 @@ public final class WebClient: Sendable {
     /// answer. The body read is bounded (4 MiB).
     public func request(_ method: String, _ url: WebURL, path: String? = nil, body: [UInt8]? = nil, contentType: String = "application/json",
                         timeoutMilliseconds: Int64) throws -> (status: Int, body: [UInt8]) {
-        let target = path.map(url.appending) ?? url.text
-        let request: HTTPClient.Request
+        let request = try Self.make(method, url, target: path.map(url.appending) ?? url.text, body: body, contentType: contentType, accept: false)
         do {
-            var headers = HTTPHeaders()
-            headers.add(name: "User-Agent", value: "rewind")
-            if body != nil { headers.add(name: "Content-Type", value: contentType) }
-            request = try HTTPClient.Request(url: target, method: HTTPMethod(rawValue: method), headers: headers, body: body.map { .bytes($0) })
-        } catch {
-            throw WebError("\(method) \(url): not a URL Rewind can send to")
-        }
-        do {
-            let response = try client.execute(request: request, deadline: .now() + .milliseconds(timeoutMilliseconds)).wait()
-            return (Int(response.status.code), response.body.map { Array($0.readableBytesView.prefix(4 << 20)) } ?? [])
+            return Self.answer(try client.execute(request: request, deadline: .now() + .milliseconds(timeoutMilliseconds)).wait())
         } catch {
             throw WebError("\(method) \(url): \(Self.describe(error, timeout: timeoutMilliseconds, url: url))")
         }
@@ -126,22 +116,30 @@ public final class WebClient: Sendable {
     /// cooperative pool, such as a route of the web server).
     public func send(_ method: String, _ url: WebURL, body: [UInt8]? = nil, contentType: String = "application/json",
                      timeoutMilliseconds: Int64) async throws -> (status: Int, body: [UInt8]) {
-        let request: HTTPClient.Request
+        let request = try Self.make(method, url, target: url.text, body: body, contentType: contentType, accept: true)
         do {
-            var headers = HTTPHeaders()
-            headers.add(name: "User-Agent", value: "rewind")
-            headers.add(name: "Accept", value: "application/json")
-            if body != nil { headers.add(name: "Content-Type", value: contentType) }
-            request = try HTTPClient.Request(url: url.text, method: HTTPMethod(rawValue: method), headers: headers, body: body.map { .bytes($0) })
-        } catch {
-            throw WebError("\(method) \(url): not a URL Rewind can send to")
-        }
-        do {
-            let response = try await client.execute(request: request, deadline: .now() + .milliseconds(timeoutMilliseconds)).get()
-            return (Int(response.status.code), response.body.map { Array($0.readableBytesView.prefix(4 << 20)) } ?? [])
+            return Self.answer(try await client.execute(request: request, deadline: .now() + .milliseconds(timeoutMilliseconds)).get())
         } catch {
             throw WebError("\(method) \(url): \(Self.describe(error, timeout: timeoutMilliseconds, url: url))")
         }
+    }
+
+    /// The request both `request` and `send` make (`accept`: ask for JSON).
+    private static func make(_ method: String, _ url: WebURL, target: String, body: [UInt8]?, contentType: String, accept: Bool) throws -> HTTPClient.Request {
+        do {
+            var headers = HTTPHeaders()
+            headers.add(name: "User-Agent", value: "rewind")
+            if accept { headers.add(name: "Accept", value: "application/json") }
+            if body != nil { headers.add(name: "Content-Type", value: contentType) }
+            return try HTTPClient.Request(url: target, method: HTTPMethod(rawValue: method), headers: headers, body: body.map { .bytes($0) })
+        } catch {
+            throw WebError("\(method) \(url): not a URL Rewind can send to")
+        }
+    }
+
+    /// The status and the body, the body read bounded (4 MiB).
+    private static func answer(_ response: HTTPClient.Response) -> (status: Int, body: [UInt8]) {
+        (Int(response.status.code), response.body.map { Array($0.readableBytesView.prefix(4 << 20)) } ?? [])
     }
 
     /// What went wrong, in words a user can act on.

@@ -208,8 +208,8 @@ import WebClient
         try withTemporaryDirectory { dir in
             // A secret's file that is missing or empty: named, never shown.
             try writeFile(dir + "/empty", "\n")
-            for (target, expected) in [("{type: pagerduty, routingKeyFile: \(dir)/nope}", "targets.pd.routingKeyFile: cannot read \(dir)/nope"),
-                                       ("{type: pagerduty, routingKeyFile: \(dir)/empty}", "targets.pd.routingKeyFile: \(dir)/empty is empty")] {
+            for (target, expected) in [("{type: pagerduty, routingKeyFile: \(dir)/nope}", "targets.pd.routingKeyFile: cannot read the secret file \(dir)/nope"),
+                                       ("{type: pagerduty, routingKeyFile: \(dir)/empty}", "targets.pd.routingKeyFile: the secret file \(dir)/empty is empty")] {
                 try writeFile(dir + "/notify.yaml", "targets:\n  pd: \(target)\nroutes:\n  - targets: [pd]\n")
                 #expect { _ = try NotifyRouting.load(file: dir + "/notify.yaml") } throws: { "\($0)".contains(expected) }
             }
