@@ -2,6 +2,7 @@
 // git network transfer. See include/rewind_stream.h for what is bounded.
 #define _GNU_SOURCE
 #include "rewind_stream.h"
+#include "rewind_certificates.h"
 
 #include <git2.h>
 #include <git2/sys/stream.h>
@@ -247,6 +248,8 @@ static void stream_free(git_stream *stream) {
 }
 
 static int stream_new(git_stream **out, const char *host, const char *port) {
+    // TLS may wrap this stream: the CA bundle git_libgit2_init deferred is read first.
+    rewind_certificates_load();
     rewind_stream *st = calloc(1, sizeof *st);
     if (!st) { git_error_set_oom(); return -1; }
     st->host = strdup(host ? host : "");

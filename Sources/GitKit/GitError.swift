@@ -79,7 +79,11 @@ func check(_ rc: Int32, _ function: String) throws {
 /// GitKit calls this; it is cheap after the first time.
 public enum GitRuntime {
     private static let initialised: Bool = {
+        // The system's CA bundle is read when the first network stream opens,
+        // not here (rewind_certificates.h): a local command never needs it.
+        rewind_certificates_defer_begin()
         git_libgit2_init()
+        rewind_certificates_defer_end()
         // Bound the object cache and the pack windows so that walks over a
         // long history stay within a small, predictable amount of memory.
         _ = rewind_git_set_cache_max_size(16 * 1024 * 1024)
@@ -97,6 +101,33 @@ public enum GitRuntime {
     /// Ensures `git_libgit2_init` has run.
     public static func bootstrap() {
         _ = initialised
+    }
+
+    /// What became of the system's CA bundle, which git_libgit2_init would
+    /// parse at once (rewind_certificates.h).
+    public enum SystemCertificates: Equatable, Sendable {
+        /// libgit2 asked for no parse (it uses OpenSSL, or a bundle directory).
+        case notDeferred
+        /// Not read yet: no network stream has opened.
+        case deferred
+        case read
+        /// mbedTLS could not parse it (its error code).
+        case failed(Int32)
+    }
+
+    public static var systemCertificates: SystemCertificates {
+        switch rewind_certificates_state() {
+        case 0: return .notDeferred
+        case 1: return .deferred
+        case 2: return .read
+        case let code: return .failed(code)
+        }
+    }
+
+    /// Reads the deferred bundle now (the first network stream does this itself).
+    public static func loadSystemCertificates() {
+        bootstrap()
+        rewind_certificates_load()
     }
 
     /// Runs `body` with libgit2's object cache off. For long walks that read

@@ -90,4 +90,33 @@ import TestSupport
             for output in [anonymous, wrong, rollback] { #expect(!(output.stdout + output.stderr).contains(https.token)) }
         }
     }
+
+    /// libgit2 reads the system's CA bundle when HTTPS first needs it, not
+    /// at start (rewind_certificates.h): a host whose authority is only in
+    /// that bundle is trusted, and one whose authority is not is refused.
+    /// The bundle is swapped for the test's authority in a mount namespace.
+    @Test func httpsTrustsTheSystemBundleReadWhenFirstNeeded() throws {
+        try withTemporaryDirectory { tmp in
+            let h = try ReconcilerHarness(apps: [try execApp("api", version: "1.0")])
+            defer { h.close() }
+            try FileManager.default.createDirectory(atPath: tmp + "/served", withIntermediateDirectories: true)
+            try git(["clone", "-q", "--bare", h.repo, tmp + "/served/deploy.git"], in: tmp)
+            let https = try HTTPSGitServer(directory: tmp + "/nginx", base: tmp + "/served")
+            defer { https.stop() }
+            try writeFile(tmp + "/token", https.token + "\n")
+            func releases(mirror: String, bundle: String?) throws -> ProcessResult {
+                let arguments = ["releases", "api", "--repo", https.url("deploy.git"), "--mirror", tmp + "/" + mirror,
+                                 "--git-username", https.username, "--git-token-file", tmp + "/token"]
+                let swap = bundle.map { "mount --bind '\($0)' /etc/ssl/certs/ca-certificates.crt && " } ?? ""
+                return try run("/usr/bin/unshare", ["--mount", "--propagation", "private", "sh", "-c", swap + "exec \"$0\" \"$@\"", rewindBinary] + arguments,
+                               environment: ["REWIND_ARTIFACT_ROOT": h.artifacts])
+            }
+            let trusted = try releases(mirror: "m1", bundle: https.certificate)
+            #expect(trusted.status == 0, "\(trusted.stderr)")
+            #expect(trusted.stdout.contains("1.0"), "\(trusted.stdout)")
+            let untrusted = try releases(mirror: "m2", bundle: nil)
+            #expect(untrusted.status == 4, "\(untrusted.stdout)")
+            #expect(untrusted.stderr.contains("certificate"), "\(untrusted.stderr)")
+        }
+    }
 }

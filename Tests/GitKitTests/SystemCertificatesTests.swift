@@ -1,0 +1,17 @@
+import Testing
+@testable import GitKit
+
+/// Debian's libgit2 parses the system's CA bundle inside git_libgit2_init;
+/// Rewind defers that parse until a network stream needs it
+/// (rewind_certificates.h). The HTTPS end of it: AccessTests.
+@Suite struct SystemCertificatesTests {
+    @Test func theBundleIsDeferredAtStartAndReadOnDemand() {
+        GitRuntime.bootstrap()
+        // Another test of this process may have opened a stream already.
+        #expect([.deferred, .read].contains(GitRuntime.systemCertificates), "\(GitRuntime.systemCertificates)")
+        GitRuntime.loadSystemCertificates()
+        #expect(GitRuntime.systemCertificates == .read)
+        GitRuntime.loadSystemCertificates()
+        #expect(GitRuntime.systemCertificates == .read)
+    }
+}
