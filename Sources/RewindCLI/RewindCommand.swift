@@ -8,7 +8,7 @@ import SystemSupport
 
 /// The `rewind` command: GitOps rollbacks as git commits.
 @available(macOS 10.15, macCatalyst 13, iOS 13, tvOS 13, watchOS 6, *)
-public struct RewindCommand: AsyncParsableCommand {
+public struct RewindCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "rewind",
         abstract: "GitOps rollbacks as git commits.",
@@ -57,14 +57,24 @@ public struct RewindCommand: AsyncParsableCommand {
         }
     }
 
-    /// Parses the command line and runs the chosen command, awaiting async
-    /// ones (`serve`). Spelled out because overload resolution in a
-    /// top-level `main.swift` picks the synchronous `main()`.
-    public static func runAsync() async {
-        await run(root: RewindCommand.self)
+    /// Parses the command line and runs the chosen command, on the main
+    /// thread: no one-shot command is async, so none starts Swift
+    /// concurrency's threads.
+    public static func runMain() {
+        let arguments = SoakWindow.expandBareFlag(Array(CommandLine.arguments.dropFirst()))
+        suggestForUnknownCommand(arguments)
+        do {
+            var command = try RewindCommand.parseAsRoot(arguments)
+            try command.run()
+            settleBeforeExit()
+        } catch {
+            settleBeforeExit()
+            RewindCommand.exit(withError: error)
+        }
     }
 
-    /// Parses the command line with `root` (rewind's, or rewind-daemon's) and runs the command.
+    /// Parses the command line with `root` (rewind-daemon's) and runs the
+    /// command, awaiting async ones (`serve`).
     public static func run<Root: AsyncParsableCommand>(root: Root.Type) async {
         let arguments = SoakWindow.expandBareFlag(Array(CommandLine.arguments.dropFirst()))
         suggestForUnknownCommand(arguments)

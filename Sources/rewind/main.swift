@@ -3,4 +3,4 @@ import RewindCLI
 // `rewind reconcile` and `rewind serve` become rewind-daemon here.
 DaemonHandOver.execIfDaemonCommand(Array(CommandLine.arguments.dropFirst()))
 RewindCommand.prepareProcess()
-await RewindCommand.runAsync()
+RewindCommand.runMain()
