@@ -94,14 +94,22 @@ extension Repository {
 
     /// Updates the working tree and index from `baseline` to `target`, touching
     /// only files that differ between the two, as `git checkout` does.
-    public func checkout(tree target: OID, from baseline: OID) throws {
+    /// `paths`, when given, are those files (`changedPaths`): only they
+    /// are looked at in the working tree, instead of every file in it.
+    public func checkout(tree target: OID, from baseline: OID, paths: [String]? = nil) throws {
         try withTree(target) { targetTree in
             try withTree(baseline) { baselineTree in
                 var options = git_checkout_options()
                 try check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)), "git_checkout_options_init")
                 options.checkout_strategy = GIT_CHECKOUT_SAFE.rawValue
                 options.baseline = baselineTree
-                try check(git_checkout_tree(handle, targetTree, &options), "git_checkout_tree")
+                guard let paths else { return try check(git_checkout_tree(handle, targetTree, &options), "git_checkout_tree") }
+                guard !paths.isEmpty else { return }
+                options.checkout_strategy |= GIT_CHECKOUT_DISABLE_PATHSPEC_MATCH.rawValue
+                try withStrArray(paths) { pathspec in
+                    options.paths = pathspec
+                    try check(git_checkout_tree(handle, targetTree, &options), "git_checkout_tree")
+                }
             }
         }
     }

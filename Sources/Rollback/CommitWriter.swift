@@ -107,7 +107,7 @@ public struct CommitWriter {
             case .alreadyDone(let why): return .alreadyDone(why)
             case .commit(let planned): plan = planned
             }
-            let worktree = try checkedOutWorkingTree(plan)
+            let worktree = try checkedOutPaths(plan)
             if dryRun { return .written(commit: nil, plan: plan, attempts: attempt) }
             let now = Int64(time(nil))
             let signature = repo.git.defaultSignature(now: now)
@@ -127,7 +127,8 @@ public struct CommitWriter {
     /// Moves the branch (or a proposal branch) to `commit` by compare-and-swap
     /// and checks it out; nil when another writer moved the branch first
     /// (`request` is then pinned to the same target for the next plan).
-    private func move(to commit: OID, _ plan: PlannedCommit, worktree: Bool, attempt: Int, request: inout RollbackRequest) throws -> RollbackResult? {
+    /// `worktree`: the files to check out when the branch is checked out (nil: it is not).
+    private func move(to commit: OID, _ plan: PlannedCommit, worktree: [String]?, attempt: Int, request: inout RollbackRequest) throws -> RollbackResult? {
         // In a mirror, the request goes to the outbox before the branch
         // moves, so that a commit the remote has not taken can be planned again.
         let proposal = journal?.proposal(for: plan)
@@ -151,23 +152,23 @@ public struct CommitWriter {
             journal?.didNotMove(commit)
             throw RewindError.git(error, doing: "moving \(repo.branchName)")
         }
-        if worktree {
-            try gitStep("checking out the new commit") { try repo.git.checkout(tree: plan.tree, from: plan.parentTree) }
+        if let paths = worktree {
+            try gitStep("checking out the new commit") { try repo.git.checkout(tree: plan.tree, from: plan.parentTree, paths: paths) }
         }
         return .written(commit: commit, plan: plan, attempts: attempt)
     }
 
-    /// True when the branch is checked out in a working tree; refuses when
-    /// the files the commit changes have uncommitted changes there.
-    private func checkedOutWorkingTree(_ plan: PlannedCommit) throws -> Bool {
-        guard !repo.git.isBare, try gitStep("reading HEAD", { try repo.git.headReferenceName() }) == repo.branchRef else { return false }
+    /// The files the commit changes when the branch is checked out in a
+    /// working tree (nil: it is not); refuses when they have uncommitted changes there.
+    private func checkedOutPaths(_ plan: PlannedCommit) throws -> [String]? {
+        guard !repo.git.isBare, try gitStep("reading HEAD", { try repo.git.headReferenceName() }) == repo.branchRef else { return nil }
         let paths = try gitStep("comparing trees") { try repo.git.changedPaths(from: plan.parentTree, to: plan.tree) }
         let dirty = try gitStep("reading the working tree status") { try repo.git.uncommittedPaths(under: paths) }
         if !dirty.isEmpty {
             throw RewindError(.dirtyWorkingTree, "uncommitted changes in the paths this rollback changes: \(dirty.prefix(10).joined(separator: ", "))\(dirty.count > 10 ? ", ..." : "")",
                               hint: "commit or stash them (git stash), then run the command again")
         }
-        return true
+        return paths
     }
 
     /// The request with its target fixed to the commit it resolved to, so

@@ -124,6 +124,28 @@ import TestSupport
         }
     }
 
+    /// The checkout after a commit looks only at the files it changes:
+    /// added and removed files and directories follow, and a local change
+    /// to another file stays as it was.
+    @Test func checkedOutWorkingTreeFollowsAddedAndRemovedFiles() throws {
+        try withFixtureRepo("three-apps") { repo in
+            try repo.commitChange("add api notes") { root in
+                try FileManager.default.createDirectory(atPath: root + "/apps/api/extra", withIntermediateDirectories: true)
+                try writeFile(root + "/apps/api/extra/notes.txt", "kept in git\n")
+            }
+            try writeFile(repo.path + "/apps/web/local.txt", "not committed\n")
+            let revert = try repo.rewind("revert", "HEAD")
+            #expect(revert.status == 0, "\(revert.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: repo.path + "/apps/api/extra"))
+            #expect(try repo.git("status", "--porcelain") == "?? apps/web/local.txt")
+            let again = try repo.rewind("revert", "HEAD")
+            #expect(again.status == 0, "\(again.stderr)")
+            #expect(try String(contentsOfFile: repo.path + "/apps/api/extra/notes.txt", encoding: .utf8) == "kept in git\n")
+            #expect(try repo.git("status", "--porcelain") == "?? apps/web/local.txt")
+            #expect(try repo.git("diff", "--stat", "HEAD~2", "HEAD").isEmpty)
+        }
+    }
+
     @Test func initCreatesAValidRepositoryAndRefusesNonEmpty() throws {
         try withTemporaryDirectory { tmp in
             let created = try rewind(["init", tmp + "/deploy"])
