@@ -13,6 +13,13 @@ set -euo pipefail
 rewind=$(realpath "${1:?usage: core.sh PATH-TO-REWIND PATH-TO-EARLIER-REWIND [--runs N]}")
 before=$(realpath "${2:?usage: core.sh PATH-TO-REWIND PATH-TO-EARLIER-REWIND [--runs N]}")
 runs=${4:-20}
+# reconcile runs in rewind-daemon, and the demo apps in rewind-demo-service,
+# each found beside the rewind binary.
+for helper in rewind-daemon rewind-demo-service; do
+  for bin in "$rewind" "$before"; do
+    [ -x "$(dirname "$bin")/$helper" ] || { echo "core.sh: $(dirname "$bin")/$helper is missing; copy it beside $bin" >&2; exit 64; }
+  done
+done
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/synthetic.sh"
 medians() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f" % (x["median"]*1000) for x in r))' "$1"; }

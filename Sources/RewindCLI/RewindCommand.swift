@@ -39,10 +39,11 @@ public struct RewindCommand: ParsableCommand {
     public static func prepareProcess() {
         StopSignals.ignoreBrokenPipes()
         StopSignals.install()
-        // libgit2's initialisation parses the system's certificate bundle
-        // (about 6 ms): on a thread of its own, it overlaps the parsing of
-        // the command line and of rewind.yaml instead of adding to them.
-        // Help and the version read no repository: they skip it.
+        // libgit2's initialisation (about 1 ms: loading its libraries' state
+        // and seeding mbedTLS; the CA bundle is read later, if ever:
+        // rewind_certificates.h) runs on a thread of its own, beside the
+        // parsing of the command line. Help and the version read no
+        // repository: they skip it.
         if !Self.readsNoRepository(Array(CommandLine.arguments.dropFirst())) {
             bootstrapping.set()
             BackgroundThread.start { GitRuntime.bootstrap() }
