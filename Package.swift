@@ -126,9 +126,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "FuzzTargets", dependencies: ["Artifacts", "Audit", "DeployModel", "GitKit", "Rollback", "Remote", "Reconciler", "Server", "SystemSupport"]),
+        .target(name: "FuzzTargets", dependencies: ["Artifacts", "Audit", "DeployModel", "GitKit", "Rollback", "Remote", "Reconciler", "ReconcilerStatus", "Server", "SystemSupport"]),
         .executableTarget(name: "rewind", dependencies: ["RewindCLI"]),
-        .executableTarget(name: "rewind-daemon", dependencies: ["RewindDaemon"]),
+        .executableTarget(name: "rewind-daemon", dependencies: ["RewindCLI", "RewindDaemon"]),
         .executableTarget(name: "rewind-demo-service", dependencies: ["SystemSupport"]),
         .testTarget(name: "GitKitTests", dependencies: ["GitKit", "TestSupport"]),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
@@ -148,6 +148,9 @@ let package = Package(
             dependencies: [
                 "Server", "Reconciler", "ReconcilerStatus", "Rollback", "DeployModel", "SystemSupport", "TestSupport", "ReconcilerDoubles", "WebClient", .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
