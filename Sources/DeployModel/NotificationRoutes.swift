@@ -159,19 +159,20 @@ public struct NotificationRoutes: Sendable, Equatable {
             }
         case .email:
             var target = parseEmail(reader, name, map, node)
-            target?.textTemplate = templates.text.map { (text: $0.0, line: $0.1) }
-            target?.subjectTemplate = templates.subject.map { (text: $0.0, line: $0.1) }
+            target?.textTemplate = templates.text
+            target?.subjectTemplate = templates.subject
             return target
         }
         var target = Target(name: name, kind: kind, url: url, urlFile: urlFile, routingKeyFile: keyFile)
-        target.textTemplate = templates.text.map { (text: $0.0, line: $0.1) }
+        target.textTemplate = templates.text
         return target
     }
 
     /// `template: {text: ..., subject: ...}`: Mustache templates of a Slack
     /// message's text, or of a mail's text and subject (checked when the
     /// file is loaded, where the template engine is).
-    private static func parseTemplate(_ reader: YAMLReader, _ map: Node.Mapping, field: String, kind: Target.Kind) -> (text: (String, Int?)?, subject: (String, Int?)?) {
+    private static func parseTemplate(_ reader: YAMLReader, _ map: Node.Mapping, field: String, kind: Target.Kind)
+        -> (text: (text: String, line: Int?)?, subject: (text: String, line: Int?)?) {
         guard let node = reader.value(map, "template", parent: field) else { return (nil, nil) }
         guard kind == .slack || kind == .email else {
             reader.error(node, field: "\(field).template", "a \(kind.rawValue) target has no template", hint: "templates are for slack (text) and email (text, subject) targets; webhook and pagerduty bodies are JSON")
@@ -179,7 +180,7 @@ public struct NotificationRoutes: Sendable, Equatable {
         }
         guard let inner = reader.mapping(node, field: "\(field).template") else { return (nil, nil) }
         reader.warnUnknown(inner, known: kind == .email ? ["text", "subject"] : ["text"], parent: "\(field).template")
-        func one(_ key: String) -> (String, Int?)? {
+        func one(_ key: String) -> (text: String, line: Int?)? {
             guard let text = reader.string(inner, key, parent: "\(field).template") else { return nil }
             return (text, reader.value(inner, key, parent: "\(field).template")?.mark?.line)
         }

@@ -130,10 +130,9 @@ public final class Notifier: Sendable {
             }
         }
 
-        /// A mail's subject: the template's (on one line), else Rewind's.
+        /// A mail's subject: the template's, else Rewind's (`Mail` puts it on one line).
         func subject(_ event: RollbackEvent) -> String {
-            guard let rendered = templates?.subject?.render(event.templateContext) else { return event.mailSubject }
-            return rendered.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+            templates?.subject?.render(event.templateContext) ?? event.mailSubject
         }
 
         /// Sends a body made by `body(_:)`; the answer's status (a mail the server accepted: 250).
@@ -225,7 +224,7 @@ public final class Notifier: Sendable {
         let outcome: String
         do {
             let status = try target.deliver(delivery.body, transport, subject: delivery.subject)
-            if (200..<300).contains(status) || status == 250 { return true }
+            if (200..<300).contains(status) { return true }
             outcome = "answered \(status)"
         } catch {
             // The error names scheme, host and port only: a webhook's path is often its secret.

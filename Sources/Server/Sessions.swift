@@ -23,10 +23,16 @@ public enum Role: Int, Sendable, Comparable, CaseIterable {
 
     public static func < (a: Role, b: Role) -> Bool { a.rawValue < b.rawValue }
 
+    /// The role called `name` (viewer, operator, admin).
+    init?(name: String) {
+        guard let role = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = role
+    }
+
     /// The role words of a tokens file: a role, or `break-glass` (an admin whose writes are marked as such).
     static func parse(_ word: String) -> (Role, breakGlass: Bool)? {
         if word == "break-glass" { return (.admin, true) }
-        return allCases.first { $0.name == word }.map { ($0, false) }
+        return Role(name: word).map { ($0, false) }
     }
 
     static let words = ["viewer", "operator", "admin", "break-glass"]

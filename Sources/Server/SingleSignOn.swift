@@ -274,7 +274,7 @@ public enum GroupRoles {
             guard let colon = line.lastIndex(of: ":") else { throw RewindError(.usage, "\(place): expected 'group: role'", hint: "e.g. platform-admins: admin") }
             let group = String(line[..<colon]).trimmingCharacters(), word = String(line[line.index(after: colon)...]).trimmingCharacters()
             guard !group.isEmpty else { throw RewindError(.usage, "\(place): the group is empty", hint: "e.g. platform-admins: admin") }
-            guard let role = Role.allCases.first(where: { $0.name == word }) else {
+            guard let role = Role(name: word) else {
                 let near = Spelling.nearest(word, in: Role.allCases.map(\.name)).map { "did you mean '\($0)'? " } ?? ""
                 throw RewindError(.usage, "\(place): unknown role '\(Bounded.printable(word))' for group '\(Bounded.printable(group))'", hint: "\(near)the roles are viewer, operator, admin")
             }

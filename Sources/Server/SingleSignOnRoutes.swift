@@ -52,7 +52,6 @@ extension Routes {
     /// The sign-in's state for the callback: HttpOnly, and SameSite=Lax, as
     /// the provider's redirect back is a navigation from another site.
     func stateCookie(_ value: String, maxAge: Int, request: Request) -> String {
-        let secure = options.secureCookies || request.headers[Self.forwardedProto]?.lowercased() == "https"
-        return "\(Self.stateCookieName)=\(value); Path=/login/oidc; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (secure ? "; Secure" : "")
+        "\(Self.stateCookieName)=\(value); Path=/login/oidc; Max-Age=\(maxAge); HttpOnly; SameSite=Lax" + (securesCookies(request) ? "; Secure" : "")
     }
 }

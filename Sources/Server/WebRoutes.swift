@@ -201,8 +201,12 @@ extension Routes {
 
     /// The session cookie: HttpOnly, SameSite=Strict, and Secure behind TLS.
     func cookie(_ value: String, maxAge: Int, request: Request) -> String {
-        let secure = options.secureCookies || request.headers[Self.forwardedProto]?.lowercased() == "https"
-        return "\(Sessions.cookieName)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (secure ? "; Secure" : "")
+        "\(Sessions.cookieName)=\(value); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict" + (securesCookies(request) ? "; Secure" : "")
+    }
+
+    /// Cookies are `Secure` with --ui-secure-cookie, or behind a proxy that says the browser came over TLS.
+    func securesCookies(_ request: Request) -> Bool {
+        options.secureCookies || request.headers[Self.forwardedProto]?.lowercased() == "https"
     }
 
     static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!

@@ -26,17 +26,18 @@ public struct SMTPServer: Sendable {
 public struct Mail: Sendable {
     public let from: String
     public let to: [String]
+    /// One line: a header may not span lines.
     public let subject: String
     public let body: String
 
     public init(from: String, to: [String], subject: String, body: String) {
-        (self.from, self.to, self.subject, self.body) = (from, to, subject, body)
+        (self.from, self.to, self.subject, self.body) = (from, to, Self.oneLine(subject), body)
     }
 
     /// The message as DATA sends it: headers, a blank line, the body with
     /// CRLF line ends and leading dots doubled (RFC 5321 4.5.2).
     var data: String {
-        let headers = ["From: <\(from)>", "To: " + to.map { "<\($0)>" }.joined(separator: ", "), "Subject: \(Self.oneLine(subject))",
+        let headers = ["From: <\(from)>", "To: " + to.map { "<\($0)>" }.joined(separator: ", "), "Subject: \(subject)",
                        "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit", "X-Mailer: rewind"]
         let lines = body.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
             let text = line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
@@ -130,7 +131,8 @@ final class SMTPSession: ChannelInboundHandler, @unchecked Sendable {
         pending += buffer.readBytes(length: buffer.readableBytes) ?? []
         guard pending.count <= 65_536 else { return fail(context, "sent a reply longer than 64 KiB") }
         while let end = pending.firstIndex(of: 10) {
-            let line = String(decoding: pending[..<end], as: UTF8.self).trimmingCharacters(in: "\r")
+            var line = String(decoding: pending[..<end], as: UTF8.self)
+            while line.last == "\r" { line.removeLast() }
             pending.removeFirst(end + 1)
             reply.append(line)
             // "250-..." continues the reply; "250 ..." (or a bare code) ends it.
@@ -231,12 +233,4 @@ final class SMTPSession: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-}
-
-private extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        var text = Substring(self)
-        while text.last == set { text.removeLast() }
-        return String(text)
-    }
 }
