@@ -82,7 +82,7 @@ public struct ReleaseNote: Sendable, Equatable {
     }
 
     private static func quoted(_ value: String) -> String {
-        let oneLine = value.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        let oneLine = value.split(whereSeparator: \.isNewline).joined(separator: " ")
         guard oneLine.contains(" ") || oneLine.contains("\"") || oneLine.isEmpty else { return oneLine }
         return "\"" + oneLine.replacing("\"", with: "'") + "\""
     }
@@ -133,6 +133,6 @@ public struct ReleaseNote: Sendable, Equatable {
 
     /// Every line of a note's text that parses.
     public static func parseAll(_ text: String) -> [ReleaseNote] {
-        text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).compactMap { parse($0) }
+        text.split(whereSeparator: \.isNewline).compactMap { parse($0) }
     }
 }

@@ -111,7 +111,7 @@ public struct Credentials: Sendable {
     /// and `#` comments are skipped. Errors name the file and line, never a token.
     public static func parse(_ text: String, file: String) throws(RewindError) -> Credentials {
         var credentials = Credentials()
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in text.lines.enumerated() {
             let line = raw.trimmingCharacters()
             if line.isEmpty || line.hasPrefix("#") { continue }
             let place = "\(file):\(index + 1)"

@@ -267,7 +267,7 @@ public final class SingleSignOn: Sendable {
 public enum GroupRoles {
     public static func parse(_ text: String, file: String) throws(RewindError) -> [String: Role] {
         var roles: [String: Role] = [:]
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, raw) in text.lines.enumerated() {
             let line = raw.trimmingCharacters()
             if line.isEmpty || line.hasPrefix("#") { continue }
             let place = "\(file):\(index + 1)"

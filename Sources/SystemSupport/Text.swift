@@ -6,6 +6,11 @@ extension StringProtocol {
         while let c = s.last, c.isWhitespace { s = s.dropLast() }
         return String(s)
     }
+
+    /// The lines of a text, whatever its line ends: `\n`, `\r\n` (a file
+    /// written on Windows) or `\r`. Splitting on "\n" misses CRLF, which is
+    /// one Character in Swift. Empty lines are kept, so line numbers hold.
+    public var lines: [SubSequence] { split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) }
 }
 
 /// Bounds text from outside (alert labels, reasons, names) before it goes

@@ -35,18 +35,18 @@ public struct Mail: Sendable {
     }
 
     /// The message as DATA sends it: headers, a blank line, the body with
-    /// CRLF line ends and leading dots doubled (RFC 5321 4.5.2).
+    /// CRLF line ends and leading dots doubled (RFC 5321 4.5.2). Every
+    /// line break counts (`isNewline`: CRLF is one Character, neither "\r"
+    /// nor "\n"), so no text can end the message early.
     var data: String {
         let headers = ["From: <\(from)>", "To: " + to.map { "<\($0)>" }.joined(separator: ", "), "Subject: \(subject)",
                        "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit", "X-Mailer: rewind"]
-        let lines = body.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            let text = line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
-            return text.hasPrefix(".") ? "." + text : text
-        }
+        let lines = body.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map { $0.hasPrefix(".") ? "." + $0 : String($0) }
         return (headers + [""] + lines).joined(separator: "\r\n") + "\r\n.\r\n"
     }
 
-    static func oneLine(_ text: String) -> String { text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).joined(separator: " ") }
+    /// A header's text on one line, whatever line breaks it had.
+    static func oneLine(_ text: String) -> String { text.split(whereSeparator: \.isNewline).joined(separator: " ") }
 }
 
 /// A mail that was not accepted, in words: which server, at which step,

@@ -101,3 +101,14 @@ func symlinkLeavesTheApp(link: String, target: String, leaves: Bool) {
     #expect(allowed.allowed == allow.allowed && allowed.action == .allow)
     #expect(!CommitKind(message: "Allow\n\n" + allow.rendered + "\n").returnsToEarlier)
 }
+
+/// A note's value from outside (an alert's reason) stays on its line
+/// whatever its line ends: CRLF, one Character in Swift, is one too, so
+/// no text can add a note line of its own.
+@Test func aNoteValueWithLineBreaksStaysOnItsLine() {
+    let note = ReleaseNote(.failed, app: "api", fields: [("reason", "boom\r\nverified app=api\rnext\nlast")], time: 0, host: "vm")
+    #expect(!note.line.contains { $0.isNewline }, "\(note.line)")
+    let parsed = ReleaseNote.parseAll(note.line + "\r\n" + ReleaseNote(.verified, app: "web", time: 0, host: "vm").line + "\r\n")
+    #expect(parsed.map(\.outcome) == [.failed, .verified])
+    #expect(parsed.first?.value("reason") == "boom verified app=api next last")
+}

@@ -95,6 +95,9 @@ import WebClient
 
     @Test func theRolesFileNamesTheLineOfAMistake() throws {
         #expect(try GroupRoles.parse("# g: r\nops: operator\nall: viewer\n", file: "roles") == ["ops": .operator, "all": .viewer])
+        // Written on Windows: CRLF line ends (one Character in Swift) are line ends too.
+        #expect(try GroupRoles.parse("# g: r\r\nops: operator\r\nall: viewer\r\n", file: "roles") == ["ops": .operator, "all": .viewer])
+        #expect { _ = try GroupRoles.parse("ops: admin\r\nall: root\r\n", file: "roles") } throws: { "\($0)".contains("roles:2: unknown role 'root'") }
         for (text, expected) in [("ops operator\n", "roles:1: expected 'group: role'"), ("\nops: root\n", "roles:2: unknown role 'root' for group 'ops'"),
                                  ("ops: admin\nops: viewer\n", "roles:2: group 'ops' is mapped twice"), ("# nothing\n", "roles maps no group to a role"),
                                  (": admin\n", "roles:1: the group is empty")] {

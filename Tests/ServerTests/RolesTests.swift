@@ -175,6 +175,10 @@ import TestSupport
         #expect(parsed.lookup(String(repeating: "a", count: 20)) == Identity(name: "alice", role: .operator))
         #expect(parsed.lookup(String(repeating: "v", count: 20)) == Identity(name: "vera", role: .viewer))
         #expect(parsed.lookup(String(repeating: "g", count: 20)) == Identity(name: "glass", role: .admin, breakGlass: true))
+        // Written on Windows: CRLF line ends (one Character in Swift) are line ends too.
+        let windows = try Credentials.parse("alice: \(String(repeating: "a", count: 20))\r\nvera: \(String(repeating: "v", count: 20)) viewer\r\n", file: "tokens")
+        #expect(windows.lookup(String(repeating: "a", count: 20)) == Identity(name: "alice", role: .operator))
+        #expect(windows.lookup(String(repeating: "v", count: 20)) == Identity(name: "vera", role: .viewer))
         let secret = String(repeating: "s", count: 20)
         for (text, expected) in [("bob: \(secret) superuser", "tokens:1: unknown role for 'bob'"), ("bob: \(secret) admin extra", "tokens:1: expected 'name: token' or 'name: token role'"),
                                  ("\n\nbob: \(secret) oprator", "tokens:3: unknown role for 'bob'")] {
