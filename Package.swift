@@ -159,7 +159,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RemoteTests",
-            dependencies: ["Remote", "SystemSupport", "TestSupport"]
+            dependencies: ["GitKit", "Remote", "SystemSupport", "TestSupport"]
         ),
         .target(name: "TestSupport", dependencies: ["SystemSupport", "Traffic", "ReconcilerStatus", "Rollback"], path: "Tests/TestSupport"),
         // The reconciler's test doubles (as swift-nio's NIOEmbedded): a fake

@@ -97,7 +97,7 @@ enum KnownHosts {
         let keyscan = "ssh-keyscan\(url.port.map { " -p \($0)" } ?? "") -t \(key.type) \(url.host) >> \(file)"
         let encoded = Data(key.blob).base64EncodedString()
         var sameTypeOtherKey: Int?
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in text.lines.enumerated() {
             var fields = rawLine.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
             guard let first = fields.first, !first.hasPrefix("#") else { continue }
             var marker: String?

@@ -1,4 +1,5 @@
 import Foundation
+import GitKit
 import Testing
 @testable import Remote
 
@@ -39,5 +40,17 @@ struct RemoteURLTests {
         #expect(KnownHosts.matches(patterns: "[127.0.0.1]:2222", name: "[127.0.0.1]:2222"))
         #expect(!KnownHosts.matches(patterns: "127.0.0.1", name: "[127.0.0.1]:2222"))
         #expect(Mirror.unionLines("a\nb\n", "b\nc\n") == "a\nb\nc\n")
+    }
+
+    /// A known_hosts file written on Windows: its CRLF line ends (one
+    /// Character in Swift) are line ends, so a listed key is found on any line
+    /// and a revoked one is still refused.
+    @Test func aKnownHostsFileWithCRLFLineEnds() throws {
+        let url = try #require(try RemoteURL.parse("ssh://git@example.com/ops/deploy.git"))
+        let key = HostKey(type: "ssh-ed25519", blob: Array("key-one".utf8)), other = HostKey(type: "ssh-ed25519", blob: Array("key-two".utf8))
+        let text = "# hosts\r\nother.example.com ssh-ed25519 \(Data(other.blob).base64EncodedString())\r\n"
+            + "example.com ssh-ed25519 \(Data(key.blob).base64EncodedString())\r\n@revoked example.com ssh-ed25519 \(Data(other.blob).base64EncodedString())\r\n"
+        #expect(KnownHosts.problem(with: key, for: url, text: text, file: "known_hosts") == nil)
+        #expect(KnownHosts.problem(with: other, for: url, text: text, file: "known_hosts")?.contains("@revoked in known_hosts line 4") == true)
     }
 }
