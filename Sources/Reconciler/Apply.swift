@@ -20,163 +20,155 @@ extension Reconciler {
     /// instance: one app on its own (drift correction, a rollback to verify
     /// that is not running). A pass deploys its waves with `runWaves`.
     func deploy(_ step: PlannedStep, tip: OID) -> Failure? {
-        switch begin(step, tip: tip, background: false) {
-        case .finished(let failure):
-            return failure
-        case .waiting(var deploy):
-            while true {
-                if let outcome = check(&deploy) { return finish(deploy, problem: outcome) }
-                clock.sleep(milliseconds: 10)
+        var (machine, progress) = beginDeploy(step, tip: tip, background: false)
+        while true {
+            switch progress {
+            case .done(let failure):
+                return failure
+            case .concluded:
+                progress = drive(&machine, .proceed)
+            case .waiting:
+                progress = drive(&machine, .look(stopRequested: options.stop.requested))
+                if case .waiting = progress { clock.sleep(milliseconds: 10) }
             }
         }
     }
 
-    /// A deploy under way: started, waiting to become healthy.
-    struct InFlight {
-        let step: PlannedStep
-        let release: OID
-        let driver: any PlatformDriver
-        /// Nil while a background start still runs (`applying`).
-        var instance: Instance?
-        var applying: PendingStart?
-        let deployment: Deployment
-        let current: Instance?
-        let overlap: Bool
-        /// The old instance stays until the new one is routed (an app behind a proxy).
-        var keepsCurrent = false
-        /// The canary or blue-green rollout that begins when the new instance is healthy.
-        var rollout: Rollout?
-        /// A coordinated rollback drained traffic (and ran down commands) first.
-        var sequence = false
-        let logStart: Int
-        let startedAt: Int64
-        var deadline: Int64
-        var nextProbe: Int64
+    /// How a deploy stands after `drive`.
+    enum DeployProgress {
+        /// Started: look at it again later (`.look`).
+        case waiting
+        /// Healthy or not: confirm it (`.proceed`).
+        case concluded(healthy: Bool)
+        case done(Failure?)
     }
 
-    enum Begun {
-        case waiting(InFlight)
-        /// Done already: failed (or nothing was started).
-        case finished(Failure?)
-    }
-
-    /// Everything up to the start of the new instance; the wait is `check`'s.
+    /// A deploy's machine, driven up to the start of the new instance.
     /// With `background`, an exec apply is started without waiting for it.
-    func begin(_ step: PlannedStep, tip: OID, background: Bool) -> Begun {
+    func beginDeploy(_ step: PlannedStep, tip: OID, background: Bool) -> (DeployMachine, DeployProgress) {
         let name = step.ref.name
         let release = releaseCommit(step.ref, tree: step.tree, tip: tip)
-        let started = clock.monotonicMilliseconds()
         logger.info("applying \(name) \(step.spec.version) from \(release.short)")
-        guard let driver = drivers[step.spec.platform] else { return .finished(fail(name, release: release, tree: step.tree, reason: "no driver for platform \(step.spec.platform)")) }
-        if let rollout = state.apps[name]?.rollout {
-            // The stable version still runs: traffic goes back to it, nothing starts.
-            if rollout.stable.tree == step.tree { return .finished(switchBack(step, release: release)) }
-            cancelRollout(name, because: "a newer release (\(step.spec.version)) replaces it")
-        }
-        let deployment: Deployment
-        do {
-            deployment = try makeDeployment(step, commit: release)
-        } catch {
-            return .finished(fail(name, release: release, tree: step.tree, reason: "\(error)"))
-        }
-        let previous = state.apps[name] ?? AppState()
-        var current = previous.instance
-        let overlap = current.map { driver.canOverlap(deployment, with: $0) } ?? true
-        let lastGood = current.flatMap { current in
-            previous.health == .healthy && current.tree != step.tree
-                ? KnownGood(commit: previous.release ?? current.commit, tree: current.tree, version: current.version) : nil
-        }
-        record(.release(.deploying(app: name, lastGood: lastGood)))
-        if let failure = routeFirst(step, previous: previous, release: release) { return .finished(failure) }
-        var sequence = false
-        if step.isRollback, let running = current {
-            let (ran, failure) = rollbackSequence(step, deployment, current: running, release: release)
-            if let failure { return .finished(failure) }
-            sequence = ran
-            if ran && step.spec.traffic == nil { current = nil }  // stopped: the drain of an app without a proxy
-        }
-        var rollout: Rollout?
-        if let traffic = step.spec.traffic, let current, previous.health == .healthy, !step.isRollback, !sequence, current.tree != step.tree {
-            rollout = Rollout(strategy: traffic.strategy, stable: current, stableRelease: previous.release?.hex, step: 0,
-                              weight: traffic.strategy == .canary ? traffic.steps.first ?? 100 : 100, stepStartedAt: 0)
-        }
-        if let current, !overlap {
-            logger.info("stopping \(name) \(current.version) first: both versions need port \(current.port.map(String.init) ?? "?")")
-            stop(current, of: name)
-        }
-        var deploy = InFlight(step: step, release: release, driver: driver, instance: nil, applying: nil, deployment: deployment, current: current,
-                              overlap: overlap, logStart: FileIO.size(deployment.logFile) ?? 0, startedAt: started, deadline: 0, nextProbe: 0)
-        deploy.keepsCurrent = step.spec.traffic != nil
-        deploy.rollout = rollout
-        deploy.sequence = sequence
-        return launch(deploy, background: background)
+        let driver = drivers[step.spec.platform]
+        let version = desired?.config.app(named: name).flatMap { desired?.spec($0, tree: step.tree) }?.version
+        var machine = DeployMachine(step: step, release: release, failedVersion: version, background: background, hasDriver: driver != nil,
+                                    retiresAfterRecording: driver is any Sweeping, startedAt: clock.monotonicMilliseconds())
+        let progress = drive(&machine, .begin)
+        return (machine, progress)
     }
 
-    /// An app behind a proxy: the proxy first, so that a missing haproxy or
-    /// a listen port in use fails here, before anything starts. The failure, if it does.
-    private func routeFirst(_ step: PlannedStep, previous: AppState, release: OID) -> Failure? {
-        guard let traffic = step.spec.traffic else { return nil }
-        let name = step.ref.name
-        record(.traffic(.settings(app: name, traffic)))
-        guard let problem = routeTraffic(name, force: true) else { return nil }
-        // The running version keeps the proxy (or the lack of one) it had.
-        record(.traffic(.settings(app: name, previous.traffic)))
-        record(.traffic(.problem(app: name, nil)))
-        return fail(name, release: release, tree: step.tree, reason: "\(problem); nothing was started, and traffic is unchanged")
-    }
-
-    /// Starts the new instance (an exec apply in the background, with
-    /// `background`); its health timeout runs from then.
-    private func launch(_ deploy: InFlight, background: Bool) -> Begun {
-        var deploy = deploy
-        let name = deploy.step.ref.name
-        do {
-            if background {
-                deploy.applying = try deploy.driver.startInBackground(deploy.deployment) { pending in try journal(name, pending) }
-            } else {
-                let instance = try deploy.driver.start(deploy.deployment) { pending in try journal(name, pending) }
-                deploy.instance = instance
-                record(.release(.pending(app: name, instance)))
+    /// The one loop that writes the state during a deploy: what the machine
+    /// says is recorded, then its action is performed and what that came
+    /// to is fed back, until the machine pauses or is done.
+    func drive(_ machine: inout DeployMachine, _ event: DeployEvent) -> DeployProgress {
+        var event = event
+        while true {
+            let now = DeployMachine.Moment(monotonic: clock.monotonicMilliseconds(), wall: clock.wallMilliseconds())
+            let transition = machine.advance(event, app: state.apps[machine.name], at: now)
+            transition.outcomes.forEach(record)
+            switch transition.action {
+            case .pause:
+                if case .concluded(let problem) = machine.phase { return .concluded(healthy: problem == nil) }
+                return .waiting
+            case .done(let failure):
+                return .done(failure)
+            case .unexpected(let what):
+                logger.error("\(what)")
+                return .done(nil)
+            default:
+                event = perform(transition.action, machine)
             }
+        }
+    }
+
+    /// Does what a deploy asked; returns what it came to.
+    private func perform(_ action: DeployAction, _ machine: DeployMachine) -> DeployEvent {
+        let name = machine.name
+        let driver = drivers[machine.step.spec.platform]
+        switch action {
+        case .switchBack:
+            return .acted(switchBack(machine.step, release: machine.release))
+        case .cancelRollout(let why):
+            cancelRollout(name, because: why)
+            return .acted(nil)
+        case .prepare:
+            return prepare(machine, driver)
+        case .route:
+            return .routed(problem: syncProxy(name, force: true)?.problem)
+        case .planSequence(let current):
+            return .sequencePlanned(sequencePlan(machine.step, current: current))
+        case let .runHook(command, what):
+            guard let deployment = machine.deployment else { return .ran(problem: "no files for \(what)") }
+            let problem = runStageCommand(command, deployment, what: what)
+            if let problem { logger.warning("\(name): hooks.\(what) failed: \(problem)\(what == "postRollback" ? " (the rollback itself is done)" : "")") }
+            return .ran(problem: problem)
+        case .runDown(let command):
+            guard let deployment = machine.deployment else { return .ran(problem: "no files for the down command") }
+            return .ran(problem: runDown(command, deployment))
+        case .checkDrain:
+            return .acted(nil)
+        case let .stop(old, why):
+            guard let oldDriver = drivers[old.runsOn] else { return .stopped(nil) }
+            logger.info("stopping \(name) \(old.version)\(why.map { " first: \($0)" } ?? "")")
+            oldDriver.stop(old)
+            return .stopped(old)
+        case .start:
+            return start(machine, driver)
+        case .poll(let pending):
+            do { return .polled(try driver?.poll(pending)) } catch { return .failed("\(error)") }
+        case .probe(let instance):
+            guard let driver, let deployment = machine.deployment else { return .probed(.some("no driver for platform \(machine.step.spec.platform)")) }
+            return .probed(probe(driver, instance, deployment, deadline: machine.deadline, logStart: machine.logStart))
+        case .stopNew:
+            if let instance = machine.instance { driver?.stop(instance) }
+            if let applying = machine.applying { driver?.cancel(applying) }
+            return .newStopped(stopRequested: options.stop.requested)
+        case .retire(let old):
+            retire(old, of: name)
+            return .stopped(old)
+        case .leaveProxy:
+            router.stop(name)
+            routed[name] = nil
+            return .acted(nil)
+        case .verify:
+            return .verification(verificationOutcome(name, release: machine.release))
+        case .pause, .done, .unexpected:
+            return .acted(nil)
+        }
+    }
+
+    /// The artifact fetched and the files unpacked; whether the new instance can run beside the one recorded.
+    private func prepare(_ machine: DeployMachine, _ driver: (any PlatformDriver)?) -> DeployEvent {
+        do {
+            let deployment = try makeDeployment(machine.step, commit: machine.release)
+            let overlap = state.apps[machine.name]?.instance.map { driver?.canOverlap(deployment, with: $0) ?? true } ?? true
+            return .prepared(deployment, overlap: overlap)
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    /// Starts the new instance (in the background, for an exec apply in a wave), journaled first.
+    private func start(_ machine: DeployMachine, _ driver: (any PlatformDriver)?) -> DeployEvent {
+        guard let driver, let deployment = machine.deployment else { return .failed("no driver for platform \(machine.step.spec.platform)") }
+        let name = machine.name
+        let logStart = FileIO.size(deployment.logFile) ?? 0
+        do {
+            if machine.background {
+                return .startedInBackground(try driver.startInBackground(deployment) { pending in try journal(name, pending) }, logStart: logStart)
+            }
+            return .started(try driver.start(deployment) { pending in try journal(name, pending) }, logStart: logStart)
         } catch is StateError {
-            // Nothing was started (or it was stopped again): the loop stops and says why.
-            return .finished(nil)
+            return .notStarted
         } catch let unavailable as PlatformUnavailable {
-            // Not the release's fault: the running version stays, and a pass soon tries again.
-            record(.release(.deferred(app: name, why: unavailable.description)))
-            return .finished(nil)
+            return .unavailable(unavailable.description)
         } catch {
-            return .finished(fail(name, release: deploy.release, tree: deploy.step.tree, reason: "\(error)"))
+            return .failed("\(error)")
         }
-        deploy.deadline = clock.monotonicMilliseconds() + Self.healthTimeout(deploy.deployment)
-        return .waiting(deploy)
-    }
-
-    /// One look at a deploy under way: nil while it is still starting, else
-    /// its outcome (nil inside: healthy; else the problem).
-    func check(_ deploy: inout InFlight) -> String?? {
-        let now = clock.monotonicMilliseconds()
-        if options.stop.requested { return .some("the reconciler was stopped while waiting for health") }
-        if let applying = deploy.applying {
-            do {
-                guard let instance = try deploy.driver.poll(applying) else { return nil }
-                deploy.instance = instance
-                deploy.applying = nil
-                deploy.deadline = now + Self.healthTimeout(deploy.deployment)
-                record(.release(.pending(app: deploy.step.ref.name, instance)))
-            } catch {
-                return .some("\(error)")
-            }
-        }
-        guard let instance = deploy.instance, now >= deploy.nextProbe else { return nil }
-        // Quick probes in the first second (a refused connection costs nothing), then every interval, at most 100 ms apart.
-        let steady = min(deploy.deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
-        deploy.nextProbe = now + (now - deploy.startedAt < 1_000 ? min(steady, 10) : steady)
-        return probe(deploy.driver, instance, deploy.deployment, deadline: deploy.deadline, logStart: deploy.logStart)
     }
 
     /// How long a new instance has to become healthy.
-    static func healthTimeout(_ deployment: Deployment) -> Int64 { deployment.spec.health?.timeout.milliseconds ?? 60_000 }
+    static func healthTimeout(_ spec: AppSpec) -> Int64 { spec.health?.timeout.milliseconds ?? 60_000 }
 
     /// One health probe of an instance that is to become healthy by
     /// `deadline`: nil while it may still, else its outcome (nil inside:
@@ -187,68 +179,24 @@ extension Reconciler {
             return .some("\(why) before becoming healthy" + logTail(deployment, from: logStart))
         }
         if clock.monotonicMilliseconds() >= deadline {
-            return .some("not healthy within \(Duration(milliseconds: Self.healthTimeout(deployment))): \(problem)" + logTail(deployment, from: logStart))
+            return .some("not healthy within \(Duration(milliseconds: Self.healthTimeout(deployment.spec))): \(problem)" + logTail(deployment, from: logStart))
         }
         return nil
-    }
-
-    /// Confirms a healthy deploy and retires the old instance, or stops the new one.
-    func finish(_ deploy: InFlight, problem: String?) -> Failure? {
-        let name = deploy.step.ref.name
-        if let problem {
-            // Started, or started in the background and not yet polled (a stop requested right after the start).
-            if let instance = deploy.instance { deploy.driver.stop(instance) }
-            if let applying = deploy.applying { deploy.driver.cancel(applying) }
-            record(.release(.pending(app: name, nil)))
-            // Stopping the reconciler is not a failure of the release: the next start applies it again.
-            if options.stop.requested { return nil }
-            return fail(name, release: deploy.release, tree: deploy.step.tree, reason: problem)
-        }
-        guard let instance = deploy.instance else { return nil }
-        let hadProxy = state.apps[name]?.traffic != nil
-        // A process is stopped before the new one is recorded (after a kill between the two, nothing would find it);
-        // a container after: it is already replaced, and one a kill leaves behind is swept (`sweepUnrecorded`).
-        let retireAfter = deploy.driver is any Sweeping
-        let retiring = deploy.overlap && !deploy.keepsCurrent ? deploy.current : nil
-        if let retiring, !retireAfter { stop(retiring, of: name) }
-        var rollout = deploy.rollout
-        rollout?.stepStartedAt = clock.wallMilliseconds()
-        // Behind a proxy, this routes the new instance (its first step, or everything) before the old one stops.
-        record(.release(.healthy(deploy.step, instance, deploy.deployment, release: deploy.release, tookMilliseconds: clock.monotonicMilliseconds() - deploy.startedAt,
-                        rollout: rollout)))
-        if let retiring, retireAfter { stop(retiring, of: name) }
-        if let rollout {
-            logger.notice("\(name): \(rollout.strategy.rawValue) rollout of \(instance.version): \(rollout.weight)% of traffic, \(rollout.stable.version) keeps the rest")
-        } else if let current = deploy.current, deploy.keepsCurrent {
-            retire(current, of: name)
-            record(.release(.stopped(app: name, current)))
-        }
-        if hadProxy && deploy.step.spec.traffic == nil {
-            router.stop(name)
-            routed[name] = nil
-        }
-        if deploy.sequence { finishRollbackSequence(deploy.step, deploy.deployment, release: deploy.release) }
-        verification(name, release: deploy.release)
-        return nil
-    }
-
-    /// A deploy the new tip no longer wants: stopped, not failed.
-    func abandon(_ deploy: InFlight) {
-        if let instance = deploy.instance { deploy.driver.stop(instance) }
-        if let applying = deploy.applying { deploy.driver.cancel(applying) }
-        record(.release(.abandoned(app: deploy.step.ref.name, version: deploy.step.spec.version)))
     }
 
     /// Records `verified` when `release` is a rollback commit: recovery after a rollback.
-    /// When Prometheus triggers apply, the queries must be back under their
-    /// thresholds too: `analyse()` records `verified` once they are.
     func verification(_ name: String, release: OID) {
-        guard let commit = try? repo.git.commit(release), CommitKind(commit).returnsToEarlier, !alreadyVerified(name, release) else { return }
-        if metrics != nil, desired?.config.policy.triggers.isEmpty == false {
-            record(.rollback(.awaitingTriggers(app: name, rollback: release)))
-        } else {
-            record(.rollback(.verified(app: name, commit, what: "healthy")))
-        }
+        if let outcome = verificationOutcome(name, release: release) { record(outcome) }
+    }
+
+    /// `verified` when `release` is a rollback commit not verified here
+    /// before. When Prometheus triggers apply, the queries must be back under
+    /// their thresholds too: `awaitingTriggers`, and `analyse()` records
+    /// `verified` once they are.
+    func verificationOutcome(_ name: String, release: OID) -> Outcome? {
+        guard let commit = try? repo.git.commit(release), CommitKind(commit).returnsToEarlier, !alreadyVerified(name, release) else { return nil }
+        if metrics != nil, desired?.config.policy.triggers.isEmpty == false { return .rollback(.awaitingTriggers(app: name, rollback: release)) }
+        return .rollback(.verified(app: name, commit, what: "healthy"))
     }
 
     /// True when this host recorded `verified` for this app on this commit
@@ -288,7 +236,7 @@ extension Reconciler {
 
     /// Polls health until healthy, the process ends, or the timeout passes.
     func waitHealthy(_ driver: any PlatformDriver, _ instance: Instance, _ deployment: Deployment, logStart: Int? = nil) -> String? {
-        let deadline = clock.monotonicMilliseconds() + Self.healthTimeout(deployment)
+        let deadline = clock.monotonicMilliseconds() + Self.healthTimeout(deployment.spec)
         let pause = min(deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
         while true {
             if let outcome = probe(driver, instance, deployment, deadline: deadline, logStart: logStart) { return outcome }
@@ -312,13 +260,6 @@ extension Reconciler {
         let version = desired?.config.app(named: name).flatMap { desired?.spec($0, tree: tree) }?.version
         record(.release(.failed(failure, tree: tree, version: version)))
         return failure
-    }
-
-    func stop(_ instance: Instance, of name: String) {
-        guard let driver = drivers[instance.runsOn] else { return }
-        logger.info("stopping \(name) \(instance.version)")
-        driver.stop(instance)
-        record(.release(.stopped(app: name, instance)))
     }
 
     func releaseCommit(_ ref: AppRef, tree: OID, tip: OID) -> OID {

@@ -24,7 +24,10 @@
 //   6. apply each wave through the platform drivers and wait until its apps
 //      are healthy (timeout), together: processes start at once, exec
 //      applies run in the background (at most --concurrency), health is
-//      polled in turn (Waves.swift); a new tip stops the waits it makes moot;
+//      polled in turn (Waves.swift); a new tip stops the waits it makes moot.
+//      Each deploy is a `DeployMachine`: a pure value whose transitions say
+//      what to record and what to do next on the platform; `drive`
+//      (Apply.swift) records, then acts, then feeds back what happened;
 //   7. record: the state file (atomic) and a git note per outcome;
 //   8. the releases that failed in the pass go to `AutomaticRollback` (the
 //      service serve's alert desk uses too) together: the policy in

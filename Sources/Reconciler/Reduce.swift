@@ -201,6 +201,9 @@ extension Reduction {
         effects.append(.notify(RollbackEvent(.deployed, app: name, trigger: "reconciler", commit: release.hex, reason: "\(name) \(step.spec.version) is healthy (\(took) ms)"),
                                incidentOf: nil))
         log(.info, "\(name) \(step.spec.version) is healthy (\(took) ms)")
+        if let rollout {
+            log(.notice, "\(name): \(rollout.strategy.rawValue) rollout of \(instance.version): \(rollout.weight)% of traffic, \(rollout.stable.version) keeps the rest")
+        }
         effects.append(.prune(app: name, keep: Set([instance.tree.hex, state.apps[name]?.lastGood?.tree.hex].compactMap { $0 })))
     }
 

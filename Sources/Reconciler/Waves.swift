@@ -20,45 +20,31 @@ extension Reconciler {
         var tipMoved = false
         for wave in waves(steps, desired, reverse: reverse) {
             var queue = wave[...]
-            var inFlight: [InFlight] = []
+            var inFlight: [DeployMachine] = []
             var nextTipCheck: Int64 = 0
             while !queue.isEmpty || !inFlight.isEmpty {
                 // --concurrency 1: one app at a time, started and waited for, as before waves.
                 func busy() -> Int { options.concurrency <= 1 ? inFlight.count : inFlight.filter { $0.applying != nil }.count }
                 while busy() < max(1, options.concurrency), let step = queue.popFirst() {
                     if step.action == .deploy {
-                        switch begin(step, tip: tip, background: options.concurrency > 1) {
-                        case .waiting(let deploy): inFlight.append(deploy)
-                        case .finished(let failure): failures += failure.map { [$0] } ?? []
-                        }
+                        let (machine, progress) = beginDeploy(step, tip: tip, background: options.concurrency > 1)
+                        if case .done(let failure) = progress { failures += failure.map { [$0] } ?? [] } else { inFlight.append(machine) }
                     } else if let failure = apply(step, tip: tip) {
                         failures.append(failure)
                     }
                     if fatal != nil { return failures }
                 }
-                var waiting: [InFlight] = []
-                var done: [(InFlight, String?)] = []
-                for var deploy in inFlight {
-                    if let outcome = check(&deploy) { done.append((deploy, outcome)) } else { waiting.append(deploy) }
-                }
-                // The old versions of the apps that became healthy together are
-                // told to stop together; each is then reaped as it is retired.
-                for (deploy, problem) in done where problem == nil && deploy.overlap && !deploy.keepsCurrent {
-                    if let current = deploy.current { drivers[current.runsOn]?.requestStop(current) }
-                }
-                for (deploy, problem) in done {
-                    if let failure = finish(deploy, problem: problem) { failures.append(failure) }
-                }
-                inFlight = waiting
+                inFlight = look(at: inFlight, failures: &failures)
                 let now = clock.monotonicMilliseconds()
                 if !inFlight.isEmpty && now >= nextTipCheck {
                     nextTipCheck = now + 50
                     if let newTip = try? repo.tip(), newTip != tip {
                         tipMoved = true
-                        inFlight = inFlight.filter { deploy in
-                            guard wantedAgain(deploy.step, at: newTip) else { abandon(deploy); return false }
-                            return true
+                        var wanted: [DeployMachine] = []
+                        for var deploy in inFlight {
+                            if wantedAgain(deploy.step, at: newTip) { wanted.append(deploy) } else { _ = drive(&deploy, .abandon) }
                         }
+                        inFlight = wanted
                         queue = queue.filter { wantedAgain($0, at: newTip) }[...]
                     }
                 }
@@ -72,6 +58,30 @@ extension Reconciler {
             if tipMoved { break }
         }
         return failures
+    }
+
+    /// One look at each deploy under way; those that ended are confirmed
+    /// (or stopped) together. Returns the deploys still under way.
+    private func look(at inFlight: [DeployMachine], failures: inout [Failure]) -> [DeployMachine] {
+        var waiting: [DeployMachine] = []
+        var done: [(DeployMachine, healthy: Bool)] = []
+        for var deploy in inFlight {
+            switch drive(&deploy, .look(stopRequested: options.stop.requested)) {
+            case .waiting: waiting.append(deploy)
+            case .concluded(let healthy): done.append((deploy, healthy))
+            case .done(let failure): failures += failure.map { [$0] } ?? []
+            }
+        }
+        // The old versions of the apps that became healthy together are
+        // told to stop together; each is then reaped as it is retired.
+        for (deploy, healthy) in done where healthy {
+            if let retiring = deploy.retiring { drivers[retiring.runsOn]?.requestStop(retiring) }
+        }
+        for (deploy, _) in done {
+            var deploy = deploy
+            if case .done(let failure?) = drive(&deploy, .proceed) { failures.append(failure) }
+        }
+        return waiting
     }
 
     /// The steps in waves: each app after the apps of the same pass it
