@@ -87,9 +87,14 @@ extension Reconciler {
         let driver = drivers[machine.step.spec.platform]
         switch action {
         case .switchBack:
-            return .acted(switchBack(machine.step, release: machine.release))
+            guard let app = state.apps[name], let rollout = app.rollout else { return .acted(nil) }
+            logger.notice("\(name): the tip returns to \(rollout.stable.version), which still runs; switching traffic back to it")
+            carryOut(RolloutController.switchBack(name, app, to: machine.release), app: name)
+            return .acted(nil)
         case .cancelRollout(let why):
-            cancelRollout(name, because: why)
+            guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance else { return .acted(nil) }
+            logger.notice("\(name): \(why); the rollout of \(canary.version) ends and \(rollout.stable.version) takes all traffic back")
+            carryOut(RolloutController.cancel(name, app), app: name)
             return .acted(nil)
         case .prepare:
             return prepare(machine, driver)

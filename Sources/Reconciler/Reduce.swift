@@ -196,7 +196,7 @@ extension Reduction {
         effects += [.remember(deployment), .forgetProbeFailures(app: name)]
         note([NoteRecorder.Entry(outcome: .applied, app: name, fields: [("version", step.spec.version), ("tree", step.tree.short), ("duration", "\(took)ms")]),
               NoteRecorder.Entry(outcome: .healthy, app: name, fields: [("version", step.spec.version)])]
-             + (rollout.map { [Reconciler.stepEntry(name, $0, step.spec.version)] } ?? []), on: release)
+             + (rollout.map { [RolloutController.stepEntry(name, $0, step.spec.version)] } ?? []), on: release)
         effects.append(.releaseApplied(app: name, outcome: "healthy"))
         effects.append(.notify(RollbackEvent(.deployed, app: name, trigger: "reconciler", commit: release.hex, reason: "\(name) \(step.spec.version) is healthy (\(took) ms)"),
                                incidentOf: nil))
@@ -356,12 +356,23 @@ extension Reduction {
         }
     }
 
+    /// A canary's next step, or a promotion, said in the log.
+    private mutating func announce(_ name: String, _ rollout: Rollout?, _ outcome: NoteOutcome?) {
+        guard let app = state.apps[name], let version = app.instance?.version else { return }
+        if let rollout, outcome == .step {
+            log(.notice, "\(name): canary \(version) at step \(rollout.step + 1) of \(app.traffic?.steps.count ?? 0): \(rollout.weight)%")
+        } else if rollout == nil, outcome == .promoted, let stable = app.rollout?.stable {
+            log(.notice, "\(name): \(version) promoted; stopping \(stable.version)")
+        }
+    }
+
     mutating func traffic(_ outcome: TrafficOutcome) {
         let now = self.now
         switch outcome {
         case let .settings(name, traffic):
             update(name) { $0.traffic = traffic }
         case let .rollout(name, rollout, entry, commit):
+            announce(name, rollout, entry?.outcome)
             update(name) { $0.rollout = rollout }
             if let entry, let commit { note([entry], on: commit) }
         case let .aborted(name, stable, stableRelease):

@@ -36,16 +36,14 @@ extension Reconciler {
     private func handle(_ request: RolloutRequest, app name: String) -> RolloutAnswer {
         func answer(_ ok: Bool, _ message: String, commit: OID? = nil) -> RolloutAnswer { RolloutAnswer(id: request.id, ok: ok, message: message, commit: commit?.hex) }
         guard let app = state.apps[name], desired?.contains(name) == true else { return answer(false, "\(name) is not an app the reconciler runs") }
-        guard let rollout = app.rollout, let instance = app.instance, let release = app.release else {
+        guard let rollout = app.rollout, let instance = app.instance, app.release != nil else {
             return answer(false, "\(name) has no rollout in progress" + (app.traffic == nil ? " (its app.yaml has no traffic:)" : ""))
         }
         let now = clock.wallMilliseconds()
-        var fields = [("version", instance.version), ("weight", String(rollout.weight)), ("by", request.actor)]
-        if let reason = request.reason { fields.append(("reason", reason)) }
         logger.notice("\(name): \(request.action.rawValue) by \(request.actor)")
         switch request.action {
         case .promote:
-            promote(name, by: request)
+            carryOut(RolloutController.promote(name, app, by: request), app: name)
             return answer(true, "\(name) \(instance.version) promoted: it takes all traffic, and \(rollout.stable.version) was stopped")
         case .abort:
             let commit = abortRollout(name, reason: "aborted by \(request.actor)", detectedAt: now, by: request)
@@ -53,16 +51,11 @@ extension Reconciler {
                 ?? "\(name) \(instance.version) was taken out of traffic, but the rollback commit could not be written (see the reconciler's log)", commit: commit)
         case .pause:
             guard !rollout.paused else { return answer(false, "\(name)'s rollout is paused already") }
-            var moved = rollout
-            moved.pausedAt = now
-            record(.traffic(.rollout(app: name, moved, note: NoteRecorder.Entry(outcome: .paused, app: name, fields: fields), on: release)))
+            carryOut(RolloutController.pause(name, app, request, now: now), app: name)
             return answer(true, "\(name)'s rollout is paused at \(rollout.weight)% for \(instance.version); analysis goes on")
         case .resume:
-            guard let pausedAt = rollout.pausedAt else { return answer(false, "\(name)'s rollout is not paused") }
-            var moved = rollout
-            moved.pausedAt = nil
-            moved.stepStartedAt += now - pausedAt
-            record(.traffic(.rollout(app: name, moved, note: NoteRecorder.Entry(outcome: .resumed, app: name, fields: fields), on: release)))
+            guard rollout.pausedAt != nil else { return answer(false, "\(name)'s rollout is not paused") }
+            carryOut(RolloutController.resume(name, app, request, now: now), app: name)
             return answer(true, "\(name)'s rollout resumes at \(rollout.weight)% for \(instance.version)")
         }
     }

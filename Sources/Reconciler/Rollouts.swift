@@ -53,8 +53,7 @@ extension Reconciler {
         if let breach = probeCanary(name, instance, canary, driver, traffic) ?? rolloutAnalysis(name, app, rollout, traffic, desired.config.policy) {
             return abort(breach)
         }
-        guard !rollout.paused, let release = app.release else { return }
-        advance(name, rollout, traffic, instance, release: release, now: now)
+        carryOut(RolloutController.advance(name, app, traffic, now: now), app: name)
     }
 
     /// The version to return to must run: started again, at most once a
@@ -68,8 +67,7 @@ extension Reconciler {
             let restarted = try driver.start(stable) { pending in try journal(name, pending) }
             var moved = rollout
             moved.stable = restarted
-            record(.traffic(.rollout(app: name, moved, note: nil, on: nil)))
-            record(.release(.pending(app: name, nil)))
+            carryOut([.record(.traffic(.rollout(app: name, moved, note: nil, on: nil))), .record(.release(.pending(app: name, nil)))], app: name)
         } catch {
             logger.error("\(name): cannot start the stable version \(rollout.stable.version) again: \(error)")
         }
@@ -93,34 +91,6 @@ extension Reconciler {
         }
         rolloutProbeFailures[name] = nil
         return "unhealthy\(failures == 1 ? "" : " (\(failures) probes in a row)"): \(problem)"
-    }
-
-    /// Blue-green promotes after its scaleDownDelay; a canary moves to its
-    /// next step after each interval, and is promoted after the last.
-    private func advance(_ name: String, _ rollout: Rollout, _ traffic: TrafficSettings, _ instance: Instance, release: OID, now: Int64) {
-        switch rollout.strategy {
-        case .blueGreen:
-            if now - rollout.stepStartedAt >= traffic.scaleDownDelay.milliseconds { promote(name, by: nil) }
-        case .canary:
-            guard now - rollout.stepStartedAt >= traffic.interval.milliseconds else { return }
-            let next = rollout.step + 1
-            guard next < traffic.steps.count, traffic.steps[next] < 100 else {
-                promote(name, by: nil)
-                return
-            }
-            var moved = rollout
-            moved.step = next
-            moved.weight = traffic.steps[next]
-            moved.stepStartedAt = now
-            logger.notice("\(name): canary \(instance.version) at step \(next + 1) of \(traffic.steps.count): \(moved.weight)%")
-            record(.traffic(.rollout(app: name, moved, note: Self.stepEntry(name, moved, instance.version), on: release)))
-        }
-    }
-
-    /// `step app=api weight=25 version=1.6.0 step=2/4`.
-    static func stepEntry(_ name: String, _ rollout: Rollout, _ version: String) -> NoteRecorder.Entry {
-        NoteRecorder.Entry(outcome: .step, app: name, fields: [("weight", String(rollout.weight)), ("version", version), ("strategy", rollout.strategy.rawValue)],
-                           distinctFields: 1)
     }
 
     /// "at step 2 of 4 (25%)", or "within its scaleDownDelay (blue-green)".
@@ -155,62 +125,34 @@ extension Reconciler {
     /// operator's (`rewind abort`). Returns the commit.
     @discardableResult
     func abortRollout(_ name: String, reason: String, detectedAt: Int64, by asked: RolloutRequest?) -> OID? {
-        guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance,
-              let release = app.release else { return nil }
-        let tree = canary.tree
-        // The proxy follows the state at once: the stable version gets everything.
-        record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease)))
-        let zeroAt = clock.wallMilliseconds()
-        if let problem = state.apps[name]?.trafficError { logger.critical("\(name): the abort could not reach the proxy: \(problem)") }
-        logger.notice("\(name): \(canary.version) taken out of traffic \(zeroAt - detectedAt) ms after the breach; \(rollout.stable.version) serves everything")
-        retire(canary, of: name)
-        let who = asked.map { "aborted by \($0.actor)" + ($0.reason.map { ": \($0)" } ?? "") } ?? reason
-        record(.noted([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
-                                                                                ("reason", who), ("tookMs", String(zeroAt - detectedAt))])], on: release))
-        let failure = fail(name, release: release, tree: tree, reason: asked == nil ? reason : who)
-        guard let asked else {
-            return automaticRollback(failure) ? state.apps[name]?.lastRollback?.rollbackCommit : nil
+        guard let app = state.apps[name] else { return nil }
+        return carryOut(RolloutController.abort(name, app, reason: reason, detectedAt: detectedAt, by: asked), app: name)
+    }
+
+    /// Records, then does, what the rollout controller decided, in order.
+    /// Returns the rollback commit one of its steps wrote.
+    @discardableResult
+    func carryOut(_ steps: [RolloutStep], app name: String) -> OID? {
+        var written: OID?
+        for step in steps {
+            switch step {
+            case .record(let outcome):
+                record(outcome)
+            case .retire(let instance):
+                retire(instance, of: name)
+            case let .takenOut(canary, stable, fields, release, detectedAt):
+                let zeroAt = clock.wallMilliseconds()
+                if let problem = state.apps[name]?.trafficError { logger.critical("\(name): the abort could not reach the proxy: \(problem)") }
+                logger.notice("\(name): \(canary.version) taken out of traffic \(zeroAt - detectedAt) ms after the breach; \(stable) serves everything")
+                record(.noted([NoteRecorder.Entry(outcome: .aborted, app: name, fields: fields + [("tookMs", String(zeroAt - detectedAt))])], on: release))
+            case .rollBack(let failure):
+                written = automaticRollback(failure) ? state.apps[name]?.lastRollback?.rollbackCommit : nil
+            case let .operatorRollback(target, undoing, request):
+                written = writeOperatorRollback(name, to: target, undoing: undoing, request: request)
+            case .verify(let release):
+                if let outcome = verificationOutcome(name, release: release) { record(outcome) }
+            }
         }
-        record(.rollback(.decided(failure)))
-        return writeOperatorRollback(name, to: rollout.stableRelease, undoing: release, request: asked)
+        return written
     }
-
-    /// The new version takes all traffic; the old one stops.
-    func promote(_ name: String, by asked: RolloutRequest?) {
-        guard let app = state.apps[name], let rollout = app.rollout, let instance = app.instance, let release = app.release else { return }
-        var fields = [("version", instance.version), ("from", rollout.strategy == .canary ? "\(rollout.weight)%" : "blue-green")]
-        if let asked { fields.append(("by", asked.actor)) }
-        if let reason = asked?.reason { fields.append(("reason", reason)) }
-        record(.traffic(.rollout(app: name, nil, note: NoteRecorder.Entry(outcome: .promoted, app: name, fields: fields), on: release)))
-        logger.notice("\(name): \(instance.version) promoted; stopping \(rollout.stable.version)")
-        retire(rollout.stable, of: name)
-    }
-
-    /// A deploy of the tree the rollout's stable version runs (a rollback
-    /// commit, written by Rewind or by hand): traffic goes back to it at
-    /// once, without starting anything.
-    func switchBack(_ step: PlannedStep, release: OID) -> Failure? {
-        let name = step.ref.name
-        guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance else { return nil }
-        logger.notice("\(name): the tip returns to \(rollout.stable.version), which still runs; switching traffic back to it")
-        record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: release.hex)))
-        retire(canary, of: name)
-        if let canaryRelease = app.release {
-            record(.noted([NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
-                                                                                    ("reason", "the branch returned to \(rollout.stable.version)")])], on: canaryRelease))
-        }
-        record(.release(.running(app: name, release: release)))
-        verification(name, release: release)
-        return nil
-    }
-
-    /// A newer release replaces the one being rolled out: the stable version
-    /// takes all traffic back first, and the new deploy starts from it.
-    func cancelRollout(_ name: String, because why: String) {
-        guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance else { return }
-        logger.notice("\(name): \(why); the rollout of \(canary.version) ends and \(rollout.stable.version) takes all traffic back")
-        record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease)))
-        retire(canary, of: name)
-    }
-
 }
