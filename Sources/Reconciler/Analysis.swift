@@ -34,7 +34,7 @@ extension Reconciler {
                 if let release = app.verifying {
                     // The soak window ended before the queries came back under their thresholds.
                     let failure = fail(name, release: release, tree: tree, reason: "the triggers' queries did not come back under their thresholds within the soak window")
-                    _ = automaticRollback(failure)
+                    carryOut([.rollBack([failure])])
                     return
                 }
                 continue
@@ -46,12 +46,12 @@ extension Reconciler {
                 case .clear: continue
                 case .breaching, .unknown: allClear = false
                 case .failed(let failure):
-                    _ = automaticRollback(failure)
+                    carryOut([.rollBack([failure])])
                     return
                 }
             }
             if allClear, app.verifying == release, let commit = try? repo.git.commit(release) {
-                record(.rollback(.verified(app: name, commit, what: "healthy, and its triggers' queries are under their thresholds")))
+                carryOut([.record(.rollback(.verified(app: name, commit, what: "healthy, and its triggers' queries are under their thresholds")))])
             }
         }
     }
@@ -111,7 +111,7 @@ extension Reconciler {
             return .failed(fail(app, release: release, tree: tree, reason: reason))
         case .notify:
             // Once per breach: offered again only after the query was under its threshold.
-            if suggested.insert(key).inserted { record(.rollback(.suggested(app: app, release: release, reason: reason))) }
+            if suggested.insert(key).inserted { carryOut([.record(.rollback(.suggested(app: app, release: release, reason: reason)))]) }
             return .clear
         case .log:
             if since == now || (now - since) % 60_000 < options.analysisInterval { logger.warning("\(app): \(reason) (action \(trigger.action.rawValue))") }

@@ -65,7 +65,7 @@ extension Reconciler {
         while true {
             let now = DeployMachine.Moment(monotonic: clock.monotonicMilliseconds(), wall: clock.wallMilliseconds())
             let transition = machine.advance(event, app: state.apps[machine.name], at: now)
-            transition.outcomes.forEach(record)
+            carryOut(transition.outcomes.map(Step.record))
             switch transition.action {
             case .pause:
                 if case .concluded(let problem) = machine.phase { return .concluded(healthy: problem == nil) }
@@ -89,12 +89,12 @@ extension Reconciler {
         case .switchBack:
             guard let app = state.apps[name], let rollout = app.rollout else { return .acted(nil) }
             logger.notice("\(name): the tip returns to \(rollout.stable.version), which still runs; switching traffic back to it")
-            carryOut(RolloutController.switchBack(name, app, to: machine.release), app: name)
+            carryOut(RolloutController.switchBack(name, app, to: machine.release))
             return .acted(nil)
         case .cancelRollout(let why):
             guard let app = state.apps[name], let rollout = app.rollout, let canary = app.instance else { return .acted(nil) }
             logger.notice("\(name): \(why); the rollout of \(canary.version) ends and \(rollout.stable.version) takes all traffic back")
-            carryOut(RolloutController.cancel(name, app), app: name)
+            carryOut(RolloutController.cancel(name, app))
             return .acted(nil)
         case .prepare:
             return prepare(machine, driver)
@@ -189,11 +189,6 @@ extension Reconciler {
         return nil
     }
 
-    /// Records `verified` when `release` is a rollback commit: recovery after a rollback.
-    func verification(_ name: String, release: OID) {
-        if let outcome = verificationOutcome(name, release: release) { record(outcome) }
-    }
-
     /// `verified` when `release` is a rollback commit not verified here
     /// before. When Prometheus triggers apply, the queries must be back under
     /// their thresholds too: `awaitingTriggers`, and `analyse()` records
@@ -224,8 +219,7 @@ extension Reconciler {
         if let problem = waitHealthy(driver, instance, deployment) {
             return fail(name, release: tip, tree: step.tree, reason: "still unhealthy after the rollback: \(problem)")
         }
-        record(.release(.running(app: name, release: tip)))
-        verification(name, release: tip)
+        carryOut([.record(.release(.running(app: name, release: tip))), .verify(app: name, tip)])
         return nil
     }
 
@@ -263,7 +257,7 @@ extension Reconciler {
     func fail(_ name: String, release: OID, tree: OID, reason: String) -> Failure {
         let failure = Failure(app: name, release: release, reason: reason)
         let version = desired?.config.app(named: name).flatMap { desired?.spec($0, tree: tree) }?.version
-        record(.release(.failed(failure, tree: tree, version: version)))
+        carryOut([.record(.release(.failed(failure, tree: tree, version: version)))])
         return failure
     }
 

@@ -5,18 +5,16 @@ import Rollback
 import SystemSupport
 
 extension Reconciler {
-    /// Step 8 for one failure (supervision, analysis): see `automaticRollback(_:)` for several.
-    func automaticRollback(_ failure: Failure) -> Bool { automaticRollback([failure]) }
-
-    /// Step 8: every failure found together (one pass over a release, one
-    /// round of supervision) goes to `AutomaticRollback`, the service serve's
-    /// alert desk uses too: one commit for the apps it allows, an escalation
-    /// for each of the others. Its report is recorded through
-    /// `RollbackEffects`, which the desk shares, and the state. No failed
-    /// app is left behind unsaid. True when a commit was written.
-    func automaticRollback(_ failures: [Failure]) -> Bool {
-        guard let desired else { return false }
-        failures.forEach { record(.rollback(.failureNoticed($0))) }
+    /// Step 8 (`Step.rollBack`): every failure found together (one pass
+    /// over a release, one round of supervision) goes to
+    /// `AutomaticRollback`, the service serve's alert desk uses too: one
+    /// commit for the apps it allows, an escalation for each of the others.
+    /// Its report is recorded through `RollbackEffects`, which the desk
+    /// shares, and the state. No failed app is left behind unsaid. Returns
+    /// the commit written, if one was.
+    func rollBack(_ failures: [Failure]) -> OID? {
+        guard let desired, !failures.isEmpty else { return nil }
+        carryOut(failures.map { .record(.rollback(.failureNoticed($0))) })
         var service = AutomaticRollback(repoPath: options.repoPath, branch: repo.branchRef, trigger: .analysis)
         service.artifactRoot = options.artifactRoot
         service.artifacts = rollbackArtifacts
@@ -31,14 +29,14 @@ extension Reconciler {
             if case .failed(let why) = verdict { return (failure, .escalated("automatic rollback failed: \(why)")) }
             return (failure, verdict)
         }
-        for (failed, verdict) in report.verdicts {
-            if case .committed(let commit) = verdict { record(.rollback(.rolledBack(Failure(failed), commit: commit))) }
-        }
+        carryOut(report.verdicts.compactMap { failed, verdict in
+            guard case .committed(let commit) = verdict else { return nil }
+            return .record(.rollback(.rolledBack(Failure(failed), commit: commit)))
+        })
         rollbackEffects.record(report, detectedAt: { [state] in state.apps[$0.app]?.lastRollback?.failedAt }, now: clock.wallMilliseconds())
-        report.verdicts.forEach { record(.rollback(.decided(Failure($0.failure)))) }
-        let wrote = report.written != nil
-        if wrote { options.onWrite() }
-        return wrote
+        carryOut(report.verdicts.map { .record(.rollback(.decided(Failure($0.failure)))) })
+        if report.written != nil { options.onWrite() }
+        return report.written
     }
 
     /// A human takes over `failure`: the state says so, and the effects
@@ -60,10 +58,10 @@ extension Reconciler {
     /// state, escalations in the app's state.
     var rollbackEffects: RollbackEffects {
         RollbackEffects(trigger: .analysis, observer: options.observer, notifier: options.notifier, logger: logger,
-                        note: { [self] entries, commit in record(.noted(entries, on: commit)) },
+                        note: { [self] entries, commit in carryOut([.record(.noted(entries, on: commit))]) },
                         incident: { [self] commit in writeIncident(commit) },
                         commit: { [repo] id in try? repo.git.commit(id) },
-                        escalate: { [self] failure, why in record(.rollback(.escalated(Failure(failure), why))) })
+                        escalate: { [self] failure, why in carryOut([.record(.rollback(.escalated(Failure(failure), why)))]) })
     }
 }
 

@@ -28,9 +28,9 @@ enum GateResult: Equatable {
     case retry(String)
 }
 
-/// What a step found out. Steps return these (and act on the platform);
+/// What a step found out. Steps return these (in `Step`s, Record.swift);
 /// `reduce` alone turns them into the next state and its effects (notes,
-/// metrics, notifications, log lines, the proxy following), and `record`
+/// metrics, notifications, log lines, the proxy following), and `carryOut`
 /// saves that state and runs the effects. Grouped by the step that finds them.
 enum Outcome {
     /// What a gate of the pass said about the tip (`apps`: the apps a refusal concerns).

@@ -43,7 +43,7 @@ struct Plan {
 extension Reconciler {
     /// One pass over the tip (the steps in the overview at the top of
     /// Reconciler.swift): gates, each returning a result; a pure plan; the
-    /// waves; then the failures to the policy. `record` and `summarise`
+    /// waves; then the failures to the policy. `carryOut` and `summarise`
     /// write down what each returned. True when it wrote a rollback commit,
     /// so that the loop passes again at once.
     package func pass(full: Bool) -> Bool {
@@ -71,7 +71,7 @@ extension Reconciler {
         let overridden = windows != nil && ((try? repo.git.commit(tip)).map { RollbackTrailers.overridesFreeze($0.message) } ?? false)
         let plan = Self.plan(desired, state: state, tip: tip, tipChanged: tipChanged, rollbackApps: rollbackTip, full: full, fleet: fleetSnapshot(desired),
                              windows: windows, overridden: overridden)
-        plan.outcomes.forEach(record)
+        carryOut(plan.outcomes.map(Step.record))
         stageRecheckAt = state.apps.values.contains { $0.stageHold != nil } ? clock.monotonicMilliseconds() + Self.stageRecheck : nil
         var failures = runWaves(plan.steps, desired, reverse: !rollbackTip.isEmpty, tip: tip)
         if fatal != nil { return false }
@@ -89,7 +89,7 @@ extension Reconciler {
         }
         // Every failure of the pass at once: one commit for the apps the
         // policy rolls back, an escalation for each of the others.
-        return failures.isEmpty ? false : automaticRollback(failures)
+        return failures.isEmpty ? false : carryOut([.rollBack(failures)]) != nil
     }
 
     /// Removes the instances a platform runs for this reconciler that the
@@ -263,7 +263,7 @@ extension Reconciler {
                 router.stop(name)
                 routed[name] = nil
             }
-            record(.release(.removed(app: name)))
+            carryOut([.record(.release(.removed(app: name)))])
         }
     }
 }

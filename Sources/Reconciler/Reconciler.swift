@@ -9,8 +9,9 @@
 // - a pass runs ordered steps. The gates (1-3) each return a `GateResult`:
 //   proceed, halted (a human must act), refused (invalid) or retry (after a
 //   growing delay); `summarise` records it. The other steps return
-//   `Outcome`s. `record` (Record.swift) is the one place results become
-//   the state file, notes, metrics, notifications and log lines:
+//   `Outcome`s, inside `Step`s (record this, retire that, roll these back);
+//   `carryOut` (Record.swift) is the one place steps are done and outcomes
+//   become the state file, notes, metrics, notifications and log lines:
 //   1. observe the tip;
 //   2. ancestry gate: the tip must descend from the last commit acted on; a
 //      rewritten history halts until `rewind reconcile --accept-rewrite REV`;
@@ -295,11 +296,11 @@ extension Reconciler {
             if let pending = app.pending {
                 logger.notice("stopping \(name) \(pending.version): started by a reconciler that did not finish")
                 drivers[pending.runsOn]?.stop(pending)
-                record(.release(.pending(app: name, nil)))
+                carryOut([.record(.release(.pending(app: name, nil)))])
             }
             if let instance = app.instance, instance.runsOn.isSupervised, app.health != .failed, let driver = drivers[instance.runsOn] {
                 let alive = driver.isRunning(instance)
-                if !alive { record(.supervision(.lost(app: name, instance, restart: !options.once))) }
+                if !alive { carryOut([.record(.supervision(.lost(app: name, instance, restart: !options.once)))]) }
             }
         }
     }

@@ -6,7 +6,7 @@ import ReconcilerStatus
 import Rollback
 import SystemSupport
 
-/// What follows a change of the state, run by `record` in order once the
+/// What follows a change of the state, run by `carryOut` in order once the
 /// state is saved. `reduce` returns them; nothing else decides them.
 enum Effect {
     /// The app's proxy routes what its new state says (its outcome is folded into the state).

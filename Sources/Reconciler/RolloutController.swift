@@ -4,24 +4,6 @@ import Platforms
 import ReconcilerStatus
 import Rollback
 
-/// What the rollout controller asks for, in order: `carryOut`
-/// (Rollouts.swift) records each outcome, then does what follows it.
-enum RolloutStep {
-    case record(Outcome)
-    /// Stop an instance once its proxy let go of it.
-    case retire(Instance)
-    /// The rollout's new version is out of traffic after a breach found at
-    /// `detectedAt` (wall ms): say how long that took, and note it on the
-    /// release (`fields` and `tookMs`).
-    case takenOut(Instance, stable: String, fields: [(String, String)], on: OID, detectedAt: Int64)
-    /// The failure goes to the automatic rollback policy.
-    case rollBack(Failure)
-    /// The rollback commit of an operator's abort.
-    case operatorRollback(to: String?, undoing: OID, RolloutRequest)
-    /// `verified`, when the release is a rollback commit.
-    case verify(OID)
-}
-
 /// The rollout controller's decisions (canary and blue-green, see
 /// Rollouts.swift): pure functions of the app's state, the settings and
 /// the time, each returning the steps that carry it out.
@@ -29,56 +11,56 @@ enum RolloutController {
     /// The new version leaves traffic at once (the stable version gets
     /// everything), stops, and its release fails: rolled back through the
     /// automatic policy (`by` nil), or with the operator's rollback commit.
-    static func abort(_ name: String, _ app: AppState, reason: String, detectedAt: Int64, by asked: RolloutRequest?) -> [RolloutStep] {
+    static func abort(_ name: String, _ app: AppState, reason: String, detectedAt: Int64, by asked: RolloutRequest?) -> [Step] {
         guard let rollout = app.rollout, let canary = app.instance, let release = app.release else { return [] }
         let who = asked.map { "aborted by \($0.actor)" + ($0.reason.map { ": \($0)" } ?? "") } ?? reason
         let failure = Failure(app: name, release: release, reason: asked == nil ? reason : who)
-        let steps: [RolloutStep] = [
+        let steps: [Step] = [
             // The proxy follows the state at once: the stable version gets everything.
             .record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease))),
-            .takenOut(canary, stable: rollout.stable.version, fields: [("weight", String(rollout.weight)), ("version", canary.version), ("reason", who)],
+            .takenOut(app: name, canary, stable: rollout.stable.version, fields: [("weight", String(rollout.weight)), ("version", canary.version), ("reason", who)],
                       on: release, detectedAt: detectedAt),
-            .retire(canary),
+            .retire(app: name, canary),
             .record(.release(.failed(failure, tree: canary.tree, version: canary.version))),
         ]
-        guard let asked else { return steps + [.rollBack(failure)] }
-        return steps + [.record(.rollback(.decided(failure))), .operatorRollback(to: rollout.stableRelease, undoing: release, asked)]
+        guard let asked else { return steps + [.rollBack([failure])] }
+        return steps + [.record(.rollback(.decided(failure))), .operatorRollback(app: name, to: rollout.stableRelease, undoing: release, asked)]
     }
 
     /// The new version takes all traffic; the old one stops.
-    static func promote(_ name: String, _ app: AppState, by asked: RolloutRequest?) -> [RolloutStep] {
+    static func promote(_ name: String, _ app: AppState, by asked: RolloutRequest?) -> [Step] {
         guard let rollout = app.rollout, let instance = app.instance, let release = app.release else { return [] }
         var fields = [("version", instance.version), ("from", rollout.strategy == .canary ? "\(rollout.weight)%" : "blue-green")]
         if let asked { fields.append(("by", asked.actor)) }
         if let reason = asked?.reason { fields.append(("reason", reason)) }
         return [.record(.traffic(.rollout(app: name, nil, note: NoteRecorder.Entry(outcome: .promoted, app: name, fields: fields), on: release))),
-                .retire(rollout.stable)]
+                .retire(app: name, rollout.stable)]
     }
 
     /// The tip returns to the tree the stable version runs (a rollback
     /// commit, Rewind's or a human's): traffic goes back to it at once,
     /// and nothing starts.
-    static func switchBack(_ name: String, _ app: AppState, to release: OID) -> [RolloutStep] {
+    static func switchBack(_ name: String, _ app: AppState, to release: OID) -> [Step] {
         guard let rollout = app.rollout, let canary = app.instance else { return [] }
-        var steps: [RolloutStep] = [.record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: release.hex))), .retire(canary)]
+        var steps: [Step] = [.record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: release.hex))), .retire(app: name, canary)]
         if let canaryRelease = app.release {
             let entry = NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
                                                                                   ("reason", "the branch returned to \(rollout.stable.version)")])
             steps.append(.record(.noted([entry], on: canaryRelease)))
         }
-        return steps + [.record(.release(.running(app: name, release: release))), .verify(release)]
+        return steps + [.record(.release(.running(app: name, release: release))), .verify(app: name, release)]
     }
 
     /// A newer release replaces the one rolled out: the stable version takes
     /// all traffic back first, and the new deploy starts from it.
-    static func cancel(_ name: String, _ app: AppState) -> [RolloutStep] {
+    static func cancel(_ name: String, _ app: AppState) -> [Step] {
         guard let rollout = app.rollout, let canary = app.instance else { return [] }
-        return [.record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease))), .retire(canary)]
+        return [.record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: rollout.stableRelease))), .retire(app: name, canary)]
     }
 
     /// Blue-green promotes after its scaleDownDelay; a canary moves to its
     /// next step after each interval, and is promoted after the last.
-    static func advance(_ name: String, _ app: AppState, _ traffic: TrafficSettings, now: Int64) -> [RolloutStep] {
+    static func advance(_ name: String, _ app: AppState, _ traffic: TrafficSettings, now: Int64) -> [Step] {
         guard let rollout = app.rollout, !rollout.paused, let instance = app.instance, let release = app.release else { return [] }
         switch rollout.strategy {
         case .blueGreen:
@@ -96,14 +78,14 @@ enum RolloutController {
     }
 
     /// An operator's pause: the step's time stops; the analysis goes on.
-    static func pause(_ name: String, _ app: AppState, _ request: RolloutRequest, now: Int64) -> [RolloutStep] {
+    static func pause(_ name: String, _ app: AppState, _ request: RolloutRequest, now: Int64) -> [Step] {
         guard var moved = app.rollout, !moved.paused, let release = app.release else { return [] }
         moved.pausedAt = now
         return [.record(.traffic(.rollout(app: name, moved, note: requestEntry(.paused, name, app, request), on: release)))]
     }
 
     /// An operator's resume: the step's time runs on from where it paused.
-    static func resume(_ name: String, _ app: AppState, _ request: RolloutRequest, now: Int64) -> [RolloutStep] {
+    static func resume(_ name: String, _ app: AppState, _ request: RolloutRequest, now: Int64) -> [Step] {
         guard var moved = app.rollout, let pausedAt = moved.pausedAt, let release = app.release else { return [] }
         moved.pausedAt = nil
         moved.stepStartedAt += now - pausedAt

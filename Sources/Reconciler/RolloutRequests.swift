@@ -43,7 +43,7 @@ extension Reconciler {
         logger.notice("\(name): \(request.action.rawValue) by \(request.actor)")
         switch request.action {
         case .promote:
-            carryOut(RolloutController.promote(name, app, by: request), app: name)
+            carryOut(RolloutController.promote(name, app, by: request))
             return answer(true, "\(name) \(instance.version) promoted: it takes all traffic, and \(rollout.stable.version) was stopped")
         case .abort:
             let commit = abortRollout(name, reason: "aborted by \(request.actor)", detectedAt: now, by: request)
@@ -51,11 +51,11 @@ extension Reconciler {
                 ?? "\(name) \(instance.version) was taken out of traffic, but the rollback commit could not be written (see the reconciler's log)", commit: commit)
         case .pause:
             guard !rollout.paused else { return answer(false, "\(name)'s rollout is paused already") }
-            carryOut(RolloutController.pause(name, app, request, now: now), app: name)
+            carryOut(RolloutController.pause(name, app, request, now: now))
             return answer(true, "\(name)'s rollout is paused at \(rollout.weight)% for \(instance.version); analysis goes on")
         case .resume:
             guard rollout.pausedAt != nil else { return answer(false, "\(name)'s rollout is not paused") }
-            carryOut(RolloutController.resume(name, app, request, now: now), app: name)
+            carryOut(RolloutController.resume(name, app, request, now: now))
             return answer(true, "\(name)'s rollout resumes at \(rollout.weight)% for \(instance.version)")
         }
     }

@@ -53,7 +53,7 @@ extension Reconciler {
         if let breach = probeCanary(name, instance, canary, driver, traffic) ?? rolloutAnalysis(name, app, rollout, traffic, desired.config.policy) {
             return abort(breach)
         }
-        carryOut(RolloutController.advance(name, app, traffic, now: now), app: name)
+        carryOut(RolloutController.advance(name, app, traffic, now: now))
     }
 
     /// The version to return to must run: started again, at most once a
@@ -67,7 +67,7 @@ extension Reconciler {
             let restarted = try driver.start(stable) { pending in try journal(name, pending) }
             var moved = rollout
             moved.stable = restarted
-            carryOut([.record(.traffic(.rollout(app: name, moved, note: nil, on: nil))), .record(.release(.pending(app: name, nil)))], app: name)
+            carryOut([.record(.traffic(.rollout(app: name, moved, note: nil, on: nil))), .record(.release(.pending(app: name, nil)))])
         } catch {
             logger.error("\(name): cannot start the stable version \(rollout.stable.version) again: \(error)")
         }
@@ -126,33 +126,6 @@ extension Reconciler {
     @discardableResult
     func abortRollout(_ name: String, reason: String, detectedAt: Int64, by asked: RolloutRequest?) -> OID? {
         guard let app = state.apps[name] else { return nil }
-        return carryOut(RolloutController.abort(name, app, reason: reason, detectedAt: detectedAt, by: asked), app: name)
-    }
-
-    /// Records, then does, what the rollout controller decided, in order.
-    /// Returns the rollback commit one of its steps wrote.
-    @discardableResult
-    func carryOut(_ steps: [RolloutStep], app name: String) -> OID? {
-        var written: OID?
-        for step in steps {
-            switch step {
-            case .record(let outcome):
-                record(outcome)
-            case .retire(let instance):
-                retire(instance, of: name)
-            case let .takenOut(canary, stable, fields, release, detectedAt):
-                let zeroAt = clock.wallMilliseconds()
-                if let problem = state.apps[name]?.trafficError { logger.critical("\(name): the abort could not reach the proxy: \(problem)") }
-                logger.notice("\(name): \(canary.version) taken out of traffic \(zeroAt - detectedAt) ms after the breach; \(stable) serves everything")
-                record(.noted([NoteRecorder.Entry(outcome: .aborted, app: name, fields: fields + [("tookMs", String(zeroAt - detectedAt))])], on: release))
-            case .rollBack(let failure):
-                written = automaticRollback(failure) ? state.apps[name]?.lastRollback?.rollbackCommit : nil
-            case let .operatorRollback(target, undoing, request):
-                written = writeOperatorRollback(name, to: target, undoing: undoing, request: request)
-            case .verify(let release):
-                if let outcome = verificationOutcome(name, release: release) { record(outcome) }
-            }
-        }
-        return written
+        return carryOut(RolloutController.abort(name, app, reason: reason, detectedAt: detectedAt, by: asked))
     }
 }

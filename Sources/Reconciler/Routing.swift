@@ -47,7 +47,7 @@ extension Reconciler {
     @discardableResult
     func routeTraffic(_ name: String, force: Bool = false) -> String? {
         guard let outcome = syncProxy(name, force: force) else { return nil }
-        if state.apps[name]?.trafficError != outcome.problem { record(.traffic(.problem(app: name, outcome.problem))) }
+        if state.apps[name]?.trafficError != outcome.problem { carryOut([.record(.traffic(.problem(app: name, outcome.problem)))]) }
         return outcome.problem
     }
 

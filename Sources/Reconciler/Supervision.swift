@@ -121,12 +121,11 @@ extension Reconciler {
         let world = SupervisedWorld(desired: desired, drivers: drivers, deployment: { [unowned self] in deployment(of: $0, $1) },
                                     wall: clock.wallMilliseconds(), monotonic: clock.monotonicMilliseconds())
         let outcomes = supervisor.look(at: state.apps, in: world)
-        outcomes.forEach(record)
         let failures = outcomes.compactMap { outcome -> Failure? in
             if case .release(.failed(let failure, _, _)) = outcome { return failure }
             return nil
         }
-        if !failures.isEmpty { _ = automaticRollback(failures) }
+        carryOut(outcomes.map(Step.record) + (failures.isEmpty ? [] : [.rollBack(failures)]))
     }
 
     /// The deployment a running instance was started from (rebuilt after a restart).

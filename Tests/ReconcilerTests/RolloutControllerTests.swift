@@ -32,7 +32,7 @@ import Testing
         return traffic
     }
 
-    static func label(_ step: RolloutStep) -> String {
+    static func label(_ step: Step) -> String {
         switch step {
         case .record(.traffic(.aborted(_, let stable, let stableRelease))): return "record aborted: \(stable.version) from \(stableRelease?.prefix(1) ?? "-")"
         case .record(.traffic(.rollout(_, let rollout?, let note, _))):
@@ -43,16 +43,16 @@ import Testing
         case .record(.rollback(.decided(let failure))): return "record decided \(failure.app)"
         case .record(.noted(let entries, let commit)): return "record note on \(commit.hex.prefix(1)): \(entries.map(\.summary).joined())"
         case .record(let outcome): return "record \(outcome)"
-        case .retire(let instance): return "retire \(instance.version)"
-        case let .takenOut(instance, stable, fields, _, detectedAt):
+        case .retire(_, let instance): return "retire \(instance.version)"
+        case let .takenOut(_, instance, stable, fields, _, detectedAt):
             return "taken out \(instance.version) for \(stable) since \(detectedAt): \(fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))"
-        case .rollBack(let failure): return "roll back \(failure.app)"
-        case let .operatorRollback(target, undoing, request): return "operator rollback to \(target?.prefix(1) ?? "-") undoing \(undoing.hex.prefix(1)) by \(request.actor)"
-        case .verify(let release): return "verify \(release.hex.prefix(1))"
+        case .rollBack(let failures): return "roll back \(failures.map(\.app).joined())"
+        case let .operatorRollback(_, target, undoing, request): return "operator rollback to \(target?.prefix(1) ?? "-") undoing \(undoing.hex.prefix(1)) by \(request.actor)"
+        case .verify(_, let release): return "verify \(release.hex.prefix(1))"
         }
     }
 
-    func labels(_ steps: [RolloutStep]) -> [String] { steps.map(Self.label) }
+    func labels(_ steps: [Step]) -> [String] { steps.map(Self.label) }
 
     @Test func anAutomaticAbortMovesTrafficFirstThenStopsTheCanaryThenFailsItsReleaseForThePolicy() {
         let steps = RolloutController.abort("api", app(), reason: "query errors = 0.2 > 0.05", detectedAt: 5_000, by: nil)
