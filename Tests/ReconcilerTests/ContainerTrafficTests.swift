@@ -34,7 +34,7 @@ import TestSupport
             try h.write("apps/web/app.yaml", ContainerPlatformTests.appYAML("2.0", images["2.0"] ?? "") + blueGreen)
             try h.commit("web 2.0")
             try h.waitUntil("the switch to 2.0", timeout: 60) {
-                try ProgressiveDeliveryTests.rollout(h, "web")?["version"] as? String == "2.0" && h.proxyWeights("web").values.filter { $0 > 0 }.count == 1
+                try ProgressiveDeliveryTests.rollout(h, "web")?["version"] as? String == "2.0" && ProgressiveDeliveryTests.proxyRoutesOnlyToCurrent(h, "web")
             }
             load.resetAfterInFlight()
             try h.waitUntil("2.0 serves after the switch") { (load.counts["2.0"] ?? 0) >= 20 }

@@ -91,6 +91,17 @@ struct ProgressiveDeliveryTests {
         (try h.app(app)["traffic"] as? [String: Any])?["rollout"] as? [String: Any]
     }
 
+    /// True once the proxy itself sends everything to the app's recorded
+    /// instance: one server has weight, and it is that instance's (a
+    /// server's name ends with its port). The state is saved a moment before
+    /// the proxy follows it, so the state alone says so too early, and the
+    /// old server alone at full weight before the sync is one server too.
+    static func proxyRoutesOnlyToCurrent(_ h: ReconcilerHarness, _ app: String) throws -> Bool {
+        guard let port = try h.app(app)["port"] as? Int else { return false }
+        let live = try h.proxyWeights(app).filter { $0.value > 0 }
+        return live.count == 1 && live.keys.first?.hasSuffix("-\(port)") == true
+    }
+
     static func rollbackCommits(_ h: ReconcilerHarness) throws -> [String] {
         try h.commits().filter { (try? git(["log", "-1", "--format=%B", $0], in: h.repo))?.contains("Rewind-Action: rollback") == true }
     }
@@ -107,11 +118,11 @@ struct ProgressiveDeliveryTests {
             try h.waitUntil("requests flow through the proxy") { (load.counts["1.0.0"] ?? 0) >= 20 }
             try h.writeApp(HarnessApp("web", appYAML: Self.appYAML(version: "2.0.0", traffic: traffic)))
             let release = try h.commit("web 2.0.0")
-            // Switched: the proxy itself routes to one server only (the state's
-            // rollout names 2.0.0 from the moment it starts beside 1.0.0).
+            // Switched: the proxy itself routes to 2.0.0 only (the state's
+            // rollout names 2.0.0 a moment before the proxy follows it).
             try h.waitUntil("the switch to 2.0.0") {
                 try Self.rollout(h, "web")?["version"] as? String == "2.0.0" && Self.rollout(h, "web")?["weight"] as? Int == 100
-                    && h.proxyWeights("web").values.filter { $0 > 0 }.count == 1
+                    && Self.proxyRoutesOnlyToCurrent(h, "web")
             }
             load.resetAfterInFlight()
             try h.waitUntil("2.0.0 serves after the switch") { (load.counts["2.0.0"] ?? 0) >= 20 }
