@@ -16,13 +16,15 @@ extension Reconciler {
     }
 
     /// Evaluates the triggers for every healthy app in its soak window, at
-    /// most once per analysis interval.
-    func analyse() {
-        guard let client = metrics, let desired, !desired.config.policy.triggers.isEmpty else { return }
+    /// most once per analysis interval. Returns what it found; a failed
+    /// release ends the round and goes to the policy.
+    func analyse() -> [Step] {
+        guard let client = metrics, let desired, !desired.config.policy.triggers.isEmpty else { return [] }
         let mono = clock.monotonicMilliseconds()
-        guard mono >= nextAnalysis else { return }
+        guard mono >= nextAnalysis else { return [] }
         nextAnalysis = mono + options.analysisInterval
         let now = clock.wallMilliseconds()
+        var steps: [Step] = []
         for (name, app) in state.apps.sorted(by: { $0.key < $1.key }) {
             // A rollout's queries run with its steps (`rolloutAnalysis`).
             guard app.rollout == nil, app.health == .healthy, let since = app.healthySince, let tree = app.instance?.tree else {
@@ -33,32 +35,30 @@ extension Reconciler {
                 breaches[name] = nil
                 if let release = app.verifying {
                     // The soak window ended before the queries came back under their thresholds.
-                    let failure = fail(name, release: release, tree: tree, reason: "the triggers' queries did not come back under their thresholds within the soak window")
-                    carryOut([.rollBack([failure])])
-                    return
+                    return steps + failing(name, release: release, tree: tree, reason: "the triggers' queries did not come back under their thresholds within the soak window")
                 }
                 continue
             }
             let release = app.release ?? tree
             var allClear = true
             for trigger in desired.config.policy.triggers {
-                switch evaluate(trigger, app: name, client: client, now: now, release: release, tree: tree) {
+                switch evaluate(trigger, app: name, client: client, now: now, release: release, tree: tree, steps: &steps) {
                 case .clear: continue
                 case .breaching, .unknown: allClear = false
-                case .failed(let failure):
-                    carryOut([.rollBack([failure])])
-                    return
+                case .failed(let failed): return steps + failed
                 }
             }
             if allClear, app.verifying == release, let commit = try? repo.git.commit(release) {
-                carryOut([.record(.rollback(.verified(app: name, commit, what: "healthy, and its triggers' queries are under their thresholds")))])
+                steps.append(.record(.rollback(.verified(app: name, commit, what: "healthy, and its triggers' queries are under their thresholds"))))
             }
         }
+        return steps
     }
 
     private enum Evaluation {
         case clear, breaching, unknown
-        case failed(Failure)
+        /// The release failed: its steps (the failure, then the policy).
+        case failed([Step])
     }
 
     /// What one look at a trigger's query found.
@@ -93,7 +93,8 @@ extension Reconciler {
         return now - since >= trigger.forDuration.milliseconds ? .lasting(value: value, since: since) : .breaching
     }
 
-    private func evaluate(_ trigger: Trigger, app: String, client: any MetricsSource, now: Int64, release: OID, tree: OID) -> Evaluation {
+    /// One trigger of one app; a `notify` breach offers the rollback to a human (in `steps`).
+    private func evaluate(_ trigger: Trigger, app: String, client: any MetricsSource, now: Int64, release: OID, tree: OID, steps: inout [Step]) -> Evaluation {
         let value: Double, since: Int64
         let key = "\(app)/\(trigger.name)"
         switch read(trigger, query: trigger.query.replacing("$app", with: app), app: app, client: client, now: now, breaches: &breaches) {
@@ -108,10 +109,10 @@ extension Reconciler {
         switch trigger.action {
         case .rollback:
             breaches[app] = nil
-            return .failed(fail(app, release: release, tree: tree, reason: reason))
+            return .failed(failing(app, release: release, tree: tree, reason: reason))
         case .notify:
             // Once per breach: offered again only after the query was under its threshold.
-            if suggested.insert(key).inserted { carryOut([.record(.rollback(.suggested(app: app, release: release, reason: reason)))]) }
+            if suggested.insert(key).inserted { steps.append(.record(.rollback(.suggested(app: app, release: release, reason: reason)))) }
             return .clear
         case .log:
             if since == now || (now - since) % 60_000 < options.analysisInterval { logger.warning("\(app): \(reason) (action \(trigger.action.rawValue))") }

@@ -255,10 +255,22 @@ extension Reconciler {
 
     /// A release failed: recorded, and returned for the policy.
     func fail(_ name: String, release: OID, tree: OID, reason: String) -> Failure {
+        let (failure, outcome) = failed(name, release: release, tree: tree, reason: reason)
+        carryOut([.record(outcome)])
+        return failure
+    }
+
+    /// A release failed, then goes to the policy.
+    func failing(_ name: String, release: OID, tree: OID, reason: String) -> [Step] {
+        let (failure, outcome) = failed(name, release: release, tree: tree, reason: reason)
+        return [.record(outcome), .rollBack([failure])]
+    }
+
+    /// The failure, and its outcome (`version`: the app.yaml's of the tree, when the desired state has one).
+    private func failed(_ name: String, release: OID, tree: OID, reason: String) -> (Failure, Outcome) {
         let failure = Failure(app: name, release: release, reason: reason)
         let version = desired?.config.app(named: name).flatMap { desired?.spec($0, tree: tree) }?.version
-        carryOut([.record(.release(.failed(failure, tree: tree, version: version)))])
-        return failure
+        return (failure, .release(.failed(failure, tree: tree, version: version)))
     }
 
     func releaseCommit(_ ref: AppRef, tree: OID, tip: OID) -> OID {

@@ -220,7 +220,7 @@ public final class Reconciler {
         if options.once { return .converged }
         supervise()
         superviseTraffic()
-        analyse()
+        carryOut(analyse())
         flushNotes()
         publishHostStatus()
         return .idle
