@@ -87,6 +87,13 @@ struct DeployMachine {
         case done
     }
 
+    /// The bare name of a phase: for the log of a defect.
+    var phaseName: String { Self.kind(of: phase) }
+
+    /// The name of an enum case without its values (which may hold a
+    /// deployment's settings): what a log line of a defect may show.
+    static func kind(of value: Any) -> String { String("\(value)".prefix { $0 != "(" }) }
+
     /// The times `advance` needs: its own clocks would make it impure.
     struct Moment {
         let monotonic: Int64
@@ -134,7 +141,7 @@ extension DeployMachine {
         case (.finishingSequence, .ran(let problem)): return postRollbackRan(problem)
         case (.verifying, .verification(let outcome)): return finished(nil, outcome.map { [$0] } ?? [])
         default:
-            return Transition(action: .unexpected("\(name): a deploy in phase \(phase) got \(event)"))
+            return Transition(action: .unexpected("\(name): a deploy in phase \(phaseName) got \(Self.kind(of: event))"))
         }
     }
 
@@ -230,7 +237,7 @@ extension DeployMachine {
             // Not the release's fault: the running version stays, and a pass soon tries again.
             return finished(nil, [.release(.deferred(app: name, why: why))])
         default:
-            return Transition(action: .unexpected("\(name): a start came to \(event)"))
+            return Transition(action: .unexpected("\(name): a start came to \(Self.kind(of: event))"))
         }
     }
 
@@ -264,7 +271,7 @@ extension DeployMachine {
         case .failed(let reason):
             return next(.concluded(problem: reason), .pause)
         default:
-            return Transition(action: .unexpected("\(name): a look came to \(event)"))
+            return Transition(action: .unexpected("\(name): a look came to \(Self.kind(of: event))"))
         }
     }
 

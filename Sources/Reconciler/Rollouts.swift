@@ -19,8 +19,11 @@
 // through the automatic rollback policy. The next pass finds the rollback's
 // tree already running and verifies it.
 //
-// Routing.swift keeps the proxy following the state; RolloutRequests.swift
-// answers the operators (promote, abort, pause, resume).
+// This file looks at a rollout (the new version's exit and probes, the
+// queries); RolloutController.swift decides what follows, as pure functions
+// returning the steps `carryOut` does. Routing.swift keeps the proxy
+// following the state; RolloutRequests.swift answers the operators
+// (promote, abort, pause, resume).
 
 import DeployModel
 import FoundationEssentials

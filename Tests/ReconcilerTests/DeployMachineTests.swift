@@ -83,7 +83,7 @@ import Testing
         case .runDown(let command): return "down: \(command.joined(separator: " "))"
         case .cancelRollout(let why): return "cancel rollout: \(why)"
         case .done(let failure): return failure.map { "done, failed: \($0.reason)" } ?? "done"
-        case .unexpected: return "unexpected"
+        case .unexpected(let what): return "unexpected: \(what)"
         default: return "\(action)"
         }
     }
@@ -269,7 +269,9 @@ import Testing
         var none = machine(step(), hasDriver: false)
         #expect(trace(&none, [(.begin, nil, 0)]) == ["record failed 2.0.0: no driver for platform process", "done, failed: no driver for platform process"])
         var early = machine(step())
-        #expect(trace(&early, [(.proceed, nil, 0)]) == ["unexpected"])
+        #expect(trace(&early, [(.proceed, nil, 0)]) == ["unexpected: api: a deploy in phase begun got proceed"])
         #expect(early.phase == .begun)
+        // The log line names the event, not its values (a deployment's settings).
+        #expect(trace(&early, [(.prepared(deployment(step()), overlap: true), nil, 0)]) == ["unexpected: api: a deploy in phase begun got prepared"])
     }
 }
