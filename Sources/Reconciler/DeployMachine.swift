@@ -207,7 +207,7 @@ extension DeployMachine {
     /// versions that cannot run side by side stop the old one first.
     mutating func beforeStart(_ outcomes: [Outcome]) -> Transition {
         if let traffic = step.spec.traffic, let current, previous.health == .healthy, !step.isRollback, sequence == nil, current.tree != step.tree {
-            rollout = Rollout(strategy: traffic.strategy, stable: current, stableRelease: previous.release?.hex, step: 0,
+            rollout = Rollout(strategy: traffic.strategy, stable: current, stableRelease: previous.release, step: 0,
                               weight: traffic.strategy == .canary ? traffic.steps.first ?? 100 : 100, stepStartedAt: 0)
         }
         if let current, !overlap {

@@ -127,7 +127,7 @@ enum TrafficOutcome {
     /// A rollout moved (a step, a pause) or ended (nil: promoted), with its note.
     case rollout(app: String, Rollout?, note: NoteRecorder.Entry?, on: OID?)
     /// A rollout ended with the stable version serving everything again.
-    case aborted(app: String, stable: Instance, stableRelease: String?)
+    case aborted(app: String, stable: Instance, stableRelease: OID?)
     /// The proxy sends the app nothing (nil: traffic flows again).
     case held(app: String, String?)
     /// The proxy could not be synced (nil: it is again).

@@ -378,7 +378,7 @@ extension Reduction {
         case let .aborted(name, stable, stableRelease):
             update(name) { app in
                 app.instance = stable
-                app.release = stableRelease.flatMap(OID.init(hex:)) ?? stable.commit
+                app.release = stableRelease ?? stable.commit
                 app.rollout = nil
                 app.health = .healthy
                 app.healthySince = now

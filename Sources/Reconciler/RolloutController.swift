@@ -24,7 +24,7 @@ enum RolloutController {
             .record(.release(.failed(failure, tree: canary.tree, version: canary.version))),
         ]
         guard let asked else { return steps + [.rollBack([failure])] }
-        return steps + [.record(.rollback(.decided(failure))), .operatorRollback(app: name, to: rollout.stableRelease, undoing: release, asked)]
+        return steps + [.record(.rollback(.decided(failure))), .operatorRollback(app: name, to: rollout.stableRelease?.hex, undoing: release, asked)]
     }
 
     /// The new version takes all traffic; the old one stops.
@@ -42,7 +42,7 @@ enum RolloutController {
     /// and nothing starts.
     static func switchBack(_ name: String, _ app: AppState, to release: OID) -> [Step] {
         guard let rollout = app.rollout, let canary = app.instance else { return [] }
-        var steps: [Step] = [.record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: release.hex))), .retire(app: name, canary)]
+        var steps: [Step] = [.record(.traffic(.aborted(app: name, stable: rollout.stable, stableRelease: release))), .retire(app: name, canary)]
         if let canaryRelease = app.release {
             let entry = NoteRecorder.Entry(outcome: .aborted, app: name, fields: [("weight", String(rollout.weight)), ("version", canary.version),
                                                                                   ("reason", "the branch returned to \(rollout.stable.version)")])

@@ -11,7 +11,7 @@ public struct Rollout: Sendable, Codable, Equatable {
     /// The previous version: it serves what the new one does not, and takes everything back on an abort.
     public var stable: Instance
     /// The stable version's release commit.
-    public var stableRelease: String?
+    public var stableRelease: OID?
     /// Canary: the index in `steps`. Blue-green: 0.
     public var step: Int
     /// The new version's share of requests, in percent.
@@ -21,7 +21,7 @@ public struct Rollout: Sendable, Codable, Equatable {
     /// Set while an operator holds the rollout where it is (wall ms).
     public var pausedAt: Int64?
 
-    public init(strategy: TrafficSettings.Strategy, stable: Instance, stableRelease: String?, step: Int, weight: Int, stepStartedAt: Int64) {
+    public init(strategy: TrafficSettings.Strategy, stable: Instance, stableRelease: OID?, step: Int, weight: Int, stepStartedAt: Int64) {
         self.strategy = strategy
         self.stable = stable
         self.stableRelease = stableRelease

@@ -367,7 +367,7 @@ import Platforms
     app.health = .healthy
     #expect(Reconciler.wantedServers(app).mapValues(\.weight) == ["vaaaaaaaaaaaa-4001": 100])
     app.instance = canary
-    app.rollout = Rollout(strategy: .canary, stable: stable, stableRelease: "c1", step: 1, weight: 25, stepStartedAt: 0)
+    app.rollout = Rollout(strategy: .canary, stable: stable, stableRelease: OID(hex: String(repeating: "c", count: 40)), step: 1, weight: 25, stepStartedAt: 0)
     #expect(Reconciler.wantedServers(app).mapValues(\.weight) == ["vaaaaaaaaaaaa-4001": 75, "vbbbbbbbbbbbb-4002": 25])
     app.rollout?.strategy = .blueGreen
     let blueGreen = Reconciler.wantedServers(app)

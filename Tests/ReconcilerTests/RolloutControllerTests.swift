@@ -4,6 +4,7 @@ import Platforms
 @testable import Reconciler
 import ReconcilerStatus
 import Rollback
+import Foundation
 import Testing
 
 /// The rollout controller's decisions are pure: an app's state, its
@@ -19,7 +20,7 @@ import Testing
         app.instance = canary
         app.release = release
         app.health = .healthy
-        app.rollout = Rollout(strategy: strategy, stable: stable, stableRelease: Self.oid("2").hex, step: step, weight: weight, stepStartedAt: startedAt)
+        app.rollout = Rollout(strategy: strategy, stable: stable, stableRelease: Self.oid("2"), step: step, weight: weight, stepStartedAt: startedAt)
         app.rollout?.pausedAt = pausedAt
         return app
     }
@@ -34,7 +35,7 @@ import Testing
 
     static func label(_ step: Step) -> String {
         switch step {
-        case .record(.traffic(.aborted(_, let stable, let stableRelease))): return "record aborted: \(stable.version) from \(stableRelease?.prefix(1) ?? "-")"
+        case .record(.traffic(.aborted(_, let stable, let stableRelease))): return "record aborted: \(stable.version) from \(stableRelease?.hex.prefix(1) ?? "-")"
         case .record(.traffic(.rollout(_, let rollout?, let note, _))):
             return "record rollout step \(rollout.step) at \(rollout.weight)% from \(rollout.stepStartedAt)\(rollout.paused ? " paused" : "") noting \(note?.outcome.rawValue ?? "-")"
         case .record(.traffic(.rollout(_, nil, let note, _))): return "record rollout ended noting \(note?.outcome.rawValue ?? "-") \(note?.summary ?? "")"
@@ -96,6 +97,14 @@ import Testing
             "record aborted: 1.0.0 from 9", "retire 2.0.0", "record note on 4: weight=10 version=2.0.0 reason=the branch returned to 1.0.0",
             "record running 9", "verify 9"])
         #expect(labels(RolloutController.cancel("api", app())) == ["record aborted: 1.0.0 from 2", "retire 2.0.0"])
+    }
+
+    @Test func aRolloutsStableReleaseIsStoredAsTheHexStateFilesAlwaysHeld() throws {
+        let rollout = try #require(app().rollout)
+        let data = try JSONEncoder().encode(rollout)
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("\"stableRelease\":\"\(Self.oid("2").hex)\""), "the form a String field wrote before: \(text)")
+        #expect(try JSONDecoder().decode(Rollout.self, from: data) == rollout)
     }
 
     @Test func anAppWithoutARolloutGetsNoSteps() {
