@@ -57,9 +57,9 @@ extension Reconciler {
         return (machine, progress)
     }
 
-    /// The one loop that writes the state during a deploy: what the machine
-    /// says is recorded, then its action is performed and what that came
-    /// to is fed back, until the machine pauses or is done.
+    /// A deploy's loop: what the machine says is recorded (`carryOut`),
+    /// then its action is performed and what that came to is fed back,
+    /// until the machine pauses or is done.
     func drive(_ machine: inout DeployMachine, _ event: DeployEvent) -> DeployProgress {
         var event = event
         while true {
