@@ -198,7 +198,7 @@ extension AuditReport {
     /// Markdown text from outside (reasons, authors, labels): one line,
     /// pipes escaped, and no raw HTML for a renderer to pass through.
     static func cell(_ text: String) -> String {
-        text.split(whereSeparator: \.isNewline).joined(separator: " ").replacing("|", with: "\\|")
+        text.oneLine.replacing("|", with: "\\|")
             .replacing("&", with: "&amp;").replacing("<", with: "&lt;").replacing(">", with: "&gt;")
     }
 

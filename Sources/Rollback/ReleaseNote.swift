@@ -82,7 +82,7 @@ public struct ReleaseNote: Sendable, Equatable {
     }
 
     private static func quoted(_ value: String) -> String {
-        let oneLine = value.split(whereSeparator: \.isNewline).joined(separator: " ")
+        let oneLine = value.oneLine
         guard oneLine.contains(" ") || oneLine.contains("\"") || oneLine.isEmpty else { return oneLine }
         return "\"" + oneLine.replacing("\"", with: "'") + "\""
     }

@@ -11,6 +11,9 @@ extension StringProtocol {
     /// written on Windows) or `\r`. Splitting on "\n" misses CRLF, which is
     /// one Character in Swift. Empty lines are kept, so line numbers hold.
     public var lines: [SubSequence] { split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) }
+
+    /// The text on one line: each run of line breaks (of any kind) becomes a space.
+    public var oneLine: String { split(whereSeparator: \.isNewline).joined(separator: " ") }
 }
 
 /// Bounds text from outside (alert labels, reasons, names) before it goes

@@ -31,7 +31,7 @@ public struct Mail: Sendable {
     public let body: String
 
     public init(from: String, to: [String], subject: String, body: String) {
-        (self.from, self.to, self.subject, self.body) = (from, to, Self.oneLine(subject), body)
+        (self.from, self.to, self.subject, self.body) = (from, to, subject.oneLine, body)
     }
 
     /// The message as DATA sends it: headers, a blank line, the body with
@@ -41,12 +41,9 @@ public struct Mail: Sendable {
     var data: String {
         let headers = ["From: <\(from)>", "To: " + to.map { "<\($0)>" }.joined(separator: ", "), "Subject: \(subject)",
                        "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit", "X-Mailer: rewind"]
-        let lines = body.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map { $0.hasPrefix(".") ? "." + $0 : String($0) }
+        let lines = body.lines.map { $0.hasPrefix(".") ? "." + $0 : String($0) }
         return (headers + [""] + lines).joined(separator: "\r\n") + "\r\n.\r\n"
     }
-
-    /// A header's text on one line, whatever line breaks it had.
-    static func oneLine(_ text: String) -> String { text.split(whereSeparator: \.isNewline).joined(separator: " ") }
 }
 
 /// A mail that was not accepted, in words: which server, at which step,
