@@ -50,8 +50,7 @@ extension Reconciler {
         let release = releaseCommit(step.ref, tree: step.tree, tip: tip)
         logger.info("applying \(name) \(step.spec.version) from \(release.short)")
         let driver = drivers[step.spec.platform]
-        let version = desired?.config.app(named: name).flatMap { desired?.spec($0, tree: step.tree) }?.version
-        var machine = DeployMachine(step: step, release: release, failedVersion: version, background: background, hasDriver: driver != nil,
+        var machine = DeployMachine(step: step, release: release, failedVersion: desired?.version(of: name, tree: step.tree), background: background, hasDriver: driver != nil,
                                     retiresAfterRecording: driver is any Sweeping, startedAt: clock.monotonicMilliseconds())
         let progress = drive(&machine, .begin)
         return (machine, progress)
@@ -175,6 +174,9 @@ extension Reconciler {
     /// How long a new instance has to become healthy.
     static func healthTimeout(_ spec: AppSpec) -> Int64 { spec.health?.timeout.milliseconds ?? 60_000 }
 
+    /// How often a new instance is probed until healthy: its health interval, at most 100 ms apart.
+    static func probePause(_ spec: AppSpec) -> Int64 { min(spec.health?.interval.milliseconds ?? 1_000, 100) }
+
     /// One health probe of an instance that is to become healthy by
     /// `deadline`: nil while it may still, else its outcome (nil inside:
     /// healthy; else the problem).
@@ -236,7 +238,7 @@ extension Reconciler {
     /// Polls health until healthy, the process ends, or the timeout passes.
     func waitHealthy(_ driver: any PlatformDriver, _ instance: Instance, _ deployment: Deployment, logStart: Int? = nil) -> String? {
         let deadline = clock.monotonicMilliseconds() + Self.healthTimeout(deployment.spec)
-        let pause = min(deployment.spec.health?.interval.milliseconds ?? 1_000, 100)
+        let pause = Self.probePause(deployment.spec)
         while true {
             if let outcome = probe(driver, instance, deployment, deadline: deadline, logStart: logStart) { return outcome }
             if options.stop.requested { return "the reconciler was stopped while waiting for health" }
@@ -269,8 +271,7 @@ extension Reconciler {
     /// The failure, and its outcome (`version`: the app.yaml's of the tree, when the desired state has one).
     private func failed(_ name: String, release: OID, tree: OID, reason: String) -> (Failure, Outcome) {
         let failure = Failure(app: name, release: release, reason: reason)
-        let version = desired?.config.app(named: name).flatMap { desired?.spec($0, tree: tree) }?.version
-        return (failure, .release(.failed(failure, tree: tree, version: version)))
+        return (failure, .release(.failed(failure, tree: tree, version: desired?.version(of: name, tree: tree))))
     }
 
     func releaseCommit(_ ref: AppRef, tree: OID, tip: OID) -> OID {

@@ -87,9 +87,6 @@ struct DeployMachine {
         case done
     }
 
-    /// The bare name of a phase: for the log of a defect.
-    var phaseName: String { Self.kind(of: phase) }
-
     /// The name of an enum case without its values (which may hold a
     /// deployment's settings): what a log line of a defect may show.
     static func kind(of value: Any) -> String { String("\(value)".prefix { $0 != "(" }) }
@@ -141,7 +138,7 @@ extension DeployMachine {
         case (.finishingSequence, .ran(let problem)): return postRollbackRan(problem)
         case (.verifying, .verification(let outcome)): return finished(nil, outcome.map { [$0] } ?? [])
         default:
-            return Transition(action: .unexpected("\(name): a deploy in phase \(phaseName) got \(Self.kind(of: event))"))
+            return Transition(action: .unexpected("\(name): a deploy in phase \(Self.kind(of: phase)) got \(Self.kind(of: event))"))
         }
     }
 
@@ -252,7 +249,7 @@ extension DeployMachine {
 
     private mutating func probeIfDue(_ outcomes: [Outcome], at now: Moment) -> Transition {
         guard let instance, now.monotonic >= nextProbe else { return next(.waiting, .pause, outcomes) }
-        let steady = min(step.spec.health?.interval.milliseconds ?? 1_000, 100)
+        let steady = Reconciler.probePause(step.spec)
         nextProbe = now.monotonic + (now.monotonic - startedAt < 1_000 ? min(steady, 10) : steady)
         return next(.probing, .probe(instance), outcomes)
     }

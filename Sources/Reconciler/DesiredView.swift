@@ -66,4 +66,8 @@ final class DesiredView {
     }
 
     func contains(_ name: String) -> Bool { config.app(named: name) != nil }
+
+    /// The version the app's app.yaml in `tree` names (nil: no such app,
+    /// or no valid app.yaml there): what a failure of that tree is called.
+    func version(of name: String, tree: OID) -> String? { config.app(named: name).flatMap { spec($0, tree: tree) }?.version }
 }

@@ -107,8 +107,7 @@ struct Supervisor: Supervising {
 
     /// The app's release failed (`version`: its app.yaml's, when the desired state has one).
     private func failed(_ name: String, _ app: AppState, tree: OID, reason: String, _ world: SupervisedWorld) -> Outcome {
-        let version = world.desired.config.app(named: name).flatMap { world.desired.spec($0, tree: tree) }?.version
-        return .release(.failed(Failure(app: name, release: app.release ?? tree, reason: reason), tree: tree, version: version))
+        .release(.failed(Failure(app: name, release: app.release ?? tree, reason: reason), tree: tree, version: world.desired.version(of: name, tree: tree)))
     }
 }
 
