@@ -1,6 +1,17 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// libgit2 and the libraries it uses, linked in statically (Debian's
+/// libgit2-dev ships the archives). Loading them as shared libraries cost
+/// about 2 ms before main on every command: libcrypto alone (under libssh2)
+/// binds 4,000 symbols at load. GSSAPI stays outside (CGitStream/gssapi.c);
+/// the linker's --wrap sends libgit2's CA bundle parses through
+/// CGitStream/certificates.c.
+let staticLibGit2: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "--wrap=mbedtls_x509_crt_parse_file", "-Xlinker", "--wrap=mbedtls_x509_crt_parse_path"]),
+] + ["git2", "mbedtls", "mbedx509", "mbedcrypto", "http_parser", "ssh2", "crypto", "pcre2-8", "z"].map { .linkedLibrary(":lib\($0).a") }
+    + [.linkedLibrary("rt")]
+
 let package = Package(
     name: "Rewind",
     platforms: [.macOS(.v14)],
@@ -28,15 +39,13 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
-        .systemLibrary(
-            name: "CLibGit2",
-            pkgConfig: "libgit2",
-            providers: [.apt(["libgit2-dev"])]
-        ),
-        // libgit2's network streams with deadlines and cancellation (git://, http(s), ssh).
+        // libgit2's headers; the library itself is linked by GitKit.
+        .systemLibrary(name: "CLibGit2", providers: [.apt(["libgit2-dev"])]),
+        // libgit2's network streams with deadlines and cancellation (git://, http(s), ssh),
+        // its CA bundle read on first use, and GSSAPI opened on first use.
         .target(name: "CGitStream", dependencies: ["CLibGit2"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "GitKit", dependencies: ["CLibGit2", "CGitStream"]),
+        .target(name: "GitKit", dependencies: ["CLibGit2", "CGitStream"], linkerSettings: staticLibGit2),
         .target(name: "DeployModel", dependencies: ["SystemSupport", .product(name: "Yams", package: "Yams")]),
         .target(name: "CRewindSystem"),
         .target(name: "SystemSupport", dependencies: ["CRewindSystem"]),
@@ -130,7 +139,7 @@ let package = Package(
         .executableTarget(name: "rewind", dependencies: ["RewindCLI"]),
         .executableTarget(name: "rewind-daemon", dependencies: ["RewindCLI", "RewindDaemon"]),
         .executableTarget(name: "rewind-demo-service", dependencies: ["SystemSupport"]),
-        .testTarget(name: "GitKitTests", dependencies: ["GitKit", "TestSupport"]),
+        .testTarget(name: "GitKitTests", dependencies: ["CGitStream", "GitKit", "TestSupport"]),
         .testTarget(name: "DeployModelTests", dependencies: ["DeployModel"]),
         .testTarget(name: "ArtifactsTests", dependencies: ["Artifacts", "DeployModel", "SystemSupport", "TestSupport"]),
         .testTarget(name: "WebClientTests", dependencies: ["WebClient", "SystemSupport", "TestSupport"]),

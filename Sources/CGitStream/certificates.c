@@ -1,41 +1,32 @@
-#define _GNU_SOURCE
 #include "rewind_certificates.h"
 
-#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 // See rewind_certificates.h. The chain is opaque here (mbedtls_x509_crt *):
 // it is only handed back to mbedTLS.
-typedef int (*parse_fn)(void *chain, const char *path);
+// mbedTLS's own functions: the linker's --wrap names them __real_ (Package.swift).
+int __real_mbedtls_x509_crt_parse_file(void *chain, const char *path);
+int __real_mbedtls_x509_crt_parse_path(void *chain, const char *path);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static parse_fn real_parse_file = NULL;
-static parse_fn real_parse_path = NULL;
 static int deferring = 0;
 static void *pending_chain = NULL;
 static char *pending_path = NULL;
 static int state = 0;
 
-// Called with `lock` held: mbedTLS's own functions, next after the executable.
-static void resolve_locked(void) {
-    if (!real_parse_file) real_parse_file = (parse_fn)dlsym(RTLD_NEXT, "mbedtls_x509_crt_parse_file");
-    if (!real_parse_path) real_parse_path = (parse_fn)dlsym(RTLD_NEXT, "mbedtls_x509_crt_parse_path");
-}
-
 // Called with `lock` held.
 static void load_pending_locked(void) {
     if (!pending_chain) return;
-    resolve_locked();
-    int result = real_parse_file ? real_parse_file(pending_chain, pending_path) : -1;
+    int result = __real_mbedtls_x509_crt_parse_file(pending_chain, pending_path);
     state = result < 0 ? result : 2;
     pending_chain = NULL;
     free(pending_path);
     pending_path = NULL;
 }
 
-int mbedtls_x509_crt_parse_file(void *chain, const char *path) {
+int __wrap_mbedtls_x509_crt_parse_file(void *chain, const char *path) {
     pthread_mutex_lock(&lock);
     if (deferring && !pending_chain && path) {
         char *copy = strdup(path);
@@ -50,20 +41,16 @@ int mbedtls_x509_crt_parse_file(void *chain, const char *path) {
     // Another bundle replaces the chain (and frees it) once it parsed: the
     // one it replaces must be whole until then.
     load_pending_locked();
-    resolve_locked();
-    parse_fn real = real_parse_file;
     pthread_mutex_unlock(&lock);
-    return real ? real(chain, path) : -1;
+    return __real_mbedtls_x509_crt_parse_file(chain, path);
 }
 
 // A directory of certificates replaces the chain too.
-int mbedtls_x509_crt_parse_path(void *chain, const char *path) {
+int __wrap_mbedtls_x509_crt_parse_path(void *chain, const char *path) {
     pthread_mutex_lock(&lock);
     load_pending_locked();
-    resolve_locked();
-    parse_fn real = real_parse_path;
     pthread_mutex_unlock(&lock);
-    return real ? real(chain, path) : -1;
+    return __real_mbedtls_x509_crt_parse_path(chain, path);
 }
 
 void rewind_certificates_defer_begin(void) {
