@@ -24,7 +24,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -46,7 +45,9 @@ let package = Package(
         .target(name: "CGitStream", dependencies: ["CLibGit2"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "GitKit", dependencies: ["CLibGit2", "CGitStream"], linkerSettings: staticLibGit2),
-        .target(name: "DeployModel", dependencies: ["SystemSupport", .product(name: "Yams", package: "Yams")]),
+        // libyaml's parser; DeployModel composes its events itself (YAML.swift).
+        .systemLibrary(name: "CYAML", path: "Sources/CYAML", providers: [.apt(["libyaml-dev"])]),
+        .target(name: "DeployModel", dependencies: ["CYAML", "SystemSupport"], linkerSettings: [.linkedLibrary(":libyaml.a")]),
         .target(name: "CRewindSystem"),
         .target(name: "SystemSupport", dependencies: ["CRewindSystem"]),
         .target(name: "Rollback", dependencies: ["GitKit", "DeployModel", "SystemSupport"]),

@@ -6,8 +6,8 @@ set -euo pipefail
 # --unit: only what `make test-unit` needs (libgit2 and git).
 unit=false
 [ "${1:-}" = "--unit" ] && unit=true
-packages=(libgit2-dev zlib1g-dev pkg-config git python3 hyperfine time prometheus prometheus-alertmanager curl openssh-client openssh-server nginx fcgiwrap openssl chromium chromium-driver python3-pip haproxy docker-registry skopeo python3-cryptography podman runc busybox-static iproute2)
-$unit && packages=(libgit2-dev zlib1g-dev pkg-config git python3)
+packages=(libgit2-dev libyaml-dev zlib1g-dev pkg-config git python3 hyperfine time prometheus prometheus-alertmanager curl openssh-client openssh-server nginx fcgiwrap openssl chromium chromium-driver python3-pip haproxy docker-registry skopeo python3-cryptography podman runc busybox-static iproute2)
+$unit && packages=(libgit2-dev libyaml-dev zlib1g-dev pkg-config git python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

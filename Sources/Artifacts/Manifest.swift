@@ -51,7 +51,7 @@ enum ManifestDocument: Equatable {
             throw ArtifactError("the manifest is not valid JSON of an OCI manifest or index")
         }
         guard wire.schemaVersion == 2 else { throw ArtifactError("the manifest's schemaVersion is \(wire.schemaVersion.map(String.init) ?? "missing"), not 2") }
-        let type = wire.mediaType ?? contentType?.split(separator: ";").first.map { String($0).trimmingCharacters(in: .whitespaces) }
+        let type = wire.mediaType ?? contentType?.split(separator: ";").first.map { String($0).trimmingCharacters() }
         for descriptor in (wire.layers ?? []) + (wire.manifests ?? []) + [wire.config].compactMap({ $0 }) {
             guard isDigest(descriptor.digest) else { throw ArtifactError("the manifest names '\(descriptor.digest.prefix(80))', not a sha256 digest") }
             guard descriptor.size >= 0 else { throw ArtifactError("the manifest gives \(descriptor.digest) a negative size") }

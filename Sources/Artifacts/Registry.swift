@@ -51,7 +51,7 @@ public struct RegistryCredentials: Sendable, CustomStringConvertible {
         let user = String(decoding: decoded[..<colon], as: UTF8.self)
         let password = String(decoding: decoded[decoded.index(after: colon)...], as: UTF8.self)
         let json = JSON.object([("username", .string(user)), ("password", .string(password)), ("serveraddress", .string(registry))]).bytes(indent: nil)
-        return Data(json).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        return Data(json).base64EncodedString().replacing("+", with: "-").replacing("/", with: "_")
     }
 
     public var description: String { "RegistryCredentials(\(byRegistry.keys.sorted().joined(separator: ", ")))" }
@@ -218,7 +218,7 @@ final class RegistryClient: Sendable {
         while !rest.isEmpty {
             rest = rest.drop { $0 == " " || $0 == "," }
             guard let equals = rest.firstIndex(of: "=") else { break }
-            let key = rest[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
+            let key = rest[..<equals].trimmingCharacters().lowercased()
             rest = rest[rest.index(after: equals)...]
             var value = ""
             if rest.first == "\"" {

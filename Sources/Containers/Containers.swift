@@ -258,6 +258,6 @@ extension ContainerEngine {
 
     /// A path segment: ids and names are hexadecimal or `[a-zA-Z0-9_.-]`; image references keep `/` and `:` and `@`.
     static func path(_ text: String) -> String {
-        HTTPEndpoint.encode(text).replacingOccurrences(of: "%2F", with: "/").replacingOccurrences(of: "%3A", with: ":").replacingOccurrences(of: "%40", with: "@")
+        HTTPEndpoint.encode(text).replacing("%2F", with: "/").replacing("%3A", with: ":").replacing("%40", with: "@")
     }
 }

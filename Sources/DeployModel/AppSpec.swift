@@ -1,4 +1,3 @@
-import Yams
 
 /// The platforms an app can run on.
 public enum Platform: String, Sendable, Codable, CaseIterable {
@@ -330,7 +329,7 @@ public struct AppSpec: Sendable, Equatable, Codable {
                 // An indented next line continues the value (or comments it): the parser decides.
                 if lineEnd + 1 < bytes.count, bytes[lineEnd + 1] == UInt8(ascii: " ") || bytes[lineEnd + 1] == 9 { return nil }
                 var value = String(decoding: raw, as: UTF8.self)
-                if let hash = value.range(of: " #") { value = String(value[..<hash.lowerBound]) }
+                if let hash = value.firstRange(of: " #") { value = String(value[..<hash.lowerBound]) }
                 value = value.trimmingSpaces
                 guard let first = value.first, !"&*!|>[]{}%@`,#?:-".contains(first) else { return nil }
                 if first == "\"" || first == "'" {

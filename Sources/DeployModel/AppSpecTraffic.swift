@@ -1,4 +1,3 @@
-import Yams
 
 /// `traffic:` of an app.yaml: the proxy, the strategy and its steps.
 extension AppSpec {

@@ -1,4 +1,3 @@
-import Yams
 
 /// The smallest edit of an app.yaml that moves it to another OCI artifact:
 /// the `artifact.oci` value is replaced where it stands (and `version`, when
@@ -16,18 +15,18 @@ public enum AppYAMLEdit {
     public static func movingArtifact(in original: String, to new: OCIReference, file: String = AppSpec.fileName) throws(Refusal) -> (text: String, version: String?) {
         let bom = original.hasPrefix("\u{FEFF}")
         let text = bom ? String(original.dropFirst()) : original
-        guard let root = try? Yams.compose(yaml: text, .basic), let map = root.mapping,
-              let artifact = value(map, "artifact")?.mapping, let oci = value(artifact, "oci"), let ociScalar = oci.scalar, let ociMark = oci.mark else {
+        guard let root = (try? Node.compose(text)) ?? nil, let map = root.mapping,
+              let artifact = value(map, "artifact")?.mapping, let oci = value(artifact, "oci"), let ociScalar = oci.scalar else {
             throw Refusal(message: "\(file) has no artifact.oci value to update")
         }
         guard case .success(let old) = OCIReference.parse(ociScalar.string) else {
             throw Refusal(message: "\(file): artifact.oci '\(ociScalar.string)' is not a valid reference")
         }
-        var edits = [(mark: ociMark, scalar: ociScalar, replacement: new.description)]
+        var edits = [(mark: ociScalar.mark, scalar: ociScalar, replacement: new.description)]
         var newVersion: String?
-        if let node = value(map, "version"), let scalar = node.scalar, let mark = node.mark, let oldTag = old.tag, let newTag = new.tag,
+        if let node = value(map, "version"), let scalar = node.scalar, let oldTag = old.tag, let newTag = new.tag,
            let label = Self.label(scalar.string, oldTag: oldTag, newTag: newTag) {
-            edits.append((mark, scalar, label))
+            edits.append((scalar.mark, scalar, label))
             newVersion = label
         }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { Array($0.unicodeScalars) }
@@ -45,7 +44,7 @@ public enum AppYAMLEdit {
         return (result, newVersion)
     }
 
-    /// The value under a text key (a lookup by `Node` would resolve tags again).
+    /// The value under a text key.
     private static func value(_ map: Node.Mapping, _ key: String) -> Node? {
         map.first { $0.key.string == key }?.value
     }

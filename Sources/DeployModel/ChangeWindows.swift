@@ -1,5 +1,4 @@
 import SystemSupport
-import Yams
 
 /// A five-field cron schedule (`minute hour day-of-month month
 /// day-of-week`): `*`, numbers, ranges `a-b`, lists `a,b` and steps `*/n`

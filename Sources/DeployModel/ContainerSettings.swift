@@ -1,4 +1,3 @@
-import Yams
 
 /// Settings of the `container` platform: an OCI image, pinned by digest,
 /// run by a container engine through the Docker Engine API. As in

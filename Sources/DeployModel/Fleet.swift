@@ -1,4 +1,3 @@
-import Yams
 
 /// A host that follows the repository (`hosts:` of rewind.yaml): each runs
 /// its own `rewind serve --host NAME` and applies the apps placed on it.

@@ -1,5 +1,4 @@
 import SystemSupport
-import Yams
 
 /// The notification routes file (`--notify-routes FILE`): named targets,
 /// and routes that send some events (by name, app and severity) to some
@@ -182,7 +181,7 @@ public struct NotificationRoutes: Sendable, Equatable {
         reader.warnUnknown(inner, known: kind == .email ? ["text", "subject"] : ["text"], parent: "\(field).template")
         func one(_ key: String) -> (text: String, line: Int?)? {
             guard let text = reader.string(inner, key, parent: "\(field).template") else { return nil }
-            return (text, reader.value(inner, key, parent: "\(field).template")?.mark?.line)
+            return (text, reader.value(inner, key, parent: "\(field).template")?.mark.line)
         }
         let text = one("text"), subject = kind == .email ? one("subject") : nil
         if text == nil && subject == nil { reader.error(node, field: "\(field).template", "the template is empty", hint: kind == .email ? "give text, subject or both" : "give text") }

@@ -1,4 +1,3 @@
-import Yams
 
 /// A hold on one app, written by `rewind pin`.
 public struct Pin: Sendable, Equatable, Codable {
@@ -36,7 +35,7 @@ public struct PinSet: Sendable, Equatable {
         guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else { return (nil, reader.diagnostics) }
         reader.warnUnknown(map, known: ["pins"], parent: "")
         var set = PinSet()
-        if let node = reader.value(map, "pins", parent: ""), node.null == nil, let pins = reader.mapping(node, field: "pins") {
+        if let node = reader.value(map, "pins", parent: ""), !node.isNull, let pins = reader.mapping(node, field: "pins") {
             for (key, value) in pins {
                 let app = key.string ?? "?"
                 let field = "pins.\(app)"
@@ -49,7 +48,7 @@ public struct PinSet: Sendable, Equatable {
                 }
                 if let tree, let target {
                     set.pins[app] = Pin(tree: tree, target: target, reason: reader.string(p, "reason", parent: field))
-                    set.lines[app] = key.mark?.line
+                    set.lines[app] = key.mark.line
                 }
             }
         }

@@ -1,4 +1,3 @@
-import Yams
 
 /// One app entry of `rewind.yaml`.
 public struct AppRef: Sendable, Equatable, Codable {

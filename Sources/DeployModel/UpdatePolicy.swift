@@ -1,4 +1,3 @@
-import Yams
 
 /// `updates:` in app.yaml: where new versions of an OCI artifact come from,
 /// which tags count, and how often the registry is asked.

@@ -1,5 +1,3 @@
-import Yams
-
 /// Reads typed fields out of a composed YAML document, recording a
 /// diagnostic (with line and column) for every field that is wrong.
 final class YAMLReader {
@@ -13,18 +11,13 @@ final class YAMLReader {
         // Editors on Windows write a byte-order mark; it is not part of the YAML.
         let text = original.hasPrefix("\u{FEFF}") ? String(original.dropFirst()) : original
         do {
-            // No implicit-tag rules: Rewind reads every scalar as text and
-            // converts it itself, and the default rules compile seven regular
-            // expressions per process (a third of a command's YAML time).
-            guard let node = try Yams.compose(yaml: text, .basic) else {
+            guard let node = try Node.compose(text) else {
                 error(nil, field: "", "the file is empty", hint: "see deploy-repo-template/ for an example")
                 return nil
             }
             return node
-        } catch let yamlError as YamlError {
-            recordSyntaxError(yamlError, lastLine: Self.lastLine(of: text))
         } catch {
-            self.error(nil, field: "", "cannot parse YAML: \(error)")
+            record(error, lastLine: Self.lastLine(of: text))
         }
         return nil
     }
@@ -41,26 +34,24 @@ final class YAMLReader {
         return lines
     }
 
-    private func recordSyntaxError(_ yamlError: YamlError, lastLine: Int) {
-        switch yamlError {
-        case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
+    private func record(_ syntax: YAMLSyntaxError, lastLine: Int) {
+        switch syntax.kind {
+        case .duplicateKeys(let keys):
+            diagnostics.append(Diagnostic(.error, file: file, line: syntax.mark?.line, column: syntax.mark?.column, field: keys.joined(separator: ", "), message: "key appears more than once", hint: "keep one of them"))
+        case .malformed:
             // The parser finds a problem at the end of the input on the line
             // after the last one; report it where the file ends.
-            let (line, column) = mark.line > lastLine ? (lastLine, nil) : (mark.line, Optional(mark.column))
-            diagnostics.append(Diagnostic(.error, file: file, line: line, column: column, message: "malformed YAML: \(problem)", hint: "fix the syntax at this line"))
-        case let .duplicatedKeysInMapping(duplicates, context):
-            diagnostics.append(Diagnostic(.error, file: file, line: context.mark.line, column: context.mark.column, field: duplicates.joined(separator: ", "), message: "key appears more than once", hint: "keep one of them"))
-        default:
-            diagnostics.append(Diagnostic(.error, file: file, message: "malformed YAML: \(yamlError)"))
+            let (line, column) = syntax.mark.map { $0.line > lastLine ? (lastLine, nil) : ($0.line, Optional($0.column)) } ?? (nil, nil)
+            diagnostics.append(Diagnostic(.error, file: file, line: line, column: column, message: "malformed YAML: \(syntax.problem)", hint: "fix the syntax at this line"))
         }
     }
 
     func error(_ node: Node?, field: String, _ message: String, hint: String? = nil) {
-        diagnostics.append(Diagnostic(.error, file: file, line: node?.mark?.line, column: node?.mark?.column, field: field, message: message, hint: hint))
+        diagnostics.append(Diagnostic(.error, file: file, line: node?.mark.line, column: node?.mark.column, field: field, message: message, hint: hint))
     }
 
     func warning(_ node: Node?, field: String, _ message: String, hint: String? = nil) {
-        diagnostics.append(Diagnostic(.warning, file: file, line: node?.mark?.line, column: node?.mark?.column, field: field, message: message, hint: hint))
+        diagnostics.append(Diagnostic(.warning, file: file, line: node?.mark.line, column: node?.mark.column, field: field, message: message, hint: hint))
     }
 
     /// The node as a mapping, or an error naming the field.
@@ -81,7 +72,7 @@ final class YAMLReader {
 
     func string(_ map: Node.Mapping, _ key: String, parent: String, required: Bool = false) -> String? {
         guard let node = value(map, key, parent: parent, required: required) else { return nil }
-        guard case .scalar(let scalar) = node, node.null == nil else {
+        guard case .scalar(let scalar) = node, !node.isNull else {
             error(node, field: join(parent, key), "expected a text value")
             return nil
         }
@@ -137,7 +128,7 @@ final class YAMLReader {
 
     func stringList(_ map: Node.Mapping, _ key: String, parent: String) -> [String]? {
         guard let node = value(map, key, parent: parent) else { return nil }
-        if node.null != nil { return [] }
+        if node.isNull { return [] }
         guard case .sequence(let seq) = node else {
             error(node, field: join(parent, key), "expected a list of text values")
             return nil

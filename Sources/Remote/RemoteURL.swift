@@ -26,7 +26,7 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
     /// Parses `text`. Returns nil for a local path (not a URL at all); throws
     /// for a URL Rewind cannot use, such as one with credentials in it.
     public static func parse(_ text: String) throws -> RemoteURL? {
-        if let range = text.range(of: "://") {
+        if let range = text.firstRange(of: "://") {
             let schemeText = String(text[..<range.lowerBound]).lowercased()
             guard let scheme = Scheme(rawValue: schemeText) else {
                 throw RewindError(.usage, "unsupported repository URL scheme '\(schemeText)' in \(redacted(text))",
@@ -99,7 +99,7 @@ public struct RemoteURL: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL with anything between `://` and `@` hidden, for messages.
     public static func redacted(_ text: String) -> String {
-        guard let range = text.range(of: "://") else { return redactedSCP(text) }
+        guard let range = text.firstRange(of: "://") else { return redactedSCP(text) }
         let rest = text[range.upperBound...]
         let authority = rest.prefix { $0 != "/" }
         guard let at = authority.lastIndex(of: "@") else { return text }

@@ -55,7 +55,7 @@ func mutatedFilesNeverCrashTheParser(path: String) throws {
 
 @Test func aliasBombIsBoundedByTheFileSizeLimit() {
     // Anchors and aliases expand in memory; app.yaml is at most 1 MiB and the
-    // parser must still answer (Yams does not expand aliases into copies).
+    // parser must still answer (an alias shares its anchor's node; it is not copied).
     var text = "a0: &a0 [x, x, x, x, x, x, x, x]\n"
     for i in 1..<12 { text += "a\(i): &a\(i) [*a\(i - 1), *a\(i - 1), *a\(i - 1), *a\(i - 1)]\n" }
     let (spec, diagnostics) = AppSpec.parse(text, file: "apps/x/app.yaml")
