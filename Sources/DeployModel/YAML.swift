@@ -118,9 +118,14 @@ extension Node {
 /// Builds nodes from libyaml's events with a stack of open collections
 /// (no recursion), at most `maxDepth` deep.
 struct Composer {
-    private enum Open {
-        case list(mark: Mark, anchor: String?, items: [Node])
-        case mapping(mark: Mark, anchor: String?, pairs: [(key: Node, value: Node)], key: Node?)
+    /// A list or mapping whose end has not come yet. A mapping's keys and
+    /// values alternate in `items`. Appended in place: each node is copied
+    /// once, however long the collection.
+    private struct Open {
+        let isMapping: Bool
+        let mark: Mark
+        let anchor: String?
+        var items: [Node] = []
     }
 
     private var open: [Open] = []
@@ -156,27 +161,27 @@ struct Composer {
         case YAML_SCALAR_EVENT:
             let data = event.data.scalar
             let scalar = Node.Scalar(string: Self.text(data.value, count: data.length), style: Self.style(data.style), mark: mark)
-            try finish(.scalar(scalar), anchor: Self.name(data.anchor))
+            finish(.scalar(scalar), anchor: Self.name(data.anchor))
         case YAML_ALIAS_EVENT:
             guard let name = Self.name(event.data.alias.anchor), let node = anchors[name] else {
                 throw YAMLSyntaxError(kind: .malformed, problem: "found undefined alias", mark: mark)
             }
-            try finish(node, anchor: nil)
+            finish(node, anchor: nil)
         case YAML_SEQUENCE_START_EVENT:
             try checkDepth(at: mark)
-            open.append(.list(mark: mark, anchor: Self.name(event.data.sequence_start.anchor), items: []))
+            open.append(Open(isMapping: false, mark: mark, anchor: Self.name(event.data.sequence_start.anchor)))
         case YAML_MAPPING_START_EVENT:
             try checkDepth(at: mark)
-            open.append(.mapping(mark: mark, anchor: Self.name(event.data.mapping_start.anchor), pairs: [], key: nil))
+            open.append(Open(isMapping: true, mark: mark, anchor: Self.name(event.data.mapping_start.anchor)))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            switch open.popLast() {
-            case .list(let start, let anchor, let items)?:
-                try finish(.sequence(Node.List(items: items, mark: start)), anchor: anchor)
-            case .mapping(let start, let anchor, let pairs, _)?:
+            // libyaml pairs every end with its start.
+            guard let done = open.popLast() else { return }
+            if done.isMapping {
+                let pairs = stride(from: 0, to: done.items.count - 1, by: 2).map { (key: done.items[$0], value: done.items[$0 + 1]) }
                 try Self.checkKeys(pairs)
-                try finish(.mapping(Node.Mapping(pairs: pairs, mark: start)), anchor: anchor)
-            case nil:
-                break  // libyaml pairs every end with its start
+                finish(.mapping(Node.Mapping(pairs: pairs, mark: done.mark)), anchor: done.anchor)
+            } else {
+                finish(.sequence(Node.List(items: done.items, mark: done.mark)), anchor: done.anchor)
             }
         default:
             break  // stream start, document end
@@ -194,23 +199,12 @@ struct Composer {
     }
 
     /// A whole node: into the collection open around it, or the root.
-    private mutating func finish(_ node: Node, anchor: String?) throws(YAMLSyntaxError) {
+    private mutating func finish(_ node: Node, anchor: String?) {
         if let anchor { anchors[anchor] = node }
-        guard let top = open.popLast() else {
+        if open.isEmpty {
             root = node
-            return
-        }
-        switch top {
-        case .list(let mark, let anchor, var items):
-            items.append(node)
-            open.append(.list(mark: mark, anchor: anchor, items: items))
-        case .mapping(let mark, let anchor, var pairs, let key):
-            if let key {
-                pairs.append((key, node))
-                open.append(.mapping(mark: mark, anchor: anchor, pairs: pairs, key: nil))
-            } else {
-                open.append(.mapping(mark: mark, anchor: anchor, pairs: pairs, key: node))
-            }
+        } else {
+            open[open.count - 1].items.append(node)
         }
     }
 

@@ -88,6 +88,20 @@ import Testing
         #expect(error.mark == Mark(line: 1, column: Composer.maxDepth + 1))
     }
 
+    @Test func aLongListIsBuiltInOnePass() throws {
+        // 200,000 items (the size of the largest file Rewind reads): each
+        // appended in place. A copy per item would not finish.
+        let count = 200_000
+        let root = try compose("[" + String(repeating: "x, ", count: count - 1) + "x]")
+        guard case .sequence(let list) = root else {
+            Issue.record("not a list")
+            return
+        }
+        #expect(list.count == count)
+        let map = try #require(try compose((0..<count).map { "k\($0): v" }.joined(separator: "\n")).mapping)
+        #expect(map.count == count)
+    }
+
     @Test(arguments: [
         ("42", 42), ("-7", -7), ("+3", 3), ("1_000", 1_000), ("0x1F", 31), ("0o17", 15), ("017", 15), ("0b101", 5),
         ("1:30", 90), ("-1:30", -90), ("0", 0),
