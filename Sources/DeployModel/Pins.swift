@@ -1,3 +1,4 @@
+import SystemSupport
 
 /// A hold on one app, written by `rewind pin`.
 public struct Pin: Sendable, Equatable, Codable {
@@ -39,6 +40,11 @@ public struct PinSet: Sendable, Equatable {
             for (key, value) in pins {
                 let app = key.string ?? "?"
                 let field = "pins.\(app)"
+                // A pin holds an app of rewind.yaml; any other key could not be written back.
+                guard RepoConfig.isValidAppName(app) else {
+                    reader.error(key, field: field, "'\(Bounded.printable(app))' is not a valid app name", hint: "use lower-case letters, digits and dashes, starting with a letter or digit")
+                    continue
+                }
                 guard let p = reader.mapping(value, field: field) else { continue }
                 reader.warnUnknown(p, known: ["tree", "target", "reason"], parent: field)
                 let tree = reader.string(p, "tree", parent: field, required: true)

@@ -65,6 +65,17 @@ func quickVersionMatchesTheParser(text: String, expected: String?) {
     #expect(PinSet.parse(PinSet().serialised()).pins == PinSet())
 }
 
+/// A pin's key is an app's name: a key rewind.yaml could not hold (empty,
+/// as an anchored empty key gives, or with other characters) is an error,
+/// not a pin that cannot be written back.
+@Test(arguments: ["  &anchor :\n", "  \"\":\n", "  Api_1:\n"])
+func aPinOfNoAppIsAnError(key: String) {
+    let text = "pins:\n" + key + "    tree: " + String(repeating: "a", count: 40) + "\n    target: " + String(repeating: "b", count: 40) + "\n"
+    let (pins, diagnostics) = PinSet.parse(text)
+    #expect(pins == nil)
+    #expect(diagnostics.contains { $0.severity == .error && $0.message.contains("not a valid app name") && $0.line == 2 }, "\(diagnostics)")
+}
+
 @Test func parsesTrafficHooksAndDownCommands() throws {
     let text = """
         platform: process
