@@ -208,7 +208,7 @@ extension Reconciler {
         let key = ReleaseNote.key(.verified, app: name)
         if state.pendingNotes.contains(where: { $0.commit == release.hex && $0.key == key }) { return true }
         let note = (try? repo.git.note(on: release, notesRef: ReleaseNote.notesRef)) ?? nil
-        return note?.split(separator: "\n").contains { $0.hasPrefix(key) && $0.hasSuffix(" host=\(notes.host)") } ?? false
+        return note?.split(separator: "\n").contains { ReleaseNote.isLine($0, key: key, host: notes.host) } ?? false
     }
 
     /// A rollback commit that sets an app to the tree already running: check

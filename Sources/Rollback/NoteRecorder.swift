@@ -66,7 +66,7 @@ public struct NoteRecorder {
         try update(ReleaseNote.notesRef, order.compactMap(OID.init(hex:))) { commit, existing in
             var lines = existing.split(separator: "\n").map(String.init)
             var added = false
-            for note in byCommit[commit.hex] ?? [] where !lines.contains(where: { $0.hasPrefix(note.key) && $0.hasSuffix(" host=\(host)") }) {
+            for note in byCommit[commit.hex] ?? [] where !lines.contains(where: { ReleaseNote.isLine($0, key: note.key, host: host) }) {
                 lines.append(note.line)
                 added = true
             }

@@ -75,6 +75,15 @@ public struct ReleaseNote: Sendable, Equatable {
 
     public var key: String { Self.key(outcome, app: app) }
 
+    /// Whether `line` is the line `host` wrote for `key` (an outcome and an
+    /// app). Compared as bytes, as `parse` reads a line: a combining mark
+    /// after the key would otherwise join the space into one Character and
+    /// hide the line.
+    public static func isLine<S: StringProtocol>(_ line: S, key: String, host: String) -> Bool {
+        let tail = " host=\(host)".utf8
+        return line.utf8.starts(with: key.utf8) && line.utf8.count >= tail.count && line.utf8.suffix(tail.count).elementsEqual(tail)
+    }
+
     /// The line as written: values with spaces or quotes are quoted (a
     /// quote inside becomes an apostrophe), on one line.
     public var line: String {

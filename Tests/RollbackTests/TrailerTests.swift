@@ -112,3 +112,17 @@ func symlinkLeavesTheApp(link: String, target: String, leaves: Bool) {
     #expect(parsed.map(\.outcome) == [.failed, .verified])
     #expect(parsed.first?.value("reason") == "boom verified app=api next last")
 }
+
+/// A host finds the line it wrote for an outcome and an app by bytes: a
+/// field that starts with a combining mark joins the space before it into
+/// one Character, where a Character prefix would miss the line.
+@Test func aNoteLineIsFoundByItsKeyWhateverFollows() throws {
+    let line = "failed app=api \u{06D6}had=x host=vm"
+    let key = ReleaseNote.key(.failed, app: "api")
+    #expect(!line.hasPrefix(key))  // what the Character comparison saw
+    #expect(ReleaseNote.isLine(line, key: key, host: "vm"))
+    #expect(!ReleaseNote.isLine(line, key: key, host: "other"))
+    #expect(!ReleaseNote.isLine(line, key: ReleaseNote.key(.failed, app: "ap"), host: "vm"))
+    let parsed = try #require(ReleaseNote.parse(line))
+    #expect((parsed.line + " ").utf8.starts(with: parsed.key.utf8))
+}
