@@ -321,7 +321,8 @@ public struct AppSpec: Sendable, Equatable, Codable {
             while lineEnd < bytes.count && bytes[lineEnd] != 10 { lineEnd += 1 }
             // A flow collection at the top reads lines differently: leave it to the parser.
             if bytes[lineStart] == UInt8(ascii: "{") || bytes[lineStart] == UInt8(ascii: "[") { return nil }
-            if lineEnd - lineStart > key.count && bytes[lineStart..<(lineStart + key.count)].elementsEqual(key) {
+            // `version:` then a space: `version:x: 1` is another key (a colon ends a key only before a space).
+            if lineEnd - lineStart > key.count && bytes[lineStart..<(lineStart + key.count)].elementsEqual(key) && bytes[lineStart + key.count] == UInt8(ascii: " ") {
                 let raw = bytes[(lineStart + key.count)..<lineEnd]
                 // Only plain ASCII: tabs, control characters and other
                 // whitespace are where a quick scan and YAML could differ.

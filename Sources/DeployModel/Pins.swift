@@ -85,7 +85,15 @@ public struct PinSet: Sendable, Equatable {
             case "\n": out += "\\n"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 { out += "\\x" + String(scalar.value, radix: 16).leftPadded(2) } else { out.unicodeScalars.append(scalar) }
+                // Not printable in YAML, or a line break to it (NEL, U+2028, U+2029): escaped, or it would not read back.
+                let v = scalar.value
+                if v < 0x20 || (0x7F...0x9F).contains(v) {
+                    out += "\\x" + String(v, radix: 16).leftPadded(2)
+                } else if v == 0x2028 || v == 0x2029 || v == 0xFEFF || v == 0xFFFE || v == 0xFFFF {
+                    out += "\\u" + String(v, radix: 16).leftPadded(4)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
             }
         }
         return out + "\""

@@ -52,6 +52,8 @@ func reportsBadAppSpecsPrecisely(text: String, field: String, line: Int, message
     // Found by `make fuzz` (fixtures/fuzz/app-yaml/crash-1353…): YAML folds an
     // indented next line into the value ("3.0.2 1.0.0"); the quick scan must not guess.
     ("version: 3.0.2\n 1.0.0\n", nil), ("version: 1.0\t# tab comment\n", nil), ("version: &v 1.0\n", nil), ("version: 1.0\u{00A0}\n", nil),
+    // Found by `make fuzz` (crash-0fd9…): `version:m: exec` is the key `version:m`.
+    ("version:m: exec\nversion: 1.0\n", "1.0"), ("version:1.0\n", nil),
 ] as [(String, String?)])
 func quickVersionMatchesTheParser(text: String, expected: String?) {
     #expect(AppSpec.quickVersion(Array(text.utf8)) == expected)
@@ -62,6 +64,10 @@ func quickVersionMatchesTheParser(text: String, expected: String?) {
     pins.pins["api"] = Pin(tree: String(repeating: "a", count: 40), target: String(repeating: "b", count: 40), reason: "bad \"release\"\nreally")
     let parsed = try #require(PinSet.parse(pins.serialised()).pins)
     #expect(parsed == pins)
+    // Found by `make fuzz` (crash-4e88…): YAML's other line breaks and characters it cannot hold raw.
+    pins.pins["web"] = Pin(tree: String(repeating: "c", count: 40), target: String(repeating: "d", count: 40),
+                           reason: "a\u{85}b\u{2028}c\u{2029}d\u{7F}e\u{9F}f\u{FEFF}g\r\u{1}h é ✓")
+    #expect(try #require(PinSet.parse(pins.serialised()).pins) == pins)
     #expect(PinSet.parse(PinSet().serialised()).pins == PinSet())
 }
 
