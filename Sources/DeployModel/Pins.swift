@@ -42,7 +42,7 @@ public struct PinSet: Sendable, Equatable {
                 let field = "pins.\(app)"
                 // A pin holds an app of rewind.yaml; any other key could not be written back.
                 guard RepoConfig.isValidAppName(app) else {
-                    reader.error(key, field: field, "'\(Bounded.printable(app))' is not a valid app name", hint: "use lower-case letters, digits and dashes, starting with a letter or digit")
+                    reader.error(key, field: field, "'\(Bounded.printable(app))' is not a valid app name", hint: RepoConfig.appNameHint)
                     continue
                 }
                 guard let p = reader.mapping(value, field: field) else { continue }

@@ -133,7 +133,7 @@ public struct RepoConfig: Sendable, Equatable, Codable {
             reader.warnUnknown(app, known: ["name", "path", "dependsOn", "placement", "rollout"], parent: field)
             guard let name = reader.string(app, "name", parent: field, required: true) else { continue }
             if !isValidAppName(name) {
-                reader.error(item, field: "\(field).name", "'\(name)' is not a valid app name", hint: "use lower-case letters, digits and dashes, starting with a letter or digit")
+                reader.error(item, field: "\(field).name", "'\(name)' is not a valid app name", hint: appNameHint)
             }
             if nodes[name] != nil {
                 reader.error(item, field: "\(field).name", "duplicate app '\(name)'", hint: "every app needs its own name")
@@ -227,6 +227,9 @@ public struct RepoConfig: Sendable, Equatable, Codable {
         guard let name, let query, let threshold, let comparison, let action else { return nil }
         return Trigger(name: name, query: query, threshold: threshold, comparison: comparison, forDuration: forDuration, action: action)
     }
+
+    /// What to write instead of a name `isValidAppName` refuses.
+    static let appNameHint = "use lower-case letters, digits and dashes, starting with a letter or digit"
 
     /// Lower-case letters, digits and dashes, not starting with a dash, at most 63 bytes.
     public static func isValidAppName(_ name: String) -> Bool {
