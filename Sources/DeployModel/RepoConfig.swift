@@ -90,9 +90,12 @@ public struct RepoConfig: Sendable, Equatable, Codable {
     /// The app with this name.
     public func app(named name: String) -> AppRef? { apps.first { $0.name == name } }
 
+    /// A parse: the config (nil when there is any error), and the errors and warnings.
+    public typealias Parsed = (config: RepoConfig?, diagnostics: [Diagnostic])
+
     /// Parses and validates `rewind.yaml`. Errors and warnings come back in
     /// `diagnostics`; the config is nil when there is any error.
-    public static func parse(_ text: String, file: String = fileName) -> (config: RepoConfig?, diagnostics: [Diagnostic]) {
+    public static func parse(_ text: String, file: String = fileName) -> Parsed {
         let reader = YAMLReader(file: file)
         guard let root = reader.compose(text), let map = reader.mapping(root, field: "") else {
             return (nil, reader.diagnostics)

@@ -10,19 +10,43 @@ extension Repository {
     }
 
     /// The paths of files that differ between two trees (either may be the
-    /// empty tree when nil), as `git diff --name-only` lists them.
+    /// empty tree when nil), as `git diff-tree -r --name-only` lists them.
+    /// Equal subtrees are skipped unread (libgit2's diff walked every entry of
+    /// both trees: 0.85 ms for a 50-app repository, for one changed file).
     public func changedPaths(from old: OID?, to new: OID?) throws -> [String] {
-        let oldTree = try treeHandle(old)
-        defer { git_tree_free(oldTree) }
-        let newTree = try treeHandle(new)
-        defer { git_tree_free(newTree) }
-        var diff: OpaquePointer?
-        try check(git_diff_tree_to_tree(&diff, handle, oldTree, newTree, nil), "git_diff_tree_to_tree")
-        defer { git_diff_free(diff) }
-        return (0..<git_diff_num_deltas(diff)).compactMap { i in
-            guard let delta = git_diff_get_delta(diff, i) else { return nil }
-            let file = delta.pointee.new_file.path ?? delta.pointee.old_file.path
-            return file.map { String(cString: $0) }
+        var paths: [String] = []
+        try forEachDifference(from: old, to: new) { difference in
+            if difference.before.map({ $0.kind != .tree }) ?? false || difference.after.map({ $0.kind != .tree }) ?? false {
+                paths.append(difference.path)
+            }
+            return true
+        }
+        return paths.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    /// One name whose entry differs between two trees.
+    struct Difference {
+        let path: String
+        let before: TreeEntry?
+        let after: TreeEntry?
+    }
+
+    /// Calls `visit` for each entry that differs between two trees (nil: the
+    /// empty tree), in no particular order. Equal entries, whole directories
+    /// included, are skipped unread. When `visit` returns true and either
+    /// side is a directory, the directories' entries are visited next.
+    func forEachDifference(from old: OID?, to new: OID?, prefix: String = "", _ visit: (Difference) throws -> Bool) throws {
+        func entries(_ tree: OID?) throws -> [String: TreeEntry] {
+            guard let tree else { return [:] }
+            return Dictionary(try listTree(tree).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+        let (before, after) = (try entries(old), try entries(new))
+        for name in Set(before.keys).union(after.keys) {
+            let (a, b) = (before[name], after[name])
+            if let a, let b, a.id == b.id, a.mode == b.mode { continue }
+            let difference = Difference(path: prefix + name, before: a, after: b)
+            guard try visit(difference), a?.kind == .tree || b?.kind == .tree else { continue }
+            try forEachDifference(from: a?.kind == .tree ? a?.id : nil, to: b?.kind == .tree ? b?.id : nil, prefix: difference.path + "/", visit)
         }
     }
 

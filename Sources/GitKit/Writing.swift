@@ -167,43 +167,4 @@ extension Repository {
         guard time(nil) - info.st_mtim.tv_sec > Self.staleLockSeconds else { return false }
         return unlink(path) == 0
     }
-
-    /// Reverts `commit` against `onto` in memory, as `git revert` would
-    /// (mainline 1 for merge commits). Writes the tree on success; on
-    /// conflicts writes nothing and lists the conflicting paths.
-    public func revert(_ commit: OID, onto: OID) throws -> RevertOutcome {
-        try withCommit(commit) { revertCommit in
-            try withCommit(onto) { ourCommit in
-                let mainline: UInt32 = git_commit_parentcount(revertCommit) > 1 ? 1 : 0
-                var index: OpaquePointer?
-                try check(git_revert_commit(&index, handle, revertCommit, ourCommit, mainline, nil), "git_revert_commit")
-                defer { git_index_free(index) }
-                if git_index_has_conflicts(index) != 0 {
-                    return .conflicts(try conflictPaths(index))
-                }
-                var out = git_oid()
-                try check(git_index_write_tree_to(&out, index, handle), "git_index_write_tree_to")
-                return .tree(OID(out))
-            }
-        }
-    }
-
-    private func conflictPaths(_ index: OpaquePointer?) throws -> [String] {
-        var iterator: OpaquePointer?
-        try check(git_index_conflict_iterator_new(&iterator, index), "git_index_conflict_iterator_new")
-        defer { git_index_conflict_iterator_free(iterator) }
-        var paths: [String] = []
-        while true {
-            var ancestor: UnsafePointer<git_index_entry>?
-            var ours: UnsafePointer<git_index_entry>?
-            var theirs: UnsafePointer<git_index_entry>?
-            let rc = git_index_conflict_next(&ancestor, &ours, &theirs, iterator)
-            if rc == GIT_ITEROVER.rawValue { break }
-            try check(rc, "git_index_conflict_next")
-            if let entry = ours ?? theirs ?? ancestor, let path = entry.pointee.path {
-                paths.append(String(cString: path))
-            }
-        }
-        return paths
-    }
 }

@@ -22,5 +22,18 @@ struct RevertCommand: ParsableCommand {
     // Last: the shared repository options come after the command's own in --help.
     @OptionGroup var options: RepoOptions
 
+    /// This command's line read without ArgumentParser; nil when only
+    /// ArgumentParser can read it (QuickLine).
+    static func quick(_ arguments: [String]) -> RevertCommand? {
+        var line = QuickLine(arguments)
+        var command = RevertCommand()
+        command.force = line.flag("--force")
+        command.write = WriteOptions.quick(&line)
+        command.options = RepoOptions.quick(&line)
+        guard let revision = line.argument() else { return nil }
+        command.revision = revision
+        return line.isComplete ? command : nil
+    }
+
     func run() throws { try write.execute(.revert(revision), repoOptions: options, force: force) }
 }

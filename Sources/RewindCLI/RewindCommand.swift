@@ -63,9 +63,11 @@ public struct RewindCommand: ParsableCommand {
     /// concurrency's threads.
     public static func runMain() {
         let arguments = SoakWindow.expandBareFlag(Array(CommandLine.arguments.dropFirst()))
-        suggestForUnknownCommand(arguments)
         do {
-            var command = try RewindCommand.parseAsRoot(arguments)
+            var command = try quickCommand(arguments) ?? {
+                suggestForUnknownCommand(arguments)
+                return try RewindCommand.parseAsRoot(arguments)
+            }()
             try command.run()
             settleBeforeExit()
         } catch {
@@ -100,6 +102,12 @@ public struct RewindCommand: ParsableCommand {
     /// `rewind frobnicate` ending in SIGSEGV once in a full test run.
     static func settleBeforeExit() {
         if bootstrapping.value { GitRuntime.bootstrap() }
+    }
+
+    /// `rewind revert …` read without ArgumentParser (QuickLine), when it can be.
+    static func quickCommand(_ arguments: [String]) -> ParsableCommand? {
+        guard arguments.first == RevertCommand.configuration.commandName else { return nil }
+        return RevertCommand.quick(Array(arguments.dropFirst()))
     }
 
     /// Set when `prepareProcess` started libgit2's initialisation.
@@ -148,6 +156,15 @@ package struct RepoOptions: ParsableArguments {
 
     // Untitled: ArgumentParser lists titled groups before a command's own options.
     @OptionGroup package var remote: RemoteOptions
+
+    /// These options as ArgumentParser would read them (QuickLine).
+    static func quick(_ line: inout QuickLine) -> Self {
+        var options = Self()
+        options.repo = line.option("--repo") ?? "."
+        options.branch = line.option("--branch")
+        options.remote = RemoteOptions.quick(&line)
+        return options
+    }
 
     /// Opens the repository; a remote one is synced into its mirror first.
     package func open() throws -> DeployRepository { try openWithMirror().repo }
@@ -213,6 +230,22 @@ package struct RemoteOptions: ParsableArguments {
         "For a protected followed branch: push rollback commits to a branch of their own starting with this prefix (e.g. rewind/rollback-).",
         discussion: "The rollback then applies once someone merges that branch."))
     var proposalPrefix: String?
+
+    /// These options as ArgumentParser would read them (QuickLine).
+    static func quick(_ line: inout QuickLine) -> Self {
+        var options = Self()
+        options.mirror = line.option("--mirror")
+        options.sshKey = line.option("--ssh-key")
+        options.knownHosts = line.option("--known-hosts")
+        options.gitUsername = line.option("--git-username")
+        options.gitTokenFile = line.option("--git-token-file")
+        options.gitCaFile = line.option("--git-ca-file")
+        options.allowInsecureHttp = line.flag("--allow-insecure-http")
+        options.gitConnectTimeout = line.option("--git-connect-timeout")
+        options.gitIdleTimeout = line.option("--git-idle-timeout")
+        options.proposalPrefix = line.option("--proposal-prefix")
+        return options
+    }
 
     /// The mirror for `repo` when it is a remote URL; nil for a local path.
     func mirror(for repo: String) throws -> Mirror? {

@@ -59,7 +59,8 @@ struct WaitCommand: ParsableCommand {
 /// How long, and on which state directory, a command waits.
 struct WaitOptions: ParsableArguments {
     @Option(help: "Give up after this long (exit 9), e.g. 90s, 5m.")
-    var timeout = Duration(milliseconds: 300_000)
+    var timeout = Self.defaultTimeout
+    static let defaultTimeout = Duration(milliseconds: 300_000)
 
     @Option(help: "The state directory (default: <git dir>/rewind/state).")
     var stateDir: String?
@@ -170,5 +171,15 @@ struct SoakWindow: ExpressibleByArgument {
             if next.map({ $0 != "policy" && Duration(argument: $0) == nil }) ?? true { out.append("policy") }
         }
         return out
+    }
+}
+
+extension WaitOptions {
+    /// These options as ArgumentParser would read them (QuickLine).
+    static func quick(_ line: inout QuickLine) -> Self {
+        var options = Self()
+        options.timeout = line.option("--timeout") ?? Self.defaultTimeout
+        options.stateDir = line.option("--state-dir")
+        return options
     }
 }

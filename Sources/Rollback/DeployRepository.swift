@@ -5,7 +5,9 @@ import GitKit
 public final class DeployRepository {
     public let git: Repository
     /// Parsed rewind.yaml by the id of its blob: each is parsed once.
-    private var configs: [OID: RepoConfig] = [:]
+    /// rewind.yaml parses by blob: the tip's is read when the repository
+    /// opens, and again by every plan that checks the new state.
+    private var configs: [OID: RepoConfig.Parsed] = [:]
     /// The full name of the followed branch, e.g. `refs/heads/main`.
     public let branchRef: String
 
@@ -34,12 +36,12 @@ public final class DeployRepository {
         if let headCommit = try? git.resolveCommit("HEAD"), let tree = try? git.commit(headCommit).tree,
            let entry = try? git.entry(in: tree, path: RepoConfig.fileName), entry.kind == .blob,
            let text = try? Self.readText(git, tree: tree, path: RepoConfig.fileName),
-           let config = RepoConfig.parse(text).config {
+           case let parsed = RepoConfig.parse(text), let config = parsed.config {
             found = (entry.id, config)
+            configs[entry.id] = parsed
         }
         if let found {
             branchRef = "refs/heads/\(found.config.branch)"
-            configs[found.blob] = found.config
         } else if let head {
             branchRef = head
         } else {
@@ -95,20 +97,25 @@ public final class DeployRepository {
 
     /// The `rewind.yaml` at a commit's tree.
     public func config(tree: OID) throws -> RepoConfig {
-        let entry = try gitStep("reading \(RepoConfig.fileName)") { try git.entry(in: tree, path: RepoConfig.fileName) }
-        guard let entry, entry.kind == .blob else {
+        guard let (config, diagnostics) = try parsedConfig(tree: tree) else {
             throw RewindError(.invalidState, "no \(RepoConfig.fileName) at the repository root", hint: "create one; see deploy-repo-template/rewind.yaml")
         }
-        if let known = configs[entry.id] { return known }
-        guard let text = try text(tree: tree, path: RepoConfig.fileName) else {
-            throw RewindError(.invalidState, "no \(RepoConfig.fileName) at the repository root", hint: "create one; see deploy-repo-template/rewind.yaml")
-        }
-        let (config, diagnostics) = RepoConfig.parse(text)
         guard let config else {
             throw RewindError(.invalidState, "\(RepoConfig.fileName) is invalid", hint: Self.repairHint, diagnostics: diagnostics.filter { $0.severity == .error })
         }
-        configs[entry.id] = config
         return config
+    }
+
+    /// The rewind.yaml of a root tree, parsed (once per blob), with what the
+    /// parse found; nil when the tree has no such file.
+    public func parsedConfig(tree: OID) throws -> RepoConfig.Parsed? {
+        let entry = try gitStep("reading \(RepoConfig.fileName)") { try git.entry(in: tree, path: RepoConfig.fileName) }
+        guard let entry, entry.kind == .blob else { return nil }
+        if let known = configs[entry.id] { return known }
+        guard let text = try text(tree: tree, path: RepoConfig.fileName) else { return nil }
+        let parsed = RepoConfig.parse(text)
+        configs[entry.id] = parsed
+        return parsed
     }
 
     /// The pins recorded in a tree (none when the file is absent).

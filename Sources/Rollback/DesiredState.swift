@@ -52,17 +52,16 @@ public struct DesiredState: Sendable {
     private static func load(_ repo: DeployRepository, tree: OID, commit: OID, what: String, limits requested: AppLimits,
                              knownValid: inout Set<ValidAppTrees.Key>?) throws -> DesiredState {
         var diagnostics: [Diagnostic] = []
-        let configText: String?
+        let parsed: RepoConfig.Parsed?
         do {
-            configText = try repo.text(tree: tree, path: RepoConfig.fileName)
+            parsed = try repo.parsedConfig(tree: tree)
         } catch let error as RewindError where error.code == .invalidState {
             throw RewindError(.invalidState, "\(what) is not a valid desired state", hint: error.hint, diagnostics: error.diagnostics)
         }
-        guard let configText else {
+        guard let (parsedConfig, configDiagnostics) = parsed else {
             throw RewindError(.invalidState, "\(what) is not a valid desired state", hint: "add a rewind.yaml at the repository root (see deploy-repo-template/)",
                               diagnostics: [Diagnostic(.error, file: RepoConfig.fileName, message: "file is missing")])
         }
-        let (parsedConfig, configDiagnostics) = RepoConfig.parse(configText)
         diagnostics += configDiagnostics
         var apps: [LoadedApp] = []
         var pins = PinSet()

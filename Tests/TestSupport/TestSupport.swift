@@ -101,3 +101,17 @@ public func writeFile(_ path: String, _ text: String, executable: Bool = false) 
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     if executable { try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path) }
 }
+
+/// Deterministic pseudo-random numbers (SplitMix64), so failures reproduce.
+public struct SplitMix: RandomNumberGenerator {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+}
