@@ -6,9 +6,10 @@ import PackageDescription
 /// about 2 ms before main on every command: libcrypto alone (under libssh2)
 /// binds 4,000 symbols at load. GSSAPI stays outside (CGitStream/gssapi.c);
 /// the linker's --wrap sends libgit2's CA bundle parses through
-/// CGitStream/certificates.c.
+/// CGitStream/certificates.c, and the seeding of its TLS random generator
+/// through CGitStream/entropy.c.
 let staticLibGit2: [LinkerSetting] = [
-    .unsafeFlags(["-Xlinker", "--wrap=mbedtls_x509_crt_parse_file", "-Xlinker", "--wrap=mbedtls_x509_crt_parse_path"]),
+    .unsafeFlags(["-Xlinker", "--wrap=mbedtls_x509_crt_parse_file", "-Xlinker", "--wrap=mbedtls_x509_crt_parse_path", "-Xlinker", "--wrap=mbedtls_entropy_init", "-Xlinker", "--wrap=mbedtls_ctr_drbg_seed"]),
 ] + ["git2", "mbedtls", "mbedx509", "mbedcrypto", "http_parser", "ssh2", "crypto", "pcre2-8", "z"].map { .linkedLibrary(":lib\($0).a") }
     + [.linkedLibrary("rt")]
 

@@ -21,7 +21,7 @@ public struct RewindCommand: ParsableCommand {
             6 remote unreachable or kept rejecting the push (commits stay queued), 7 something needs a human (status, wait), \
             8 a release failed or was rolled back (wait), 9 timed out (wait), 64 usage error, 70 internal failure.
             """,
-        version: "0.1.0",
+        version: version,
         subcommands: [
             InitCommand.self, ValidateCommand.self, ReleasesCommand.self, ShowCommand.self, DiffCommand.self,
             RevertCommand.self, RollbackCommand.self, PinCommand.self, UnpinCommand.self, AllowCommand.self, CheckCommand.self,
@@ -30,6 +30,8 @@ public struct RewindCommand: ParsableCommand {
         ])
 
     public init() {}
+
+    static let version = "0.1.0"
 
     /// Call first. SIGPIPE is ignored (a peer that hangs up is an error).
     /// SIGTERM and SIGINT raise a flag, which the reconciler's loop (or
@@ -104,10 +106,17 @@ public struct RewindCommand: ParsableCommand {
         if bootstrapping.value { GitRuntime.bootstrap() }
     }
 
-    /// `rewind revert …` read without ArgumentParser (QuickLine), when it can be.
+    /// `rewind --version` and `rewind revert …` read without ArgumentParser
+    /// (QuickLine), when they can be.
     static func quickCommand(_ arguments: [String]) -> ParsableCommand? {
+        if arguments == ["--version"] { return PrintVersion() }
         guard arguments.first == RevertCommand.configuration.commandName else { return nil }
         return RevertCommand.quick(Array(arguments.dropFirst()))
+    }
+
+    /// `rewind --version`, as ArgumentParser prints it.
+    struct PrintVersion: ParsableCommand {
+        func run() { Terminal.print(RewindCommand.version) }
     }
 
     /// Set when `prepareProcess` started libgit2's initialisation.

@@ -1,3 +1,4 @@
+import CGitStream
 import Testing
 @testable import GitKit
 
@@ -13,5 +14,12 @@ import Testing
         #expect(GitRuntime.systemCertificates == .read)
         GitRuntime.loadSystemCertificates()
         #expect(GitRuntime.systemCertificates == .read)
+    }
+
+    /// libgit2's TLS random generator is seeded from getrandom(2), not from
+    /// mbedTLS's pool (rewind_entropy.h). The HTTPS end of it: AccessTests.
+    @Test func theTLSGeneratorIsSeededFromTheKernel() {
+        GitRuntime.bootstrap()
+        #expect(rewind_entropy_kernel_draws() >= 1)
     }
 }

@@ -81,4 +81,14 @@ import TestSupport
         }
         #expect(quickly > 100, "read quickly: \(quickly)")
     }
+
+    /// `rewind --version` skips ArgumentParser too, and prints what it would.
+    @Test func theVersionIsPrintedAsArgumentParserPrintsIt() throws {
+        #expect(RewindCommand.quickCommand(["--version"]) is RewindCommand.PrintVersion)
+        #expect(RewindCommand.quickCommand(["--version", "x"]) == nil)
+        let printed = try rewind(["--version"])
+        #expect(printed.status == 0)
+        #expect(printed.stdout == RewindCommand.configuration.version + "\n")
+        #expect(try rewind(["help", "--version"]).stdout == printed.stdout, "ArgumentParser's own --version")
+    }
 }
