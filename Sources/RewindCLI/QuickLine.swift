@@ -1,7 +1,7 @@
 import ArgumentParser
 
 /// A command line read without ArgumentParser, for the commands run in an
-/// incident (`rewind revert`).
+/// incident (`rewind revert`, `rewind rollback`).
 ///
 /// ArgumentParser learns a command's options by reflecting on the command:
 /// for `revert` that was about 2.5 ms of a 12 ms run, while the Swift runtime
@@ -11,8 +11,8 @@ import ArgumentParser
 /// command values that ArgumentParser would fill. Anything else makes the
 /// line incomplete: help, an option this command does not have, an option
 /// given twice, an empty value or one that starts with `-` (ArgumentParser
-/// refuses `--reason=`), a value its type refuses,
-/// `--`, a missing or extra argument. The caller then hands the line to
+/// refuses `--reason=`), a value its type refuses, `--`, a missing or extra
+/// argument, a failed `validate()`. The caller then hands the line to
 /// ArgumentParser, which reads it or says what is wrong with it.
 /// QuickLineTests checks that both readings agree.
 ///
@@ -69,6 +69,31 @@ package struct QuickLine {
         guard let index = arguments.indices.first(where: { !used[$0] && !arguments[$0].hasPrefix("-") }) else { return refuse() }
         used[index] = true
         return arguments[index]
+    }
+
+    /// Every positional argument left, in order (read after every option).
+    package mutating func remainingArguments() -> [String] {
+        var found: [String] = []
+        while arguments.indices.contains(where: { !used[$0] && !arguments[$0].hasPrefix("-") }), let next = argument() { found.append(next) }
+        return found
+    }
+
+    /// A write command read whole, once it and its option groups pass the
+    /// `validate()` ArgumentParser runs after reading; nil otherwise, and
+    /// ArgumentParser reads the line and says what is wrong.
+    func finished<Command: ParsableCommand>(_ command: Command, write: WriteOptions, repo: RepoOptions) -> Command? {
+        guard isComplete else { return nil }
+        var (checked, write, repo) = (command, write, repo)
+        do {
+            try write.waiting.validate()
+            try write.validate()
+            try repo.remote.validate()
+            try repo.validate()
+            try checked.validate()
+        } catch {
+            return nil
+        }
+        return command
     }
 
     private mutating func refuse<T>() -> T? {

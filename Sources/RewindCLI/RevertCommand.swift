@@ -32,18 +32,7 @@ struct RevertCommand: ParsableCommand {
         command.options = RepoOptions.quick(&line)
         guard let revision = line.argument() else { return nil }
         command.revision = revision
-        guard line.isComplete else { return nil }
-        // What ArgumentParser checks after reading a line; a line it would refuse is left to it.
-        do {
-            try command.write.waiting.validate()
-            try command.write.validate()
-            try command.options.remote.validate()
-            try command.options.validate()
-            try command.validate()
-        } catch {
-            return nil
-        }
-        return command
+        return line.finished(command, write: command.write, repo: command.options)
     }
 
     func run() throws { try write.execute(.revert(revision), repoOptions: options, force: force) }

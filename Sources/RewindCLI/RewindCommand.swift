@@ -106,12 +106,15 @@ public struct RewindCommand: ParsableCommand {
         if bootstrapping.value { GitRuntime.bootstrap() }
     }
 
-    /// `rewind --version` and `rewind revert …` read without ArgumentParser
-    /// (QuickLine), when they can be.
+    /// `rewind --version`, `rewind revert …` and `rewind rollback …` read
+    /// without ArgumentParser (QuickLine), when they can be.
     static func quickCommand(_ arguments: [String]) -> ParsableCommand? {
         if arguments == ["--version"] { return PrintVersion() }
-        guard arguments.first == RevertCommand.configuration.commandName else { return nil }
-        return RevertCommand.quick(Array(arguments.dropFirst()))
+        switch arguments.first {
+        case RevertCommand.configuration.commandName: return RevertCommand.quick(Array(arguments.dropFirst()))
+        case RollbackCommand.configuration.commandName: return RollbackCommand.quick(Array(arguments.dropFirst()))
+        default: return nil
+        }
     }
 
     /// `rewind --version`, as ArgumentParser prints it.

@@ -30,5 +30,19 @@ struct RollbackCommand: ParsableCommand {
         if !all && apps.isEmpty { throw ValidationError("name at least one app, or pass --all") }
     }
 
+    /// This command's line read without ArgumentParser; nil when only
+    /// ArgumentParser can read it (QuickLine).
+    static func quick(_ arguments: [String]) -> RollbackCommand? {
+        var line = QuickLine(arguments)
+        var command = RollbackCommand()
+        command.all = line.flag("--all")
+        command.to = line.option("--to")
+        command.force = line.flag("--force")
+        command.write = WriteOptions.quick(&line)
+        command.options = RepoOptions.quick(&line)
+        command.apps = line.remainingArguments()
+        return line.finished(command, write: command.write, repo: command.options)
+    }
+
     func run() throws { try write.execute(.rollback(apps: apps, all: all, to: to.map(TargetSpec.init(parsing:))), repoOptions: options, force: force) }
 }
