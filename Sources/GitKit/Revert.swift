@@ -33,37 +33,23 @@ extension Repository {
         let ontoTree = try withCommit(onto) { OID(git_commit_tree_id($0)) }
         guard let changes = try changedEntries(from: tree, to: parentTree) else { return nil }
         for change in changes {
-            guard try entry(in: ontoTree, path: change.path).map(Change.Side.init) == change.before else { return nil }
+            // Same path, so same name: the whole entry compares.
+            guard try entry(in: ontoTree, path: change.path) == change.before else { return nil }
             if change.before == nil, try !directoriesAllowed(above: change.path, in: ontoTree) { return nil }
         }
         var result = ontoTree
         for change in changes {
-            let name = String(change.path.split(separator: "/").last ?? "")
-            result = try replacingEntry(in: result, path: change.path, with: change.after.map { TreeEntry(name: name, id: $0.id, kind: $0.kind, mode: $0.mode) })
+            result = try replacingEntry(in: result, path: change.path, with: change.after)
         }
         return result
     }
 
-    /// One path whose entry differs between two trees; a directory added
-    /// or removed whole is one change.
-    struct Change {
-        struct Side: Equatable {
-            let id: OID
-            let kind: EntryKind
-            let mode: UInt32
-            init(_ entry: TreeEntry) { (id, kind, mode) = (entry.id, entry.kind, entry.mode) }
-        }
-
-        let path: String
-        let before: Side?
-        let after: Side?
-    }
-
     /// The entries that differ from `old` to `new`, descending only into
-    /// directories present on both sides. Nil when a name is a directory on
-    /// one side and something else on the other.
-    func changedEntries(from old: OID, to new: OID) throws -> [Change]? {
-        var changes: [Change] = []
+    /// directories present on both sides (a directory added or removed whole
+    /// is one difference). Nil when a name is a directory on one side and
+    /// something else on the other.
+    func changedEntries(from old: OID, to new: OID) throws -> [Difference]? {
+        var changes: [Difference] = []
         var kindChanged = false
         try forEachDifference(from: old, to: new) { difference in
             switch (difference.before?.kind, difference.after?.kind) {
@@ -72,7 +58,7 @@ extension Repository {
             case (.tree?, .some), (.some, .tree?):
                 kindChanged = true
             default:
-                changes.append(Change(path: difference.path, before: difference.before.map(Change.Side.init), after: difference.after.map(Change.Side.init)))
+                changes.append(difference)
             }
             return false
         }
