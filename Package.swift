@@ -6,10 +6,12 @@ import PackageDescription
 /// about 2 ms before main on every command: libcrypto alone (under libssh2)
 /// binds 4,000 symbols at load. GSSAPI stays outside (CGitStream/gssapi.c);
 /// the linker's --wrap sends libgit2's CA bundle parses through
-/// CGitStream/certificates.c, and the seeding of its TLS random generator
-/// through CGitStream/entropy.c.
+/// CGitStream/certificates.c, the seeding of its TLS random generator
+/// through CGitStream/entropy.c, and libssh2's initialisation to the first
+/// SSH session (CGitStream/ssh.c).
 let staticLibGit2: [LinkerSetting] = [
-    .unsafeFlags(["-Xlinker", "--wrap=mbedtls_x509_crt_parse_file", "-Xlinker", "--wrap=mbedtls_x509_crt_parse_path", "-Xlinker", "--wrap=mbedtls_entropy_init", "-Xlinker", "--wrap=mbedtls_ctr_drbg_seed"]),
+    .unsafeFlags(["-Xlinker", "--wrap=mbedtls_x509_crt_parse_file", "-Xlinker", "--wrap=mbedtls_x509_crt_parse_path", "-Xlinker", "--wrap=mbedtls_entropy_init", "-Xlinker", "--wrap=mbedtls_ctr_drbg_seed",
+                   "-Xlinker", "--wrap=libssh2_init"]),
 ] + ["git2", "mbedtls", "mbedx509", "mbedcrypto", "http_parser", "ssh2", "crypto", "pcre2-8", "z"].map { .linkedLibrary(":lib\($0).a") }
     + [.linkedLibrary("rt")]
 

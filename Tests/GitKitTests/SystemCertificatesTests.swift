@@ -22,4 +22,11 @@ import Testing
         GitRuntime.bootstrap()
         #expect(rewind_entropy_kernel_draws() >= 1)
     }
+
+    /// libssh2 initialises itself at the first SSH session, not at every
+    /// start (rewind_ssh.h). The SSH end of it: AccessTests and RemoteTests.
+    @Test func libssh2IsLeftToTheFirstSSHSession() {
+        GitRuntime.bootstrap()
+        #expect(rewind_ssh_init_deferrals() >= 1)
+    }
 }
