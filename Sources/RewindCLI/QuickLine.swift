@@ -66,17 +66,20 @@ package struct QuickLine {
     /// The next positional argument; read it after every option, so that
     /// options' values are not taken for it.
     package mutating func argument() -> String? {
-        guard let index = arguments.indices.first(where: { !used[$0] && !arguments[$0].hasPrefix("-") }) else { return refuse() }
+        guard let index = positionalsLeft.first else { return refuse() }
         used[index] = true
         return arguments[index]
     }
 
     /// Every positional argument left, in order (read after every option).
     package mutating func remainingArguments() -> [String] {
-        var found: [String] = []
-        while arguments.indices.contains(where: { !used[$0] && !arguments[$0].hasPrefix("-") }), let next = argument() { found.append(next) }
-        return found
+        let indices = positionalsLeft
+        for index in indices { used[index] = true }
+        return indices.map { arguments[$0] }
     }
+
+    /// The arguments not read yet that are not options.
+    private var positionalsLeft: [Int] { arguments.indices.filter { !used[$0] && !arguments[$0].hasPrefix("-") } }
 
     /// A write command read whole, once it and its option groups pass the
     /// `validate()` ArgumentParser runs after reading; nil otherwise, and

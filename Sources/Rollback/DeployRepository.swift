@@ -4,9 +4,9 @@ import GitKit
 /// A deployment repository: a git repository plus the branch Rewind follows.
 public final class DeployRepository {
     public let git: Repository
-    /// Parsed rewind.yaml by the id of its blob: each is parsed once.
-    /// rewind.yaml parses by blob: the tip's is read when the repository
-    /// opens, and again by every plan that checks the new state.
+    /// rewind.yaml's parses by the id of its blob, each parsed once: HEAD's
+    /// is read when the repository opens, and again by every plan that
+    /// checks the new state.
     private var configs: [OID: RepoConfig.Parsed] = [:]
     /// The full name of the followed branch, e.g. `refs/heads/main`.
     public let branchRef: String
@@ -32,16 +32,16 @@ public final class DeployRepository {
             return
         }
         let head = try gitStep("reading HEAD") { try git.headReferenceName() }
-        var found: (blob: OID, config: RepoConfig)?
+        var found: RepoConfig?
         if let headCommit = try? git.resolveCommit("HEAD"), let tree = try? git.commit(headCommit).tree,
            let entry = try? git.entry(in: tree, path: RepoConfig.fileName), entry.kind == .blob,
            let text = try? Self.readText(git, tree: tree, path: RepoConfig.fileName),
            case let parsed = RepoConfig.parse(text), let config = parsed.config {
-            found = (entry.id, config)
+            found = config
             configs[entry.id] = parsed
         }
         if let found {
-            branchRef = "refs/heads/\(found.config.branch)"
+            branchRef = "refs/heads/\(found.branch)"
         } else if let head {
             branchRef = head
         } else {
