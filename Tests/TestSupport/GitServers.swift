@@ -19,8 +19,16 @@ public final class GitDaemon {
     /// The URL of a repository under `base`.
     public func url(_ name: String) -> String { "git://127.0.0.1:\(port)/\(name)" }
 
+    /// Starts the daemon. A host that comes back after `kill()` first clears
+    /// the lock files its killed receive-pack left (`refs/heads/main.lock`),
+    /// as hosting software does when it starts; git never does, so every
+    /// later push to that ref would be refused ("cannot lock ref"). Found as
+    /// FaultTests' killed host refusing all pushes for good, under load.
     public func start() throws {
         guard pid == nil else { return }
+        for path in FileManager.default.enumerator(atPath: base)?.compactMap({ $0 as? String }) ?? [] where path.hasSuffix(".lock") {
+            try? FileManager.default.removeItem(atPath: base + "/" + path)
+        }
         let arguments = ["daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", "--listen=127.0.0.1", "--port=\(port)", "--base-path=\(base)", base]
         pid = try Spawn.start(SpawnOptions(program: "/usr/bin/git", arguments: arguments, environment: ProcessInfo.processInfo.environment, outputFile: base + "/../git-daemon.log"))
         try waitFor("git daemon listens on \(port)", timeout: 10) { Loopback.canConnect(port: port) }
