@@ -10,7 +10,7 @@ import Rollback
 ///
 /// `advance` is pure. Given what the last action came to, the app's state
 /// as recorded and the time, it returns the outcomes to record and the next
-/// action. The reconciler's `drive` (Apply.swift) records them, then acts,
+/// action. The reconciler's `drive` (Pass.swift) records them, then acts,
 /// then feeds back what the action came to. So each write a deploy makes
 /// comes before the side effect that depends on it: the new instance is
 /// recorded healthy (and so routed) before the old one behind a proxy

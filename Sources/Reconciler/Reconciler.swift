@@ -25,10 +25,11 @@
 //   6. apply each wave through the platform drivers and wait until its apps
 //      are healthy (timeout), together: processes start at once, exec
 //      applies run in the background (at most --concurrency), health is
-//      polled in turn (Waves.swift); a new tip stops the waits it makes moot.
+//      polled in turn (`runWaves`, Pass.swift); a new tip stops the waits
+//      it makes moot.
 //      Each deploy is a `DeployMachine`: a pure value whose transitions say
 //      what to record and what to do next on the platform; `drive`
-//      (Apply.swift) records, then acts, then feeds back what happened;
+//      (Pass.swift) records, then acts, then feeds back what happened;
 //   7. record: the state file (atomic) and a git note per outcome;
 //   8. the releases that failed in the pass go to `AutomaticRollback` (the
 //      service serve's alert desk uses too) together: the policy in
@@ -36,7 +37,8 @@
 //      escalation for each of the others; the next pass applies that commit;
 // - between passes it supervises: crashed processes restart with capped
 //   exponential backoff, and health is probed; a release that crash-loops or
-//   stays unhealthy during its soak window has failed (step 8 again).
+//   stays unhealthy during its soak window has failed (step 8 again; the
+//   whole path of a crash loop, top-down, starts at Supervision.swift).
 //
 // The platform drivers (`PlatformDriver`) and the clock are passed in, so
 // unit tests run all of this on a fake platform and a manual clock.
@@ -185,7 +187,7 @@ public final class Reconciler {
 
     /// What a tick came to.
     package enum Tick: Equatable {
-        /// A pass wrote a commit (a rollback) or the tip moved: pass again at once.
+        /// A commit was written (a rollback) or the tip moved: pass again at once.
         case passAgain
         /// `once`: the tip is applied; the loop ends.
         case converged
@@ -218,12 +220,13 @@ public final class Reconciler {
         }
         flushNotes()
         if options.once { return .converged }
-        supervise()
+        var written = supervise()
         superviseTraffic()
-        carryOut(analyse())
+        written = carryOut(analyse()) ?? written
         flushNotes()
         publishHostStatus()
-        return .idle
+        // A rollback commit written here is applied at once, as a pass's is.
+        return written == nil ? .idle : .passAgain
     }
 
     private func shutDown() {

@@ -1,8 +1,128 @@
+// A crash loop, from the process to the rollback commit and back
+// ===============================================================
+//
+// Read top-down, in three files:
+//
+// 1. here: `supervise()` runs between passes. `Supervisor.look` (below)
+//    restarts what crashed; `processEnded` fails a release whose process
+//    exits `policy.crashLoopRestarts` times within the soak window. The
+//    failures go to `rollBack`, which asks `AutomaticRollback` and records
+//    its report (notes, state, metrics, notification, escalations);
+// 2. Rollback/AutomaticRollback.swift: `run` decides each failure by the
+//    policy (window, cooldown, maxPerHour, never a rollback of a rollback)
+//    and writes one commit for the apps it allows, through `CommitWriter`
+//    as `rewind rollback` does;
+// 3. Pass.swift: the new tip is a rollback commit; `pass` plans its apps
+//    (`rollbackApps`: verified, in reverse dependency order), and
+//    `runWaves` drives each deploy's `DeployMachine` through `perform`,
+//    which starts the release on the platform driver and probes it until
+//    healthy (`verified`).
+//
+// Beneath these, and not needed to follow the path: `carryOut` and
+// `reduce` (Record.swift, Reduce.swift) turn outcomes into the saved state
+// and its effects; `plan` (Plan.swift) and `DeployMachine` are pure.
+
 import DeployModel
 import GitKit
 import Platforms
 import ReconcilerStatus
+import Rollback
 import SystemSupport
+
+extension Reconciler {
+    /// Between passes: supervision looks at the apps (`Supervisor.look`,
+    /// below: a crash loop is found in `processEnded`), its outcomes are
+    /// recorded, and the releases that failed go to the policy together
+    /// (`rollBack`, next). Returns the rollback commit written, if one was:
+    /// `tick` then passes over it at once (Pass.swift).
+    @discardableResult
+    package func supervise() -> OID? {
+        guard let desired else { return nil }
+        let world = SupervisedWorld(desired: desired, drivers: drivers, deployment: { [unowned self] in deployment(of: $0, $1) },
+                                    wall: clock.wallMilliseconds(), monotonic: clock.monotonicMilliseconds())
+        let outcomes = supervisor.look(at: state.apps, in: world)
+        carryOut(outcomes.map(Step.record))
+        let failures = outcomes.compactMap { outcome -> Failure? in
+            if case .release(.failed(let failure, _, _)) = outcome { return failure }
+            return nil
+        }
+        return rollBack(failures)
+    }
+
+    /// Step 8 (`Step.rollBack`): every failure found together (one pass
+    /// over a release, one round of supervision) goes to
+    /// `AutomaticRollback`, the service serve's alert desk uses too: one
+    /// commit for the apps it allows, an escalation for each of the others.
+    /// Its report is recorded through `RollbackEffects`, which the desk
+    /// shares, and the state. No failed app is left behind unsaid. Returns
+    /// the commit written, if one was.
+    func rollBack(_ failures: [Failure]) -> OID? {
+        guard let desired, !failures.isEmpty else { return nil }
+        carryOut(failures.map { .record(.rollback(.failureNoticed($0))) })
+        var service = AutomaticRollback(repoPath: options.repoPath, branch: repo.branchRef, trigger: .analysis)
+        service.artifactRoot = options.artifactRoot
+        service.artifacts = rollbackArtifacts
+        service.limits = options.limits
+        if let host = options.host { service.host = host }
+        let failed = failures.map { failedRelease($0, summary: "\($0.app) release \($0.release.short) failed: \($0.reason)") }
+        // The failure's notes reach the disk before the commit that answers them.
+        flushNotes()
+        var report = service.run(failed, policy: desired.config.policy, history: repo, now: clock.wallMilliseconds())
+        // The reconciler does not retry a failed write: a human takes over.
+        report.verdicts = report.verdicts.map { failure, verdict in
+            if case .failed(let why) = verdict { return (failure, .escalated("automatic rollback failed: \(why)")) }
+            return (failure, verdict)
+        }
+        carryOut(report.verdicts.compactMap { failed, verdict in
+            guard case .committed(let commit) = verdict else { return nil }
+            return .record(.rollback(.rolledBack(Failure(failed), commit: commit)))
+        })
+        rollbackEffects.record(report, detectedAt: { [state] in state.apps[$0.app]?.lastRollback?.failedAt }, now: clock.wallMilliseconds())
+        carryOut(report.verdicts.map { .record(.rollback(.decided(Failure($0.failure)))) })
+        if report.written != nil { options.onWrite() }
+        return report.written
+    }
+
+    /// A human takes over `failure`: the state says so, and the effects
+    /// every automatic rollback decision has follow (notes, notification,
+    /// incident, metrics).
+    func escalate(_ failure: Failure, _ why: String) {
+        rollbackEffects.escalated(failedRelease(failure, summary: failure.reason), why)
+    }
+
+    /// A failure as the automatic rollback takes it, with what the app's
+    /// state knows: the release to return to and the failed tree.
+    private func failedRelease(_ failure: Failure, summary: String) -> FailedRelease {
+        let app = state.apps[failure.app] ?? AppState()
+        return FailedRelease(app: failure.app, release: failure.release, reason: failure.reason, summary: summary,
+                             lastGood: app.lastGood, failedTree: app.failedTree)
+    }
+
+    /// The reconciler's side of `RollbackEffects`: notes queued with the
+    /// state, escalations in the app's state.
+    var rollbackEffects: RollbackEffects {
+        RollbackEffects(trigger: .analysis, observer: options.observer, notifier: options.notifier, logger: logger,
+                        note: { [self] entries, commit in carryOut([.record(.noted(entries, on: commit))]) },
+                        incident: { [self] commit in writeIncident(commit) },
+                        commit: { [repo] id in try? repo.git.commit(id) },
+                        escalate: { [self] failure, why in carryOut([.record(.rollback(.escalated(Failure(failure), why)))]) })
+    }
+
+    /// The deployment a running instance was started from (rebuilt after a restart).
+    func deployment(of instance: Instance, _ ref: AppRef) -> Deployment? {
+        if let known = deployments[instance.tree] { return known }
+        guard let spec = repo.appSpec(appTree: instance.tree, app: ref) else { return nil }
+        let step = PlannedStep(ref: ref, spec: spec, tree: instance.tree, action: .none)
+        guard let deployment = try? makeDeployment(step, commit: instance.commit) else { return nil }
+        deployments[instance.tree] = deployment
+        return deployment
+    }
+}
+
+extension Failure {
+    init(_ failed: FailedRelease) { self.init(app: failed.app, release: failed.release, reason: failed.reason) }
+}
+
 
 /// Watches running processes between passes, with timers of its own. It
 /// acts on the platform (a restart) and returns what it found; the
@@ -108,32 +228,5 @@ struct Supervisor: Supervising {
     /// The app's release failed (`version`: its app.yaml's, when the desired state has one).
     private func failed(_ name: String, _ app: AppState, tree: OID, reason: String, _ world: SupervisedWorld) -> Outcome {
         .release(.failed(Failure(app: name, release: app.release ?? tree, reason: reason), tree: tree, version: world.desired.version(of: name, tree: tree)))
-    }
-}
-
-extension Reconciler {
-    /// Between passes: supervision looks at the apps, its outcomes are
-    /// recorded, and the releases that failed go to the policy together
-    /// (which may roll them back).
-    package func supervise() {
-        guard let desired else { return }
-        let world = SupervisedWorld(desired: desired, drivers: drivers, deployment: { [unowned self] in deployment(of: $0, $1) },
-                                    wall: clock.wallMilliseconds(), monotonic: clock.monotonicMilliseconds())
-        let outcomes = supervisor.look(at: state.apps, in: world)
-        let failures = outcomes.compactMap { outcome -> Failure? in
-            if case .release(.failed(let failure, _, _)) = outcome { return failure }
-            return nil
-        }
-        carryOut(outcomes.map(Step.record) + (failures.isEmpty ? [] : [.rollBack(failures)]))
-    }
-
-    /// The deployment a running instance was started from (rebuilt after a restart).
-    func deployment(of instance: Instance, _ ref: AppRef) -> Deployment? {
-        if let known = deployments[instance.tree] { return known }
-        guard let spec = repo.appSpec(appTree: instance.tree, app: ref) else { return nil }
-        let step = PlannedStep(ref: ref, spec: spec, tree: instance.tree, action: .none)
-        guard let deployment = try? makeDeployment(step, commit: instance.commit) else { return nil }
-        deployments[instance.tree] = deployment
-        return deployment
     }
 }

@@ -2,6 +2,114 @@ import DeployModel
 import GitKit
 import SystemSupport
 
+/// The one automatic rollback: the reconciler's failed releases and the
+/// alert desk's firing alerts both come here. It decides each failure by
+/// the policy (with the branch's history of automatic rollbacks), writes
+/// **one** commit for the ones it allows (an app whose rollback a guard
+/// refuses is left out and refused alone), and reports what became of each.
+/// Commits go through `CommitWriter`, as `rewind rollback`'s do.
+public struct AutomaticRollback {
+    public let repoPath: String
+    public let branch: String?
+    public var trigger: RollbackTrailers.TriggerKind
+    /// Escalate when no earlier healthy release is known (the reconciler);
+    /// alerts let the rollback choose its default target.
+    public var requireKnownGood = true
+    public var alert: String?
+    public var fingerprint: String?
+    public var artifactRoot: String?
+    /// Checks OCI and download targets (the cache, then the registry).
+    public var artifacts: (any ArtifactAvailability)?
+    public var limits = AppLimits()
+    /// Who writes the commit (`Rewind-Actor: rewind@HOST`): a fleet host's name, else the machine's.
+    public var host = Clock.hostName()
+
+    public init(repoPath: String, branch: String?, trigger: RollbackTrailers.TriggerKind) {
+        self.repoPath = repoPath
+        self.branch = branch
+        self.trigger = trigger
+    }
+
+    /// Decides and rolls back `failures` together; `history` reads the
+    /// branch (release times, earlier automatic rollbacks); `now` is wall ms.
+    public func run(_ failures: [FailedRelease], policy: RollbackPolicy, history: DeployRepository, now: Int64) -> RollbackReport {
+        var report = RollbackReport()
+        let recentRollbacks = RollbackHistory.automaticRollbacks(history, from: try? history.tip(), since: now / 1000 - 3600)
+        var approved: [FailedRelease] = []
+        for failure in failures {
+            guard let commit = try? history.git.commit(failure.release) else {
+                report.verdicts.append((failure, .failed("release \(failure.release.short) of \(failure.app) is not in the repository")))
+                continue
+            }
+            let decision = AutoRollbackPolicy(policy: policy).decide(
+                app: failure.app, releaseTime: commit.committer.time, isRollback: CommitKind(commit).returnsToEarlier, failedTree: failure.failedTree,
+                lastGood: failure.lastGood, recent: recentRollbacks.filter { $0.trailers.apps.contains(failure.app) }.map(\.commit.committer.time),
+                now: now / 1000, requireKnownGood: requireKnownGood)
+            switch decision {
+            case .escalate(let why):
+                report.verdicts.append((failure, .escalated(why)))
+            case .rollback:
+                approved.append(failure)
+            }
+        }
+        guard !approved.isEmpty else { return report }
+        do {
+            // A handle of its own: the writer keeps new objects in memory for
+            // the rest of its handle's life, and notes the caller writes
+            // later through its own handle must reach the disk.
+            var writer = CommitWriter(repo: try DeployRepository(path: repoPath, branch: branch))
+            writer.limits = limits
+            if approved.count > 1 {
+                // One app's guard must not hold back the others: plan each
+                // alone first; the ones refused are refused alone.
+                approved = approved.filter { failure in
+                    do {
+                        _ = try writer.run(request(for: [failure]), dryRun: true)
+                        return true
+                    } catch {
+                        report.verdicts.append((failure, verdict(error)))
+                        return false
+                    }
+                }
+                guard !approved.isEmpty else { return report }
+            }
+            TestHook.killPoint("before-rollback-commit")
+            switch try writer.run(request(for: approved)) {
+            case .written(let written?, _, _):
+                report.verdicts += approved.map { ($0, .committed(written)) }
+            case .written(nil, _, _):
+                report.verdicts += approved.map { ($0, .failed("the rollback was planned but not written")) }
+            case .alreadyDone(let why):
+                report.verdicts += approved.map { ($0, .alreadyDone(why)) }
+            }
+        } catch {
+            report.verdicts += approved.map { ($0, verdict(error)) }
+        }
+        return report
+    }
+
+    private func request(for approved: [FailedRelease]) -> RollbackRequest {
+        let targets: TargetSpec?
+        if approved.count == 1 {
+            targets = approved[0].lastGood.map { .revision($0.commit.hex) }
+        } else {
+            targets = .perApp(Dictionary(approved.compactMap { failure in failure.lastGood.map { (failure.app, $0.commit.hex) } }, uniquingKeysWith: { a, _ in a }))
+        }
+        var request = RollbackRequest(.rollback(apps: approved.map(\.app), all: false, to: targets), reason: approved.map(\.summary).joined(separator: "; "),
+                                      by: RequestAuthor(trigger: trigger, actor: "rewind@\(host)", artifactRoot: artifactRoot, artifacts: artifacts))
+        request.alert = alert
+        request.fingerprint = fingerprint
+        request.undoing = Dictionary(approved.map { ($0.app, $0.release.hex) }, uniquingKeysWith: { a, _ in a })
+        return request
+    }
+
+    /// A refusal (escalated: a human takes over) or a failure (retried).
+    private func verdict(_ error: any Error) -> RollbackVerdict {
+        guard let error = error as? RewindError, error.code != .contention else { return .failed("\(error)") }
+        return .refused("automatic rollback refused: \(error.message)\(error.hint.map { " (\($0))" } ?? "")")
+    }
+}
+
 /// A release that ran healthy: what an automatic rollback returns to.
 public struct KnownGood: Sendable, Codable, Equatable {
     public var commit: OID
@@ -146,112 +254,3 @@ public struct RollbackReport: Sendable {
         verdicts.lazy.compactMap { if case .committed(let commit) = $0.verdict { commit } else { nil } }.first
     }
 }
-
-/// The one automatic rollback: the reconciler's failed releases and the
-/// alert desk's firing alerts both come here. It decides each failure by
-/// the policy (with the branch's history of automatic rollbacks), writes
-/// **one** commit for the ones it allows (an app whose rollback a guard
-/// refuses is left out and refused alone), and reports what became of each.
-/// Commits go through `CommitWriter`, as `rewind rollback`'s do.
-public struct AutomaticRollback {
-    public let repoPath: String
-    public let branch: String?
-    public var trigger: RollbackTrailers.TriggerKind
-    /// Escalate when no earlier healthy release is known (the reconciler);
-    /// alerts let the rollback choose its default target.
-    public var requireKnownGood = true
-    public var alert: String?
-    public var fingerprint: String?
-    public var artifactRoot: String?
-    /// Checks OCI and download targets (the cache, then the registry).
-    public var artifacts: (any ArtifactAvailability)?
-    public var limits = AppLimits()
-    /// Who writes the commit (`Rewind-Actor: rewind@HOST`): a fleet host's name, else the machine's.
-    public var host = Clock.hostName()
-
-    public init(repoPath: String, branch: String?, trigger: RollbackTrailers.TriggerKind) {
-        self.repoPath = repoPath
-        self.branch = branch
-        self.trigger = trigger
-    }
-
-    /// Decides and rolls back `failures` together; `history` reads the
-    /// branch (release times, earlier automatic rollbacks); `now` is wall ms.
-    public func run(_ failures: [FailedRelease], policy: RollbackPolicy, history: DeployRepository, now: Int64) -> RollbackReport {
-        var report = RollbackReport()
-        let recentRollbacks = RollbackHistory.automaticRollbacks(history, from: try? history.tip(), since: now / 1000 - 3600)
-        var approved: [FailedRelease] = []
-        for failure in failures {
-            guard let commit = try? history.git.commit(failure.release) else {
-                report.verdicts.append((failure, .failed("release \(failure.release.short) of \(failure.app) is not in the repository")))
-                continue
-            }
-            let decision = AutoRollbackPolicy(policy: policy).decide(
-                app: failure.app, releaseTime: commit.committer.time, isRollback: CommitKind(commit).returnsToEarlier, failedTree: failure.failedTree,
-                lastGood: failure.lastGood, recent: recentRollbacks.filter { $0.trailers.apps.contains(failure.app) }.map(\.commit.committer.time),
-                now: now / 1000, requireKnownGood: requireKnownGood)
-            switch decision {
-            case .escalate(let why):
-                report.verdicts.append((failure, .escalated(why)))
-            case .rollback:
-                approved.append(failure)
-            }
-        }
-        guard !approved.isEmpty else { return report }
-        do {
-            // A handle of its own: the writer keeps new objects in memory for
-            // the rest of its handle's life, and notes the caller writes
-            // later through its own handle must reach the disk.
-            var writer = CommitWriter(repo: try DeployRepository(path: repoPath, branch: branch))
-            writer.limits = limits
-            if approved.count > 1 {
-                // One app's guard must not hold back the others: plan each
-                // alone first; the ones refused are refused alone.
-                approved = approved.filter { failure in
-                    do {
-                        _ = try writer.run(request(for: [failure]), dryRun: true)
-                        return true
-                    } catch {
-                        report.verdicts.append((failure, verdict(error)))
-                        return false
-                    }
-                }
-                guard !approved.isEmpty else { return report }
-            }
-            TestHook.killPoint("before-rollback-commit")
-            switch try writer.run(request(for: approved)) {
-            case .written(let written?, _, _):
-                report.verdicts += approved.map { ($0, .committed(written)) }
-            case .written(nil, _, _):
-                report.verdicts += approved.map { ($0, .failed("the rollback was planned but not written")) }
-            case .alreadyDone(let why):
-                report.verdicts += approved.map { ($0, .alreadyDone(why)) }
-            }
-        } catch {
-            report.verdicts += approved.map { ($0, verdict(error)) }
-        }
-        return report
-    }
-
-    private func request(for approved: [FailedRelease]) -> RollbackRequest {
-        let targets: TargetSpec?
-        if approved.count == 1 {
-            targets = approved[0].lastGood.map { .revision($0.commit.hex) }
-        } else {
-            targets = .perApp(Dictionary(approved.compactMap { failure in failure.lastGood.map { (failure.app, $0.commit.hex) } }, uniquingKeysWith: { a, _ in a }))
-        }
-        var request = RollbackRequest(.rollback(apps: approved.map(\.app), all: false, to: targets), reason: approved.map(\.summary).joined(separator: "; "),
-                                      by: RequestAuthor(trigger: trigger, actor: "rewind@\(host)", artifactRoot: artifactRoot, artifacts: artifacts))
-        request.alert = alert
-        request.fingerprint = fingerprint
-        request.undoing = Dictionary(approved.map { ($0.app, $0.release.hex) }, uniquingKeysWith: { a, _ in a })
-        return request
-    }
-
-    /// A refusal (escalated: a human takes over) or a failure (retried).
-    private func verdict(_ error: any Error) -> RollbackVerdict {
-        guard let error = error as? RewindError, error.code != .contention else { return .failed("\(error)") }
-        return .refused("automatic rollback refused: \(error.message)\(error.hint.map { " (\($0))" } ?? "")")
-    }
-}
-

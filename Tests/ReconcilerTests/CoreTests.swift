@@ -74,6 +74,30 @@ import TestSupport
         #expect(late.app("api").restarts >= 3)
     }
 
+    /// The rollback commit supervision writes is applied by the next tick at
+    /// once, as a pass's is: the tick that wrote it asks for another pass,
+    /// and no time passes before the good release runs again.
+    @Test func aCrashLoopsRollbackIsAppliedWithoutWaitingForThePoll() throws {
+        let world = try FakeWorld(apps: Self.apps("api"), policy: "  window: 30m\n  cooldown: 0s\n  soak: 10s\n  crashLoopRestarts: 3\n")
+        world.converge()
+        try world.harness.write("apps/api/app.yaml", fakeAppYAML(version: "2"))
+        try world.harness.commit("api 2")
+        world.platform.behaviours["api 2"] = .crashesAfter(100)
+        world.converge()
+        var result = Reconciler.Tick.idle
+        for _ in 0..<200 where result == .idle {
+            world.clock.advance(50)
+            result = try world.reconciler.tick(now: world.clock.monotonicMilliseconds())
+        }
+        #expect(result == .passAgain, "the tick that wrote the rollback commit")
+        #expect(try world.commits().count == 3)
+        #expect(world.app("api").instance?.version != "1", "not applied yet")
+        let before = world.clock.monotonicMilliseconds()
+        #expect(try world.reconciler.tick(now: before) == .idle)
+        #expect(world.app("api").instance?.version == "1" && world.app("api").health == .healthy)
+        #expect(try world.message(world.commits()[0]).contains("crash-looping"))
+    }
+
     /// Waves: a and b together (both starting before either is healthy), c
     /// after both; `--concurrency 1`: one at a time.
     @Test(arguments: [8, 1]) func waveOrderAndConcurrency(concurrency: Int) throws {
