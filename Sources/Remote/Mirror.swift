@@ -4,33 +4,6 @@ import Rollback
 import Synchronization
 import SystemSupport
 
-/// What one sync with the remote did.
-public struct SyncReport: Sendable {
-    /// True when the fetch reached the remote.
-    public var fetched = false
-    /// Branches moved to what the remote has.
-    public var updated: [String] = []
-    /// Commits the remote accepted in this sync.
-    public var pushed: [String] = []
-    /// Queued commits the remote turned out to have already (another
-    /// writer pushed the identical commit first).
-    public var alreadyOnRemote: [String] = []
-    /// Queued rollbacks written again on top of a remote that had moved.
-    public var replanned: [String] = []
-    /// Queued rollbacks that were no longer needed, with the reason.
-    public var alreadyDone: [String] = []
-    /// Branches rollbacks were proposed on (protected followed branch).
-    public var proposed: [String] = []
-    /// Commits still waiting for the remote.
-    public var unpushed = 0
-    /// Why the sync did not finish; nil when it did.
-    public var error: String?
-    /// True when the host stalled: a deadline passed (or another process's sync stalled).
-    public var timedOut = false
-
-    public init() {}
-}
-
 /// A mirror of a remote deployment repository in Rewind's state directory.
 /// Rewind reads and writes the mirror only, through libgit2, and keeps it in
 /// step with the remote:
@@ -72,6 +45,8 @@ public final class Mirror: Sendable {
         return report
     }
 
+    /// Where everything fetched from the remote is kept.
+    static let trackingRefs = "refs/rewind/remote/"
     static let remoteHeads = "refs/rewind/remote/heads/"
     static let remoteNotes = "refs/rewind/remote/notes/rewind"
     /// Each fleet host's status (`refs/rewind/hosts/NAME`, written by that host only) and where the others' are fetched to.
@@ -150,14 +125,17 @@ public final class Mirror: Sendable {
             do {
                 let git = try Repository.open(path)
                 // A rejected push is a lost race: fetch, plan again, push again.
+                // Unless the remote did not move: then the server refuses it.
+                var seen: [(name: String, target: OID)]?
                 let pushed = try retryLostRaces(attempts: maxPushAttempts, backoff: Backoff(base: 200, cap: 3_200, randomized: true)) { _ -> Bool? in
                     try fetch(git, &report)
+                    let remote = try git.references(matching: Self.trackingRefs + "*")
+                    if report.lastRejection != nil, let seen, seen.elementsEqual(remote, by: { $0 == $1 }) { return false }
+                    seen = remote
                     try Interruption.deferring { try integrate(git, &report) }
                     return try publish(git, &report) ? nil : true
                 }
-                if pushed == nil {
-                    report.error = "the remote rejected the push \(maxPushAttempts) times (it keeps moving); the commits stay queued and are pushed on the next sync"
-                }
+                if pushed != true { report.error = rejectedError(refused: pushed == false, report.lastRejection) }
             } catch {
                 report.error = Self.describe(error)
                 report.timedOut = (error as? GitError)?.code == .timedOut
@@ -183,6 +161,19 @@ public final class Mirror: Sendable {
         if report.error != nil { report.unpushed = outbox.entries().count }
         lastFailure.withLock { $0 = report.error.map { ($0, report.timedOut) } }
         return report
+    }
+
+    /// Why the queued commits were not pushed: the server refused them (the
+    /// remote had not moved since the rejected push), or others kept moving
+    /// the remote through every attempt. `last` is the server's last reason.
+    private func rejectedError(refused: Bool, _ last: String?) -> String {
+        let reason = last.map { Bounded.printable($0, limit: 200) } ?? "no reason given"
+        let queued = "the commits stay queued and are pushed on the next sync"
+        if refused {
+            return "the remote refused the push (\(reason)) though nothing else had changed it, so this is not a race with another writer: "
+                + "check the git host's hooks, branch protection and disk; \(queued)"
+        }
+        return "the remote rejected the push \(maxPushAttempts) times while others kept moving it (last: \(reason)); \(queued)"
     }
 
     /// Fetches the remote's branches and notes into the remote-tracking references.
@@ -322,6 +313,7 @@ public final class Mirror: Sendable {
                     continue
                 }
                 rejected = true
+                report.lastRejection = "\(Self.notesRefs.contains(reference) ? reference : shortBranchName(reference)): \(rejection.reason)"
                 continue
             }
             let tracking = Self.tracking(reference)

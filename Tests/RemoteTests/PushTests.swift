@@ -91,6 +91,35 @@ import TestSupport
         }
     }
 
+    /// A server that refuses the push (a hook) while nobody moves the branch
+    /// is not a lost race: the sync says the server's reason, once, and
+    /// keeps the commit queued until the server takes it.
+    @Test func aPushTheServerRefusesIsReportedWithItsReasonNotRetried() throws {
+        try withRemote(apps: [try execApp("api", version: "1.0")]) { setup in
+            let good = try threeReleases(setup)
+            let calls = setup.harness.root + "/hook-calls"
+            let hook = setup.bare + "/hooks/pre-receive"
+            try writeFile(hook, "#!/bin/sh\necho called >> '\(calls)'\necho 'deploys are frozen' >&2\nexit 1\n")
+            #expect(chmod(hook, 0o755) == 0)
+            let rollback = try setup.rewind(["rollback", "api", "--to", good])
+            #expect(rollback.status == 0, "\(rollback.stderr)")
+            #expect(rollback.stdout.contains("Queued, not pushed yet"), "\(rollback.stdout)")
+            try writeFile(calls, "")
+            let sync = try setup.rewind(["sync"])
+            #expect(sync.status == 6)
+            let said = sync.stdout + sync.stderr
+            #expect(said.contains("main: pre-receive hook declined") && said.contains("not a race"), "\(said)")
+            #expect(!said.contains("kept moving"), "\(said)")
+            #expect(try String(contentsOfFile: calls, encoding: .utf8).split(separator: "\n").count == 1, "one push: the remote did not move, so nothing was retried")
+            #expect(try setup.served().first?.subject.hasPrefix("Roll back api") == false)
+            // The server takes it once its hook allows it.
+            try FileManager.default.removeItem(atPath: hook)
+            let later = try setup.rewind(["sync"])
+            #expect(later.status == 0, "\(later.stdout)\(later.stderr)")
+            #expect(try setup.served().filter { $0.subject.hasPrefix("Roll back api") }.count == 1)
+        }
+    }
+
     @Test func aQueuedRollbackIsPlannedAgainWhenTheRemoteMoved() throws {
         try withRemote(apps: [try execApp("api", version: "1.0"), try execApp("web", version: "1.0")]) { setup in
             let good = try threeReleases(setup)
