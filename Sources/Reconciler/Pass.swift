@@ -61,6 +61,7 @@ extension Reconciler {
         return rollBack(failures) != nil
     }
 
+    /// Steps 6 and 7 for a whole pass, in dependency waves: the apps whose
     /// dependencies are satisfied start together (at most
     /// `options.concurrency` applies running at once: exec apply commands;
     /// a process starts at once) and are waited for together;
