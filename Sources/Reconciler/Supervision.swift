@@ -12,15 +12,17 @@
 //    policy (window, cooldown, maxPerHour, never a rollback of a rollback)
 //    and writes one commit for the apps it allows, through `CommitWriter`
 //    as `rewind rollback` does;
-// 3. Pass.swift: the new tip is a rollback commit; `pass` plans its apps
-//    (`rollbackApps`: verified, in reverse dependency order), and
-//    `runWaves` drives each deploy's `DeployMachine` through `perform`,
-//    which starts the release on the platform driver and probes it until
-//    healthy (`verified`).
+// 3. Pass.swift: `tick` passes again at once over the new tip, a rollback
+//    commit. `pass` finds the apps it changes (`rollbackApps`), and
+//    `runWaves` deploys them in reverse dependency order: each deploy's
+//    `DeployMachine` says what to do next, and `perform` does it on the
+//    platform driver (`start`), then `probe`s the release until healthy;
+//    the rollback is then recorded as verified.
 //
 // Beneath these, and not needed to follow the path: `carryOut` and
 // `reduce` (Record.swift, Reduce.swift) turn outcomes into the saved state
-// and its effects; `plan` (Plan.swift) and `DeployMachine` are pure.
+// and its effects; `CommitWriter` writes commits for every rollback;
+// `plan` (Plan.swift) and `DeployMachine` are pure.
 
 import DeployModel
 import GitKit
