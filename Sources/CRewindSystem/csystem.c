@@ -51,6 +51,8 @@ int rewind_stop_signal(void) {
     return stop_signal;
 }
 
+int rewind_stop_descriptor(void) { return stop_pipe[0]; }
+
 int rewind_wait_stop(int milliseconds) {
     if (stop_signal || stop_pipe[0] < 0) {
         if (!stop_signal && milliseconds > 0) poll(NULL, 0, milliseconds);

@@ -44,6 +44,9 @@ public final class Repository {
 
     /// The `.git` directory (or the repository itself when bare), with a trailing slash.
     public var gitDirectory: String { String(cString: git_repository_path(handle)) }
+    /// Where the references live, with a trailing slash: `gitDirectory`,
+    /// or the main repository's for a linked worktree.
+    public var commonDirectory: String { String(cString: git_repository_commondir(handle)) }
 
     /// The working tree, with a trailing slash; nil when bare.
     public var workingDirectory: String? {

@@ -4,8 +4,9 @@
 // Rewind keeps each app's platform at what the followed branch says. One
 // reconciler owns one state directory (a lock file says so) and loops:
 //
-// - every tick (50 ms) it reads the branch's ref; a new tip starts a pass at
-//   once. A full pass also runs every 30 s to find drift;
+// - every tick (50 ms) it reads the branch's ref, and a change of the ref
+//   file (inotify: a push, a sync of the mirror) wakes it at once; a new tip
+//   starts a pass at once. A full pass also runs every 30 s to find drift;
 // - a pass runs ordered steps. The gates (1-3) each return a `GateResult`:
 //   proceed, halted (a human must act), refused (invalid) or retry (after a
 //   growing delay); `summarise` records it. The other steps return
@@ -170,6 +171,8 @@ public final class Reconciler {
     public func run() throws {
         if let accepted = options.acceptRewrite { try accept(accepted) }
         adoptAfterRestart()
+        // A push (or a sync of the mirror) wakes the loop at once, not at the next poll.
+        let branchMoved = Self.watchBranch(of: repo)
         // Stopped before the first pass (a signal during the first sync): start nothing.
         while !options.stop.requested {
             let result: Tick
@@ -180,9 +183,17 @@ public final class Reconciler {
                 throw error
             }
             if result == .passAgain { continue }
-            if result == .converged || options.stop.wait(milliseconds: options.pollInterval) { break }
+            if result == .converged || branchMoved.wait(milliseconds: options.pollInterval, stop: options.stop) == .stopped { break }
         }
         shutDown()
+    }
+
+    /// Watches the followed branch's ref file, and packed-refs.
+    static func watchBranch(of repo: DeployRepository) -> FileWatch {
+        let common = repo.git.commonDirectory
+        let ref = repo.branchRef
+        guard let slash = ref.lastIndex(of: "/") else { return FileWatch([(common, "packed-refs")]) }
+        return FileWatch([(common + ref[..<slash], String(ref[ref.index(after: slash)...])), (common, "packed-refs")])
     }
 
     /// What a tick came to.

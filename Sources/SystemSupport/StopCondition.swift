@@ -12,6 +12,13 @@ public protocol StopCondition: Sendable {
     func wait(milliseconds: Int64) -> Bool
     /// True when a stop was requested (does not wait).
     var requested: Bool { get }
+    /// A descriptor that becomes readable when a stop is requested, for a
+    /// wait on other descriptors too; nil: look at `requested` now and then.
+    var wakeDescriptor: Int32? { get }
+}
+
+extension StopCondition {
+    public var wakeDescriptor: Int32? { nil }
 }
 
 /// Stops on SIGTERM or SIGINT: `rewind reconcile`. The recording handler
@@ -20,6 +27,10 @@ public struct SignalStop: StopCondition {
     public init() {}
     public func wait(milliseconds: Int64) -> Bool { StopSignals.wait(milliseconds: milliseconds) }
     public var requested: Bool { StopSignals.pending() }
+    public var wakeDescriptor: Int32? {
+        let descriptor = rewind_stop_descriptor()
+        return descriptor >= 0 ? descriptor : nil
+    }
 }
 
 /// Stops when `stop()` is called from another thread: `rewind serve`, where

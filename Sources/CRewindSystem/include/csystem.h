@@ -24,4 +24,6 @@ int rewind_stop_signal(void);
 /// Waits up to `milliseconds` for a stop signal (woken at once through a
 /// self-pipe); returns the signal, or 0.
 int rewind_wait_stop(int milliseconds);
+/// The descriptor that becomes readable when a stop signal arrives, or -1.
+int rewind_stop_descriptor(void);
 #endif

@@ -1,0 +1,81 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wakes a waiting loop when one of a few files is written or renamed into
+/// place (inotify on their directories), so that the loop reacts at once
+/// instead of at its next poll: the reconciler's branch ref. Where inotify
+/// cannot watch (no such directory, the watch table full), `wait` is a plain
+/// wait, and the loop's polling stays what finds the change.
+public final class FileWatch {
+    /// Why `wait` returned.
+    public enum Woken: Equatable, Sendable {
+        /// A watched file was written or replaced (or inotify lost events).
+        case changed
+        /// The stop condition was raised.
+        case stopped
+        case timedOut
+    }
+
+    private let descriptor: Int32
+    /// The names wanted in each watched directory, by watch descriptor.
+    private var wanted: [Int32: Set<String>] = [:]
+
+    /// Watches each `name` in its `directory`.
+    public init(_ files: [(directory: String, name: String)]) {
+        descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+        guard descriptor >= 0 else { return }
+        let mask = UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE)
+        for (directory, name) in files {
+            let watch = inotify_add_watch(descriptor, directory, mask)
+            if watch >= 0 { wanted[watch, default: []].insert(name) }
+        }
+    }
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// True when at least one directory is watched.
+    public var isWatching: Bool { !wanted.isEmpty }
+
+    /// Waits up to `milliseconds` for a watched file to change or `stop`:
+    /// on its wake descriptor too (a signal), else looking at it every 5 ms
+    /// as `StopFlag` does.
+    public func wait(milliseconds: Int64, stop: some StopCondition) -> Woken {
+        guard isWatching else { return stop.wait(milliseconds: milliseconds) ? .stopped : .timedOut }
+        let deadline = Clock.monotonicMilliseconds() + milliseconds
+        let wake = stop.wakeDescriptor
+        while !stop.requested {
+            let left = deadline - Clock.monotonicMilliseconds()
+            if left <= 0 { return .timedOut }
+            var ready = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)] + (wake.map { [pollfd(fd: $0, events: Int16(POLLIN), revents: 0)] } ?? [])
+            let slice = wake == nil ? min(left, 5) : left
+            if poll(&ready, nfds_t(ready.count), Int32(clamping: slice)) > 0, ready[0].revents != 0, drain() { return .changed }
+        }
+        return .stopped
+    }
+
+    /// Reads the events waiting; true when one names a watched file.
+    private func drain() -> Bool {
+        var changed = false
+        var buffer = [UInt8](repeating: 0, count: 4_096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { return changed }
+            buffer.withUnsafeBytes { bytes in
+                var offset = 0
+                // struct inotify_event: wd, mask, cookie, len (4 bytes each), then name[len].
+                while offset + 16 <= count {
+                    let watch = bytes.loadUnaligned(fromByteOffset: offset, as: Int32.self)
+                    let mask = bytes.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)
+                    let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
+                    let end = min(offset + 16 + length, count)
+                    let name = String(decoding: bytes[(offset + 16)..<end].prefix { $0 != 0 }, as: UTF8.self)
+                    if mask & UInt32(IN_Q_OVERFLOW) != 0 || wanted[watch]?.contains(name) == true { changed = true }
+                    offset = end
+                }
+            }
+        }
+    }
+}

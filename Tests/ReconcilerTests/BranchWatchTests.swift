@@ -1,0 +1,107 @@
+import Foundation
+import GitKit
+@testable import Reconciler
+import ReconcilerDoubles
+import Rollback
+import Synchronization
+import SystemSupport
+import Testing
+import TestSupport
+
+/// The reconciler's loop wakes when the followed branch moves (inotify on
+/// its ref file and packed-refs), not at its next poll; other writes in
+/// the repository do not wake it.
+@Suite struct BranchWatchTests {
+    /// A repository with one commit on `branch` (the git CLI writes it).
+    static func repository(branch: String = "main") throws -> (root: String, watch: FileWatch) {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-watch-\(UUID().uuidString.prefix(8))").path
+        try git(["init", "-q", "-b", branch, root], in: "/")
+        try writeFile(root + "/file", "1\n")
+        try git(["add", "file"], in: root)
+        try git(["commit", "-q", "-m", "one"], in: root)
+        let repo = try DeployRepository(path: root, branch: branch)
+        return (root, Reconciler.watchBranch(of: repo))
+    }
+
+    /// Runs `git ARGS` in `root` once the test has started waiting; the
+    /// flag is raised when git has ended.
+    static func later(_ arguments: [String], in root: String) -> AtomicFlag {
+        let ended = AtomicFlag()
+        BackgroundThread.start {
+            Clock.sleep(milliseconds: 100)
+            _ = try? git(arguments, in: root)
+            ended.set()
+        }
+        return ended
+    }
+
+    /// Waits (at most 30 s) for the git run by `later`, so that the
+    /// directory is removed after git is done with it.
+    static func join(_ ended: AtomicFlag) {
+        let deadline = Clock.monotonicMilliseconds() + 30_000
+        while !ended.value && Clock.monotonicMilliseconds() < deadline { Clock.sleep(milliseconds: 5) }
+    }
+
+    @Test(arguments: ["main", "release/2026/12"])
+    func aCommitOnTheBranchWakesTheWait(branch: String) throws {
+        let (root, watch) = try Self.repository(branch: branch)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        #expect(watch.isWatching)
+        let ended = Self.later(["commit", "-q", "--allow-empty", "-m", "two"], in: root)
+        defer { Self.join(ended) }
+        #expect(watch.wait(milliseconds: 20_000, stop: StopFlag()) == .changed)
+    }
+
+    /// `git pack-refs` (and `git gc`) moves the ref into packed-refs.
+    @Test func packingTheRefsWakesTheWait() throws {
+        let (root, watch) = try Self.repository()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let ended = Self.later(["pack-refs", "--all"], in: root)
+        defer { Self.join(ended) }
+        #expect(watch.wait(milliseconds: 20_000, stop: StopFlag()) == .changed)
+    }
+
+    /// Another branch, a tag, notes and the index do not wake it.
+    @Test func otherWritesDoNotWakeIt() throws {
+        let (root, watch) = try Self.repository()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try git(["branch", "other"], in: root)
+        try git(["tag", "v1"], in: root)
+        try git(["notes", "--ref", "rewind", "add", "-m", "note", "HEAD"], in: root)
+        try writeFile(root + "/file", "2\n")
+        try git(["add", "file"], in: root)
+        #expect(watch.wait(milliseconds: 300, stop: StopFlag()) == .timedOut)
+        let stop = StopFlag()
+        stop.stop()
+        #expect(watch.wait(milliseconds: 60_000, stop: stop) == .stopped)
+    }
+
+    /// The reconciler's loop itself: with a poll of two minutes, only the
+    /// watch can bring a new commit to the platform within the deadline.
+    @Test func theLoopAppliesAPushWithoutWaitingForItsPoll() throws {
+        let stop = StopFlag()
+        let world = try FakeWorld(apps: [HarnessApp("api", appYAML: fakeAppYAML(version: "1"))]) { options in
+            options.pollInterval = 120_000
+            options.stop = stop
+        }
+        let ended = Atomic<Bool>(false)
+        nonisolated(unsafe) let reconciler = world.reconciler!
+        BackgroundThread.start {
+            try? reconciler.run()
+            ended.store(true, ordering: .releasing)
+        }
+        defer {
+            stop.stop()
+            try? world.harness.waitUntil("the loop ended", timeout: 30) { ended.load(ordering: .acquiring) }
+        }
+        let applied = { (version: String) throws -> Bool in
+            guard let data = FileManager.default.contents(atPath: world.harness.stateDir + "/apps/api.json"),
+                  let app = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+            return (app["instance"] as? [String: Any])?["version"] as? String == version
+        }
+        try world.harness.waitUntil("1 applied", timeout: 30) { try applied("1") }
+        try world.harness.write("apps/api/app.yaml", fakeAppYAML(version: "2"))
+        try world.harness.commit("api 2")
+        try world.harness.waitUntil("2 applied after the push, not after the poll", timeout: 30) { try applied("2") }
+    }
+}
