@@ -149,6 +149,10 @@ public struct StateStore: Sendable {
         self.init(directory: directory ?? Self.defaultDirectory(repo))
     }
 
+    /// Wakes a reader (`rewind wait`, `status --watch`) when the reconciler
+    /// writes the state: its files are renamed into place.
+    public func watch() -> FileWatch { FileWatch([(directory, nil), (appsDirectory, nil)]) }
+
     public var stateFile: String { directory + "/reconciler.json" }
     public var appsDirectory: String { directory + "/apps" }
     public var lockFile: String { directory + "/lock" }

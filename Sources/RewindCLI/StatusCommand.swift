@@ -177,12 +177,14 @@ struct StatusCommand: ParsableCommand {
         return .object(fields)
     }
 
-    /// `--watch`: polls every 100 ms until interrupted.
+    /// `--watch`: reads the status again whenever the reconciler writes it
+    /// (and every 100 ms besides) until interrupted.
     private func watchChanges(_ repo: DeployRepository) throws {
         let terminal = isatty(1) == 1 && format == .table
         var shown: [String: String] = [:]
         var drawn = ""
         let stop = SignalStop()
+        let written = StateStore(repo, directory: stateDir).watch()
         repeat {
             let report = try statusReport(repo, stateDirectory: stateDir)
             let apps = report.apps.filter { app == nil || $0.name == app }
@@ -208,6 +210,6 @@ struct StatusCommand: ParsableCommand {
                 if key.isEmpty && line.isEmpty { continue }
                 Terminal.print(format == .json ? line : "\(now) \(line)")
             }
-        } while !stop.wait(milliseconds: 100)
+        } while written.wait(milliseconds: 100, stop: stop) != .stopped
     }
 }

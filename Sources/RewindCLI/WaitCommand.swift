@@ -68,7 +68,8 @@ struct WaitOptions: ParsableArguments {
     func validate() throws {
     }
 
-    /// Polls the status every 50 ms until `condition` holds, fails, or the
+    /// Reads the status again whenever the reconciler writes it (and every
+    /// 50 ms besides) until `condition` holds, fails, or the
     /// timeout passes; prints each change, then the outcome. Throws the
     /// outcome's exit code when it is not 0.
     /// With `soakMilliseconds`, a `done` counts only once that long has
@@ -80,6 +81,7 @@ struct WaitOptions: ParsableArguments {
         var verdict = WaitVerdict.waiting([:])
         var report: StatusReport?
         let stop = SignalStop()
+        let written = StateStore(repo, directory: stateDir).watch()
         while true {
             let current = try statusReport(repo, stateDirectory: stateDir)
             report = current
@@ -93,7 +95,7 @@ struct WaitOptions: ParsableArguments {
                     if format == .table { Terminal.print("healthy; soaking for \(Duration(milliseconds: soak))") }
                 }
                 if let start = healthySince, now - start < soak {
-                    if stop.wait(milliseconds: 50) { throw ExitCode(130) }
+                    if written.wait(milliseconds: 50, stop: stop) == .stopped { throw ExitCode(130) }
                     continue
                 }
             }
@@ -106,7 +108,7 @@ struct WaitOptions: ParsableArguments {
             }
             shown = apps
             if Clock.monotonicMilliseconds() >= deadline { break }
-            if stop.wait(milliseconds: 50) { throw ExitCode(130) }
+            if written.wait(milliseconds: 50, stop: stop) == .stopped { throw ExitCode(130) }
         }
         let (result, message) = Self.outcome(verdict, condition, names: condition.apps.isEmpty ? (report?.apps.map(\.name) ?? []) : condition.apps,
                                              since: since, timeout: timeout, soakMilliseconds: soakMilliseconds)

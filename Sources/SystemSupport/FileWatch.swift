@@ -19,16 +19,19 @@ public final class FileWatch {
 
     private let descriptor: Int32
     /// The names wanted in each watched directory, by watch descriptor.
-    private var wanted: [Int32: Set<String>] = [:]
+    private var names: [Int32: Set<String>] = [:]
+    /// The directories where any file is wanted.
+    private var anyName: Set<Int32> = []
 
-    /// Watches each `name` in its `directory`.
-    public init(_ files: [(directory: String, name: String)]) {
+    /// Watches each `name` in its `directory`; a nil name, any file there.
+    public init(_ files: [(directory: String, name: String?)]) {
         descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard descriptor >= 0 else { return }
         let mask = UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE)
         for (directory, name) in files {
             let watch = inotify_add_watch(descriptor, directory, mask)
-            if watch >= 0 { wanted[watch, default: []].insert(name) }
+            guard watch >= 0 else { continue }
+            if let name { names[watch, default: []].insert(name) } else { anyName.insert(watch) }
         }
     }
 
@@ -37,7 +40,7 @@ public final class FileWatch {
     }
 
     /// True when at least one directory is watched.
-    public var isWatching: Bool { !wanted.isEmpty }
+    public var isWatching: Bool { !names.isEmpty || !anyName.isEmpty }
 
     /// Waits up to `milliseconds` for a watched file to change or `stop`:
     /// on its wake descriptor too (a signal), else looking at it every 5 ms
@@ -72,7 +75,7 @@ public final class FileWatch {
                     let length = Int(bytes.loadUnaligned(fromByteOffset: offset + 12, as: UInt32.self))
                     let end = min(offset + 16 + length, count)
                     let name = String(decoding: bytes[(offset + 16)..<end].prefix { $0 != 0 }, as: UTF8.self)
-                    if mask & UInt32(IN_Q_OVERFLOW) != 0 || wanted[watch]?.contains(name) == true { changed = true }
+                    if mask & UInt32(IN_Q_OVERFLOW) != 0 || anyName.contains(watch) || names[watch]?.contains(name) == true { changed = true }
                     offset = end
                 }
             }

@@ -2,15 +2,17 @@ import Foundation
 import GitKit
 @testable import Reconciler
 import ReconcilerDoubles
+import ReconcilerStatus
 import Rollback
 import Synchronization
 import SystemSupport
 import Testing
 import TestSupport
 
-/// The reconciler's loop wakes when the followed branch moves (inotify on
-/// its ref file and packed-refs), not at its next poll; other writes in
-/// the repository do not wake it.
+/// Waits that wake on a write instead of a poll (inotify): the reconciler
+/// when the followed branch moves (its ref file and packed-refs; other
+/// writes in the repository do not wake it), and `rewind wait` and
+/// `status --watch` when the reconciler writes its state.
 @Suite struct BranchWatchTests {
     /// A repository with one commit on `branch` (the git CLI writes it).
     static func repository(branch: String = "main") throws -> (root: String, watch: FileWatch) {
@@ -74,6 +76,22 @@ import TestSupport
         let stop = StopFlag()
         stop.stop()
         #expect(watch.wait(milliseconds: 60_000, stop: stop) == .stopped)
+    }
+
+    /// `rewind wait` and `status --watch` wake when the reconciler writes
+    /// any of its state files (renamed into place), in the state directory
+    /// or its apps/.
+    @Test func aStateWriteWakesTheStateWatch() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rewind-watch-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let store = StateStore(directory: root)
+        try FileManager.default.createDirectory(atPath: store.appsDirectory, withIntermediateDirectories: true)
+        for file in [store.appsDirectory + "/api.json", store.stateFile] {
+            let watch = store.watch()
+            #expect(watch.wait(milliseconds: 0, stop: StopFlag()) == .timedOut)
+            #expect(FileIO.writeAtomically(file, Array("{}".utf8)))
+            #expect(watch.wait(milliseconds: 20_000, stop: StopFlag()) == .changed, "\(file)")
+        }
     }
 
     /// The reconciler's loop itself: with a poll of two minutes, only the
