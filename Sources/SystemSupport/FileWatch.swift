@@ -4,9 +4,10 @@ import Glibc
 
 /// Wakes a waiting loop when one of a few files is written or renamed into
 /// place (inotify on their directories), so that the loop reacts at once
-/// instead of at its next poll: the reconciler's branch ref. Where inotify
-/// cannot watch (no such directory, the watch table full), `wait` is a plain
-/// wait, and the loop's polling stays what finds the change.
+/// instead of at its next poll: the reconciler on its branch's ref, `rewind
+/// wait` and `status --watch` on the state files. Where inotify cannot
+/// watch (no such directory, the watch table full), `wait` is a plain wait,
+/// and the loop's polling stays what finds the change.
 public final class FileWatch {
     /// Why `wait` returned.
     public enum Woken: Equatable, Sendable {
@@ -52,7 +53,7 @@ public final class FileWatch {
         while !stop.requested {
             let left = deadline - Clock.monotonicMilliseconds()
             if left <= 0 { return .timedOut }
-            var ready = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)] + (wake.map { [pollfd(fd: $0, events: Int16(POLLIN), revents: 0)] } ?? [])
+            var ready = ([descriptor] + (wake.map { [$0] } ?? [])).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let slice = wake == nil ? min(left, 5) : left
             if poll(&ready, nfds_t(ready.count), Int32(clamping: slice)) > 0, ready[0].revents != 0, drain() { return .changed }
         }
