@@ -20,7 +20,7 @@ test: deps check-template check-web
 UNIT_LIBRARIES := ^(GitKitTests|DeployModelTests|RollbackTests|FuzzTargetsTests)\.|^ArtifactsTests\.TarExtractorTests|^AuditTests\.AuditOracleTests|^RemoteTests\.RemoteURLTests
 UNIT_RECONCILER := ^ReconcilerTests\.(CoreTests|BranchWatchTests|DeployMachineTests|RolloutControllerTests|RolloutTests|BreachTests|GateTests|ReduceTests|NotifierTests|ReleaseOutcomeTests|PolicyTests|RollbackEffectsTests|StatusCacheTests|StopTests|SupervisionTests|ExecPlatformTests)
 UNIT_CLI := ^RewindCLITests\.(QuickLineTests|PackageManifestTests|SourceShapeTests|ConcurrencyTests|DiffTests|PinsFileTests|ReleasesTests|RevertTests|ValidateWorktreeTests|BrokenTipTests|ConventionsTests)
-UNIT_SERVER := ^ServerTests\.(GitHookTests|GitThreadTests|WebSecurityTests|RoutesTests)
+UNIT_SERVER := ^ServerTests\.(EventWatcherTests|GitHookTests|GitThreadTests|WebSecurityTests|RoutesTests)
 UNIT_TESTS := $(UNIT_LIBRARIES)|$(UNIT_RECONCILER)|$(UNIT_CLI)|$(UNIT_SERVER)
 
 test-unit:

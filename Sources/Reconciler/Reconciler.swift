@@ -190,10 +190,7 @@ public final class Reconciler {
 
     /// Watches the followed branch's ref file, and packed-refs.
     static func watchBranch(of repo: DeployRepository) -> FileWatch {
-        let common = repo.git.commonDirectory
-        let ref = repo.branchRef
-        guard let slash = ref.lastIndex(of: "/") else { return FileWatch([(common, "packed-refs")]) }
-        return FileWatch([(common + ref[..<slash], String(ref[ref.index(after: slash)...])), (common, "packed-refs")])
+        FileWatch(repo.git.referenceFiles([repo.branchRef]))
     }
 
     /// What a tick came to.

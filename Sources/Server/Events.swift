@@ -41,6 +41,8 @@ final class EventHub: Sendable {
     init(capacity: Int = 256) { self.capacity = capacity }
 
     var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+    /// The last status published: what a new subscriber gets first.
+    var lastStatus: ServerEvent? { state.withLock { $0.lastStatus } }
 
     /// A stream of events from now on, starting with the last status; nil
     /// when the hub is full or closed (shutting down). The stream ends
@@ -125,8 +127,8 @@ final class EventWatcher: Service, Sendable {
                 thread.name = "rewind-events"
                 thread.start()
             }
-        } onGracefulShutdown: { [hub, stop] in
-            stop.stop()
+        } onGracefulShutdown: { [hub, self] in
+            finish()
             hub.close()
         }
     }
@@ -147,8 +149,13 @@ final class EventWatcher: Service, Sendable {
         let cache = StatusCache()
     }
 
-    private func loop() {
+    /// Ends `loop` (at most one interval later).
+    func finish() { stop.stop() }
+
+    /// Looks at the repository and the state until `finish`, publishing what changed.
+    func loop() {
         var repo: DeployRepository?
+        var changes: FileWatch?
         var watch = Watch()
         var idleTicks = 0
         while !stop.requested {
@@ -161,15 +168,30 @@ final class EventWatcher: Service, Sendable {
             }
             idleTicks = 0
             do {
-                if repo == nil { repo = try DeployRepository(path: repoPath, branch: branch) }
+                if repo == nil {
+                    let opened = try DeployRepository(path: repoPath, branch: branch)
+                    repo = opened
+                    changes = watchChanges(opened)
+                }
                 if let repo { try look(repo, &watch) }
             } catch {
                 logger.debug("events: \(error)")
                 repo = nil
                 _ = stop.wait(milliseconds: 1_000)
             }
-            _ = stop.wait(milliseconds: intervalMilliseconds)
+            // A write of what `look` reads wakes the loop at once; the interval stays the safety net.
+            if let changes { _ = changes.wait(milliseconds: intervalMilliseconds, stop: stop) } else { _ = stop.wait(milliseconds: intervalMilliseconds) }
         }
+    }
+
+    /// What `look` reads, to watch: the branch and notes refs, the mirror's
+    /// sync status and outbox, and the reconciler's state files.
+    private func watchChanges(_ repo: DeployRepository) -> FileWatch {
+        let gitDirectory = repo.git.gitDirectory
+        var files = repo.git.referenceFiles([repo.branchRef] + ReleaseNote.notesRefs)
+        files += [(gitDirectory + "rewind", nil), (Outbox(gitDirectory: gitDirectory).directory, nil)]
+        if let stateDirectory { files += StateStore(directory: stateDirectory).watchedDirectories }
+        return FileWatch(files)
     }
 
     /// One look: a moved tip, moved notes, and the status when it changed.
