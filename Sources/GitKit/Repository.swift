@@ -48,15 +48,12 @@ public final class Repository {
     /// or the main repository's for a linked worktree.
     public var commonDirectory: String { String(cString: git_repository_commondir(handle)) }
 
-    /// Where each of `references` is kept as a file (its directory and
-    /// name under `commonDirectory`), and packed-refs, which holds the
-    /// packed ones: what to watch for a change of them.
-    public func referenceFiles(_ references: [String]) -> [(directory: String, name: String?)] {
+    /// The files `references` are kept in when loose (under
+    /// `commonDirectory`), and packed-refs, which holds the packed ones:
+    /// what to watch for a change of them.
+    public func referenceFiles(_ references: [String]) -> [String] {
         let common = commonDirectory
-        return references.compactMap { reference -> (directory: String, name: String?)? in
-            guard let slash = reference.lastIndex(of: "/") else { return nil }
-            return (common + reference[..<slash], String(reference[reference.index(after: slash)...]))
-        } + [(common, "packed-refs")]
+        return references.map { common + $0 } + [common + "packed-refs"]
     }
 
     /// The working tree, with a trailing slash; nil when bare.

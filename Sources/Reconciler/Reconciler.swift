@@ -190,7 +190,7 @@ public final class Reconciler {
 
     /// Watches the followed branch's ref file, and packed-refs.
     static func watchBranch(of repo: DeployRepository) -> FileWatch {
-        FileWatch(repo.git.referenceFiles([repo.branchRef]))
+        FileWatch(files: repo.git.referenceFiles([repo.branchRef]))
     }
 
     /// What a tick came to.

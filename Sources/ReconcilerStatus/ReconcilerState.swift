@@ -151,9 +151,9 @@ public struct StateStore: Sendable {
 
     /// Wakes a reader (`rewind wait`, `status --watch`) when the reconciler
     /// writes the state: its files are renamed into place.
-    public func watch() -> FileWatch { FileWatch(watchedDirectories) }
+    public func watch() -> FileWatch { FileWatch(directories: writtenDirectories) }
     /// The directories the reconciler writes its state files in.
-    public var watchedDirectories: [(directory: String, name: String?)] { [(directory, nil), (appsDirectory, nil)] }
+    public var writtenDirectories: [String] { [directory, appsDirectory] }
 
     public var stateFile: String { directory + "/reconciler.json" }
     public var appsDirectory: String { directory + "/apps" }

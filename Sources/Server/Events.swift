@@ -188,10 +188,8 @@ final class EventWatcher: Service, Sendable {
     /// sync status and outbox, and the reconciler's state files.
     private func watchChanges(_ repo: DeployRepository) -> FileWatch {
         let gitDirectory = repo.git.gitDirectory
-        var files = repo.git.referenceFiles([repo.branchRef] + ReleaseNote.notesRefs)
-        files += [(gitDirectory + "rewind", nil), (Outbox(gitDirectory: gitDirectory).directory, nil)]
-        if let stateDirectory { files += StateStore(directory: stateDirectory).watchedDirectories }
-        return FileWatch(files)
+        return FileWatch(files: repo.git.referenceFiles([repo.branchRef] + ReleaseNote.notesRefs) + [RemoteSyncStatus.file(gitDirectory: gitDirectory)],
+                         directories: [Outbox(gitDirectory: gitDirectory).directory] + (stateDirectory.map { StateStore(directory: $0).writtenDirectories } ?? []))
     }
 
     /// One look: a moved tip, moved notes, and the status when it changed.

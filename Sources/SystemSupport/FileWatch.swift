@@ -24,15 +24,20 @@ public final class FileWatch {
     /// The directories where any file is wanted.
     private var anyName: Set<Int32> = []
 
-    /// Watches each `name` in its `directory`; a nil name, any file there.
-    public init(_ files: [(directory: String, name: String?)]) {
+    /// Watches `files` (by path; inotify watches the directory each is
+    /// in), and every file in `directories`.
+    public init(files: [String] = [], directories: [String] = []) {
         descriptor = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard descriptor >= 0 else { return }
         let mask = UInt32(IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE)
-        for (directory, name) in files {
+        for file in files {
+            guard let slash = file.lastIndex(of: "/") else { continue }
+            let watch = inotify_add_watch(descriptor, String(file[..<slash]), mask)
+            if watch >= 0 { names[watch, default: []].insert(String(file[file.index(after: slash)...])) }
+        }
+        for directory in directories {
             let watch = inotify_add_watch(descriptor, directory, mask)
-            guard watch >= 0 else { continue }
-            if let name { names[watch, default: []].insert(name) } else { anyName.insert(watch) }
+            if watch >= 0 { anyName.insert(watch) }
         }
     }
 
@@ -50,10 +55,11 @@ public final class FileWatch {
         guard isWatching else { return stop.wait(milliseconds: milliseconds) ? .stopped : .timedOut }
         let deadline = Clock.monotonicMilliseconds() + milliseconds
         let wake = stop.wakeDescriptor
+        // poll sets `revents` afresh on every call.
+        var ready = ([descriptor] + (wake.map { [$0] } ?? [])).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         while !stop.requested {
             let left = deadline - Clock.monotonicMilliseconds()
             if left <= 0 { return .timedOut }
-            var ready = ([descriptor] + (wake.map { [$0] } ?? [])).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let slice = wake == nil ? min(left, 5) : left
             if poll(&ready, nfds_t(ready.count), Int32(clamping: slice)) > 0, ready[0].revents != 0, drain() { return .changed }
         }
